@@ -1,0 +1,264 @@
+//! The collector contract and the scrape runner that drives every collector.
+//!
+//! One scrape = all enabled collectors run concurrently, each in its own task
+//! under its own timeout, each filling a fresh [`MetricSet`]. A collector that
+//! fails, panics or hangs costs only its own metrics: the runner still answers
+//! with `hostmedic_scrape_collector_success{collector} 0`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::MetricSet;
+
+/// Why a collection did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// The source does not exist on this host (no Docker socket, no bus…).
+    /// Reported as `hostmedic_collector_source_present 0`, not as a failure
+    /// worth a page.
+    #[error("source unavailable: {0}")]
+    Unavailable(String),
+    /// The source exists but reading it failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CollectError {
+    pub fn failed(err: impl std::fmt::Display) -> Self {
+        CollectError::Failed(err.to_string())
+    }
+}
+
+/// One source of metrics. Implementations live in `crate::collectors`, one
+/// file each.
+#[async_trait]
+pub trait Collector: Send + Sync + 'static {
+    /// Short stable name, used as the `collector` label.
+    fn name(&self) -> &'static str;
+
+    /// Writes this scrape's metrics into `out`. Must not block the runtime:
+    /// blocking file-system work goes through `tokio::task::spawn_blocking`.
+    async fn collect(&self, out: &mut MetricSet) -> Result<(), CollectError>;
+
+    /// Long-running background work (periodic scans, probes, log following).
+    /// Spawned once by `serve`; must return when `shutdown` is cancelled.
+    /// Collectors that read everything at scrape time keep the default.
+    async fn background(self: Arc<Self>, shutdown: CancellationToken) {
+        let _ = shutdown;
+    }
+}
+
+/// Last outcome of one collector, shown on the landing page.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CollectorStatus {
+    pub success: bool,
+    pub source_present: bool,
+    pub duration_seconds: f64,
+    pub error: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub at: SystemTime,
+}
+
+/// Runs the configured collectors for each scrape.
+pub struct Runner {
+    collectors: Vec<Arc<dyn Collector>>,
+    timeout: Duration,
+    status: Mutex<BTreeMap<&'static str, CollectorStatus>>,
+}
+
+const DURATION: &str = "hostmedic_scrape_collector_duration_seconds";
+const SUCCESS: &str = "hostmedic_scrape_collector_success";
+const PRESENT: &str = "hostmedic_collector_source_present";
+
+impl Runner {
+    pub fn new(collectors: Vec<Arc<dyn Collector>>, timeout: Duration) -> Self {
+        Runner {
+            collectors,
+            timeout,
+            status: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn collectors(&self) -> &[Arc<dyn Collector>] {
+        &self.collectors
+    }
+
+    /// Starts every collector's background task.
+    pub fn spawn_background(&self, shutdown: &CancellationToken) {
+        for c in &self.collectors {
+            tokio::spawn(c.clone().background(shutdown.child_token()));
+        }
+    }
+
+    /// Last status per collector (empty before the first scrape).
+    pub fn status(&self) -> BTreeMap<&'static str, CollectorStatus> {
+        self.status.lock().expect("status lock").clone()
+    }
+
+    /// Runs all collectors concurrently and returns one merged snapshot with
+    /// the per-collector duration/success series appended.
+    pub async fn gather(&self) -> MetricSet {
+        let tasks: Vec<_> = self
+            .collectors
+            .iter()
+            .map(|c| {
+                let c = c.clone();
+                let timeout = self.timeout;
+                let name = c.name();
+                let handle = tokio::spawn(async move {
+                    let start = Instant::now();
+                    let mut set = MetricSet::new();
+                    let res = tokio::time::timeout(timeout, c.collect(&mut set)).await;
+                    (set, res, start.elapsed())
+                });
+                (name, handle)
+            })
+            .collect();
+
+        let mut out = MetricSet::new();
+        out.declare(
+            DURATION,
+            "Duration of a collector's collection.",
+            crate::metrics::Kind::Gauge,
+        );
+        out.declare(
+            SUCCESS,
+            "Whether a collector succeeded (1) or failed, timed out or found no source (0).",
+            crate::metrics::Kind::Gauge,
+        );
+        out.declare(
+            PRESENT,
+            "Whether the collector's source exists on this host (0: absent, for example no Docker socket).",
+            crate::metrics::Kind::Gauge,
+        );
+        let mut results = Vec::with_capacity(tasks.len());
+        for (name, handle) in tasks {
+            let outcome = match handle.await {
+                Ok((set, Ok(Ok(())), took)) => (Some(set), Ok(()), took),
+                Ok((_, Ok(Err(e)), took)) => (None, Err(e), took),
+                Ok((_, Err(_elapsed), took)) => (
+                    None,
+                    Err(CollectError::Failed(format!("timed out after {:?}", self.timeout))),
+                    took,
+                ),
+                Err(join) => (
+                    None,
+                    Err(CollectError::Failed(format!("collector panicked: {join}"))),
+                    Duration::ZERO,
+                ),
+            };
+            results.push((name, outcome));
+        }
+
+        let mut status = self.status.lock().expect("status lock");
+        for (name, (set, res, took)) in results {
+            let ok = res.is_ok();
+            let present = !matches!(res, Err(CollectError::Unavailable(_)));
+            let error = res.as_ref().err().map(|e| e.to_string());
+            // One log line per change of state, not one per scrape.
+            let prev = status.get(name);
+            let changed = prev.is_none_or(|p| p.success != ok || p.source_present != present);
+            if changed {
+                match &res {
+                    Ok(()) if prev.is_some() => tracing::info!(collector = name, "collector recovered"),
+                    Ok(()) => {}
+                    Err(CollectError::Unavailable(why)) => {
+                        tracing::info!(collector = name, reason = %why, "source not present on this host")
+                    }
+                    Err(e) => tracing::warn!(collector = name, error = %e, "collector failed"),
+                }
+            }
+            status.insert(
+                name,
+                CollectorStatus {
+                    success: ok,
+                    source_present: present,
+                    duration_seconds: took.as_secs_f64(),
+                    error,
+                    at: SystemTime::now(),
+                },
+            );
+            if let Some(set) = set {
+                out.extend(set);
+            }
+            let l = [("collector", name)];
+            out.gauge(DURATION, "", &l, took.as_secs_f64());
+            out.gauge(SUCCESS, "", &l, if ok { 1.0 } else { 0.0 });
+            out.gauge(PRESENT, "", &l, if present { 1.0 } else { 0.0 });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed(&'static str, Result<f64, &'static str>, Duration);
+
+    #[async_trait]
+    impl Collector for Fixed {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        async fn collect(&self, out: &mut MetricSet) -> Result<(), CollectError> {
+            tokio::time::sleep(self.2).await;
+            match self.1 {
+                Ok(v) => {
+                    out.gauge("t_value", "v", &[("c", self.0)], v);
+                    Ok(())
+                }
+                Err("absent") => Err(CollectError::Unavailable("nothing here".into())),
+                Err(e) => Err(CollectError::Failed(e.into())),
+            }
+        }
+    }
+
+    struct Panics;
+    #[async_trait]
+    impl Collector for Panics {
+        fn name(&self) -> &'static str {
+            "panics"
+        }
+        async fn collect(&self, _out: &mut MetricSet) -> Result<(), CollectError> {
+            panic!("boom")
+        }
+    }
+
+    #[tokio::test]
+    async fn one_bad_collector_never_fails_the_scrape() {
+        let runner = Runner::new(
+            vec![
+                Arc::new(Fixed("good", Ok(7.0), Duration::ZERO)),
+                Arc::new(Fixed("bad", Err("broken"), Duration::ZERO)),
+                Arc::new(Fixed("absent", Err("absent"), Duration::ZERO)),
+                Arc::new(Fixed("hung", Ok(1.0), Duration::from_secs(3600))),
+                Arc::new(Panics),
+            ],
+            Duration::from_millis(200),
+        );
+        let start = Instant::now();
+        let set = runner.gather().await;
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert_eq!(set.value("t_value", &[("c", "good")]), Some(7.0));
+        assert_eq!(set.value("t_value", &[("c", "hung")]), None);
+        for (name, ok) in [
+            ("good", 1.0),
+            ("bad", 0.0),
+            ("absent", 0.0),
+            ("hung", 0.0),
+            ("panics", 0.0),
+        ] {
+            assert_eq!(set.value(SUCCESS, &[("collector", name)]), Some(ok), "{name}");
+        }
+        assert_eq!(set.value(PRESENT, &[("collector", "absent")]), Some(0.0));
+        assert_eq!(set.value(PRESENT, &[("collector", "bad")]), Some(1.0));
+        let st = runner.status();
+        assert!(st["hung"].error.as_deref().unwrap().contains("timed out"));
+        assert!(st["panics"].error.as_deref().unwrap().contains("panicked"));
+    }
+}

@@ -1,0 +1,189 @@
+//! `host` collector: load, CPUs, memory, swap and filesystem usage via sysinfo.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
+use sysinfo::{CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, RefreshKind, System};
+
+use crate::collector::{CollectError, Collector};
+use crate::config::{ConfigError, compile_regex};
+use crate::metrics::MetricSet;
+
+/// `[host]` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub enabled: bool,
+    /// Filesystem types left out of the per-mount series (regex, anchored by the user).
+    pub fs_types_exclude: String,
+    /// Mount points left out of the per-mount series (regex).
+    pub mount_points_exclude: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            enabled: true,
+            // node_exporter's defaults, plus tmpfs-like memory filesystems.
+            fs_types_exclude: "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|ramfs|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tmpfs|tracefs)$".into(),
+            mount_points_exclude: "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)".into(),
+        }
+    }
+}
+
+impl Config {
+    pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        compile_regex(&format!("{key}.fs_types_exclude"), &self.fs_types_exclude)?;
+        compile_regex(&format!("{key}.mount_points_exclude"), &self.mount_points_exclude)?;
+        Ok(())
+    }
+}
+
+pub struct HostCollector {
+    fs_types_exclude: regex::Regex,
+    mount_points_exclude: regex::Regex,
+    state: Mutex<Option<(System, Disks)>>,
+}
+
+impl HostCollector {
+    pub fn new(cfg: &Config) -> Result<Self, ConfigError> {
+        Ok(HostCollector {
+            fs_types_exclude: compile_regex("host.fs_types_exclude", &cfg.fs_types_exclude)?,
+            mount_points_exclude: compile_regex("host.mount_points_exclude", &cfg.mount_points_exclude)?,
+            state: Mutex::new(None),
+        })
+    }
+
+    fn read(&self, out: &mut MetricSet) -> Result<(), CollectError> {
+        let mut guard = self
+            .state
+            .lock()
+            .map_err(|_| CollectError::failed("state lock poisoned"))?;
+        if guard.is_none() {
+            let sys = System::new_with_specifics(
+                RefreshKind::nothing()
+                    .with_memory(MemoryRefreshKind::everything())
+                    .with_cpu(CpuRefreshKind::nothing()),
+            )
+            .map_err(|e| CollectError::failed(format!("reading system information: {e}")))?;
+            let disks = Disks::new_with_refreshed_list_specifics(DiskRefreshKind::nothing().with_storage())
+                .map_err(|e| CollectError::failed(format!("listing filesystems: {e}")))?;
+            *guard = Some((sys, disks));
+        } else if let Some((sys, disks)) = guard.as_mut() {
+            sys.refresh_memory_specifics(MemoryRefreshKind::everything());
+            disks.refresh_specifics(true, DiskRefreshKind::nothing().with_storage());
+        }
+        let (sys, disks) = guard.as_ref().expect("initialised above");
+
+        let load = System::load_average().map_err(|e| CollectError::failed(format!("load average: {e}")))?;
+        for (name, v) in [
+            ("hostmedic_host_load1", load.one),
+            ("hostmedic_host_load5", load.five),
+            ("hostmedic_host_load15", load.fifteen),
+        ] {
+            out.gauge(name, "System load average (runnable + uninterruptible tasks).", &[], v);
+        }
+        out.gauge(
+            "hostmedic_host_cpus",
+            "Number of logical CPUs.",
+            &[],
+            sys.cpus().len() as f64,
+        );
+        out.gauge(
+            "hostmedic_host_memory_total_bytes",
+            "Total physical memory.",
+            &[],
+            sys.total_memory() as f64,
+        );
+        out.gauge(
+            "hostmedic_host_memory_available_bytes",
+            "Memory available for new work without swapping (MemAvailable).",
+            &[],
+            sys.available_memory() as f64,
+        );
+        out.gauge(
+            "hostmedic_host_swap_total_bytes",
+            "Total swap space (0: no swap).",
+            &[],
+            sys.total_swap() as f64,
+        );
+        out.gauge(
+            "hostmedic_host_swap_free_bytes",
+            "Free swap space.",
+            &[],
+            sys.free_swap() as f64,
+        );
+
+        let mut seen = std::collections::HashSet::new();
+        for d in disks.iter() {
+            let fstype = d.file_system().to_string_lossy();
+            let mount = d.mount_point().to_string_lossy();
+            if self.fs_types_exclude.is_match(&fstype) || self.mount_points_exclude.is_match(&mount) {
+                continue;
+            }
+            if !seen.insert(mount.to_string()) {
+                continue; // bind-mounted twice: report the mount point once
+            }
+            let device = d.name().to_string_lossy();
+            let l = [
+                ("mountpoint", mount.as_ref()),
+                ("device", device.as_ref()),
+                ("fstype", fstype.as_ref()),
+            ];
+            out.gauge(
+                "hostmedic_host_filesystem_size_bytes",
+                "Filesystem size.",
+                &l,
+                d.total_space() as f64,
+            );
+            out.gauge(
+                "hostmedic_host_filesystem_avail_bytes",
+                "Filesystem space available to unprivileged users.",
+                &l,
+                d.available_space() as f64,
+            );
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Collector for HostCollector {
+    fn name(&self) -> &'static str {
+        "host"
+    }
+
+    async fn collect(&self, out: &mut MetricSet) -> Result<(), CollectError> {
+        // sysinfo does blocking reads of /proc; keep them off the runtime.
+        tokio::task::block_in_place(|| self.read(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn reports_real_host_values() {
+        let c = HostCollector::new(&Config::default()).unwrap();
+        let mut m = MetricSet::new();
+        c.collect(&mut m).await.unwrap();
+        assert!(m.value("hostmedic_host_cpus", &[]).unwrap() >= 1.0);
+        assert!(m.value("hostmedic_host_memory_total_bytes", &[]).unwrap() > 0.0);
+        let avail = m.value("hostmedic_host_memory_available_bytes", &[]).unwrap();
+        assert!(avail > 0.0 && avail <= m.value("hostmedic_host_memory_total_bytes", &[]).unwrap());
+        assert!(m.value("hostmedic_host_load1", &[]).unwrap() >= 0.0);
+        let fs = m
+            .get("hostmedic_host_filesystem_size_bytes")
+            .expect("at least one filesystem");
+        assert!(fs.samples.iter().all(|s| {
+            !s.labels
+                .iter()
+                .any(|(k, v)| k == "fstype" && (v == "proc" || v == "sysfs"))
+        }));
+        // A second collection refreshes the same System.
+        let mut m2 = MetricSet::new();
+        c.collect(&mut m2).await.unwrap();
+        assert!(m2.value("hostmedic_host_memory_total_bytes", &[]).is_some());
+    }
+}

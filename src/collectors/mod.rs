@@ -1,0 +1,24 @@
+//! The collectors, one file each, and the one function that builds the
+//! enabled set from the configuration.
+
+use std::sync::Arc;
+
+use crate::collector::Collector;
+use crate::config::{Config, ConfigError};
+
+pub mod host;
+pub mod hwmon;
+
+/// Builds every enabled collector. Sources are not probed here: a collector
+/// whose source is absent reports `hostmedic_collector_source_present 0` at
+/// scrape time, so a host that gains Docker later needs no restart.
+pub fn build(cfg: &Config) -> Result<Vec<Arc<dyn Collector>>, ConfigError> {
+    let mut v: Vec<Arc<dyn Collector>> = Vec::new();
+    if cfg.host.enabled {
+        v.push(Arc::new(host::HostCollector::new(&cfg.host)?));
+    }
+    if cfg.hwmon.enabled {
+        v.push(Arc::new(hwmon::HwmonCollector::new(&cfg.global.sysfs_root)));
+    }
+    Ok(v)
+}

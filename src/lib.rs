@@ -1,0 +1,25 @@
+//! hostmedic: a Prometheus exporter for host health plus an Alertmanager
+//! webhook receiver that runs the remediation mapped to each alert.
+//!
+//! Layout:
+//! - [`cli`]: flags, subcommands, logging; `main.rs` only calls [`cli::main`].
+//! - [`config`]: the TOML schema, embedded default, validation (one place).
+//! - [`app`]: the running application shared by HTTP handlers.
+//! - [`server`]: hyper 1.x HTTP server, `run(listener, app, shutdown)`.
+//! - [`collector`]: the `Collector` trait and the concurrent scrape runner.
+//! - [`collectors`]: one file per collector (host, hwmon, …).
+//! - [`metrics`]: per-scrape snapshot and its OpenMetrics/classic encodings.
+
+pub mod app;
+pub mod cli;
+pub mod collector;
+pub mod collectors;
+pub mod config;
+pub mod metrics;
+pub mod server;
+
+/// Installs rustls' `ring` crypto provider as the process default (reqwest is
+/// built with `rustls-no-provider`). Safe to call more than once.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

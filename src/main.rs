@@ -1,0 +1,11 @@
+//! hostmedic's entry point; everything lives in the library.
+
+fn main() -> std::process::ExitCode {
+    match hostmedic::cli::main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hostmedic: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

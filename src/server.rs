@@ -1,0 +1,129 @@
+//! The HTTP server (hyper 1.x): `/metrics`, the landing page, health and
+//! readiness endpoints, with graceful shutdown.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{ACCEPT, ALLOW, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+
+pub type Body = Full<Bytes>;
+
+pub const OPENMETRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const CLASSIC_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Builds a response with a body and content type.
+pub fn response(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, content_type)
+        .body(Full::new(body.into()))
+        .expect("static response parts are valid")
+}
+
+/// A plain-text response.
+pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    response(status, "text/plain; charset=utf-8", body)
+}
+
+/// 405 with the `Allow` header listing what the path accepts.
+pub fn method_not_allowed(allow: &str) -> Response<Body> {
+    let mut r = text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method not allowed; allowed: {allow}\n"),
+    );
+    r.headers_mut()
+        .insert(ALLOW, allow.parse().expect("valid header value"));
+    r
+}
+
+/// Serves `app` on `listener` until `shutdown` is cancelled, then lets open
+/// connections finish (up to 10 s). A failed `accept()` is logged and the
+/// loop goes on.
+pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => {
+                let (stream, _peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        // EMFILE and friends: back off briefly instead of spinning.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let app = app.clone();
+                let service = hyper::service::service_fn(move |req| {
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(route(app, req).await) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(10))
+                    .serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection error");
+                    }
+                });
+            }
+        }
+    }
+    tracing::info!("shutting down: waiting for open connections");
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after 10s; closing them");
+    }
+    Ok(())
+}
+
+async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let get_only = |req: &Request<Incoming>| matches!(*req.method(), Method::GET | Method::HEAD);
+    match path.as_str() {
+        "/metrics" => {
+            if !get_only(&req) {
+                return method_not_allowed("GET, HEAD");
+            }
+            let openmetrics = req
+                .headers()
+                .get_all(ACCEPT)
+                .iter()
+                .any(|v| v.to_str().is_ok_and(|s| s.contains("application/openmetrics-text")));
+            let set = app.scrape().await;
+            if openmetrics {
+                response(StatusCode::OK, OPENMETRICS_TYPE, set.encode_openmetrics())
+            } else {
+                response(StatusCode::OK, CLASSIC_TYPE, set.encode_classic())
+            }
+        }
+        "/" => {
+            if !get_only(&req) {
+                return method_not_allowed("GET, HEAD");
+            }
+            response(StatusCode::OK, "text/html; charset=utf-8", app.landing_page())
+        }
+        "/-/healthy" | "/-/ready" => {
+            if !get_only(&req) {
+                return method_not_allowed("GET, HEAD");
+            }
+            text(StatusCode::OK, if path == "/-/ready" { "Ready\n" } else { "Healthy\n" })
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}

@@ -1,0 +1,212 @@
+//! Shared test harness: in-process servers on 127.0.0.1:0, the real binary as
+//! a child process (killed by PID on drop), and a small HTTP client.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hostmedic::app::App;
+use hostmedic::config::Config;
+use tokio_util::sync::CancellationToken;
+
+/// A hostmedic served in-process on an ephemeral loopback port.
+pub struct InProcess {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    pub shutdown: CancellationToken,
+    pub handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl InProcess {
+    pub async fn start(cfg: Config) -> InProcess {
+        hostmedic::install_crypto_provider();
+        let app = App::new(cfg).expect("valid config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        app.runner.spawn_background(&shutdown);
+        let handle = tokio::spawn(hostmedic::server::run(listener, app.clone(), shutdown.clone()));
+        InProcess {
+            addr,
+            app,
+            shutdown,
+            handle,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.handle).await;
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    hostmedic::install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
+/// GETs `url` and returns (status, body).
+pub async fn get(url: &str) -> (u16, String) {
+    let r = client().get(url).send().await.expect("GET");
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
+/// The real hostmedic binary running as a child process; killed on drop.
+pub struct Binary {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub stderr_log: PathBuf,
+}
+
+pub fn binary_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_hostmedic"))
+}
+
+impl Binary {
+    /// Starts `hostmedic serve --config <config>` on 127.0.0.1:0 and waits for
+    /// its "listening" log line. Its stderr is copied to `<dir>/hostmedic.log`.
+    pub fn start(config: &Path, dir: &Path) -> Binary {
+        Binary::start_with(config, dir, &[])
+    }
+
+    pub fn start_with(config: &Path, dir: &Path, extra: &[&str]) -> Binary {
+        let mut child = Command::new(binary_path())
+            .arg("--config")
+            .arg(config)
+            .args(["--web.listen-address", "127.0.0.1:0", "--log.level", "debug"])
+            .args(extra)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hostmedic");
+        let stderr = child.stderr.take().unwrap();
+        let log = dir.join("hostmedic.log");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log_path = log.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log_path)
+                .unwrap();
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = writeln!(f, "{line}");
+                if !sent && line.contains("message=listening") {
+                    if let Some(a) = line.split_whitespace().find_map(|w| w.strip_prefix("address=")) {
+                        let _ = tx.send(a.parse::<SocketAddr>().unwrap());
+                        sent = true;
+                    }
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "hostmedic did not start; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        };
+        Binary {
+            child,
+            addr,
+            stderr_log: log,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends a signal to this child (by its PID) and waits up to `wait` for it to exit.
+    pub fn signal_and_wait(
+        &mut self,
+        sig: nix::sys::signal::Signal,
+        wait: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig);
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` every 100 ms until it returns Some or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Writes a fake hwmon tree with one chip into `root`.
+pub fn fake_hwmon(root: &Path, millideg: i64) {
+    let d = root.join("class/hwmon/hwmon0");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("name"), "coretemp\n").unwrap();
+    std::fs::write(d.join("temp1_input"), format!("{millideg}\n")).unwrap();
+    std::fs::write(d.join("temp1_label"), "Package id 0\n").unwrap();
+    std::fs::write(d.join("temp1_max"), "100000\n").unwrap();
+    std::fs::write(d.join("temp1_crit"), "105000\n").unwrap();
+}
+
+/// `true` when running under CI (`CI=true`), where real parts must not skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// Skips (returns true, printing why) outside CI, or panics inside CI.
+pub fn skip_or_fail(reason: &str) -> bool {
+    if in_ci() {
+        panic!("required test part unavailable in CI: {reason}");
+    }
+    eprintln!("SKIPPED: {reason}");
+    true
+}

@@ -1,0 +1,142 @@
+//! The HTTP surface on a real listener: metrics in both formats, landing page,
+//! health endpoints, wrong methods, and the binary's CLI.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use hostmedic::config::Config;
+
+fn config_with_sysfs(sysfs: &std::path::Path) -> Config {
+    let text = format!("[global]\nsysfs_root = \"{}\"\n", sysfs.display());
+    Config::parse(&text, "test").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serves_metrics_landing_and_health() {
+    let sysfs = tempfile::tempdir().unwrap();
+    fake_hwmon(sysfs.path(), 87_000);
+    let srv = InProcess::start(config_with_sysfs(sysfs.path())).await;
+
+    let (code, body) = get(&srv.url("/metrics")).await;
+    assert_eq!(code, 200);
+    assert!(body.contains("hostmedic_hwmon_temp_celsius{source=\"hwmon\",device=\"hwmon0\",chip=\"coretemp\",sensor=\"temp1\",label=\"Package id 0\"} 87"), "{body}");
+    assert!(body.contains("hostmedic_scrape_collector_success{collector=\"host\"} 1"));
+    assert!(body.contains("hostmedic_build_info{version="));
+    assert!(!body.contains("# EOF"));
+
+    let r = client()
+        .get(srv.url("/metrics"))
+        .header("Accept", "application/openmetrics-text;version=1.0.0,text/plain;q=0.5")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    assert!(r.text().await.unwrap().ends_with("# EOF\n"));
+
+    // A hotter sensor shows up in the next scrape (fresh snapshot each time).
+    fake_hwmon(sysfs.path(), 91_500);
+    let (_, body) = get(&srv.url("/metrics")).await;
+    assert!(body.contains("label=\"Package id 0\"} 91.5"), "{body}");
+
+    let (code, page) = get(&srv.url("/")).await;
+    assert_eq!(code, 200);
+    assert!(page.contains("<td>hwmon</td><td class=\"ok\">ok</td>"), "{page}");
+    assert_eq!(get(&srv.url("/-/healthy")).await.0, 200);
+    assert_eq!(get(&srv.url("/-/ready")).await.0, 200);
+    assert_eq!(get(&srv.url("/nope")).await.0, 404);
+
+    let r = client().post(srv.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    assert_eq!(r.headers()["allow"], "GET, HEAD");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn absent_source_is_reported_not_fatal() {
+    let empty = tempfile::tempdir().unwrap();
+    let srv = InProcess::start(config_with_sysfs(empty.path())).await;
+    let (code, body) = get(&srv.url("/metrics")).await;
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("hostmedic_collector_source_present{collector=\"hwmon\"} 0"),
+        "{body}"
+    );
+    assert!(body.contains("hostmedic_scrape_collector_success{collector=\"hwmon\"} 0"));
+    let (_, page) = get(&srv.url("/")).await;
+    assert!(page.contains("source absent"), "{page}");
+    srv.stop().await;
+}
+
+#[test]
+fn binary_scrape_passes_promtool_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_hwmon(dir.path(), 50_000);
+    let cfg = dir.path().join("hostmedic.toml");
+    std::fs::write(&cfg, format!("[global]\nsysfs_root = \"{}\"\n", dir.path().display())).unwrap();
+    let mut bin = Binary::start(&cfg, dir.path());
+    let body = std::process::Command::new("curl")
+        .args(["-sf", &bin.url("/metrics")])
+        .output()
+        .expect("curl");
+    assert!(body.status.success());
+    let metrics = String::from_utf8(body.stdout).unwrap();
+    assert!(metrics.contains("hostmedic_host_memory_total_bytes"));
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) must be installed");
+    use std::io::Write;
+    promtool.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let findings = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && findings.trim().is_empty(),
+        "promtool findings:\n{findings}"
+    );
+
+    let st = bin
+        .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(15))
+        .expect("exits on SIGTERM");
+    assert!(st.success(), "{st:?}");
+    assert!(bin.log().contains("SIGTERM received"));
+}
+
+#[test]
+fn check_config_names_the_bad_key_and_collect_prints_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[host]\nfs_types_exclude = \"(\"\n").unwrap();
+    let out = Command::new(binary_path())
+        .args(["check-config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("host.fs_types_exclude"));
+
+    let out = Command::new(binary_path()).args(["check-config"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("listen_address = \"127.0.0.1:9877\""));
+
+    let out = Command::new(binary_path()).arg("collect").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("hostmedic_host_load1 "));
+
+    let out = Command::new(binary_path()).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("hostmedic "));
+}
