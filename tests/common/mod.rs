@@ -105,11 +105,12 @@ impl Binary {
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let _ = writeln!(f, "{line}");
-                if !sent && line.contains("message=listening") {
-                    if let Some(a) = line.split_whitespace().find_map(|w| w.strip_prefix("address=")) {
-                        let _ = tx.send(a.parse::<SocketAddr>().unwrap());
-                        sent = true;
-                    }
+                if !sent
+                    && line.contains("message=listening")
+                    && let Some(a) = line.split_whitespace().find_map(|w| w.strip_prefix("address="))
+                {
+                    let _ = tx.send(a.parse::<SocketAddr>().unwrap());
+                    sent = true;
                 }
             }
         });
