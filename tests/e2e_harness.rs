@@ -1,0 +1,68 @@
+//! Self-check of the e2e wiring the scenario tests stand on: real Prometheus
+//! scrapes the real hostmedic binary at 1 s, evaluates a rule on one of its
+//! metrics, and real Alertmanager delivers the alert (webhook v4, bearer
+//! token) to the local sink within seconds.
+
+mod common;
+
+use std::time::Duration;
+
+use common::e2e::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prometheus_alertmanager_deliver_hostmedic_metric_alert_with_bearer() {
+    let mut st = Stack::new("harness").await;
+    let sysfs = st.path("sys");
+    common::fake_hwmon(&sysfs, 95_500);
+    st.start_hostmedic(&format!("[global]\nsysfs_root = \"{}\"\n", sysfs.display()));
+    let hm = st.hostmedic().addr;
+
+    let am = start_alertmanager(st.dir.path(), &st.sink.url("/am-webhook"), &st.token_file()).await;
+    // A rule written here (not a shipped one): the harness itself is under test.
+    let rule = st.path("harness-rules.yml");
+    std::fs::write(
+        &rule,
+        "groups:\n  - name: harness\n    rules:\n      - alert: HarnessHot\n        expr: hostmedic_hwmon_temp_celsius > 90\n        labels:\n          severity: warning\n",
+    )
+    .unwrap();
+    let t0 = std::time::Instant::now();
+    let prom = start_prometheus(st.dir.path(), &[hm], am.port, &[rule]).await;
+    st.alertmanager = Some(am);
+    st.prometheus = Some(prom);
+
+    let got = st
+        .wait_for(Duration::from_secs(40), "webhook at the sink", |st| {
+            st.sink.on("/am-webhook").into_iter().next()
+        })
+        .await;
+    eprintln!("harness: rule to webhook in {:.1} s", t0.elapsed().as_secs_f64());
+    assert_eq!(got.method, "POST");
+    assert_eq!(
+        got.headers.get("authorization").map(String::as_str),
+        Some(&*format!("Bearer {TOKEN}"))
+    );
+    let v = got.json().expect("json payload");
+    assert_eq!(v["version"], "4");
+    assert_eq!(v["status"], "firing");
+    let a = &v["alerts"][0];
+    assert_eq!(a["labels"]["alertname"], "HarnessHot");
+    assert_eq!(a["labels"]["chip"], "coretemp");
+    assert_eq!(a["labels"]["label"], "Package id 0");
+    assert!(a["fingerprint"].as_str().is_some_and(|f| !f.is_empty()));
+    assert_eq!(st.query("up{job=\"hostmedic\"}").await, Some(1.0));
+    assert_eq!(st.query("hostmedic_hwmon_temp_celsius").await, Some(95.5));
+}
+
+#[test]
+fn test_copy_clamps_only_for_durations() {
+    assert_eq!(parse_prom_duration("10m"), Some(600.0));
+    assert_eq!(parse_prom_duration("1h30m"), Some(5400.0));
+    assert_eq!(parse_prom_duration("500ms"), Some(0.5));
+    assert_eq!(parse_prom_duration("x"), None);
+    assert_eq!(shorten_for("    for: 10m", "2s"), "    for: 2s");
+    assert_eq!(shorten_for("    for: 1s", "2s"), "    for: 1s");
+    assert_eq!(
+        shorten_for("    expr: rate(x[10m]) > 0", "2s"),
+        "    expr: rate(x[10m]) > 0"
+    );
+}
