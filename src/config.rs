@@ -43,6 +43,9 @@ pub struct Config {
     pub hwmon: collectors::hwmon::Config,
     pub git_lfs: collectors::git_lfs::Config,
     pub paths: collectors::paths::Config,
+    pub processes: collectors::processes::Config,
+    pub logfile: collectors::logfile::Config,
+    pub probes: collectors::probes::Config,
 }
 
 /// `[web]`: the HTTP listener.
@@ -122,6 +125,9 @@ impl Config {
         self.hwmon.validate("hwmon")?;
         self.git_lfs.validate("git_lfs")?;
         self.paths.validate("paths")?;
+        self.processes.validate("processes")?;
+        self.logfile.validate("logfile")?;
+        self.probes.validate("probes")?;
         Ok(())
     }
 

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use hostmedic::app::App;
 use hostmedic::config::Config;
+
+pub mod procs;
 use tokio_util::sync::CancellationToken;
 
 /// A hostmedic served in-process on an ephemeral loopback port.
