@@ -7,6 +7,7 @@ use crate::collector::Collector;
 use crate::config::{Config, ConfigError};
 
 pub mod git_lfs;
+pub mod docker;
 pub mod host;
 pub mod hwmon;
 pub mod paths;
@@ -43,6 +44,9 @@ pub fn build(cfg: &Config) -> Result<Vec<Arc<dyn Collector>>, ConfigError> {
     }
     if cfg.probes.enabled && !(cfg.probes.http.is_empty() && cfg.probes.command.is_empty()) {
         v.push(Arc::new(probes::ProbesCollector::new(&cfg.probes)?));
+    }
+    if cfg.docker.enabled {
+        v.push(Arc::new(docker::DockerCollector::new(&cfg.docker)?));
     }
     Ok(v)
 }

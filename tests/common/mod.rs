@@ -216,3 +216,4 @@ pub fn skip_or_fail(reason: &str) -> bool {
     true
 }
 pub mod git_lfs;
+pub mod docker;
