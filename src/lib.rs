@@ -10,6 +10,7 @@
 //! - [`collectors`]: one file per collector (host, hwmon, …).
 //! - [`metrics`]: per-scrape snapshot and its OpenMetrics/classic encodings.
 
+pub mod actions;
 pub mod app;
 pub mod cli;
 pub mod collector;
