@@ -1,12 +1,14 @@
 //! The configuration file: its schema, the embedded default, and the one place
 //! where it is validated (every error names the offending key).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::actions;
 use crate::collectors;
 
 /// The default configuration compiled into the binary. It works on any host:
@@ -47,6 +49,9 @@ pub struct Config {
     pub logfile: collectors::logfile::Config,
     pub probes: collectors::probes::Config,
     pub docker: collectors::docker::Config,
+    /// `[notify.<name>]`: notification channels used by `notify` actions.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub notify: BTreeMap<String, actions::NotifyChannel>,
 }
 
 /// `[web]`: the HTTP listener.
@@ -130,6 +135,7 @@ impl Config {
         self.logfile.validate("logfile")?;
         self.probes.validate("probes")?;
         self.docker.validate("docker")?;
+        actions::notify::validate_channels(&self.notify)?;
         Ok(())
     }
 

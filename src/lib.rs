@@ -12,6 +12,7 @@
 //!   the docker collector and the remediation actions.
 //! - [`metrics`]: per-scrape snapshot and its OpenMetrics/classic encodings.
 
+pub mod actions;
 pub mod app;
 pub mod bytes;
 pub mod cli;
