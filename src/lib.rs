@@ -9,6 +9,7 @@
 //! - [`collector`]: the `Collector` trait and the concurrent scrape runner.
 //! - [`collectors`]: one file per collector (host, hwmon, …).
 //! - [`metrics`]: per-scrape snapshot and its OpenMetrics/classic encodings.
+//! - [`receiver`]: Alertmanager webhook receiver and remediation engine.
 
 pub mod actions;
 pub mod app;
@@ -17,6 +18,7 @@ pub mod collector;
 pub mod collectors;
 pub mod config;
 pub mod metrics;
+pub mod receiver;
 pub mod server;
 
 /// Installs rustls' `ring` crypto provider as the process default (reqwest is
