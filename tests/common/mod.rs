@@ -9,6 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod alertmanager;
+pub mod sink;
+
 use hostmedic::app::App;
 use hostmedic::config::Config;
 use tokio_util::sync::CancellationToken;
