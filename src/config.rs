@@ -43,6 +43,7 @@ pub struct Config {
     pub global: GlobalConfig,
     pub host: collectors::host::Config,
     pub hwmon: collectors::hwmon::Config,
+    pub docker: collectors::docker::Config,
     /// `[notify.<name>]`: notification channels used by `notify` actions.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub notify: BTreeMap<String, actions::NotifyChannel>,
@@ -128,6 +129,7 @@ impl Config {
         }
         self.host.validate("host")?;
         self.hwmon.validate("hwmon")?;
+        self.docker.validate("docker")?;
         actions::notify::validate_channels(&self.notify)?;
         self.receiver.validate(&self.notify)?;
         crate::receiver::config::validate_rules(&self.remediation, &self.notify)?;

@@ -214,3 +214,4 @@ pub fn skip_or_fail(reason: &str) -> bool {
     eprintln!("SKIPPED: {reason}");
     true
 }
+pub mod docker;
