@@ -52,6 +52,11 @@ pub struct Config {
     /// `[notify.<name>]`: notification channels used by `notify` actions.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub notify: BTreeMap<String, actions::NotifyChannel>,
+    /// `[receiver]`: the Alertmanager webhook and the remediation engine.
+    pub receiver: crate::receiver::config::ReceiverConfig,
+    /// `[[remediation]]`: routing rules (alert → actions).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remediation: Vec<crate::receiver::config::RuleConfig>,
 }
 
 /// `[web]`: the HTTP listener.
@@ -136,6 +141,8 @@ impl Config {
         self.probes.validate("probes")?;
         self.docker.validate("docker")?;
         actions::notify::validate_channels(&self.notify)?;
+        self.receiver.validate(&self.notify)?;
+        crate::receiver::config::validate_rules(&self.remediation, &self.notify)?;
         Ok(())
     }
 

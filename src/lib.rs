@@ -11,6 +11,7 @@
 //! - [`docker`]: Docker Engine connection and container operations shared by
 //!   the docker collector and the remediation actions.
 //! - [`metrics`]: per-scrape snapshot and its OpenMetrics/classic encodings.
+//! - [`receiver`]: Alertmanager webhook receiver and remediation engine.
 
 pub mod actions;
 pub mod app;
@@ -21,6 +22,7 @@ pub mod collectors;
 pub mod config;
 pub mod docker;
 pub mod metrics;
+pub mod receiver;
 pub mod server;
 
 /// Installs rustls' `ring` crypto provider as the process default (reqwest is

@@ -68,6 +68,17 @@ impl Auth {
         Ok(auth)
     }
 
+    /// The `Authorization` value a client (the CLI) sends.
+    pub fn header_value(&self) -> Option<String> {
+        use base64::Engine as _;
+        if let Some(t) = &self.bearer {
+            return Some(format!("Bearer {}", String::from_utf8_lossy(t)));
+        }
+        self.basic
+            .as_ref()
+            .map(|c| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(c)))
+    }
+
     pub fn required(&self) -> bool {
         self.bearer.is_some() || self.basic.is_some()
     }
