@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::alertmanager::{Alertmanager, Prometheus, WebhookTarget};
 use common::e2e::*;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -17,7 +18,15 @@ async fn prometheus_alertmanager_deliver_hostmedic_metric_alert_with_bearer() {
     st.start_hostmedic(&format!("[global]\nsysfs_root = \"{}\"\n", sysfs.display()));
     let hm = st.hostmedic().addr;
 
-    let am = start_alertmanager(st.dir.path(), &st.sink.url("/am-webhook"), &st.token_file()).await;
+    let am = Alertmanager::start(
+        st.dir.path(),
+        "alertmanager",
+        &WebhookTarget {
+            url: st.sink.url("/am-webhook"),
+            bearer: Some(TOKEN.to_string()),
+        },
+        None,
+    );
     // A rule written here (not a shipped one): the harness itself is under test.
     let rule = st.path("harness-rules.yml");
     std::fs::write(
@@ -26,22 +35,19 @@ async fn prometheus_alertmanager_deliver_hostmedic_metric_alert_with_bearer() {
     )
     .unwrap();
     let t0 = std::time::Instant::now();
-    let prom = start_prometheus(st.dir.path(), &[hm], am.port, &[rule]).await;
+    let prom = Prometheus::start(st.dir.path(), &[hm.to_string()], &[rule], &[am.url()]);
     st.alertmanager = Some(am);
     st.prometheus = Some(prom);
 
     let got = st
         .wait_for(Duration::from_secs(40), "webhook at the sink", |st| {
-            st.sink.on("/am-webhook").into_iter().next()
+            st.sink.all().into_iter().find(|r| r.path.starts_with("/am-webhook"))
         })
         .await;
     eprintln!("harness: rule to webhook in {:.1} s", t0.elapsed().as_secs_f64());
     assert_eq!(got.method, "POST");
-    assert_eq!(
-        got.headers.get("authorization").map(String::as_str),
-        Some(&*format!("Bearer {TOKEN}"))
-    );
-    let v = got.json().expect("json payload");
+    assert_eq!(got.header("authorization"), Some(&*format!("Bearer {TOKEN}")));
+    let v: serde_json::Value = serde_json::from_str(&got.body).expect("json payload");
     assert_eq!(v["version"], "4");
     assert_eq!(v["status"], "firing");
     let a = &v["alerts"][0];
@@ -60,6 +66,7 @@ fn test_copy_clamps_only_for_durations() {
     assert_eq!(parse_prom_duration("500ms"), Some(0.5));
     assert_eq!(parse_prom_duration("x"), None);
     assert_eq!(shorten_for("    for: 10m", "2s"), "    for: 2s");
+    assert_eq!(shorten_for("        for: \"1h\"", "3s"), "        for: 3s");
     assert_eq!(shorten_for("    for: 1s", "2s"), "    for: 1s");
     assert_eq!(
         shorten_for("    expr: rate(x[10m]) > 0", "2s"),

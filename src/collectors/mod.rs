@@ -6,12 +6,12 @@ use std::sync::Arc;
 use crate::collector::Collector;
 use crate::config::{Config, ConfigError};
 
-pub mod git_lfs;
 pub mod docker;
+pub mod git_lfs;
 pub mod host;
 pub mod hwmon;
-pub mod paths;
 pub mod logfile;
+pub mod paths;
 pub mod probes;
 pub mod processes;
 

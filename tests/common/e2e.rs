@@ -1,303 +1,42 @@
-//! End-to-end wiring for the S1–S12 scenario tests: a notification sink, the
-//! real hostmedic binary, real Alertmanager and real Prometheus evaluating a
-//! test copy of the shipped rules, plus readers for the incident journal and
-//! a fault-to-remediation stopwatch.
+//! End-to-end wiring for the S1–S12 scenario tests: the notification sink,
+//! the real hostmedic binary (receiver on, bearer auth, remediation config
+//! written by the test), real Alertmanager delivering to it, real Prometheus
+//! scraping it and evaluating a test copy of the SHIPPED rules, plus the
+//! journal reader and the fault-to-remediation stopwatch.
 //!
-//! Order of start-up (each part needs the address of the one before):
-//! sink → hostmedic (its config names the sink) → Alertmanager (webhook to
-//! hostmedic with bearer auth) → Prometheus (scrapes hostmedic, alerts to
-//! Alertmanager). Every child is killed by PID on drop.
+//! Start-up order (each part needs the address of the one before): sink →
+//! hostmedic → Alertmanager → Prometheus. The parts themselves are the
+//! shared harnesses (`sink.rs`, `alertmanager.rs`); every child is stopped by
+//! PID on drop.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
-use serde_json::Value;
+use hostmedic::receiver::journal::{self, Entry, Event};
 
+use super::alertmanager::{Alertmanager, Prometheus, WebhookTarget};
+use super::sink::Sink;
 use super::{Binary, client};
 
 /// The bearer token every e2e Alertmanager sends and every e2e hostmedic expects.
 pub const TOKEN: &str = "e2e-secret-token-7f3a9c";
+/// The Telegram bot token the sink sees in its request path; must never
+/// appear in the journal, the status file or the log.
+pub const BOT_TOKEN: &str = "123456:e2e-bot-secret-Zq9";
 
 /// Repository root (where `alerting-rules/` lives).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A free loopback port (bound then released; callers retry on a lost race).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-// ---------------------------------------------------------------------------
-// Notification sink: plays ntfy, Telegram and a generic webhook.
-// ---------------------------------------------------------------------------
-
-/// One HTTP request received by the sink.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub method: String,
-    pub path: String,
-    pub headers: BTreeMap<String, String>,
-    pub body: String,
-    pub at: Instant,
-}
-
-impl Received {
-    pub fn json(&self) -> Option<Value> {
-        serde_json::from_str(&self.body).ok()
-    }
-}
-
-/// A local HTTP server on 127.0.0.1:0 that records every request and answers
-/// 200 with a body that satisfies ntfy, Telegram's Bot API and webhooks.
-pub struct Sink {
-    pub addr: SocketAddr,
-    received: Arc<Mutex<Vec<Received>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Sink {
-    pub async fn start() -> Sink {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
-        let addr = listener.local_addr().unwrap();
-        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let store = received.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let store = store.clone();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let store = store.clone();
-                        async move {
-                            let method = req.method().to_string();
-                            let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
-                            let headers = req
-                                .headers()
-                                .iter()
-                                .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-                                .collect();
-                            let body = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            store.lock().unwrap().push(Received {
-                                method,
-                                path,
-                                headers,
-                                body: String::from_utf8_lossy(&body).into_owned(),
-                                at: Instant::now(),
-                            });
-                            let reply = r#"{"ok":true,"result":{"message_id":1},"id":"e2e","event":"message"}"#;
-                            Ok::<_, Infallible>(
-                                Response::builder()
-                                    .header("content-type", "application/json")
-                                    .body(Full::new(Bytes::from_static(reply.as_bytes())))
-                                    .unwrap(),
-                            )
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-        Sink { addr, received, task }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    pub fn all(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
-    }
-
-    /// Requests whose path starts with `prefix`.
-    pub fn on(&self, prefix: &str) -> Vec<Received> {
-        self.all().into_iter().filter(|r| r.path.starts_with(prefix)).collect()
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Incident journal (JSON lines) reader.
-// ---------------------------------------------------------------------------
-
-/// Reads the append-only JSON-lines journal; a torn last line is ignored.
-pub fn journal_entries(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-/// Every string anywhere in `v` (for "does this entry mention X" checks that
-/// do not depend on the exact field layout).
-pub fn strings_in(v: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    fn walk(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::String(s) => out.push(s.clone()),
-            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
-            Value::Object(o) => o.iter().for_each(|(k, x)| {
-                out.push(k.clone());
-                walk(x, out)
-            }),
-            Value::Number(n) => out.push(n.to_string()),
-            Value::Bool(b) => out.push(b.to_string()),
-            Value::Null => {}
-        }
-    }
-    walk(v, &mut out);
-    out
-}
-
-// ---------------------------------------------------------------------------
-// Child processes: Alertmanager and Prometheus.
-// ---------------------------------------------------------------------------
-
-/// A child process killed by PID on drop, its output in `log`.
-pub struct Daemon {
-    pub name: &'static str,
-    pub child: Child,
-    pub port: u16,
-    pub log: PathBuf,
-}
-
-impl Daemon {
-    pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.port, path)
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Spawns `cmd` (args built for `port`) and waits for `/-/ready`.
-    /// Retries with a fresh port if the port was taken meanwhile.
-    async fn spawn(name: &'static str, dir: &Path, build: impl Fn(u16) -> Command) -> Daemon {
-        let log = dir.join(format!("{name}.log"));
-        for _attempt in 0..3 {
-            let port = free_port();
-            let out = std::fs::File::create(&log).unwrap();
-            let mut cmd = build(port);
-            let child = cmd
-                .stdin(Stdio::null())
-                .stdout(out.try_clone().unwrap())
-                .stderr(out)
-                .spawn()
-                .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-            let mut d = Daemon {
-                name,
-                child,
-                port,
-                log: log.clone(),
-            };
-            let deadline = Instant::now() + Duration::from_secs(30);
-            let http = client();
-            loop {
-                if let Ok(Some(_)) = d.child.try_wait() {
-                    break; // exited: maybe the port was taken; retry
-                }
-                if let Ok(r) = http.get(d.url("/-/ready")).send().await
-                    && r.status().is_success()
-                {
-                    return d;
-                }
-                if Instant::now() > deadline {
-                    panic!("{name} not ready after 30 s; log:\n{}", d.log_text());
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            eprintln!("{name} exited during start-up, retrying; log:\n{}", d.log_text());
-        }
-        panic!("{name} failed to start 3 times; see {}", log.display());
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts real Alertmanager (group_wait 1 s) delivering every alert to
-/// `webhook_url` with bearer auth (token read from `token_file`).
-pub async fn start_alertmanager(dir: &Path, webhook_url: &str, token_file: &Path) -> Daemon {
-    let conf = dir.join("alertmanager.yml");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"route:
-  receiver: hostmedic
-  group_by: ['...']
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: hostmedic
-    webhook_configs:
-      - url: "{webhook_url}"
-        send_resolved: true
-        http_config:
-          authorization:
-            type: Bearer
-            credentials_file: "{}"
-"#,
-            token_file.display()
-        ),
-    )
-    .unwrap();
-    let data = dir.join("am-data");
-    std::fs::create_dir_all(&data).unwrap();
-    Daemon::spawn("alertmanager", dir, |port| {
-        let mut c = Command::new("prometheus-alertmanager");
-        c.arg(format!("--config.file={}", conf.display()))
-            .arg(format!("--storage.path={}", data.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .arg("--log.level=debug");
-        c
-    })
-    .await
-}
-
-/// Shortens a Prometheus duration literal to test speed: every `for:` longer
-/// than `max_for` becomes `max_for`.
+/// Shortens a rule's `for:` to at most `max_for` (the shipped rules put
+/// `for:` on its own line; see alerting-rules/hostmedic.rules.yml).
 pub fn shorten_for(line: &str, max_for: &str) -> String {
     let trimmed = line.trim_start();
     if let Some(rest) = trimmed.strip_prefix("for:") {
         let dur = rest.trim().trim_matches(|c| c == '"' || c == '\'');
-        let secs = parse_prom_duration(dur);
-        let max = parse_prom_duration(max_for);
-        if let (Some(s), Some(m)) = (secs, max)
+        if let (Some(s), Some(m)) = (parse_prom_duration(dur), parse_prom_duration(max_for))
             && s > m
         {
             let indent = &line[..line.len() - trimmed.len()];
@@ -340,79 +79,48 @@ pub fn parse_prom_duration(s: &str) -> Option<f64> {
 }
 
 /// Copies the shipped rules (`alerting-rules/*.yml`) into `dst`, with every
-/// `for:` clamped to `max_for`. Nothing else is changed.
-pub fn rules_test_copy(dst: &Path, max_for: &str) -> Vec<PathBuf> {
+/// `for:` clamped to `max_for` and each `(from, to)` text replacement of
+/// `edits` applied (a scenario that must change a threshold says so where it
+/// calls this; each edit must match exactly once).
+pub fn rules_test_copy(dst: &Path, max_for: &str, edits: &[(&str, &str)]) -> Vec<PathBuf> {
     let src = repo_root().join("alerting-rules");
     std::fs::create_dir_all(dst).unwrap();
-    let mut out = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(&src)
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&src)
         .unwrap_or_else(|e| panic!("reading {}: {e}", src.display()))
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
         .collect();
-    entries.sort();
-    for p in entries {
-        let text = std::fs::read_to_string(&p).unwrap();
-        let copy: Vec<String> = text.lines().map(|l| shorten_for(l, max_for)).collect();
+    files.sort();
+    let mut applied = vec![0usize; edits.len()];
+    let mut out = Vec::new();
+    for p in files {
+        let mut text: String = std::fs::read_to_string(&p)
+            .unwrap()
+            .lines()
+            .map(|l| shorten_for(l, max_for))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for (i, (from, to)) in edits.iter().enumerate() {
+            applied[i] += text.matches(from).count();
+            text = text.replace(from, to);
+        }
         let d = dst.join(p.file_name().unwrap());
-        std::fs::write(&d, copy.join("\n") + "\n").unwrap();
+        std::fs::write(&d, text + "\n").unwrap();
         out.push(d);
     }
     assert!(!out.is_empty(), "no rule files in {}", src.display());
+    for (i, (from, _)) in edits.iter().enumerate() {
+        assert_eq!(applied[i], 1, "rule edit {from:?} must match exactly once");
+    }
     out
 }
 
-/// Starts real Prometheus (1 s scrape and evaluation, resend delay 1 s)
-/// scraping `targets` and alerting to `alertmanager`, with `rule_files`.
-pub async fn start_prometheus(dir: &Path, targets: &[SocketAddr], alertmanager: u16, rule_files: &[PathBuf]) -> Daemon {
-    let conf = dir.join("prometheus.yml");
-    let rules: Vec<String> = rule_files.iter().map(|p| format!("  - \"{}\"", p.display())).collect();
-    let targets: Vec<String> = targets.iter().map(|a| format!("\"{a}\"")).collect();
-    std::fs::write(
-        &conf,
-        format!(
-            r#"global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-rule_files:
-{}
-alerting:
-  alertmanagers:
-    - static_configs:
-        - targets: ["127.0.0.1:{alertmanager}"]
-scrape_configs:
-  - job_name: hostmedic
-    static_configs:
-      - targets: [{}]
-"#,
-            rules.join("\n"),
-            targets.join(", ")
-        ),
-    )
-    .unwrap();
-    let data = dir.join("prom-data");
-    std::fs::create_dir_all(&data).unwrap();
-    Daemon::spawn("prometheus", dir, |port| {
-        let mut c = Command::new("prometheus");
-        c.arg(format!("--config.file={}", conf.display()))
-            .arg(format!("--storage.tsdb.path={}", data.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--rules.alert.resend-delay=1s")
-            .arg("--log.level=debug");
-        c
-    })
-    .await
-}
-
-// ---------------------------------------------------------------------------
-// The whole stack.
-// ---------------------------------------------------------------------------
-
-/// One scenario's stack. Fields drop in reverse order of start-up.
+/// One scenario's stack. Fields drop in declaration order: Prometheus and
+/// Alertmanager stop before hostmedic, the scratch folder goes last.
 pub struct Stack {
-    pub prometheus: Option<Daemon>,
-    pub alertmanager: Option<Daemon>,
+    pub prometheus: Option<Prometheus>,
+    pub alertmanager: Option<Alertmanager>,
     pub hostmedic: Option<Binary>,
     pub sink: Sink,
     pub dir: tempfile::TempDir,
@@ -420,13 +128,15 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// A scratch folder, the sink and the token file (`<dir>/token`).
+    /// A scratch folder with the token files, and the sink.
     pub async fn new(scenario: &'static str) -> Stack {
         let dir = tempfile::Builder::new()
             .prefix(&format!("hostmedic-e2e-{scenario}-"))
             .tempdir()
             .unwrap();
-        std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+        std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).unwrap();
+        std::fs::write(dir.path().join("bot-token"), format!("{BOT_TOKEN}\n")).unwrap();
+        std::fs::create_dir_all(dir.path().join("state")).unwrap();
         Stack {
             prometheus: None,
             alertmanager: None,
@@ -441,66 +151,142 @@ impl Stack {
         self.dir.path().join(rel)
     }
 
-    pub fn token_file(&self) -> PathBuf {
-        self.path("token")
-    }
-
     pub fn journal_path(&self) -> PathBuf {
         self.path("state/journal.jsonl")
     }
 
-    pub fn state_dir(&self) -> PathBuf {
-        self.path("state")
+    pub fn status_path(&self) -> PathBuf {
+        self.path("state/status.json")
     }
 
-    /// Writes `config` to `<dir>/hostmedic.toml` and starts the binary.
+    /// `[receiver]` with bearer auth and the state files in the scratch
+    /// folder, plus three notification channels on the sink: `ntfy`
+    /// (`/ntfy`), `telegram` (`/tg/bot<token>/sendMessage`) and `webhook`
+    /// (`/hook`). `extra` goes into `[receiver]` (e.g. `cooldown = "0s"`).
+    pub fn receiver_config(&self, extra: &str) -> String {
+        let d = self.dir.path().display();
+        format!(
+            r#"
+[receiver]
+enabled = true
+bearer_token_file = "{d}/token"
+journal_path = "{d}/state/journal.jsonl"
+state_path = "{d}/state/state.json"
+status_path = "{d}/state/status.json"
+{extra}
+
+[notify.ntfy]
+kind = "ntfy"
+server = "{ntfy}"
+topic = "hostmedic-e2e"
+priority = 4
+tags = ["rotating_light"]
+retries = 1
+
+[notify.telegram]
+kind = "telegram"
+api_base = "{tg}"
+bot_token_file = "{d}/bot-token"
+chat_id = -100200300
+retries = 1
+
+[notify.webhook]
+kind = "webhook"
+url = "{hook}"
+retries = 1
+"#,
+            ntfy = self.sink.url("/ntfy"),
+            tg = self.sink.url("/tg"),
+            hook = self.sink.url("/hook"),
+        )
+    }
+
+    /// Writes `config` to `<dir>/hostmedic.toml` and starts the binary on
+    /// 127.0.0.1:0 (or on `addr`, to come back on the same port after a crash).
     pub fn start_hostmedic(&mut self, config: &str) {
         let p = self.path("hostmedic.toml");
         std::fs::write(&p, config).unwrap();
-        std::fs::create_dir_all(self.state_dir()).unwrap();
         self.hostmedic = Some(Binary::start(&p, self.dir.path()));
+    }
+
+    /// Restarts hostmedic on the address it had (after a kill -9), same config.
+    pub fn restart_hostmedic_same_port(&mut self) {
+        let addr = self.hostmedic().addr.to_string();
+        if let Some(mut old) = self.hostmedic.take() {
+            let _ = old.child.kill();
+            let _ = old.child.wait();
+        }
+        let p = self.path("hostmedic.toml");
+        self.hostmedic = Some(Binary::start_with(
+            &p,
+            self.dir.path(),
+            &["--web.listen-address", &addr],
+        ));
     }
 
     pub fn hostmedic(&self) -> &Binary {
         self.hostmedic.as_ref().expect("hostmedic started")
     }
 
-    /// Starts Alertmanager (to hostmedic's webhook) and Prometheus (scraping
-    /// hostmedic, evaluating the test copy of the shipped rules).
-    pub async fn start_monitoring(&mut self, max_for: &str, webhook_path: &str) {
+    /// Starts Alertmanager (webhook to hostmedic with the bearer token) and
+    /// Prometheus (scraping hostmedic every second, evaluating the test copy
+    /// of the shipped rules with `for:` clamped to `max_for` and `edits`).
+    pub fn start_monitoring(&mut self, max_for: &str, edits: &[(&str, &str)]) {
         let hm = self.hostmedic().addr;
-        let am = start_alertmanager(
+        let am = Alertmanager::start(
             self.dir.path(),
-            &format!("http://{hm}{webhook_path}"),
-            &self.token_file(),
-        )
-        .await;
-        let rules = rules_test_copy(&self.path("rules"), max_for);
-        let prom = start_prometheus(self.dir.path(), &[hm], am.port, &rules).await;
+            "alertmanager",
+            &WebhookTarget {
+                url: format!("http://{hm}/api/v1/alerts"),
+                bearer: Some(TOKEN.to_string()),
+            },
+            None,
+        );
+        let rules = rules_test_copy(&self.path("rules"), max_for, edits);
+        let prom = Prometheus::start(self.dir.path(), &[hm.to_string()], &rules, &[am.url()]);
         self.alertmanager = Some(am);
         self.prometheus = Some(prom);
     }
 
-    pub fn journal(&self) -> Vec<Value> {
-        journal_entries(&self.journal_path())
+    /// The journal as hostmedic wrote it (a torn last line is skipped).
+    pub fn journal(&self) -> Vec<Entry> {
+        journal::read_from(&self.journal_path(), 0)
+            .map(|(e, _)| e)
+            .unwrap_or_default()
     }
 
-    /// Prometheus' current alerts (name → state) for diagnostics.
-    pub async fn prom_alerts(&self) -> String {
-        let Some(p) = &self.prometheus else {
-            return String::new();
-        };
-        match client().get(p.url("/api/v1/alerts")).send().await {
-            Ok(r) => r.text().await.unwrap_or_default(),
-            Err(e) => e.to_string(),
-        }
+    /// The first `Verify` entry for `rule` whose target contains `target`,
+    /// with result `verified`.
+    pub fn verified(&self, rule: &str, target: &str) -> Option<Entry> {
+        self.journal().into_iter().find(|e| {
+            matches!(&e.event, Event::Verify { rule: r, target: t, result, .. }
+                if r == rule && t.contains(target) && result == "verified")
+        })
+    }
+
+    /// `Action` entries of `rule` as (action, target, result, detail).
+    pub fn actions(&self, rule: &str) -> Vec<(String, String, String, String)> {
+        self.journal()
+            .into_iter()
+            .filter_map(|e| match e.event {
+                Event::Action {
+                    rule: r,
+                    action,
+                    target,
+                    result,
+                    detail,
+                    ..
+                } if r == rule => Some((action, target, result, detail)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Value of an instant PromQL query (first sample), if any.
     pub async fn query(&self, q: &str) -> Option<f64> {
         let p = self.prometheus.as_ref()?;
-        let v: Value = client()
-            .get(p.url(&format!("/api/v1/query?query={}", urlencode(q))))
+        let v: serde_json::Value = client()
+            .get(format!("{}/api/v1/query?query={}", p.url(), urlencode(q)))
             .send()
             .await
             .ok()?
@@ -512,15 +298,29 @@ impl Stack {
 
     /// Everything useful when a scenario times out.
     pub async fn diagnostics(&self) -> String {
-        let mut s = String::new();
-        s += &format!("--- prometheus alerts:\n{}\n", self.prom_alerts().await);
-        if let Some(am) = &self.alertmanager {
-            let a = match client().get(am.url("/api/v2/alerts")).send().await {
+        let get = |url: String| async move {
+            match client().get(url).send().await {
                 Ok(r) => r.text().await.unwrap_or_default(),
                 Err(e) => e.to_string(),
-            };
-            s += &format!("--- alertmanager alerts:\n{a}\n");
-            s += &format!("--- alertmanager log tail:\n{}\n", tail(&am.log_text(), 20));
+            }
+        };
+        let mut s = String::new();
+        if let Some(p) = &self.prometheus {
+            s += &format!(
+                "--- prometheus alerts:\n{}\n",
+                get(format!("{}/api/v1/alerts", p.url())).await
+            );
+            s += &format!(
+                "--- prometheus log tail:\n{}\n",
+                tail(&std::fs::read_to_string(&p.log).unwrap_or_default(), 10)
+            );
+        }
+        if let Some(am) = &self.alertmanager {
+            s += &format!(
+                "--- alertmanager alerts:\n{}\n",
+                get(format!("{}/api/v2/alerts", am.url())).await
+            );
+            s += &format!("--- alertmanager log tail:\n{}\n", tail(&am.log(), 15));
         }
         if let Some(hm) = &self.hostmedic {
             s += &format!("--- hostmedic log tail:\n{}\n", tail(&hm.log(), 60));
@@ -550,6 +350,43 @@ impl Stack {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+
+    /// Like [`Stack::wait_for`] for an async PromQL condition.
+    pub async fn wait_query(&self, timeout: Duration, q: &str, ok: impl Fn(f64) -> bool) -> f64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = self.query(q).await
+                && ok(v)
+            {
+                return v;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "[{}] timed out after {timeout:?} waiting for `{q}` (last {:?})\n{}",
+                    self.scenario,
+                    self.query(q).await,
+                    self.diagnostics().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Asserts no secret leaked into the journal, the status file or the log.
+    pub fn assert_no_secrets(&self) {
+        let journal = std::fs::read_to_string(self.journal_path()).unwrap_or_default();
+        let status = std::fs::read_to_string(self.status_path()).unwrap_or_default();
+        let log = self.hostmedic.as_ref().map(|h| h.log()).unwrap_or_default();
+        for (what, text) in [("journal", &journal), ("status", &status), ("log", &log)] {
+            for secret in [TOKEN, BOT_TOKEN] {
+                assert!(
+                    !text.contains(secret),
+                    "[{}] secret leaked into the {what}",
+                    self.scenario
+                );
+            }
+        }
+    }
 }
 
 /// The last `n` lines of `text`.
@@ -568,8 +405,8 @@ pub fn urlencode(s: &str) -> String {
         .collect()
 }
 
-/// Measures fault-to-remediation time and reports it in the line format the
-/// bench script collects: `e2e S1 fault_to_remediation_seconds=7.3`.
+/// Measures fault-to-remediation time and reports it in the line format
+/// `benches/e2e.sh` collects: `e2e S1 fault_to_remediation_seconds=7.3`.
 pub struct Stopwatch {
     scenario: &'static str,
     start: Instant,
@@ -584,13 +421,16 @@ impl Stopwatch {
         }
     }
 
-    /// Call once the remediation is verified; prints (and, when
-    /// `HOSTMEDIC_E2E_TIMINGS` names a file, appends) the timing line.
+    pub fn elapsed(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    /// Call once the remediation is verified: prints the timing line (and
+    /// appends it to `$HOSTMEDIC_E2E_TIMINGS` when set).
     pub fn remediated(&self) -> f64 {
-        let secs = self.start.elapsed().as_secs_f64();
+        let secs = self.elapsed();
         let line = format!("e2e {} fault_to_remediation_seconds={secs:.1}", self.scenario);
         println!("{line}");
-        eprintln!("{line}");
         if let Ok(p) = std::env::var("HOSTMEDIC_E2E_TIMINGS") {
             use std::io::Write;
             if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(p) {

@@ -88,10 +88,17 @@ impl Binary {
     }
 
     pub fn start_with(config: &Path, dir: &Path, extra: &[&str]) -> Binary {
+        // `extra` may name its own listen address (a restart on the same port).
+        let listen: &[&str] = if extra.contains(&"--web.listen-address") {
+            &[]
+        } else {
+            &["--web.listen-address", "127.0.0.1:0"]
+        };
         let mut child = Command::new(binary_path())
             .arg("--config")
             .arg(config)
-            .args(["--web.listen-address", "127.0.0.1:0", "--log.level", "debug"])
+            .args(listen)
+            .args(["--log.level", "debug"])
             .args(extra)
             .arg("serve")
             .stdout(Stdio::null())
@@ -218,5 +225,5 @@ pub fn skip_or_fail(reason: &str) -> bool {
     eprintln!("SKIPPED: {reason}");
     true
 }
-pub mod git_lfs;
 pub mod docker;
+pub mod git_lfs;
