@@ -106,14 +106,24 @@ fn alert(name: &str, labels: &[(&str, &str)], starts: &str, status: &str, fp: &s
 }
 
 fn payload(alerts: Vec<Value>) -> Value {
-    let status = if alerts.iter().any(|a| a["status"] == "firing") { "firing" } else { "resolved" };
+    let status = if alerts.iter().any(|a| a["status"] == "firing") {
+        "firing"
+    } else {
+        "resolved"
+    };
     json!({"receiver": "hostmedic", "status": status, "alerts": alerts, "groupLabels": {},
            "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am", "version": "4",
            "groupKey": "{}:{}", "truncatedAlerts": 0})
 }
 
 fn worker(starts: &str) -> Value {
-    alert("WorkerDown", &[("severity", "critical")], starts, "firing", "00aa11bb22cc33dd")
+    alert(
+        "WorkerDown",
+        &[("severity", "critical")],
+        starts,
+        "firing",
+        "00aa11bb22cc33dd",
+    )
 }
 
 async fn post(url: &str, token: Option<&str>, body: &Value) -> (u16, String) {
@@ -194,7 +204,9 @@ async fn alertmanager_delivers_with_bearer_auth_and_the_action_runs_once() {
     let fp = entries
         .iter()
         .find_map(|e| match &e.event {
-            Event::Alert { fingerprint, receiver, .. } => Some((fingerprint.clone(), receiver.clone())),
+            Event::Alert {
+                fingerprint, receiver, ..
+            } => Some((fingerprint.clone(), receiver.clone())),
             _ => None,
         })
         .unwrap();
@@ -203,7 +215,8 @@ async fn alertmanager_delivers_with_bearer_auth_and_the_action_runs_once() {
 
     // Resolution is delivered (send_resolved) and journaled.
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    am.post_alerts(&json!([{"labels": labels, "startsAt": starts, "endsAt": now}])).await;
+    am.post_alerts(&json!([{"labels": labels, "startsAt": starts, "endsAt": now}]))
+        .await;
     eventually(Duration::from_secs(20), "resolved delivery journaled", || async {
         fx.journal()
             .iter()
@@ -214,11 +227,26 @@ async fn alertmanager_delivers_with_bearer_auth_and_the_action_runs_once() {
     assert_eq!(fx.effects(), 1);
 
     let (_, metrics) = get(&srv.url("/metrics")).await;
-    assert!(metrics.contains("hostmedic_alerts_received_total{status=\"firing\"}"), "{metrics}");
-    assert!(metrics.contains("hostmedic_alerts_received_total{status=\"resolved\"} 1"), "{metrics}");
-    assert!(metrics.contains("hostmedic_actions_total{action=\"exec\",result=\"ok\"} 1"), "{metrics}");
-    assert!(metrics.contains("hostmedic_action_duration_seconds_count{action=\"exec\"} 1"), "{metrics}");
-    assert!(metrics.contains("hostmedic_webhook_requests_total{code=\"200\"}"), "{metrics}");
+    assert!(
+        metrics.contains("hostmedic_alerts_received_total{status=\"firing\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hostmedic_alerts_received_total{status=\"resolved\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hostmedic_actions_total{action=\"exec\",result=\"ok\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hostmedic_action_duration_seconds_count{action=\"exec\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hostmedic_webhook_requests_total{code=\"200\"}"),
+        "{metrics}"
+    );
     assert!(!am.log().contains("status code 401"), "{}", am.log());
     drop(am);
     srv.stop().await;
@@ -249,7 +277,9 @@ async fn budget_exhausted_escalates_and_holds_until_cleared_or_resolved() {
     let (code, _) = post(&url, Some(TOKEN), &payload(vec![worker("2026-01-01T00:20:00Z")])).await;
     assert_eq!(code, 200);
     let esc = eventually(Duration::from_secs(20), "escalation at the sink", || async {
-        sink.all().into_iter().find(|r| r.body.contains("remediation exhausted"))
+        sink.all()
+            .into_iter()
+            .find(|r| r.body.contains("remediation exhausted"))
     })
     .await;
     assert_eq!(esc.method, "POST");
@@ -276,20 +306,40 @@ async fn budget_exhausted_escalates_and_holds_until_cleared_or_resolved() {
     assert!(target.starts_with("exec:/usr/bin/mktemp"), "{status}");
     let (_, metrics) = get(&srv.url("/metrics")).await;
     assert!(metrics.contains("hostmedic_remediation_holds_active 1"), "{metrics}");
-    assert!(metrics.contains("hostmedic_actions_skipped_total{reason=\"budget\"} 1"), "{metrics}");
-    assert!(metrics.contains("hostmedic_actions_skipped_total{reason=\"hold\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("hostmedic_actions_skipped_total{reason=\"budget\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hostmedic_actions_skipped_total{reason=\"hold\"} 1"),
+        "{metrics}"
+    );
     // The status file is written atomically in the background.
     eventually(Duration::from_secs(10), "status file with the hold", || async {
         let s = std::fs::read_to_string(fx.path("status.json")).ok()?;
-        s.contains("\"holds\"").then_some(()).filter(|_| s.contains("exec:/usr/bin/mktemp"))
+        s.contains("\"holds\"")
+            .then_some(())
+            .filter(|_| s.contains("exec:/usr/bin/mktemp"))
     })
     .await;
 
     // A person clears it (wrong token first): acting resumes.
-    let clear = srv.url(&format!("/api/v1/holds/{}/clear", hostmedic::receiver::percent_encode(&target)));
-    assert_eq!(client().post(&clear).bearer_auth("nope").send().await.unwrap().status(), 401);
-    assert_eq!(client().post(&clear).bearer_auth(TOKEN).send().await.unwrap().status(), 200);
-    assert_eq!(client().post(&clear).bearer_auth(TOKEN).send().await.unwrap().status(), 404);
+    let clear = srv.url(&format!(
+        "/api/v1/holds/{}/clear",
+        hostmedic::receiver::percent_encode(&target)
+    ));
+    assert_eq!(
+        client().post(&clear).bearer_auth("nope").send().await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        client().post(&clear).bearer_auth(TOKEN).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        client().post(&clear).bearer_auth(TOKEN).send().await.unwrap().status(),
+        404
+    );
     post(&url, Some(TOKEN), &payload(vec![worker("2026-01-01T00:40:00Z")])).await;
     wait_effects(&fx, 3).await;
     post(&url, Some(TOKEN), &payload(vec![worker("2026-01-01T00:50:00Z")])).await;
@@ -353,11 +403,15 @@ async fn sigkill_and_restart_keep_budget_and_journal() {
     post(&url, Some(TOKEN), &payload(vec![worker("2026-01-01T00:10:00Z")])).await;
     // The budget survived: the third firing is not acted on but held.
     assert_eq!(
-        post(&url, Some(TOKEN), &payload(vec![worker("2026-01-01T00:20:00Z")])).await.0,
+        post(&url, Some(TOKEN), &payload(vec![worker("2026-01-01T00:20:00Z")]))
+            .await
+            .0,
         200
     );
     eventually(Duration::from_secs(20), "escalation after restart", || async {
-        sink.all().into_iter().find(|r| r.body.contains("remediation exhausted"))
+        sink.all()
+            .into_iter()
+            .find(|r| r.body.contains("remediation exhausted"))
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -370,7 +424,11 @@ async fn sigkill_and_restart_keep_budget_and_journal() {
         vec!["budget".to_string()],
         "{d:?}"
     );
-    assert!(after[before.len()..].iter().any(|e| matches!(&e.event, Event::Alert { duplicate: true, .. })));
+    assert!(
+        after[before.len()..]
+            .iter()
+            .any(|e| matches!(&e.event, Event::Alert { duplicate: true, .. }))
+    );
     assert!(bin.log().contains("torn"), "{}", bin.log());
     // Sequence numbers continue after the restart.
     assert!(after.windows(2).all(|w| w[1].seq == w[0].seq + 1));
@@ -409,10 +467,7 @@ async fn two_clustered_alertmanagers_cause_one_action() {
         .filter(|e| matches!(e.event, Event::Alert { .. }))
         .count();
     assert!(deliveries >= 1);
-    assert_eq!(
-        decisions(&entries).iter().filter(|d| d.1 == Decision::Act).count(),
-        1
-    );
+    assert_eq!(decisions(&entries).iter().filter(|d| d.1 == Decision::Act).count(), 1);
     drop((am1, am2));
     srv.stop().await;
 }
@@ -425,8 +480,18 @@ async fn notify_only_waits_for_approval_via_api_and_cli() {
     let srv = InProcess::start(Config::parse(&text, "test").unwrap()).await;
     let url = srv.url("/api/v1/alerts");
     let runaway = |s: &str, fp: &str| alert("Runaway", &[("pid", "4242")], s, "firing", fp);
-    assert_eq!(post(&url, Some(TOKEN), &payload(vec![runaway("2026-01-01T00:00:00Z", "01")])).await.0, 200);
-    assert_eq!(post(&url, Some(TOKEN), &payload(vec![runaway("2026-01-01T00:00:00Z", "02")])).await.0, 200);
+    assert_eq!(
+        post(&url, Some(TOKEN), &payload(vec![runaway("2026-01-01T00:00:00Z", "01")]))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        post(&url, Some(TOKEN), &payload(vec![runaway("2026-01-01T00:00:00Z", "02")]))
+            .await
+            .0,
+        200
+    );
     let note = eventually(Duration::from_secs(20), "approval request at the sink", || async {
         sink.all().into_iter().find(|r| r.body.contains("approval needed"))
     })
@@ -446,15 +511,55 @@ async fn notify_only_waits_for_approval_via_api_and_cli() {
         })
         .collect();
     assert_eq!(ids.len(), 2);
-    assert!(note.body.contains(&format!("hostmedic approve {}", ids[0])), "{}", note.body);
+    assert!(
+        note.body.contains(&format!("hostmedic approve {}", ids[0])),
+        "{}",
+        note.body
+    );
 
     let approve = |id: &str| srv.url(&format!("/api/v1/actions/{id}/approve"));
     assert_eq!(client().post(approve(&ids[0])).send().await.unwrap().status(), 401);
-    assert_eq!(client().get(approve(&ids[0])).bearer_auth(TOKEN).send().await.unwrap().status(), 405);
-    assert_eq!(client().post(approve("a999999")).bearer_auth(TOKEN).send().await.unwrap().status(), 404);
-    assert_eq!(client().post(approve(&ids[0])).bearer_auth(TOKEN).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client()
+            .get(approve(&ids[0]))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        405
+    );
+    assert_eq!(
+        client()
+            .post(approve("a999999"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        client()
+            .post(approve(&ids[0]))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     wait_effects(&fx, 1).await;
-    assert_eq!(client().post(approve(&ids[0])).bearer_auth(TOKEN).send().await.unwrap().status(), 404);
+    assert_eq!(
+        client()
+            .post(approve(&ids[0]))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
 
     // The CLI approves the second one through the running server.
     let cfg = fx.write_config(&text);
@@ -506,7 +611,8 @@ async fn notify_only_waits_for_approval_via_api_and_cli() {
 async fn global_dry_run_records_what_would_run() {
     let fx = Fixture::new();
     let sink = Sink::start().await;
-    let srv = InProcess::start(Config::parse(&fx.config(&sink.url("/hook"), 1, "dry_run = true"), "test").unwrap()).await;
+    let srv =
+        InProcess::start(Config::parse(&fx.config(&sink.url("/hook"), 1, "dry_run = true"), "test").unwrap()).await;
     let url = srv.url("/api/v1/alerts");
     for s in ["2026-01-01T00:00:00Z", "2026-01-01T00:10:00Z", "2026-01-01T00:20:00Z"] {
         assert_eq!(post(&url, Some(TOKEN), &payload(vec![worker(s)])).await.0, 200);
@@ -555,13 +661,19 @@ fn refuses_non_loopback_without_auth_and_names_bad_rule_keys() {
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     let rule = |body: &str| format!("{open}\n[[remediation]]\nname = \"r\"\nalertname = \"A\"\n{body}\n");
-    let e = check(&rule("actions = [{ type = \"exec\", argv = [\"/nonexistent/script.sh\"] }]"));
+    let e = check(&rule(
+        "actions = [{ type = \"exec\", argv = [\"/nonexistent/script.sh\"] }]",
+    ));
     assert!(e.contains("remediation[0].actions[0].argv[0]"), "{e}");
-    let e = check(&rule("matchers = ['unit=~\"(\"']\nactions = [{ type = \"exec\", argv = [\"/usr/bin/true\"] }]"));
+    let e = check(&rule(
+        "matchers = ['unit=~\"(\"']\nactions = [{ type = \"exec\", argv = [\"/usr/bin/true\"] }]",
+    ));
     assert!(e.contains("remediation[0].matchers[0]"), "{e}");
     let e = check(&rule("actions = [{ type = \"reboot\" }]"));
     assert!(e.contains("reboot"), "{e}");
-    let e = check(&rule("escalate = [\"pager\"]\nactions = [{ type = \"exec\", argv = [\"/usr/bin/true\"] }]"));
+    let e = check(&rule(
+        "escalate = [\"pager\"]\nactions = [{ type = \"exec\", argv = [\"/usr/bin/true\"] }]",
+    ));
     assert!(e.contains("remediation[0].escalate[0]"), "{e}");
     let e = check(&format!("{open}bearer_token_file = \"{d}/missing\"\n"));
     assert!(e.contains("receiver.bearer_token_file"), "{e}");
@@ -576,14 +688,30 @@ async fn bad_request_corpus_gets_4xx_and_runs_nothing() {
     let url = srv.url("/api/v1/alerts");
     let good = payload(vec![worker("2026-01-01T00:00:00Z")]);
     let good_text = good.to_string();
-    let unit = |u: &str| payload(vec![alert("UnitFailed", &[("unit", u)], "2026-01-01T00:00:00Z", "firing", "ab")]);
+    let unit = |u: &str| {
+        payload(vec![alert(
+            "UnitFailed",
+            &[("unit", u)],
+            "2026-01-01T00:00:00Z",
+            "firing",
+            "ab",
+        )])
+    };
     let with = |f: &dyn Fn(&mut Value)| {
         let mut v = good.clone();
         f(&mut v);
         v.to_string()
     };
     let many: Vec<Value> = (0..10_000)
-        .map(|i| alert("WorkerDown", &[("severity", "critical")], "2026-01-01T00:00:00Z", "firing", &format!("{i:x}")))
+        .map(|i| {
+            alert(
+                "WorkerDown",
+                &[("severity", "critical")],
+                "2026-01-01T00:00:00Z",
+                "firing",
+                &format!("{i:x}"),
+            )
+        })
         .collect();
     let many_small = json!({"status": "firing", "alerts": (0..1001).map(|i| json!({"status":"firing","labels":{"alertname":"WorkerDown","severity":"critical"},"startsAt":"2026-01-01T00:00:00Z","fingerprint":format!("{i:x}")})).collect::<Vec<_>>()});
 
@@ -654,7 +782,11 @@ async fn bad_request_corpus_gets_4xx_and_runs_nothing() {
             ctype: "",
             ..case("no content type", good_text.clone(), 415)
         },
-        case("huge body (2 MiB)", format!("{{\"pad\":\"{}\"}}", "x".repeat(2 << 20)), 413),
+        case(
+            "huge body (2 MiB)",
+            format!("{{\"pad\":\"{}\"}}", "x".repeat(2 << 20)),
+            413,
+        ),
         case("10,000 alerts in one payload", payload(many).to_string(), 413),
         case("1,001 small alerts", many_small.to_string(), 413),
         case("empty body", String::new(), 400),
@@ -662,13 +794,41 @@ async fn bad_request_corpus_gets_4xx_and_runs_nothing() {
         case("not JSON", "alert!".into(), 400),
         case("JSON array", "[]".into(), 400),
         case("alerts is a string", with(&|v| v["alerts"] = json!("many")), 400),
-        case("labels is a list", with(&|v| v["alerts"][0]["labels"] = json!(["a"])), 400),
-        case("label value is a number", with(&|v| v["alerts"][0]["labels"]["severity"] = json!(5)), 400),
-        case("status unknown", with(&|v| v["alerts"][0]["status"] = json!("burning")), 400),
-        case("fingerprint not hex", with(&|v| v["alerts"][0]["fingerprint"] = json!("zz;rm -rf")), 400),
-        case("startsAt not a time", with(&|v| v["alerts"][0]["startsAt"] = json!("yesterday")), 400),
-        case("missing alerts", with(&|v| v.as_object_mut().unwrap().remove("alerts").map(|_| ()).unwrap()), 400),
-        case("label name with a dash", with(&|v| v["alerts"][0]["labels"]["bad-name"] = json!("x")), 400),
+        case(
+            "labels is a list",
+            with(&|v| v["alerts"][0]["labels"] = json!(["a"])),
+            400,
+        ),
+        case(
+            "label value is a number",
+            with(&|v| v["alerts"][0]["labels"]["severity"] = json!(5)),
+            400,
+        ),
+        case(
+            "status unknown",
+            with(&|v| v["alerts"][0]["status"] = json!("burning")),
+            400,
+        ),
+        case(
+            "fingerprint not hex",
+            with(&|v| v["alerts"][0]["fingerprint"] = json!("zz;rm -rf")),
+            400,
+        ),
+        case(
+            "startsAt not a time",
+            with(&|v| v["alerts"][0]["startsAt"] = json!("yesterday")),
+            400,
+        ),
+        case(
+            "missing alerts",
+            with(&|v| v.as_object_mut().unwrap().remove("alerts").map(|_| ()).unwrap()),
+            400,
+        ),
+        case(
+            "label name with a dash",
+            with(&|v| v["alerts"][0]["labels"]["bad-name"] = json!("x")),
+            400,
+        ),
         case("payload version 5", with(&|v| v["version"] = json!("5")), 400),
         case("unit with slash", unit("../../etc/passwd").to_string(), 422),
         case("unit with ..", unit("foo..service").to_string(), 422),
@@ -714,7 +874,12 @@ async fn bad_request_corpus_gets_4xx_and_runs_nothing() {
         ("POST", "/api/v1/status", 405),
     ];
     for (m, p, want) in other {
-        let r = http.request(m.parse().unwrap(), srv.url(p)).bearer_auth(TOKEN).send().await.unwrap();
+        let r = http
+            .request(m.parse().unwrap(), srv.url(p))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), want, "{m} {p}");
     }
     let r = http.get(srv.url("/api/v1/status")).send().await.unwrap();
@@ -724,20 +889,27 @@ async fn bad_request_corpus_gets_4xx_and_runs_nothing() {
     assert_eq!(fx.effects(), 0);
     let entries = fx.journal();
     assert!(
-        entries
-            .iter()
-            .all(|e| matches!(e.event, Event::Refused { .. })),
+        entries.iter().all(|e| matches!(e.event, Event::Refused { .. })),
         "only refusals may be journaled: {entries:?}"
     );
     assert_eq!(entries.len(), 9, "one refusal per bad unit");
     let (_, metrics) = get(&srv.url("/metrics")).await;
     assert!(!metrics.contains("hostmedic_alerts_received_total"), "{metrics}");
-    assert!(metrics.contains("hostmedic_webhook_requests_total{code=\"401\"} 6"), "{metrics}");
-    assert!(metrics.contains("hostmedic_webhook_requests_total{code=\"422\"} 9"), "{metrics}");
+    assert!(
+        metrics.contains("hostmedic_webhook_requests_total{code=\"401\"} 6"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hostmedic_webhook_requests_total{code=\"422\"} 9"),
+        "{metrics}"
+    );
     assert!(sink.all().is_empty());
     // And a good request still works afterwards.
     assert_eq!(post(&url, Some(TOKEN), &good).await.0, 200);
     wait_effects(&fx, 1).await;
-    eprintln!("{total} bad webhook requests + {} control requests rejected", other.len() + 1);
+    eprintln!(
+        "{total} bad webhook requests + {} control requests rejected",
+        other.len() + 1
+    );
     srv.stop().await;
 }

@@ -51,10 +51,16 @@ impl Auth {
                 ));
             }
             let v = std::env::var(var).map_err(|_| {
-                ConfigError::invalid("receiver.bearer_token_env", format!("environment variable {var} is not set"))
+                ConfigError::invalid(
+                    "receiver.bearer_token_env",
+                    format!("environment variable {var} is not set"),
+                )
             })?;
             if v.is_empty() {
-                return Err(ConfigError::invalid("receiver.bearer_token_env", format!("{var} is empty")));
+                return Err(ConfigError::invalid(
+                    "receiver.bearer_token_env",
+                    format!("{var} is empty"),
+                ));
             }
             auth.bearer = Some(v.into_bytes());
         }
@@ -175,7 +181,10 @@ mod tests {
             ..Default::default()
         };
         let e = check_listen(&cfg, "0.0.0.0:9877".parse().unwrap()).unwrap_err();
-        assert!(e.to_string().contains("receiver.allow_unauthenticated_non_loopback"), "{e}");
+        assert!(
+            e.to_string().contains("receiver.allow_unauthenticated_non_loopback"),
+            "{e}"
+        );
         check_listen(&cfg, "127.0.0.1:9877".parse().unwrap()).unwrap();
         check_listen(&cfg, "[::1]:9877".parse().unwrap()).unwrap();
         let open = ReceiverConfig {

@@ -248,19 +248,31 @@ impl ReceiverConfig {
     /// Validates `[receiver]` against the known notification channels.
     pub fn validate(&self, channels: &Channels) -> Result<(), ConfigError> {
         if !self.path.starts_with('/') || self.path.contains(char::is_whitespace) {
-            return Err(ConfigError::invalid("receiver.path", "must start with `/` and contain no spaces"));
+            return Err(ConfigError::invalid(
+                "receiver.path",
+                "must start with `/` and contain no spaces",
+            ));
         }
         if crate::receiver::RESERVED_PATHS.contains(&self.path.as_str()) || self.path.starts_with("/api/v1/holds/") {
-            return Err(ConfigError::invalid("receiver.path", "collides with a built-in endpoint"));
+            return Err(ConfigError::invalid(
+                "receiver.path",
+                "collides with a built-in endpoint",
+            ));
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::invalid("receiver.max_body_bytes", "must be at least 1024"));
         }
         if self.max_alerts_per_request == 0 {
-            return Err(ConfigError::invalid("receiver.max_alerts_per_request", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "receiver.max_alerts_per_request",
+                "must be at least 1",
+            ));
         }
         if self.max_concurrent_actions == 0 {
-            return Err(ConfigError::invalid("receiver.max_concurrent_actions", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "receiver.max_concurrent_actions",
+                "must be at least 1",
+            ));
         }
         if self.budget_attempts == 0 {
             return Err(ConfigError::invalid("receiver.budget_attempts", "must be at least 1"));
@@ -273,7 +285,10 @@ impl ReceiverConfig {
         if let Some(name) = &self.bearer_token_env
             && (name.is_empty() || name.contains('='))
         {
-            return Err(ConfigError::invalid("receiver.bearer_token_env", "must name an environment variable"));
+            return Err(ConfigError::invalid(
+                "receiver.bearer_token_env",
+                "must name an environment variable",
+            ));
         }
         if self.basic_auth_username.is_some() != self.basic_auth_password_file.is_some() {
             return Err(ConfigError::invalid(
@@ -284,7 +299,10 @@ impl ReceiverConfig {
         if let Some(u) = &self.basic_auth_username
             && (u.is_empty() || u.contains(':'))
         {
-            return Err(ConfigError::invalid("receiver.basic_auth_username", "must be non-empty without `:`"));
+            return Err(ConfigError::invalid(
+                "receiver.basic_auth_username",
+                "must be non-empty without `:`",
+            ));
         }
         if self.enabled {
             // Secrets must be readable at start, not at the first alert.
@@ -309,7 +327,11 @@ fn check_channel(key: &str, name: &str, channels: &Channels) -> Result<(), Confi
             key,
             format!(
                 "no [notify.{name}] channel configured (configured: {})",
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
             ),
         ))
     }
@@ -327,10 +349,16 @@ pub fn validate_rules(rules: &[RuleConfig], channels: &Channels) -> Result<(), C
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         {
-            return Err(ConfigError::invalid(format!("{key}.name"), "must be non-empty: letters, digits, - _ ."));
+            return Err(ConfigError::invalid(
+                format!("{key}.name"),
+                "must be non-empty: letters, digits, - _ .",
+            ));
         }
         if !names.insert(r.name.as_str()) {
-            return Err(ConfigError::invalid(format!("{key}.name"), format!("duplicate rule name {:?}", r.name)));
+            return Err(ConfigError::invalid(
+                format!("{key}.name"),
+                format!("duplicate rule name {:?}", r.name),
+            ));
         }
         if r.alertname.is_empty() {
             return Err(ConfigError::invalid(format!("{key}.alertname"), "must not be empty"));
@@ -339,7 +367,10 @@ pub fn validate_rules(rules: &[RuleConfig], channels: &Channels) -> Result<(), C
             Matcher::parse(m).map_err(|e| ConfigError::invalid(format!("{key}.matchers[{j}]"), e))?;
         }
         if r.actions.is_empty() {
-            return Err(ConfigError::invalid(format!("{key}.actions"), "at least one action is needed"));
+            return Err(ConfigError::invalid(
+                format!("{key}.actions"),
+                "at least one action is needed",
+            ));
         }
         for (list, actions) in [("actions", &r.actions), ("exhausted_actions", &r.exhausted_actions)] {
             for (j, a) in actions.iter().enumerate() {
@@ -349,7 +380,10 @@ pub fn validate_rules(rules: &[RuleConfig], channels: &Channels) -> Result<(), C
             }
         }
         if r.budget_attempts == Some(0) {
-            return Err(ConfigError::invalid(format!("{key}.budget_attempts"), "must be at least 1"));
+            return Err(ConfigError::invalid(
+                format!("{key}.budget_attempts"),
+                "must be at least 1",
+            ));
         }
         for (k, d) in [
             ("budget_window", r.budget_window),
@@ -383,7 +417,10 @@ mod tests {
         assert!(Matcher::parse(r#"unit=~"crashy\\..*""#).unwrap().matches(&l));
         assert!(!Matcher::parse(r#"unit=~"crashy""#).unwrap().matches(&l), "anchored");
         assert!(Matcher::parse(r#"env!~"prod""#).unwrap().matches(&l));
-        assert!(Matcher::parse(r#"env="""#).unwrap().matches(&l), "missing label is empty");
+        assert!(
+            Matcher::parse(r#"env="""#).unwrap().matches(&l),
+            "missing label is empty"
+        );
         assert!(Matcher::parse("unit=crashy.service").unwrap().matches(&l));
         for bad in ["", "unit", "9x=\"a\"", "unit=~\"(\"", "unit==\"a", "unit=\"a"] {
             assert!(Matcher::parse(bad).is_err(), "{bad}");

@@ -76,7 +76,10 @@ impl Rule {
     fn resolve(&self, alert: &Alert) -> Result<(String, Vec<Target>), String> {
         let mut targets = Vec::with_capacity(self.cfg.actions.len());
         for (i, a) in self.cfg.actions.iter().enumerate() {
-            targets.push(a.resolve_target(alert).map_err(|e| format!("actions[{i}] ({}): {e}", a.name()))?);
+            targets.push(
+                a.resolve_target(alert)
+                    .map_err(|e| format!("actions[{i}] ({}): {e}", a.name()))?,
+            );
         }
         let key = targets
             .iter()
@@ -134,6 +137,9 @@ pub enum ControlError {
     #[error("cannot record: {0}")]
     Journal(#[from] JournalError),
 }
+
+/// A rule that matched an alert: (rule index, target key, resolved targets).
+type Hit = (usize, String, Vec<Target>);
 
 /// Work to do after the webhook has been acknowledged.
 #[derive(Debug)]
@@ -221,12 +227,15 @@ impl Receiver {
         let mut rules = Vec::new();
         for (i, r) in config.remediation.iter().enumerate() {
             rules.push(Rule::compile(r, &rc).map_err(|e| match e {
-                ConfigError::Invalid { key, message } => ConfigError::invalid(format!("remediation[{i}].{key}"), message),
+                ConfigError::Invalid { key, message } => {
+                    ConfigError::invalid(format!("remediation[{i}].{key}"), message)
+                }
                 other => other,
             })?);
         }
         let key = |k: &str| format!("receiver.{k}");
-        let journal = JournalWriter::open(&rc.journal_path).map_err(|e| ConfigError::invalid(key("journal_path"), e))?;
+        let journal =
+            JournalWriter::open(&rc.journal_path).map_err(|e| ConfigError::invalid(key("journal_path"), e))?;
         let state = rebuild_state(&rc).map_err(|e| ConfigError::invalid(key("journal_path"), e))?;
         let env = ActionEnv {
             notify: config.notify.clone(),
@@ -313,7 +322,7 @@ impl Receiver {
     pub async fn accept(self: &Arc<Self>, payload: Payload) -> Result<Accepted, AcceptError> {
         // Resolve targets before taking the lock: a refusal rejects the
         // whole request and nothing of it counts.
-        let mut routed: Vec<(usize, Vec<(usize, String, Vec<Target>)>)> = Vec::new();
+        let mut routed: Vec<(usize, Vec<Hit>)> = Vec::new();
         let mut refused = Vec::new();
         for (ai, a) in payload.alerts.iter().enumerate() {
             let alert = to_alert(a);
@@ -415,7 +424,10 @@ impl Receiver {
                     });
                 }
             }
-            let hits: Vec<_> = hits.into_iter().filter(|(ri, _, _)| self.rules[*ri].matches(a)).collect();
+            let hits: Vec<_> = hits
+                .into_iter()
+                .filter(|(ri, _, _)| self.rules[*ri].matches(a))
+                .collect();
             if hits.is_empty() {
                 skips.push(SkipReason::NoRule.as_str());
                 continue;
@@ -463,7 +475,10 @@ impl Receiver {
                     skips.push(reason.as_str());
                     batch.push(decide(Decision::Skip, Some(reason), false));
                     if reason == SkipReason::Budget {
-                        let attempts = batch.core.state.attempts_within(&target, now, rule.budget_window.as_secs_f64());
+                        let attempts = batch
+                            .core
+                            .state
+                            .attempts_within(&target, now, rule.budget_window.as_secs_f64());
                         let history: Vec<LastAction> = batch
                             .core
                             .state
@@ -708,10 +723,14 @@ impl Receiver {
                 for (i, (spec, t)) in actions.iter().zip(&targets).enumerate() {
                     let timeout = rule.action_timeout.max(spec.suggested_timeout());
                     let started = Instant::now();
-                    let (result, detail) = match tokio::time::timeout(timeout, actions::run(spec, t, &alert, &env)).await {
-                        Ok(o) => (metric_result(o.result), o.detail),
-                        Err(_) => ("failed", format!("timed out after {}", humantime::format_duration(timeout))),
-                    };
+                    let (result, detail) =
+                        match tokio::time::timeout(timeout, actions::run(spec, t, &alert, &env)).await {
+                            Ok(o) => (metric_result(o.result), o.detail),
+                            Err(_) => (
+                                "failed",
+                                format!("timed out after {}", humantime::format_duration(timeout)),
+                            ),
+                        };
                     let took = started.elapsed().as_secs_f64();
                     self.metrics.action(&spec.name(), result);
                     self.metrics.duration(&spec.name(), took);
@@ -803,8 +822,7 @@ impl Receiver {
         // Notifications are sent even in dry-run mode: they change nothing.
         let mut env = self.env.clone();
         env.dry_run = false;
-        let o = match tokio::time::timeout(spec.suggested_timeout(), actions::run(&spec, &target, alert, &env)).await
-        {
+        let o = match tokio::time::timeout(spec.suggested_timeout(), actions::run(&spec, &target, alert, &env)).await {
             Ok(o) => o,
             Err(_) => return (false, "timed out".into()),
         };

@@ -109,7 +109,10 @@ pub fn markdown(entries: &[Entry], source: &str, since: Option<f64>, warnings: u
                         "- {} **{alertname}** {status} {}{}",
                         clock(e.ts),
                         code(&labels.join(", ")),
-                        summary.as_deref().map(|s| format!(" — {}", one_line(s))).unwrap_or_default()
+                        summary
+                            .as_deref()
+                            .map(|s| format!(" — {}", one_line(s)))
+                            .unwrap_or_default()
                     );
                 }
             }
@@ -127,7 +130,10 @@ pub fn markdown(entries: &[Entry], source: &str, since: Option<f64>, warnings: u
                     (Decision::Act, _) => format!("acting: {}", actions.join("; ")),
                     (Decision::DryRun, _) => format!("dry run, would run: {}", actions.join("; ")),
                     (Decision::PendingApproval, _) => {
-                        format!("waiting for approval (`hostmedic approve {id}`): {}", actions.join("; "))
+                        format!(
+                            "waiting for approval (`hostmedic approve {id}`): {}",
+                            actions.join("; ")
+                        )
                     }
                     (Decision::Skip, Some(r)) => format!("skipped ({})", r.as_str().replace('_', " ")),
                     (Decision::Skip, None) => "skipped".into(),
@@ -218,7 +224,11 @@ fn follow_up(e: &Event) -> String {
         ),
         Event::Approved { by, .. } => format!("approved by {by}"),
         Event::Notified {
-            channel, kind, ok, detail, ..
+            channel,
+            kind,
+            ok,
+            detail,
+            ..
         } => format!(
             "{kind} notification to {channel}: {}{}",
             if *ok { "sent" } else { "FAILED" },

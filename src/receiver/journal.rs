@@ -118,7 +118,12 @@ pub enum Event {
         alert: Option<Box<PayloadAlert>>,
     },
     /// A person approved a pending plan.
-    Approved { id: String, rule: String, target: String, by: String },
+    Approved {
+        id: String,
+        rule: String,
+        target: String,
+        by: String,
+    },
     /// One action's outcome.
     Action {
         id: String,
@@ -151,7 +156,10 @@ pub enum Event {
         alertname: String,
         attempts: u32,
     },
-    HoldCleared { target: String, by: String },
+    HoldCleared {
+        target: String,
+        by: String,
+    },
     /// A notification was sent (or failed); never contains a secret.
     Notified {
         #[serde(default, skip_serializing_if = "String::is_empty")]

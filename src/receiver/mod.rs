@@ -83,7 +83,10 @@ pub fn percent_encode(s: &str) -> String {
 impl Receiver {
     /// True for the paths this receiver answers.
     pub fn owns(&self, path: &str) -> bool {
-        path == self.cfg.path || path == STATUS_PATH || path.starts_with(ACTIONS_PREFIX) || path.starts_with(HOLDS_PREFIX)
+        path == self.cfg.path
+            || path == STATUS_PATH
+            || path.starts_with(ACTIONS_PREFIX)
+            || path.starts_with(HOLDS_PREFIX)
     }
 
     fn authorized(&self, req: &Request<Incoming>) -> bool {
@@ -191,7 +194,10 @@ impl Receiver {
         if !media.eq_ignore_ascii_case("application/json") {
             return error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("content type must be application/json, got {:?}", ct.chars().take(80).collect::<String>()),
+                format!(
+                    "content type must be application/json, got {:?}",
+                    ct.chars().take(80).collect::<String>()
+                ),
             );
         }
         let body: Bytes = match Limited::new(req.into_body(), max).collect().await {

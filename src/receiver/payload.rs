@@ -113,7 +113,10 @@ pub fn parse(body: &[u8], max_alerts: usize) -> Result<Payload, PayloadError> {
     if !payload.version.is_empty() && payload.version != "4" {
         return Err(PayloadError::Invalid {
             path: "version".into(),
-            message: format!("unsupported webhook payload version {:?} (expected \"4\")", payload.version),
+            message: format!(
+                "unsupported webhook payload version {:?} (expected \"4\")",
+                payload.version
+            ),
         });
     }
     for (i, a) in payload.alerts.iter().enumerate() {
@@ -135,10 +138,16 @@ pub fn validate_alert(a: &PayloadAlert) -> Result<(), (String, String)> {
     }
     for (k, v) in &a.labels {
         if !valid_label_name(k) {
-            return Err((format!("labels.{}", printable(k)), "not a valid Prometheus label name".into()));
+            return Err((
+                format!("labels.{}", printable(k)),
+                "not a valid Prometheus label name".into(),
+            ));
         }
         if v.len() > MAX_LABEL_VALUE {
-            return Err((format!("labels.{k}"), format!("value longer than {MAX_LABEL_VALUE} bytes")));
+            return Err((
+                format!("labels.{k}"),
+                format!("value longer than {MAX_LABEL_VALUE} bytes"),
+            ));
         }
     }
     for (k, v) in &a.annotations {
@@ -206,7 +215,14 @@ pub fn parse_timestamp(s: &str) -> Option<f64> {
             None
         }
     };
-    let (y, mo, d, h, mi, sec) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let (y, mo, d, h, mi, sec) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
     if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
         return None;
     }
@@ -299,7 +315,13 @@ mod tests {
         assert_eq!(parse_timestamp("1970-01-01T01:00:00+01:00"), Some(0.0));
         assert_eq!(parse_timestamp("2026-11-22T07:07:46.5Z"), Some(1795331266.5));
         assert!(parse_timestamp("0001-01-01T00:00:00Z").is_some());
-        for bad in ["", "yesterday", "2026-13-01T00:00:00Z", "2026-11-22T07:07:46", "2026-11-22T07:07:46.Z"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "2026-11-22T07:07:46",
+            "2026-11-22T07:07:46.Z",
+        ] {
             assert!(parse_timestamp(bad).is_none(), "{bad}");
         }
     }

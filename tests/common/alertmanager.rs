@@ -14,11 +14,7 @@ pub fn free_port() -> u16 {
 
 /// Path of a binary on PATH, or None.
 pub fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(name))
-            .find(|f| f.is_file())
-    })
+    std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|f| f.is_file()))
 }
 
 fn wait_ready(url: &str, child: &mut Child, log: &Path, what: &str) {
@@ -240,7 +236,12 @@ impl Prometheus {
              alerting:\n  alertmanagers:\n  - static_configs:\n    - targets: [{}]\n\
              scrape_configs:\n- job_name: hostmedic\n  static_configs:\n  - targets: [{}]\n",
             rules.join(", "),
-            list(&alertmanagers.iter().map(|u| u.trim_start_matches("http://").to_string()).collect::<Vec<_>>()),
+            list(
+                &alertmanagers
+                    .iter()
+                    .map(|u| u.trim_start_matches("http://").to_string())
+                    .collect::<Vec<_>>()
+            ),
             list(targets),
         );
         let cfg = dir.join("prometheus.yml");
