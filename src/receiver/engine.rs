@@ -138,6 +138,9 @@ pub enum ControlError {
     Journal(#[from] JournalError),
 }
 
+/// A rule that matched an alert: (rule index, target key, resolved targets).
+type Hit = (usize, String, Vec<Target>);
+
 /// Work to do after the webhook has been acknowledged.
 #[derive(Debug)]
 enum Job {
@@ -319,7 +322,7 @@ impl Receiver {
     pub async fn accept(self: &Arc<Self>, payload: Payload) -> Result<Accepted, AcceptError> {
         // Resolve targets before taking the lock: a refusal rejects the
         // whole request and nothing of it counts.
-        let mut routed: Vec<(usize, Vec<(usize, String, Vec<Target>)>)> = Vec::new();
+        let mut routed: Vec<(usize, Vec<Hit>)> = Vec::new();
         let mut refused = Vec::new();
         for (ai, a) in payload.alerts.iter().enumerate() {
             let alert = to_alert(a);
