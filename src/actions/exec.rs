@@ -60,7 +60,13 @@ const OUTPUT_MAX: usize = super::DETAIL_MAX;
 pub fn alert_env(alert: &Alert) -> Vec<(String, String)> {
     fn var(name: &str) -> String {
         name.chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
             .collect()
     }
     let mut env = vec![
@@ -113,7 +119,10 @@ fn describe(name: &str, out: &(Vec<u8>, usize)) -> String {
 
 fn kill_group(pgid: u32) {
     // The child is its own process group leader (process_group(0)).
-    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid as i32), nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pgid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
 }
 
 pub(crate) async fn run(a: &ExecAction, argv: &[String], alert: &Alert, env: &ActionEnv, started: Instant) -> Outcome {
@@ -169,7 +178,11 @@ pub(crate) async fn run(a: &ExecAction, argv: &[String], alert: &Alert, env: &Ac
     let (stdout, stderr) = (collect(out).await, collect(err).await);
     let output = format!("{}{}", describe("stdout", &stdout), describe("stderr", &stderr));
     match status {
-        Err(e) => Outcome::new(OutcomeResult::Failed, format!("{shown}: waiting failed: {e}\n{output}"), started),
+        Err(e) => Outcome::new(
+            OutcomeResult::Failed,
+            format!("{shown}: waiting failed: {e}\n{output}"),
+            started,
+        ),
         Ok(_) if timed_out => Outcome::new(
             OutcomeResult::Failed,
             format!(

@@ -183,7 +183,11 @@ pub(crate) async fn run(
     let afd = match unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) } {
         Ok(f) => f,
         Err(e) => {
-            return Outcome::new(OutcomeResult::Failed, format!("kill: polling pidfd {raw}: {e}"), started);
+            return Outcome::new(
+                OutcomeResult::Failed,
+                format!("kill: polling pidfd {raw}: {e}"),
+                started,
+            );
         }
     };
     if let Err(why) = recheck(&procfs, pid, info.start_time) {
@@ -214,7 +218,11 @@ pub(crate) async fn run(
     match pidfd_send_signal(afd.get_ref(), Signal::KILL) {
         Ok(()) => {}
         Err(rustix::io::Errno::SRCH) => {
-            return Outcome::new(OutcomeResult::Ok, format!("TERM sent to {who}; exited at the deadline"), started);
+            return Outcome::new(
+                OutcomeResult::Ok,
+                format!("TERM sent to {who}; exited at the deadline"),
+                started,
+            );
         }
         Err(e) => return Outcome::new(OutcomeResult::Failed, format!("kill: KILL to {who}: {e}"), started),
     }
@@ -230,7 +238,10 @@ pub(crate) async fn run(
     } else {
         Outcome::new(
             OutcomeResult::Failed,
-            format!("TERM and KILL sent to {who}; still present after {} s", AFTER_KILL.as_secs()),
+            format!(
+                "TERM and KILL sent to {who}; still present after {} s",
+                AFTER_KILL.as_secs()
+            ),
             started,
         )
     }
@@ -282,7 +293,10 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs_f64();
-        assert!(me.start_time <= now + START_TIME_TOLERANCE && me.start_time > now - 3600.0, "{me:?}");
+        assert!(
+            me.start_time <= now + START_TIME_TOLERANCE && me.start_time > now - 3600.0,
+            "{me:?}"
+        );
         assert!(!me.cmdline.is_empty());
         assert!(!is_gone(me.state));
     }

@@ -314,6 +314,8 @@ pub struct ActionEnv {
     pub user_buses: BTreeMap<String, String>,
     /// Docker endpoint (`unix:///…` or `tcp://…`; `None`: default socket).
     pub docker_host: Option<String>,
+    /// Deadline of each Docker engine request.
+    pub docker_timeout: Duration,
     /// `[notify.<name>]` channels.
     pub notify: BTreeMap<String, NotifyChannel>,
     /// Root of procfs (for `kill`).
@@ -328,6 +330,7 @@ impl Default for ActionEnv {
             system_bus: None,
             user_buses: BTreeMap::new(),
             docker_host: None,
+            docker_timeout: Duration::from_secs(10),
             notify: BTreeMap::new(),
             procfs_root: PathBuf::from("/proc"),
             dry_run: false,

@@ -121,7 +121,9 @@ impl NotifyChannel {
                 check_url(&format!("{key}.server"), &c.server)?;
                 let topic_ok = !c.topic.is_empty()
                     && c.topic.len() <= 64
-                    && c.topic.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-');
+                    && c.topic
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-');
                 if !topic_ok {
                     return Err(ConfigError::invalid(
                         format!("{key}.topic"),
@@ -198,7 +200,10 @@ fn check_url(key: &str, url: &str) -> Result<reqwest::Url, ConfigError> {
         return Err(ConfigError::invalid(key, "must be an http:// or https:// URL"));
     }
     if !u.username().is_empty() || u.password().is_some() {
-        return Err(ConfigError::invalid(key, "must not contain credentials; use a token file"));
+        return Err(ConfigError::invalid(
+            key,
+            "must not contain credentials; use a token file",
+        ));
     }
     Ok(u)
 }
@@ -275,7 +280,8 @@ struct Prepared {
 fn prepare(ch: &NotifyChannel, title: &str, message: &str, alert: &Alert) -> Result<Prepared, String> {
     use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
     let bearer = |token: &str| -> Result<HeaderValue, String> {
-        let mut v = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| "token is not a valid header value")?;
+        let mut v =
+            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| "token is not a valid header value")?;
         v.set_sensitive(true);
         Ok(v)
     };
@@ -313,7 +319,11 @@ fn prepare(ch: &NotifyChannel, title: &str, message: &str, alert: &Alert) -> Res
                 ChatId::Id(n) => serde_json::json!(n),
                 ChatId::Name(s) => serde_json::json!(s),
             };
-            let text = if title.is_empty() { message.to_string() } else { format!("{title}\n{message}") };
+            let text = if title.is_empty() {
+                message.to_string()
+            } else {
+                format!("{title}\n{message}")
+            };
             let body = serde_json::json!({
                 "chat_id": chat_id,
                 "text": truncate_chars(&text, 4096),
@@ -394,7 +404,12 @@ pub async fn send(ch: &NotifyChannel, title: &str, message: &str, alert: &Alert)
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(30));
         }
-        let res = client.post(p.url.clone()).headers(p.headers.clone()).json(&p.body).send().await;
+        let res = client
+            .post(p.url.clone())
+            .headers(p.headers.clone())
+            .json(&p.body)
+            .send()
+            .await;
         match res {
             Ok(r) if r.status().is_success() => {
                 return Ok(format!(
@@ -420,7 +435,12 @@ pub async fn send(ch: &NotifyChannel, title: &str, message: &str, alert: &Alert)
         }
         tracing::warn!(kind = ch.kind(), url = %p.shown, attempt = attempt + 1, error = %last, "notification failed");
     }
-    Err(format!("{} {}: {last} (after {} attempt(s))", ch.kind(), p.shown, retries + 1))
+    Err(format!(
+        "{} {}: {last} (after {} attempt(s))",
+        ch.kind(),
+        p.shown,
+        retries + 1
+    ))
 }
 
 pub(crate) async fn run(
@@ -457,7 +477,10 @@ mod tests {
 
     #[test]
     fn redacts_secrets() {
-        assert_eq!(redact("GET /bot123:abc/x failed 123:abc", &["123:abc"]), "GET /bot[REDACTED]/x failed [REDACTED]");
+        assert_eq!(
+            redact("GET /bot123:abc/x failed 123:abc", &["123:abc"]),
+            "GET /bot[REDACTED]/x failed [REDACTED]"
+        );
         assert_eq!(redact("short ab", &["ab"]), "short ab");
     }
 

@@ -212,3 +212,4 @@ pub fn skip_or_fail(reason: &str) -> bool {
     true
 }
 pub mod docker;
+pub mod sink;
