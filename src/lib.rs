@@ -9,6 +9,8 @@
 //! - [`collector`]: the `Collector` trait and the concurrent scrape runner.
 //! - [`collectors`]: one file per collector (host, hwmon, …).
 //! - [`metrics`]: per-scrape snapshot and its OpenMetrics/classic encodings.
+//! - [`systemd`]: D-Bus access to systemd (proxies, connections, unit helpers),
+//!   shared by the systemd collector and the remediation actions.
 
 pub mod app;
 pub mod cli;
@@ -17,6 +19,7 @@ pub mod collectors;
 pub mod config;
 pub mod metrics;
 pub mod server;
+pub mod systemd;
 
 /// Installs rustls' `ring` crypto provider as the process default (reqwest is
 /// built with `rustls-no-provider`). Safe to call more than once.

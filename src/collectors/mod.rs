@@ -8,6 +8,7 @@ use crate::config::{Config, ConfigError};
 
 pub mod host;
 pub mod hwmon;
+pub mod systemd;
 
 /// Builds every enabled collector. Sources are not probed here: a collector
 /// whose source is absent reports `hostmedic_collector_source_present 0` at
@@ -19,6 +20,9 @@ pub fn build(cfg: &Config) -> Result<Vec<Arc<dyn Collector>>, ConfigError> {
     }
     if cfg.hwmon.enabled {
         v.push(Arc::new(hwmon::HwmonCollector::new(&cfg.global.sysfs_root)));
+    }
+    if cfg.systemd.enabled {
+        v.push(Arc::new(systemd::SystemdCollector::new(&cfg.systemd)?));
     }
     Ok(v)
 }
