@@ -47,6 +47,7 @@ pub struct Config {
     /// `[notify.<name>]`: notification channels used by `notify` actions.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub notify: BTreeMap<String, actions::NotifyChannel>,
+    pub systemd: collectors::systemd::Config,
 }
 
 /// `[web]`: the HTTP listener.
@@ -126,6 +127,7 @@ impl Config {
         self.hwmon.validate("hwmon")?;
         self.docker.validate("docker")?;
         actions::notify::validate_channels(&self.notify)?;
+        self.systemd.validate("systemd", self.global.collector_timeout)?;
         Ok(())
     }
 

@@ -13,6 +13,8 @@ use hostmedic::app::App;
 use hostmedic::config::Config;
 use tokio_util::sync::CancellationToken;
 
+pub mod systemd;
+
 /// A hostmedic served in-process on an ephemeral loopback port.
 pub struct InProcess {
     pub addr: SocketAddr,
