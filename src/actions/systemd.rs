@@ -24,3 +24,14 @@ pub(crate) async fn verify(
 ) -> Verification {
     Verification::NotApplicable
 }
+
+/// Stops one unit for shed-load; `Ok` carries a short description.
+pub(crate) async fn stop_quietly(_manager: &Manager, _unit: &str, _env: &ActionEnv) -> Result<String, String> {
+    Err("systemd not wired yet on this commit".into())
+}
+
+/// `None` when the unit is stopped (inactive, failed or not loaded),
+/// otherwise its active state.
+pub(crate) async fn stopped_state(_manager: &Manager, _unit: &str, _env: &ActionEnv) -> Result<Option<String>, String> {
+    Err("systemd not wired yet on this commit".into())
+}
