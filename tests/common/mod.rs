@@ -2,6 +2,8 @@
 //! a child process (killed by PID on drop), and a small HTTP client.
 #![allow(dead_code)]
 
+pub mod prometheus;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
