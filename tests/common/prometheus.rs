@@ -265,6 +265,7 @@ pub struct PrometheusOptions {
 /// `--rules.alert.resend-delay=1s`; stopped on drop.
 pub struct Prometheus {
     daemon: Daemon,
+    http: reqwest::Client,
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
     pub config_file: PathBuf,
@@ -296,6 +297,7 @@ impl Prometheus {
         daemon.wait_ready(&format!("http://{addr}/-/ready")).await;
         Prometheus {
             daemon,
+            http: super::client(),
             addr,
             dir,
             config_file,
@@ -319,7 +321,8 @@ impl Prometheus {
             .iter()
             .map(|(k, v)| format!("{k}={}", percent_encode(v)))
             .collect();
-        let r = super::client()
+        let r = self
+            .http
             .get(format!("{}?{}", self.url(path), query.join("&")))
             .send()
             .await
