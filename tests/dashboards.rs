@@ -89,7 +89,9 @@ pub fn queries(d: &Value) -> Vec<PanelQuery> {
     for v in d["templating"]["list"].as_array().cloned().unwrap_or_default() {
         if v["type"] == "query" {
             let q = v["query"]["query"].as_str().or(v["query"].as_str()).unwrap_or_default();
-            let c = lv.captures(q).unwrap_or_else(|| panic!("{uid}: unsupported variable query {q}"));
+            let c = lv
+                .captures(q)
+                .unwrap_or_else(|| panic!("{uid}: unsupported variable query {q}"));
             out.push(PanelQuery {
                 dashboard: uid.clone(),
                 panel: format!("variable {}", v["name"].as_str().unwrap()),
@@ -154,9 +156,7 @@ pub async fn check_panel_queries(
                     && metrics_in(&expr)
                         .iter()
                         .all(|m| present.iter().any(|p| m.starts_with(p)))
-                    && !may_be_empty
-                        .iter()
-                        .any(|(u, t)| *u == q.dashboard && *t == q.panel);
+                    && !may_be_empty.iter().any(|(u, t)| *u == q.dashboard && *t == q.panel);
                 let what = format!("{} / {} [{}] host={host}", q.dashboard, q.panel, q.ref_id);
                 jobs.push((what, expr, required));
             }
@@ -177,7 +177,11 @@ pub async fn check_panel_queries(
             Err(e) => failures.push(format!("{what}: query failed: {e}\n  {expr}")),
             Ok(r) => {
                 let n = r.as_array().map(|a| a.len()).unwrap_or(1);
-                let state = if n > 0 { format!("data ({n} series)") } else { "no data".into() };
+                let state = if n > 0 {
+                    format!("data ({n} series)")
+                } else {
+                    "no data".into()
+                };
                 if required && n == 0 {
                     failures.push(format!("{what}: required data, got none\n  {expr}"));
                 }
@@ -203,12 +207,18 @@ fn committed_dashboards_match_the_generator() {
         .map(|e| e.unwrap().file_name())
         .collect();
     generated.sort();
-    let committed: Vec<_> = dashboard_files().iter().map(|p| p.file_name().unwrap().to_owned()).collect();
+    let committed: Vec<_> = dashboard_files()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_owned())
+        .collect();
     assert_eq!(generated, committed);
     for name in generated {
         let a = std::fs::read_to_string(dir.path().join(&name)).unwrap();
         let b = std::fs::read_to_string(repo_root().join("grafana/dashboards").join(&name)).unwrap();
-        assert!(a == b, "{name:?} differs from grafana/generate.py output: run it and commit");
+        assert!(
+            a == b,
+            "{name:?} differs from grafana/generate.py output: run it and commit"
+        );
     }
 }
 
@@ -218,17 +228,36 @@ fn dashboards_are_importable_and_filter_by_host() {
     let mut uids = BTreeSet::new();
     let selector = regex::Regex::new(r"(hostmedic_[a-z0-9_]+|ALERTS|\bup)(\{[^}]*\})?").unwrap();
     let files = dashboard_files();
-    let titles: BTreeSet<String> = files.iter().map(|f| load(f)["title"].as_str().unwrap().to_string()).collect();
-    for want in ["Host overview", "systemd units", "Containers", "Git LFS", "Remediation", "Fleet overview"] {
-        assert!(titles.iter().any(|t| t.contains(want)), "no dashboard for {want}: {titles:?}");
+    let titles: BTreeSet<String> = files
+        .iter()
+        .map(|f| load(f)["title"].as_str().unwrap().to_string())
+        .collect();
+    for want in [
+        "Host overview",
+        "systemd units",
+        "Containers",
+        "Git LFS",
+        "Remediation",
+        "Fleet overview",
+    ] {
+        assert!(
+            titles.iter().any(|t| t.contains(want)),
+            "no dashboard for {want}: {titles:?}"
+        );
     }
     for f in files {
         let d = load(&f);
         let name = f.display().to_string();
-        assert!(uids.insert(d["uid"].as_str().unwrap().to_string()), "{name}: duplicate uid");
+        assert!(
+            uids.insert(d["uid"].as_str().unwrap().to_string()),
+            "{name}: duplicate uid"
+        );
         assert!(d["id"].is_null(), "{name}: an `id` breaks import into another Grafana");
         let vars = d["templating"]["list"].as_array().unwrap();
-        let ds = vars.iter().find(|v| v["name"] == "datasource").expect("datasource variable");
+        let ds = vars
+            .iter()
+            .find(|v| v["name"] == "datasource")
+            .expect("datasource variable");
         assert_eq!(ds["type"], "datasource");
         assert_eq!(ds["query"], "prometheus");
         let host = vars.iter().find(|v| v["name"] == "host").expect("host variable");
@@ -340,7 +369,10 @@ async fn every_panel_query_runs_against_real_prometheus() {
     }
     let with_data = report.iter().filter(|l| l.contains(": data (")).count();
     let required = report.iter().filter(|l| l.ends_with("[required]")).count();
-    println!("{} queries, {with_data} returned data, {required} required data", report.len());
+    println!(
+        "{} queries, {with_data} returned data, {required} required data",
+        report.len()
+    );
     assert!(required >= 40, "too few queries required data: {required}");
 
     // A host that does not exist filters everything out (the variable works).
@@ -349,7 +381,10 @@ async fn every_panel_query_runs_against_real_prometheus() {
         .iter()
         .filter(|l| l.contains(": data (") && !l.contains("variable host"))
         .collect();
-    assert!(leaking.is_empty(), "queries not filtered by host returned data: {leaking:#?}");
+    assert!(
+        leaking.is_empty(),
+        "queries not filtered by host returned data: {leaking:#?}"
+    );
     drop(prom);
     hm.stop().await;
 }

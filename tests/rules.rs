@@ -105,7 +105,10 @@ fn every_alert_has_tests_and_a_runbook() {
         .collect();
     for name in &names {
         assert!(fires.contains(name), "{name}: no promtool test expects it to fire");
-        assert!(silent.contains(name), "{name}: no promtool test expects it to stay silent");
+        assert!(
+            silent.contains(name),
+            "{name}: no promtool test expects it to stay silent"
+        );
         let heading = format!("\n## {name}\n");
         let start = runbooks
             .find(&heading)
@@ -224,9 +227,15 @@ async fn real_hostmedic_alert_reaches_webhook_through_prometheus_and_alertmanage
     for r in &alerting {
         let name = r["name"].as_str().unwrap();
         let sev = r["labels"]["severity"].as_str().unwrap_or_default();
-        assert!(["info", "warning", "critical"].contains(&sev), "{name}: severity {sev:?}");
+        assert!(
+            ["info", "warning", "critical"].contains(&sev),
+            "{name}: severity {sev:?}"
+        );
         for a in ["summary", "description", "runbook_url"] {
-            assert!(r["annotations"][a].as_str().is_some_and(|s| !s.is_empty()), "{name}: {a}");
+            assert!(
+                r["annotations"][a].as_str().is_some_and(|s| !s.is_empty()),
+                "{name}: {a}"
+            );
         }
         assert!(r["duration"].as_f64().unwrap() <= 1.0, "{name}: {}", r["duration"]);
     }
@@ -310,7 +319,10 @@ async fn real_hostmedic_alert_reaches_webhook_through_prometheus_and_alertmanage
         .find(|a| a["labels"]["alertname"] == "HostmedicTemperatureOverMax")
         .unwrap();
     assert_eq!(alert["labels"]["instance"], instance.as_str());
-    assert_eq!(alert["annotations"]["runbook_url"], "docs/runbooks.md#hostmedictemperatureovermax");
+    assert_eq!(
+        alert["annotations"]["runbook_url"],
+        "docs/runbooks.md#hostmedictemperatureovermax"
+    );
     // group_by ["..."]: one notification per alert.
     assert_eq!(body["alerts"].as_array().unwrap().len(), 1, "{body}");
     assert!(

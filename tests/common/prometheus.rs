@@ -381,7 +381,9 @@ impl Prometheus {
     /// Waits until every scrape target is up and has been scraped `n` times.
     pub async fn wait_scraped(&self, n: usize) {
         super::eventually(Duration::from_secs(60), "targets scraped", || async {
-            let q = format!("min(count_over_time(up{{job=\"hostmedic\"}}[1m])) >= {n} and min(up{{job=\"hostmedic\"}}) == 1");
+            let q = format!(
+                "min(count_over_time(up{{job=\"hostmedic\"}}[1m])) >= {n} and min(up{{job=\"hostmedic\"}}) == 1"
+            );
             self.query_value(&q).await.map(|_| ())
         })
         .await
@@ -512,7 +514,9 @@ impl WebhookSink {
         let store = received.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut sock, _)) = listener.accept().await else { return };
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
                 let store = store.clone();
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
@@ -529,10 +533,7 @@ impl WebhookSink {
                                 .filter_map(|l| l.split_once(':'))
                                 .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
                                 .collect();
-                            let len: usize = headers
-                                .get("content-length")
-                                .and_then(|v| v.parse().ok())
-                                .unwrap_or(0);
+                            let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
                             while buf.len() < end + 4 + len {
                                 match sock.read(&mut chunk).await {
                                     Ok(0) | Err(_) => return,
