@@ -11,9 +11,15 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use common::alertmanager::{Alertmanager, WebhookTarget};
 use common::prometheus::*;
+use common::sink::Sink;
 use common::*;
 use hostmedic::config::Config;
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+}
 
 fn read(rel: &str) -> String {
     std::fs::read_to_string(repo_root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
@@ -206,16 +212,21 @@ async fn real_hostmedic_alert_reaches_webhook_through_prometheus_and_alertmanage
     let hm = InProcess::start(cfg).await;
     let instance = hm.addr.to_string();
 
-    let sink = WebhookSink::start().await;
+    let sink = Sink::start().await;
     let token = "s3cret-test-token";
-    let token_file = sysfs.path().join("token");
-    std::fs::write(&token_file, token).unwrap();
-    let am = Alertmanager::start(&alertmanager_config(&sink.url("/api/v1/alerts"), &token_file)).await;
-
+    let am = Alertmanager::start(
+        sysfs.path(),
+        "am",
+        &WebhookTarget {
+            url: sink.url("/api/v1/alerts"),
+            bearer: Some(token.into()),
+        },
+        None,
+    );
     let rules = tempfile::tempdir().unwrap();
     let prom = Prometheus::start(PrometheusOptions {
         targets: vec![instance.clone()],
-        alertmanagers: vec![am.addr.to_string()],
+        alertmanagers: vec![am.addr()],
         rule_files: shortened_rules_copy(rules.path(), Duration::from_secs(1)),
     })
     .await;
@@ -298,8 +309,8 @@ async fn real_hostmedic_alert_reaches_webhook_through_prometheus_and_alertmanage
 
     // Alertmanager delivers it to the webhook with the bearer token.
     let delivery = eventually(Duration::from_secs(30), "webhook delivery", || async {
-        sink.received().into_iter().find(|r| {
-            r.json()["alerts"].as_array().is_some_and(|v| {
+        sink.all().into_iter().find(|r| {
+            json(&r.body)["alerts"].as_array().is_some_and(|v| {
                 v.iter().any(|a| {
                     a["labels"]["alertname"] == "HostmedicTemperatureOverMax" && a["labels"]["sensor"] == "temp1"
                 })
@@ -309,8 +320,11 @@ async fn real_hostmedic_alert_reaches_webhook_through_prometheus_and_alertmanage
     .await;
     assert_eq!(delivery.method, "POST");
     assert_eq!(delivery.path, "/api/v1/alerts");
-    assert_eq!(delivery.headers["authorization"], format!("Bearer {token}"));
-    let body = delivery.json();
+    assert_eq!(
+        delivery.header("authorization"),
+        Some(format!("Bearer {token}").as_str())
+    );
+    let body = json(&delivery.body);
     assert_eq!(body["version"], "4");
     let alert = body["alerts"]
         .as_array()
@@ -333,4 +347,52 @@ async fn real_hostmedic_alert_reaches_webhook_through_prometheus_and_alertmanage
     drop(prom);
     drop(am);
     hm.stop().await;
+}
+
+/// The test copies of the shipped Prometheus and Alertmanager configurations
+/// are valid for the real tools (with and without a bearer token).
+#[test]
+fn test_copies_of_the_compose_configs_are_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = shortened_rules_copy(&dir.path().join("rules"), Duration::from_secs(1));
+    let prom = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &prom,
+        prometheus_config(
+            &["127.0.0.1:9877".into()],
+            &["127.0.0.1:9093".into()],
+            rules[0].parent().unwrap(),
+        ),
+    )
+    .unwrap();
+    let out = Command::new("promtool")
+        .args(["check", "config"])
+        .arg(&prom)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("SUCCESS: 28 rules found"),
+        "the rules were not loaded:\n{text}"
+    );
+
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t").unwrap();
+    for (name, cfg) in [
+        (
+            "with-token.yml",
+            alertmanager_config("http://127.0.0.1:1/api/v1/alerts", Some(&token)),
+        ),
+        (
+            "without-token.yml",
+            alertmanager_config("http://127.0.0.1:1/api/v1/alerts", None),
+        ),
+    ] {
+        assert_eq!(cfg.contains("credentials_file"), name == "with-token.yml", "{cfg}");
+        let f = dir.path().join(name);
+        std::fs::write(&f, cfg).unwrap();
+        let out = Command::new("amtool").arg("check-config").arg(&f).output().unwrap();
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stdout));
+    }
 }

@@ -2,14 +2,16 @@
 //! a child process (killed by PID on drop), and a small HTTP client.
 #![allow(dead_code)]
 
-pub mod prometheus;
-
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+pub mod alertmanager;
+pub mod prometheus;
+pub mod sink;
 
 use hostmedic::app::App;
 use hostmedic::config::Config;

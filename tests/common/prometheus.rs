@@ -1,17 +1,17 @@
-//! Real Prometheus and Alertmanager (the Debian packages) for tests, started on
-//! 127.0.0.1 with free ports and temporary storage, stopped by PID on drop.
+//! Real Prometheus (Debian's `prometheus`) for tests, started on 127.0.0.1
+//! with a free port and temporary storage, stopped by PID on drop; and the
+//! test copies of the shipped configurations.
 //!
-//! Both run with the configuration files shipped in `compose/` (no drift):
-//! the harness substitutes only addresses, ports, paths and intervals, and
-//! fails loudly when a line it must substitute is not there. Rules are the
-//! shipped `alerting-rules/*.yml`, or a test copy with every `for:` shortened.
-#![allow(dead_code)]
+//! Prometheus and Alertmanager (`common::alertmanager`) run with the files
+//! shipped in `compose/` (no drift): the harness substitutes only addresses,
+//! ports, paths and intervals, and fails loudly when a line it must
+//! substitute is not there. Rules are the shipped `alerting-rules/*.yml`, or a
+//! test copy with every `for:` shortened.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -21,14 +21,7 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use super::alertmanager::free_port;
 
 /// The shipped rule files (`alerting-rules/*.yml`), sorted.
 pub fn shipped_rule_files() -> Vec<PathBuf> {
@@ -133,9 +126,17 @@ pub fn prometheus_config(targets: &[String], alertmanagers: &[String], rules_dir
     )
 }
 
+/// The bearer-token block of `compose/alertmanager.yml`.
+const AM_AUTH_BLOCK: &str = "        http_config:
+          authorization:
+            type: Bearer
+            credentials_file: /etc/alertmanager/secrets/hostmedic-token
+";
+
 /// `compose/alertmanager.yml` for a test: group_wait/group_interval 1 s, the
-/// webhook at `webhook_url`, the bearer token read from `token_file`.
-pub fn alertmanager_config(webhook_url: &str, token_file: &Path) -> String {
+/// webhook at `webhook_url`, the bearer token read from `token_file` (no
+/// authorization at all when `None`).
+pub fn alertmanager_config(webhook_url: &str, token_file: Option<&Path>) -> String {
     let file = "compose/alertmanager.yml";
     let text = std::fs::read_to_string(repo_root().join(file)).unwrap();
     let text = substitute(&text, "group_wait: 10s", "group_wait: 1s", file);
@@ -146,12 +147,15 @@ pub fn alertmanager_config(webhook_url: &str, token_file: &Path) -> String {
         &format!("url: {webhook_url}"),
         file,
     );
-    substitute(
-        &text,
-        "credentials_file: /etc/alertmanager/secrets/hostmedic-token",
-        &format!("credentials_file: {}", token_file.display()),
-        file,
-    )
+    match token_file {
+        Some(f) => substitute(
+            &text,
+            "credentials_file: /etc/alertmanager/secrets/hostmedic-token",
+            &format!("credentials_file: {}", f.display()),
+            file,
+        ),
+        None => substitute(&text, AM_AUTH_BLOCK, "", file),
+    }
 }
 
 /// Names listed in docs/metrics.md, with the `a / b / c` shorthand expanded.
@@ -438,142 +442,5 @@ impl ActiveAlert {
 
     pub fn has_labels(&self, want: &[(&str, &str)]) -> bool {
         want.iter().all(|(k, v)| self.labels.get(*k).is_some_and(|x| x == v))
-    }
-}
-
-/// A real Alertmanager on 127.0.0.1 (gossip disabled), stopped on drop.
-pub struct Alertmanager {
-    daemon: Daemon,
-    pub addr: SocketAddr,
-    pub dir: tempfile::TempDir,
-}
-
-impl Alertmanager {
-    /// Starts Alertmanager with `config` (for example [`alertmanager_config`]).
-    pub async fn start(config: &str) -> Alertmanager {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("alertmanager.yml");
-        std::fs::write(&cfg, config).unwrap();
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let args = vec![
-            format!("--config.file={}", cfg.display()),
-            format!("--storage.path={}", dir.path().join("data").display()),
-            format!("--web.listen-address={addr}"),
-            "--cluster.listen-address=".to_string(),
-        ];
-        let mut daemon = Daemon::spawn("alertmanager", "prometheus-alertmanager", &args, dir.path());
-        daemon.wait_ready(&format!("http://{addr}/-/ready")).await;
-        Alertmanager { daemon, addr, dir }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    pub fn log(&self) -> String {
-        self.daemon.log()
-    }
-
-    /// Alerts Alertmanager currently holds (`/api/v2/alerts`).
-    pub async fn alerts(&self) -> Vec<Value> {
-        let r = super::client().get(self.url("/api/v2/alerts")).send().await.unwrap();
-        r.json::<Vec<Value>>().await.unwrap_or_default()
-    }
-}
-
-/// One HTTP request received by a [`WebhookSink`].
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub method: String,
-    pub path: String,
-    pub headers: BTreeMap<String, String>,
-    pub body: String,
-}
-
-impl Received {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or(Value::Null)
-    }
-}
-
-/// A minimal HTTP/1.1 sink on 127.0.0.1:0 that answers 200 to everything and
-/// records each request: a stand-in webhook for Alertmanager deliveries or
-/// notification targets. Stops when dropped.
-pub struct WebhookSink {
-    pub addr: SocketAddr,
-    pub received: Arc<Mutex<Vec<Received>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl WebhookSink {
-    pub async fn start() -> WebhookSink {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let store = received.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((mut sock, _)) = listener.accept().await else {
-                    return;
-                };
-                let store = store.clone();
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 8192];
-                    loop {
-                        let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n");
-                        if let Some(end) = head_end {
-                            let head = String::from_utf8_lossy(&buf[..end]).to_string();
-                            let mut lines = head.split("\r\n");
-                            let mut first = lines.next().unwrap_or_default().split(' ');
-                            let method = first.next().unwrap_or_default().to_string();
-                            let path = first.next().unwrap_or_default().to_string();
-                            let headers: BTreeMap<String, String> = lines
-                                .filter_map(|l| l.split_once(':'))
-                                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-                                .collect();
-                            let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-                            while buf.len() < end + 4 + len {
-                                match sock.read(&mut chunk).await {
-                                    Ok(0) | Err(_) => return,
-                                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                                }
-                            }
-                            let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string();
-                            store.lock().unwrap().push(Received {
-                                method,
-                                path,
-                                headers,
-                                body,
-                            });
-                            let _ = sock
-                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                                .await;
-                            return;
-                        }
-                        match sock.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                });
-            }
-        });
-        WebhookSink { addr, received, task }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    pub fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
-    }
-}
-
-impl Drop for WebhookSink {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
