@@ -209,6 +209,7 @@ async fn real_hostmedic_alert_reaches_webhook_through_prometheus_and_alertmanage
         "test",
     )
     .unwrap();
+    let fault_at = std::time::Instant::now();
     let hm = InProcess::start(cfg).await;
     let instance = hm.addr.to_string();
 
@@ -318,6 +319,10 @@ async fn real_hostmedic_alert_reaches_webhook_through_prometheus_and_alertmanage
         })
     })
     .await;
+    println!(
+        "hot sensor to webhook delivery (Prometheus 1 s scrape/eval, for: 1s, group_wait 1s): {:.1} s",
+        fault_at.elapsed().as_secs_f64()
+    );
     assert_eq!(delivery.method, "POST");
     assert_eq!(delivery.path, "/api/v1/alerts");
     assert_eq!(
