@@ -51,7 +51,7 @@ actions = [
         receiver = st.receiver_config(""),
     );
     st.start_hostmedic(&config);
-    st.start_monitoring("2s", &[]);
+    st.start_monitoring(Duration::from_secs(2), &[]).await;
     let q = format!("hostmedic_git_lfs_objects{{repo=\"{}\"}}", repo.dir.display());
     st.wait_query(Duration::from_secs(30), &q, |v| v == 1.0).await;
 
@@ -185,7 +185,7 @@ actions = [
         receiver = st.receiver_config(""),
     );
     st.start_hostmedic(&config);
-    st.start_monitoring("2s", &[]);
+    st.start_monitoring(Duration::from_secs(2), &[]).await;
     let q = "hostmedic_path_size_bytes{watch=\"app-wal\"}";
     st.wait_query(Duration::from_secs(30), q, |v| v > 0.0 && v < 8.0 * 1048576.0)
         .await;

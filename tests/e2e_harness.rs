@@ -7,8 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::alertmanager::{Alertmanager, Prometheus, WebhookTarget};
+use common::alertmanager::{Alertmanager, WebhookTarget};
 use common::e2e::*;
+use common::prometheus::{Prometheus, PrometheusOptions};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn prometheus_alertmanager_deliver_hostmedic_metric_alert_with_bearer() {
@@ -35,7 +36,12 @@ async fn prometheus_alertmanager_deliver_hostmedic_metric_alert_with_bearer() {
     )
     .unwrap();
     let t0 = std::time::Instant::now();
-    let prom = Prometheus::start(st.dir.path(), &[hm.to_string()], &[rule], &[am.url()]);
+    let prom = Prometheus::start(PrometheusOptions {
+        targets: vec![hm.to_string()],
+        alertmanagers: vec![am.addr()],
+        rule_files: vec![rule],
+    })
+    .await;
     st.alertmanager = Some(am);
     st.prometheus = Some(prom);
 
@@ -60,16 +66,19 @@ async fn prometheus_alertmanager_deliver_hostmedic_metric_alert_with_bearer() {
 }
 
 #[test]
-fn test_copy_clamps_only_for_durations() {
-    assert_eq!(parse_prom_duration("10m"), Some(600.0));
-    assert_eq!(parse_prom_duration("1h30m"), Some(5400.0));
-    assert_eq!(parse_prom_duration("500ms"), Some(0.5));
-    assert_eq!(parse_prom_duration("x"), None);
-    assert_eq!(shorten_for("    for: 10m", "2s"), "    for: 2s");
-    assert_eq!(shorten_for("        for: \"1h\"", "3s"), "        for: 3s");
-    assert_eq!(shorten_for("    for: 1s", "2s"), "    for: 1s");
-    assert_eq!(
-        shorten_for("    expr: rate(x[10m]) > 0", "2s"),
-        "    expr: rate(x[10m]) > 0"
+fn test_copy_edits_must_match_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = rules_test_copy(
+        dir.path(),
+        Duration::from_secs(2),
+        &[(
+            "hostmedic_host_load1 / hostmedic_host_cpus > 2",
+            "hostmedic_host_load1 / hostmedic_host_cpus > 1",
+        )],
     );
+    let all: String = files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect();
+    assert!(all.contains("hostmedic_host_load1 / hostmedic_host_cpus > 1"));
+    assert!(!all.contains("for: 10m") && !all.contains("for: 5m"));
+    let r = std::panic::catch_unwind(|| rules_test_copy(dir.path(), Duration::from_secs(2), &[("no such text", "x")]));
+    assert!(r.is_err(), "an edit that matches nothing is refused");
 }

@@ -41,7 +41,7 @@ actions = [
         receiver = st.receiver_config(""),
     );
     st.start_hostmedic(&config);
-    st.start_monitoring("2s", &[]);
+    st.start_monitoring(Duration::from_secs(2), &[]).await;
     st.wait_query(Duration::from_secs(30), "hostmedic_hwmon_temp_celsius", |v| v == 71.0)
         .await;
 

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use hostmedic::receiver::journal::{self, Entry, Event};
 
-use super::alertmanager::{Alertmanager, Prometheus, WebhookTarget};
+use super::alertmanager::{Alertmanager, WebhookTarget};
+use super::prometheus::{Prometheus, PrometheusOptions, shortened_rules_copy};
 use super::sink::Sink;
 use super::{Binary, client};
 
@@ -25,95 +26,25 @@ pub const TOKEN: &str = "e2e-secret-token-7f3a9c";
 /// appear in the journal, the status file or the log.
 pub const BOT_TOKEN: &str = "123456:e2e-bot-secret-Zq9";
 
-/// Repository root (where `alerting-rules/` lives).
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Shortens a rule's `for:` to at most `max_for` (the shipped rules put
-/// `for:` on its own line; see alerting-rules/hostmedic.rules.yml).
-pub fn shorten_for(line: &str, max_for: &str) -> String {
-    let trimmed = line.trim_start();
-    if let Some(rest) = trimmed.strip_prefix("for:") {
-        let dur = rest.trim().trim_matches(|c| c == '"' || c == '\'');
-        if let (Some(s), Some(m)) = (parse_prom_duration(dur), parse_prom_duration(max_for))
-            && s > m
-        {
-            let indent = &line[..line.len() - trimmed.len()];
-            return format!("{indent}for: {max_for}");
-        }
-    }
-    line.to_string()
-}
-
-/// Parses `1h30m`, `10m`, `90s`, `500ms` into seconds.
-pub fn parse_prom_duration(s: &str) -> Option<f64> {
-    let mut total = 0.0;
-    let mut num = String::new();
-    let mut chars = s.chars().peekable();
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let mut unit = c.to_string();
-        if c == 'm' && chars.peek() == Some(&'s') {
-            unit.push(chars.next().unwrap());
-        }
-        let n: f64 = num.parse().ok()?;
-        num.clear();
-        total += n * match unit.as_str() {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "d" => 86400.0,
-            "w" => 604800.0,
-            "y" => 31536000.0,
-            _ => return None,
-        };
-        any = true;
-    }
-    (any && num.is_empty()).then_some(total)
-}
-
-/// Copies the shipped rules (`alerting-rules/*.yml`) into `dst`, with every
-/// `for:` clamped to `max_for` and each `(from, to)` text replacement of
-/// `edits` applied (a scenario that must change a threshold says so where it
-/// calls this; each edit must match exactly once).
-pub fn rules_test_copy(dst: &Path, max_for: &str, edits: &[(&str, &str)]) -> Vec<PathBuf> {
-    let src = repo_root().join("alerting-rules");
-    std::fs::create_dir_all(dst).unwrap();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&src)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", src.display()))
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
-        .collect();
-    files.sort();
+/// The shared test copy of the shipped rules (`for:` shortened to at most
+/// `max_for`, see `prometheus::shortened_rules_copy`) with each `(from, to)`
+/// text replacement of `edits` applied. A scenario that must change a
+/// threshold says so where it calls this; each edit must match exactly once.
+pub fn rules_test_copy(dst: &Path, max_for: Duration, edits: &[(&str, &str)]) -> Vec<PathBuf> {
+    let files = shortened_rules_copy(dst, max_for);
     let mut applied = vec![0usize; edits.len()];
-    let mut out = Vec::new();
-    for p in files {
-        let mut text: String = std::fs::read_to_string(&p)
-            .unwrap()
-            .lines()
-            .map(|l| shorten_for(l, max_for))
-            .collect::<Vec<_>>()
-            .join("\n");
+    for f in &files {
+        let mut text = std::fs::read_to_string(f).unwrap();
         for (i, (from, to)) in edits.iter().enumerate() {
             applied[i] += text.matches(from).count();
             text = text.replace(from, to);
         }
-        let d = dst.join(p.file_name().unwrap());
-        std::fs::write(&d, text + "\n").unwrap();
-        out.push(d);
+        std::fs::write(f, text).unwrap();
     }
-    assert!(!out.is_empty(), "no rule files in {}", src.display());
     for (i, (from, _)) in edits.iter().enumerate() {
         assert_eq!(applied[i], 1, "rule edit {from:?} must match exactly once");
     }
-    out
+    files
 }
 
 /// One scenario's stack. Fields drop in declaration order: Prometheus and
@@ -231,7 +162,7 @@ retries = 1
     /// Starts Alertmanager (webhook to hostmedic with the bearer token) and
     /// Prometheus (scraping hostmedic every second, evaluating the test copy
     /// of the shipped rules with `for:` clamped to `max_for` and `edits`).
-    pub fn start_monitoring(&mut self, max_for: &str, edits: &[(&str, &str)]) {
+    pub async fn start_monitoring(&mut self, max_for: Duration, edits: &[(&str, &str)]) {
         let hm = self.hostmedic().addr;
         let am = Alertmanager::start(
             self.dir.path(),
@@ -243,7 +174,12 @@ retries = 1
             None,
         );
         let rules = rules_test_copy(&self.path("rules"), max_for, edits);
-        let prom = Prometheus::start(self.dir.path(), &[hm.to_string()], &rules, &[am.url()]);
+        let prom = Prometheus::start(PrometheusOptions {
+            targets: vec![hm.to_string()],
+            alertmanagers: vec![am.addr()],
+            rule_files: rules,
+        })
+        .await;
         self.alertmanager = Some(am);
         self.prometheus = Some(prom);
     }
@@ -284,16 +220,7 @@ retries = 1
 
     /// Value of an instant PromQL query (first sample), if any.
     pub async fn query(&self, q: &str) -> Option<f64> {
-        let p = self.prometheus.as_ref()?;
-        let v: serde_json::Value = client()
-            .get(format!("{}/api/v1/query?query={}", p.url(), urlencode(q)))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+        self.prometheus.as_ref()?.query_value(q).await
     }
 
     /// Everything useful when a scenario times out.
@@ -306,14 +233,8 @@ retries = 1
         };
         let mut s = String::new();
         if let Some(p) = &self.prometheus {
-            s += &format!(
-                "--- prometheus alerts:\n{}\n",
-                get(format!("{}/api/v1/alerts", p.url())).await
-            );
-            s += &format!(
-                "--- prometheus log tail:\n{}\n",
-                tail(&std::fs::read_to_string(&p.log).unwrap_or_default(), 10)
-            );
+            s += &format!("--- prometheus alerts:\n{}\n", get(p.url("/api/v1/alerts")).await);
+            s += &format!("--- prometheus log tail:\n{}\n", tail(&p.log(), 10));
         }
         if let Some(am) = &self.alertmanager {
             s += &format!(
@@ -393,16 +314,6 @@ retries = 1
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// Percent-encodes a query-string value.
-pub fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Measures fault-to-remediation time and reports it in the line format
