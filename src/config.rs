@@ -41,6 +41,9 @@ pub struct Config {
     pub global: GlobalConfig,
     pub host: collectors::host::Config,
     pub hwmon: collectors::hwmon::Config,
+    pub processes: collectors::processes::Config,
+    pub logfile: collectors::logfile::Config,
+    pub probes: collectors::probes::Config,
 }
 
 /// `[web]`: the HTTP listener.
@@ -118,6 +121,9 @@ impl Config {
         }
         self.host.validate("host")?;
         self.hwmon.validate("hwmon")?;
+        self.processes.validate("processes")?;
+        self.logfile.validate("logfile")?;
+        self.probes.validate("probes")?;
         Ok(())
     }
 
