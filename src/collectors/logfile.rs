@@ -181,6 +181,11 @@ impl Follower {
             .zip(self.counts.iter().copied())
     }
 
+    /// Bytes of the unterminated line held in memory (at most `max_line_bytes`).
+    pub fn pending_bytes(&self) -> usize {
+        self.line.len()
+    }
+
     /// The error of the last poll, if it failed.
     pub fn last_error(&self) -> Option<&str> {
         self.last_error.as_deref()
