@@ -82,7 +82,9 @@ fn follows_rename_rotation_without_recounting() {
     f.poll();
     assert_eq!(counts(&f), (1, 0));
 
-    writer.write_all(b"CRITICAL two, before rotation\nCRITICAL three, unterminated").unwrap();
+    writer
+        .write_all(b"CRITICAL two, before rotation\nCRITICAL three, unterminated")
+        .unwrap();
     std::fs::rename(&p, d.path().join("app.log.1")).unwrap();
     // Path missing: the old file is still read to its end.
     f.poll();
@@ -204,7 +206,10 @@ async fn collector_follows_in_the_background() {
     .await;
     let m = scrape().await;
     let missing_s = missing.display().to_string();
-    assert_eq!(m.value("hostmedic_logfile_readable", &[("file", &missing_s)]), Some(0.0));
+    assert_eq!(
+        m.value("hostmedic_logfile_readable", &[("file", &missing_s)]),
+        Some(0.0)
+    );
     for (f, pat) in [(&file, "critical"), (&file, "traceback"), (&missing_s, "critical")] {
         let l = [("file", f.as_str()), ("pattern", pat)];
         assert_eq!(m.value("hostmedic_logfile_matched_lines", &l), Some(0.0), "{l:?}");
@@ -213,8 +218,14 @@ async fn collector_follows_in_the_background() {
     append(&p, "CRITICAL x\nTraceback y\nCRITICAL z\n");
     eventually(Duration::from_secs(10), "appended lines counted", || async {
         let m = scrape().await;
-        let crit = m.value("hostmedic_logfile_matched_lines", &[("file", &file), ("pattern", "critical")])?;
-        let tb = m.value("hostmedic_logfile_matched_lines", &[("file", &file), ("pattern", "traceback")])?;
+        let crit = m.value(
+            "hostmedic_logfile_matched_lines",
+            &[("file", &file), ("pattern", "critical")],
+        )?;
+        let tb = m.value(
+            "hostmedic_logfile_matched_lines",
+            &[("file", &file), ("pattern", "traceback")],
+        )?;
         ((crit, tb) == (2.0, 1.0)).then_some(())
     })
     .await;

@@ -27,10 +27,7 @@ fn top_sample(m: &MetricSet, family: &str, pid: i32) -> Option<(Vec<(String, Str
     m.get(family)?.samples.iter().find_map(|s| {
         let hit = s.labels.iter().any(|(k, v)| k == "pid" && *v == pid);
         match (&s.value, hit) {
-            (Value::Number(v), true) => Some((
-                s.labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
-                *v,
-            )),
+            (Value::Number(v), true) => Some((s.labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(), *v)),
             _ => None,
         }
     })
@@ -69,7 +66,10 @@ async fn busy_loop_child_is_in_top_k_with_rising_cpu_seconds() {
     .await;
     assert!(ratio <= 2.0, "one single-threaded loop uses at most ~1 CPU: {ratio}");
     assert_eq!(label(&labels, "comm"), name);
-    assert_eq!(label(&labels, "cmdline"), format!("{} -c while :; do :; done", sh.display()));
+    assert_eq!(
+        label(&labels, "cmdline"),
+        format!("{} -c while :; do :; done", sh.display())
+    );
     let me = nix::unistd::User::from_uid(nix::unistd::geteuid()).unwrap().unwrap();
     assert_eq!(label(&labels, "user"), me.name);
 
@@ -148,7 +148,13 @@ async fn watches_count_real_processes_zero_one_three() {
         top_k: 0,
         watch: vec![
             watch("by_comm", Some(format!("^{comm_name}$")), None, Some(1), Some(2)),
-            watch("by_cmdline", None, Some(format!("^sleep {}$", regex_escape(&arg))), None, None),
+            watch(
+                "by_cmdline",
+                None,
+                Some(format!("^sleep {}$", regex_escape(&arg))),
+                None,
+                None,
+            ),
             watch("both", Some("^sleep$".into()), Some(regex_escape(&arg)), None, Some(0)),
         ],
         ..Config::default()
@@ -159,13 +165,32 @@ async fn watches_count_real_processes_zero_one_three() {
     // Zero matches still report 0 (and no oldest start time).
     let m = scrape(&c).await;
     for w in ["by_comm", "by_cmdline", "both"] {
-        assert_eq!(m.value("hostmedic_process_watch_count", &[("watch", w)]), Some(0.0), "{w}");
-        assert_eq!(m.value("hostmedic_process_watch_cpu_seconds", &[("watch", w)]), Some(0.0));
-        assert_eq!(m.value("hostmedic_process_watch_resident_memory_bytes", &[("watch", w)]), Some(0.0));
-        assert_eq!(m.value("hostmedic_process_watch_oldest_start_time_seconds", &[("watch", w)]), None);
+        assert_eq!(
+            m.value("hostmedic_process_watch_count", &[("watch", w)]),
+            Some(0.0),
+            "{w}"
+        );
+        assert_eq!(
+            m.value("hostmedic_process_watch_cpu_seconds", &[("watch", w)]),
+            Some(0.0)
+        );
+        assert_eq!(
+            m.value("hostmedic_process_watch_resident_memory_bytes", &[("watch", w)]),
+            Some(0.0)
+        );
+        assert_eq!(
+            m.value("hostmedic_process_watch_oldest_start_time_seconds", &[("watch", w)]),
+            None
+        );
     }
-    assert_eq!(m.value("hostmedic_process_watch_min", &[("watch", "by_comm")]), Some(1.0));
-    assert_eq!(m.value("hostmedic_process_watch_max", &[("watch", "by_comm")]), Some(2.0));
+    assert_eq!(
+        m.value("hostmedic_process_watch_min", &[("watch", "by_comm")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("hostmedic_process_watch_max", &[("watch", "by_comm")]),
+        Some(2.0)
+    );
     assert_eq!(m.value("hostmedic_process_watch_min", &[("watch", "by_cmdline")]), None);
     assert_eq!(m.value("hostmedic_process_watch_max", &[("watch", "both")]), Some(0.0));
 
@@ -178,7 +203,10 @@ async fn watches_count_real_processes_zero_one_three() {
     let oldest = watch_value(&c, "hostmedic_process_watch_oldest_start_time_seconds", "by_comm")
         .await
         .unwrap();
-    assert_eq!(oldest, start_time_seconds(Path::new("/proc"), first_alias.pid()).unwrap());
+    assert_eq!(
+        oldest,
+        start_time_seconds(Path::new("/proc"), first_alias.pid()).unwrap()
+    );
     let rss = watch_value(&c, "hostmedic_process_watch_resident_memory_bytes", "by_cmdline")
         .await
         .unwrap();
@@ -243,8 +271,13 @@ async fn watch_cpu_seconds_is_a_counter_across_exits() {
     .0;
     assert!(status.success());
     wait_count(&c, "burn", 0.0).await;
-    let after = watch_value(&c, "hostmedic_process_watch_cpu_seconds", "burn").await.unwrap();
-    assert!(after >= during, "counter went down after the process exited: {after} < {during}");
+    let after = watch_value(&c, "hostmedic_process_watch_cpu_seconds", "burn")
+        .await
+        .unwrap();
+    assert!(
+        after >= during,
+        "counter went down after the process exited: {after} < {during}"
+    );
     stop.cancel();
 }
 
