@@ -101,7 +101,7 @@ print('%.3f' % sum(x['mean'] for x in r))")
 
 python3 - <<PY
 mb = $BYTES / 1048576
-print(f"""### processes and logfile (issue 6)
+print(f"""## processes and logfile (issue 6)
 Machine: {$(nproc)} CPUs (shared with other builds), release build, \`benches/processes-logs.sh\`.
 
 | what | hostmedic | peer (same run) | ratio |
