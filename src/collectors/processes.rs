@@ -602,7 +602,7 @@ impl Inner {
             let matching = w.update(&procs);
             let l = [("watch", w.cfg.name.as_str())];
             out.gauge(
-                "hostmedic_process_watch_count",
+                "hostmedic_process_watch_processes",
                 "Number of processes matching this watch.",
                 &l,
                 matching.len() as f64,
