@@ -44,6 +44,7 @@ pub struct Config {
     pub processes: collectors::processes::Config,
     pub logfile: collectors::logfile::Config,
     pub probes: collectors::probes::Config,
+    pub docker: collectors::docker::Config,
 }
 
 /// `[web]`: the HTTP listener.
@@ -124,6 +125,7 @@ impl Config {
         self.processes.validate("processes")?;
         self.logfile.validate("logfile")?;
         self.probes.validate("probes")?;
+        self.docker.validate("docker")?;
         Ok(())
     }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::collector::Collector;
 use crate::config::{Config, ConfigError};
 
+pub mod docker;
 pub mod host;
 pub mod hwmon;
 pub mod logfile;
@@ -35,6 +36,9 @@ pub fn build(cfg: &Config) -> Result<Vec<Arc<dyn Collector>>, ConfigError> {
     }
     if cfg.probes.enabled && !(cfg.probes.http.is_empty() && cfg.probes.command.is_empty()) {
         v.push(Arc::new(probes::ProbesCollector::new(&cfg.probes)?));
+    }
+    if cfg.docker.enabled {
+        v.push(Arc::new(docker::DockerCollector::new(&cfg.docker)?));
     }
     Ok(v)
 }
