@@ -217,3 +217,4 @@ pub fn skip_or_fail(reason: &str) -> bool {
     eprintln!("SKIPPED: {reason}");
     true
 }
+pub mod docker;
