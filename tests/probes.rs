@@ -289,4 +289,46 @@ fn validation_names_keys() {
     assert_eq!(parsed.probes.http[0].expected_status, Some(StatusSet::One(204)));
     assert_eq!(parsed.probes.http[1].timeout, Duration::from_secs(2));
     assert_eq!(parsed.probes.command[0].path, DEFAULT_PATH);
+    // The effective config (`check-config`) parses back to the same probes.
+    let again = hostmedic::config::Config::parse(&parsed.to_toml(), "rendered").unwrap();
+    assert_eq!(
+        again.probes.http[1].expected_status,
+        Some(StatusSet::Many(vec![200, 301]))
+    );
+    assert_eq!(again.probes.command[0].argv, parsed.probes.command[0].argv);
+}
+
+#[test]
+fn full_section_config_round_trips() {
+    let text = r#"
+[processes]
+top_k = 7
+[[processes.watch]]
+name = "bot"
+cmdline = 'python3 .*bot\.py'
+min = 1
+[logfile]
+interval = "250ms"
+[[logfile.watch]]
+file = "/var/log/bot.log"
+patterns = { critical = "CRITICAL", traceback = "^Traceback" }
+[[probes.command]]
+name = "health"
+argv = ["/bin/true"]
+working_dir = "/tmp"
+"#;
+    let cfg = hostmedic::config::Config::parse(text, "t").unwrap();
+    let again = hostmedic::config::Config::parse(&cfg.to_toml(), "rendered").unwrap();
+    assert_eq!(again.processes.top_k, 7);
+    assert_eq!(again.processes.watch[0].cmdline.as_deref(), Some(r"python3 .*bot\.py"));
+    assert_eq!(again.processes.watch[0].min, Some(1));
+    assert_eq!(again.processes.watch[0].max, None);
+    assert_eq!(again.logfile.interval, Duration::from_millis(250));
+    assert_eq!(again.logfile.watch[0].patterns.len(), 2);
+    assert_eq!(
+        again.probes.command[0].working_dir.as_deref(),
+        Some(std::path::Path::new("/tmp"))
+    );
+    let err = hostmedic::config::Config::parse("[[processes.watch]]\nname = \"x\"\ncomm = \"(\"\n", "t").unwrap_err();
+    assert!(err.to_string().contains("processes.watch[0].comm"), "{err}");
 }

@@ -129,7 +129,7 @@ async fn wait_count(c: &Arc<ProcessesCollector>, w: &'static str, want: f64) {
     eventually(Duration::from_secs(10), &format!("watch {w} count {want}"), || {
         let c = c.clone();
         async move {
-            let v = watch_value(&c, "hostmedic_process_watch_count", w).await?;
+            let v = watch_value(&c, "hostmedic_process_watch_processes", w).await?;
             (v == want).then_some(())
         }
     })
@@ -166,7 +166,7 @@ async fn watches_count_real_processes_zero_one_three() {
     let m = scrape(&c).await;
     for w in ["by_comm", "by_cmdline", "both"] {
         assert_eq!(
-            m.value("hostmedic_process_watch_count", &[("watch", w)]),
+            m.value("hostmedic_process_watch_processes", &[("watch", w)]),
             Some(0.0),
             "{w}"
         );

@@ -302,14 +302,25 @@ impl Follower {
         res
     }
 
-    /// Splits a chunk into lines, keeping the unterminated tail.
-    fn feed(&mut self, mut chunk: &[u8]) {
-        while let Some(nl) = memchr(b'\n', chunk) {
-            self.push(&chunk[..nl]);
-            self.end_line();
-            chunk = &chunk[nl + 1..];
+    /// Splits a chunk into lines, keeping the unterminated tail. A line that
+    /// lies whole inside the chunk is matched in place, without a copy.
+    fn feed(&mut self, chunk: &[u8]) {
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', chunk) {
+            let piece = &chunk[start..nl];
+            if self.line.is_empty() {
+                count_line(
+                    &self.patterns,
+                    &mut self.counts,
+                    &piece[..piece.len().min(self.max_line)],
+                );
+            } else {
+                self.push(piece);
+                self.end_line();
+            }
+            start = nl + 1;
         }
-        self.push(chunk);
+        self.push(&chunk[start..]);
     }
 
     fn push(&mut self, bytes: &[u8]) {
@@ -319,23 +330,23 @@ impl Follower {
 
     /// Counts the line held so far (if any) and clears it.
     fn end_line(&mut self) {
-        // An empty line matches nothing worth counting; it also makes ending
-        // "no pending line" a no-op.
-        if self.line.is_empty() {
-            return;
-        }
-        let line = self.line.strip_suffix(b"\r").unwrap_or(&self.line);
-        for (i, (_, re)) in self.patterns.iter().enumerate() {
-            if re.is_match(line) {
-                self.counts[i] += 1;
-            }
-        }
+        count_line(&self.patterns, &mut self.counts, &self.line);
         self.line.clear();
     }
 }
 
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
+/// Adds one to each pattern matching `line` (without its `\r\n`). An empty
+/// line counts nowhere, which also makes ending "no pending line" a no-op.
+fn count_line(patterns: &[(String, regex::bytes::Regex)], counts: &mut [u64], line: &[u8]) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.is_empty() {
+        return;
+    }
+    for ((_, re), n) in patterns.iter().zip(counts.iter_mut()) {
+        if re.is_match(line) {
+            *n += 1;
+        }
+    }
 }
 
 /// What a scrape reports for one file (published after every poll).

@@ -234,6 +234,9 @@ impl ProbesCollector {
         crate::install_crypto_provider();
         let client = reqwest::Client::builder()
             .user_agent(concat!("hostmedic/", env!("CARGO_PKG_VERSION")))
+            // A health probe checks what this host reaches directly; a proxy
+            // from the environment would turn 127.0.0.1 into someone else.
+            .no_proxy()
             .build()
             .map_err(|e| ConfigError::invalid("probes.http", format!("cannot build HTTP client: {e}")))?;
         let n = cfg.http.len() + cfg.command.len();

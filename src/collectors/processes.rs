@@ -10,7 +10,8 @@
 //! Start time in Unix seconds is `btime + starttime / CLK_TCK`, where `btime`
 //! is the `btime` line of `<procfs_root>/stat` and `starttime` is field 22 of
 //! `<procfs_root>/<pid>/stat` (clock ticks since boot). [`start_time_seconds`]
-//! is the single function computing it; the kill action must call it too.
+//! is the single function computing it; the kill action must use it (or
+//! [`same_process`], which allows for a wall-clock step) to re-check a pid.
 //!
 //! CPU usage ratio: a background task samples every process's CPU ticks every
 //! `sample_interval`; a scrape compares the current ticks against the newest
@@ -254,6 +255,22 @@ pub fn start_time_seconds(procfs: &Path, pid: i32) -> Result<f64, ProcError> {
         stat.start_ticks,
         clock_ticks_per_second()?,
     ))
+}
+
+/// Largest difference between a recorded start time and a fresh reading that
+/// still identifies the same process: absorbs a wall-clock step (which moves
+/// `btime`) of up to a second; a pid cannot be reused within that time.
+pub const START_TIME_TOLERANCE_SECONDS: f64 = 1.0;
+
+/// Whether `pid` is still the process that started at `start_time` (Unix
+/// seconds, as exported by this collector). `Ok(false)` when the pid is gone
+/// or belongs to a newer process. For the kill action's last check.
+pub fn same_process(procfs: &Path, pid: i32, start_time: f64) -> Result<bool, ProcError> {
+    match start_time_seconds(procfs, pid) {
+        Ok(now) => Ok((now - start_time).abs() <= START_TIME_TOLERANCE_SECONDS),
+        Err(ProcError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 fn ticks_to_unix(btime: u64, start_ticks: u64, hz: u64) -> f64 {
@@ -585,7 +602,7 @@ impl Inner {
             let matching = w.update(&procs);
             let l = [("watch", w.cfg.name.as_str())];
             out.gauge(
-                "hostmedic_process_watch_count",
+                "hostmedic_process_watch_processes",
                 "Number of processes matching this watch.",
                 &l,
                 matching.len() as f64,
@@ -640,14 +657,21 @@ impl Collector for ProcessesCollector {
 
     async fn collect(&self, out: &mut MetricSet) -> Result<(), CollectError> {
         let inner = self.inner.clone();
-        if inner.top_k > 0 && !inner.has_baseline() {
+        if inner.top_k > 0 {
             // First scrape before the sampler's first baseline has aged: take
             // our own short window so the ratio still means something.
             let me = inner.clone();
-            tokio::task::spawn_blocking(move || me.sample())
-                .await
-                .map_err(CollectError::failed)??;
-            tokio::time::sleep(FALLBACK_WINDOW).await;
+            let sampled = tokio::task::spawn_blocking(move || {
+                if me.has_baseline() {
+                    return Ok(false);
+                }
+                me.sample().map(|()| true)
+            })
+            .await
+            .map_err(CollectError::failed)??;
+            if sampled {
+                tokio::time::sleep(FALLBACK_WINDOW).await;
+            }
         }
         let set = tokio::task::spawn_blocking(move || {
             let mut set = MetricSet::new();
@@ -728,6 +752,12 @@ mod tests {
         // and btime's whole-second resolution).
         assert!(t <= now + 1.0 && t > now - 3600.0, "start {t} now {now}");
         assert_eq!(t, start_time_seconds(procfs, me).unwrap());
+        assert!(same_process(procfs, me, t).unwrap());
+        assert!(
+            !same_process(procfs, me, t - 5.0).unwrap(),
+            "an older process with our pid"
+        );
+        assert!(!same_process(procfs, i32::MAX, t).unwrap(), "no such pid");
     }
 
     #[test]
