@@ -41,6 +41,8 @@ pub struct Config {
     pub global: GlobalConfig,
     pub host: collectors::host::Config,
     pub hwmon: collectors::hwmon::Config,
+    pub git_lfs: collectors::git_lfs::Config,
+    pub paths: collectors::paths::Config,
 }
 
 /// `[web]`: the HTTP listener.
@@ -118,6 +120,8 @@ impl Config {
         }
         self.host.validate("host")?;
         self.hwmon.validate("hwmon")?;
+        self.git_lfs.validate("git_lfs")?;
+        self.paths.validate("paths")?;
         Ok(())
     }
 

@@ -11,6 +11,7 @@
 //! - [`metrics`]: per-scrape snapshot and its OpenMetrics/classic encodings.
 
 pub mod app;
+pub mod bytes;
 pub mod cli;
 pub mod collector;
 pub mod collectors;

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use crate::collector::Collector;
 use crate::config::{Config, ConfigError};
 
+pub mod git_lfs;
 pub mod host;
 pub mod hwmon;
+pub mod paths;
 
 /// Builds every enabled collector. Sources are not probed here: a collector
 /// whose source is absent reports `hostmedic_collector_source_present 0` at
@@ -19,6 +21,12 @@ pub fn build(cfg: &Config) -> Result<Vec<Arc<dyn Collector>>, ConfigError> {
     }
     if cfg.hwmon.enabled {
         v.push(Arc::new(hwmon::HwmonCollector::new(&cfg.global.sysfs_root)));
+    }
+    if cfg.git_lfs.enabled {
+        v.push(Arc::new(git_lfs::GitLfsCollector::new(&cfg.git_lfs)));
+    }
+    if cfg.paths.enabled {
+        v.push(Arc::new(paths::PathsCollector::new(&cfg.paths)));
     }
     Ok(v)
 }
