@@ -923,7 +923,8 @@ impl Collector for GitLfsCollector {
 
     async fn collect(&self, out: &mut MetricSet) -> Result<(), CollectError> {
         let snap = self.snapshot();
-        if snap.finished.is_some() && snap.repos.is_empty() {
+        let none_configured = self.cfg.repos.is_empty() && self.cfg.search_roots.is_empty();
+        if none_configured || (snap.finished.is_some() && snap.repos.is_empty()) {
             return Err(CollectError::Unavailable(
                 "no repositories configured or found (git_lfs.repos, git_lfs.search_roots)".into(),
             ));
@@ -933,6 +934,9 @@ impl Collector for GitLfsCollector {
     }
 
     async fn background(self: Arc<Self>, shutdown: CancellationToken) {
+        if self.cfg.repos.is_empty() && self.cfg.search_roots.is_empty() {
+            return;
+        }
         loop {
             let me = self.clone();
             let scan = tokio::task::spawn_blocking(move || {
