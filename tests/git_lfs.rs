@@ -41,7 +41,10 @@ fn build_fixture(dir: &Path) -> Fixture {
     repo.write("data/a.bin", &a);
     repo.write("data/b.bin", &b);
     repo.write("README", b"plain file\n");
-    repo.commit(&[".gitattributes", "data/a.bin", "data/b.bin", "README"], "small objects");
+    repo.commit(
+        &[".gitattributes", "data/a.bin", "data/b.bin", "README"],
+        "small objects",
+    );
 
     let big = repo.sparse_object("big", 3 * GIB);
     repo.pointer("media/big.iso", &big, 3 * GIB);
@@ -55,12 +58,12 @@ fn build_fixture(dir: &Path) -> Fixture {
         "broken.ptr",
         b"version https://git-lfs.github.com/spec/v1\noid sha256:xyz\nsize ten\n",
     );
-    repo.commit(&["media/big.iso", "copy.iso", "gone.bin", "broken.ptr"], "hand-written pointers");
+    repo.commit(
+        &["media/big.iso", "copy.iso", "gone.bin", "broken.ptr"],
+        "hand-written pointers",
+    );
     Fixture {
-        small: [
-            (oid_of(&a), a.len() as u64),
-            (oid_of(&b), b.len() as u64),
-        ],
+        small: [(oid_of(&a), a.len() as u64), (oid_of(&b), b.len() as u64)],
         big,
         plus_one,
         repo,
@@ -81,7 +84,10 @@ async fn real_repositories_report_objects_limits_pointers_and_errors() {
     for (oid, _) in &fx.small {
         assert!(ls.contains(oid.as_str()), "{ls}");
     }
-    assert!(ls.contains(&fx.big) && ls.contains("media/big.iso") && ls.contains("3.2 GB"), "{ls}");
+    assert!(
+        ls.contains(&fx.big) && ls.contains("media/big.iso") && ls.contains("3.2 GB"),
+        "{ls}"
+    );
     assert!(ls.contains("gone.bin") && !ls.contains("broken.ptr"), "{ls}");
 
     let plain = Repo::init(&t.path().join("plain-repo"));
@@ -140,7 +146,11 @@ async fn real_repositories_report_objects_limits_pointers_and_errors() {
     assert_eq!(
         set.value(
             "hostmedic_git_lfs_object_over_limit_bytes",
-            &[("repo", repo_a.as_str()), ("oid", fx.big.as_str()), ("path", "copy.iso,media/big.iso")]
+            &[
+                ("repo", repo_a.as_str()),
+                ("oid", fx.big.as_str()),
+                ("path", "copy.iso,media/big.iso")
+            ]
         ),
         Some((3 * GIB) as f64)
     );
@@ -281,8 +291,11 @@ fn rescans_skip_unchanged_fanout_directories_in_a_real_repo() {
     repo.commit(&args, "twenty");
     age_dirs(&repo.objects_dir());
 
-    let cfg: git_lfs::Config =
-        toml::from_str(&format!("repos = [\"{}\"]\nscan_interval = \"1h\"\n", repo.dir.display())).unwrap();
+    let cfg: git_lfs::Config = toml::from_str(&format!(
+        "repos = [\"{}\"]\nscan_interval = \"1h\"\n",
+        repo.dir.display()
+    ))
+    .unwrap();
     let c = GitLfsCollector::new(&cfg);
     let stats = |snap: &git_lfs::Snapshot| snap.repos[0].result.as_ref().unwrap().stats;
     let first = c.scan_once();
@@ -344,12 +357,20 @@ fn permission_denied_is_reported_per_repo_when_not_root() {
         let (_, body) = get(&bin.url("/metrics")).await;
         (body.matches("hostmedic_git_lfs_repo_up{").count() == 3).then_some(body)
     }));
-    let up = |p: &Path, err: &str, v: u8| format!("hostmedic_git_lfs_repo_up{{repo=\"{}\",error=\"{err}\"}} {v}", p.display());
+    let up = |p: &Path, err: &str, v: u8| {
+        format!(
+            "hostmedic_git_lfs_repo_up{{repo=\"{}\",error=\"{err}\"}} {v}",
+            p.display()
+        )
+    };
     assert!(body.contains(&up(&good.dir, "", 1)), "{body}\n{}", bin.log());
     assert!(body.contains(&up(&locked.dir, "unreadable", 0)), "{body}");
     assert!(body.contains(&up(&store_locked.dir, "unreadable", 0)), "{body}");
     assert!(
-        body.contains(&format!("hostmedic_git_lfs_objects{{repo=\"{}\"}} 1", good.dir.display())),
+        body.contains(&format!(
+            "hostmedic_git_lfs_objects{{repo=\"{}\"}} 1",
+            good.dir.display()
+        )),
         "{body}"
     );
     // One log line per failing repository.

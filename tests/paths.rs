@@ -52,7 +52,11 @@ path = "{dir}/later.txt"
     let later = t.path().join("later.txt").display().to_string();
     let value = |name: &'static str, watch: &'static str, path: String| {
         let app = srv.app.clone();
-        async move { app.scrape().await.value(name, &[("watch", watch), ("path", path.as_str())]) }
+        async move {
+            app.scrape()
+                .await
+                .value(name, &[("watch", watch), ("path", path.as_str())])
+        }
     };
     eventually(Duration::from_secs(20), "first measurement", || async {
         (value("hostmedic_path_size_bytes", "wal", w.clone()).await == Some(1000.0)).then_some(())
@@ -61,7 +65,9 @@ path = "{dir}/later.txt"
     let set = srv.app.scrape().await;
     assert_eq!(set.value("hostmedic_path_size_limit_bytes", &l("wal", &w)), Some(1e8));
     assert_eq!(set.value("hostmedic_path_exists", &l("wal", &w)), Some(1.0));
-    let mtime = set.value("hostmedic_path_modified_timestamp_seconds", &l("wal", &w)).unwrap();
+    let mtime = set
+        .value("hostmedic_path_modified_timestamp_seconds", &l("wal", &w))
+        .unwrap();
     assert!(mtime > 1.7e9, "{mtime}");
     assert_eq!(set.value("hostmedic_path_size_bytes", &l("spool", &s)), Some(300.0));
     assert_eq!(set.value("hostmedic_path_size_limit_bytes", &l("spool", &s)), None);

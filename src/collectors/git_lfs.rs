@@ -79,7 +79,10 @@ pub const MAX_SEARCH_DEPTH: usize = 8;
 impl Config {
     pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
         if self.scan_interval.is_zero() {
-            return Err(ConfigError::invalid(format!("{key}.scan_interval"), "must be greater than 0"));
+            return Err(ConfigError::invalid(
+                format!("{key}.scan_interval"),
+                "must be greater than 0",
+            ));
         }
         if self.search_depth == 0 || self.search_depth > MAX_SEARCH_DEPTH {
             return Err(ConfigError::invalid(
@@ -88,7 +91,10 @@ impl Config {
             ));
         }
         if self.size_limit.0 == 0 {
-            return Err(ConfigError::invalid(format!("{key}.size_limit"), "must be greater than 0"));
+            return Err(ConfigError::invalid(
+                format!("{key}.size_limit"),
+                "must be greater than 0",
+            ));
         }
         for (i, p) in self.repos.iter().enumerate() {
             if p.as_os_str().is_empty() {
@@ -97,7 +103,10 @@ impl Config {
         }
         for (i, p) in self.search_roots.iter().enumerate() {
             if p.as_os_str().is_empty() {
-                return Err(ConfigError::invalid(format!("{key}.search_roots[{i}]"), "must not be empty"));
+                return Err(ConfigError::invalid(
+                    format!("{key}.search_roots[{i}]"),
+                    "must not be empty",
+                ));
             }
         }
         Ok(())
@@ -130,7 +139,10 @@ pub enum PointerParse {
     Invalid(String),
 }
 
-const SPEC_VERSIONS: [&str; 2] = ["https://git-lfs.github.com/spec/v1", "https://hawser.github.com/spec/v1"];
+const SPEC_VERSIONS: [&str; 2] = [
+    "https://git-lfs.github.com/spec/v1",
+    "https://hawser.github.com/spec/v1",
+];
 
 /// Lowercase hex → bytes; `None` unless exactly 64 lowercase hex digits.
 pub fn parse_oid_hex(s: &[u8]) -> Option<Oid> {
@@ -491,7 +503,11 @@ fn read_pointers(
         let decoded = t.decode().map_err(|e| format!("decoding tree {id}: {e}"))?;
         for entry in &decoded.entries {
             let name = entry.filename.to_string();
-            let path = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+            let path = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
             let oid = entry.oid.to_owned();
             if entry.mode.is_tree() {
                 stack.push((path, oid));
@@ -800,8 +816,12 @@ impl GitLfsCollector {
             let now_err = result.as_ref().err().map(RepoError::as_label);
             if !st.reported || now_err != st.last_error {
                 match &result {
-                    Err(e) => tracing::warn!(collector = "git_lfs", repo = %label, error = now_err.unwrap_or(""), detail = %e, "git_lfs: repository cannot be scanned"),
-                    Ok(_) if st.reported => tracing::info!(collector = "git_lfs", repo = %label, "git_lfs: repository scannable again"),
+                    Err(e) => {
+                        tracing::warn!(collector = "git_lfs", repo = %label, error = now_err.unwrap_or(""), detail = %e, "git_lfs: repository cannot be scanned")
+                    }
+                    Ok(_) if st.reported => {
+                        tracing::info!(collector = "git_lfs", repo = %label, "git_lfs: repository scannable again")
+                    }
                     Ok(_) => {}
                 }
                 st.reported = true;
@@ -839,7 +859,9 @@ impl GitLfsCollector {
 const CACHED: &str = "Cached: from the last background scan (see hostmedic_git_lfs_scan_timestamp_seconds).";
 
 fn unix(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs_f64()
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 /// Writes one snapshot's series (used by `collect`).
@@ -995,7 +1017,10 @@ mod tests {
         for (body, why) in [
             (format!("{v}oid sha256:{OID}\nsize 12"), "no trailing newline"),
             (format!("{v}oid sha256:xyz\nsize 12\n"), "oid is not 64"),
-            (format!("{v}oid sha256:{}\nsize 12\n", OID.to_uppercase()), "oid is not 64"),
+            (
+                format!("{v}oid sha256:{}\nsize 12\n", OID.to_uppercase()),
+                "oid is not 64",
+            ),
             (format!("{v}oid md5:{OID}\nsize 12\n"), "not sha256"),
             (format!("{v}oid sha256:{OID}\nsize -1\n"), "size is not"),
             (format!("{v}oid sha256:{OID}\nsize +1\n"), "size is not"),
@@ -1005,8 +1030,14 @@ mod tests {
             (format!("{v}size 12\n"), "no oid"),
             (format!("{v}oid sha256:{OID}\nSize 12\n"), "invalid key"),
             (format!("{v}oid sha256:{OID}\nsize 12\nzzz\n"), "key value"),
-            (format!("{v}oid sha256:{OID}\nsize 12\n{}\n", "x ".repeat(600)), "larger than"),
-            ("version https://git-lfs.github.com/spec/v2\n".to_string(), "unknown pointer version"),
+            (
+                format!("{v}oid sha256:{OID}\nsize 12\n{}\n", "x ".repeat(600)),
+                "larger than",
+            ),
+            (
+                "version https://git-lfs.github.com/spec/v2\n".to_string(),
+                "unknown pointer version",
+            ),
         ] {
             match ptr(&body) {
                 PointerParse::Invalid(w) => assert!(w.contains(why), "{body:?}: {w} (want {why})"),
@@ -1082,7 +1113,10 @@ mod tests {
         let mut c = StoreCache::default();
         let s1 = c.scan(&store, SystemTime::now()).unwrap();
         assert_eq!(c.objects().count(), 50);
-        assert_eq!(c.objects().map(|o| o.1).sum::<u64>(), (0..50).map(|n| n * 10).sum::<u64>());
+        assert_eq!(
+            c.objects().map(|o| o.1).sum::<u64>(),
+            (0..50).map(|n| n * 10).sum::<u64>()
+        );
         assert!(s1.dirs_listed > 50, "{s1:?}");
         assert_eq!(s1.dirs_skipped, 0);
 
@@ -1130,7 +1164,10 @@ mod tests {
         fs::create_dir_all(t.path().join("h")).unwrap();
         fs::write(t.path().join("h/.git"), "gitdir: /elsewhere\n").unwrap(); // linked worktree
         let found = discover_repos(t.path(), 3);
-        let rel: Vec<_> = found.iter().map(|p| p.strip_prefix(t.path()).unwrap().to_owned()).collect();
+        let rel: Vec<_> = found
+            .iter()
+            .map(|p| p.strip_prefix(t.path()).unwrap().to_owned())
+            .collect();
         assert_eq!(rel, vec![PathBuf::from("a"), PathBuf::from("b/c"), PathBuf::from("h")]);
     }
 
@@ -1139,9 +1176,19 @@ mod tests {
         let mut c = Config::default();
         c.validate("git_lfs").unwrap();
         c.search_depth = 0;
-        assert!(c.validate("git_lfs").unwrap_err().to_string().contains("git_lfs.search_depth"));
+        assert!(
+            c.validate("git_lfs")
+                .unwrap_err()
+                .to_string()
+                .contains("git_lfs.search_depth")
+        );
         c.search_depth = 2;
         c.scan_interval = Duration::ZERO;
-        assert!(c.validate("git_lfs").unwrap_err().to_string().contains("git_lfs.scan_interval"));
+        assert!(
+            c.validate("git_lfs")
+                .unwrap_err()
+                .to_string()
+                .contains("git_lfs.scan_interval")
+        );
     }
 }

@@ -84,10 +84,16 @@ impl Config {
             }
         }
         if self.max_entries == 0 {
-            return Err(ConfigError::invalid(format!("{key}.max_entries"), "must be greater than 0"));
+            return Err(ConfigError::invalid(
+                format!("{key}.max_entries"),
+                "must be greater than 0",
+            ));
         }
         if self.max_matches == 0 {
-            return Err(ConfigError::invalid(format!("{key}.max_matches"), "must be greater than 0"));
+            return Err(ConfigError::invalid(
+                format!("{key}.max_matches"),
+                "must be greater than 0",
+            ));
         }
         let mut names = std::collections::HashSet::new();
         for (i, w) in self.watch.iter().enumerate() {
@@ -96,13 +102,17 @@ impl Config {
                 return Err(ConfigError::invalid(k("name"), "must not be empty"));
             }
             if !names.insert(w.name.as_str()) {
-                return Err(ConfigError::invalid(k("name"), format!("duplicate watch name `{}`", w.name)));
+                return Err(ConfigError::invalid(
+                    k("name"),
+                    format!("duplicate watch name `{}`", w.name),
+                ));
             }
             if !Path::new(&w.path).is_absolute() {
                 return Err(ConfigError::invalid(k("path"), "must be an absolute path or pattern"));
             }
             if is_glob(&w.path) {
-                glob::Pattern::new(&w.path).map_err(|e| ConfigError::invalid(k("path"), format!("invalid glob: {e}")))?;
+                glob::Pattern::new(&w.path)
+                    .map_err(|e| ConfigError::invalid(k("path"), format!("invalid glob: {e}")))?;
             }
             if w.timeout.is_some_and(|t| t.is_zero()) {
                 return Err(ConfigError::invalid(k("timeout"), "must be greater than 0"));
@@ -262,7 +272,12 @@ impl PathsCollector {
 
     /// Measures every watch now (blocking) and publishes the result.
     pub fn scan_once(&self) -> Arc<Vec<PathReport>> {
-        let reports: Vec<PathReport> = self.cfg.watch.iter().flat_map(|w| measure_watch(w, &self.cfg)).collect();
+        let reports: Vec<PathReport> = self
+            .cfg
+            .watch
+            .iter()
+            .flat_map(|w| measure_watch(w, &self.cfg))
+            .collect();
         {
             let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
             for r in &reports {
@@ -332,7 +347,9 @@ impl Collector for PathsCollector {
 
     async fn collect(&self, out: &mut MetricSet) -> Result<(), CollectError> {
         if self.cfg.watch.is_empty() {
-            return Err(CollectError::Unavailable("no [[paths.watch]] entries configured".into()));
+            return Err(CollectError::Unavailable(
+                "no [[paths.watch]] entries configured".into(),
+            ));
         }
         let cached = self.cache.read().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(reports) = cached {
@@ -415,7 +432,10 @@ mod tests {
         for i in 0..600 {
             fs::write(t.path().join(format!("f{i}")), "x").unwrap();
         }
-        assert_eq!(walk_dir(t.path(), Duration::from_secs(30), 10), Err(WalkError::TooMany(10)));
+        assert_eq!(
+            walk_dir(t.path(), Duration::from_secs(30), 10),
+            Err(WalkError::TooMany(10))
+        );
         assert_eq!(
             walk_dir(t.path(), Duration::from_nanos(1), 1_000_000),
             Err(WalkError::Timeout(Duration::from_nanos(1)))
@@ -436,9 +456,19 @@ mod tests {
         c.watch.push(watch("a", "/tmp/x"));
         c.validate("paths").unwrap();
         c.watch.push(watch("a", "/tmp/y"));
-        assert!(c.validate("paths").unwrap_err().to_string().contains("paths.watch[1].name"));
+        assert!(
+            c.validate("paths")
+                .unwrap_err()
+                .to_string()
+                .contains("paths.watch[1].name")
+        );
         c.watch[1] = watch("b", "relative/path");
-        assert!(c.validate("paths").unwrap_err().to_string().contains("paths.watch[1].path"));
+        assert!(
+            c.validate("paths")
+                .unwrap_err()
+                .to_string()
+                .contains("paths.watch[1].path")
+        );
         c.watch[1] = watch("b", "/tmp/[unclosed");
         assert!(c.validate("paths").unwrap_err().to_string().contains("invalid glob"));
     }
