@@ -172,7 +172,7 @@ pub fn walk_dir(dir: &Path, timeout: Duration, max_entries: u64) -> Result<WalkT
         if t.entries > max_entries {
             return Err(WalkError::TooMany(max_entries));
         }
-        if t.entries % 256 == 0 && Instant::now() > deadline {
+        if t.entries.is_multiple_of(256) && Instant::now() > deadline {
             return Err(WalkError::Timeout(timeout));
         }
         let Ok(entry) = entry else {
