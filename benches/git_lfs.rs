@@ -8,8 +8,10 @@
 //! hour back, as in a store that is not being written right now (the racy
 //! window would otherwise force a relist of freshly made directories).
 //! Reported: min / median / max over repeated runs, each "first scan" with a
-//! fresh cache (warm kernel dentry/inode cache), plus `du -sb` over the same
-//! store as a reference walk.
+//! fresh cache (warm kernel dentry/inode cache), as wall time and as process
+//! CPU time (user + system, all threads; the machine is shared, so wall time
+//! includes waiting for a core), plus `du -sb` over the same store as a
+//! reference walk.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -69,14 +71,35 @@ fn git(dir: &Path, args: &[&str]) {
     assert!(st.success(), "git {args:?}");
 }
 
-fn stats(mut v: Vec<Duration>) -> String {
-    v.sort();
+/// CPU time of the whole process (all threads), robust against other
+/// processes competing for the two cores.
+fn cpu() -> Duration {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID).unwrap();
+    Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32)
+}
+
+/// Wall and CPU time of `f`.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, (Duration, Duration)) {
+    let (w, c) = (Instant::now(), cpu());
+    let out = f();
+    (out, (w.elapsed(), cpu() - c))
+}
+
+fn stats(v: Vec<(Duration, Duration)>) -> String {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let line = |mut v: Vec<Duration>| {
+        v.sort();
+        format!(
+            "min {:.1} / median {:.1} / max {:.1} ms",
+            ms(v[0]),
+            ms(v[v.len() / 2]),
+            ms(v[v.len() - 1])
+        )
+    };
     format!(
-        "min {:.1} ms, median {:.1} ms, max {:.1} ms (n={})",
-        ms(v[0]),
-        ms(v[v.len() / 2]),
-        ms(v[v.len() - 1]),
+        "wall {}; cpu {} (n={})",
+        line(v.iter().map(|x| x.0).collect()),
+        line(v.iter().map(|x| x.1).collect()),
         v.len()
     )
 }
@@ -128,9 +151,8 @@ fn main() {
     let mut first = Vec::new();
     for _ in 0..5 {
         let mut c = StoreCache::default();
-        let s = Instant::now();
-        let st = c.scan(&store, SystemTime::now()).unwrap();
-        first.push(s.elapsed());
+        let (st, t) = timed(|| c.scan(&store, SystemTime::now()).unwrap());
+        first.push(t);
         assert_eq!(c.objects().count() as u64, n);
         assert!(st.dirs_listed > leaves);
     }
@@ -138,9 +160,8 @@ fn main() {
     cache.scan(&store, SystemTime::now()).unwrap();
     let mut again = Vec::new();
     for _ in 0..30 {
-        let s = Instant::now();
-        let st = cache.scan(&store, SystemTime::now()).unwrap();
-        again.push(s.elapsed());
+        let (st, t) = timed(|| cache.scan(&store, SystemTime::now()).unwrap());
+        again.push(t);
         assert_eq!(st.dirs_listed, 0);
     }
     println!("store scan, first (fresh cache):   {}", stats(first));
@@ -151,9 +172,8 @@ fn main() {
     let mut first = Vec::new();
     for _ in 0..5 {
         let c = GitLfsCollector::new(&cfg);
-        let s = Instant::now();
-        let snap = c.scan_once();
-        first.push(s.elapsed());
+        let (snap, t) = timed(|| c.scan_once());
+        first.push(t);
         let r = snap.repos[0].result.as_ref().unwrap();
         assert_eq!((r.objects, r.pointers_missing_object), (n, 0));
     }
@@ -161,9 +181,8 @@ fn main() {
     c.scan_once();
     let mut again = Vec::new();
     for _ in 0..30 {
-        let s = Instant::now();
-        let snap = c.scan_once();
-        again.push(s.elapsed());
+        let (snap, t) = timed(|| c.scan_once());
+        again.push(t);
         assert_eq!(snap.repos[0].result.as_ref().unwrap().stats.dirs_listed, 0);
     }
     println!("collector scan_once, first:        {}", stats(first));
@@ -176,14 +195,13 @@ fn main() {
         std::fs::create_dir_all(&d).unwrap();
         std::fs::File::create(d.join(&o)).unwrap();
     }
-    let s = Instant::now();
-    let snap = c.scan_once();
-    let took = s.elapsed();
+    let (snap, (wall, cpu)) = timed(|| c.scan_once());
     let r = snap.repos[0].result.as_ref().unwrap();
     assert_eq!(r.objects, n + 100);
     println!(
-        "collector scan_once after 100 new objects: {:.1} ms ({} directories listed)",
-        took.as_secs_f64() * 1000.0,
+        "collector scan_once after 100 new objects: wall {:.1} ms, cpu {:.1} ms ({} directories listed)",
+        wall.as_secs_f64() * 1000.0,
+        cpu.as_secs_f64() * 1000.0,
         r.stats.dirs_listed
     );
 
@@ -195,5 +213,10 @@ fn main() {
         assert!(out.status.success());
         du.push(s.elapsed());
     }
-    println!("reference `du -sb` of the store:   {}", stats(du));
+    du.sort();
+    println!(
+        "reference `du -sb` of the store:   wall min {:.1} / median {:.1} ms",
+        du[0].as_secs_f64() * 1000.0,
+        du[1].as_secs_f64() * 1000.0
+    );
 }

@@ -246,20 +246,28 @@ pub fn parse_pointer(data: &[u8]) -> PointerParse {
 
 // ---------------------------------------------------------------------------
 // The object store, scanned incrementally.
+//
+// Every call is relative to an open directory (`openat`/`fstatat`), so a
+// rescan costs one short lookup per fan-out directory instead of a full path
+// resolution, and the 256 top-level fan-out directories are split over two
+// threads. Modification times are compared as raw `(sec, nsec)` pairs.
 
 /// Modification times closer than this to the scan start are not trusted
 /// for skipping (a change in the same clock tick would keep the same mtime).
 pub const RACY_WINDOW: Duration = Duration::from_secs(1);
 
+/// `(st_mtime, st_mtime_nsec)`.
+type Mtime = (i64, i64);
+
 #[derive(Debug, Default)]
 struct LeafDir {
-    mtime: Option<SystemTime>,
+    mtime: Option<Mtime>,
     objects: Vec<(Oid, u64)>,
 }
 
 #[derive(Debug, Default)]
 struct MidDir {
-    mtime: Option<SystemTime>,
+    mtime: Option<Mtime>,
     /// Indexed by the second fan-out byte.
     leaves: Vec<Option<LeafDir>>,
 }
@@ -267,7 +275,7 @@ struct MidDir {
 /// What the last scan saw in one object store; reused by the next scan.
 #[derive(Debug, Default)]
 pub struct StoreCache {
-    top_mtime: Option<SystemTime>,
+    top_mtime: Option<Mtime>,
     /// Indexed by the first fan-out byte.
     mids: Vec<Option<MidDir>>,
 }
@@ -281,66 +289,224 @@ pub struct ScanStats {
     pub dirs_skipped: usize,
 }
 
-fn trusted(cached: Option<SystemTime>, now: SystemTime) -> bool {
+impl ScanStats {
+    fn add(&mut self, o: ScanStats) {
+        self.dirs_listed += o.dirs_listed;
+        self.dirs_skipped += o.dirs_skipped;
+    }
+}
+
+fn trusted(cached: Option<Mtime>, now: Mtime) -> bool {
     cached == Some(now)
 }
 
-fn remember(mtime: SystemTime, scan_start: SystemTime) -> Option<SystemTime> {
-    (mtime + RACY_WINDOW < scan_start).then_some(mtime)
+/// The mtime to remember, or `None` when it is too recent to be trusted.
+fn remember(mtime: Mtime, scan_start: Mtime) -> Option<Mtime> {
+    ((mtime.0 + RACY_WINDOW.as_secs() as i64, mtime.1) < scan_start).then_some(mtime)
+}
+
+fn to_mtime(t: SystemTime) -> Mtime {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => (d.as_secs() as i64, d.subsec_nanos() as i64),
+        Err(_) => (0, 0),
+    }
+}
+
+fn st_mtime(st: &nix::sys::stat::FileStat) -> Mtime {
+    (st.st_mtime, st.st_mtime_nsec)
+}
+
+fn file_kind(st: &nix::sys::stat::FileStat) -> nix::sys::stat::SFlag {
+    use nix::sys::stat::SFlag;
+    SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT
+}
+
+fn is_dir(st: &nix::sys::stat::FileStat) -> bool {
+    file_kind(st) == nix::sys::stat::SFlag::S_IFDIR
+}
+
+fn is_reg(st: &nix::sys::stat::FileStat) -> bool {
+    file_kind(st) == nix::sys::stat::SFlag::S_IFREG
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// The two-character fan-out name of `b`, without allocating.
+fn fanout_name(b: u8) -> [u8; 2] {
+    [HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]
+}
+
+fn name_str(n: &[u8; 2]) -> &str {
+    std::str::from_utf8(n).expect("hex is ASCII")
 }
 
 /// `"ab"` → 0xab for the two-character lowercase hex fan-out names.
-fn fanout_byte(name: &std::ffi::OsStr) -> Option<u8> {
-    let b = name.as_encoded_bytes();
-    if b.len() != 2 {
+fn fanout_byte(name: &[u8]) -> Option<u8> {
+    if name.len() != 2 {
         return None;
     }
     let mut full = [b'0'; 64];
-    full[..2].copy_from_slice(b);
+    full[..2].copy_from_slice(name);
     parse_oid_hex(&full).map(|o| o[0])
 }
 
-/// Lists the fan-out subdirectories (`aa` or `bb`) of `dir`.
-fn list_fanout(dir: &Path) -> io::Result<Vec<u8>> {
+fn errno(e: nix::Error) -> io::Error {
+    io::Error::from(e)
+}
+
+/// `fstatat`, with "does not exist" as `None`.
+fn stat_at<Fd: std::os::fd::AsFd>(dir: Fd, name: &str) -> io::Result<Option<nix::sys::stat::FileStat>> {
+    match nix::sys::stat::fstatat(dir, name, nix::fcntl::AtFlags::empty()) {
+        Ok(st) => Ok(Some(st)),
+        Err(nix::Error::ENOENT) => Ok(None),
+        Err(e) => Err(errno(e)),
+    }
+}
+
+fn dir_flags() -> nix::fcntl::OFlag {
+    use nix::fcntl::OFlag;
+    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC
+}
+
+/// Opens `name` under `dir` as a directory; `None` when it vanished.
+fn open_at<Fd: std::os::fd::AsFd>(dir: Fd, name: &str) -> io::Result<Option<std::os::fd::OwnedFd>> {
+    match nix::fcntl::openat(dir, name, dir_flags(), nix::sys::stat::Mode::empty()) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(nix::Error::ENOENT) => Ok(None),
+        Err(e) => Err(errno(e)),
+    }
+}
+
+/// Names in an open directory (without `.` and `..`).
+fn read_names<Fd: std::os::fd::AsFd>(dir: Fd) -> io::Result<Vec<(Vec<u8>, Option<nix::dir::Type>)>> {
+    let mut d = nix::dir::Dir::openat(dir, ".", dir_flags(), nix::sys::stat::Mode::empty()).map_err(errno)?;
+    let mut out = Vec::new();
+    for e in d.iter() {
+        let e = e.map_err(errno)?;
+        let name = e.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        out.push((name.to_vec(), e.file_type()));
+    }
+    Ok(out)
+}
+
+/// The fan-out subdirectories (`aa` or `bb`) in an open directory.
+fn list_fanout<Fd: std::os::fd::AsFd + Copy>(dir: Fd) -> io::Result<Vec<u8>> {
     let mut v = Vec::new();
-    for e in fs::read_dir(dir)? {
-        let e = e?;
-        if let Some(b) = fanout_byte(&e.file_name())
-            && e.file_type()?.is_dir()
-        {
+    for (name, ty) in read_names(dir)? {
+        let Some(b) = fanout_byte(&name) else { continue };
+        let is_dir = match ty {
+            Some(t) => t == nix::dir::Type::Directory,
+            None => stat_at(dir, name_str(&fanout_name(b)))?.is_some_and(|s| is_dir(&s)),
+        };
+        if is_dir {
             v.push(b);
         }
     }
     Ok(v)
 }
 
-fn list_objects(dir: &Path, aa: u8, bb: u8) -> io::Result<Vec<(Oid, u64)>> {
+/// The objects in one open leaf directory `aa/bb`.
+fn list_objects<Fd: std::os::fd::AsFd + Copy>(dir: Fd, aa: u8, bb: u8) -> io::Result<Vec<(Oid, u64)>> {
     let mut v = Vec::new();
-    for e in fs::read_dir(dir)? {
-        let e = e?;
-        let name = e.file_name();
-        let Some(oid) = parse_oid_hex(name.as_encoded_bytes()) else {
+    for (name, _) in read_names(dir)? {
+        let Some(oid) = parse_oid_hex(&name) else {
             continue; // temporary or foreign file
         };
         if oid[0] != aa || oid[1] != bb {
             continue;
         }
-        match e.metadata() {
-            Ok(m) if m.is_file() => v.push((oid, m.len())),
-            Ok(_) => {}
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {} // removed meanwhile
-            Err(err) => return Err(err),
+        let name = std::str::from_utf8(&name).expect("hex is ASCII");
+        match stat_at(dir, name)? {
+            Some(st) if is_reg(&st) => v.push((oid, st.st_size.max(0) as u64)),
+            _ => {} // not a file, or removed meanwhile
         }
     }
     Ok(v)
 }
 
-fn mtime_of(path: &Path) -> io::Result<Option<SystemTime>> {
-    match fs::metadata(path) {
-        Ok(m) => Ok(Some(m.modified()?)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+/// Updates `slot` (one `aa` directory) from disk.
+fn scan_mid<Fd: std::os::fd::AsFd + Copy>(
+    top: Fd,
+    aa: u8,
+    slot: &mut Option<MidDir>,
+    scan_start: Mtime,
+    stats: &mut ScanStats,
+) -> io::Result<()> {
+    let Some(mid) = slot.as_mut() else { return Ok(()) };
+    let aa_name = fanout_name(aa);
+    let Some(fd) = open_at(top, name_str(&aa_name))? else {
+        *slot = None; // vanished during the scan
+        return Ok(());
+    };
+    let st = nix::sys::stat::fstat(&fd).map_err(errno)?;
+    let mt = st_mtime(&st);
+    if mid.leaves.is_empty() {
+        mid.leaves.resize_with(256, || None);
     }
+    if !trusted(mid.mtime, mt) {
+        stats.dirs_listed += 1;
+        let mut keep = [false; 256];
+        for b in list_fanout(&fd)? {
+            keep[b as usize] = true;
+            mid.leaves[b as usize].get_or_insert_with(LeafDir::default);
+        }
+        for (i, l) in mid.leaves.iter_mut().enumerate() {
+            if !keep[i] {
+                *l = None;
+            }
+        }
+        mid.mtime = remember(mt, scan_start);
+    } else {
+        stats.dirs_skipped += 1;
+    }
+    for (bb, lslot) in mid.leaves.iter_mut().enumerate() {
+        let Some(leaf) = lslot.as_mut() else { continue };
+        let bb_name = fanout_name(bb as u8);
+        let res = (|| -> io::Result<bool> {
+            let Some(st) = stat_at(&fd, name_str(&bb_name))? else {
+                return Ok(false);
+            };
+            let lt = st_mtime(&st);
+            if trusted(leaf.mtime, lt) {
+                stats.dirs_skipped += 1;
+                return Ok(true);
+            }
+            stats.dirs_listed += 1;
+            let Some(lfd) = open_at(&fd, name_str(&bb_name))? else {
+                return Ok(false);
+            };
+            leaf.objects = list_objects(&lfd, aa, bb as u8)?;
+            leaf.mtime = remember(lt, scan_start);
+            Ok(true)
+        })();
+        match res {
+            Ok(true) => {}
+            Ok(false) => *lslot = None,
+            Err(e) => {
+                // Do not trust anything above a directory we failed on.
+                mid.mtime = None;
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Scans `mids[i]` for `aa = first + i`.
+fn scan_mids<Fd: std::os::fd::AsFd + Copy>(
+    top: Fd,
+    first: usize,
+    mids: &mut [Option<MidDir>],
+    scan_start: Mtime,
+) -> io::Result<ScanStats> {
+    let mut stats = ScanStats::default();
+    for (i, slot) in mids.iter_mut().enumerate() {
+        scan_mid(top, (first + i) as u8, slot, scan_start, &mut stats)?;
+    }
+    Ok(stats)
 }
 
 impl StoreCache {
@@ -348,19 +514,24 @@ impl StoreCache {
     /// directories whose mtime changed since the last scan. A missing store
     /// is an empty one (a repository without LFS).
     pub fn scan(&mut self, objects_dir: &Path, scan_start: SystemTime) -> io::Result<ScanStats> {
+        let scan_start = to_mtime(scan_start);
         let mut stats = ScanStats::default();
-        let Some(top) = mtime_of(objects_dir)? else {
-            *self = StoreCache::default();
-            return Ok(stats);
+        let top = match nix::fcntl::open(objects_dir, dir_flags(), nix::sys::stat::Mode::empty()) {
+            Ok(fd) => fd,
+            Err(nix::Error::ENOENT) => {
+                *self = StoreCache::default();
+                return Ok(stats);
+            }
+            Err(e) => return Err(errno(e)),
         };
+        let top_mt = st_mtime(&nix::sys::stat::fstat(&top).map_err(errno)?);
         if self.mids.is_empty() {
             self.mids.resize_with(256, || None);
         }
-        if !trusted(self.top_mtime, top) {
+        if !trusted(self.top_mtime, top_mt) {
             stats.dirs_listed += 1;
-            let present = list_fanout(objects_dir)?;
             let mut keep = [false; 256];
-            for b in present {
+            for b in list_fanout(&top)? {
                 keep[b as usize] = true;
                 self.mids[b as usize].get_or_insert_with(MidDir::default);
             }
@@ -369,27 +540,39 @@ impl StoreCache {
                     *m = None;
                 }
             }
-            self.top_mtime = remember(top, scan_start);
+            self.top_mtime = remember(top_mt, scan_start);
         } else {
             stats.dirs_skipped += 1;
         }
-        let mut path = objects_dir.to_path_buf();
-        for (aa, mid_slot) in self.mids.iter_mut().enumerate() {
-            let Some(mid) = mid_slot.as_mut() else { continue };
-            path.push(format!("{aa:02x}"));
-            let res = scan_mid(&mut path, aa as u8, mid, scan_start, &mut stats);
-            path.pop();
-            match res {
-                Ok(true) => {}
-                Ok(false) => *mid_slot = None, // vanished during the scan
-                Err(e) => {
-                    // Do not trust anything above a directory we failed on.
-                    self.top_mtime = None;
-                    return Err(e);
-                }
+        // Two halves on two threads (this machine class has two cores); a
+        // small store is not worth a thread.
+        let present = self.mids.iter().filter(|m| m.is_some()).count();
+        let res = if present < 64 {
+            scan_mids(&top, 0, &mut self.mids, scan_start)
+        } else {
+            let (lo, hi) = self.mids.split_at_mut(128);
+            let top_ref = &top;
+            std::thread::scope(|s| {
+                let h = s.spawn(move || scan_mids(top_ref, 128, hi, scan_start));
+                let a = scan_mids(top_ref, 0, lo, scan_start);
+                let b = h
+                    .join()
+                    .unwrap_or_else(|_| Err(io::Error::other("store scan thread panicked")));
+                let mut sum = a?;
+                sum.add(b?);
+                Ok(sum)
+            })
+        };
+        match res {
+            Ok(s) => {
+                stats.add(s);
+                Ok(stats)
+            }
+            Err(e) => {
+                self.top_mtime = None;
+                Err(e)
             }
         }
-        Ok(stats)
     }
 
     /// Every object seen, as `(oid, size)`.
@@ -412,62 +595,6 @@ impl StoreCache {
     }
 }
 
-/// Scans one `aa` directory; `Ok(false)` when it no longer exists.
-fn scan_mid(
-    path: &mut PathBuf,
-    aa: u8,
-    mid: &mut MidDir,
-    scan_start: SystemTime,
-    stats: &mut ScanStats,
-) -> io::Result<bool> {
-    let Some(mt) = mtime_of(path)? else { return Ok(false) };
-    if mid.leaves.is_empty() {
-        mid.leaves.resize_with(256, || None);
-    }
-    if !trusted(mid.mtime, mt) {
-        stats.dirs_listed += 1;
-        let present = list_fanout(path)?;
-        let mut keep = [false; 256];
-        for b in present {
-            keep[b as usize] = true;
-            mid.leaves[b as usize].get_or_insert_with(LeafDir::default);
-        }
-        for (i, l) in mid.leaves.iter_mut().enumerate() {
-            if !keep[i] {
-                *l = None;
-            }
-        }
-        mid.mtime = remember(mt, scan_start);
-    } else {
-        stats.dirs_skipped += 1;
-    }
-    for (bb, slot) in mid.leaves.iter_mut().enumerate() {
-        let Some(leaf) = slot.as_mut() else { continue };
-        path.push(format!("{bb:02x}"));
-        let res = (|| -> io::Result<bool> {
-            let Some(lt) = mtime_of(path)? else { return Ok(false) };
-            if trusted(leaf.mtime, lt) {
-                stats.dirs_skipped += 1;
-                return Ok(true);
-            }
-            stats.dirs_listed += 1;
-            leaf.objects = list_objects(path, aa, bb as u8)?;
-            leaf.mtime = remember(lt, scan_start);
-            Ok(true)
-        })();
-        path.pop();
-        match res {
-            Ok(true) => {}
-            Ok(false) => *slot = None,
-            Err(e) => {
-                mid.mtime = None;
-                return Err(e);
-            }
-        }
-    }
-    Ok(true)
-}
-
 // ---------------------------------------------------------------------------
 // HEAD's pointers, read through gix.
 
@@ -484,7 +611,8 @@ pub struct HeadPointers {
 struct HeadCache {
     tree: Option<gix::ObjectId>,
     found: HeadPointers,
-    /// Parsed result per blob id, so a changed HEAD re-reads only new blobs.
+    /// Parsed result per blob id of the current tree, so a changed HEAD
+    /// re-reads only new blobs.
     blobs: HashMap<gix::ObjectId, PointerParse>,
 }
 
@@ -516,8 +644,12 @@ fn read_pointers(
             if !entry.mode.is_blob() {
                 continue; // symlinks, submodules
             }
-            let parsed = match known.get(&oid).or_else(|| seen.get(&oid)) {
-                Some(p) => p.clone(),
+            let parsed = match seen.get(&oid).or_else(|| known.get(&oid)) {
+                Some(p) => {
+                    let p = p.clone();
+                    seen.insert(oid, p.clone());
+                    p
+                }
                 None => {
                     let header = repo.find_header(oid).map_err(|e| format!("reading blob {oid}: {e}"))?;
                     let p = if header.size() == 0 || header.size() >= POINTER_MAX_BYTES {
@@ -677,13 +809,12 @@ impl RepoState {
                 Some(t) => {
                     let mut seen = HashMap::new();
                     let found = read_pointers(&repo, t, &self.head.blobs, &mut seen).map_err(unreadable)?;
-                    // Keep parse results of blobs still referenced only.
-                    let mut blobs = std::mem::take(&mut self.head.blobs);
-                    blobs.extend(seen);
+                    // `seen` holds every blob of this tree: parse results
+                    // of blobs no longer referenced are dropped.
                     self.head = HeadCache {
                         tree: Some(t),
                         found,
-                        blobs,
+                        blobs: seen,
                     };
                 }
             }
@@ -1102,7 +1233,9 @@ mod tests {
     fn store_scan_is_incremental_by_mtime() {
         let t = tempfile::tempdir().unwrap();
         let store = t.path().join("objects");
-        for n in 0..50 {
+        // 300 objects: more than 64 top-level fan-out directories, so the
+        // two-thread path runs.
+        for n in 0..300 {
             put(&store, &oid_n(n), n as u64 * 10);
         }
         // A temporary download and a foreign file are ignored.
@@ -1112,12 +1245,13 @@ mod tests {
 
         let mut c = StoreCache::default();
         let s1 = c.scan(&store, SystemTime::now()).unwrap();
-        assert_eq!(c.objects().count(), 50);
+        assert_eq!(c.objects().count(), 300);
         assert_eq!(
             c.objects().map(|o| o.1).sum::<u64>(),
-            (0..50).map(|n| n * 10).sum::<u64>()
+            (0..300).map(|n| n * 10).sum::<u64>()
         );
-        assert!(s1.dirs_listed > 50, "{s1:?}");
+        assert!(s1.dirs_listed > 300, "{s1:?}");
+        assert!(c.mids.iter().filter(|m| m.is_some()).count() > 64);
         assert_eq!(s1.dirs_skipped, 0);
 
         // Nothing changed: nothing is listed again.
@@ -1131,7 +1265,7 @@ mod tests {
         put(&store, &new, 7);
         let s3 = c.scan(&store, SystemTime::now()).unwrap();
         assert_eq!(s3.dirs_listed, 1, "{s3:?}");
-        assert_eq!(c.objects().count(), 51);
+        assert_eq!(c.objects().count(), 301);
         assert!(c.contains(&parse_oid_hex(new.as_bytes()).unwrap()));
 
         // The just-changed leaf is racy (mtime within RACY_WINDOW): listed
@@ -1147,7 +1281,7 @@ mod tests {
         fs::remove_dir_all(store.join(&o0[0..2])).unwrap();
         c.scan(&store, SystemTime::now()).unwrap();
         assert!(!c.contains(&parse_oid_hex(new.as_bytes()).unwrap()));
-        assert!(c.objects().count() < 51);
+        assert!(c.objects().count() < 301);
 
         // A store that disappears is empty.
         fs::remove_dir_all(&store).unwrap();

@@ -172,7 +172,7 @@ pub fn walk_dir(dir: &Path, timeout: Duration, max_entries: u64) -> Result<WalkT
         if t.entries > max_entries {
             return Err(WalkError::TooMany(max_entries));
         }
-        if t.entries % 256 == 0 && Instant::now() > deadline {
+        if t.entries.is_multiple_of(256) && Instant::now() > deadline {
             return Err(WalkError::Timeout(timeout));
         }
         let Ok(entry) = entry else {
@@ -448,6 +448,26 @@ mod tests {
         w.timeout = Some(Duration::from_nanos(1));
         let r = measure(&w, t.path(), &Config::default());
         assert!(r.exists && r.size.is_none() && r.incomplete.as_deref().unwrap().contains("timed out"));
+    }
+
+    #[test]
+    fn config_round_trips_through_check_config() {
+        let text = "[paths]\n[[paths.watch]]\nname = \"wal\"\npath = \"/var/lib/app/db-wal\"\nmax_size = \"100MB\"\ntimeout = \"3s\"\n[[paths.watch]]\nname = \"logs\"\npath = \"/var/log/*.log\"\n[git_lfs]\nsize_limit = \"2GiB\"\nrepos = [\"/srv/repo\"]\n";
+        let cfg = crate::config::Config::parse(text, "t").unwrap();
+        assert_eq!(cfg.paths.watch[0].max_size, Some(ByteSize(100_000_000)));
+        assert_eq!(cfg.paths.watch[0].timeout, Some(Duration::from_secs(3)));
+        assert_eq!(cfg.paths.watch[1].timeout, None);
+        assert_eq!(cfg.git_lfs.size_limit.0, 2_147_483_648);
+        let again = crate::config::Config::parse(&cfg.to_toml(), "rendered").unwrap();
+        assert_eq!(again.paths.watch[0].max_size, Some(ByteSize(100_000_000)));
+        assert_eq!(again.paths.watch[0].timeout, Some(Duration::from_secs(3)));
+        assert_eq!(again.git_lfs.repos, vec![PathBuf::from("/srv/repo")]);
+        let err = crate::config::Config::parse(
+            "[[paths.watch]]\nname = \"x\"\npath = \"/x\"\nmax_size = \"9 parsecs\"\n",
+            "t",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("max_size"), "{err}");
     }
 
     #[test]
