@@ -45,6 +45,7 @@ pub struct Config {
     pub logfile: collectors::logfile::Config,
     pub probes: collectors::probes::Config,
     pub docker: collectors::docker::Config,
+    pub systemd: collectors::systemd::Config,
 }
 
 /// `[web]`: the HTTP listener.
@@ -126,6 +127,7 @@ impl Config {
         self.logfile.validate("logfile")?;
         self.probes.validate("probes")?;
         self.docker.validate("docker")?;
+        self.systemd.validate("systemd", self.global.collector_timeout)?;
         Ok(())
     }
 

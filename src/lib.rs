@@ -11,6 +11,8 @@
 //! - [`docker`]: Docker Engine connection and container operations shared by
 //!   the docker collector and the remediation actions.
 //! - [`metrics`]: per-scrape snapshot and its OpenMetrics/classic encodings.
+//! - [`systemd`]: D-Bus access to systemd (proxies, connections, unit helpers),
+//!   shared by the systemd collector and the remediation actions.
 
 pub mod app;
 pub mod cli;
@@ -20,6 +22,7 @@ pub mod config;
 pub mod docker;
 pub mod metrics;
 pub mod server;
+pub mod systemd;
 
 /// Installs rustls' `ring` crypto provider as the process default (reqwest is
 /// built with `rustls-no-provider`). Safe to call more than once.

@@ -12,6 +12,7 @@ pub mod hwmon;
 pub mod logfile;
 pub mod probes;
 pub mod processes;
+pub mod systemd;
 
 /// Builds every enabled collector. Sources are not probed here: a collector
 /// whose source is absent reports `hostmedic_collector_source_present 0` at
@@ -39,6 +40,9 @@ pub fn build(cfg: &Config) -> Result<Vec<Arc<dyn Collector>>, ConfigError> {
     }
     if cfg.docker.enabled {
         v.push(Arc::new(docker::DockerCollector::new(&cfg.docker, &cfg.global)?));
+    }
+    if cfg.systemd.enabled {
+        v.push(Arc::new(systemd::SystemdCollector::new(&cfg.systemd)?));
     }
     Ok(v)
 }

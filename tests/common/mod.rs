@@ -19,6 +19,8 @@ use hostmedic::config::Config;
 pub mod procs;
 use tokio_util::sync::CancellationToken;
 
+pub mod systemd;
+
 /// A hostmedic served in-process on an ephemeral loopback port.
 pub struct InProcess {
     pub addr: SocketAddr,
