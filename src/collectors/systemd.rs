@@ -28,7 +28,14 @@ use crate::systemd::{self, Bus, ManagerTarget, Passwd, SystemdError, UnitEntry, 
 pub const DEFAULT_EXCLUDE: &str = r".+\.(device|mount|automount|scope|slice)";
 
 /// Active states exported one-hot by `hostmedic_systemd_unit_state`.
-pub const ACTIVE_STATES: [&str; 6] = ["active", "activating", "deactivating", "inactive", "failed", "reloading"];
+pub const ACTIVE_STATES: [&str; 6] = [
+    "active",
+    "activating",
+    "deactivating",
+    "inactive",
+    "failed",
+    "reloading",
+];
 
 /// `user_managers`: `"auto"` (every `<user_runtime_dir>/<uid>/bus`),
 /// `"none"`, or a list of user names (or uids).
@@ -94,7 +101,10 @@ impl Config {
         compile_regex(&format!("{key}.include"), &self.include)?;
         compile_regex(&format!("{key}.exclude"), &self.exclude)?;
         if self.call_timeout.is_zero() {
-            return Err(ConfigError::invalid(format!("{key}.call_timeout"), "must be greater than 0"));
+            return Err(ConfigError::invalid(
+                format!("{key}.call_timeout"),
+                "must be greater than 0",
+            ));
         }
         if self.enabled && self.call_timeout >= collector_timeout {
             return Err(ConfigError::invalid(
@@ -106,7 +116,10 @@ impl Config {
             ));
         }
         if self.max_concurrency == 0 {
-            return Err(ConfigError::invalid(format!("{key}.max_concurrency"), "must be at least 1"));
+            return Err(ConfigError::invalid(
+                format!("{key}.max_concurrency"),
+                "must be at least 1",
+            ));
         }
         match &self.user_managers {
             UserManagers::Mode(m) if m == "auto" || m == "none" => {}
@@ -142,7 +155,9 @@ fn parse_expect(entry: &str) -> Result<(String, String), String> {
         None => ("system".to_string(), entry),
     };
     if unit.is_empty() || unit.contains('/') || !unit.contains('.') {
-        return Err(format!("{entry:?}: not a unit name with a type suffix (e.g. api.service)"));
+        return Err(format!(
+            "{entry:?}: not a unit name with a type suffix (e.g. api.service)"
+        ));
     }
     Ok((manager, unit.to_string()))
 }
@@ -208,7 +223,11 @@ impl SystemdCollector {
         .unwrap_or_default();
         let mut users = self.users.lock().await;
         // Forget managers that went away (user logged out), keep the others' connections.
-        users.retain(|label, bus| targets.iter().any(|t| &t.label == label && t.target == bus.target.target));
+        users.retain(|label, bus| {
+            targets
+                .iter()
+                .any(|t| &t.label == label && t.target == bus.target.target)
+        });
         targets
             .into_iter()
             .map(|t| {
@@ -408,7 +427,10 @@ fn next_elapse_secs(realtime: Option<u64>, monotonic: Option<u64>) -> f64 {
     let mono = monotonic.filter(|&v| v != 0 && v != u64::MAX).and_then(|v| {
         let now_mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).ok()?;
         let now_mono = now_mono.tv_sec() as f64 + now_mono.tv_nsec() as f64 / 1e9;
-        let now_real = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs_f64();
+        let now_real = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .ok()?
+            .as_secs_f64();
         Some(now_real + (v as f64 / 1e6 - now_mono))
     });
     match (real, mono) {
@@ -505,7 +527,12 @@ fn emit(out: &mut MetricSet, md: &ManagerData) {
             out.gauge(
                 UNIT_STATE,
                 "",
-                &[("manager", mgr), ("name", name.as_str()), ("type", ty), ("state", state)],
+                &[
+                    ("manager", mgr),
+                    ("name", name.as_str()),
+                    ("type", ty),
+                    ("state", state),
+                ],
                 v,
             );
         }
@@ -641,16 +668,36 @@ mod tests {
         let mut c = Config::default();
         c.validate("systemd", t).unwrap();
         c.call_timeout = Duration::from_secs(5);
-        assert!(c.validate("systemd", t).unwrap_err().to_string().contains("systemd.call_timeout"));
+        assert!(
+            c.validate("systemd", t)
+                .unwrap_err()
+                .to_string()
+                .contains("systemd.call_timeout")
+        );
         let mut c = Config::default();
         c.include = "(".into();
-        assert!(c.validate("systemd", t).unwrap_err().to_string().contains("systemd.include"));
+        assert!(
+            c.validate("systemd", t)
+                .unwrap_err()
+                .to_string()
+                .contains("systemd.include")
+        );
         let mut c = Config::default();
         c.user_managers = UserManagers::Mode("some".into());
-        assert!(c.validate("systemd", t).unwrap_err().to_string().contains("systemd.user_managers"));
+        assert!(
+            c.validate("systemd", t)
+                .unwrap_err()
+                .to_string()
+                .contains("systemd.user_managers")
+        );
         let mut c = Config::default();
         c.expect = vec!["user:bob".into()];
-        assert!(c.validate("systemd", t).unwrap_err().to_string().contains("systemd.expect"));
+        assert!(
+            c.validate("systemd", t)
+                .unwrap_err()
+                .to_string()
+                .contains("systemd.expect")
+        );
     }
 
     #[test]
@@ -668,7 +715,10 @@ mod tests {
         assert_eq!(next_elapse_secs(Some(2_000_000), None), 2.0);
         assert_eq!(next_elapse_secs(Some(0), Some(0)), 0.0);
         assert_eq!(next_elapse_secs(Some(u64::MAX), None), 0.0);
-        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs_f64();
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
         let mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
         let in_60s = (mono.tv_sec() as u64 + 60) * 1_000_000;
         let v = next_elapse_secs(None, Some(in_60s));
