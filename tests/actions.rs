@@ -12,7 +12,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::docker::{BUSYBOX_IMAGE, PrivateEngine};
-use common::sink::Sink;
+use common::notify_sink::Sink;
 use hostmedic::actions::{
     self, ActionEnv, ActionSpec, Alert, DockerAction, DockerOp, ExecAction, KillAction, NotifyAction, NotifyChannel,
     OutcomeResult, ShedLoadAction, Target, Verification,

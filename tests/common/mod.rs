@@ -9,6 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod alertmanager;
+pub mod prometheus;
+pub mod sink;
+
 use hostmedic::app::App;
 use hostmedic::config::Config;
 use tokio_util::sync::CancellationToken;
@@ -214,4 +218,4 @@ pub fn skip_or_fail(reason: &str) -> bool {
     true
 }
 pub mod docker;
-pub mod sink;
+pub mod notify_sink;
