@@ -242,7 +242,7 @@ async fn unit_helpers_drive_the_real_manager() {
     use hostmedic::systemd as sd;
     let Some(m) = boot_or_skip(
         Spec::new()
-            .enabled_unit(
+            .enabled_vendor_unit(
                 "crashy.service",
                 &(CRASHY.to_string() + "[Install]\nWantedBy=multi-user.target\n"),
             )
@@ -266,7 +266,8 @@ async fn unit_helpers_drive_the_real_manager() {
         p != before && p != "0"
     });
 
-    // S1 remediation: stop the loop and mask it.
+    // S1 remediation: stop the loop and mask it (a packaged unit: masking one
+    // under /etc/systemd/system is refused with UnitExists, as by systemctl).
     let st = sd::wait_for_status(&conn, "crashy.service", Duration::from_secs(20), |s| {
         s.n_restarts.unwrap_or(0) >= 2
     })
@@ -292,6 +293,9 @@ async fn unit_helpers_drive_the_real_manager() {
     let st = sd::unit_status(&conn, "crashy.service").await.unwrap();
     assert_eq!((st.load_state.as_str(), st.n_restarts), ("loaded", Some(0)), "{st:?}");
 
+    // An administrator's unit (in /etc) cannot be masked without force.
+    let err = sd::mask_unit_files(&conn, &["healthy.service"]).await.unwrap_err();
+    assert_eq!(err.dbus_error_name(), Some("org.freedesktop.systemd1.UnitExists"), "{err}");
     let changes = sd::disable_unit_files(&conn, &["healthy.service"]).await.unwrap();
     assert!(changes.iter().any(|c| c.kind == "unlink"), "{changes:?}");
     assert_eq!(m.systemctl(&["is-enabled", "healthy.service"]).1.trim(), "disabled");

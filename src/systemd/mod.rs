@@ -71,6 +71,19 @@ impl SystemdError {
         }
     }
 
+    /// The D-Bus error name of an error reply (e.g.
+    /// `org.freedesktop.systemd1.UnitExists`), for callers that branch on it.
+    pub fn dbus_error_name(&self) -> Option<&str> {
+        match self {
+            SystemdError::NoSuchUnit(_) => Some("org.freedesktop.systemd1.NoSuchUnit"),
+            SystemdError::Dbus {
+                source: zbus::Error::MethodError(name, _, _),
+                ..
+            } => Some(name.as_str()),
+            _ => None,
+        }
+    }
+
     /// True when the error says the connection itself is unusable (as
     /// opposed to a well-formed error reply such as `NoSuchUnit`).
     pub fn is_transport(&self) -> bool {
@@ -568,6 +581,11 @@ pub async fn disable_unit_files(conn: &Connection, names: &[&str]) -> Result<Vec
 }
 
 /// `systemctl mask` (persistent, not forced); returns the changes.
+///
+/// Like `systemctl mask`, this is refused with
+/// `org.freedesktop.systemd1.UnitExists` (see [`SystemdError::dbus_error_name`])
+/// for a unit whose file lives in `/etc/systemd/system`: masking would have to
+/// replace the administrator's file. Stop and disable such a unit instead.
 pub async fn mask_unit_files(conn: &Connection, names: &[&str]) -> Result<Vec<UnitFileChange>> {
     let m = manager(conn).await?;
     timed("MaskUnitFiles", HELPER_TIMEOUT, m.mask_unit_files(names, false, false)).await
