@@ -199,7 +199,8 @@ async fn expected_unit_not_found_is_exported_as_such() {
     ) else {
         return;
     };
-    let extra = "expect = [\"api.service\", \"idle.service\", \"healthy.service\"]\nexclude = '.+\\.service'\n";
+    // Also covers the uncached path (no change subscription).
+    let extra = "expect = [\"api.service\", \"idle.service\", \"healthy.service\"]\nexclude = '.+\\.service'\nrefresh_interval = \"0s\"\n";
     let srv = InProcess::start(config(&m, extra)).await;
     let set = srv.app.scrape().await;
     assert_eq!(success(&set), Some(1.0), "{:?}", srv.app.runner.status());
