@@ -32,7 +32,10 @@ fn success(set: &MetricSet) -> Option<f64> {
 }
 
 fn now() -> f64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs_f64()
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 /// The one `unit_info` sample of `name`, as its label map.
@@ -73,7 +76,10 @@ async fn crash_loop_restart_counter_rises_with_exit_status() {
     })
     .await;
     let (n1, set) = first;
-    assert_eq!(value(&set, "hostmedic_systemd_service_exec_main_status", &crashy), Some(3.0));
+    assert_eq!(
+        value(&set, "hostmedic_systemd_service_exec_main_status", &crashy),
+        Some(3.0)
+    );
     let info = info_labels(&set, "system", "crashy.service").expect("crashy unit_info");
     assert_eq!(info["result"], "exit-code", "{info:?}");
     assert_eq!(info["type"], "service");
@@ -81,28 +87,60 @@ async fn crash_loop_restart_counter_rises_with_exit_status() {
     // The healthy one is active, never restarted, entered active recently.
     let healthy = [("manager", "system"), ("name", "healthy.service")];
     assert_eq!(
-        value(&set, "hostmedic_systemd_unit_state", &[("name", "healthy.service"), ("state", "active")]),
+        value(
+            &set,
+            "hostmedic_systemd_unit_state",
+            &[("name", "healthy.service"), ("state", "active")]
+        ),
         Some(1.0)
     );
     assert_eq!(
-        value(&set, "hostmedic_systemd_unit_state", &[("name", "healthy.service"), ("state", "failed")]),
+        value(
+            &set,
+            "hostmedic_systemd_unit_state",
+            &[("name", "healthy.service"), ("state", "failed")]
+        ),
         Some(0.0)
     );
     assert_eq!(value(&set, restarts, &healthy), Some(0.0));
     let entered = value(&set, "hostmedic_systemd_unit_active_enter_timestamp_seconds", &healthy).unwrap();
-    assert!((now() - entered).abs() < 600.0, "active enter {entered} vs now {}", now());
-    assert!(value(&set, "hostmedic_systemd_units", &[("manager", "system"), ("state", "active")]).unwrap() >= 1.0);
-    let version = set.get("hostmedic_systemd_info").expect("systemd_info").samples[0].labels.clone();
+    assert!(
+        (now() - entered).abs() < 600.0,
+        "active enter {entered} vs now {}",
+        now()
+    );
+    assert!(
+        value(
+            &set,
+            "hostmedic_systemd_units",
+            &[("manager", "system"), ("state", "active")]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    let version = set.get("hostmedic_systemd_info").expect("systemd_info").samples[0]
+        .labels
+        .clone();
     assert!(
         version.iter().any(|(k, v)| k == "version" && v.starts_with("252")),
         "{version:?}"
     );
-    assert_eq!(value(&set, "hostmedic_systemd_manager_up", &[("manager", "system")]), Some(1.0));
+    assert_eq!(
+        value(&set, "hostmedic_systemd_manager_up", &[("manager", "system")]),
+        Some(1.0)
+    );
     // Default filter: no slices, scopes, mounts or devices.
-    let names: Vec<String> = set.get("hostmedic_systemd_unit_info").unwrap().samples.iter()
+    let names: Vec<String> = set
+        .get("hostmedic_systemd_unit_info")
+        .unwrap()
+        .samples
+        .iter()
         .filter_map(|s| s.labels.iter().find(|(k, _)| k == "name").map(|(_, v)| v.clone()))
         .collect();
-    assert!(names.iter().all(|n| !n.ends_with(".slice") && !n.ends_with(".mount")), "{names:?}");
+    assert!(
+        names.iter().all(|n| !n.ends_with(".slice") && !n.ends_with(".mount")),
+        "{names:?}"
+    );
     assert!(names.iter().any(|n| n == "dbus.service"), "{names:?}");
 
     // It keeps restarting: a later scrape sees a higher counter, matching
@@ -144,7 +182,11 @@ async fn timer_with_missing_script_is_failed_with_trigger_times() {
         return;
     };
     let srv = InProcess::start(config(&m, "")).await;
-    let hc = [("manager", "system"), ("timer", "health-check.timer"), ("unit", "health-check.service")];
+    let hc = [
+        ("manager", "system"),
+        ("timer", "health-check.timer"),
+        ("unit", "health-check.service"),
+    ];
     let set = eventually(Duration::from_secs(20), "health-check to have failed", || async {
         let set = srv.app.scrape().await;
         let failed = value(
@@ -162,9 +204,15 @@ async fn timer_with_missing_script_is_failed_with_trigger_times() {
     .await;
     assert_eq!(success(&set), Some(1.0));
     let svc = [("manager", "system"), ("name", "health-check.service")];
-    assert_eq!(value(&set, "hostmedic_systemd_service_exec_main_status", &svc), Some(2.0));
+    assert_eq!(
+        value(&set, "hostmedic_systemd_service_exec_main_status", &svc),
+        Some(2.0)
+    );
     let info = info_labels(&set, "system", "health-check.service").unwrap();
-    assert_eq!((info["result"].as_str(), info["sub_state"].as_str()), ("exit-code", "failed"));
+    assert_eq!(
+        (info["result"].as_str(), info["sub_state"].as_str()),
+        ("exit-code", "failed")
+    );
     assert_eq!(value(&set, "hostmedic_systemd_timer_unit_failed", &hc), Some(1.0));
     let last = value(&set, "hostmedic_systemd_timer_last_trigger_timestamp_seconds", &hc).unwrap();
     let next = value(&set, "hostmedic_systemd_timer_next_elapse_timestamp_seconds", &hc).unwrap();
@@ -172,7 +220,11 @@ async fn timer_with_missing_script_is_failed_with_trigger_times() {
     assert!(last > t - 120.0 && last <= t + 1.0, "last trigger {last}, now {t}");
     assert!(next > t - 5.0 && next < t + 120.0, "next elapse {next}, now {t}");
     assert_eq!(
-        value(&set, "hostmedic_systemd_unit_state", &[("name", "health-check.timer"), ("state", "active")]),
+        value(
+            &set,
+            "hostmedic_systemd_unit_state",
+            &[("name", "health-check.timer"), ("state", "active")]
+        ),
         Some(1.0)
     );
     let tick = [("timer", "tick.timer"), ("unit", "tick.service")];
@@ -216,10 +268,17 @@ async fn expected_unit_not_found_is_exported_as_such() {
     let api = info_labels(&set, "system", "api.service").expect("not-found unit still has unit_info");
     assert_eq!(api["load_state"], "not-found");
     assert_eq!(
-        value(&set, "hostmedic_systemd_unit_state", &[("name", "api.service"), ("state", "inactive")]),
+        value(
+            &set,
+            "hostmedic_systemd_unit_state",
+            &[("name", "api.service"), ("state", "inactive")]
+        ),
         Some(1.0)
     );
-    assert_eq!(info_labels(&set, "system", "idle.service").unwrap()["load_state"], "loaded");
+    assert_eq!(
+        info_labels(&set, "system", "idle.service").unwrap()["load_state"],
+        "loaded"
+    );
     // exclude applies to everything else.
     assert!(info_labels(&set, "system", "dbus.service").is_none());
 
@@ -254,9 +313,12 @@ async fn unit_helpers_drive_the_real_manager() {
     ) else {
         return;
     };
-    let conn = sd::connect(&sd::ManagerTarget::system(Some(&m.bus_address())), Duration::from_secs(5))
-        .await
-        .unwrap();
+    let conn = sd::connect(
+        &sd::ManagerTarget::system(Some(&m.bus_address())),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
     let st = sd::unit_status(&conn, "healthy.service").await.unwrap();
     assert_eq!((st.active_state.as_str(), st.sub_state.as_str()), ("active", "running"));
     assert_eq!((st.n_restarts, st.result.as_deref()), (Some(0), Some("success")));
@@ -277,7 +339,12 @@ async fn unit_helpers_drive_the_real_manager() {
     assert_eq!(st.exec_main_status, Some(3));
     sd::stop_unit(&conn, "crashy.service").await.unwrap();
     let changes = sd::mask_unit_files(&conn, &["crashy.service"]).await.unwrap();
-    assert!(changes.iter().any(|c| c.kind == "symlink" && c.destination == "/dev/null"), "{changes:?}");
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.kind == "symlink" && c.destination == "/dev/null"),
+        "{changes:?}"
+    );
     sd::reload(&conn).await.unwrap();
     let st = sd::wait_for_status(&conn, "crashy.service", Duration::from_secs(10), |s| {
         s.load_state == "masked" && s.active_state != "activating"
@@ -296,7 +363,11 @@ async fn unit_helpers_drive_the_real_manager() {
 
     // An administrator's unit (in /etc) cannot be masked without force.
     let err = sd::mask_unit_files(&conn, &["healthy.service"]).await.unwrap_err();
-    assert_eq!(err.dbus_error_name(), Some("org.freedesktop.systemd1.UnitExists"), "{err}");
+    assert_eq!(
+        err.dbus_error_name(),
+        Some("org.freedesktop.systemd1.UnitExists"),
+        "{err}"
+    );
     let changes = sd::disable_unit_files(&conn, &["healthy.service"]).await.unwrap();
     assert!(changes.iter().any(|c| c.kind == "unlink"), "{changes:?}");
     assert_eq!(m.systemctl(&["is-enabled", "healthy.service"]).1.trim(), "disabled");
@@ -340,7 +411,16 @@ async fn user_manager_is_discovered_and_labelled() {
     let bus = m.root().join("run/user/1000/bus");
     m.wait_for(Duration::from_secs(30), "the user bus", |_| bus.exists());
     let user = |args: &[&str]| {
-        let mut argv = vec!["runuser", "-u", "medic", "--", "env", "XDG_RUNTIME_DIR=/run/user/1000", "systemctl", "--user"];
+        let mut argv = vec![
+            "runuser",
+            "-u",
+            "medic",
+            "--",
+            "env",
+            "XDG_RUNTIME_DIR=/run/user/1000",
+            "systemctl",
+            "--user",
+        ];
         argv.extend_from_slice(args);
         m.exec(&argv)
     };
@@ -354,23 +434,39 @@ async fn user_manager_is_discovered_and_labelled() {
         m.rootfs().join("etc/passwd").display()
     );
     let mut cfg = config(&m, "");
-    cfg.systemd = Config::parse(&format!("[systemd]\nbus_address = \"{}\"\ncall_timeout = \"1s\"\n{extra}", m.bus_address()), "t")
-        .unwrap()
-        .systemd;
+    cfg.systemd = Config::parse(
+        &format!(
+            "[systemd]\nbus_address = \"{}\"\ncall_timeout = \"1s\"\n{extra}",
+            m.bus_address()
+        ),
+        "t",
+    )
+    .unwrap()
+    .systemd;
     let srv = InProcess::start(cfg).await;
-    let set = eventually(Duration::from_secs(20), "hello.service active in the user manager", || async {
-        let set = srv.app.scrape().await;
-        (value(
-            &set,
-            "hostmedic_systemd_expected_unit_active",
-            &[("manager", "user:medic"), ("name", "hello.service")],
-        ) == Some(1.0))
-        .then_some(set)
-    })
+    let set = eventually(
+        Duration::from_secs(20),
+        "hello.service active in the user manager",
+        || async {
+            let set = srv.app.scrape().await;
+            (value(
+                &set,
+                "hostmedic_systemd_expected_unit_active",
+                &[("manager", "user:medic"), ("name", "hello.service")],
+            ) == Some(1.0))
+            .then_some(set)
+        },
+    )
     .await;
     assert_eq!(success(&set), Some(1.0));
-    assert_eq!(value(&set, "hostmedic_systemd_manager_up", &[("manager", "user:medic")]), Some(1.0));
-    assert_eq!(value(&set, "hostmedic_systemd_manager_up", &[("manager", "system")]), Some(1.0));
+    assert_eq!(
+        value(&set, "hostmedic_systemd_manager_up", &[("manager", "user:medic")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&set, "hostmedic_systemd_manager_up", &[("manager", "system")]),
+        Some(1.0)
+    );
     assert_eq!(
         value(
             &set,
@@ -380,7 +476,10 @@ async fn user_manager_is_discovered_and_labelled() {
         Some(0.0)
     );
     let oops = [("manager", "user:medic"), ("name", "oops.service")];
-    assert_eq!(value(&set, "hostmedic_systemd_service_exec_main_status", &oops), Some(7.0));
+    assert_eq!(
+        value(&set, "hostmedic_systemd_service_exec_main_status", &oops),
+        Some(7.0)
+    );
     // The user's units are not mixed into the system manager's.
     assert!(info_labels(&set, "system", "hello.service").is_none());
     assert!(info_labels(&set, "user:medic", "healthy.service").is_none());
@@ -411,19 +510,28 @@ async fn bus_going_away_gives_success_zero_then_recovers() {
         Some(1.0),
         "a bus that went away is a failure, not an absent source"
     );
-    assert!(set.get("hostmedic_systemd_unit_state").is_none_or(|f| f.samples.is_empty()));
+    assert!(
+        set.get("hostmedic_systemd_unit_state")
+            .is_none_or(|f| f.samples.is_empty())
+    );
     // The HTTP endpoint answers too.
     let (code, body) = get(&srv.url("/metrics")).await;
     assert_eq!(code, 200);
-    assert!(body.contains("hostmedic_scrape_collector_success{collector=\"systemd\"} 0"), "{body}");
+    assert!(
+        body.contains("hostmedic_scrape_collector_success{collector=\"systemd\"} 0"),
+        "{body}"
+    );
 
     let (ok, out) = m.systemctl(&["start", "dbus.socket", "dbus.service"]);
     assert!(ok, "{out}");
     eventually(Duration::from_secs(20), "the collector to recover", || async {
         let set = srv.app.scrape().await;
         (success(&set) == Some(1.0)
-            && value(&set, "hostmedic_systemd_unit_state", &[("name", "healthy.service"), ("state", "active")])
-                == Some(1.0))
+            && value(
+                &set,
+                "hostmedic_systemd_unit_state",
+                &[("name", "healthy.service"), ("state", "active")],
+            ) == Some(1.0))
         .then_some(())
     })
     .await;
@@ -442,7 +550,11 @@ async fn hung_bus_gives_success_zero_within_timeout() {
     let srv = InProcess::start(config(&m, "")).await;
     assert_eq!(success(&srv.app.scrape().await), Some(1.0));
     let pids = m.cgroup_pids("system.slice/dbus.service");
-    assert!(!pids.is_empty(), "dbus-daemon pid not found in {}", m.cgroup().display());
+    assert!(
+        !pids.is_empty(),
+        "dbus-daemon pid not found in {}",
+        m.cgroup().display()
+    );
     for p in &pids {
         kill(Pid::from_raw(*p), Signal::SIGSTOP).unwrap();
     }

@@ -40,7 +40,14 @@ use crate::systemd::{self, Bus, ManagerTarget, Passwd, SystemdError, UnitEntry, 
 pub const DEFAULT_EXCLUDE: &str = r".+\.(device|mount|automount|scope|slice)";
 
 /// Active states exported one-hot by `hostmedic_systemd_unit_state`.
-pub const ACTIVE_STATES: [&str; 6] = ["active", "activating", "deactivating", "inactive", "failed", "reloading"];
+pub const ACTIVE_STATES: [&str; 6] = [
+    "active",
+    "activating",
+    "deactivating",
+    "inactive",
+    "failed",
+    "reloading",
+];
 
 /// `user_managers`: `"auto"` (every `<user_runtime_dir>/<uid>/bus`),
 /// `"none"`, or a list of user names (or uids).
@@ -111,7 +118,10 @@ impl Config {
         compile_regex(&format!("{key}.include"), &self.include)?;
         compile_regex(&format!("{key}.exclude"), &self.exclude)?;
         if self.call_timeout.is_zero() {
-            return Err(ConfigError::invalid(format!("{key}.call_timeout"), "must be greater than 0"));
+            return Err(ConfigError::invalid(
+                format!("{key}.call_timeout"),
+                "must be greater than 0",
+            ));
         }
         if self.enabled && self.call_timeout >= collector_timeout {
             return Err(ConfigError::invalid(
@@ -123,7 +133,10 @@ impl Config {
             ));
         }
         if self.max_concurrency == 0 {
-            return Err(ConfigError::invalid(format!("{key}.max_concurrency"), "must be at least 1"));
+            return Err(ConfigError::invalid(
+                format!("{key}.max_concurrency"),
+                "must be at least 1",
+            ));
         }
         match &self.user_managers {
             UserManagers::Mode(m) if m == "auto" || m == "none" => {}
@@ -159,7 +172,9 @@ fn parse_expect(entry: &str) -> Result<(String, String), String> {
         None => ("system".to_string(), entry),
     };
     if unit.is_empty() || unit.contains('/') || !unit.contains('.') {
-        return Err(format!("{entry:?}: not a unit name with a type suffix (e.g. api.service)"));
+        return Err(format!(
+            "{entry:?}: not a unit name with a type suffix (e.g. api.service)"
+        ));
     }
     Ok((manager, unit.to_string()))
 }
@@ -259,7 +274,11 @@ impl SystemdCollector {
         .unwrap_or_default();
         let mut users = self.users.lock().await;
         // Forget managers that went away (user logged out), keep the others' connections.
-        users.retain(|label, m| targets.iter().any(|t| &t.label == label && t.target == m.bus.target.target));
+        users.retain(|label, m| {
+            targets
+                .iter()
+                .any(|t| &t.label == label && t.target == m.bus.target.target)
+        });
         targets
             .into_iter()
             .map(|t| {
@@ -315,7 +334,12 @@ fn wanted_props(ty: &str) -> Vec<(&'static str, &'static str)> {
 
 /// Reads the properties `wanted_props` names for one unit: concurrent
 /// `Get`s, pipelined on one connection, each under `timeout`.
-async fn read_props(conn: &zbus::Connection, path: &zbus::OwnedObjectPath, ty: &str, timeout: Duration) -> Result<Props, SystemdError> {
+async fn read_props(
+    conn: &zbus::Connection,
+    path: &zbus::OwnedObjectPath,
+    ty: &str,
+    timeout: Duration,
+) -> Result<Props, SystemdError> {
     let gets = wanted_props(ty).into_iter().map(|(iface, prop)| async move {
         let fut = async {
             let reply = conn
@@ -410,10 +434,14 @@ impl SystemdCollector {
             cache.units.clear();
             cache.epoch = session.epoch;
         }
-        cache.units.retain(|name, c| by_name.get(name).is_some_and(|e| e.path == c.path));
+        cache
+            .units
+            .retain(|name, c| by_name.get(name).is_some_and(|e| e.path == c.path));
 
         let mut units = BTreeMap::new();
-        let r = self.read_units(&session, &mut cache, &by_name, wanted, &mut units, timeout).await;
+        let r = self
+            .read_units(&session, &mut cache, &by_name, wanted, &mut units, timeout)
+            .await;
         bus.check(r).await?;
         // Units triggered by timers of interest that were not read yet.
         let need: Vec<String> = units
@@ -424,7 +452,9 @@ impl SystemdCollector {
             .into_iter()
             .collect();
         let mut triggered = BTreeMap::new();
-        let r = self.read_units(&session, &mut cache, &by_name, need, &mut triggered, timeout).await;
+        let r = self
+            .read_units(&session, &mut cache, &by_name, need, &mut triggered, timeout)
+            .await;
         bus.check(r).await?;
         drop(cache);
 
@@ -458,7 +488,13 @@ impl SystemdCollector {
                 continue;
             };
             if entry.load_state == "not-found" {
-                out.insert(name, UnitData { entry: Some(entry.clone()), props: Props::default() });
+                out.insert(
+                    name,
+                    UnitData {
+                        entry: Some(entry.clone()),
+                        props: Props::default(),
+                    },
+                );
                 continue;
             }
             let fresh = session.changes.as_ref().and_then(|ch| {
@@ -468,7 +504,13 @@ impl SystemdCollector {
             });
             match fresh {
                 Some(props) => {
-                    out.insert(name, UnitData { entry: Some(entry.clone()), props });
+                    out.insert(
+                        name,
+                        UnitData {
+                            entry: Some(entry.clone()),
+                            props,
+                        },
+                    );
                 }
                 None => to_read.push(entry.clone()),
             }
@@ -507,7 +549,13 @@ impl SystemdCollector {
                 }
                 Err(e) => return Err(e),
             };
-            out.insert(entry.name.clone(), UnitData { entry: Some(entry), props });
+            out.insert(
+                entry.name.clone(),
+                UnitData {
+                    entry: Some(entry),
+                    props,
+                },
+            );
         }
         Ok(())
     }
@@ -526,7 +574,10 @@ fn next_elapse_secs(realtime: Option<u64>, monotonic: Option<u64>) -> f64 {
     let mono = monotonic.filter(|&v| v != 0 && v != u64::MAX).and_then(|v| {
         let now_mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).ok()?;
         let now_mono = now_mono.tv_sec() as f64 + now_mono.tv_nsec() as f64 / 1e9;
-        let now_real = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs_f64();
+        let now_real = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .ok()?
+            .as_secs_f64();
         Some(now_real + (v as f64 / 1e6 - now_mono))
     });
     match (real, mono) {
@@ -623,7 +674,12 @@ fn emit(out: &mut MetricSet, md: &ManagerData) {
             out.gauge(
                 UNIT_STATE,
                 "",
-                &[("manager", mgr), ("name", name.as_str()), ("type", ty), ("state", state)],
+                &[
+                    ("manager", mgr),
+                    ("name", name.as_str()),
+                    ("type", ty),
+                    ("state", state),
+                ],
                 v,
             );
         }
@@ -760,16 +816,46 @@ mod tests {
         let mut c = Config::default();
         c.validate("systemd", t).unwrap();
         c.call_timeout = Duration::from_secs(5);
-        assert!(c.validate("systemd", t).unwrap_err().to_string().contains("systemd.call_timeout"));
-        let mut c = Config::default();
-        c.include = "(".into();
-        assert!(c.validate("systemd", t).unwrap_err().to_string().contains("systemd.include"));
-        let mut c = Config::default();
-        c.user_managers = UserManagers::Mode("some".into());
-        assert!(c.validate("systemd", t).unwrap_err().to_string().contains("systemd.user_managers"));
-        let mut c = Config::default();
-        c.expect = vec!["user:bob".into()];
-        assert!(c.validate("systemd", t).unwrap_err().to_string().contains("systemd.expect"));
+        assert!(
+            c.validate("systemd", t)
+                .unwrap_err()
+                .to_string()
+                .contains("systemd.call_timeout")
+        );
+        let bad = [
+            (
+                Config {
+                    include: "(".into(),
+                    ..Config::default()
+                },
+                "systemd.include",
+            ),
+            (
+                Config {
+                    user_managers: UserManagers::Mode("some".into()),
+                    ..Config::default()
+                },
+                "systemd.user_managers",
+            ),
+            (
+                Config {
+                    expect: vec!["user:bob".into()],
+                    ..Config::default()
+                },
+                "systemd.expect",
+            ),
+            (
+                Config {
+                    max_concurrency: 0,
+                    ..Config::default()
+                },
+                "systemd.max_concurrency",
+            ),
+        ];
+        for (c, key) in bad {
+            let err = c.validate("systemd", t).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
     }
 
     #[test]
@@ -787,7 +873,10 @@ mod tests {
         assert_eq!(next_elapse_secs(Some(2_000_000), None), 2.0);
         assert_eq!(next_elapse_secs(Some(0), Some(0)), 0.0);
         assert_eq!(next_elapse_secs(Some(u64::MAX), None), 0.0);
-        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs_f64();
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
         let mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
         let in_60s = (mono.tv_sec() as u64 + 60) * 1_000_000;
         let v = next_elapse_secs(None, Some(in_60s));

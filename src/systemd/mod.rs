@@ -356,7 +356,12 @@ impl Changes {
     }
 
     fn bump(&self, path: &str) {
-        *self.gens.lock().expect("gens lock").entry(path.to_string()).or_default() += 1;
+        *self
+            .gens
+            .lock()
+            .expect("gens lock")
+            .entry(path.to_string())
+            .or_default() += 1;
     }
 
     pub fn is_closed(&self) -> bool {
@@ -702,7 +707,12 @@ pub async fn reset_failed_unit(conn: &Connection, name: &str) -> Result<()> {
 /// `systemctl enable` (persistent) of the given unit files; returns the changes.
 pub async fn enable_unit_files(conn: &Connection, names: &[&str]) -> Result<Vec<UnitFileChange>> {
     let m = manager(conn).await?;
-    let (_, changes) = timed("EnableUnitFiles", HELPER_TIMEOUT, m.enable_unit_files(names, false, false)).await?;
+    let (_, changes) = timed(
+        "EnableUnitFiles",
+        HELPER_TIMEOUT,
+        m.enable_unit_files(names, false, false),
+    )
+    .await?;
     Ok(changes)
 }
 

@@ -111,7 +111,10 @@ pub trait Manager {
     fn system_state(&self) -> zbus::Result<String>;
 }
 
-#[proxy(interface = "org.freedesktop.systemd1.Unit", default_service = "org.freedesktop.systemd1")]
+#[proxy(
+    interface = "org.freedesktop.systemd1.Unit",
+    default_service = "org.freedesktop.systemd1"
+)]
 pub trait Unit {
     #[zbus(property(emits_changed_signal = "false"))]
     fn id(&self) -> zbus::Result<String>;
@@ -126,7 +129,10 @@ pub trait Unit {
     fn active_enter_timestamp(&self) -> zbus::Result<u64>;
 }
 
-#[proxy(interface = "org.freedesktop.systemd1.Service", default_service = "org.freedesktop.systemd1")]
+#[proxy(
+    interface = "org.freedesktop.systemd1.Service",
+    default_service = "org.freedesktop.systemd1"
+)]
 pub trait Service {
     /// Automatic restarts since the last start by hand or `reset-failed`.
     #[zbus(property(emits_changed_signal = "false"), name = "NRestarts")]
@@ -139,7 +145,10 @@ pub trait Service {
     fn result(&self) -> zbus::Result<String>;
 }
 
-#[proxy(interface = "org.freedesktop.systemd1.Timer", default_service = "org.freedesktop.systemd1")]
+#[proxy(
+    interface = "org.freedesktop.systemd1.Timer",
+    default_service = "org.freedesktop.systemd1"
+)]
 pub trait Timer {
     /// The unit this timer triggers.
     #[zbus(property(emits_changed_signal = "false"))]

@@ -36,9 +36,9 @@ pub fn cache_dir() -> PathBuf {
 
 /// FNV-1a: a hash that is stable across Rust versions (the std hasher is not).
 fn fnv(bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(0xcbf29ce484222325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3))
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x100000001b3)
+    })
 }
 
 /// Why the real systemd cannot run here, if it cannot.
@@ -296,7 +296,10 @@ impl SystemdMachine {
 
     /// `systemctl show -p <prop> --value <unit>`.
     pub fn show(&self, unit: &str, prop: &str) -> String {
-        self.systemctl(&["show", "-p", prop, "--value", unit]).1.trim().to_string()
+        self.systemctl(&["show", "-p", prop, "--value", unit])
+            .1
+            .trim()
+            .to_string()
     }
 
     /// Waits for `systemctl is-system-running` to say running or degraded.
