@@ -41,6 +41,7 @@ pub struct Config {
     pub global: GlobalConfig,
     pub host: collectors::host::Config,
     pub hwmon: collectors::hwmon::Config,
+    pub docker: collectors::docker::Config,
 }
 
 /// `[web]`: the HTTP listener.
@@ -118,6 +119,7 @@ impl Config {
         }
         self.host.validate("host")?;
         self.hwmon.validate("hwmon")?;
+        self.docker.validate("docker")?;
         Ok(())
     }
 

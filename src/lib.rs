@@ -8,6 +8,8 @@
 //! - [`server`]: hyper 1.x HTTP server, `run(listener, app, shutdown)`.
 //! - [`collector`]: the `Collector` trait and the concurrent scrape runner.
 //! - [`collectors`]: one file per collector (host, hwmon, …).
+//! - [`docker`]: Docker Engine connection and container operations shared by
+//!   the docker collector and the remediation actions.
 //! - [`metrics`]: per-scrape snapshot and its OpenMetrics/classic encodings.
 
 pub mod app;
@@ -15,6 +17,7 @@ pub mod cli;
 pub mod collector;
 pub mod collectors;
 pub mod config;
+pub mod docker;
 pub mod metrics;
 pub mod server;
 
