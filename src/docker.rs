@@ -255,7 +255,12 @@ impl Connection {
     /// `policy` is `no`, `always`, `unless-stopped` or `on-failure`;
     /// `max_retries` only applies to `on-failure`. Use
     /// [`Connection::disable_restart`] to stop a restart loop.
-    pub async fn set_restart_policy(&self, name: &str, policy: &str, max_retries: Option<i64>) -> Result<(), DockerError> {
+    pub async fn set_restart_policy(
+        &self,
+        name: &str,
+        policy: &str,
+        max_retries: Option<i64>,
+    ) -> Result<(), DockerError> {
         let pname = match policy {
             "no" | "" => RestartPolicyNameEnum::NO,
             "always" => RestartPolicyNameEnum::ALWAYS,
@@ -270,7 +275,8 @@ impl Connection {
             }),
             ..Default::default()
         };
-        self.run(name.to_string(), self.docker.update_container(name, body)).await
+        self.run(name.to_string(), self.docker.update_container(name, body))
+            .await
     }
 
     /// Turns a container's restart policy off (`restart=no`), the remedy for a
@@ -322,7 +328,15 @@ pub fn working_set(usage: u64, stats: &HashMap<String, u64>) -> u64 {
 }
 
 /// Container states, in the order of the one-hot `state` label.
-pub const STATES: [&str; 7] = ["created", "running", "restarting", "paused", "exited", "dead", "removing"];
+pub const STATES: [&str; 7] = [
+    "created",
+    "running",
+    "restarting",
+    "paused",
+    "exited",
+    "dead",
+    "removing",
+];
 /// Health values, in the order of the one-hot `health` label; `none` means
 /// the container has no health check (distinct from `unhealthy`).
 pub const HEALTHS: [&str; 4] = ["healthy", "unhealthy", "starting", "none"];

@@ -114,7 +114,8 @@ impl DockerCollector {
 
     /// Whether a container name passes the include/exclude filters.
     pub fn keeps(&self, name: &str) -> bool {
-        self.include.as_ref().is_none_or(|re| re.is_match(name)) && !self.exclude.as_ref().is_some_and(|re| re.is_match(name))
+        self.include.as_ref().is_none_or(|re| re.is_match(name))
+            && !self.exclude.as_ref().is_some_and(|re| re.is_match(name))
     }
 
     async fn connection(&self) -> Result<Connection, DockerError> {
@@ -203,7 +204,9 @@ impl DockerCollector {
 }
 
 fn unix_seconds(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs_f64()
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 /// Writes the metrics of docs/metrics.md (docker section) for `samples`.
@@ -341,7 +344,10 @@ impl Collector for DockerCollector {
                     .strip_prefix("unix://")
                     .is_some_and(|p| !std::path::Path::new(p).exists());
                 if gone {
-                    Err(CollectError::Unavailable(format!("no Docker engine socket at {}", conn.host)))
+                    Err(CollectError::Unavailable(format!(
+                        "no Docker engine socket at {}",
+                        conn.host
+                    )))
                 } else {
                     Err(to_collect_error(e))
                 }

@@ -215,3 +215,4 @@ pub fn skip_or_fail(reason: &str) -> bool {
     eprintln!("SKIPPED: {reason}");
     true
 }
+pub mod docker;
