@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime};
 use common::docker::{BUSYBOX_IMAGE, PrivateEngine};
 use common::*;
 use hostmedic::collector::Collector;
-use hostmedic::collectors::docker::{Config, DockerCollector};
+use hostmedic::collectors::docker::{Config, DockerCollector, MemorySource};
+use hostmedic::config::GlobalConfig;
 use hostmedic::metrics::{MetricSet, Value};
 
 fn collector(e: &PrivateEngine, extra: impl FnOnce(&mut Config)) -> DockerCollector {
@@ -21,7 +22,7 @@ fn collector(e: &PrivateEngine, extra: impl FnOnce(&mut Config)) -> DockerCollec
         ..Config::default()
     };
     extra(&mut cfg);
-    DockerCollector::new(&cfg).unwrap()
+    DockerCollector::new(&cfg, &Default::default()).unwrap()
 }
 
 async fn scrape(c: &DockerCollector) -> MetricSet {
@@ -242,6 +243,42 @@ async fn no_health_check_is_none_with_labels_policy_memory_and_filters() {
         Some(1.0)
     );
 
+    // Memory: the cgroup files (default) and the engine's one-shot stats
+    // (memory_source = "stats", and the fallback when the cgroup cannot be
+    // found, here through an empty procfs root) agree.
+    let conn = hostmedic::docker::connect(&Config {
+        host: e.docker_host(),
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let from_stats = conn.memory_usage("api").await.unwrap().unwrap() as f64;
+    let stats_cfg = collector(&e, |cfg| cfg.memory_source = MemorySource::Stats);
+    let empty = tempfile::tempdir().unwrap();
+    let global = GlobalConfig {
+        procfs_root: empty.path().to_path_buf(),
+        ..GlobalConfig::default()
+    };
+    let fallback = DockerCollector::new(
+        &Config {
+            host: e.docker_host(),
+            ..Config::default()
+        },
+        &global,
+    )
+    .unwrap();
+    for (how, m) in [
+        ("cgroup", scrape(&c).await),
+        ("stats", scrape(&stats_cfg).await),
+        ("fallback", scrape(&fallback).await),
+    ] {
+        let v = val(&m, "hostmedic_docker_container_memory_usage_bytes", "api").unwrap();
+        assert!(
+            (v - from_stats).abs() <= 1_048_576.0,
+            "{how}: {v} vs one-shot stats {from_stats}"
+        );
+    }
+
     // include keeps only matching names.
     let only = collector(&e, |cfg| cfg.include = "^(api|done)$".into());
     let m = scrape(&only).await;
@@ -411,6 +448,9 @@ fn engine_stopped_mid_run_then_started_again() {
         "{log}"
     );
     assert_eq!(failures(&log), 1, "{log}");
+    for l in log.lines().filter(|l| l.contains("collector=docker")) {
+        eprintln!("hostmedic: {l}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -419,8 +459,11 @@ async fn shared_helpers_restart_disable_policy_stop_start_and_inspect() {
         return;
     };
     e.run_detached(&["--name", "svc", "--restart=always", BUSYBOX_IMAGE, "sleep", "3600"]);
+    // A 1 s request timeout, shorter than the stop timeouts below: stop and
+    // restart must wait for the container to go down, not time out.
     let cfg = Config {
         host: e.docker_host(),
+        timeout: Duration::from_secs(1),
         ..Config::default()
     };
     let conn = hostmedic::docker::connect(&cfg).await.unwrap();
@@ -431,7 +474,9 @@ async fn shared_helpers_restart_disable_policy_stop_start_and_inspect() {
         (before.state, before.health, before.restart_policy.as_str()),
         ("running", "none", "always")
     );
-    conn.restart_container("svc", Some(Duration::from_secs(1)))
+    // sleep as PID 1 ignores SIGTERM: the engine waits the whole 2 s, longer
+    // than the 1 s request timeout.
+    conn.restart_container("svc", Some(Duration::from_secs(2)))
         .await
         .unwrap();
     let after = conn.inspect("svc").await.unwrap();
@@ -447,7 +492,7 @@ async fn shared_helpers_restart_disable_policy_stop_start_and_inspect() {
     assert_eq!(conn.inspect("svc").await.unwrap().restart_policy, "no");
     assert_eq!(e.inspect("svc", "{{.HostConfig.RestartPolicy.Name}}"), "no");
 
-    conn.stop_container("svc", Some(Duration::from_secs(1))).await.unwrap();
+    conn.stop_container("svc", Some(Duration::from_secs(2))).await.unwrap();
     assert_eq!(conn.inspect("svc").await.unwrap().state, "exited");
     conn.stop_container("svc", Some(Duration::from_secs(1))).await.unwrap(); // already stopped: ok
     conn.start_container("svc").await.unwrap();
