@@ -5,13 +5,16 @@
 # same run with the docker CLI doing the same job.
 #
 # Usage: benches/docker.sh            (root; needs docker.io, busybox-static, curl, hyperfine)
-#   N=50 SCRAPES=200 CONCURRENCY="16 4 1" benches/docker.sh
+#   N=50 SCRAPES=200 CONCURRENCY="16 4 1" STATS_SCRAPES=20 benches/docker.sh
+# Runs: memory_source=cgroup (the default) at each CONCURRENCY, then
+# memory_source=stats (the engine's one-shot stats, the in-process peer) at 16.
 # Prints a Markdown block for BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-50}
 SCRAPES=${SCRAPES:-200}
 CONCURRENCY=${CONCURRENCY:-"16 4 1"}
+STATS_SCRAPES=${STATS_SCRAPES:-20}
 IMAGE=hostmedic-test/busybox
 
 ROOT=$(mktemp -d /tmp/hmdbXXXXXX)
@@ -48,9 +51,9 @@ tar -C "$bb" -c . | docker import - $IMAGE >/dev/null
 echo "starting $N containers..." >&2
 for i in $(seq "$N"); do
   if [ $((i % 2)) -eq 0 ]; then
-    docker run -d --name "c$i" --memory=64m --stop-timeout=1 --health-cmd=true --health-interval=30s $IMAGE sleep 36000 >/dev/null
+    docker run -d --name "c$i" --memory=64m --stop-timeout=1 --health-cmd=true --health-interval=30s $IMAGE sleep 36000 >/dev/null 2>&1
   else
-    docker run -d --name "c$i" --memory=64m --stop-timeout=1 $IMAGE sleep 36000 >/dev/null
+    docker run -d --name "c$i" --memory=64m --stop-timeout=1 $IMAGE sleep 36000 >/dev/null 2>&1
   fi
 done
 running=$(docker ps -q | wc -l)
@@ -65,7 +68,11 @@ echo "(busybox sleep, --memory=64m, half with a health check), release build."
 echo
 echo "| what | p50 ms | p90 ms | p99 ms | max ms |"
 echo "|---|---|---|---|---|"
-for conc in $CONCURRENCY; do
+runs=""
+for conc in $CONCURRENCY; do runs="$runs cgroup:$conc:$SCRAPES"; done
+runs="$runs stats:16:$STATS_SCRAPES"
+for run in $runs; do
+  IFS=: read -r src conc scrapes <<<"$run"
   cat >"$ROOT/hostmedic.toml" <<EOF
 [host]
 enabled = false
@@ -75,6 +82,7 @@ enabled = false
 host = "unix://$ROOT/docker.sock"
 timeout = "3s"
 concurrency = $conc
+memory_source = "$src"
 EOF
   "$BIN" --config "$ROOT/hostmedic.toml" --web.listen-address 127.0.0.1:0 serve 2>"$ROOT/hm.log" &
   HPID=$!
@@ -88,15 +96,15 @@ EOF
   grep -q 'hostmedic_scrape_collector_success{collector="docker"} 1' <<<"$body" || { echo "docker collector failed: $body" >&2; exit 1; }
   series=$(grep -c '^hostmedic_docker_container_memory_usage_bytes' <<<"$body")
   [ "$series" -eq "$running" ] || { echo "expected $running memory series, got $series" >&2; exit 1; }
-  for _ in $(seq 5); do curl -sf -o /dev/null "$url"; done
+  for _ in $(seq 3); do curl -sf -o /dev/null "$url"; done
   : >"$ROOT/t"; : >"$ROOT/c"
-  for _ in $(seq "$SCRAPES"); do
+  for _ in $(seq "$scrapes"); do
     curl -sf -o "$ROOT/body" -w '%{time_total}\n' "$url" >>"$ROOT/t"
     grep -o 'collector_duration_seconds{collector="docker"} [0-9.e-]*' "$ROOT/body" | cut -d' ' -f2 >>"$ROOT/c"
   done
   for f in t c; do
-    what="hostmedic GET /metrics, concurrency $conc"
-    [ $f = c ] && what="  docker collector alone (its duration metric), concurrency $conc"
+    what="hostmedic GET /metrics, memory_source=$src, concurrency $conc ($scrapes scrapes)"
+    [ $f = c ] && what="… docker collector alone (its duration metric)"
     echo "| $what | $(pct 50 <"$ROOT/$f") | $(pct 90 <"$ROOT/$f") | $(pct 99 <"$ROOT/$f") | $(pct 100 <"$ROOT/$f") |"
   done
   kill "$HPID"; wait "$HPID" 2>/dev/null || true; HPID=""
