@@ -367,6 +367,11 @@ pub fn cgroup_memory_usage(procfs: &Path, sysfs: &Path, pid: i64) -> Option<u64>
         (None, Some(p)) => (root.join(rel(p)), "memory.current"),
         (None, None) => return None,
     };
+    // In a private cgroup namespace other processes' paths start with `/..`:
+    // not reachable under our sysfs view, so leave it to the stats fallback.
+    if dir.components().any(|c| c == std::path::Component::ParentDir) {
+        return None;
+    }
     let usage: u64 = std::fs::read_to_string(dir.join(usage_file))
         .ok()?
         .trim()
@@ -566,6 +571,9 @@ mod tests {
         assert_eq!(cgroup_memory_usage(&proc_, &sys, 44), None);
         w(proc_.join("45/cgroup"), "4:memory:/gone\n");
         assert_eq!(cgroup_memory_usage(&proc_, &sys, 45), None);
+        // Outside our cgroup namespace.
+        w(proc_.join("46/cgroup"), "0::/../../system.slice/docker-def.scope\n");
+        assert_eq!(cgroup_memory_usage(&proc_, &sys, 46), None);
     }
 
     #[test]
