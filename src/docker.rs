@@ -217,10 +217,11 @@ impl Connection {
     }
 
     /// The engine answers a stop/restart only after the container is down,
-    /// which can take the whole stop timeout (10 s engine default): the
-    /// request deadline is the connection's timeout plus that.
+    /// which can take the whole stop timeout (10 s engine default), then the
+    /// SIGKILL and the exit event (seconds on a loaded host): the request
+    /// deadline is the connection's timeout plus the stop timeout plus 10 s.
     fn stop_limit(&self, stop_timeout: Option<Duration>) -> Duration {
-        self.timeout() + stop_timeout.unwrap_or(Duration::from_secs(10))
+        self.timeout() + stop_timeout.unwrap_or(Duration::from_secs(10)) + Duration::from_secs(10)
     }
 
     async fn with_limit(

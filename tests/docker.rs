@@ -452,7 +452,18 @@ fn engine_stopped_mid_run_then_started_again() {
             })
             .count()
     };
-    let log = bin.log();
+    // The log file is filled by a thread copying the child's stderr: wait for it.
+    let log_with = |want: &dyn Fn(&str) -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = bin.log();
+            if want(&log) || std::time::Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let log = log_with(&|l| failures(l) >= 1);
     assert_eq!(
         failures(&log),
         1,
@@ -465,12 +476,12 @@ fn engine_stopped_mid_run_then_started_again() {
         let body = get(&bin.url("/metrics")).await.1;
         (success(&body, 1) && body.contains("container=\"keeper\"")).then_some(())
     }));
-    let log = bin.log();
-    assert!(
+    let recovered = |log: &str| {
         log.lines()
-            .any(|l| l.contains("collector=docker") && l.contains("collector recovered")),
-        "{log}"
-    );
+            .any(|l| l.contains("collector=docker") && l.contains("collector recovered"))
+    };
+    let log = log_with(&recovered);
+    assert!(recovered(&log), "{log}");
     assert_eq!(failures(&log), 1, "{log}");
     for l in log.lines().filter(|l| l.contains("collector=docker")) {
         eprintln!("hostmedic: {l}");
