@@ -23,7 +23,7 @@ pub fn build(cfg: &Config) -> Result<Vec<Arc<dyn Collector>>, ConfigError> {
         v.push(Arc::new(hwmon::HwmonCollector::new(&cfg.global.sysfs_root)));
     }
     if cfg.docker.enabled {
-        v.push(Arc::new(docker::DockerCollector::new(&cfg.docker)?));
+        v.push(Arc::new(docker::DockerCollector::new(&cfg.docker, &cfg.global)?));
     }
     if cfg.systemd.enabled {
         v.push(Arc::new(systemd::SystemdCollector::new(&cfg.systemd)?));
