@@ -43,6 +43,9 @@ pub struct Config {
     pub global: GlobalConfig,
     pub host: collectors::host::Config,
     pub hwmon: collectors::hwmon::Config,
+    pub processes: collectors::processes::Config,
+    pub logfile: collectors::logfile::Config,
+    pub probes: collectors::probes::Config,
     pub docker: collectors::docker::Config,
     /// `[notify.<name>]`: notification channels used by `notify` actions.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -125,6 +128,9 @@ impl Config {
         }
         self.host.validate("host")?;
         self.hwmon.validate("hwmon")?;
+        self.processes.validate("processes")?;
+        self.logfile.validate("logfile")?;
+        self.probes.validate("probes")?;
         self.docker.validate("docker")?;
         actions::notify::validate_channels(&self.notify)?;
         self.systemd.validate("systemd", self.global.collector_timeout)?;
