@@ -12,7 +12,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::docker::{BUSYBOX_IMAGE, PrivateEngine};
-use common::sink::Sink;
+use common::notify_sink::Sink;
 use hostmedic::actions::{
     self, ActionEnv, ActionSpec, Alert, DockerAction, DockerOp, ExecAction, KillAction, NotifyAction, NotifyChannel,
     OutcomeResult, ShedLoadAction, Target, Verification,
@@ -183,6 +183,36 @@ async fn exec_timeout_kills_the_process_group() {
 }
 
 #[tokio::test]
+async fn exec_cancelled_by_the_caller_leaves_nothing_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("bg.pid");
+    let script = write_script(
+        dir.path(),
+        "hang.sh",
+        &format!("sleep 301 & echo $! > {}; wait", pidfile.display()),
+    );
+    let spec = ActionSpec::Exec(ExecAction {
+        argv: vec![script],
+        timeout: Duration::from_secs(600),
+    });
+    let a = alert(&[]);
+    let t = spec.resolve_target(&a).unwrap();
+    let env = ActionEnv::default();
+    // The receiver's own per-action timeout drops the future.
+    let r = tokio::time::timeout(Duration::from_millis(800), actions::run(&spec, &t, &a, &env)).await;
+    assert!(r.is_err(), "should still have been running");
+    let bg: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    common::eventually(Duration::from_secs(5), "background sleep killed", || async move {
+        match actions::kill::proc_info(Path::new("/proc"), bg) {
+            Err(_) => Some(()),
+            Ok(i) if i.state == 'Z' || !i.cmdline.contains("sleep 301") => Some(()),
+            Ok(_) => None,
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn exec_dry_run_runs_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("ran");
@@ -345,7 +375,7 @@ fn notify_spec(channel: &str) -> ActionSpec {
 
 #[tokio::test]
 async fn notify_ntfy_publishes_json_with_token() {
-    let sink = Sink::scripted(&[]).await;
+    let sink = Sink::start(&[]).await;
     let dir = tempfile::tempdir().unwrap();
     let tok = dir.path().join("ntfy.token");
     std::fs::write(&tok, "tk_ntfysecret123\n").unwrap();
@@ -382,7 +412,7 @@ async fn notify_ntfy_publishes_json_with_token() {
 #[tokio::test]
 async fn notify_telegram_send_message_and_token_never_shown() {
     // First answer: 429 (retried); second: 400 whose body echoes the path.
-    let sink = Sink::scripted(&[(429, "{\"ok\":false}"), (200, "{\"ok\":true,\"result\":{}}")]).await;
+    let sink = Sink::start(&[(429, "{\"ok\":false}"), (200, "{\"ok\":true,\"result\":{}}")]).await;
     let dir = tempfile::tempdir().unwrap();
     let tok = dir.path().join("bot.token");
     std::fs::write(&tok, "123456:AAsecretBotToken\n").unwrap();
@@ -413,7 +443,7 @@ async fn notify_telegram_send_message_and_token_never_shown() {
     );
 
     // A permanent failure whose body echoes the token: not retried, redacted.
-    let bad = Sink::scripted(&[(
+    let bad = Sink::start(&[(
         400,
         "{\"ok\":false,\"description\":\"bad request for bot123456:AAsecretBotToken\"}",
     )])
@@ -432,7 +462,7 @@ async fn notify_telegram_send_message_and_token_never_shown() {
 
 #[tokio::test]
 async fn notify_webhook_retries_with_backoff_then_gives_up() {
-    let sink = Sink::scripted(&[(500, "boom"), (503, "busy"), (502, "bad gw")]).await;
+    let sink = Sink::start(&[(500, "boom"), (503, "busy"), (502, "bad gw")]).await;
     let dir = tempfile::tempdir().unwrap();
     let tok = dir.path().join("hook.token");
     std::fs::write(&tok, "hooksecret-xyz").unwrap();

@@ -346,11 +346,15 @@ impl Default for ActionEnv {
 }
 
 impl ActionEnv {
-    /// The environment described by a validated configuration: Docker
-    /// engine from `[docker]`, procfs from `[global]`, channels from
-    /// `[notify.*]`; `dry_run` off (the receiver sets it).
+    /// The environment described by a validated configuration: buses from
+    /// `[systemd]`, Docker engine from `[docker]`, procfs from `[global]`,
+    /// channels from `[notify.*]`; `dry_run` off (the receiver sets it).
     pub fn from_config(cfg: &crate::config::Config) -> ActionEnv {
         ActionEnv {
+            system_bus: Some(cfg.systemd.bus_address.clone()).filter(|a| !a.is_empty()),
+            user_runtime_dir: cfg.systemd.user_runtime_dir.clone(),
+            passwd_file: cfg.systemd.passwd_file.clone(),
+            systemd_timeout: cfg.systemd.call_timeout.max(Duration::from_secs(10)),
             docker_host: Some(cfg.docker.host.clone()).filter(|h| !h.is_empty()),
             docker_timeout: cfg.docker.timeout.max(Duration::from_secs(5)),
             notify: cfg.notify.clone(),
@@ -626,12 +630,19 @@ impl ActionSpec {
             }
             ActionSpec::Exec(a) => exec::resolve(a, alert),
             ActionSpec::Notify(a) => {
+                // Lenient: a missing annotation must not suppress a message.
+                let lenient = |field: &str, t: &str| {
+                    template::render_lenient(t, alert).map_err(|source| ActionError::Template {
+                        field: field.to_string(),
+                        source,
+                    })
+                };
                 let title = match &a.title {
-                    Some(t) => render("title", t, alert)?,
+                    Some(t) => lenient("title", t)?,
                     None => notify::default_title(alert),
                 };
                 let message = match &a.message {
-                    Some(m) => render("message", m, alert)?,
+                    Some(m) => lenient("message", m)?,
                     None => notify::default_message(alert),
                 };
                 Ok(Target::Channel {

@@ -230,3 +230,4 @@ pub fn skip_or_fail(reason: &str) -> bool {
 }
 pub mod docker;
 pub mod git_lfs;
+pub mod notify_sink;
