@@ -913,3 +913,68 @@ async fn bad_request_corpus_gets_4xx_and_runs_nothing() {
     );
     srv.stop().await;
 }
+
+/// Unmounts a tmpfs mounted by the test (by path; lazily).
+struct Mount(PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The one 5xx: the journal cannot be written (a full file system). Nothing
+/// of the failed request counts, so Alertmanager's retry acts normally.
+#[tokio::test(flavor = "multi_thread")]
+async fn journal_failure_answers_500_and_the_retry_is_processed() {
+    let fx = Fixture::new();
+    let mnt = fx.path("small");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "hostmedic-test"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok && skip_or_fail("cannot mount a tmpfs (needs root)") {
+        return;
+    }
+    let _mount = Mount(mnt.clone());
+    let sink = Sink::start().await;
+    let text = fx.config(&sink.url("/hook"), 3, "").replace(
+        &format!("journal_path = \"{}/journal.jsonl\"", fx.dir.path().display()),
+        &format!("journal_path = \"{}/journal.jsonl\"", mnt.display()),
+    );
+    let srv = InProcess::start(Config::parse(&text, "test").unwrap()).await;
+    let url = srv.url("/api/v1/alerts");
+    // Fill the file system.
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(mnt.join("filler")).unwrap();
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).and_then(|_| f.sync_all()).is_ok() {}
+    }
+    let body = payload(vec![worker("2026-01-01T00:00:00Z")]);
+    let (code, text) = post(&url, Some(TOKEN), &body).await;
+    assert_eq!(code, 500, "{text}");
+    assert!(text.contains("cannot record"), "{text}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fx.effects(), 0);
+    // Space again: the retry (same alert) is not a duplicate and acts once.
+    std::fs::remove_file(mnt.join("filler")).unwrap();
+    let (code, text) = post(&url, Some(TOKEN), &body).await;
+    assert_eq!(code, 200, "{text}");
+    wait_effects(&fx, 1).await;
+    let entries = journal::read_from(&mnt.join("journal.jsonl"), 0).unwrap().0;
+    assert!(
+        entries
+            .iter()
+            .filter(|e| matches!(e.event, Event::Alert { .. }))
+            .all(|e| matches!(e.event, Event::Alert { duplicate: false, .. }))
+    );
+    let (_, metrics) = get(&srv.url("/metrics")).await;
+    assert!(
+        metrics.contains("hostmedic_webhook_requests_total{code=\"500\"} 1"),
+        "{metrics}"
+    );
+    srv.stop().await;
+}
