@@ -52,6 +52,7 @@ pub struct Config {
     /// `[[remediation]]`: routing rules (alert → actions).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub remediation: Vec<crate::receiver::config::RuleConfig>,
+    pub systemd: collectors::systemd::Config,
 }
 
 /// `[web]`: the HTTP listener.
@@ -133,6 +134,7 @@ impl Config {
         actions::notify::validate_channels(&self.notify)?;
         self.receiver.validate(&self.notify)?;
         crate::receiver::config::validate_rules(&self.remediation, &self.notify)?;
+        self.systemd.validate("systemd", self.global.collector_timeout)?;
         Ok(())
     }
 

@@ -9,6 +9,7 @@ use crate::config::{Config, ConfigError};
 pub mod docker;
 pub mod host;
 pub mod hwmon;
+pub mod systemd;
 
 /// Builds every enabled collector. Sources are not probed here: a collector
 /// whose source is absent reports `hostmedic_collector_source_present 0` at
@@ -23,6 +24,9 @@ pub fn build(cfg: &Config) -> Result<Vec<Arc<dyn Collector>>, ConfigError> {
     }
     if cfg.docker.enabled {
         v.push(Arc::new(docker::DockerCollector::new(&cfg.docker)?));
+    }
+    if cfg.systemd.enabled {
+        v.push(Arc::new(systemd::SystemdCollector::new(&cfg.systemd)?));
     }
     Ok(v)
 }

@@ -1,6 +1,13 @@
-//! Real Alertmanager and Prometheus processes for tests: Debian's
-//! `prometheus-alertmanager` and `prometheus` binaries on 127.0.0.1 with free
-//! ports, config files in a temp dir, stopped by PID on drop.
+//! Real Alertmanager processes for tests: Debian's `prometheus-alertmanager`
+//! on 127.0.0.1 with free ports, running the shipped `compose/alertmanager.yml`
+//! (only group_wait/group_interval, the webhook URL and the token file are
+//! substituted, see `common::prometheus::alertmanager_config`), optionally in
+//! a gossip cluster, stopped by PID on drop.
+//!
+//! One harness for the receiver tests and the rules / end-to-end tests: the
+//! API is the receiver helper's (`Alertmanager::start(dir, name, hook,
+//! cluster)`); the configuration is the shipped one, so tests and the compose
+//! stack cannot drift. Prometheus lives in `common::prometheus`.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -17,16 +24,10 @@ pub fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|f| f.is_file()))
 }
 
-fn wait_ready(url: &str, child: &mut Child, log: &Path, what: &str) {
+/// Waits until `url/-/ready` answers 200; panics with the log if the child
+/// exits or 30 s pass.
+pub fn wait_ready(url: &str, child: &mut Child, log: &Path, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    let client = std::net::TcpStream::connect_timeout;
-    let addr: std::net::SocketAddr = url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
     while Instant::now() < deadline {
         if let Ok(Some(st)) = child.try_wait() {
             panic!(
@@ -34,7 +35,7 @@ fn wait_ready(url: &str, child: &mut Child, log: &Path, what: &str) {
                 std::fs::read_to_string(log).unwrap_or_default()
             );
         }
-        if client(&addr, Duration::from_millis(200)).is_ok() && http_get_ok(&format!("{url}/-/ready")) {
+        if http_get_ok(&format!("{url}/-/ready")) {
             return;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -50,7 +51,10 @@ fn http_get_ok(url: &str) -> bool {
     use std::io::{Read, Write};
     let rest = url.trim_start_matches("http://");
     let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let Ok(mut s) = std::net::TcpStream::connect(host) else {
+    let Ok(addr) = host.parse::<std::net::SocketAddr>() else {
+        return false;
+    };
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
@@ -84,31 +88,24 @@ impl Alertmanager {
         which("prometheus-alertmanager").is_some()
     }
 
-    /// Starts an Alertmanager in `dir/<name>` routing everything to `hook`
-    /// with group_wait/group_interval 1s. `cluster`: `Some(peers)` gossips on
-    /// a free 127.0.0.1 port with those peer addresses; `None` disables
-    /// clustering (`--cluster.listen-address=`).
+    /// Starts an Alertmanager in `dir/<name>` with the shipped configuration
+    /// delivering every alert to `hook` (group_wait/group_interval 1s).
+    /// `cluster`: `Some(peers)` gossips on a free 127.0.0.1 port with those
+    /// peer addresses; `None` disables clustering (`--cluster.listen-address=`).
     pub fn start(dir: &Path, name: &str, hook: &WebhookTarget, cluster: Option<&[String]>) -> Alertmanager {
         let dir = dir.join(name);
         std::fs::create_dir_all(dir.join("data")).unwrap();
-        let auth = match &hook.bearer {
-            Some(tok) => {
-                let f = dir.join("token");
-                std::fs::write(&f, tok).unwrap();
-                format!(
-                    "    http_config:\n      authorization:\n        type: Bearer\n        credentials_file: {}\n",
-                    f.display()
-                )
-            }
-            None => String::new(),
-        };
-        let yml = format!(
-            "route:\n  receiver: hostmedic\n  group_by: ['alertname']\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
-             receivers:\n- name: hostmedic\n  webhook_configs:\n  - url: {}\n    send_resolved: true\n{auth}",
-            hook.url
-        );
+        let token_file = hook.bearer.as_ref().map(|tok| {
+            let f = dir.join("token");
+            std::fs::write(&f, tok).unwrap();
+            f
+        });
         let cfg = dir.join("alertmanager.yml");
-        std::fs::write(&cfg, yml).unwrap();
+        std::fs::write(
+            &cfg,
+            super::prometheus::alertmanager_config(&hook.url, token_file.as_deref()),
+        )
+        .unwrap();
         let port = free_port();
         let log = dir.join("alertmanager.log");
         let mut cmd = Command::new("prometheus-alertmanager");
@@ -154,6 +151,11 @@ impl Alertmanager {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// `127.0.0.1:<port>`, as Prometheus' `alertmanagers` targets want it.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
     pub fn cluster_addr(&self) -> Option<String> {
         self.cluster_port.map(|p| format!("127.0.0.1:{p}"))
     }
@@ -170,7 +172,7 @@ impl Alertmanager {
     /// Each alert: `(labels, annotations, starts_at, ends_at)`; times are
     /// RFC 3339 strings or empty.
     pub async fn post_alerts(&self, alerts: &serde_json::Value) {
-        let r = crate::common::client()
+        let r = super::client()
             .post(format!("{}/api/v2/alerts", self.url()))
             .json(alerts)
             .send()
@@ -179,9 +181,21 @@ impl Alertmanager {
         assert!(r.status().is_success(), "alertmanager answered {}", r.status());
     }
 
+    /// Alerts this Alertmanager holds (`GET /api/v2/alerts`).
+    pub async fn alerts(&self) -> Vec<serde_json::Value> {
+        let Ok(r) = super::client()
+            .get(format!("{}/api/v2/alerts", self.url()))
+            .send()
+            .await
+        else {
+            return Vec::new();
+        };
+        r.json().await.unwrap_or_default()
+    }
+
     /// Number of cluster members this instance sees (`/api/v2/status`).
     pub async fn cluster_peers(&self) -> usize {
-        let Ok(r) = crate::common::client()
+        let Ok(r) = super::client()
             .get(format!("{}/api/v2/status", self.url()))
             .send()
             .await
@@ -206,73 +220,6 @@ impl Drop for Alertmanager {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One `prometheus` process (for end-to-end suites): scrapes `targets`
-/// every second, evaluates `rule_files`, and sends alerts to `alertmanagers`.
-pub struct Prometheus {
-    child: Child,
-    pub port: u16,
-    pub dir: PathBuf,
-    pub log: PathBuf,
-}
-
-impl Prometheus {
-    pub fn available() -> bool {
-        which("prometheus").is_some()
-    }
-
-    pub fn start(dir: &Path, targets: &[String], rule_files: &[PathBuf], alertmanagers: &[String]) -> Prometheus {
-        let dir = dir.join("prometheus");
-        std::fs::create_dir_all(dir.join("data")).unwrap();
-        let list = |v: &[String]| v.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ");
-        let rules: Vec<String> = rule_files.iter().map(|p| format!("'{}'", p.display())).collect();
-        let yml = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             rule_files: [{}]\n\
-             alerting:\n  alertmanagers:\n  - static_configs:\n    - targets: [{}]\n\
-             scrape_configs:\n- job_name: hostmedic\n  static_configs:\n  - targets: [{}]\n",
-            rules.join(", "),
-            list(
-                &alertmanagers
-                    .iter()
-                    .map(|u| u.trim_start_matches("http://").to_string())
-                    .collect::<Vec<_>>()
-            ),
-            list(targets),
-        );
-        let cfg = dir.join("prometheus.yml");
-        std::fs::write(&cfg, yml).unwrap();
-        let port = free_port();
-        let log = dir.join("prometheus.log");
-        let logf = std::fs::File::create(&log).unwrap();
-        let mut child = Command::new("prometheus")
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--rules.alert.resend-delay=1s")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(logf))
-            .spawn()
-            .expect("prometheus (Debian package prometheus) must be installed");
-        wait_ready(&format!("http://127.0.0.1:{port}"), &mut child, &log, "prometheus");
-        Prometheus { child, port, dir, log }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

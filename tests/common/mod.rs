@@ -10,11 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub mod alertmanager;
+pub mod prometheus;
 pub mod sink;
 
 use hostmedic::app::App;
 use hostmedic::config::Config;
 use tokio_util::sync::CancellationToken;
+
+pub mod systemd;
 
 /// A hostmedic served in-process on an ephemeral loopback port.
 pub struct InProcess {
@@ -215,3 +218,4 @@ pub fn skip_or_fail(reason: &str) -> bool {
     true
 }
 pub mod docker;
+pub mod notify_sink;
