@@ -53,6 +53,9 @@ pub struct Config {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub remediation: Vec<crate::receiver::config::RuleConfig>,
     pub systemd: collectors::systemd::Config,
+    pub processes: collectors::processes::Config,
+    pub logfile: collectors::logfile::Config,
+    pub probes: collectors::probes::Config,
 }
 
 /// `[web]`: the HTTP listener.
@@ -135,6 +138,9 @@ impl Config {
         self.receiver.validate(&self.notify)?;
         crate::receiver::config::validate_rules(&self.remediation, &self.notify)?;
         self.systemd.validate("systemd", self.global.collector_timeout)?;
+        self.processes.validate("processes")?;
+        self.logfile.validate("logfile")?;
+        self.probes.validate("probes")?;
         Ok(())
     }
 

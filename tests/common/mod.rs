@@ -15,6 +15,8 @@ pub mod sink;
 
 use hostmedic::app::App;
 use hostmedic::config::Config;
+
+pub mod procs;
 use tokio_util::sync::CancellationToken;
 
 pub mod systemd;
