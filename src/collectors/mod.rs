@@ -9,10 +9,10 @@ use crate::config::{Config, ConfigError};
 pub mod docker;
 pub mod host;
 pub mod hwmon;
-pub mod systemd;
 pub mod logfile;
 pub mod probes;
 pub mod processes;
+pub mod systemd;
 
 /// Builds every enabled collector. Sources are not probed here: a collector
 /// whose source is absent reports `hostmedic_collector_source_present 0` at

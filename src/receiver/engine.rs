@@ -241,10 +241,8 @@ impl Receiver {
         let committer =
             Committer::start(journal, state.last_seq).map_err(|e| ConfigError::invalid(key("journal_path"), e))?;
         let env = ActionEnv {
-            notify: config.notify.clone(),
-            procfs_root: config.global.procfs_root.clone(),
             dry_run: rc.dry_run,
-            ..ActionEnv::default()
+            ..ActionEnv::from_config(config)
         };
         let holds = state.holds.iter().map(|(t, h)| (h.rule.clone(), t.clone())).collect();
         tracing::info!(
