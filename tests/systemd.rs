@@ -251,7 +251,8 @@ async fn expected_unit_not_found_is_exported_as_such() {
     ) else {
         return;
     };
-    let extra = "expect = [\"api.service\", \"idle.service\", \"healthy.service\"]\nexclude = '.+\\.service'\n";
+    // Also covers the uncached path (no change subscription).
+    let extra = "expect = [\"api.service\", \"idle.service\", \"healthy.service\"]\nexclude = '.+\\.service'\nrefresh_interval = \"0s\"\n";
     let srv = InProcess::start(config(&m, extra)).await;
     let set = srv.app.scrape().await;
     assert_eq!(success(&set), Some(1.0), "{:?}", srv.app.runner.status());
@@ -301,7 +302,7 @@ async fn unit_helpers_drive_the_real_manager() {
     use hostmedic::systemd as sd;
     let Some(m) = boot_or_skip(
         Spec::new()
-            .enabled_unit(
+            .enabled_vendor_unit(
                 "crashy.service",
                 &(CRASHY.to_string() + "[Install]\nWantedBy=multi-user.target\n"),
             )
@@ -328,7 +329,8 @@ async fn unit_helpers_drive_the_real_manager() {
         p != before && p != "0"
     });
 
-    // S1 remediation: stop the loop and mask it.
+    // S1 remediation: stop the loop and mask it (a packaged unit: masking one
+    // under /etc/systemd/system is refused with UnitExists, as by systemctl).
     let st = sd::wait_for_status(&conn, "crashy.service", Duration::from_secs(20), |s| {
         s.n_restarts.unwrap_or(0) >= 2
     })
@@ -359,6 +361,13 @@ async fn unit_helpers_drive_the_real_manager() {
     let st = sd::unit_status(&conn, "crashy.service").await.unwrap();
     assert_eq!((st.load_state.as_str(), st.n_restarts), ("loaded", Some(0)), "{st:?}");
 
+    // An administrator's unit (in /etc) cannot be masked without force.
+    let err = sd::mask_unit_files(&conn, &["healthy.service"]).await.unwrap_err();
+    assert_eq!(
+        err.dbus_error_name(),
+        Some("org.freedesktop.systemd1.UnitExists"),
+        "{err}"
+    );
     let changes = sd::disable_unit_files(&conn, &["healthy.service"]).await.unwrap();
     assert!(changes.iter().any(|c| c.kind == "unlink"), "{changes:?}");
     assert_eq!(m.systemctl(&["is-enabled", "healthy.service"]).1.trim(), "disabled");

@@ -25,12 +25,6 @@ pub fn build(cfg: &Config) -> Result<Vec<Arc<dyn Collector>>, ConfigError> {
     if cfg.hwmon.enabled {
         v.push(Arc::new(hwmon::HwmonCollector::new(&cfg.global.sysfs_root)));
     }
-    if cfg.docker.enabled {
-        v.push(Arc::new(docker::DockerCollector::new(&cfg.docker)?));
-    }
-    if cfg.systemd.enabled {
-        v.push(Arc::new(systemd::SystemdCollector::new(&cfg.systemd)?));
-    }
     if cfg.processes.enabled {
         v.push(Arc::new(processes::ProcessesCollector::new(
             &cfg.processes,
@@ -43,6 +37,12 @@ pub fn build(cfg: &Config) -> Result<Vec<Arc<dyn Collector>>, ConfigError> {
     }
     if cfg.probes.enabled && !(cfg.probes.http.is_empty() && cfg.probes.command.is_empty()) {
         v.push(Arc::new(probes::ProbesCollector::new(&cfg.probes)?));
+    }
+    if cfg.docker.enabled {
+        v.push(Arc::new(docker::DockerCollector::new(&cfg.docker, &cfg.global)?));
+    }
+    if cfg.systemd.enabled {
+        v.push(Arc::new(systemd::SystemdCollector::new(&cfg.systemd)?));
     }
     Ok(v)
 }
