@@ -5,9 +5,10 @@
 #
 #   sudo benches/systemd.sh            # N_UNITS=1000 RUNS=41
 #
-# Both exporters run side by side and are scraped alternately (one hostmedic
-# scrape, one node_exporter scrape, repeat), so machine noise hits both
-# alike. Reported per exporter: median / p90 wall time of a full scrape
+# Three exporters run side by side and are scraped in turn (hostmedic with
+# its default change-signal cache, hostmedic with `refresh_interval = "0s"`,
+# i.e. every unit read every scrape, and node_exporter; repeat), so machine
+# noise hits all alike. Reported per exporter: median / p90 wall time of a full scrape
 # (curl time_total on 127.0.0.1), the exporter's own CPU per scrape
 # (utime+stime from /proc/<pid>/stat), and the CPU the scrape cost inside the
 # systemd machine (systemd + dbus-daemon: usage_usec of its cgroup).
@@ -47,9 +48,10 @@ if [ ! -f "$TARBALL" ]; then
 fi
 
 ROOT=$(mktemp -d /tmp/hostmedic-bench-systemd.XXXXXX)
-HM_PID=; NE_PID=; BOOTED=
+HM_PID=; HM0_PID=; NE_PID=; BOOTED=
 cleanup() {
   [ -n "$HM_PID" ] && kill "$HM_PID" 2>/dev/null || true
+  [ -n "$HM0_PID" ] && kill "$HM0_PID" 2>/dev/null || true
   [ -n "$NE_PID" ] && kill "$NE_PID" 2>/dev/null || true
   [ -n "$BOOTED" ] && ROOT=$ROOT bash "$SCRIPT" halt || true
   rm -rf "$ROOT"
@@ -78,7 +80,8 @@ BUS=unix:path=/proc/$PID/root/run/dbus/system_bus_socket
 CG=$(cat "$ROOT/cgroup")
 LOADED=$(nsenter -t "$PID" -m -u -i -n -p -r -w systemctl list-units --all --no-legend --plain | wc -l)
 
-cat > "$ROOT/hostmedic.toml" <<EOF
+start_hostmedic() {  # $1 name, $2 refresh_interval; prints "pid addr"
+  cat > "$ROOT/$1.toml" <<EOF
 [host]
 enabled = false
 [hwmon]
@@ -86,11 +89,15 @@ enabled = false
 [systemd]
 bus_address = "$BUS"
 user_managers = "none"
+refresh_interval = "$2"
 EOF
-"$BIN" --config "$ROOT/hostmedic.toml" --web.listen-address 127.0.0.1:0 serve 2> "$ROOT/hostmedic.log" &
-HM_PID=$!
-for _ in $(seq 100); do grep -q 'message=listening' "$ROOT/hostmedic.log" && break; sleep 0.1; done
-HM_ADDR=$(grep -o 'address=[0-9.:]*' "$ROOT/hostmedic.log" | head -1 | cut -d= -f2)
+  "$BIN" --config "$ROOT/$1.toml" --web.listen-address 127.0.0.1:0 serve > /dev/null 2> "$ROOT/$1.log" &
+  local pid=$!
+  for _ in $(seq 100); do grep -q 'message=listening' "$ROOT/$1.log" && break; sleep 0.1; done
+  echo "$pid $(grep -o 'address=[0-9.:]*' "$ROOT/$1.log" | head -1 | cut -d= -f2)"
+}
+read -r HM_PID HM_ADDR <<<"$(start_hostmedic hostmedic 5m)"
+read -r HM0_PID HM0_ADDR <<<"$(start_hostmedic hostmedic-nocache 0s)"
 
 port_free() { ! ss -Hltn "sport = :$1" | grep -q .; }
 NE_PORT=19100; while ! port_free $NE_PORT; do NE_PORT=$((NE_PORT + 1)); done
@@ -101,46 +108,51 @@ NE_PID=$!
 for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$NE_PORT/metrics" && break; sleep 0.1; done
 
 HM_URL=http://$HM_ADDR/metrics
+HM0_URL=http://$HM0_ADDR/metrics
 NE_URL=http://127.0.0.1:$NE_PORT/metrics
-# Both must really see the units (and succeed) before timing anything.
+# All must really see the units (and succeed) before timing anything.
 hm_units=$(curl -s "$HM_URL" | grep -c '^hostmedic_systemd_unit_info{manager="system",name="bench-' || true)
+hm0_units=$(curl -s "$HM0_URL" | grep -c '^hostmedic_systemd_service_restarts_total{manager="system",name="bench-' || true)
 ne_units=$(curl -s "$NE_URL" | grep -c '^node_systemd_unit_state{name="bench-.*state="active"' || true)
 hm_ok=$(curl -s "$HM_URL" | grep -c 'hostmedic_scrape_collector_success{collector="systemd"} 1' || true)
 ne_ok=$(curl -s "$NE_URL" | grep -c 'node_scrape_collector_success{collector="systemd"} 1' || true)
-echo "   units seen: hostmedic $hm_units (success $hm_ok), node_exporter $ne_units (success $ne_ok); loaded in manager: $LOADED" >&2
-[ "$hm_units" -ge "$N_UNITS" ] && [ "$ne_units" -ge "$N_UNITS" ] && [ "$hm_ok" = 1 ] && [ "$ne_ok" = 1 ] \
+echo "   units seen: hostmedic $hm_units (success $hm_ok), uncached $hm0_units, node_exporter $ne_units (success $ne_ok); loaded in manager: $LOADED" >&2
+[ "$hm_units" -ge "$N_UNITS" ] && [ "$hm0_units" -ge "$N_UNITS" ] && [ "$ne_units" -ge "$N_UNITS" ] && [ "$hm_ok" = 1 ] && [ "$ne_ok" = 1 ] \
   || { echo "an exporter does not see the units; logs in $ROOT" >&2; trap - EXIT; exit 1; }
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 cg_usec() { awk '/^usage_usec/ {print $2}' "$CG/cpu.stat"; }
 CLK=$(getconf CLK_TCK)
 
-for _ in $(seq "$WARMUP"); do curl -s -o /dev/null "$HM_URL"; curl -s -o /dev/null "$NE_URL"; done
-: > "$ROOT/hm.times"; : > "$ROOT/ne.times"
-hm_cg=0; ne_cg=0
-hm_t0=$(ticks $HM_PID); ne_t0=$(ticks $NE_PID)
-echo "== $RUNS alternating scrapes each" >&2
+for _ in $(seq "$WARMUP"); do for u in "$HM_URL" "$HM0_URL" "$NE_URL"; do curl -s -o /dev/null "$u"; done; done
+NAMES=(hostmedic hostmedic-nocache node_exporter)
+URLS=("$HM_URL" "$HM0_URL" "$NE_URL")
+PIDS=("$HM_PID" "$HM0_PID" "$NE_PID")
+declare -a CGU T0 T1 MED ROW
+for k in 0 1 2; do : > "$ROOT/$k.times"; CGU[k]=0; T0[k]=$(ticks "${PIDS[k]}"); done
+echo "== $RUNS scrapes each, in turn" >&2
 for _ in $(seq "$RUNS"); do
-  c0=$(cg_usec); curl -s -o /dev/null -w '%{time_total}\n' "$HM_URL" >> "$ROOT/hm.times"; c1=$(cg_usec)
-  hm_cg=$((hm_cg + c1 - c0))
-  c0=$(cg_usec); curl -s -o /dev/null -w '%{time_total}\n' "$NE_URL" >> "$ROOT/ne.times"; c1=$(cg_usec)
-  ne_cg=$((ne_cg + c1 - c0))
+  for k in 0 1 2; do
+    c0=$(cg_usec); curl -s -o /dev/null -w '%{time_total}\n' "${URLS[k]}" >> "$ROOT/$k.times"; c1=$(cg_usec)
+    CGU[k]=$((CGU[k] + c1 - c0))
+  done
 done
-hm_t1=$(ticks $HM_PID); ne_t1=$(ticks $NE_PID)
+for k in 0 1 2; do T1[k]=$(ticks "${PIDS[k]}"); done
 
 stat() { sort -n "$1" | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; p=a[int(NR*0.9+0.5)]; printf "%.1f %.1f %.1f", m*1000, p*1000, a[1]*1000}'; }
-read -r hm_med hm_p90 hm_min <<<"$(stat "$ROOT/hm.times")"
-read -r ne_med ne_p90 ne_min <<<"$(stat "$ROOT/ne.times")"
-hm_cpu=$(awk -v d=$((hm_t1 - hm_t0)) -v c="$CLK" -v n="$RUNS" 'BEGIN {printf "%.1f", d / c / n * 1000}')
-ne_cpu=$(awk -v d=$((ne_t1 - ne_t0)) -v c="$CLK" -v n="$RUNS" 'BEGIN {printf "%.1f", d / c / n * 1000}')
-hm_sd=$(awk -v u=$hm_cg -v n="$RUNS" 'BEGIN {printf "%.1f", u / n / 1000}')
-ne_sd=$(awk -v u=$ne_cg -v n="$RUNS" 'BEGIN {printf "%.1f", u / n / 1000}')
-ratio=$(awk -v a="$hm_med" -v b="$ne_med" 'BEGIN {printf "%.2f", a / b}')
+for k in 0 1 2; do
+  read -r med p90 min <<<"$(stat "$ROOT/$k.times")"
+  MED[k]=$med
+  cpu=$(awk -v d=$((T1[k] - T0[k])) -v c="$CLK" -v n="$RUNS" 'BEGIN {printf "%.1f", d / c / n * 1000}')
+  sd=$(awk -v u="${CGU[k]}" -v n="$RUNS" 'BEGIN {printf "%.1f", u / n / 1000}')
+  ROW[k]="| ${NAMES[k]} | $med | $p90 | $min | $cpu | $sd |"
+done
+ratio=$(awk -v a="${MED[0]}" -v b="${MED[2]}" 'BEGIN {printf "%.3f", a / b}')
+ratio0=$(awk -v a="${MED[1]}" -v b="${MED[2]}" 'BEGIN {printf "%.3f", a / b}')
 
 echo
-echo "systemd $(nsenter -t "$PID" -m -p -r systemctl --version | head -1 | cut -d' ' -f2-3), $N_UNITS generated units ($LOADED loaded), $RUNS alternating scrapes, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "systemd $(nsenter -t "$PID" -m -p -r systemctl --version | head -1 | cut -d' ' -f2-3), $N_UNITS generated units ($LOADED loaded), $RUNS scrapes each in turn, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "$("$NODE_EXPORTER" --version 2>&1 | head -1)"
 printf '| exporter | median ms | p90 ms | min ms | exporter CPU ms/scrape | systemd+dbus CPU ms/scrape |\n|---|---|---|---|---|---|\n'
-printf '| hostmedic | %s | %s | %s | %s | %s |\n' "$hm_med" "$hm_p90" "$hm_min" "$hm_cpu" "$hm_sd"
-printf '| node_exporter | %s | %s | %s | %s | %s |\n' "$ne_med" "$ne_p90" "$ne_min" "$ne_cpu" "$ne_sd"
-echo "ratio hostmedic/node_exporter median: $ratio (target <= 0.33)"
+for k in 0 1 2; do echo "${ROW[k]}"; done
+echo "median ratio hostmedic/node_exporter: $ratio (target <= 0.33); uncached hostmedic/node_exporter: $ratio0"

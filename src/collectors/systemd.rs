@@ -9,8 +9,9 @@
 //! the manager's one connection with bounded concurrency.
 //!
 //! Why `Get`s and a cache rather than `GetAll`: measured on systemd 252,
-//! `GetAll` on a service costs systemd 15–30× a single `Get` (it computes
-//! every property, cgroup and accounting ones included), and systemd is
+//! 1,000 services read serially took 0.33 s with one `Get` each, 5.3 s with
+//! `GetAll(Unit)` + `GetAll(Service)` and 10.9 s with `GetAll("")` (systemd
+//! computes every property, cgroup and accounting ones included), and systemd is
 //! single-threaded, so its CPU per message is what bounds a scrape. Reads
 //! are cached per unit and invalidated by systemd's own `PropertiesChanged`
 //! signals (the connection calls `Manager.Subscribe`), so a steady-state
@@ -437,6 +438,10 @@ impl SystemdCollector {
         cache
             .units
             .retain(|name, c| by_name.get(name).is_some_and(|e| e.path == c.path));
+        if let Some(ch) = &session.changes {
+            let paths: HashSet<&str> = by_name.values().map(|e| e.path.as_str()).collect();
+            ch.retain(|p| paths.contains(p));
+        }
 
         let mut units = BTreeMap::new();
         let r = self

@@ -364,6 +364,12 @@ impl Changes {
             .or_default() += 1;
     }
 
+    /// Forgets objects for which `keep` is false (units that went away), so
+    /// the table does not grow with transient units.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.gens.lock().expect("gens lock").retain(|p, _| keep(p));
+    }
+
     pub fn is_closed(&self) -> bool {
         self.closed.load(std::sync::atomic::Ordering::Relaxed)
     }

@@ -46,11 +46,8 @@ pub fn unavailable_reason() -> Option<String> {
     if !nix::unistd::geteuid().is_root() {
         return Some("booting a systemd rootfs needs root".into());
     }
-    for tool in ["unshare", "nsenter", "tar", "zstd", "debootstrap", "chroot"] {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-            .unwrap_or(false);
-        if !found {
+    for tool in ["unshare", "nsenter", "tar", "zstd", "chroot"] {
+        if !on_path(tool) {
             return Some(format!("`{tool}` is not installed (scripts/test installs it)"));
         }
     }
@@ -59,6 +56,12 @@ pub fn unavailable_reason() -> Option<String> {
         return Some("no cgroup2 hierarchy at /sys/fs/cgroup(/unified)".into());
     }
     None
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false)
 }
 
 /// Path of the cached rootfs tarball, building it first when missing.
@@ -82,6 +85,9 @@ pub fn cached_rootfs() -> Result<PathBuf, String> {
     // Another process may have built it while we waited for the lock.
     if tarball.exists() {
         return Ok(tarball);
+    }
+    if !on_path("debootstrap") {
+        return Err("`debootstrap` is not installed (scripts/test installs it) and no cached rootfs".into());
     }
     let work = dir.join(format!("build-{}", std::process::id()));
     let _ = fs::remove_dir_all(&work);
