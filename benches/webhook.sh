@@ -4,12 +4,13 @@
 # request) on 127.0.0.1, loaded by wrk with benches/webhook.lua at ~500
 # alerts/s (1 alert per request, then 10 alerts per request at ~50 req/s).
 # The journal sits on the disk under target/ (real fsync); set JOURNAL_DIR=/dev/shm
-# to see the cost without the disk. Usage: benches/webhook.sh [duration, default 30s]
+# to see the cost without the disk; SKIP_BUILD=1 reuses target/release/hostmedic.
+# Usage: benches/webhook.sh [duration, default 30s]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-30s}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
-cargo build --release --bin hostmedic >&2
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --bin hostmedic >&2
 BASE=${JOURNAL_DIR:-$PWD/target}
 DIR=$(mktemp -d -p "$BASE" hostmedic-webhook-bench.XXXXXX)
 TOKEN=bench-token-0123456789
