@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::Auth;
 use super::config::{Matcher, Mode, On, ReceiverConfig, RuleConfig};
-use super::journal::{self, Decision, Entry, Event, JournalError, JournalWriter, SkipReason};
+use super::journal::{self, Committer, Decision, Entry, Event, JournalError, JournalWriter, SkipReason};
 use super::metrics::Metrics;
 use super::payload::{Payload, PayloadAlert, Status};
 use super::state::{self, LastAction, State};
@@ -192,8 +192,8 @@ impl Batch<'_> {
 
 struct Core {
     state: State,
+    /// Last sequence number handed out (never reused, even after a failed write).
     next_seq: u64,
-    journal: Option<JournalWriter>,
 }
 
 /// The receiver: configuration, credentials, rules, state and self metrics.
@@ -203,6 +203,7 @@ pub struct Receiver {
     rules: Vec<Rule>,
     env: ActionEnv,
     core: Mutex<Core>,
+    committer: Committer,
     semaphore: Arc<Semaphore>,
     target_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
     pub metrics: Metrics,
@@ -210,7 +211,12 @@ pub struct Receiver {
     holds_view: std::sync::Mutex<Vec<(String, String)>>,
     dirty: Notify,
     dirty_flag: AtomicBool,
+    last_checkpoint: std::sync::Mutex<Option<Instant>>,
 }
+
+/// Checkpoints (the whole state) are written at most this often; the
+/// journal replay covers what came after.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for Receiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -237,11 +243,11 @@ impl Receiver {
         let journal =
             JournalWriter::open(&rc.journal_path).map_err(|e| ConfigError::invalid(key("journal_path"), e))?;
         let state = rebuild_state(&rc).map_err(|e| ConfigError::invalid(key("journal_path"), e))?;
+        let committer =
+            Committer::start(journal, state.last_seq).map_err(|e| ConfigError::invalid(key("journal_path"), e))?;
         let env = ActionEnv {
-            notify: config.notify.clone(),
-            procfs_root: config.global.procfs_root.clone(),
             dry_run: rc.dry_run,
-            ..ActionEnv::default()
+            ..ActionEnv::from_config(config)
         };
         let holds = state.holds.iter().map(|(t, h)| (h.rule.clone(), t.clone())).collect();
         tracing::info!(
@@ -257,8 +263,8 @@ impl Receiver {
             core: Mutex::new(Core {
                 next_seq: state.last_seq,
                 state,
-                journal: Some(journal),
             }),
+            committer,
             cfg: rc,
             auth,
             rules,
@@ -268,6 +274,7 @@ impl Receiver {
             holds_view: std::sync::Mutex::new(holds),
             dirty: Notify::new(),
             dirty_flag: AtomicBool::new(true),
+            last_checkpoint: std::sync::Mutex::new(None),
         }))
     }
 
@@ -275,47 +282,45 @@ impl Receiver {
         self.rules.iter().position(|r| r.cfg.name == name)
     }
 
-    /// Appends the batch to the journal (fsync). On failure the journal is
-    /// cut back and the state rebuilt from disk, so nothing of the batch
-    /// counts.
-    async fn commit(&self, core: &mut Core, entries: Vec<Entry>) -> Result<(), JournalError> {
+    /// Queues the batch (already applied to the in-memory state) for the
+    /// journal, releases the core lock and waits until it is on disk (group
+    /// commit: concurrent batches share one fsync). On failure the state is
+    /// rebuilt from disk, so nothing of the batch counts.
+    async fn commit(&self, core: tokio::sync::MutexGuard<'_, Core>, entries: Vec<Entry>) -> Result<(), JournalError> {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut writer = core.journal.take().expect("journal writer is always put back");
-        let (writer, result) = tokio::task::spawn_blocking(move || {
-            let before = writer.len();
-            let r = writer.append(&entries);
-            if r.is_err()
-                && let Ok(len) = before
-            {
-                let _ = writer.truncate(len);
+        let ack = self.committer.submit(&entries);
+        self.update_holds_view(&core.state);
+        drop(core);
+        let err = match ack.await {
+            Ok(Ok(())) => {
+                self.dirty_flag.store(true, Ordering::Release);
+                self.dirty.notify_one();
+                return Ok(());
             }
-            (writer, r)
-        })
-        .await
-        .expect("journal task does not panic");
-        core.journal = Some(writer);
-        if let Err(e) = result {
-            tracing::error!(error = %e, "journal append failed; rebuilding state from disk");
-            match rebuild_state(&self.cfg) {
-                Ok(s) => {
-                    core.next_seq = s.last_seq;
-                    core.state = s;
-                }
-                Err(e2) => tracing::error!(error = %e2, "rebuilding state failed"),
+            Ok(Err(msg)) => msg,
+            Err(_) => "journal writer thread is gone".to_string(),
+        };
+        tracing::error!(error = %err, "journal append failed; rebuilding state from disk");
+        let mut core = self.core.lock().await;
+        match rebuild_state(&self.cfg) {
+            Ok(s) => {
+                core.next_seq = core.next_seq.max(s.last_seq);
+                core.state = s;
+                self.update_holds_view(&core.state);
             }
-            return Err(e);
+            Err(e2) => tracing::error!(error = %e2, "rebuilding state failed"),
         }
-        self.mark_dirty(&core.state);
-        Ok(())
+        Err(JournalError::Io {
+            path: self.cfg.journal_path.clone(),
+            source: std::io::Error::other(err),
+        })
     }
 
-    fn mark_dirty(&self, state: &State) {
+    fn update_holds_view(&self, state: &State) {
         *self.holds_view.lock().unwrap_or_else(|p| p.into_inner()) =
             state.holds.iter().map(|(t, h)| (h.rule.clone(), t.clone())).collect();
-        self.dirty_flag.store(true, Ordering::Release);
-        self.dirty.notify_one();
     }
 
     /// Journals and plans one webhook payload; actions run after return.
@@ -365,7 +370,7 @@ impl Receiver {
                 batch.push(e);
             }
             let entries = std::mem::take(&mut batch.entries);
-            self.commit(&mut core, entries).await?;
+            self.commit(core, entries).await?;
             self.metrics.action("route", "refused");
             return Err(AcceptError::Refused(msg));
         }
@@ -564,8 +569,7 @@ impl Receiver {
             }
         }
         let entries = std::mem::take(&mut batch.entries);
-        self.commit(&mut core, entries).await?;
-        drop(core);
+        self.commit(core, entries).await?;
         for a in &payload.alerts {
             self.metrics.alert(a.status.as_str());
         }
@@ -616,8 +620,7 @@ impl Receiver {
             by: by.to_string(),
         });
         let entries = std::mem::take(&mut batch.entries);
-        self.commit(&mut core, entries).await?;
-        drop(core);
+        self.commit(core, entries).await?;
         let me = self.clone();
         let job = Job::Run {
             id: id.to_string(),
@@ -649,7 +652,7 @@ impl Receiver {
             by: by.to_string(),
         });
         let entries = std::mem::take(&mut batch.entries);
-        self.commit(&mut core, entries).await?;
+        self.commit(core, entries).await?;
         Ok(())
     }
 
@@ -666,7 +669,7 @@ impl Receiver {
             batch.push(e);
         }
         let entries = std::mem::take(&mut batch.entries);
-        if let Err(e) = self.commit(&mut core, entries).await {
+        if let Err(e) = self.commit(core, entries).await {
             tracing::error!(error = %e, "cannot journal an action result");
         }
     }
@@ -851,10 +854,13 @@ impl Receiver {
         let mut prune = tokio::time::interval(Duration::from_secs(60));
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => { self.persist().await; return; }
+                _ = shutdown.cancelled() => { self.persist(true).await; return; }
                 _ = self.dirty.notified() => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    self.persist().await;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    self.persist(false).await;
+                    if self.dirty_flag.load(Ordering::Acquire) {
+                        self.dirty.notify_one();
+                    }
                 }
                 _ = prune.tick() => {
                     let mut core = self.core.lock().await;
@@ -868,34 +874,62 @@ impl Receiver {
                         .as_secs_f64();
                     core.state.prune(now(), self.cfg.dedup_window.as_secs_f64(), max_window, self.cfg.approval_ttl.as_secs_f64());
                     drop(core);
-                    self.persist().await;
+                    self.persist(true).await;
                 }
             }
         }
     }
 
-    /// Writes the checkpoint and the status file (atomically).
-    pub async fn persist(&self) {
-        if !self.dirty_flag.swap(false, Ordering::AcqRel) {
+    /// Writes the status file (small, every change, debounced) and, at most
+    /// every 10 s or when `force`, the checkpoint (the whole state, cloned
+    /// under the lock and serialized outside it). Both atomically.
+    pub async fn persist(&self, force: bool) {
+        if !self.dirty_flag.swap(false, Ordering::AcqRel) && !force {
             return;
         }
+        let want_cp = force
+            || self
+                .last_checkpoint
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_none_or(|t| t.elapsed() >= CHECKPOINT_EVERY);
         let (checkpoint, status) = {
             let mut core = self.core.lock().await;
-            let offset = core.journal.as_ref().and_then(|j| j.len().ok()).unwrap_or(0);
-            core.state.journal_offset = offset;
-            let cp = serde_json::to_vec(&core.state).expect("state serializes");
-            let st = status_document(&self.cfg, &self.rules, &core.state);
-            (cp, serde_json::to_vec_pretty(&st).expect("status serializes"))
+            let status = status_document(&self.cfg, &self.rules, &core.state);
+            // Checkpoint only a state whose every entry is on disk.
+            let durable = self.committer.durable();
+            let cp = if want_cp && core.state.last_seq == durable.seq {
+                core.state.journal_offset = durable.len;
+                Some(core.state.clone())
+            } else {
+                None
+            };
+            (cp, status)
         };
+        if want_cp && checkpoint.is_none() {
+            self.dirty_flag.store(true, Ordering::Release);
+        }
         let (sp, tp) = (self.cfg.state_path.clone(), self.cfg.status_path.clone());
+        let wrote_cp = checkpoint.is_some();
         let r = tokio::task::spawn_blocking(move || {
-            state::write_atomic(&sp, &checkpoint).map_err(|e| format!("{}: {e}", sp.display()))?;
-            state::write_atomic(&tp, &status).map_err(|e| format!("{}: {e}", tp.display()))
+            let st = serde_json::to_vec_pretty(&status).expect("status serializes");
+            state::write_atomic(&tp, &st).map_err(|e| format!("{}: {e}", tp.display()))?;
+            if let Some(cp) = checkpoint {
+                let bytes = serde_json::to_vec(&cp).expect("state serializes");
+                state::write_atomic(&sp, &bytes).map_err(|e| format!("{}: {e}", sp.display()))?;
+            }
+            Ok::<(), String>(())
         })
         .await;
-        if let Ok(Err(e)) = r {
-            self.dirty_flag.store(true, Ordering::Release);
-            tracing::warn!(error = %e, "cannot write the state/status file");
+        match r {
+            Ok(Err(e)) => {
+                self.dirty_flag.store(true, Ordering::Release);
+                tracing::warn!(error = %e, "cannot write the state/status file");
+            }
+            _ if wrote_cp => {
+                *self.last_checkpoint.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            }
+            _ => {}
         }
     }
 }
