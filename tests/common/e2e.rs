@@ -132,6 +132,56 @@ retries = 1
         )
     }
 
+    /// The SHIPPED remediation map (`config/remediation.example.toml`, from
+    /// its marker on: `[receiver]`, `[notify.ops]` and every rule) with only
+    /// the token file, the state paths and the ntfy server pointed at this
+    /// stack (the sink's `/ntfy`), then each `(from, to)` of `edits` applied
+    /// (each must match exactly once; a test that shortens a cooldown says
+    /// so where it calls this).
+    pub fn shipped_map(&self, edits: &[(&str, &str)]) -> String {
+        let text = std::fs::read_to_string(super::prometheus::repo_root().join("config/remediation.example.toml"))
+            .expect("config/remediation.example.toml");
+        let marker = "# --- remediation map (shared with compose/hostmedic.toml) ---";
+        let start = text.find(marker).expect("remediation map marker");
+        let d = self.dir.path().display();
+        let mut map = text[start..].to_string();
+        let ntfy = self.sink.url("/ntfy");
+        let tok = format!("bearer_token_file = \"{d}/token\"");
+        let journal = format!("journal_path = \"{d}/state/journal.jsonl\"");
+        let state = format!("state_path = \"{d}/state/state.json\"");
+        let status = format!("status_path = \"{d}/state/status.json\"");
+        let server = format!("server = \"{ntfy}\"");
+        let fixed: [(&str, &str); 5] = [
+            ("bearer_token_file = \"/etc/hostmedic/secrets/hostmedic-token\"", &tok),
+            ("journal_path = \"/var/lib/hostmedic/journal.jsonl\"", &journal),
+            ("state_path = \"/var/lib/hostmedic/state.json\"", &state),
+            ("status_path = \"/var/lib/hostmedic/status.json\"", &status),
+            ("server = \"https://ntfy.sh\"", &server),
+        ];
+        for (from, to) in fixed.iter().chain(edits.iter()) {
+            let n = map.matches(from).count();
+            assert_eq!(n, 1, "remediation map edit {from:?} must match exactly once, found {n}");
+            map = map.replace(from, to);
+        }
+        map
+    }
+
+    /// ntfy notifications (title, message) received so far.
+    pub fn ntfy_messages(&self) -> Vec<(String, String)> {
+        self.sink
+            .all()
+            .into_iter()
+            .filter(|r| r.path.starts_with("/ntfy"))
+            .filter_map(|r| {
+                let v: serde_json::Value = serde_json::from_str(&r.body).ok()?;
+                Some((
+                    v["title"].as_str().unwrap_or_default().to_string(),
+                    v["message"].as_str().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect()
+    }
+
     /// Writes `config` to `<dir>/hostmedic.toml` and starts the binary on
     /// 127.0.0.1:0 (or on `addr`, to come back on the same port after a crash).
     pub fn start_hostmedic(&mut self, config: &str) {
