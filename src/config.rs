@@ -51,6 +51,8 @@ pub struct Config {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub notify: BTreeMap<String, actions::NotifyChannel>,
     pub systemd: collectors::systemd::Config,
+    pub git_lfs: collectors::git_lfs::Config,
+    pub paths: collectors::paths::Config,
 }
 
 /// `[web]`: the HTTP listener.
@@ -134,6 +136,8 @@ impl Config {
         self.docker.validate("docker")?;
         actions::notify::validate_channels(&self.notify)?;
         self.systemd.validate("systemd", self.global.collector_timeout)?;
+        self.git_lfs.validate("git_lfs")?;
+        self.paths.validate("paths")?;
         Ok(())
     }
 

@@ -16,6 +16,7 @@
 
 pub mod actions;
 pub mod app;
+pub mod bytes;
 pub mod cli;
 pub mod collector;
 pub mod collectors;
