@@ -58,6 +58,8 @@ pub struct Config {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub remediation: Vec<crate::receiver::config::RuleConfig>,
     pub systemd: collectors::systemd::Config,
+    pub git_lfs: collectors::git_lfs::Config,
+    pub paths: collectors::paths::Config,
 }
 
 /// `[web]`: the HTTP listener.
@@ -145,6 +147,8 @@ impl Config {
         self.receiver.validate(&self.notify)?;
         crate::receiver::config::validate_rules(&self.remediation, &self.notify)?;
         self.systemd.validate("systemd", self.global.collector_timeout)?;
+        self.git_lfs.validate("git_lfs")?;
+        self.paths.validate("paths")?;
         Ok(())
     }
 

@@ -101,16 +101,33 @@ path = "{dir}/later.txt"
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn no_watches_means_source_absent() {
+async fn nothing_configured_means_no_collector() {
     let srv = InProcess::start(Config::parse("[hwmon]\nenabled = false\n", "test").unwrap()).await;
     let set = srv.app.scrape().await;
     assert_eq!(
-        set.value("hostmedic_collector_source_present", &[("collector", "paths")]),
-        Some(0.0)
+        set.value("hostmedic_collector_source_present", &[("collector", "host")]),
+        Some(1.0)
     );
-    assert_eq!(
-        set.value("hostmedic_collector_source_present", &[("collector", "git_lfs")]),
-        Some(0.0)
+    for c in ["paths", "git_lfs"] {
+        assert_eq!(
+            set.value("hostmedic_collector_source_present", &[("collector", c)]),
+            None,
+            "{c}"
+        );
+    }
+    srv.stop().await;
+
+    // A search root without repositories: the collector runs, source absent.
+    let empty = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[hwmon]\nenabled = false\n[git_lfs]\nsearch_roots = [\"{}\"]\nscan_interval = \"1h\"\n",
+        empty.path().display()
     );
+    let srv = InProcess::start(Config::parse(&text, "test").unwrap()).await;
+    eventually(Duration::from_secs(20), "git_lfs source absent", || async {
+        let set = srv.app.scrape().await;
+        (set.value("hostmedic_collector_source_present", &[("collector", "git_lfs")]) == Some(0.0)).then_some(())
+    })
+    .await;
     srv.stop().await;
 }

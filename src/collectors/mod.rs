@@ -52,5 +52,11 @@ pub fn build(cfg: &Config) -> Result<Vec<Arc<dyn Collector>>, ConfigError> {
     if cfg.systemd.enabled {
         v.push(Arc::new(systemd::SystemdCollector::new(&cfg.systemd)?));
     }
+    if cfg.git_lfs.enabled && !(cfg.git_lfs.repos.is_empty() && cfg.git_lfs.search_roots.is_empty()) {
+        v.push(Arc::new(git_lfs::GitLfsCollector::new(&cfg.git_lfs)));
+    }
+    if cfg.paths.enabled && !cfg.paths.watch.is_empty() {
+        v.push(Arc::new(paths::PathsCollector::new(&cfg.paths)));
+    }
     Ok(v)
 }
