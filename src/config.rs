@@ -43,8 +43,6 @@ pub struct Config {
     pub global: GlobalConfig,
     pub host: collectors::host::Config,
     pub hwmon: collectors::hwmon::Config,
-    pub git_lfs: collectors::git_lfs::Config,
-    pub paths: collectors::paths::Config,
     pub processes: collectors::processes::Config,
     pub logfile: collectors::logfile::Config,
     pub probes: collectors::probes::Config,
@@ -137,8 +135,6 @@ impl Config {
         }
         self.host.validate("host")?;
         self.hwmon.validate("hwmon")?;
-        self.git_lfs.validate("git_lfs")?;
-        self.paths.validate("paths")?;
         self.processes.validate("processes")?;
         self.logfile.validate("logfile")?;
         self.probes.validate("probes")?;

@@ -128,7 +128,7 @@ actions = [{{ type = "kill", allow = '^/usr/bin/python3 .*/train_{nonce}\.py$', 
             st.sink.all().into_iter().find(|r| r.path.starts_with("/ntfy"))
         })
         .await;
-    let v = note.json();
+    let v: serde_json::Value = serde_json::from_str(&note.body).unwrap();
     let msg = format!("{}\n{}", v["title"], v["message"]);
     assert!(msg.contains(&pid), "PID in the notification: {msg}");
     assert!(msg.contains(&format!("train_{nonce}.py")), "command line: {msg}");
@@ -152,7 +152,10 @@ actions = [{{ type = "kill", allow = '^/usr/bin/python3 .*/train_{nonce}\.py$', 
             st.sink.all().into_iter().find(|r| r.path.starts_with("/tg/"))
         })
         .await;
-    let text = ask.json()["text"].as_str().unwrap().to_string();
+    let text = serde_json::from_str::<serde_json::Value>(&ask.body).unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(text.contains(&format!("hostmedic approve {id}")), "{text}");
     sw.remediated(); // the remediation for S4 by default is the notification
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -243,7 +246,10 @@ actions = [{{ type = "notify", channel = "telegram", message = "{{{{ annotations
         })
         .await;
     sw.remediated();
-    let text = note.json()["text"].as_str().unwrap().to_string();
+    let text = serde_json::from_str::<serde_json::Value>(&note.body).unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(text.contains("3 processes match the watch worker"), "{text}");
     assert!(text.contains("between 1 and 1"), "expected range: {text}");
     let acts = st.actions("worker-count");

@@ -27,12 +27,6 @@ pub fn build(cfg: &Config) -> Result<Vec<Arc<dyn Collector>>, ConfigError> {
     if cfg.hwmon.enabled {
         v.push(Arc::new(hwmon::HwmonCollector::new(&cfg.global.sysfs_root)));
     }
-    if cfg.git_lfs.enabled {
-        v.push(Arc::new(git_lfs::GitLfsCollector::new(&cfg.git_lfs)));
-    }
-    if cfg.paths.enabled {
-        v.push(Arc::new(paths::PathsCollector::new(&cfg.paths)));
-    }
     if cfg.processes.enabled {
         v.push(Arc::new(processes::ProcessesCollector::new(
             &cfg.processes,

@@ -1,18 +1,10 @@
-//! A local HTTP server on 127.0.0.1:0 that plays ntfy / Telegram / a webhook
-//! receiver: it records every request (method, path, headers, body) and
-//! answers from a script of responses (then 200 `{"ok":true}`).
-//! (Union of the receiver's and the actions' sinks: `start()` answers 200
-//! always, `scripted(..)` plays a script first.)
-#![allow(dead_code)]
+//! A local HTTP server that records every request it gets (method, path,
+//! headers, body) and answers 200: plays ntfy/Telegram/webhook receivers.
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
 #[derive(Debug, Clone)]
@@ -30,79 +22,52 @@ impl Recorded {
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
-
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
-    }
-}
-
-#[derive(Default)]
-struct State {
-    requests: Vec<Recorded>,
-    script: VecDeque<(u16, String)>,
 }
 
 pub struct Sink {
-    pub addr: SocketAddr,
-    state: Arc<Mutex<State>>,
+    pub addr: std::net::SocketAddr,
+    pub requests: Arc<Mutex<Vec<Recorded>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Sink {
-    /// Starts a sink that answers every request 200 `{"ok":true}`.
     pub async fn start() -> Sink {
-        Sink::scripted(&[]).await
-    }
-
-    /// Starts a sink answering `script` in order, then 200 `{"ok":true}`.
-    pub async fn scripted(script: &[(u16, &str)]) -> Sink {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = Arc::new(Mutex::new(State {
-            requests: Vec::new(),
-            script: script.iter().map(|(s, b)| (*s, b.to_string())).collect(),
-        }));
-        let st = state.clone();
+        let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let reqs = requests.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
-                    return;
+                    continue;
                 };
-                let st = st.clone();
+                let reqs = reqs.clone();
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let st = st.clone();
+                    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let reqs = reqs.clone();
                         async move {
                             let method = req.method().to_string();
                             let path = req.uri().to_string();
                             let headers = req
                                 .headers()
                                 .iter()
-                                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
                                 .collect();
                             let body = req
                                 .into_body()
                                 .collect()
                                 .await
-                                .map(|b| b.to_bytes().to_vec())
+                                .map(|c| c.to_bytes())
                                 .unwrap_or_default();
-                            let (status, text) = {
-                                let mut s = st.lock().unwrap();
-                                s.requests.push(Recorded {
-                                    method,
-                                    path,
-                                    headers,
-                                    body: String::from_utf8_lossy(&body).into_owned(),
-                                });
-                                s.script.pop_front().unwrap_or((200, "{\"ok\":true}".to_string()))
-                            };
-                            Ok::<_, std::convert::Infallible>(
-                                Response::builder()
-                                    .status(status)
-                                    .header("content-type", "application/json")
-                                    .body(Full::new(Bytes::from(text)))
-                                    .unwrap(),
-                            )
+                            reqs.lock().unwrap().push(Recorded {
+                                method,
+                                path,
+                                headers,
+                                body: String::from_utf8_lossy(&body).into_owned(),
+                            });
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
+                                b"{\"ok\":true}",
+                            ))))
                         }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -111,20 +76,15 @@ impl Sink {
                 });
             }
         });
-        Sink { addr, state, task }
+        Sink { addr, requests, task }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
-    /// Every request so far, in arrival order.
     pub fn all(&self) -> Vec<Recorded> {
-        self.state.lock().unwrap().requests.clone()
-    }
-
-    pub fn requests(&self) -> Vec<Recorded> {
-        self.all()
+        self.requests.lock().unwrap().clone()
     }
 }
 
