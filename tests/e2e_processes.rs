@@ -231,7 +231,7 @@ actions = [{{ type = "notify", channel = "telegram", message = "{{{{ annotations
     st.start_monitoring(Duration::from_secs(2), &[]).await;
     st.wait_query(
         Duration::from_secs(30),
-        "hostmedic_process_watch_count{watch=\"worker\"}",
+        "hostmedic_process_watch_processes{watch=\"worker\"}",
         |v| v == 1.0,
     )
     .await;
