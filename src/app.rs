@@ -12,6 +12,8 @@ pub struct App {
     pub config: Config,
     pub runner: Runner,
     pub started: SystemTime,
+    /// The webhook receiver / remediation engine (`receiver.enabled`).
+    pub receiver: Option<Arc<crate::receiver::Receiver>>,
 }
 
 impl App {
@@ -19,11 +21,26 @@ impl App {
     pub fn new(config: Config) -> Result<Arc<App>, ConfigError> {
         let collectors = crate::collectors::build(&config)?;
         let runner = Runner::new(collectors, config.global.collector_timeout);
+        let receiver = if config.receiver.enabled {
+            Some(crate::receiver::Receiver::new(&config)?)
+        } else {
+            None
+        };
         Ok(Arc::new(App {
             config,
             runner,
             started: SystemTime::now(),
+            receiver,
         }))
+    }
+
+    /// Starts background work: collectors' and the receiver's (checkpoints,
+    /// status file, pruning). Everything returns when `shutdown` is cancelled.
+    pub fn spawn_background(&self, shutdown: &tokio_util::sync::CancellationToken) {
+        self.runner.spawn_background(shutdown);
+        if let Some(r) = &self.receiver {
+            tokio::spawn(r.clone().background(shutdown.clone()));
+        }
     }
 
     /// One full scrape: every collector plus hostmedic's own metrics.
@@ -42,6 +59,9 @@ impl App {
             &[],
             started.as_secs_f64(),
         );
+        if let Some(r) = &self.receiver {
+            r.metrics.write(&mut set, &r.holds());
+        }
         set
     }
 

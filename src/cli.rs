@@ -55,6 +55,39 @@ pub enum Command {
     },
     /// Run one collection and print it to stdout in the Prometheus text format.
     Collect,
+    /// Render the incident journal (`receiver.journal_path`) as markdown or JSON.
+    Incidents {
+        /// Only entries newer than a duration ago (`2h`, `7d`) or an RFC 3339 timestamp.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, value_enum, default_value_t = IncidentFormat::Md)]
+        format: IncidentFormat,
+        /// Journal file (defaults to `receiver.journal_path`).
+        #[arg(long)]
+        journal: Option<PathBuf>,
+    },
+    /// Approve a pending notify-only remediation on the running hostmedic.
+    Approve {
+        /// The action id from the notification or the journal (e.g. `a42`).
+        id: String,
+        /// Base URL of the running hostmedic (default: from `web.listen_address`).
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Clear the hold on a target (after its remediation budget was spent).
+    ClearHold {
+        /// Target key as in the journal/status, e.g. `systemd:system:worker.service`.
+        target: String,
+        /// Base URL of the running hostmedic (default: from `web.listen_address`).
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum IncidentFormat {
+    Md,
+    Json,
 }
 
 fn init_logging(cli: &Cli) -> anyhow::Result<()> {
@@ -105,6 +138,34 @@ pub fn main() -> anyhow::Result<std::process::ExitCode> {
             })?;
             Ok(std::process::ExitCode::SUCCESS)
         }
+        Some(Command::Incidents { since, format, journal }) => {
+            let cfg = load(&cli)?;
+            let path = journal.clone().unwrap_or(cfg.receiver.journal_path.clone());
+            let since = since
+                .as_deref()
+                .map(|s| crate::receiver::incidents::parse_since(s, crate::receiver::engine::now()))
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let (entries, warnings) = crate::receiver::incidents::load(&path, since)?;
+            match format {
+                IncidentFormat::Md => print!(
+                    "{}",
+                    crate::receiver::incidents::markdown(&entries, &path.display().to_string(), since, warnings)
+                ),
+                IncidentFormat::Json => println!("{}", serde_json::to_string_pretty(&entries)?),
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Some(Command::Approve { id, url }) => {
+            let cfg = load(&cli)?;
+            let path = format!("/api/v1/actions/{}/approve", crate::receiver::percent_encode(id));
+            control(&cfg, url.as_deref(), &path)
+        }
+        Some(Command::ClearHold { target, url }) => {
+            let cfg = load(&cli)?;
+            let path = format!("/api/v1/holds/{}/clear", crate::receiver::percent_encode(target));
+            control(&cfg, url.as_deref(), &path)
+        }
         None | Some(Command::Serve) => {
             let cfg = load(&cli)?;
             runtime()?.block_on(serve(cfg))?;
@@ -121,6 +182,42 @@ fn load(cli: &Cli) -> anyhow::Result<Config> {
     Ok(cfg)
 }
 
+/// POSTs to a control endpoint of the running hostmedic with the configured
+/// credentials; prints the answer.
+fn control(cfg: &Config, url: Option<&str>, path: &str) -> anyhow::Result<std::process::ExitCode> {
+    let base = match url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => {
+            let mut a = cfg.web.listen_address;
+            if a.ip().is_unspecified() {
+                a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{a}")
+        }
+    };
+    let auth = crate::receiver::auth::Auth::load(&cfg.receiver)?;
+    let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    let rt = runtime()?;
+    let (status, body) = rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()?;
+        let mut req = client.post(format!("{base}{path}")).header("x-hostmedic-actor", actor);
+        if let Some(h) = auth.header_value() {
+            req = req.header(reqwest::header::AUTHORIZATION, h);
+        }
+        let r = req.send().await?;
+        anyhow::Ok((r.status(), r.text().await.unwrap_or_default()))
+    })?;
+    print!("{body}");
+    if status.is_success() {
+        Ok(std::process::ExitCode::SUCCESS)
+    } else {
+        eprintln!("hostmedic answered {status}");
+        Ok(std::process::ExitCode::FAILURE)
+    }
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -131,13 +228,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// `hostmedic serve`: bind, start background work, serve until SIGTERM/SIGINT.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let addr = cfg.web.listen_address;
+    crate::receiver::check_listen(&cfg.receiver, addr)?;
     let app = App::new(cfg)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr().context("reading the bound address")?;
     let shutdown = CancellationToken::new();
-    app.runner.spawn_background(&shutdown);
+    app.spawn_background(&shutdown);
     tokio::spawn(signal_shutdown(shutdown.clone()));
     tracing::info!(address = %local, version = env!("CARGO_PKG_VERSION"), "listening");
     crate::server::run(listener, app, shutdown).await

@@ -1,12 +1,14 @@
 //! The configuration file: its schema, the embedded default, and the one place
 //! where it is validated (every error names the offending key).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::actions;
 use crate::collectors;
 
 /// The default configuration compiled into the binary. It works on any host:
@@ -41,6 +43,15 @@ pub struct Config {
     pub global: GlobalConfig,
     pub host: collectors::host::Config,
     pub hwmon: collectors::hwmon::Config,
+    pub docker: collectors::docker::Config,
+    /// `[notify.<name>]`: notification channels used by `notify` actions.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub notify: BTreeMap<String, actions::NotifyChannel>,
+    /// `[receiver]`: the Alertmanager webhook and the remediation engine.
+    pub receiver: crate::receiver::config::ReceiverConfig,
+    /// `[[remediation]]`: routing rules (alert → actions).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remediation: Vec<crate::receiver::config::RuleConfig>,
 }
 
 /// `[web]`: the HTTP listener.
@@ -118,6 +129,10 @@ impl Config {
         }
         self.host.validate("host")?;
         self.hwmon.validate("hwmon")?;
+        self.docker.validate("docker")?;
+        actions::notify::validate_channels(&self.notify)?;
+        self.receiver.validate(&self.notify)?;
+        crate::receiver::config::validate_rules(&self.remediation, &self.notify)?;
         Ok(())
     }
 

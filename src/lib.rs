@@ -8,14 +8,20 @@
 //! - [`server`]: hyper 1.x HTTP server, `run(listener, app, shutdown)`.
 //! - [`collector`]: the `Collector` trait and the concurrent scrape runner.
 //! - [`collectors`]: one file per collector (host, hwmon, …).
+//! - [`docker`]: Docker Engine connection and container operations shared by
+//!   the docker collector and the remediation actions.
 //! - [`metrics`]: per-scrape snapshot and its OpenMetrics/classic encodings.
+//! - [`receiver`]: Alertmanager webhook receiver and remediation engine.
 
+pub mod actions;
 pub mod app;
 pub mod cli;
 pub mod collector;
 pub mod collectors;
 pub mod config;
+pub mod docker;
 pub mod metrics;
+pub mod receiver;
 pub mod server;
 
 /// Installs rustls' `ring` crypto provider as the process default (reqwest is

@@ -94,6 +94,9 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: CancellationTok
 
 async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
+    if let Some(rx) = app.receiver.as_ref().filter(|r| r.owns(&path)) {
+        return rx.handle(req).await;
+    }
     let get_only = |req: &Request<Incoming>| matches!(*req.method(), Method::GET | Method::HEAD);
     match path.as_str() {
         "/metrics" => {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::collector::Collector;
 use crate::config::{Config, ConfigError};
 
+pub mod docker;
 pub mod host;
 pub mod hwmon;
 
@@ -19,6 +20,9 @@ pub fn build(cfg: &Config) -> Result<Vec<Arc<dyn Collector>>, ConfigError> {
     }
     if cfg.hwmon.enabled {
         v.push(Arc::new(hwmon::HwmonCollector::new(&cfg.global.sysfs_root)));
+    }
+    if cfg.docker.enabled {
+        v.push(Arc::new(docker::DockerCollector::new(&cfg.docker)?));
     }
     Ok(v)
 }

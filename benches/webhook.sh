@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Webhook accept latency under load: a release hostmedic with the receiver
+# enabled (bearer auth, one matching dry-run rule, journal fsync'd per
+# request) on 127.0.0.1, loaded by wrk with benches/webhook.lua at ~500
+# alerts/s (1 alert per request, then 10 alerts per request at ~50 req/s).
+# The journal sits on the disk under target/ (real fsync); set JOURNAL_DIR=/dev/shm
+# to see the cost without the disk. Usage: benches/webhook.sh [duration, default 30s]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-30s}
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
+cargo build --release --bin hostmedic >&2
+BASE=${JOURNAL_DIR:-$PWD/target}
+DIR=$(mktemp -d -p "$BASE" hostmedic-webhook-bench.XXXXXX)
+TOKEN=bench-token-0123456789
+printf '%s\n' "$TOKEN" >"$DIR/token"
+cat >"$DIR/hostmedic.toml" <<TOML
+[host]
+enabled = false
+[hwmon]
+enabled = false
+[receiver]
+enabled = true
+bearer_token_file = "$DIR/token"
+journal_path = "$DIR/journal.jsonl"
+state_path = "$DIR/state.json"
+status_path = "$DIR/status.json"
+[[remediation]]
+name = "bench"
+alertname = "BenchAlert"
+mode = "dry-run"
+actions = [{ type = "exec", argv = ["/bin/true", "{{ labels.instance }}"] }]
+TOML
+target/release/hostmedic --config "$DIR/hostmedic.toml" --web.listen-address 127.0.0.1:0 --log.level warn,hostmedic=info serve 2>"$DIR/hostmedic.log" &
+PID=$!
+trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DIR"' EXIT
+for _ in $(seq 100); do
+  ADDR=$(grep -o 'address=[0-9.:]*' "$DIR/hostmedic.log" | head -1 | cut -d= -f2 || true)
+  [ -n "$ADDR" ] && break
+  sleep 0.1
+done
+[ -n "$ADDR" ] || { cat "$DIR/hostmedic.log"; exit 1; }
+echo "hostmedic pid $PID on $ADDR, journal in $DIR ($(df -T "$DIR" | awk 'NR==2{print $2}'))"
+URL="http://$ADDR/api/v1/alerts"
+echo "== 1 alert/request, 10 connections, 19 ms pause per connection (~500 req/s = ~500 alerts/s)"
+wrk -t2 -c10 -d"$DURATION" --latency -s benches/webhook.lua "$URL" -- 1 19 "$TOKEN"
+echo "== 10 alerts/request, 10 connections, 190 ms pause per connection (~50 req/s = ~500 alerts/s)"
+wrk -t2 -c10 -d"$DURATION" --latency -s benches/webhook.lua "$URL" -- 10 190 "$TOKEN"
+echo "journal lines written: $(wc -l <"$DIR/journal.jsonl")"
+grep -c '"result":"dry_run"' "$DIR/journal.jsonl" | sed 's/^/dry-run action results: /'

@@ -1,0 +1,415 @@
+//! `docker` collector: per-container state, health, restarts, OOM kills, exit
+//! codes, restart policy, timestamps and memory, read from the Docker Engine
+//! API at scrape time (scenario S8: an unhealthy, restart-looping, OOM-killed
+//! container).
+//!
+//! One scrape = one `GET /containers/json?all=1`, then per kept container one
+//! inspect and, for running ones, one one-shot stats request
+//! (`stream=false&one-shot=true`, which skips the engine's 1 s CPU sample),
+//! all concurrently with a bound and under the per-request timeout. Nothing
+//! is cached between scrapes except the connection; after any engine error
+//! the connection is dropped and re-negotiated next scrape, so an engine that
+//! was stopped, upgraded or restarted is picked up again.
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::collector::{CollectError, Collector};
+use crate::config::{ConfigError, compile_regex};
+use crate::docker::{
+    COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL, Connection, ContainerStatus, DockerError, HEALTHS, STATES,
+};
+use crate::metrics::MetricSet;
+
+/// `[docker]` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub enabled: bool,
+    /// Engine address (`unix:///path`, `tcp://host:port`). Empty: `DOCKER_HOST`
+    /// when set, else `unix:///var/run/docker.sock`.
+    pub host: String,
+    /// Only containers whose name (no leading slash) matches this regex; empty
+    /// keeps all.
+    pub include: String,
+    /// Containers whose name matches this regex are left out; empty drops none.
+    pub exclude: String,
+    /// Deadline of each engine request (list, inspect, stats). Whole seconds,
+    /// at least 1 s; keep it below `global.collector_timeout`.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// How many containers are inspected at the same time.
+    pub concurrency: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            enabled: true,
+            host: String::new(),
+            include: String::new(),
+            exclude: String::new(),
+            timeout: Duration::from_secs(3),
+            concurrency: 16,
+        }
+    }
+}
+
+impl Config {
+    pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        if !self.host.is_empty() {
+            crate::docker::check_host(&self.host).map_err(|e| ConfigError::invalid(format!("{key}.host"), e))?;
+        }
+        compile_regex(&format!("{key}.include"), &self.include)?;
+        compile_regex(&format!("{key}.exclude"), &self.exclude)?;
+        if self.timeout < Duration::from_secs(1) || self.timeout.subsec_nanos() != 0 {
+            return Err(ConfigError::invalid(
+                format!("{key}.timeout"),
+                "must be a whole number of seconds, at least 1s",
+            ));
+        }
+        if self.concurrency == 0 {
+            return Err(ConfigError::invalid(format!("{key}.concurrency"), "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+pub struct DockerCollector {
+    cfg: Config,
+    include: Option<regex::Regex>,
+    exclude: Option<regex::Regex>,
+    conn: Mutex<Option<Connection>>,
+}
+
+/// One container as read this scrape.
+struct Sample {
+    status: ContainerStatus,
+    memory_usage: Option<u64>,
+}
+
+const STATE: &str = "hostmedic_docker_container_state";
+const HEALTH: &str = "hostmedic_docker_container_health";
+
+impl DockerCollector {
+    pub fn new(cfg: &Config) -> Result<Self, ConfigError> {
+        let opt = |key: &str, re: &str| -> Result<Option<regex::Regex>, ConfigError> {
+            if re.is_empty() {
+                Ok(None)
+            } else {
+                compile_regex(key, re).map(Some)
+            }
+        };
+        Ok(DockerCollector {
+            include: opt("docker.include", &cfg.include)?,
+            exclude: opt("docker.exclude", &cfg.exclude)?,
+            cfg: cfg.clone(),
+            conn: Mutex::new(None),
+        })
+    }
+
+    /// Whether a container name passes the include/exclude filters.
+    pub fn keeps(&self, name: &str) -> bool {
+        self.include.as_ref().is_none_or(|re| re.is_match(name))
+            && !self.exclude.as_ref().is_some_and(|re| re.is_match(name))
+    }
+
+    async fn connection(&self) -> Result<Connection, DockerError> {
+        if let Some(c) = self.conn.lock().expect("docker connection lock").clone() {
+            return Ok(c);
+        }
+        let c = crate::docker::connect(&self.cfg).await?;
+        *self.conn.lock().expect("docker connection lock") = Some(c.clone());
+        Ok(c)
+    }
+
+    fn forget_connection(&self) {
+        *self.conn.lock().expect("docker connection lock") = None;
+    }
+
+    /// Lists, filters and reads every container.
+    async fn read(&self, conn: &Connection) -> Result<Vec<Sample>, DockerError> {
+        let opts = bollard::query_parameters::ListContainersOptions {
+            all: true,
+            ..Default::default()
+        };
+        let list = tokio::time::timeout(conn.timeout(), conn.docker.list_containers(Some(opts)))
+            .await
+            .map_err(|_| DockerError::Timeout {
+                host: conn.host.clone(),
+                what: "container list".into(),
+                timeout: conn.timeout(),
+            })?
+            .map_err(|e| DockerError::Engine {
+                host: conn.host.clone(),
+                what: "container list".into(),
+                source: e,
+            })?;
+        let ids: Vec<String> = list
+            .into_iter()
+            .filter(|c| {
+                // A linked container also carries names like /other/alias;
+                // its own name is the one with a single slash.
+                let names = c.names.as_deref().unwrap_or_default();
+                let name = names
+                    .iter()
+                    .find(|n| n.matches('/').count() == 1)
+                    .or(names.first())
+                    .map(|n| n.trim_start_matches('/'))
+                    .unwrap_or_default();
+                self.keeps(name)
+            })
+            .filter_map(|c| c.id)
+            .collect();
+
+        let results: Vec<Result<Option<Sample>, DockerError>> = futures::stream::iter(ids)
+            .map(|id| async move {
+                let status = match conn.inspect(&id).await {
+                    Ok(s) => s,
+                    // Removed between list and inspect.
+                    Err(DockerError::NotFound(_)) => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                let memory_usage = if status.state == "running" || status.state == "paused" {
+                    match conn.memory_usage(&id).await {
+                        Ok(m) => m,
+                        Err(e) => {
+                            // The series is left out; the rest of the container's
+                            // state is still worth exporting.
+                            tracing::debug!(container = %status.name, error = %e, "no memory stats");
+                            None
+                        }
+                    }
+                } else {
+                    None
+                };
+                Ok(Some(Sample { status, memory_usage }))
+            })
+            .buffer_unordered(self.cfg.concurrency)
+            .collect()
+            .await;
+        let mut out = Vec::with_capacity(results.len());
+        for r in results {
+            if let Some(s) = r? {
+                out.push(s);
+            }
+        }
+        out.sort_by(|a, b| a.status.name.cmp(&b.status.name));
+        Ok(out)
+    }
+}
+
+fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// Writes the metrics of docs/metrics.md (docker section) for `samples`.
+fn write(out: &mut MetricSet, conn: &Connection, samples: &[Sample]) {
+    out.gauge(
+        "hostmedic_docker_info",
+        "Docker Engine version and maximum API version; always 1.",
+        &[("version", &conn.version), ("api_version", &conn.api_version)],
+        1.0,
+    );
+    for s in samples {
+        let st = &s.status;
+        let c = st.name.as_str();
+        out.gauge(
+            "hostmedic_docker_container_info",
+            "Container identity; always 1. compose_* are empty outside Docker Compose.",
+            &[
+                ("container", c),
+                ("id", &st.id),
+                ("image", &st.image),
+                ("compose_project", st.label(COMPOSE_PROJECT_LABEL)),
+                ("compose_service", st.label(COMPOSE_SERVICE_LABEL)),
+            ],
+            1.0,
+        );
+        for state in STATES {
+            out.gauge(
+                STATE,
+                "Container state, one-hot: exactly one state is 1.",
+                &[("container", c), ("state", state)],
+                f64::from(u8::from(st.state == state)),
+            );
+        }
+        for health in HEALTHS {
+            out.gauge(
+                HEALTH,
+                "Container health, one-hot: none = no health check (not the same as unhealthy).",
+                &[("container", c), ("health", health)],
+                f64::from(u8::from(st.health == health)),
+            );
+        }
+        if let Some(streak) = st.failing_streak {
+            out.gauge(
+                "hostmedic_docker_container_health_failing_streak",
+                "Consecutive failed health checks as reported by the engine (only for containers with a health check).",
+                &[("container", c)],
+                streak as f64,
+            );
+        }
+        out.counter(
+            "hostmedic_docker_container_restarts",
+            "Times the engine restarted the container under its restart policy (RestartCount; the engine resets it when the container is started by hand).",
+            &[("container", c)],
+            st.restart_count as f64,
+        );
+        out.gauge(
+            "hostmedic_docker_container_oom_killed",
+            "1 when the container's last exit was an OOM kill.",
+            &[("container", c)],
+            f64::from(u8::from(st.oom_killed)),
+        );
+        out.gauge(
+            "hostmedic_docker_container_exit_code",
+            "Exit code of the container's last run (137 = SIGKILL, e.g. OOM kill; 0 while it never exited).",
+            &[("container", c)],
+            st.exit_code as f64,
+        );
+        out.gauge(
+            "hostmedic_docker_container_restart_policy",
+            "The container's restart policy (no, always, unless-stopped, on-failure); always 1.",
+            &[("container", c), ("policy", &st.restart_policy)],
+            1.0,
+        );
+        if let Some(t) = st.started_at {
+            out.gauge(
+                "hostmedic_docker_container_started_timestamp_seconds",
+                "Unix time the container last started (absent if it never started).",
+                &[("container", c)],
+                unix_seconds(t),
+            );
+        }
+        if let Some(t) = st.finished_at {
+            out.gauge(
+                "hostmedic_docker_container_finished_timestamp_seconds",
+                "Unix time the container last exited (absent if it never exited).",
+                &[("container", c)],
+                unix_seconds(t),
+            );
+        }
+        if let Some(m) = s.memory_usage {
+            out.gauge(
+                "hostmedic_docker_container_memory_usage_bytes",
+                "Memory in use as docker stats shows it (usage minus inactive file cache), read at scrape time from one-shot stats (stream=false, one-shot=true), not cached; running containers only.",
+                &[("container", c)],
+                m as f64,
+            );
+        }
+        if let Some(m) = st.memory_limit {
+            out.gauge(
+                "hostmedic_docker_container_memory_limit_bytes",
+                "The container's memory limit (--memory); absent when unlimited.",
+                &[("container", c)],
+                m as f64,
+            );
+        }
+    }
+}
+
+#[async_trait]
+impl Collector for DockerCollector {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    async fn collect(&self, out: &mut MetricSet) -> Result<(), CollectError> {
+        let to_collect_error = |e: DockerError| {
+            if e.is_absent() {
+                CollectError::Unavailable(e.to_string())
+            } else {
+                CollectError::Failed(e.to_string())
+            }
+        };
+        let conn = self.connection().await.map_err(to_collect_error)?;
+        match self.read(&conn).await {
+            Ok(samples) => {
+                write(out, &conn, &samples);
+                Ok(())
+            }
+            Err(e) => {
+                // Reconnect (and renegotiate) next scrape.
+                self.forget_connection();
+                // A socket that disappeared means the engine is gone, not broken.
+                let gone = conn
+                    .host
+                    .strip_prefix("unix://")
+                    .is_some_and(|p| !std::path::Path::new(p).exists());
+                if gone {
+                    Err(CollectError::Unavailable(format!(
+                        "no Docker engine socket at {}",
+                        conn.host
+                    )))
+                } else {
+                    Err(to_collect_error(e))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_apply_to_names() {
+        let cfg = Config {
+            include: "^app-".into(),
+            exclude: "-debug$".into(),
+            ..Config::default()
+        };
+        let c = DockerCollector::new(&cfg).unwrap();
+        assert!(c.keeps("app-web"));
+        assert!(!c.keeps("app-web-debug"));
+        assert!(!c.keeps("db"));
+        let all = DockerCollector::new(&Config::default()).unwrap();
+        assert!(all.keeps("anything"));
+    }
+
+    #[test]
+    fn config_errors_name_the_key() {
+        let bad = |text: &str| crate::config::Config::parse(text, "t").unwrap_err().to_string();
+        assert!(bad("[docker]\ninclude = \"(\"\n").contains("docker.include"));
+        assert!(bad("[docker]\ntimeout = \"500ms\"\n").contains("docker.timeout"));
+        assert!(bad("[docker]\nhost = \"ssh://x\"\n").contains("docker.host"));
+        assert!(bad("[docker]\nconcurrency = 0\n").contains("docker.concurrency"));
+        assert!(bad("[docker]\nsocket = \"/x\"\n").contains("socket"));
+    }
+
+    #[tokio::test]
+    async fn absent_socket_is_unavailable_not_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            host: format!("unix://{}/docker.sock", dir.path().display()),
+            ..Config::default()
+        };
+        let c = DockerCollector::new(&cfg).unwrap();
+        let err = c.collect(&mut MetricSet::new()).await.unwrap_err();
+        assert!(matches!(err, CollectError::Unavailable(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn socket_without_engine_is_failed() {
+        // A socket file nobody answers on: a crashed engine leaves one behind.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("docker.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        drop(listener);
+        let cfg = Config {
+            host: format!("unix://{}", path.display()),
+            ..Config::default()
+        };
+        let c = DockerCollector::new(&cfg).unwrap();
+        let err = c.collect(&mut MetricSet::new()).await.unwrap_err();
+        assert!(matches!(err, CollectError::Failed(_)), "{err}");
+    }
+}

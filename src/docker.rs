@@ -1,0 +1,494 @@
+//! Docker Engine access shared by the `docker` collector and the remediation
+//! actions: one way to connect (configured host, else `DOCKER_HOST`, else the
+//! local socket; API version negotiated down to what the engine speaks, e.g.
+//! 1.41 on Debian 12; every request under a timeout) and the few container
+//! operations hostmedic needs, each returning a typed [`DockerError`].
+//!
+//! Every helper takes a connected [`Docker`] from [`connect`] and applies the
+//! client's own timeout ([`Docker::timeout`]) as a hard deadline, so a hung
+//! engine never hangs a scrape or an action.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use bollard::Docker;
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerInspectResponse, ContainerStateStatusEnum, ContainerUpdateBody, HealthStatusEnum, RestartPolicy,
+    RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    InspectContainerOptions, RestartContainerOptions, StartContainerOptions, StatsOptions, StopContainerOptions,
+};
+use futures::StreamExt;
+
+/// The engine address used when neither the configuration nor `DOCKER_HOST`
+/// names one.
+pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
+/// Compose's labels, exported on `hostmedic_docker_container_info`.
+pub const COMPOSE_PROJECT_LABEL: &str = "com.docker.compose.project";
+pub const COMPOSE_SERVICE_LABEL: &str = "com.docker.compose.service";
+
+/// Why talking to the engine failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    /// The unix socket does not exist: no engine on this host (or it is stopped
+    /// and removed its socket).
+    #[error("no Docker engine socket at {0}")]
+    SocketAbsent(String),
+    /// The host string is not `unix://`, `tcp://` or `http://`.
+    #[error("unsupported Docker host {0:?} (use unix://, tcp:// or http://)")]
+    BadHost(String),
+    /// The engine did not answer within the client's timeout.
+    #[error("Docker engine at {host} did not answer {what} within {timeout:?}")]
+    Timeout {
+        host: String,
+        what: String,
+        timeout: Duration,
+    },
+    /// The container does not exist (HTTP 404).
+    #[error("container {0} not found")]
+    NotFound(String),
+    /// A caller passed a value the engine would not accept.
+    #[error("{0}")]
+    Invalid(String),
+    /// Any other engine or transport error.
+    #[error("Docker engine at {host}, {what}: {source}")]
+    Engine {
+        host: String,
+        what: String,
+        #[source]
+        source: BollardError,
+    },
+}
+
+impl DockerError {
+    /// True when no engine is there at all (socket missing), as opposed to an
+    /// engine that exists but fails.
+    pub fn is_absent(&self) -> bool {
+        matches!(self, DockerError::SocketAbsent(_))
+    }
+}
+
+/// The engine address to use: `configured` when non-empty, else `DOCKER_HOST`
+/// when set, else [`DEFAULT_HOST`].
+pub fn resolve_host(configured: &str) -> String {
+    if !configured.is_empty() {
+        return configured.to_string();
+    }
+    match std::env::var("DOCKER_HOST") {
+        Ok(h) if !h.is_empty() => h,
+        _ => DEFAULT_HOST.to_string(),
+    }
+}
+
+/// Checks the scheme of a host string (used by config validation too).
+pub fn check_host(host: &str) -> Result<(), DockerError> {
+    if host.starts_with("unix://") || host.starts_with("tcp://") || host.starts_with("http://") {
+        Ok(())
+    } else {
+        Err(DockerError::BadHost(host.to_string()))
+    }
+}
+
+/// A connected, version-negotiated client plus what the engine said about
+/// itself.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub docker: Docker,
+    /// The address actually used.
+    pub host: String,
+    /// Engine version (`/version` `Version`), e.g. `20.10.24+dfsg1`.
+    pub version: String,
+    /// The engine's maximum API version, e.g. `1.41`.
+    pub api_version: String,
+}
+
+/// Connects to the `[docker]` section's engine (see [`connect_to`]).
+pub async fn connect(cfg: &crate::collectors::docker::Config) -> Result<Connection, DockerError> {
+    connect_to(&resolve_host(&cfg.host), cfg.timeout).await
+}
+
+/// Connects to `host` (`unix:///path`, `tcp://h:p` or `http://h:p`), asks the
+/// engine for its version and negotiates the API version down to it. Every
+/// later request made through the returned client has `timeout` as its
+/// deadline (bollard counts whole seconds, so it is rounded up to at least 1 s).
+pub async fn connect_to(host: &str, timeout: Duration) -> Result<Connection, DockerError> {
+    check_host(host)?;
+    let secs = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
+    let secs = secs.max(1);
+    let docker = if let Some(path) = host.strip_prefix("unix://") {
+        if !Path::new(path).exists() {
+            return Err(DockerError::SocketAbsent(path.to_string()));
+        }
+        Docker::connect_with_unix(host, secs, bollard::API_DEFAULT_VERSION)
+    } else {
+        Docker::connect_with_http(host, secs, bollard::API_DEFAULT_VERSION)
+    };
+    let docker = docker.map_err(|e| engine_err(host, "connecting", e))?;
+    let docker = deadline(host, "version negotiation", timeout, docker.negotiate_version()).await?;
+    let v = deadline(host, "/version", timeout, docker.version()).await?;
+    Ok(Connection {
+        host: host.to_string(),
+        version: v.version.unwrap_or_default(),
+        api_version: v.api_version.unwrap_or_default(),
+        docker,
+    })
+}
+
+fn engine_err(host: &str, what: &str, e: BollardError) -> DockerError {
+    match e {
+        BollardError::SocketNotFoundError(p) => DockerError::SocketAbsent(p),
+        BollardError::DockerResponseServerError { status_code: 404, .. } => DockerError::NotFound(what.to_string()),
+        BollardError::RequestTimeoutError => DockerError::Timeout {
+            host: host.to_string(),
+            what: what.to_string(),
+            timeout: Duration::ZERO,
+        },
+        source => DockerError::Engine {
+            host: host.to_string(),
+            what: what.to_string(),
+            source,
+        },
+    }
+}
+
+/// Runs one engine request under `timeout`, mapping both kinds of failure.
+async fn deadline<T>(
+    host: &str,
+    what: &str,
+    timeout: Duration,
+    fut: impl Future<Output = Result<T, BollardError>>,
+) -> Result<T, DockerError> {
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(BollardError::RequestTimeoutError)) | Err(_) => Err(DockerError::Timeout {
+            host: host.to_string(),
+            what: what.to_string(),
+            timeout,
+        }),
+        Ok(Err(e)) => Err(engine_err(host, what, e)),
+    }
+}
+
+impl Connection {
+    /// The per-request deadline configured at connect time.
+    pub fn timeout(&self) -> Duration {
+        self.docker.timeout()
+    }
+
+    async fn run<T>(&self, what: String, fut: impl Future<Output = Result<T, BollardError>>) -> Result<T, DockerError> {
+        match deadline(&self.host, &what, self.timeout(), fut).await {
+            // A 404 names the container, not the request.
+            Err(DockerError::NotFound(_)) => Err(DockerError::NotFound(what)),
+            other => other,
+        }
+    }
+
+    /// Restarts a container (`POST /containers/{name}/restart`); `stop_timeout`
+    /// is how long the engine waits after SIGTERM before SIGKILL (engine default
+    /// when `None`). The request deadline is extended by `stop_timeout`.
+    pub async fn restart_container(&self, name: &str, stop_timeout: Option<Duration>) -> Result<(), DockerError> {
+        let opts = RestartContainerOptions {
+            t: stop_timeout.map(|d| d.as_secs().min(i32::MAX as u64) as i32),
+            signal: None,
+        };
+        let fut = self.docker.restart_container(name, Some(opts));
+        self.with_extra(name, "restart", stop_timeout, fut).await
+    }
+
+    /// Stops a container (`POST /containers/{name}/stop`); see
+    /// [`Connection::restart_container`] for `stop_timeout`. Stopping an
+    /// already stopped container succeeds.
+    pub async fn stop_container(&self, name: &str, stop_timeout: Option<Duration>) -> Result<(), DockerError> {
+        let opts = StopContainerOptions {
+            t: stop_timeout.map(|d| d.as_secs().min(i32::MAX as u64) as i32),
+            signal: None,
+        };
+        let fut = self.docker.stop_container(name, Some(opts));
+        self.with_extra(name, "stop", stop_timeout, fut).await
+    }
+
+    async fn with_extra(
+        &self,
+        name: &str,
+        verb: &str,
+        extra: Option<Duration>,
+        fut: impl Future<Output = Result<(), BollardError>>,
+    ) -> Result<(), DockerError> {
+        // The engine answers a stop/restart only after the container is down,
+        // which can take the whole stop timeout (10 s engine default).
+        let limit = self.timeout() + extra.unwrap_or(Duration::from_secs(10));
+        let what = format!("{verb} {name}");
+        match tokio::time::timeout(limit, fut).await {
+            Ok(Ok(())) => Ok(()),
+            // 304 Not Modified: already in the requested state.
+            Ok(Err(BollardError::DockerResponseServerError { status_code: 304, .. })) => Ok(()),
+            Ok(Err(BollardError::DockerResponseServerError { status_code: 404, .. })) => {
+                Err(DockerError::NotFound(name.to_string()))
+            }
+            Ok(Err(e)) => Err(engine_err(&self.host, &what, e)),
+            Err(_) => Err(DockerError::Timeout {
+                host: self.host.clone(),
+                what,
+                timeout: limit,
+            }),
+        }
+    }
+
+    /// Starts a stopped container. Starting a running one succeeds.
+    pub async fn start_container(&self, name: &str) -> Result<(), DockerError> {
+        let fut = self.docker.start_container(name, None::<StartContainerOptions>);
+        match self.run(name.to_string(), fut).await {
+            Err(DockerError::Engine {
+                source: BollardError::DockerResponseServerError { status_code: 304, .. },
+                ..
+            }) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Sets a container's restart policy (`POST /containers/{name}/update`).
+    /// `policy` is `no`, `always`, `unless-stopped` or `on-failure`;
+    /// `max_retries` only applies to `on-failure`. Use
+    /// [`Connection::disable_restart`] to stop a restart loop.
+    pub async fn set_restart_policy(
+        &self,
+        name: &str,
+        policy: &str,
+        max_retries: Option<i64>,
+    ) -> Result<(), DockerError> {
+        let pname = match policy {
+            "no" | "" => RestartPolicyNameEnum::NO,
+            "always" => RestartPolicyNameEnum::ALWAYS,
+            "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+            "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+            other => return Err(DockerError::Invalid(format!("unknown restart policy {other:?}"))),
+        };
+        let body = ContainerUpdateBody {
+            restart_policy: Some(RestartPolicy {
+                name: Some(pname),
+                maximum_retry_count: max_retries.filter(|_| policy == "on-failure"),
+            }),
+            ..Default::default()
+        };
+        self.run(name.to_string(), self.docker.update_container(name, body))
+            .await
+    }
+
+    /// Turns a container's restart policy off (`restart=no`), the remedy for a
+    /// restart loop. The running container is left as it is.
+    pub async fn disable_restart(&self, name: &str) -> Result<(), DockerError> {
+        self.set_restart_policy(name, "no", None).await
+    }
+
+    /// Inspects one container (`GET /containers/{name}/json`).
+    pub async fn inspect(&self, name: &str) -> Result<ContainerStatus, DockerError> {
+        let resp = self
+            .run(
+                name.to_string(),
+                self.docker.inspect_container(name, None::<InspectContainerOptions>),
+            )
+            .await?;
+        Ok(ContainerStatus::from_inspect(resp))
+    }
+
+    /// Current memory use of a running container from one-shot stats
+    /// (`stream=false&one-shot=true`: no 1 s CPU sample, answers at once):
+    /// usage minus inactive file cache, as `docker stats` shows it.
+    pub async fn memory_usage(&self, name: &str) -> Result<Option<u64>, DockerError> {
+        let opts = StatsOptions {
+            stream: false,
+            one_shot: true,
+        };
+        let mut stream = self.docker.stats(name, Some(opts));
+        let first = self
+            .run(format!("stats {name}"), async move { stream.next().await.transpose() })
+            .await?;
+        Ok(first.and_then(|s| s.memory_stats).and_then(|m| {
+            let usage = m.usage?;
+            let stats = m.stats.unwrap_or_default();
+            Some(working_set(usage, &stats))
+        }))
+    }
+}
+
+/// `docker stats`' memory figure: usage minus inactive file pages (cgroup v1
+/// reports `total_inactive_file`, v2 `inactive_file`).
+pub fn working_set(usage: u64, stats: &HashMap<String, u64>) -> u64 {
+    let inactive = stats
+        .get("total_inactive_file")
+        .or_else(|| stats.get("inactive_file"))
+        .copied()
+        .unwrap_or(0);
+    if inactive < usage { usage - inactive } else { usage }
+}
+
+/// Container states, in the order of the one-hot `state` label.
+pub const STATES: [&str; 7] = [
+    "created",
+    "running",
+    "restarting",
+    "paused",
+    "exited",
+    "dead",
+    "removing",
+];
+/// Health values, in the order of the one-hot `health` label; `none` means
+/// the container has no health check (distinct from `unhealthy`).
+pub const HEALTHS: [&str; 4] = ["healthy", "unhealthy", "starting", "none"];
+
+/// What hostmedic needs to know about one container, from one inspect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerStatus {
+    pub id: String,
+    /// Name without the leading slash.
+    pub name: String,
+    /// Image as the container was created with (e.g. `busybox:latest`).
+    pub image: String,
+    /// One of [`STATES`] (`stopping`, only in newer engines, reads `running`).
+    pub state: &'static str,
+    /// One of [`HEALTHS`].
+    pub health: &'static str,
+    /// Consecutive failed health checks; `None` without a health check.
+    pub failing_streak: Option<i64>,
+    pub restart_count: i64,
+    pub oom_killed: bool,
+    pub exit_code: i64,
+    /// `no`, `always`, `unless-stopped` or `on-failure`.
+    pub restart_policy: String,
+    pub started_at: Option<SystemTime>,
+    pub finished_at: Option<SystemTime>,
+    /// The memory limit in bytes; `None` when unlimited.
+    pub memory_limit: Option<u64>,
+    pub labels: HashMap<String, String>,
+}
+
+impl ContainerStatus {
+    pub fn from_inspect(r: ContainerInspectResponse) -> ContainerStatus {
+        let st = r.state.unwrap_or_default();
+        let state = match st.status {
+            Some(ContainerStateStatusEnum::CREATED) => "created",
+            Some(ContainerStateStatusEnum::RUNNING) | Some(ContainerStateStatusEnum::STOPPING) => "running",
+            Some(ContainerStateStatusEnum::PAUSED) => "paused",
+            Some(ContainerStateStatusEnum::RESTARTING) => "restarting",
+            Some(ContainerStateStatusEnum::REMOVING) => "removing",
+            Some(ContainerStateStatusEnum::EXITED) => "exited",
+            Some(ContainerStateStatusEnum::DEAD) => "dead",
+            Some(ContainerStateStatusEnum::EMPTY) | None => {
+                if st.running == Some(true) {
+                    "running"
+                } else {
+                    "created"
+                }
+            }
+        };
+        let (health, failing_streak) = match &st.health {
+            Some(h) => {
+                let s = match h.status {
+                    Some(HealthStatusEnum::HEALTHY) => "healthy",
+                    Some(HealthStatusEnum::UNHEALTHY) => "unhealthy",
+                    Some(HealthStatusEnum::STARTING) => "starting",
+                    Some(HealthStatusEnum::NONE) | Some(HealthStatusEnum::EMPTY) | None => "none",
+                };
+                (s, (s != "none").then(|| h.failing_streak.unwrap_or(0)))
+            }
+            None => ("none", None),
+        };
+        let host = r.host_config.unwrap_or_default();
+        let restart_policy = host
+            .restart_policy
+            .and_then(|p| p.name)
+            .map(|n| n.to_string())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "no".to_string());
+        let config = r.config.unwrap_or_default();
+        ContainerStatus {
+            id: r.id.unwrap_or_default(),
+            name: r.name.unwrap_or_default().trim_start_matches('/').to_string(),
+            image: config.image.or(r.image).unwrap_or_default(),
+            state,
+            health,
+            failing_streak,
+            restart_count: r.restart_count.unwrap_or(0),
+            oom_killed: st.oom_killed.unwrap_or(false),
+            exit_code: st.exit_code.unwrap_or(0),
+            restart_policy,
+            started_at: st.started_at.as_deref().and_then(parse_time),
+            finished_at: st.finished_at.as_deref().and_then(parse_time),
+            memory_limit: host.memory.filter(|m| *m > 0).map(|m| m as u64),
+            labels: config.labels.unwrap_or_default(),
+        }
+    }
+
+    /// Value of a label, empty when absent.
+    pub fn label(&self, key: &str) -> &str {
+        self.labels.get(key).map(String::as_str).unwrap_or("")
+    }
+}
+
+/// Parses the engine's RFC 3339 timestamps; the zero time
+/// `0001-01-01T00:00:00Z` ("never") gives `None`.
+pub fn parse_time(s: &str) -> Option<SystemTime> {
+    if s.starts_with("0001-") {
+        return None;
+    }
+    humantime::parse_rfc3339_weak(s.trim_end_matches('Z'))
+        .ok()
+        .filter(|t| *t > SystemTime::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_resolution_prefers_configured_value() {
+        assert_eq!(resolve_host("unix:///x.sock"), "unix:///x.sock");
+        assert!(check_host("ssh://me@box").is_err());
+        assert!(check_host("tcp://127.0.0.1:2375").is_ok());
+    }
+
+    #[test]
+    fn engine_timestamps_parse_and_zero_time_is_none() {
+        let t = parse_time("2026-11-22T07:40:14.825378218Z").unwrap();
+        let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs_f64();
+        assert!((secs - 1_795_333_214.825_378).abs() < 1e-3, "{secs}");
+        assert_eq!(parse_time("0001-01-01T00:00:00Z"), None);
+        assert_eq!(parse_time("garbage"), None);
+    }
+
+    #[test]
+    fn working_set_subtracts_inactive_file() {
+        let mut s = HashMap::new();
+        assert_eq!(working_set(1000, &s), 1000);
+        s.insert("inactive_file".to_string(), 300);
+        assert_eq!(working_set(1000, &s), 700);
+        s.insert("total_inactive_file".to_string(), 400);
+        assert_eq!(working_set(1000, &s), 600);
+        s.insert("total_inactive_file".to_string(), 4000);
+        assert_eq!(working_set(1000, &s), 1000);
+    }
+
+    #[test]
+    fn inspect_without_health_is_none_and_zero_times_are_absent() {
+        let json = r#"{"Id":"abc","Name":"/web","RestartCount":3,
+            "State":{"Status":"exited","Running":false,"OOMKilled":true,"ExitCode":137,
+                     "StartedAt":"2026-11-22T07:40:14.825378218Z","FinishedAt":"0001-01-01T00:00:00Z"},
+            "HostConfig":{"Memory":0,"RestartPolicy":{"Name":"","MaximumRetryCount":0}},
+            "Config":{"Image":"busybox","Labels":{"com.docker.compose.project":"p"}}}"#;
+        let r: ContainerInspectResponse = serde_json::from_str(json).unwrap();
+        let s = ContainerStatus::from_inspect(r);
+        assert_eq!((s.name.as_str(), s.state, s.health), ("web", "exited", "none"));
+        assert_eq!((s.restart_count, s.oom_killed, s.exit_code), (3, true, 137));
+        assert_eq!(s.restart_policy, "no");
+        assert_eq!(s.failing_streak, None);
+        assert_eq!(s.memory_limit, None);
+        assert!(s.started_at.is_some() && s.finished_at.is_none());
+        assert_eq!(s.label(COMPOSE_PROJECT_LABEL), "p");
+        assert_eq!(s.label(COMPOSE_SERVICE_LABEL), "");
+    }
+}

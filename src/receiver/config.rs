@@ -1,0 +1,429 @@
+//! `[receiver]` and `[[remediation]]`: the webhook endpoint, its
+//! authentication, the engine's limits and the routing rules, with their
+//! validation (every error names its key, e.g. `remediation[2].matchers[0]`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+
+/// `[receiver]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReceiverConfig {
+    /// Serve the webhook endpoint and run remediation.
+    pub enabled: bool,
+    /// Path Alertmanager posts to.
+    pub path: String,
+    /// File holding the bearer token Alertmanager sends (`authorization.credentials`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bearer_token_file: Option<PathBuf>,
+    /// Environment variable holding the bearer token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bearer_token_env: Option<String>,
+    /// Basic-auth user name (with `basic_auth_password_file`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub basic_auth_username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub basic_auth_password_file: Option<PathBuf>,
+    /// Explicitly allow serving the receiver without authentication on a
+    /// non-loopback address (refused otherwise).
+    pub allow_unauthenticated_non_loopback: bool,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Most alerts accepted in one request (more → 413).
+    pub max_alerts_per_request: usize,
+    /// Append-only incident journal (JSON lines).
+    pub journal_path: PathBuf,
+    /// Snapshot of the safety state (holds, budgets, cooldowns, de-dup, pending approvals).
+    pub state_path: PathBuf,
+    /// Human/machine-readable status (holds, budgets, last actions), written atomically.
+    pub status_path: PathBuf,
+    /// Global dry-run: record what would run, never act.
+    pub dry_run: bool,
+    /// Actions running at once, over all targets.
+    pub max_concurrent_actions: usize,
+    /// Default per-action timeout.
+    #[serde(with = "humantime_serde")]
+    pub action_timeout: Duration,
+    /// Default deadline for verifying an action's effect.
+    #[serde(with = "humantime_serde")]
+    pub verify_timeout: Duration,
+    /// How long a delivered alert (fingerprint + startsAt + status) is remembered for de-duplication.
+    #[serde(with = "humantime_serde")]
+    pub dedup_window: Duration,
+    /// Pending approvals expire after this.
+    #[serde(with = "humantime_serde")]
+    pub approval_ttl: Duration,
+    /// Default cooldown per (rule, target).
+    #[serde(with = "humantime_serde")]
+    pub cooldown: Duration,
+    /// Default attempt budget per target: `budget_attempts` within `budget_window`.
+    pub budget_attempts: u32,
+    #[serde(with = "humantime_serde")]
+    pub budget_window: Duration,
+    /// Notification channels told when any rule's budget is exhausted (in
+    /// addition to the rule's own `escalate`).
+    pub escalate: Vec<String>,
+}
+
+impl Default for ReceiverConfig {
+    fn default() -> Self {
+        ReceiverConfig {
+            enabled: false,
+            path: "/api/v1/alerts".into(),
+            bearer_token_file: None,
+            bearer_token_env: None,
+            basic_auth_username: None,
+            basic_auth_password_file: None,
+            allow_unauthenticated_non_loopback: false,
+            max_body_bytes: 1 << 20,
+            max_alerts_per_request: 1000,
+            journal_path: PathBuf::from("/var/lib/hostmedic/journal.jsonl"),
+            state_path: PathBuf::from("/var/lib/hostmedic/state.json"),
+            status_path: PathBuf::from("/var/lib/hostmedic/status.json"),
+            dry_run: false,
+            max_concurrent_actions: 4,
+            action_timeout: Duration::from_secs(60),
+            verify_timeout: Duration::from_secs(30),
+            dedup_window: Duration::from_secs(24 * 3600),
+            approval_ttl: Duration::from_secs(24 * 3600),
+            cooldown: Duration::from_secs(300),
+            budget_attempts: 3,
+            budget_window: Duration::from_secs(3600),
+            escalate: Vec::new(),
+        }
+    }
+}
+
+/// When a rule fires.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum On {
+    #[default]
+    Firing,
+    Resolved,
+}
+
+/// What a rule does with a match.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Act at once.
+    #[default]
+    Auto,
+    /// Journal + notify; act only when a person approves.
+    NotifyOnly,
+    /// Journal what would run.
+    DryRun,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Auto => "auto",
+            Mode::NotifyOnly => "notify-only",
+            Mode::DryRun => "dry-run",
+        }
+    }
+}
+
+/// One `[[remediation]]` rule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Unique name (journal, metrics, holds).
+    pub name: String,
+    /// The alert's `alertname` label must equal this.
+    pub alertname: String,
+    /// Extra label matchers in Alertmanager syntax: `label="v"`, `label!="v"`,
+    /// `label=~"re"`, `label!~"re"` (regexes are anchored).
+    #[serde(default)]
+    pub matchers: Vec<String>,
+    #[serde(default)]
+    pub on: On,
+    #[serde(default)]
+    pub mode: Mode,
+    /// Actions run in order; the first one with a target names the rule's target.
+    pub actions: Vec<crate::actions::ActionSpec>,
+    /// Run once when the budget is spent and the target is put on hold
+    /// (e.g. stop + mask a crash-looping unit), after which a person decides.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exhausted_actions: Vec<crate::actions::ActionSpec>,
+    /// Overrides `receiver.cooldown`.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub cooldown: Option<Duration>,
+    /// Overrides `receiver.budget_attempts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_attempts: Option<u32>,
+    /// Overrides `receiver.budget_window`.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub budget_window: Option<Duration>,
+    /// Channels told when this rule's budget for a target is spent.
+    #[serde(default)]
+    pub escalate: Vec<String>,
+    /// Channels told about each decision and outcome (notify-only rules tell
+    /// them the approval id).
+    #[serde(default)]
+    pub notify: Vec<String>,
+    /// Check the effect after acting.
+    #[serde(default = "yes")]
+    pub verify: bool,
+    /// Overrides `receiver.action_timeout`.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub action_timeout: Option<Duration>,
+    /// Overrides `receiver.verify_timeout`.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub verify_timeout: Option<Duration>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A compiled label matcher.
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    Equal(String, String),
+    NotEqual(String, String),
+    Regex(String, regex::Regex),
+    NotRegex(String, regex::Regex),
+}
+
+impl Matcher {
+    /// Parses `name="value"`, `name!="value"`, `name=~"re"`, `name!~"re"`
+    /// (value quoted with `"`, or bare).
+    pub fn parse(s: &str) -> Result<Matcher, String> {
+        let s = s.trim();
+        let name_end = s
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .ok_or_else(|| format!("{s:?}: expected name=\"value\" (operators = != =~ !~)"))?;
+        let name = &s[..name_end];
+        if !super::payload::valid_label_name(name) {
+            return Err(format!("{name:?} is not a valid label name"));
+        }
+        let rest = s[name_end..].trim_start();
+        let (op, value) = ["=~", "!~", "!=", "="]
+            .iter()
+            .find_map(|op| rest.strip_prefix(op).map(|v| (*op, v.trim())))
+            .ok_or_else(|| format!("{s:?}: expected one of the operators = != =~ !~ after the label name"))?;
+        let value = if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
+            serde_json::from_str::<String>(value).map_err(|e| format!("{s:?}: bad quoted value: {e}"))?
+        } else if value.contains('"') {
+            return Err(format!("{s:?}: unbalanced quotes"));
+        } else {
+            value.to_string()
+        };
+        let re = |v: &str| regex::Regex::new(&format!("^(?:{v})$")).map_err(|e| format!("invalid regex: {e}"));
+        Ok(match op {
+            "=" => Matcher::Equal(name.into(), value),
+            "!=" => Matcher::NotEqual(name.into(), value),
+            "=~" => Matcher::Regex(name.into(), re(&value)?),
+            _ => Matcher::NotRegex(name.into(), re(&value)?),
+        })
+    }
+
+    /// A missing label matches as the empty string (Alertmanager semantics).
+    pub fn matches(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        let get = |n: &str| labels.get(n).map(String::as_str).unwrap_or("");
+        match self {
+            Matcher::Equal(n, v) => get(n) == v,
+            Matcher::NotEqual(n, v) => get(n) != v,
+            Matcher::Regex(n, r) => r.is_match(get(n)),
+            Matcher::NotRegex(n, r) => !r.is_match(get(n)),
+        }
+    }
+}
+
+fn positive(key: &str, d: Duration) -> Result<(), ConfigError> {
+    if d.is_zero() {
+        return Err(ConfigError::invalid(key, "must be greater than 0"));
+    }
+    Ok(())
+}
+
+impl ReceiverConfig {
+    /// Validates `[receiver]` against the known notification channels.
+    pub fn validate(&self, channels: &Channels) -> Result<(), ConfigError> {
+        if !self.path.starts_with('/') || self.path.contains(char::is_whitespace) {
+            return Err(ConfigError::invalid(
+                "receiver.path",
+                "must start with `/` and contain no spaces",
+            ));
+        }
+        if crate::receiver::RESERVED_PATHS.contains(&self.path.as_str()) || self.path.starts_with("/api/v1/holds/") {
+            return Err(ConfigError::invalid(
+                "receiver.path",
+                "collides with a built-in endpoint",
+            ));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::invalid("receiver.max_body_bytes", "must be at least 1024"));
+        }
+        if self.max_alerts_per_request == 0 {
+            return Err(ConfigError::invalid(
+                "receiver.max_alerts_per_request",
+                "must be at least 1",
+            ));
+        }
+        if self.max_concurrent_actions == 0 {
+            return Err(ConfigError::invalid(
+                "receiver.max_concurrent_actions",
+                "must be at least 1",
+            ));
+        }
+        if self.budget_attempts == 0 {
+            return Err(ConfigError::invalid("receiver.budget_attempts", "must be at least 1"));
+        }
+        positive("receiver.action_timeout", self.action_timeout)?;
+        positive("receiver.verify_timeout", self.verify_timeout)?;
+        positive("receiver.budget_window", self.budget_window)?;
+        positive("receiver.dedup_window", self.dedup_window)?;
+        positive("receiver.approval_ttl", self.approval_ttl)?;
+        if let Some(name) = &self.bearer_token_env
+            && (name.is_empty() || name.contains('='))
+        {
+            return Err(ConfigError::invalid(
+                "receiver.bearer_token_env",
+                "must name an environment variable",
+            ));
+        }
+        if self.basic_auth_username.is_some() != self.basic_auth_password_file.is_some() {
+            return Err(ConfigError::invalid(
+                "receiver.basic_auth_username",
+                "basic_auth_username and basic_auth_password_file go together",
+            ));
+        }
+        if let Some(u) = &self.basic_auth_username
+            && (u.is_empty() || u.contains(':'))
+        {
+            return Err(ConfigError::invalid(
+                "receiver.basic_auth_username",
+                "must be non-empty without `:`",
+            ));
+        }
+        if self.enabled {
+            // Secrets must be readable at start, not at the first alert.
+            super::auth::Auth::load(self)?;
+        }
+        for (i, c) in self.escalate.iter().enumerate() {
+            check_channel(&format!("receiver.escalate[{i}]"), c, channels)?;
+        }
+        Ok(())
+    }
+}
+
+/// The configured `[notify.<name>]` channels.
+pub type Channels = std::collections::BTreeMap<String, crate::actions::NotifyChannel>;
+
+fn check_channel(key: &str, name: &str, channels: &Channels) -> Result<(), ConfigError> {
+    if channels.contains_key(name) {
+        Ok(())
+    } else {
+        let known: Vec<&str> = channels.keys().map(String::as_str).collect();
+        Err(ConfigError::invalid(
+            key,
+            format!(
+                "no [notify.{name}] channel configured (configured: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        ))
+    }
+}
+
+/// Validates the `[[remediation]]` list; `channels` are the configured
+/// notification channel names.
+pub fn validate_rules(rules: &[RuleConfig], channels: &Channels) -> Result<(), ConfigError> {
+    let mut names = std::collections::BTreeSet::new();
+    for (i, r) in rules.iter().enumerate() {
+        let key = format!("remediation[{i}]");
+        if r.name.is_empty()
+            || !r
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(ConfigError::invalid(
+                format!("{key}.name"),
+                "must be non-empty: letters, digits, - _ .",
+            ));
+        }
+        if !names.insert(r.name.as_str()) {
+            return Err(ConfigError::invalid(
+                format!("{key}.name"),
+                format!("duplicate rule name {:?}", r.name),
+            ));
+        }
+        if r.alertname.is_empty() {
+            return Err(ConfigError::invalid(format!("{key}.alertname"), "must not be empty"));
+        }
+        for (j, m) in r.matchers.iter().enumerate() {
+            Matcher::parse(m).map_err(|e| ConfigError::invalid(format!("{key}.matchers[{j}]"), e))?;
+        }
+        if r.actions.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{key}.actions"),
+                "at least one action is needed",
+            ));
+        }
+        for (list, actions) in [("actions", &r.actions), ("exhausted_actions", &r.exhausted_actions)] {
+            for (j, a) in actions.iter().enumerate() {
+                let k = format!("{key}.{list}[{j}]");
+                a.validate(&k)?;
+                a.validate_refs(&k, channels)?;
+            }
+        }
+        if r.budget_attempts == Some(0) {
+            return Err(ConfigError::invalid(
+                format!("{key}.budget_attempts"),
+                "must be at least 1",
+            ));
+        }
+        for (k, d) in [
+            ("budget_window", r.budget_window),
+            ("action_timeout", r.action_timeout),
+            ("verify_timeout", r.verify_timeout),
+        ] {
+            if let Some(d) = d {
+                positive(&format!("{key}.{k}"), d)?;
+            }
+        }
+        for (j, c) in r.escalate.iter().enumerate() {
+            check_channel(&format!("{key}.escalate[{j}]"), c, channels)?;
+        }
+        for (j, c) in r.notify.iter().enumerate() {
+            check_channel(&format!("{key}.notify[{j}]"), c, channels)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn matchers_parse_and_match() {
+        let l: BTreeMap<String, String> = [("unit".to_string(), "crashy.service".to_string())].into();
+        assert!(Matcher::parse(r#"unit="crashy.service""#).unwrap().matches(&l));
+        assert!(Matcher::parse(r#"unit != "other""#).unwrap().matches(&l));
+        assert!(Matcher::parse(r#"unit=~"crashy\\..*""#).unwrap().matches(&l));
+        assert!(!Matcher::parse(r#"unit=~"crashy""#).unwrap().matches(&l), "anchored");
+        assert!(Matcher::parse(r#"env!~"prod""#).unwrap().matches(&l));
+        assert!(
+            Matcher::parse(r#"env="""#).unwrap().matches(&l),
+            "missing label is empty"
+        );
+        assert!(Matcher::parse("unit=crashy.service").unwrap().matches(&l));
+        for bad in ["", "unit", "9x=\"a\"", "unit=~\"(\"", "unit==\"a", "unit=\"a"] {
+            assert!(Matcher::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

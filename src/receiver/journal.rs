@@ -1,0 +1,333 @@
+//! The incident journal: append-only JSON lines, each write followed by
+//! `fdatasync` before the webhook is acknowledged, so a `kill -9` loses
+//! nothing that was acknowledged. A torn last line (a crash mid-write) is
+//! skipped on read with a warning, and the next append starts a fresh line.
+//!
+//! Every entry is an [`Event`]; the safety state (holds, budgets, cooldowns,
+//! de-dup, pending approvals) is a pure fold over them (see `state`), so the
+//! journal is the source of truth and the state file only a checkpoint.
+//! Secrets never enter an entry: alerts carry none, and actions are recorded
+//! by their description, not their configuration.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::payload::PayloadAlert;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// One journal line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub seq: u64,
+    /// Unix time in seconds.
+    pub ts: f64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Why an alert/rule pair did not act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    Cooldown,
+    Budget,
+    Duplicate,
+    Hold,
+    NotifyOnly,
+    NoRule,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::Cooldown => "cooldown",
+            SkipReason::Budget => "budget",
+            SkipReason::Duplicate => "duplicate",
+            SkipReason::Hold => "hold",
+            SkipReason::NotifyOnly => "notify_only",
+            SkipReason::NoRule => "no_rule",
+        }
+    }
+}
+
+/// What the engine decided for one (alert, rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Run the actions now (consumes one attempt of the target's budget).
+    Act,
+    /// Record what would run.
+    DryRun,
+    /// Wait for a person's approval.
+    PendingApproval,
+    /// Do nothing (see `reason`).
+    Skip,
+}
+
+/// One journal event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// An alert as delivered (also when it is a duplicate).
+    Alert {
+        key: String,
+        alertname: String,
+        status: String,
+        fingerprint: String,
+        starts_at: String,
+        labels: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        summary: Option<String>,
+        receiver: String,
+        duplicate: bool,
+    },
+    /// A request that was rejected because a value naming a target failed
+    /// its grammar; nothing of the request ran.
+    Refused {
+        alertname: String,
+        fingerprint: String,
+        rule: String,
+        reason: String,
+    },
+    /// The routing/safety decision for one (alert, rule).
+    Decision {
+        /// Action-plan id (approval id for pending ones).
+        id: String,
+        rule: String,
+        target: String,
+        alertname: String,
+        fingerprint: String,
+        mode: String,
+        decision: Decision,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<SkipReason>,
+        /// What would run / runs, one description per action.
+        actions: Vec<String>,
+        /// The alert itself, kept for pending approvals so an approval after a
+        /// restart can still run.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        alert: Option<Box<PayloadAlert>>,
+    },
+    /// A person approved a pending plan.
+    Approved {
+        id: String,
+        rule: String,
+        target: String,
+        by: String,
+    },
+    /// One action's outcome.
+    Action {
+        id: String,
+        rule: String,
+        target: String,
+        index: usize,
+        action: String,
+        description: String,
+        /// ok, failed, dry_run, refused
+        result: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        detail: String,
+        duration_seconds: f64,
+    },
+    /// The effect check after acting.
+    Verify {
+        id: String,
+        rule: String,
+        target: String,
+        /// verified, not_helped
+        result: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        detail: String,
+    },
+    /// The budget for `target` is spent: remediation stops and a person is told.
+    Hold {
+        rule: String,
+        target: String,
+        fingerprint: String,
+        alertname: String,
+        attempts: u32,
+    },
+    HoldCleared {
+        target: String,
+        by: String,
+    },
+    /// A notification was sent (or failed); never contains a secret.
+    Notified {
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        id: String,
+        channel: String,
+        kind: String,
+        ok: bool,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        detail: String,
+    },
+}
+
+/// The append side of the journal (one per process).
+#[derive(Debug)]
+pub struct JournalWriter {
+    path: PathBuf,
+    file: File,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
+    move |source| JournalError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl JournalWriter {
+    /// Opens (creating it and its directory) for appending. When the last
+    /// line is torn, a newline is written so the next entry starts clean.
+    pub fn open(path: &Path) -> Result<JournalWriter, JournalError> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(io(path))?;
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(io(path))?;
+        let len = file.metadata().map_err(io(path))?.len();
+        if len > 0 {
+            file.seek(SeekFrom::Start(len - 1)).map_err(io(path))?;
+            let mut last = [0u8; 1];
+            file.read_exact(&mut last).map_err(io(path))?;
+            if last[0] != b'\n' {
+                tracing::warn!(path = %path.display(), "journal ends with a torn line (crash during a write); it will be skipped");
+                file.write_all(b"\n").map_err(io(path))?;
+                file.sync_data().map_err(io(path))?;
+            }
+        }
+        Ok(JournalWriter {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    /// Appends entries as one write and syncs them to disk.
+    pub fn append(&mut self, entries: &[Entry]) -> Result<(), JournalError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::with_capacity(entries.len() * 256);
+        for e in entries {
+            serde_json::to_writer(&mut buf, e).expect("journal entries always serialize");
+            buf.push(b'\n');
+        }
+        self.file.write_all(&buf).map_err(io(&self.path))?;
+        self.file.sync_data().map_err(io(&self.path))?;
+        Ok(())
+    }
+
+    /// Cuts the journal back to `len` bytes (undoing a failed append).
+    pub fn truncate(&mut self, len: u64) -> Result<(), JournalError> {
+        self.file.set_len(len).map_err(io(&self.path))?;
+        self.file.sync_data().map_err(io(&self.path))
+    }
+
+    /// Current length in bytes (the replay offset stored in checkpoints).
+    pub fn len(&self) -> Result<u64, JournalError> {
+        Ok(self.file.metadata().map_err(io(&self.path))?.len())
+    }
+
+    pub fn is_empty(&self) -> Result<bool, JournalError> {
+        Ok(self.len()? == 0)
+    }
+}
+
+/// Reads entries from byte `offset` on. Unparseable lines are skipped with a
+/// warning (a torn last line after a crash); `warnings` counts them.
+pub fn read_from(path: &Path, offset: u64) -> Result<(Vec<Entry>, usize), JournalError> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) => return Err(io(path)(e)),
+    };
+    let len = file.metadata().map_err(io(path))?.len();
+    let offset = if offset > len { 0 } else { offset };
+    file.seek(SeekFrom::Start(offset)).map_err(io(path))?;
+    let mut entries = Vec::new();
+    let mut warnings = 0;
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    let mut lineno = 0usize;
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).map_err(io(path))?;
+        if n == 0 {
+            break;
+        }
+        lineno += 1;
+        let complete = line.last() == Some(&b'\n');
+        let text = line.trim_ascii();
+        if text.is_empty() {
+            continue;
+        }
+        match serde_json::from_slice::<Entry>(text) {
+            Ok(e) => entries.push(e),
+            Err(err) => {
+                warnings += 1;
+                if complete {
+                    tracing::warn!(path = %path.display(), line = lineno, error = %err, "skipping an unreadable journal line");
+                } else {
+                    tracing::warn!(path = %path.display(), line = lineno, "skipping a torn last journal line (crash during a write)");
+                }
+            }
+        }
+    }
+    Ok((entries, warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64) -> Entry {
+        Entry {
+            seq,
+            ts: 1.5,
+            event: Event::HoldCleared {
+                target: format!("t{seq}"),
+                by: "cli".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn append_read_and_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/journal.jsonl");
+        let mut w = JournalWriter::open(&p).unwrap();
+        w.append(&[entry(1), entry(2)]).unwrap();
+        drop(w);
+        // Simulate a crash in the middle of a write.
+        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"{\"seq\":3,\"ts\":1.0,\"event\":\"hold_cle").unwrap();
+        drop(f);
+        let (got, warn) = read_from(&p, 0).unwrap();
+        assert_eq!(got, vec![entry(1), entry(2)]);
+        assert_eq!(warn, 1);
+        let mut w = JournalWriter::open(&p).unwrap();
+        w.append(&[entry(3)]).unwrap();
+        let (got, warn) = read_from(&p, 0).unwrap();
+        assert_eq!(got, vec![entry(1), entry(2), entry(3)]);
+        assert_eq!(warn, 1);
+        let first_len = serde_json::to_string(&entry(1)).unwrap().len() as u64 + 1;
+        let (got, _) = read_from(&p, first_len).unwrap();
+        assert_eq!(got[0], entry(2));
+    }
+}

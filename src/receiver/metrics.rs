@@ -1,0 +1,128 @@
+//! The receiver's self metrics (docs/metrics.md, "receiver / remediation"):
+//! counters kept in memory and written into each scrape's `MetricSet`.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use crate::metrics::MetricSet;
+
+/// Upper bounds of the action-duration histogram, in seconds.
+const BUCKETS: [f64; 12] = [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0];
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    sum: f64,
+    count: u64,
+    /// Per bucket (last one is +Inf).
+    buckets: [u64; BUCKETS.len() + 1],
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    alerts: BTreeMap<&'static str, u64>,
+    requests: BTreeMap<u16, u64>,
+    actions: BTreeMap<(String, String), u64>,
+    skipped: BTreeMap<&'static str, u64>,
+    durations: BTreeMap<String, Histogram>,
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+impl Metrics {
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        f(&mut self.inner.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn alert(&self, status: &'static str) {
+        self.with(|m| *m.alerts.entry(status).or_default() += 1);
+    }
+
+    pub fn request(&self, code: u16) {
+        self.with(|m| *m.requests.entry(code).or_default() += 1);
+    }
+
+    pub fn action(&self, action: &str, result: &str) {
+        self.with(|m| *m.actions.entry((action.to_string(), result.to_string())).or_default() += 1);
+    }
+
+    pub fn skipped(&self, reason: &'static str) {
+        self.with(|m| *m.skipped.entry(reason).or_default() += 1);
+    }
+
+    pub fn duration(&self, action: &str, seconds: f64) {
+        self.with(|m| {
+            let h = m.durations.entry(action.to_string()).or_default();
+            h.sum += seconds;
+            h.count += 1;
+            let i = BUCKETS.iter().position(|&b| seconds <= b).unwrap_or(BUCKETS.len());
+            h.buckets[i] += 1;
+        });
+    }
+
+    /// Writes every family; `holds` are the current holds as (rule, target).
+    pub fn write(&self, out: &mut MetricSet, holds: &[(String, String)]) {
+        self.with(|m| {
+            for (status, v) in &m.alerts {
+                out.counter(
+                    "hostmedic_alerts_received",
+                    "Alerts received from Alertmanager, by alert status.",
+                    &[("status", status)],
+                    *v as f64,
+                );
+            }
+            for (code, v) in &m.requests {
+                out.counter(
+                    "hostmedic_webhook_requests",
+                    "Webhook requests answered, by HTTP status code.",
+                    &[("code", &code.to_string())],
+                    *v as f64,
+                );
+            }
+            for ((action, result), v) in &m.actions {
+                out.counter(
+                    "hostmedic_actions",
+                    "Remediation actions and verifications, by action and result.",
+                    &[("action", action), ("result", result)],
+                    *v as f64,
+                );
+            }
+            for (reason, v) in &m.skipped {
+                out.counter(
+                    "hostmedic_actions_skipped",
+                    "Remediations not run, by reason.",
+                    &[("reason", reason)],
+                    *v as f64,
+                );
+            }
+            for (action, h) in &m.durations {
+                let mut buckets: Vec<(f64, u64)> = BUCKETS.iter().copied().zip(h.buckets.iter().copied()).collect();
+                buckets.push((f64::INFINITY, h.buckets[BUCKETS.len()]));
+                out.histogram(
+                    "hostmedic_action_duration_seconds",
+                    "Time one remediation action took.",
+                    &[("action", action)],
+                    h.sum,
+                    h.count,
+                    buckets,
+                );
+            }
+        });
+        out.gauge(
+            "hostmedic_remediation_holds_active",
+            "Targets held after their remediation budget was spent.",
+            &[],
+            holds.len() as f64,
+        );
+        for (rule, target) in holds {
+            out.gauge(
+                "hostmedic_remediation_hold",
+                "A target held after its budget was spent (1 while held).",
+                &[("rule", rule), ("target", target)],
+                1.0,
+            );
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! The safety state — de-dup window, attempts per target, cooldowns, holds,
+//! pending approvals, last actions — as a pure fold over journal entries.
+//! A checkpoint (state file, written atomically: temp file, fsync, rename)
+//! records the journal offset it covers; at start the checkpoint is loaded
+//! and the journal after that offset replayed, so budgets and holds survive
+//! a restart or a `kill -9` even if the checkpoint is stale.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::journal::{Decision, Entry, Event};
+use super::payload::PayloadAlert;
+
+/// How many recent action outcomes the status keeps.
+const LAST_ACTIONS: usize = 50;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hold {
+    pub rule: String,
+    pub since: f64,
+    pub fingerprint: String,
+    pub alertname: String,
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    pub rule: String,
+    pub target: String,
+    pub at: f64,
+    pub alert: PayloadAlert,
+    pub actions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastAction {
+    pub ts: f64,
+    pub id: String,
+    pub rule: String,
+    pub target: String,
+    pub action: String,
+    pub result: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// The folded state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct State {
+    /// Sequence number of the last entry applied.
+    pub last_seq: u64,
+    /// Journal byte offset this state covers (checkpoint only).
+    pub journal_offset: u64,
+    /// De-dup key → last time it was delivered.
+    pub dedup: HashMap<String, f64>,
+    /// Target → times of attempts (an `act` decision or an approval).
+    pub attempts: BTreeMap<String, Vec<f64>>,
+    /// `rule|target` → time of the last attempt.
+    pub cooldowns: BTreeMap<String, f64>,
+    pub holds: BTreeMap<String, Hold>,
+    pub pending: BTreeMap<String, Pending>,
+    pub last_actions: VecDeque<LastAction>,
+}
+
+pub fn cooldown_key(rule: &str, target: &str) -> String {
+    format!("{rule}|{target}")
+}
+
+impl State {
+    /// Applies one entry (entries at or below `last_seq` are ignored, so a
+    /// replay over a checkpoint is idempotent).
+    pub fn apply(&mut self, e: &Entry) {
+        if e.seq <= self.last_seq && self.last_seq != 0 {
+            return;
+        }
+        self.last_seq = e.seq;
+        match &e.event {
+            Event::Alert { key, .. } => {
+                self.dedup.insert(key.clone(), e.ts);
+            }
+            Event::Decision {
+                id,
+                rule,
+                target,
+                decision,
+                actions,
+                alert,
+                ..
+            } => match decision {
+                Decision::Act => self.attempt(rule, target, e.ts),
+                Decision::PendingApproval => {
+                    if let Some(alert) = alert {
+                        self.pending.insert(
+                            id.clone(),
+                            Pending {
+                                rule: rule.clone(),
+                                target: target.clone(),
+                                at: e.ts,
+                                alert: (**alert).clone(),
+                                actions: actions.clone(),
+                            },
+                        );
+                    }
+                }
+                Decision::DryRun | Decision::Skip => {}
+            },
+            Event::Approved { id, rule, target, .. } => {
+                self.pending.remove(id);
+                self.attempt(rule, target, e.ts);
+            }
+            Event::Action {
+                id,
+                rule,
+                target,
+                action,
+                result,
+                detail,
+                ..
+            } => self.push_last(LastAction {
+                ts: e.ts,
+                id: id.clone(),
+                rule: rule.clone(),
+                target: target.clone(),
+                action: action.clone(),
+                result: result.clone(),
+                detail: detail.clone(),
+            }),
+            Event::Verify {
+                id,
+                rule,
+                target,
+                result,
+                detail,
+            } => self.push_last(LastAction {
+                ts: e.ts,
+                id: id.clone(),
+                rule: rule.clone(),
+                target: target.clone(),
+                action: "verify".into(),
+                result: result.clone(),
+                detail: detail.clone(),
+            }),
+            Event::Hold {
+                rule,
+                target,
+                fingerprint,
+                alertname,
+                attempts,
+            } => {
+                self.holds.insert(
+                    target.clone(),
+                    Hold {
+                        rule: rule.clone(),
+                        since: e.ts,
+                        fingerprint: fingerprint.clone(),
+                        alertname: alertname.clone(),
+                        attempts: *attempts,
+                    },
+                );
+            }
+            Event::HoldCleared { target, .. } => {
+                self.holds.remove(target);
+                // A person (or the resolution) starts the target afresh.
+                self.attempts.remove(target);
+                self.cooldowns.retain(|k, _| !k.ends_with(&format!("|{target}")));
+            }
+            Event::Refused { .. } | Event::Notified { .. } => {}
+        }
+    }
+
+    fn attempt(&mut self, rule: &str, target: &str, ts: f64) {
+        self.attempts.entry(target.to_string()).or_default().push(ts);
+        self.cooldowns.insert(cooldown_key(rule, target), ts);
+    }
+
+    fn push_last(&mut self, a: LastAction) {
+        if self.last_actions.len() >= LAST_ACTIONS {
+            self.last_actions.pop_front();
+        }
+        self.last_actions.push_back(a);
+    }
+
+    /// Attempts on `target` within `window` seconds before `now`.
+    pub fn attempts_within(&self, target: &str, now: f64, window: f64) -> u32 {
+        self.attempts
+            .get(target)
+            .map(|v| v.iter().filter(|&&t| now - t < window).count() as u32)
+            .unwrap_or(0)
+    }
+
+    /// Forgets what no rule can need any more.
+    pub fn prune(&mut self, now: f64, dedup_window: f64, max_window: f64, approval_ttl: f64) {
+        self.dedup.retain(|_, t| now - *t < dedup_window);
+        for v in self.attempts.values_mut() {
+            v.retain(|t| now - *t < max_window);
+        }
+        self.attempts.retain(|_, v| !v.is_empty());
+        self.cooldowns.retain(|_, t| now - *t < max_window);
+        self.pending.retain(|_, p| now - p.at < approval_ttl);
+    }
+
+    /// Loads a checkpoint; a missing or unreadable one yields the empty state
+    /// (the journal replay then rebuilds everything).
+    pub fn load_checkpoint(path: &Path) -> State {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(path = %path.display(), error = %e, "state checkpoint unreadable; rebuilding from the journal");
+                State::default()
+            }),
+            Err(_) => State::default(),
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temp file beside it, fsync,
+/// rename, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
+        std::process::id()
+    ));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::receiver::journal::Decision;
+
+    fn decision(seq: u64, ts: f64, target: &str) -> Entry {
+        Entry {
+            seq,
+            ts,
+            event: Event::Decision {
+                id: format!("a{seq}"),
+                rule: "r".into(),
+                target: target.into(),
+                alertname: "A".into(),
+                fingerprint: "f".into(),
+                mode: "auto".into(),
+                decision: Decision::Act,
+                reason: None,
+                actions: vec![],
+                alert: None,
+            },
+        }
+    }
+
+    #[test]
+    fn fold_counts_attempts_and_holds_and_is_idempotent() {
+        let mut s = State::default();
+        s.apply(&decision(1, 100.0, "t"));
+        s.apply(&decision(2, 200.0, "t"));
+        s.apply(&decision(2, 200.0, "t"));
+        assert_eq!(s.attempts_within("t", 250.0, 3600.0), 2);
+        assert_eq!(s.attempts_within("t", 250.0, 100.0), 1);
+        assert_eq!(s.cooldowns[&cooldown_key("r", "t")], 200.0);
+        s.apply(&Entry {
+            seq: 3,
+            ts: 300.0,
+            event: Event::Hold {
+                rule: "r".into(),
+                target: "t".into(),
+                fingerprint: "f".into(),
+                alertname: "A".into(),
+                attempts: 2,
+            },
+        });
+        assert!(s.holds.contains_key("t"));
+        s.apply(&Entry {
+            seq: 4,
+            ts: 400.0,
+            event: Event::HoldCleared {
+                target: "t".into(),
+                by: "api".into(),
+            },
+        });
+        assert!(s.holds.is_empty() && s.attempts.is_empty() && s.cooldowns.is_empty());
+        s.prune(10_000.0, 10.0, 10.0, 10.0);
+    }
+
+    #[test]
+    fn atomic_write_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x/state.json");
+        write_atomic(&p, b"1").unwrap();
+        write_atomic(&p, b"2").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"2");
+        assert_eq!(std::fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+    }
+}
