@@ -52,6 +52,9 @@ pub struct Config {
     /// `[[remediation]]`: routing rules (alert → actions).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub remediation: Vec<crate::receiver::config::RuleConfig>,
+    /// `[fleet]`: this host's identity; absent means single-host mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::receiver::identity::FleetConfig>,
 }
 
 /// `[web]`: the HTTP listener.
@@ -133,6 +136,9 @@ impl Config {
         actions::notify::validate_channels(&self.notify)?;
         self.receiver.validate(&self.notify)?;
         crate::receiver::config::validate_rules(&self.remediation, &self.notify)?;
+        if let Some(f) = &self.fleet {
+            f.validate("fleet")?;
+        }
         Ok(())
     }
 
