@@ -100,12 +100,17 @@ impl Alertmanager {
             std::fs::write(&f, tok).unwrap();
             f
         });
+        let yml = super::prometheus::alertmanager_config(&hook.url, token_file.as_deref());
+        Alertmanager::start_config(&dir, &yml, cluster)
+    }
+
+    /// Starts an Alertmanager in `dir` (created) with the configuration text
+    /// `yml`; `cluster` as for [`Alertmanager::start`].
+    pub fn start_config(dir: &Path, yml: &str, cluster: Option<&[String]>) -> Alertmanager {
+        let dir = dir.to_path_buf();
+        std::fs::create_dir_all(dir.join("data")).unwrap();
         let cfg = dir.join("alertmanager.yml");
-        std::fs::write(
-            &cfg,
-            super::prometheus::alertmanager_config(&hook.url, token_file.as_deref()),
-        )
-        .unwrap();
+        std::fs::write(&cfg, yml).unwrap();
         let port = free_port();
         let log = dir.join("alertmanager.log");
         let mut cmd = Command::new("prometheus-alertmanager");
@@ -204,6 +209,17 @@ impl Alertmanager {
         };
         let v: serde_json::Value = r.json().await.unwrap_or_default();
         v["cluster"]["peers"].as_array().map(Vec::len).unwrap_or(0)
+    }
+}
+
+impl Alertmanager {
+    /// Kills this Alertmanager with SIGKILL (by its PID) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.child.wait();
     }
 }
 

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub mod alertmanager;
+pub mod docker;
+pub mod netns;
 pub mod prometheus;
 pub mod sink;
 
@@ -32,7 +34,7 @@ impl InProcess {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        app.runner.spawn_background(&shutdown);
+        app.spawn_background(&shutdown);
         let handle = tokio::spawn(hostmedic::server::run(listener, app.clone(), shutdown.clone()));
         InProcess {
             addr,
