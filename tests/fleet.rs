@@ -394,10 +394,14 @@ async fn fleet_scenario(lab: &Lab) {
 
     // The Alertmanager pair, clustered over the hub's loopback; the test
     // also (mis)routes everything to web-3, whose guard must refuse web-2's alerts.
+    // Peer timeout 0: the second peer does not wait for the first one's
+    // notification to arrive by gossip, so both deliver (what a slow or
+    // partitioned gossip does in production) and hostmedic's de-duplication
+    // (fingerprint + startsAt) must keep each action to one run.
     let am_yml = alertmanager_config(&secrets, "hostmedic-web-3");
-    let mut am1 = Alertmanager::start_config(&dir.path().join("am1"), &am_yml, Some(&[]));
+    let mut am1 = Alertmanager::start_config(&dir.path().join("am1"), &am_yml, Some(&[]), Duration::ZERO);
     let peers = vec![am1.cluster_addr().unwrap()];
-    let am2 = Alertmanager::start_config(&dir.path().join("am2"), &am_yml, Some(&peers));
+    let am2 = Alertmanager::start_config(&dir.path().join("am2"), &am_yml, Some(&peers), Duration::ZERO);
     common::eventually(Duration::from_secs(30), "Alertmanager cluster of 2", || async {
         (am1.cluster_peers().await == 2 && am2.cluster_peers().await == 2).then_some(())
     })
@@ -515,6 +519,25 @@ async fn fleet_scenario(lab: &Lab) {
             Event::Alert { labels, .. } if labels.get("sensor").map(String::as_str) == Some("temp2"))),
         "{}",
         dump()
+    );
+    // For the record: how often the pair delivered the same alert to web-2
+    // (the cluster's notification log usually stops the second; hostmedic's
+    // fingerprint+startsAt de-duplication catches the rest).
+    let deliveries = b
+        .journal()
+        .iter()
+        .filter(|e| matches!(&e.event, Event::Alert { alertname, .. } if alertname == CRIT_ALERT))
+        .count();
+    let duplicates = b
+        .journal()
+        .iter()
+        .filter(|e| matches!(&e.event, Event::Alert { alertname, duplicate: true, .. } if alertname == CRIT_ALERT))
+        .count();
+    eprintln!("web-2: {deliveries} deliveries of {CRIT_ALERT}, {duplicates} duplicate(s), 2 actions");
+    assert!(
+        duplicates >= 1,
+        "both Alertmanagers were to deliver (peer timeout 0), yet web-2 saw no duplicate\n{}",
+        summary(&hosts, &[&am2])
     );
     drop(prom);
     drop(am2);

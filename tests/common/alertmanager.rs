@@ -101,12 +101,15 @@ impl Alertmanager {
             f
         });
         let yml = super::prometheus::alertmanager_config(&hook.url, token_file.as_deref());
-        Alertmanager::start_config(&dir, &yml, cluster)
+        Alertmanager::start_config(&dir, &yml, cluster, Duration::from_secs(2))
     }
 
     /// Starts an Alertmanager in `dir` (created) with the configuration text
-    /// `yml`; `cluster` as for [`Alertmanager::start`].
-    pub fn start_config(dir: &Path, yml: &str, cluster: Option<&[String]>) -> Alertmanager {
+    /// `yml`; `cluster` as for [`Alertmanager::start`]. `peer_timeout`: how
+    /// long the n-th peer waits (times n) for an earlier peer's notification
+    /// to reach it by gossip before sending itself (`0s`: every peer sends,
+    /// as when the gossip is slow or partitioned).
+    pub fn start_config(dir: &Path, yml: &str, cluster: Option<&[String]>, peer_timeout: Duration) -> Alertmanager {
         let dir = dir.to_path_buf();
         std::fs::create_dir_all(dir.join("data")).unwrap();
         let cfg = dir.join("alertmanager.yml");
@@ -129,7 +132,7 @@ impl Alertmanager {
                     .arg(format!("--cluster.advertise-address=127.0.0.1:{cp}"))
                     .arg("--cluster.gossip-interval=50ms")
                     .arg("--cluster.pushpull-interval=1s")
-                    .arg("--cluster.peer-timeout=2s");
+                    .arg(format!("--cluster.peer-timeout={}ms", peer_timeout.as_millis()));
                 for p in peers {
                     cmd.arg(format!("--cluster.peer={p}"));
                 }
