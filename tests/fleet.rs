@@ -63,8 +63,8 @@ fn hostmedic_config(name: &str, addr: Ipv4Addr, dir: &Path) -> String {
     let text = substitute(&text, "identity = \"web-2\"", &format!("identity = \"{name}\""), file);
     let text = substitute(
         &text,
-        "instances = [\"10.99.0.12:9877\"]",
-        &format!("instances = [\"{addr}:9877\"]"),
+        "instances = [\"10.99.0.12\"]",
+        &format!("instances = [\"{addr}\"]"),
         file,
     );
     let text = substitute(
@@ -247,7 +247,11 @@ impl NsHostmedic {
     /// Files left by the exec action: one per run.
     fn effects(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.dir.join("effects"))
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
@@ -289,7 +293,9 @@ fn temperature_entries(entries: &[Entry]) -> Vec<(&'static str, String, String)>
         .iter()
         .filter_map(|e| match &e.event {
             Event::Alert { alertname, .. } => Some(("alert", alertname.clone(), String::new())),
-            Event::RefusedForeign { alertname, reason, .. } => Some(("refused_foreign", alertname.clone(), reason.clone())),
+            Event::RefusedForeign { alertname, reason, .. } => {
+                Some(("refused_foreign", alertname.clone(), reason.clone()))
+            }
             Event::Decision { alertname, .. } => Some(("decision", alertname.clone(), String::new())),
             _ => None,
         })
@@ -306,14 +312,29 @@ fn summary(hosts: &[NsHostmedic], ams: &[&Alertmanager]) -> String {
             h.effects(),
             std::fs::read_to_string(h.dir.join("journal.jsonl")).unwrap_or_default(),
             h.name,
-            h.log().lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+            h.log()
+                .lines()
+                .rev()
+                .take(30)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
         ));
     }
     for am in ams {
         let log = am.log();
         s.push_str(&format!(
             "--- alertmanager (tail)\n{}\n",
-            log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+            log.lines()
+                .rev()
+                .take(30)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
         ));
     }
     s
@@ -411,10 +432,7 @@ async fn fleet_scenario(lab: &Lab) {
     let ams = vec![am1.addr(), am2.addr()];
     let prom = Prometheus::start_config(&rules, |d, rules_dir| prometheus_config(d, rules_dir, &ams)).await;
     prom.wait_scraped(3).await;
-    let up = prom
-        .query("up{job=\"hostmedic\"} == 1")
-        .await
-        .expect("query up");
+    let up = prom.query("up{job=\"hostmedic\"} == 1").await.expect("query up");
     assert_eq!(up.as_array().map(Vec::len), Some(3), "all three hosts scraped: {up}");
 
     // Healthy fleet: nothing happens anywhere.
@@ -439,7 +457,12 @@ async fn fleet_scenario(lab: &Lab) {
     assert_eq!(b_acts.len(), 1, "{b_acts:?}\n{}", dump());
     assert_eq!(b_acts[0].0, CRIT_ALERT);
     for other in [a, c] {
-        assert!(other.effects().is_empty(), "{} acted on web-2's fault\n{}", other.name, dump());
+        assert!(
+            other.effects().is_empty(),
+            "{} acted on web-2's fault\n{}",
+            other.name,
+            dump()
+        );
         let j = other.journal();
         assert_eq!(actions_run(&j), 0, "{} ran an action\n{}", other.name, dump());
         for (kind, alertname, reason) in temperature_entries(&j) {
@@ -498,9 +521,12 @@ async fn fleet_scenario(lab: &Lab) {
     am1.kill();
     eprintln!("killed alertmanager am1 (pid {killed})");
     let dump = || summary(&hosts, &[&am2]);
-    wait_for(Duration::from_secs(90), "web-2 remediated after losing am1", dump, || {
-        (b.effects().len() >= 2).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(90),
+        "web-2 remediated after losing am1",
+        dump,
+        || (b.effects().len() >= 2).then_some(()),
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(8)).await;
     let effects = b.effects();
@@ -559,16 +585,25 @@ fn shipped_fleet_configs_are_valid() {
     // hostmedic: the per-host example parses and validates (token path made real).
     let token = dir.path().join("token");
     std::fs::write(&token, "t").unwrap();
-    let text = read("deploy/fleet/hostmedic-web-2.toml")
-        .replace("/etc/hostmedic/webhook.token", &token.display().to_string());
+    let text =
+        read("deploy/fleet/hostmedic-web-2.toml").replace("/etc/hostmedic/webhook.token", &token.display().to_string());
     let cfg = hostmedic::config::Config::parse(&text, "deploy/fleet/hostmedic-web-2.toml").expect("valid");
     let fleet = cfg.fleet.as_ref().expect("[fleet]");
     assert!(!fleet.single_host);
     let id = hostmedic::receiver::identity::Identity::new(Some(fleet));
     let labels = |i: &str, h: &str| -> BTreeMap<String, String> {
-        [("instance".to_string(), i.to_string()), ("host".to_string(), h.to_string())].into()
+        [
+            ("instance".to_string(), i.to_string()),
+            ("host".to_string(), h.to_string()),
+        ]
+        .into()
     };
     assert_eq!(id.refusal(&labels("10.99.0.12:9877", "web-2")), None);
+    assert_eq!(
+        id.refusal(&labels("10.99.0.12:9100", "web-2")),
+        None,
+        "any exporter on web-2"
+    );
     assert_eq!(id.refusal(&labels("10.99.0.11:9877", "web-1")), Some("foreign"));
     // The target file names the same hosts as the Alertmanager routes.
     let targets: serde_json::Value = serde_json::from_str(&read("deploy/fleet/targets/hostmedic-fleet.json")).unwrap();
@@ -577,9 +612,15 @@ fn shipped_fleet_configs_are_valid() {
         let inst = t["targets"][0].as_str().unwrap();
         let host = t["labels"]["host"].as_str().unwrap();
         let ip = inst.split(':').next().unwrap();
-        assert!(am.contains(&format!("receiver: hostmedic-{host}\n")), "{host}: no route");
+        assert!(
+            am.contains(&format!("receiver: hostmedic-{host}\n")),
+            "{host}: no route"
+        );
         assert!(am.contains(&ip.replace('.', "\\\\.")), "{inst}: no route matcher");
-        assert!(am.contains(&format!("url: http://{inst}/api/v1/alerts")), "{inst}: no receiver URL");
+        assert!(
+            am.contains(&format!("url: http://{inst}/api/v1/alerts")),
+            "{inst}: no receiver URL"
+        );
         assert!(am.contains(&format!("hostmedic-{host}.token")), "{host}: no token");
     }
     // amtool / promtool, when installed (Debian's prometheus packages ship them).
@@ -592,7 +633,11 @@ fn shipped_fleet_configs_are_valid() {
         assert!(out.status.success(), "amtool: {}", String::from_utf8_lossy(&out.stdout));
         let test_copy = dir.path().join("am-test.yml");
         std::fs::write(&test_copy, alertmanager_config(dir.path(), "hostmedic-web-3")).unwrap();
-        let out = Command::new("amtool").arg("check-config").arg(&test_copy).output().unwrap();
+        let out = Command::new("amtool")
+            .arg("check-config")
+            .arg(&test_copy)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "amtool: {}", String::from_utf8_lossy(&out.stdout));
     } else if common::in_ci() {
         panic!("amtool missing in CI");
@@ -602,7 +647,11 @@ fn shipped_fleet_configs_are_valid() {
         let rules = dir.path().join("rules");
         std::fs::create_dir_all(&rules).unwrap();
         std::fs::write(&p, prometheus_config(dir.path(), &rules, &["127.0.0.1:9093".into()])).unwrap();
-        let out = Command::new(promtool).args(["check", "config"]).arg(&p).output().unwrap();
+        let out = Command::new(promtool)
+            .args(["check", "config"])
+            .arg(&p)
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "promtool: {}{}",
@@ -612,4 +661,145 @@ fn shipped_fleet_configs_are_valid() {
     } else if common::in_ci() {
         panic!("promtool missing in CI");
     }
+}
+
+/// The guard in one request (in-process, loopback): a fleet-mode hostmedic
+/// gets its own alert, one naming another host, one with conflicting host
+/// labels and one naming no host. Only its own runs; the rest are journaled
+/// as refused_foreign, counted by reason, and the request is answered 200.
+#[tokio::test]
+async fn mixed_request_acts_only_on_this_hosts_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    std::fs::create_dir_all(dir.path().join("effects")).unwrap();
+    std::fs::write(dir.path().join("token"), "tok").unwrap();
+    let cfg = hostmedic::config::Config::parse(
+        &format!(
+            r#"
+[host]
+enabled = false
+[hwmon]
+enabled = false
+[docker]
+enabled = false
+[fleet]
+identity = "web-2"
+instances = ["10.99.0.12"]
+[receiver]
+enabled = true
+bearer_token_file = "{d}/token"
+journal_path = "{d}/journal.jsonl"
+state_path = "{d}/state.json"
+status_path = "{d}/status.json"
+[[remediation]]
+name = "worker"
+alertname = "WorkerDown"
+actions = [{{ type = "exec", argv = ["/usr/bin/mktemp", "{d}/effects/{{{{ labels.tag }}}}.XXXXXX"] }}]
+"#
+        ),
+        "test",
+    )
+    .unwrap();
+    let srv = common::InProcess::start(cfg).await;
+    let alert = |fp: &str, labels: serde_json::Value| {
+        serde_json::json!({"status": "firing", "labels": labels, "annotations": {},
+            "startsAt": "2026-11-22T07:07:46.877Z", "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "", "fingerprint": fp})
+    };
+    let payload = serde_json::json!({
+        "receiver": "hostmedic-web-2", "status": "firing", "version": "4", "groupKey": "{}",
+        "truncatedAlerts": 0, "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
+        "externalURL": "http://am", "alerts": [
+            alert("0000000000000001", serde_json::json!({"alertname": "WorkerDown", "tag": "own", "instance": "10.99.0.12:9100", "host": "WEB-2"})),
+            alert("0000000000000002", serde_json::json!({"alertname": "WorkerDown", "tag": "other", "instance": "10.99.0.11:9877"})),
+            alert("0000000000000003", serde_json::json!({"alertname": "WorkerDown", "tag": "conflict", "instance": "10.99.0.12:9877", "nodename": "web-1"})),
+            alert("0000000000000004", serde_json::json!({"alertname": "WorkerDown", "tag": "nohost"})),
+        ]
+    });
+    let r = common::client()
+        .post(srv.url("/api/v1/alerts"))
+        .bearer_auth("tok")
+        .json(&payload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["summary"]["alerts"], 4, "{body}");
+    assert_eq!(body["summary"]["foreign"], 3, "{body}");
+    assert_eq!(body["summary"]["planned"], 1, "{body}");
+    let effects = dir.path().join("effects");
+    common::eventually(Duration::from_secs(20), "own alert's action", || async {
+        (std::fs::read_dir(&effects).unwrap().count() == 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let names: Vec<String> = std::fs::read_dir(&effects)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(names[0].starts_with("own."), "{names:?}");
+    let (entries, _) = journal::read_from(&dir.path().join("journal.jsonl"), 0).unwrap();
+    let refused: Vec<(String, String, BTreeMap<String, String>)> = entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::RefusedForeign {
+                fingerprint,
+                reason,
+                names,
+                identity,
+                ..
+            } => {
+                assert_eq!(identity, "web-2");
+                Some((fingerprint.clone(), reason.clone(), names.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let want = |fp: &str, reason: &str, names: &[(&str, &str)]| {
+        (
+            fp.to_string(),
+            reason.to_string(),
+            names
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+        )
+    };
+    assert_eq!(
+        refused,
+        vec![
+            want("0000000000000002", "foreign", &[("instance", "10.99.0.11:9877")]),
+            want(
+                "0000000000000003",
+                "foreign",
+                &[("instance", "10.99.0.12:9877"), ("nodename", "web-1")]
+            ),
+            want("0000000000000004", "no_host", &[]),
+        ]
+    );
+    // Refused alerts never reach routing: no alert/decision entries for them.
+    for e in &entries {
+        if let Event::Alert { fingerprint, .. } | Event::Decision { fingerprint, .. } = &e.event {
+            assert_eq!(fingerprint, "0000000000000001", "{e:?}");
+        }
+    }
+    let (_, metrics) = common::get(&srv.url("/metrics")).await;
+    let line = |reason: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("hostmedic_actions_skipped_total{{reason=\"{reason}\"}}")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    assert_eq!(line("foreign"), Some(2.0), "{metrics}");
+    assert_eq!(line("no_host"), Some(1.0), "{metrics}");
+    // The incident log says why.
+    let md = hostmedic::receiver::incidents::markdown(&entries, "j", None, 0);
+    assert!(
+        md.contains("names another host") && md.contains("names no host"),
+        "{md}"
+    );
+    srv.stop().await;
 }

@@ -179,7 +179,8 @@ impl FleetConfig {
             let colons = inst.matches(':').count();
             let bracketed_port = inst.starts_with('[') && inst.contains("]:");
             let parsed = HostRef::parse(inst);
-            if parsed.is_none() || ((colons == 1 || bracketed_port) && parsed.as_ref().is_some_and(|h| h.port.is_none()))
+            if parsed.is_none()
+                || ((colons == 1 || bracketed_port) && parsed.as_ref().is_some_and(|h| h.port.is_none()))
             {
                 return Err(ConfigError::invalid(
                     k,
@@ -317,7 +318,10 @@ mod tests {
         assert_eq!(p("WEB-1.Example.COM."), Some(("web-1.example.com".into(), None)));
         assert_eq!(p("[2001:DB8::0001]:9100"), Some(("2001:db8::1".into(), Some(9100))));
         assert_eq!(p("2001:db8:0::1"), Some(("2001:db8::1".into(), None)));
-        assert_eq!(p("https://user@web-1.example.com:8443/health?x"), Some(("web-1.example.com".into(), Some(8443))));
+        assert_eq!(
+            p("https://user@web-1.example.com:8443/health?x"),
+            Some(("web-1.example.com".into(), Some(8443)))
+        );
         assert_eq!(p("http://web-1/"), Some(("web-1".into(), None)));
         assert_eq!(p("host:notaport"), Some(("host:notaport".into(), None)));
         assert_eq!(p("  "), None);
@@ -332,7 +336,10 @@ mod tests {
         assert!(id.names_self("web-1:9100"));
         assert!(id.names_self("web-1."));
         assert!(!id.names_self("web-10:9877"));
-        assert!(!id.names_self("web-1.example.com:9877"), "no guessing between short and full names");
+        assert!(
+            !id.names_self("web-1.example.com:9877"),
+            "no guessing between short and full names"
+        );
         assert!(!id.names_self("web"));
         assert!(!id.names_self(""));
     }
@@ -364,7 +371,13 @@ mod tests {
     fn loopback_is_self_only_in_single_host_mode() {
         let single = fleet("web-1", &[], true);
         let many = fleet("web-1", &[], false);
-        for v in ["localhost:9877", "127.0.0.1:9877", "127.0.1.1", "[::1]:9877", "LOCALHOST"] {
+        for v in [
+            "localhost:9877",
+            "127.0.0.1:9877",
+            "127.0.1.1",
+            "[::1]:9877",
+            "LOCALHOST",
+        ] {
             assert!(single.names_self(v), "{v}");
             assert!(!many.names_self(v), "{v}");
         }
@@ -377,7 +390,11 @@ mod tests {
         let id = fleet("web-1", &["10.0.0.2:9877"], false);
         assert_eq!(id.classify(&labels(&[("instance", "10.0.0.2:9877")])), Verdict::Own);
         assert_eq!(
-            id.classify(&labels(&[("instance", "10.0.0.2:9877"), ("host", "web-1"), ("job", "x")])),
+            id.classify(&labels(&[
+                ("instance", "10.0.0.2:9877"),
+                ("host", "web-1"),
+                ("job", "x")
+            ])),
             Verdict::Own
         );
         assert_eq!(
@@ -396,7 +413,11 @@ mod tests {
             }
         );
         assert_eq!(id.classify(&labels(&[("job", "x")])), Verdict::NoHost);
-        assert_eq!(id.classify(&labels(&[("instance", " ")])), Verdict::NoHost, "empty is absent");
+        assert_eq!(
+            id.classify(&labels(&[("instance", " ")])),
+            Verdict::NoHost,
+            "empty is absent"
+        );
         // Labels outside host_labels are not looked at.
         assert_eq!(
             id.classify(&labels(&[("server", "web-2"), ("host", "web-1")])),
@@ -413,7 +434,11 @@ mod tests {
         assert_eq!(single.refusal(&none), None);
         let other = labels(&[("host", "web-2")]);
         assert_eq!(many.refusal(&other), Some("foreign"));
-        assert_eq!(single.refusal(&other), Some("foreign"), "single-host mode still refuses other hosts");
+        assert_eq!(
+            single.refusal(&other),
+            Some("foreign"),
+            "single-host mode still refuses other hosts"
+        );
         assert_eq!(many.refusal(&labels(&[("host", "web-1")])), None);
     }
 
@@ -425,7 +450,10 @@ mod tests {
             host_labels: vec!["server".into()],
             single_host: false,
         }));
-        assert_eq!(id.refusal(&labels(&[("server", "web-2"), ("instance", "web-1")])), Some("foreign"));
+        assert_eq!(
+            id.refusal(&labels(&[("server", "web-2"), ("instance", "web-1")])),
+            Some("foreign")
+        );
         assert_eq!(id.refusal(&labels(&[("server", "web-1"), ("instance", "web-2")])), None);
         assert_eq!(
             id.host_labels_of(&labels(&[("server", "web-1"), ("instance", "x")])),
@@ -489,7 +517,13 @@ mod tests {
             .validate("fleet")
             .is_ok()
         );
-        for good in ["web-1", "10.0.0.2:9877", "[2001:db8::1]:9877", "2001:db8::1", "web-1.example.com"] {
+        for good in [
+            "web-1",
+            "10.0.0.2:9877",
+            "[2001:db8::1]:9877",
+            "2001:db8::1",
+            "web-1.example.com",
+        ] {
             assert!(
                 FleetConfig {
                     instances: vec![good.into()],
@@ -509,13 +543,12 @@ mod config_tests {
 
     #[test]
     fn fleet_section_parses_and_errors_name_keys() {
-        let cfg = Config::parse(
-            "[fleet]\nidentity = \"web-1\"\ninstances = [\"10.0.0.2:9877\"]\n",
-            "t",
-        )
-        .unwrap();
+        let cfg = Config::parse("[fleet]\nidentity = \"web-1\"\ninstances = [\"10.0.0.2:9877\"]\n", "t").unwrap();
         let f = cfg.fleet.as_ref().unwrap();
-        assert!(!f.single_host, "a [fleet] section means fleet mode unless it says otherwise");
+        assert!(
+            !f.single_host,
+            "a [fleet] section means fleet mode unless it says otherwise"
+        );
         assert_eq!(f.host_labels, ["instance", "host", "nodename"]);
         Config::parse(&cfg.to_toml(), "rendered").expect("round trip");
         let err = Config::parse("[fleet]\ninstances = [\"web-1:0\"]\n", "t").unwrap_err();

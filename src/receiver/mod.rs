@@ -253,7 +253,11 @@ fn approver(req: &Request<Incoming>) -> String {
 #[doc(hidden)]
 pub fn fuzz_check(data: &[u8]) {
     use crate::actions::target;
-    let safe_unit = |v: &str| !v.contains('/') && !v.contains("..") && !v.chars().any(|c| c.is_whitespace() || ";$`|&<>(){}'\"!*?".contains(c));
+    let safe_unit = |v: &str| {
+        !v.contains('/')
+            && !v.contains("..")
+            && !v.chars().any(|c| c.is_whitespace() || ";$`|&<>(){}'\"!*?".contains(c))
+    };
     if let Ok(p) = payload::parse(data, 1000) {
         assert!(p.alerts.len() <= 1000);
         for a in &p.alerts {
@@ -310,10 +314,34 @@ mod tests {
             include_bytes!("../../fuzz/seeds/unit.txt").to_vec(),
         ];
         let tokens: &[&[u8]] = &[
-            b"\"", b"{", b"}", b"[", b"]", b",", b":", b"null", b"1e999", b"-0", b"\"\\u0000\"", b"\"../x\"",
-            b"\"a b.service\"", b"\";reboot\"", b"\"$(id)\"", b"\"firing\"", b"\"resolved\"", b"\"alerts\"",
-            b"\"labels\"", b"\"fingerprint\"", b"\"startsAt\"", b"\"2026-02-30T25:61:61Z\"", b"\xff\xfe", b"\\",
-            b"\"\\ud800\"", b"9999999999999999999999", b"\"x.service\\x2f\"", b"\"@.service\"",
+            b"\"",
+            b"{",
+            b"}",
+            b"[",
+            b"]",
+            b",",
+            b":",
+            b"null",
+            b"1e999",
+            b"-0",
+            b"\"\\u0000\"",
+            b"\"../x\"",
+            b"\"a b.service\"",
+            b"\";reboot\"",
+            b"\"$(id)\"",
+            b"\"firing\"",
+            b"\"resolved\"",
+            b"\"alerts\"",
+            b"\"labels\"",
+            b"\"fingerprint\"",
+            b"\"startsAt\"",
+            b"\"2026-02-30T25:61:61Z\"",
+            b"\xff\xfe",
+            b"\\",
+            b"\"\\ud800\"",
+            b"9999999999999999999999",
+            b"\"x.service\\x2f\"",
+            b"\"@.service\"",
         ];
         let mut rng: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut next = move || {
@@ -329,7 +357,11 @@ mod tests {
         for _ in 0..iterations {
             let mut d = seeds[(next() % seeds.len() as u64) as usize].clone();
             for _ in 0..1 + next() % 4 {
-                let at = if d.is_empty() { 0 } else { (next() % d.len() as u64) as usize };
+                let at = if d.is_empty() {
+                    0
+                } else {
+                    (next() % d.len() as u64) as usize
+                };
                 match next() % 5 {
                     0 if !d.is_empty() => d[at] ^= 1 << (next() % 8),
                     1 => d.insert(at, next() as u8),

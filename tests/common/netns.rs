@@ -12,7 +12,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Runs `ip <args>`; panics with its output on failure.
 pub fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("ip (iproute2) must be installed");
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("ip (iproute2) must be installed");
     assert!(
         out.status.success(),
         "ip {}: {}{}",
@@ -86,15 +89,14 @@ impl Lab {
             lab.created.push(ns.clone());
             ip(&["-n", &ns, "link", "set", "lo", "up"]);
             let port = format!("v{i}");
-            ip(&["-n", &hub, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+            ip(&[
+                "-n", &hub, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ]);
             ip(&["-n", &hub, "link", "set", &port, "master", "br0"]);
             ip(&["-n", &hub, "link", "set", &port, "up"]);
             ip(&["-n", &ns, "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
             ip(&["-n", &ns, "link", "set", "eth0", "up"]);
-            lab.hosts.push(Host {
-                netns: ns,
-                addr: *addr,
-            });
+            lab.hosts.push(Host { netns: ns, addr: *addr });
         }
         lab
     }
