@@ -514,14 +514,14 @@ def processes():
         target(f"hostmedic_process_top_cpu_usage_ratio{{{H}}}", "{{instance}} {{pid}} {{comm}}"),
     ], "percentunit", "HostmedicRunawayProcess fires at 90% of a CPU for 30 minutes.", [(None, "green"), (0.9, "red")], min_=0), 12, 8)
     l.add(table("Process watches", [
-        ("Count", f"hostmedic_process_watch_count{{{H}}}"),
+        ("Count", f"hostmedic_process_watch_processes{{{H}}}"),
         ("Min", f"hostmedic_process_watch_min{{{H}}}"),
         ("Max", f"hostmedic_process_watch_max{{{H}}}"),
         ("Memory", f"hostmedic_process_watch_resident_memory_bytes{{{H}}}"),
         ("Oldest running for", f"time() - hostmedic_process_watch_oldest_start_time_seconds{{{H}}}"),
     ], ["instance", "watch"], units={"Memory": "bytes", "Oldest running for": "s"}), 12, 8)
     l.add(timeseries("Watched process count", [
-        target(f"hostmedic_process_watch_count{{{H}}}", "{{instance}} {{watch}}"),
+        target(f"hostmedic_process_watch_processes{{{H}}}", "{{instance}} {{watch}}"),
     ], "short", min_=0), 12, 8)
     l.add(timeseries("Watched process CPU", [
         target(f"rate(hostmedic_process_watch_cpu_seconds_total{{{H}}}[$__rate_interval])", "{{instance}} {{watch}}"),

@@ -52,6 +52,10 @@ pub struct Config {
     /// `[[remediation]]`: routing rules (alert → actions).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub remediation: Vec<crate::receiver::config::RuleConfig>,
+    pub systemd: collectors::systemd::Config,
+    pub processes: collectors::processes::Config,
+    pub logfile: collectors::logfile::Config,
+    pub probes: collectors::probes::Config,
     /// `[fleet]`: this host's identity; absent means single-host mode.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fleet: Option<crate::receiver::identity::FleetConfig>,
@@ -136,6 +140,10 @@ impl Config {
         actions::notify::validate_channels(&self.notify)?;
         self.receiver.validate(&self.notify)?;
         crate::receiver::config::validate_rules(&self.remediation, &self.notify)?;
+        self.systemd.validate("systemd", self.global.collector_timeout)?;
+        self.processes.validate("processes")?;
+        self.logfile.validate("logfile")?;
+        self.probes.validate("probes")?;
         if let Some(f) = &self.fleet {
             f.validate("fleet")?;
         }

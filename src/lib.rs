@@ -12,6 +12,8 @@
 //!   the docker collector and the remediation actions.
 //! - [`metrics`]: per-scrape snapshot and its OpenMetrics/classic encodings.
 //! - [`receiver`]: Alertmanager webhook receiver and remediation engine.
+//! - [`systemd`]: D-Bus access to systemd (proxies, connections, unit helpers),
+//!   shared by the systemd collector and the remediation actions.
 
 pub mod actions;
 pub mod app;
@@ -23,6 +25,7 @@ pub mod docker;
 pub mod metrics;
 pub mod receiver;
 pub mod server;
+pub mod systemd;
 
 /// Installs rustls' `ring` crypto provider as the process default (reqwest is
 /// built with `rustls-no-provider`). Safe to call more than once.

@@ -918,3 +918,234 @@ async fn bad_request_corpus_gets_4xx_and_runs_nothing() {
     );
     srv.stop().await;
 }
+
+/// Unmounts a tmpfs mounted by the test (by path; lazily).
+struct Mount(PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The one 5xx: the journal cannot be written (a full file system). Nothing
+/// of the failed request counts, so Alertmanager's retry acts normally.
+#[tokio::test(flavor = "multi_thread")]
+async fn journal_failure_answers_500_and_the_retry_is_processed() {
+    let fx = Fixture::new();
+    let mnt = fx.path("small");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "hostmedic-test"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok && skip_or_fail("cannot mount a tmpfs (needs root)") {
+        return;
+    }
+    let _mount = Mount(mnt.clone());
+    let sink = Sink::start().await;
+    let text = fx.config(&sink.url("/hook"), 3, "").replace(
+        &format!("journal_path = \"{}/journal.jsonl\"", fx.dir.path().display()),
+        &format!("journal_path = \"{}/journal.jsonl\"", mnt.display()),
+    );
+    let srv = InProcess::start(Config::parse(&text, "test").unwrap()).await;
+    let url = srv.url("/api/v1/alerts");
+    // Fill the file system.
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(mnt.join("filler")).unwrap();
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).and_then(|_| f.sync_all()).is_ok() {}
+    }
+    let body = payload(vec![worker("2026-01-01T00:00:00Z")]);
+    let (code, text) = post(&url, Some(TOKEN), &body).await;
+    assert_eq!(code, 500, "{text}");
+    assert!(text.contains("cannot record"), "{text}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fx.effects(), 0);
+    // Space again: the retry (same alert) is not a duplicate and acts once.
+    std::fs::remove_file(mnt.join("filler")).unwrap();
+    let (code, text) = post(&url, Some(TOKEN), &body).await;
+    assert_eq!(code, 200, "{text}");
+    wait_effects(&fx, 1).await;
+    let entries = journal::read_from(&mnt.join("journal.jsonl"), 0).unwrap().0;
+    assert!(
+        entries
+            .iter()
+            .filter(|e| matches!(e.event, Event::Alert { .. }))
+            .all(|e| matches!(e.event, Event::Alert { duplicate: false, .. }))
+    );
+    let (_, metrics) = get(&srv.url("/metrics")).await;
+    assert!(
+        metrics.contains("hostmedic_webhook_requests_total{code=\"500\"} 1"),
+        "{metrics}"
+    );
+    srv.stop().await;
+}
+
+const CRASHY: &str = "[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/false\nRestart=always\nRestartSec=1\n[Install]\nWantedBy=multi-user.target\n";
+const HEALTHY: &str = "[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n";
+
+/// S1/S6 end to end on a real systemd (booted in its own rootfs by
+/// tests/common/systemd.rs): the webhook restarts a healthy unit (verified);
+/// a crash-looping unit is restarted until its budget is spent (not helped),
+/// then held, escalated, and stopped + masked by `exhausted_actions`.
+#[tokio::test(flavor = "multi_thread")]
+async fn systemd_restart_verified_and_crash_loop_budget_stops_and_masks() {
+    use common::systemd::{Spec, boot_or_skip};
+    let Some(m) = boot_or_skip(
+        Spec::new()
+            .file("/usr/lib/systemd/system/crashy.service", CRASHY, 0o644)
+            .enabled_unit("healthy.service", HEALTHY),
+    ) else {
+        return;
+    };
+    let (ok, out) = m.systemctl(&["start", "crashy.service"]);
+    assert!(ok || out.contains("failed"), "{out}");
+    let fx = Fixture::new();
+    let sink = Sink::start().await;
+    let d = fx.dir.path().display();
+    let text = format!(
+        r#"
+[host]
+enabled = false
+[hwmon]
+enabled = false
+[docker]
+enabled = false
+[systemd]
+enabled = false
+bus_address = "{bus}"
+user_runtime_dir = "{root}/run/user"
+passwd_file = "{rootfs}/etc/passwd"
+
+[receiver]
+enabled = true
+bearer_token_file = "{d}/token"
+journal_path = "{d}/journal.jsonl"
+state_path = "{d}/state.json"
+status_path = "{d}/status.json"
+cooldown = "0s"
+verify_timeout = "4s"
+
+[notify.sink]
+kind = "webhook"
+url = "{sink}"
+retries = 0
+
+[[remediation]]
+name = "restart-down"
+alertname = "UnitDown"
+matchers = ['manager="system"']
+actions = [{{ type = "systemd", op = "restart", unit = "{{{{ labels.name }}}}" }}]
+
+[[remediation]]
+name = "crash-loop"
+alertname = "UnitCrashLooping"
+actions = [{{ type = "systemd", op = "restart", unit = "{{{{ labels.name }}}}" }}]
+budget_attempts = 2
+exhausted_actions = [
+  {{ type = "systemd", op = "stop", unit = "{{{{ labels.name }}}}" }},
+  {{ type = "systemd", op = "mask", unit = "{{{{ labels.name }}}}" }},
+]
+escalate = ["sink"]
+"#,
+        bus = m.bus_address(),
+        root = m.root().display(),
+        rootfs = m.rootfs().display(),
+        sink = sink.url("/hook"),
+    );
+    let srv = InProcess::start(Config::parse(&text, "test").unwrap()).await;
+    let url = srv.url("/api/v1/alerts");
+    let results = |fx: &Fixture| -> Vec<(String, String)> {
+        fx.journal()
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::Action { action, result, .. } => Some((action.clone(), result.clone())),
+                Event::Verify { result, .. } => Some(("verify".into(), result.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+
+    // A healthy unit restarted on request: verified active.
+    let before = m.show("healthy.service", "ExecMainPID");
+    let down = alert(
+        "UnitDown",
+        &[("manager", "system"), ("name", "healthy.service")],
+        "2026-01-01T00:00:00Z",
+        "firing",
+        "0a",
+    );
+    assert_eq!(post(&url, Some(TOKEN), &payload(vec![down])).await.0, 200);
+    eventually(Duration::from_secs(30), "restart verified", || async {
+        results(&fx)
+            .contains(&("verify".into(), "verified".into()))
+            .then_some(())
+    })
+    .await;
+    assert_ne!(m.show("healthy.service", "ExecMainPID"), before, "restarted");
+    assert_eq!(m.show("healthy.service", "ActiveState"), "active");
+
+    // The crash loop: two restarts that do not help, then the budget is spent.
+    for (i, s) in ["2026-01-01T01:00:00Z", "2026-01-01T01:10:00Z"].iter().enumerate() {
+        let a = alert("UnitCrashLooping", &[("name", "crashy.service")], s, "firing", "0b");
+        assert_eq!(post(&url, Some(TOKEN), &payload(vec![a])).await.0, 200);
+        eventually(Duration::from_secs(30), "restart judged", || async {
+            (results(&fx)
+                .iter()
+                .filter(|r| r.0 == "verify" && r.1 == "not_helped")
+                .count()
+                == i + 1)
+                .then_some(())
+        })
+        .await;
+    }
+    let a = alert(
+        "UnitCrashLooping",
+        &[("name", "crashy.service")],
+        "2026-01-01T01:20:00Z",
+        "firing",
+        "0b",
+    );
+    assert_eq!(post(&url, Some(TOKEN), &payload(vec![a])).await.0, 200);
+    let esc = eventually(Duration::from_secs(30), "escalation", || async {
+        sink.all()
+            .into_iter()
+            .find(|r| r.body.contains("remediation exhausted"))
+    })
+    .await;
+    assert!(esc.body.contains("systemd:system:crashy.service"), "{}", esc.body);
+    assert!(
+        esc.body.contains("not_helped"),
+        "history shows the failed verifications: {}",
+        esc.body
+    );
+    eventually(Duration::from_secs(30), "stop + mask ran", || async {
+        let r = results(&fx);
+        (r.contains(&("systemd.stop".into(), "ok".into())) && r.contains(&("systemd.mask".into(), "ok".into())))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(m.systemctl(&["is-enabled", "crashy.service"]).1.trim(), "masked");
+    let n = m.show("crashy.service", "NRestarts");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(m.show("crashy.service", "NRestarts"), n, "the loop is stopped");
+    let restarts = results(&fx).iter().filter(|r| r.0 == "systemd.restart").count();
+    assert_eq!(restarts, 3, "1 healthy + 2 crash-loop restarts, none after the budget");
+    let (_, metrics) = get(&srv.url("/metrics")).await;
+    assert!(
+        metrics.contains("hostmedic_actions_total{action=\"systemd.restart\",result=\"verified\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hostmedic_actions_total{action=\"systemd.restart\",result=\"not_helped\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hostmedic_remediation_hold{rule=\"crash-loop\",target=\"systemd:system:crashy.service\"} 1"),
+        "{metrics}"
+    );
+    srv.stop().await;
+}

@@ -1,26 +1,245 @@
-//! systemd actions over D-Bus (system or user manager).
+//! systemd actions over D-Bus (system manager or a user manager), using the
+//! shared helpers of [`crate::systemd`]: restart, start, stop, disable, mask,
+//! unmask, reset-failed. A unit systemd has no unit file for (`not-found`,
+//! S3) is never started, stopped or restarted: the action is refused with
+//! "not installed" so the rule can notify instead.
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use zbus::Connection;
 
 use super::{ActionEnv, Manager, Outcome, OutcomeResult, SystemdOp, Verification};
+use crate::systemd::{self as sd, ManagerTarget, Passwd, UnitStatus};
 
-pub(crate) async fn run(op: SystemdOp, manager: &Manager, unit: &str, _env: &ActionEnv, started: Instant) -> Outcome {
-    Outcome::new(
-        OutcomeResult::Refused,
-        format!(
-            "systemd {} {unit} ({manager}): not wired yet on this commit",
-            op.as_str()
-        ),
-        started,
-    )
+/// Where `manager` lives, per `env`.
+pub fn manager_target(manager: &Manager, env: &ActionEnv) -> Result<ManagerTarget, String> {
+    match manager {
+        Manager::System => Ok(ManagerTarget::system(env.system_bus.as_deref())),
+        Manager::User(name) => {
+            let passwd = Passwd::load(&env.passwd_file);
+            sd::configured_user_manager(name, &env.user_runtime_dir, &passwd).map_err(|e| e.to_string())
+        }
+    }
 }
 
+async fn connect(manager: &Manager, env: &ActionEnv) -> Result<Connection, String> {
+    let target = manager_target(manager, env)?;
+    sd::connect(&target, env.systemd_timeout)
+        .await
+        .map_err(|e| format!("{manager} manager: {e}"))
+}
+
+fn describe(st: &UnitStatus) -> String {
+    let mut s = format!("{} {}/{}", st.load_state, st.active_state, st.sub_state);
+    if let Some(r) = &st.result {
+        s.push_str(&format!(", result {r}"));
+    }
+    if let Some(n) = st.n_restarts {
+        s.push_str(&format!(", NRestarts {n}"));
+    }
+    if let Some(c) = st.exec_main_status {
+        s.push_str(&format!(", last exit status {c}"));
+    }
+    s
+}
+
+/// `UnitFileState` (`enabled`, `disabled`, `masked`, `static`, …).
+async fn unit_file_state(conn: &Connection, unit: &str) -> Result<String, String> {
+    let path = sd::unit_path(conn, unit).await.map_err(|e| e.to_string())?;
+    let props: HashMap<String, zbus::OwnedVariant> = sd::get_all(conn, &path, sd::proxies::UNIT_INTERFACE)
+        .await
+        .map_err(|e| e.to_string())?;
+    props
+        .get("UnitFileState")
+        .and_then(|v| <&str>::try_from(v).ok())
+        .map(str::to_string)
+        .ok_or_else(|| "no UnitFileState property".to_string())
+}
+
+fn changes_line(changes: &[sd::UnitFileChange]) -> String {
+    if changes.is_empty() {
+        return "no unit file changes".to_string();
+    }
+    changes
+        .iter()
+        .map(|c| {
+            if c.destination.is_empty() {
+                format!("{} {}", c.kind, c.file)
+            } else {
+                format!("{} {} → {}", c.kind, c.file, c.destination)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Performs `op` on an already checked unit; `Ok` carries what happened.
+async fn perform(conn: &Connection, op: SystemdOp, unit: &str) -> Result<String, String> {
+    let e = |e: sd::SystemdError| e.to_string();
+    Ok(match op {
+        SystemdOp::Restart => format!(
+            "restart job {}",
+            sd::restart_unit(conn, unit).await.map_err(e)?.as_str()
+        ),
+        SystemdOp::Start => format!("start job {}", sd::start_unit(conn, unit).await.map_err(e)?.as_str()),
+        SystemdOp::Stop => format!("stop job {}", sd::stop_unit(conn, unit).await.map_err(e)?.as_str()),
+        SystemdOp::ResetFailed => match sd::reset_failed_unit(conn, unit).await {
+            Ok(()) => "failed state and restart counter reset".to_string(),
+            // Not loaded (garbage-collected): nothing is failed.
+            Err(sd::SystemdError::NoSuchUnit(_)) => "unit not loaded: nothing to reset".to_string(),
+            Err(err) => return Err(e(err)),
+        },
+        SystemdOp::Disable | SystemdOp::Mask | SystemdOp::Unmask => {
+            let names = [unit];
+            let changes = match op {
+                SystemdOp::Disable => sd::disable_unit_files(conn, &names).await,
+                SystemdOp::Mask => sd::mask_unit_files(conn, &names).await,
+                _ => sd::unmask_unit_files(conn, &names).await,
+            }
+            .map_err(e)?;
+            // Like systemctl: reload so the manager sees the new unit files.
+            sd::reload(conn).await.map_err(e)?;
+            format!("{}; daemon reloaded", changes_line(&changes))
+        }
+    })
+}
+
+pub(crate) async fn run(op: SystemdOp, manager: &Manager, unit: &str, env: &ActionEnv, started: Instant) -> Outcome {
+    let what = format!("systemctl {}{} {unit}", user_flag(manager), op.as_str());
+    let conn = match connect(manager, env).await {
+        Ok(c) => c,
+        Err(e) => return Outcome::new(OutcomeResult::Failed, format!("{what}: {e}"), started),
+    };
+    let before = match sd::unit_status(&conn, unit).await {
+        Ok(s) => s,
+        Err(e) => {
+            return Outcome::new(
+                OutcomeResult::Failed,
+                format!("{what}: reading unit state: {e}"),
+                started,
+            );
+        }
+    };
+    // Masking or unmasking a unit without a unit file is fine; everything
+    // else needs one (S3: restarting a not-found unit achieves nothing).
+    if !before.is_installed() && !matches!(op, SystemdOp::Mask | SystemdOp::Unmask) {
+        return Outcome::new(
+            OutcomeResult::Refused,
+            format!("{what}: unit {unit} is not installed (load state not-found) on the {manager} manager"),
+            started,
+        );
+    }
+    let before_line = describe(&before);
+    if env.dry_run {
+        return Outcome::new(
+            OutcomeResult::DryRun,
+            format!("would run {what} (before: {before_line})"),
+            started,
+        );
+    }
+    match perform(&conn, op, unit).await {
+        Ok(done) => Outcome::new(
+            OutcomeResult::Ok,
+            format!("{what}: {done} (before: {before_line})"),
+            started,
+        ),
+        Err(e) => {
+            let hint = if op == SystemdOp::Mask && e.contains("UnitExists") {
+                " (the unit file itself is in the admin directory, so a mask symlink cannot take its place; \
+                 use stop + disable for such units)"
+            } else {
+                ""
+            };
+            Outcome::new(
+                OutcomeResult::Failed,
+                format!("{what}: {e}{hint} (before: {before_line})"),
+                started,
+            )
+        }
+    }
+}
+
+fn user_flag(manager: &Manager) -> String {
+    match manager {
+        Manager::System => String::new(),
+        Manager::User(u) => format!("--user ({u}) "),
+    }
+}
+
+/// Verified when: restart/start — active on two looks a second apart with
+/// no automatic restart in between; stop — inactive or failed; mask —
+/// masked; unmask — no longer masked; disable — unit file not enabled;
+/// reset-failed — not failed.
 pub(crate) async fn verify(
-    _op: SystemdOp,
-    _manager: &Manager,
-    _unit: &str,
-    _env: &ActionEnv,
-    _until: tokio::time::Instant,
+    op: SystemdOp,
+    manager: &Manager,
+    unit: &str,
+    env: &ActionEnv,
+    until: tokio::time::Instant,
 ) -> Verification {
-    Verification::NotApplicable
+    let conn = match connect(manager, env).await {
+        Ok(c) => c,
+        Err(e) => return Verification::NotHelped(e),
+    };
+    let mut seen_up: Option<Option<u32>> = None;
+    loop {
+        let (ok, last) = match sd::unit_status(&conn, unit).await {
+            Err(e) => (false, e.to_string()),
+            Ok(st) => {
+                let ok = match op {
+                    SystemdOp::Restart | SystemdOp::Start => {
+                        let up = st.active_state == "active";
+                        let stable = up && seen_up == Some(st.n_restarts);
+                        seen_up = up.then_some(st.n_restarts);
+                        stable
+                    }
+                    SystemdOp::Stop => matches!(st.active_state.as_str(), "inactive" | "failed"),
+                    SystemdOp::Mask => st.load_state == "masked",
+                    SystemdOp::Unmask => st.load_state != "masked",
+                    SystemdOp::ResetFailed => st.active_state != "failed",
+                    SystemdOp::Disable => match unit_file_state(&conn, unit).await {
+                        Ok(s) => !s.starts_with("enabled"),
+                        Err(_) => false,
+                    },
+                };
+                let mut line = describe(&st);
+                if op == SystemdOp::Disable
+                    && let Ok(s) = unit_file_state(&conn, unit).await
+                {
+                    line.push_str(&format!(", unit file {s}"));
+                }
+                (ok, line)
+            }
+        };
+        if ok {
+            return Verification::Verified;
+        }
+        if tokio::time::Instant::now() >= until {
+            return Verification::NotHelped(format!("{unit} ({manager}): {last}"));
+        }
+        tokio::time::sleep(Duration::from_millis(if seen_up.is_some() { 1000 } else { 200 })).await;
+    }
+}
+
+/// Stops one unit for shed-load; `Ok` carries a short description.
+pub(crate) async fn stop_quietly(manager: &Manager, unit: &str, env: &ActionEnv) -> Result<String, String> {
+    let conn = connect(manager, env).await?;
+    let st = sd::unit_status(&conn, unit).await.map_err(|e| e.to_string())?;
+    if !st.is_installed() {
+        return Err(format!("not installed (load state not-found) on the {manager} manager"));
+    }
+    if matches!(st.active_state.as_str(), "inactive" | "failed") {
+        return Ok(format!("already {}", st.active_state));
+    }
+    let job = sd::stop_unit(&conn, unit).await.map_err(|e| e.to_string())?;
+    Ok(format!("stop job {} (was {})", job.as_str(), st.active_state))
+}
+
+/// `None` when the unit is stopped (inactive, failed or not installed),
+/// otherwise its active state.
+pub(crate) async fn stopped_state(manager: &Manager, unit: &str, env: &ActionEnv) -> Result<Option<String>, String> {
+    let conn = connect(manager, env).await?;
+    let st = sd::unit_status(&conn, unit).await.map_err(|e| e.to_string())?;
+    Ok((st.is_installed() && !matches!(st.active_state.as_str(), "inactive" | "failed")).then_some(st.active_state))
 }

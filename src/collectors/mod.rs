@@ -9,6 +9,10 @@ use crate::config::{Config, ConfigError};
 pub mod docker;
 pub mod host;
 pub mod hwmon;
+pub mod logfile;
+pub mod probes;
+pub mod processes;
+pub mod systemd;
 
 /// Builds every enabled collector. Sources are not probed here: a collector
 /// whose source is absent reports `hostmedic_collector_source_present 0` at
@@ -23,6 +27,22 @@ pub fn build(cfg: &Config) -> Result<Vec<Arc<dyn Collector>>, ConfigError> {
     }
     if cfg.docker.enabled {
         v.push(Arc::new(docker::DockerCollector::new(&cfg.docker)?));
+    }
+    if cfg.systemd.enabled {
+        v.push(Arc::new(systemd::SystemdCollector::new(&cfg.systemd)?));
+    }
+    if cfg.processes.enabled {
+        v.push(Arc::new(processes::ProcessesCollector::new(
+            &cfg.processes,
+            &cfg.global.procfs_root,
+        )?));
+    }
+    // Nothing to follow or probe: no collector, so no always-empty series.
+    if cfg.logfile.enabled && !cfg.logfile.watch.is_empty() {
+        v.push(Arc::new(logfile::LogfileCollector::new(&cfg.logfile)?));
+    }
+    if cfg.probes.enabled && !(cfg.probes.http.is_empty() && cfg.probes.command.is_empty()) {
+        v.push(Arc::new(probes::ProbesCollector::new(&cfg.probes)?));
     }
     Ok(v)
 }

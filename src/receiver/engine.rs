@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::Auth;
 use super::config::{Matcher, Mode, On, ReceiverConfig, RuleConfig};
-use super::journal::{self, Decision, Entry, Event, JournalError, JournalWriter, SkipReason};
+use super::journal::{self, Committer, Decision, Entry, Event, JournalError, JournalWriter, SkipReason};
 use super::metrics::Metrics;
 use super::payload::{Payload, PayloadAlert, Status};
 use super::state::{self, LastAction, State};
@@ -194,8 +194,8 @@ impl Batch<'_> {
 
 struct Core {
     state: State,
+    /// Last sequence number handed out (never reused, even after a failed write).
     next_seq: u64,
-    journal: Option<JournalWriter>,
 }
 
 /// The receiver: configuration, credentials, rules, state and self metrics.
@@ -205,6 +205,7 @@ pub struct Receiver {
     rules: Vec<Rule>,
     env: ActionEnv,
     core: Mutex<Core>,
+    committer: Committer,
     semaphore: Arc<Semaphore>,
     target_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
     pub metrics: Metrics,
@@ -241,11 +242,11 @@ impl Receiver {
         let journal =
             JournalWriter::open(&rc.journal_path).map_err(|e| ConfigError::invalid(key("journal_path"), e))?;
         let state = rebuild_state(&rc).map_err(|e| ConfigError::invalid(key("journal_path"), e))?;
+        let committer =
+            Committer::start(journal, state.last_seq).map_err(|e| ConfigError::invalid(key("journal_path"), e))?;
         let env = ActionEnv {
-            notify: config.notify.clone(),
-            procfs_root: config.global.procfs_root.clone(),
             dry_run: rc.dry_run,
-            ..ActionEnv::default()
+            ..ActionEnv::from_config(config)
         };
         let holds = state.holds.iter().map(|(t, h)| (h.rule.clone(), t.clone())).collect();
         tracing::info!(
@@ -261,8 +262,8 @@ impl Receiver {
             core: Mutex::new(Core {
                 next_seq: state.last_seq,
                 state,
-                journal: Some(journal),
             }),
+            committer,
             cfg: rc,
             auth,
             rules,
@@ -280,47 +281,45 @@ impl Receiver {
         self.rules.iter().position(|r| r.cfg.name == name)
     }
 
-    /// Appends the batch to the journal (fsync). On failure the journal is
-    /// cut back and the state rebuilt from disk, so nothing of the batch
-    /// counts.
-    async fn commit(&self, core: &mut Core, entries: Vec<Entry>) -> Result<(), JournalError> {
+    /// Queues the batch (already applied to the in-memory state) for the
+    /// journal, releases the core lock and waits until it is on disk (group
+    /// commit: concurrent batches share one fsync). On failure the state is
+    /// rebuilt from disk, so nothing of the batch counts.
+    async fn commit(&self, core: tokio::sync::MutexGuard<'_, Core>, entries: Vec<Entry>) -> Result<(), JournalError> {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut writer = core.journal.take().expect("journal writer is always put back");
-        let (writer, result) = tokio::task::spawn_blocking(move || {
-            let before = writer.len();
-            let r = writer.append(&entries);
-            if r.is_err()
-                && let Ok(len) = before
-            {
-                let _ = writer.truncate(len);
+        let ack = self.committer.submit(&entries);
+        self.update_holds_view(&core.state);
+        drop(core);
+        let err = match ack.await {
+            Ok(Ok(())) => {
+                self.dirty_flag.store(true, Ordering::Release);
+                self.dirty.notify_one();
+                return Ok(());
             }
-            (writer, r)
-        })
-        .await
-        .expect("journal task does not panic");
-        core.journal = Some(writer);
-        if let Err(e) = result {
-            tracing::error!(error = %e, "journal append failed; rebuilding state from disk");
-            match rebuild_state(&self.cfg) {
-                Ok(s) => {
-                    core.next_seq = s.last_seq;
-                    core.state = s;
-                }
-                Err(e2) => tracing::error!(error = %e2, "rebuilding state failed"),
+            Ok(Err(msg)) => msg,
+            Err(_) => "journal writer thread is gone".to_string(),
+        };
+        tracing::error!(error = %err, "journal append failed; rebuilding state from disk");
+        let mut core = self.core.lock().await;
+        match rebuild_state(&self.cfg) {
+            Ok(s) => {
+                core.next_seq = core.next_seq.max(s.last_seq);
+                core.state = s;
+                self.update_holds_view(&core.state);
             }
-            return Err(e);
+            Err(e2) => tracing::error!(error = %e2, "rebuilding state failed"),
         }
-        self.mark_dirty(&core.state);
-        Ok(())
+        Err(JournalError::Io {
+            path: self.cfg.journal_path.clone(),
+            source: std::io::Error::other(err),
+        })
     }
 
-    fn mark_dirty(&self, state: &State) {
+    fn update_holds_view(&self, state: &State) {
         *self.holds_view.lock().unwrap_or_else(|p| p.into_inner()) =
             state.holds.iter().map(|(t, h)| (h.rule.clone(), t.clone())).collect();
-        self.dirty_flag.store(true, Ordering::Release);
-        self.dirty.notify_one();
     }
 
     /// Journals and plans one webhook payload; actions run after return.
@@ -372,7 +371,7 @@ impl Receiver {
                 batch.push(e);
             }
             let entries = std::mem::take(&mut batch.entries);
-            self.commit(&mut core, entries).await?;
+            self.commit(core, entries).await?;
             self.metrics.action("route", "refused");
             return Err(AcceptError::Refused(msg));
         }
@@ -572,8 +571,7 @@ impl Receiver {
             }
         }
         let entries = std::mem::take(&mut batch.entries);
-        self.commit(&mut core, entries).await?;
-        drop(core);
+        self.commit(core, entries).await?;
         for a in &payload.alerts {
             self.metrics.alert(a.status.as_str());
         }
@@ -667,8 +665,7 @@ impl Receiver {
             by: by.to_string(),
         });
         let entries = std::mem::take(&mut batch.entries);
-        self.commit(&mut core, entries).await?;
-        drop(core);
+        self.commit(core, entries).await?;
         let me = self.clone();
         let job = Job::Run {
             id: id.to_string(),
@@ -700,7 +697,7 @@ impl Receiver {
             by: by.to_string(),
         });
         let entries = std::mem::take(&mut batch.entries);
-        self.commit(&mut core, entries).await?;
+        self.commit(core, entries).await?;
         Ok(())
     }
 
@@ -717,7 +714,7 @@ impl Receiver {
             batch.push(e);
         }
         let entries = std::mem::take(&mut batch.entries);
-        if let Err(e) = self.commit(&mut core, entries).await {
+        if let Err(e) = self.commit(core, entries).await {
             tracing::error!(error = %e, "cannot journal an action result");
         }
     }
@@ -906,6 +903,9 @@ impl Receiver {
                 _ = self.dirty.notified() => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     self.persist().await;
+                    if self.dirty_flag.load(Ordering::Acquire) {
+                        self.dirty.notify_one();
+                    }
                 }
                 _ = prune.tick() => {
                     let mut core = self.core.lock().await;
@@ -932,8 +932,13 @@ impl Receiver {
         }
         let (checkpoint, status) = {
             let mut core = self.core.lock().await;
-            let offset = core.journal.as_ref().and_then(|j| j.len().ok()).unwrap_or(0);
-            core.state.journal_offset = offset;
+            // Checkpoint only a state whose every entry is on disk.
+            let durable = self.committer.durable();
+            if core.state.last_seq != durable.seq {
+                self.dirty_flag.store(true, Ordering::Release);
+                return;
+            }
+            core.state.journal_offset = durable.len;
             let cp = serde_json::to_vec(&core.state).expect("state serializes");
             let st = status_document(&self.cfg, &self.rules, &core.state);
             (cp, serde_json::to_vec_pretty(&st).expect("status serializes"))

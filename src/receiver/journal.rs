@@ -247,6 +247,23 @@ impl JournalWriter {
         Ok(())
     }
 
+    /// Writes several pre-serialized chunks with one write and one sync;
+    /// on failure cuts the file back to where it was. Returns the new length.
+    pub fn write_group<'a>(&mut self, chunks: impl Iterator<Item = &'a [u8]>) -> Result<u64, JournalError> {
+        let before = self.len()?;
+        let buf: Vec<u8> = chunks.flat_map(|c| c.iter().copied()).collect();
+        let r = self
+            .file
+            .write_all(&buf)
+            .and_then(|_| self.file.sync_data())
+            .map_err(io(&self.path));
+        if let Err(e) = r {
+            let _ = self.truncate(before);
+            return Err(e);
+        }
+        Ok(before + buf.len() as u64)
+    }
+
     /// Cuts the journal back to `len` bytes (undoing a failed append).
     pub fn truncate(&mut self, len: u64) -> Result<(), JournalError> {
         self.file.set_len(len).map_err(io(&self.path))?;
@@ -260,6 +277,98 @@ impl JournalWriter {
 
     pub fn is_empty(&self) -> Result<bool, JournalError> {
         Ok(self.len()? == 0)
+    }
+}
+
+/// What the committer reports after a successful group: the last durable
+/// sequence number and the journal length that covers it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Durable {
+    pub seq: u64,
+    pub len: u64,
+}
+
+struct Submission {
+    bytes: Vec<u8>,
+    last_seq: u64,
+    ack: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// Group commit: one thread owns the [`JournalWriter`]; submissions queued
+/// while a sync is running are written together and share the next
+/// `fdatasync`. Submission order is write order. A failed group is cut back
+/// from the file and every submitter in it gets the error.
+pub struct Committer {
+    tx: std::sync::mpsc::Sender<Submission>,
+    durable: std::sync::Arc<std::sync::Mutex<Durable>>,
+}
+
+impl std::fmt::Debug for Committer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Committer").field("durable", &self.durable()).finish()
+    }
+}
+
+impl Committer {
+    /// Starts the writer thread; `durable_seq` is the last seq already on disk.
+    pub fn start(mut writer: JournalWriter, durable_seq: u64) -> Result<Committer, JournalError> {
+        let durable = std::sync::Arc::new(std::sync::Mutex::new(Durable {
+            seq: durable_seq,
+            len: writer.len()?,
+        }));
+        let (tx, rx) = std::sync::mpsc::channel::<Submission>();
+        let shared = durable.clone();
+        std::thread::Builder::new()
+            .name("hostmedic-journal".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut group = vec![first];
+                    while let Ok(more) = rx.try_recv() {
+                        group.push(more);
+                    }
+                    let result = writer.write_group(group.iter().map(|s| s.bytes.as_slice()));
+                    match result {
+                        Ok(len) => {
+                            let seq = group.iter().map(|s| s.last_seq).max().unwrap_or(0);
+                            *shared.lock().unwrap_or_else(|p| p.into_inner()) = Durable { seq, len };
+                            for s in group {
+                                let _ = s.ack.send(Ok(()));
+                            }
+                        }
+                        Err(e) => {
+                            let msg = e.to_string();
+                            for s in group {
+                                let _ = s.ack.send(Err(msg.clone()));
+                            }
+                        }
+                    }
+                }
+            })
+            .map_err(|source| JournalError::Io {
+                path: PathBuf::from("<journal thread>"),
+                source,
+            })?;
+        Ok(Committer { tx, durable })
+    }
+
+    /// Queues entries; the returned receiver resolves once they are on disk.
+    pub fn submit(&self, entries: &[Entry]) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
+        let mut bytes = Vec::with_capacity(entries.len() * 256);
+        for e in entries {
+            serde_json::to_writer(&mut bytes, e).expect("journal entries always serialize");
+            bytes.push(b'\n');
+        }
+        let (ack, rx) = tokio::sync::oneshot::channel();
+        let last_seq = entries.last().map(|e| e.seq).unwrap_or(0);
+        if let Err(std::sync::mpsc::SendError(s)) = self.tx.send(Submission { bytes, last_seq, ack }) {
+            let _ = s.ack.send(Err("journal writer thread is gone".into()));
+        }
+        rx
+    }
+
+    /// The last durable seq and journal length.
+    pub fn durable(&self) -> Durable {
+        *self.durable.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

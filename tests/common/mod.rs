@@ -10,14 +10,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub mod alertmanager;
-pub mod docker;
 pub mod netns;
 pub mod prometheus;
 pub mod sink;
 
 use hostmedic::app::App;
 use hostmedic::config::Config;
+
+pub mod procs;
 use tokio_util::sync::CancellationToken;
+
+pub mod systemd;
 
 /// A hostmedic served in-process on an ephemeral loopback port.
 pub struct InProcess {
@@ -217,3 +220,5 @@ pub fn skip_or_fail(reason: &str) -> bool {
     eprintln!("SKIPPED: {reason}");
     true
 }
+pub mod docker;
+pub mod notify_sink;

@@ -1,0 +1,563 @@
+//! `probes` collector: HTTP and command health checks, each run in the
+//! background on its own interval with its last result cached for scrapes.
+//!
+//! Command probes run an argv directly (no shell) in a new process group with
+//! an environment of `PATH` only, stdin from /dev/null and stdout discarded;
+//! at the timeout the whole group gets SIGKILL, so a hanging check (and
+//! whatever it spawned) never outlives its timeout. A missing executable is
+//! reported as success 0, exit code -1, with one log line per change.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::collector::{CollectError, Collector};
+use crate::config::ConfigError;
+use crate::metrics::MetricSet;
+
+/// `[probes]` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub enabled: bool,
+    /// `[[probes.http]]` entries.
+    pub http: Vec<HttpProbe>,
+    /// `[[probes.command]]` entries.
+    pub command: Vec<CommandProbe>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            enabled: true,
+            http: Vec::new(),
+            command: Vec::new(),
+        }
+    }
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(30)
+}
+
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn default_path() -> String {
+    DEFAULT_PATH.to_string()
+}
+
+/// One expected status code, or several.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum StatusSet {
+    One(u16),
+    Many(Vec<u16>),
+}
+
+impl StatusSet {
+    fn codes(&self) -> &[u16] {
+        match self {
+            StatusSet::One(c) => std::slice::from_ref(c),
+            StatusSet::Many(v) => v,
+        }
+    }
+}
+
+/// `[[probes.http]]`: a GET whose status must be expected.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpProbe {
+    /// The `probe` label; unique across all probes.
+    pub name: String,
+    pub url: String,
+    /// Expected status code(s); default: any 2xx. Redirects are followed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_status: Option<StatusSet>,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(default = "default_interval", with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+/// `[[probes.command]]`: a program whose exit code 0 means healthy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandProbe {
+    /// The `probe` label; unique across all probes.
+    pub name: String,
+    /// Program and arguments, run without a shell; a bare program name is
+    /// looked up in `path`.
+    pub argv: Vec<String>,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(default = "default_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// Working directory (default: hostmedic's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<PathBuf>,
+    /// The only environment variable the command gets.
+    #[serde(default = "default_path")]
+    pub path: String,
+}
+
+impl Config {
+    pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        let mut names = HashSet::new();
+        let mut check_common = |k: &str, name: &str, timeout: Duration, interval: Duration| {
+            if name.trim().is_empty() {
+                return Err(ConfigError::invalid(format!("{k}.name"), "must not be empty"));
+            }
+            if !names.insert(name.to_string()) {
+                return Err(ConfigError::invalid(
+                    format!("{k}.name"),
+                    format!("duplicate probe name {name:?} (names are unique across http and command probes)"),
+                ));
+            }
+            if timeout.is_zero() {
+                return Err(ConfigError::invalid(format!("{k}.timeout"), "must be greater than 0"));
+            }
+            if interval < Duration::from_millis(100) {
+                return Err(ConfigError::invalid(format!("{k}.interval"), "must be at least 100ms"));
+            }
+            Ok(())
+        };
+        for (i, p) in self.http.iter().enumerate() {
+            let k = format!("{key}.http[{i}]");
+            check_common(&k, &p.name, p.timeout, p.interval)?;
+            let url = reqwest::Url::parse(&p.url)
+                .map_err(|e| ConfigError::invalid(format!("{k}.url"), format!("invalid URL: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(ConfigError::invalid(format!("{k}.url"), "scheme must be http or https"));
+            }
+            if let Some(set) = &p.expected_status {
+                if set.codes().is_empty() {
+                    return Err(ConfigError::invalid(
+                        format!("{k}.expected_status"),
+                        "must list at least one code",
+                    ));
+                }
+                if let Some(bad) = set.codes().iter().find(|c| !(100..=599).contains(*c)) {
+                    return Err(ConfigError::invalid(
+                        format!("{k}.expected_status"),
+                        format!("{bad} is not an HTTP status code"),
+                    ));
+                }
+            }
+        }
+        for (i, p) in self.command.iter().enumerate() {
+            let k = format!("{key}.command[{i}]");
+            check_common(&k, &p.name, p.timeout, p.interval)?;
+            if p.argv.first().is_none_or(|a| a.is_empty()) {
+                return Err(ConfigError::invalid(
+                    format!("{k}.argv"),
+                    "needs at least the program to run",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a probe run failed (the log line; metrics carry the numbers).
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("GET {url}: {source}")]
+    Http { url: String, source: reqwest::Error },
+    #[error("GET {url}: unexpected status {status}")]
+    Status { url: String, status: u16 },
+    #[error("GET {url}: no response within {timeout:?}")]
+    HttpTimeout { url: String, timeout: Duration },
+    #[error("cannot start {program:?}: {source}")]
+    Spawn { program: String, source: std::io::Error },
+    #[error("{program:?} exited with {status}{stderr}")]
+    Exit {
+        program: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+    #[error("{program:?} still running after {timeout:?}; its process group was killed")]
+    CommandTimeout { program: String, timeout: Duration },
+    #[error("waiting for {program:?}: {source}")]
+    Wait { program: String, source: std::io::Error },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Http,
+    Command,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Http => "http",
+            Kind::Command => "command",
+        }
+    }
+}
+
+/// The last completed run of one probe.
+#[derive(Debug, Clone)]
+pub struct ProbeResult {
+    pub success: bool,
+    /// HTTP status (0: no response) or exit code (-1: killed, signalled or not started).
+    pub code: i64,
+    pub duration: Duration,
+    /// When the run finished.
+    pub at: SystemTime,
+    pub error: Option<String>,
+}
+
+type Results = Arc<Mutex<Vec<Option<ProbeResult>>>>;
+
+pub struct ProbesCollector {
+    http: Vec<HttpProbe>,
+    command: Vec<CommandProbe>,
+    client: reqwest::Client,
+    /// Indexed http probes first, then command probes; None until the first run.
+    results: Results,
+}
+
+impl ProbesCollector {
+    pub fn new(cfg: &Config) -> Result<Self, ConfigError> {
+        crate::install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("hostmedic/", env!("CARGO_PKG_VERSION")))
+            // A health probe checks what this host reaches directly; a proxy
+            // from the environment would turn 127.0.0.1 into someone else.
+            .no_proxy()
+            .build()
+            .map_err(|e| ConfigError::invalid("probes.http", format!("cannot build HTTP client: {e}")))?;
+        let n = cfg.http.len() + cfg.command.len();
+        Ok(ProbesCollector {
+            http: cfg.http.clone(),
+            command: cfg.command.clone(),
+            client,
+            results: Arc::new(Mutex::new(vec![None; n])),
+        })
+    }
+
+    fn probe(&self, i: usize) -> (&str, Kind) {
+        if i < self.http.len() {
+            (&self.http[i].name, Kind::Http)
+        } else {
+            (&self.command[i - self.http.len()].name, Kind::Command)
+        }
+    }
+}
+
+/// Runs one HTTP probe.
+pub async fn run_http(client: &reqwest::Client, p: &HttpProbe) -> ProbeResult {
+    let start = Instant::now();
+    let res = tokio::time::timeout(p.timeout, async {
+        let resp = client.get(&p.url).timeout(p.timeout).send().await?;
+        let status = resp.status().as_u16();
+        // Read (and drop) the body so a server that hangs mid-body counts too.
+        let _ = resp.bytes().await?;
+        Ok::<u16, reqwest::Error>(status)
+    })
+    .await;
+    let (success, code, error) = match res {
+        Ok(Ok(status)) => {
+            let ok = match &p.expected_status {
+                Some(set) => set.codes().contains(&status),
+                None => (200..300).contains(&status),
+            };
+            let err = (!ok).then(|| {
+                ProbeError::Status {
+                    url: p.url.clone(),
+                    status,
+                }
+                .to_string()
+            });
+            (ok, status as i64, err)
+        }
+        Ok(Err(e)) if e.is_timeout() => (
+            false,
+            0,
+            Some(
+                ProbeError::HttpTimeout {
+                    url: p.url.clone(),
+                    timeout: p.timeout,
+                }
+                .to_string(),
+            ),
+        ),
+        Ok(Err(e)) => (
+            false,
+            e.status().map(|s| s.as_u16() as i64).unwrap_or(0),
+            Some(
+                ProbeError::Http {
+                    url: p.url.clone(),
+                    source: e,
+                }
+                .to_string(),
+            ),
+        ),
+        Err(_) => (
+            false,
+            0,
+            Some(
+                ProbeError::HttpTimeout {
+                    url: p.url.clone(),
+                    timeout: p.timeout,
+                }
+                .to_string(),
+            ),
+        ),
+    };
+    ProbeResult {
+        success,
+        code,
+        duration: start.elapsed(),
+        at: SystemTime::now(),
+        error,
+    }
+}
+
+/// Bytes of a failing command's stderr kept for its log line.
+const STDERR_KEEP: usize = 512;
+
+/// Runs one command probe; `shutdown` kills it early.
+pub async fn run_command(p: &CommandProbe, shutdown: &CancellationToken) -> ProbeResult {
+    let start = Instant::now();
+    let (code, error) = match command_outcome(p, shutdown).await {
+        Ok(()) => (0, None),
+        Err((code, e)) => (code, Some(e.to_string())),
+    };
+    ProbeResult {
+        success: error.is_none(),
+        code,
+        duration: start.elapsed(),
+        at: SystemTime::now(),
+        error,
+    }
+}
+
+async fn command_outcome(p: &CommandProbe, shutdown: &CancellationToken) -> Result<(), (i64, ProbeError)> {
+    let program = p.argv[0].clone();
+    let mut cmd = tokio::process::Command::new(&program);
+    cmd.args(&p.argv[1..])
+        .env_clear()
+        .env("PATH", &p.path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(dir) = &p.working_dir {
+        cmd.current_dir(dir);
+    }
+    let mut child = cmd.spawn().map_err(|source| {
+        (
+            -1,
+            ProbeError::Spawn {
+                program: program.clone(),
+                source,
+            },
+        )
+    })?;
+    let pgid = child.id().map(|id| nix::unistd::Pid::from_raw(id as i32));
+    // Keep the first bytes of stderr; read the rest to /dev/null so a chatty
+    // command never blocks on a full pipe.
+    let mut stderr = child.stderr.take();
+    let stderr_task = tokio::spawn(async move {
+        let mut kept = Vec::new();
+        if let Some(s) = stderr.as_mut() {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = s.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                let room = STDERR_KEEP.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+        kept
+    });
+
+    let outcome = tokio::select! {
+        st = child.wait() => Some(st),
+        _ = tokio::time::sleep(p.timeout) => None,
+        _ = shutdown.cancelled() => None,
+    };
+    let status = match outcome {
+        Some(st) => st,
+        None => {
+            if let Some(pgid) = pgid {
+                let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+            }
+            // SIGKILL cannot be ignored; the bound only covers a process stuck
+            // in uninterruptible I/O (kill_on_drop and tokio reap it later).
+            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+            stderr_task.abort();
+            return Err((
+                -1,
+                ProbeError::CommandTimeout {
+                    program,
+                    timeout: p.timeout,
+                },
+            ));
+        }
+    };
+    let status = status.map_err(|source| {
+        (
+            -1,
+            ProbeError::Wait {
+                program: program.clone(),
+                source,
+            },
+        )
+    })?;
+    // No killpg after a normal exit: the leader is reaped, so its pid (the
+    // group id) may already belong to someone else. A leftover grandchild
+    // holding stderr open only costs this bounded wait.
+    let kept = tokio::time::timeout(Duration::from_secs(1), stderr_task)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    if status.success() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&kept);
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let stderr = if first.is_empty() {
+        String::new()
+    } else {
+        format!(": {first}")
+    };
+    Err((
+        status.code().map(i64::from).unwrap_or(-1),
+        ProbeError::Exit {
+            program,
+            status,
+            stderr,
+        },
+    ))
+}
+
+#[async_trait]
+impl Collector for ProbesCollector {
+    fn name(&self) -> &'static str {
+        "probes"
+    }
+
+    async fn collect(&self, out: &mut MetricSet) -> Result<(), CollectError> {
+        let results = self
+            .results
+            .lock()
+            .map_err(|_| CollectError::failed("probe results lock poisoned"))?
+            .clone();
+        for (i, r) in results.iter().enumerate() {
+            let Some(r) = r else { continue }; // not run yet: no series rather than a false 0
+            let (name, kind) = self.probe(i);
+            let lk = [("probe", name), ("kind", kind.label())];
+            out.gauge(
+                "hostmedic_probe_success",
+                "Whether the probe's last run succeeded.",
+                &lk,
+                if r.success { 1.0 } else { 0.0 },
+            );
+            match kind {
+                Kind::Http => out.gauge(
+                    "hostmedic_probe_status_code",
+                    "HTTP status of the last run (0: no response).",
+                    &[("probe", name)],
+                    r.code as f64,
+                ),
+                Kind::Command => out.gauge(
+                    "hostmedic_probe_exit_code",
+                    "Exit code of the last run (-1: killed at timeout, killed by a signal, or not started).",
+                    &[("probe", name)],
+                    r.code as f64,
+                ),
+            }
+            out.gauge(
+                "hostmedic_probe_duration_seconds",
+                "How long the last run took.",
+                &lk,
+                r.duration.as_secs_f64(),
+            );
+            let at = r.at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+            out.gauge(
+                "hostmedic_probe_last_run_timestamp_seconds",
+                "When the last run finished, Unix seconds.",
+                &lk,
+                at.as_secs_f64(),
+            );
+        }
+        Ok(())
+    }
+
+    async fn background(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..self.results.lock().map(|r| r.len()).unwrap_or(0) {
+            let me = self.clone();
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move { me.probe_loop(i, shutdown).await });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+impl ProbesCollector {
+    /// Runs probe `i` every interval until shutdown; logs once per change.
+    async fn probe_loop(&self, i: usize, shutdown: CancellationToken) {
+        let (name, kind) = self.probe(i);
+        let interval = match kind {
+            Kind::Http => self.http[i].interval,
+            Kind::Command => self.command[i - self.http.len()].interval,
+        };
+        let mut last_error: Option<String> = None;
+        let mut first = true;
+        loop {
+            let r = match kind {
+                Kind::Http => {
+                    tokio::select! {
+                        r = run_http(&self.client, &self.http[i]) => r,
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+                Kind::Command => run_command(&self.command[i - self.http.len()], &shutdown).await,
+            };
+            if shutdown.is_cancelled() {
+                return;
+            }
+            if r.error != last_error || first {
+                match &r.error {
+                    Some(e) => {
+                        tracing::warn!(collector = "probes", probe = name, kind = kind.label(), error = %e, "probe failing")
+                    }
+                    None if !first => tracing::info!(
+                        collector = "probes",
+                        probe = name,
+                        kind = kind.label(),
+                        "probe recovered"
+                    ),
+                    None => {}
+                }
+                last_error = r.error.clone();
+                first = false;
+            }
+            if let Ok(mut results) = self.results.lock() {
+                results[i] = Some(r);
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,729 @@
+//! `systemd` collector: unit states, restart counters, exit statuses and
+//! timers of the system manager and of user managers, read over D-Bus
+//! (scenarios S1 crash loop, S2 failing timer, S3 expected unit not installed).
+//!
+//! Cost per scrape and manager: one `ListUnits`, one `ListUnitsByNames` for
+//! expected units that are not loaded, then one `GetAll` per unit of interest
+//! (all of the unit's interfaces in one reply), run concurrently on the
+//! manager's one connection with bounded concurrency. Every call is bounded
+//! by `systemd.call_timeout`; a transport error or timeout drops the
+//! connection so the next scrape reconnects.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::collector::{CollectError, Collector};
+use crate::config::{ConfigError, compile_regex};
+use crate::metrics::MetricSet;
+use crate::systemd::{self, Bus, ManagerTarget, Passwd, SystemdError, UnitEntry, timed, unit_type};
+
+/// The default exclude filter: per-device, per-mount and cgroup bookkeeping
+/// units are numerous and never what an alert is about.
+pub const DEFAULT_EXCLUDE: &str = r".+\.(device|mount|automount|scope|slice)";
+
+/// Active states exported one-hot by `hostmedic_systemd_unit_state`.
+pub const ACTIVE_STATES: [&str; 6] = [
+    "active",
+    "activating",
+    "deactivating",
+    "inactive",
+    "failed",
+    "reloading",
+];
+
+/// `user_managers`: `"auto"` (every `<user_runtime_dir>/<uid>/bus`),
+/// `"none"`, or a list of user names (or uids).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum UserManagers {
+    Mode(String),
+    Users(Vec<String>),
+}
+
+/// `[systemd]` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub enabled: bool,
+    /// Collect the system manager.
+    pub system: bool,
+    /// System bus address; empty: `$DBUS_SYSTEM_BUS_ADDRESS`, else
+    /// `unix:path=/run/dbus/system_bus_socket`.
+    pub bus_address: String,
+    /// `"auto"`, `"none"` or a list of users.
+    pub user_managers: UserManagers,
+    /// Parent of the per-user runtime directories (`<dir>/<uid>/bus`).
+    pub user_runtime_dir: PathBuf,
+    /// Where uids are turned into names for `manager="user:<name>"`.
+    pub passwd_file: PathBuf,
+    /// Units whose name matches `include` and not `exclude` are exported.
+    pub include: String,
+    pub exclude: String,
+    /// Units that must exist and be active: `"api.service"` (system manager)
+    /// or `"user:<name>/<unit>"` (a user manager). Always exported, even
+    /// when filtered out or unknown to systemd.
+    pub expect: Vec<String>,
+    /// Bound on every D-Bus call (and on connecting). Must be below
+    /// `global.collector_timeout` so a hung bus is detected and dropped.
+    #[serde(with = "humantime_serde")]
+    pub call_timeout: Duration,
+    /// Property reads in flight at once per manager.
+    pub max_concurrency: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            enabled: true,
+            system: true,
+            bus_address: String::new(),
+            user_managers: UserManagers::Mode("auto".into()),
+            user_runtime_dir: PathBuf::from(systemd::DEFAULT_USER_RUNTIME_DIR),
+            passwd_file: PathBuf::from("/etc/passwd"),
+            include: ".+".into(),
+            exclude: DEFAULT_EXCLUDE.into(),
+            expect: Vec::new(),
+            call_timeout: Duration::from_secs(2),
+            max_concurrency: 32,
+        }
+    }
+}
+
+impl Config {
+    /// Validates the section; `collector_timeout` is `global.collector_timeout`.
+    pub fn validate(&self, key: &str, collector_timeout: Duration) -> Result<(), ConfigError> {
+        compile_regex(&format!("{key}.include"), &self.include)?;
+        compile_regex(&format!("{key}.exclude"), &self.exclude)?;
+        if self.call_timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                format!("{key}.call_timeout"),
+                "must be greater than 0",
+            ));
+        }
+        if self.enabled && self.call_timeout >= collector_timeout {
+            return Err(ConfigError::invalid(
+                format!("{key}.call_timeout"),
+                format!(
+                    "must be below global.collector_timeout ({}) so a hung bus is detected",
+                    humantime::format_duration(collector_timeout)
+                ),
+            ));
+        }
+        if self.max_concurrency == 0 {
+            return Err(ConfigError::invalid(
+                format!("{key}.max_concurrency"),
+                "must be at least 1",
+            ));
+        }
+        match &self.user_managers {
+            UserManagers::Mode(m) if m == "auto" || m == "none" => {}
+            UserManagers::Mode(m) => {
+                return Err(ConfigError::invalid(
+                    format!("{key}.user_managers"),
+                    format!("expected \"auto\", \"none\" or a list of users, got {m:?}"),
+                ));
+            }
+            UserManagers::Users(u) => {
+                if let Some(bad) = u.iter().find(|u| u.is_empty() || u.contains('/')) {
+                    return Err(ConfigError::invalid(
+                        format!("{key}.user_managers"),
+                        format!("invalid user name {bad:?}"),
+                    ));
+                }
+            }
+        }
+        for e in &self.expect {
+            parse_expect(e).map_err(|m| ConfigError::invalid(format!("{key}.expect"), m))?;
+        }
+        Ok(())
+    }
+}
+
+/// Splits an `expect` entry into (manager label, unit name).
+fn parse_expect(entry: &str) -> Result<(String, String), String> {
+    let (manager, unit) = match entry.strip_prefix("user:") {
+        Some(rest) => match rest.split_once('/') {
+            Some((user, unit)) if !user.is_empty() => (format!("user:{user}"), unit),
+            _ => return Err(format!("{entry:?}: expected \"user:<name>/<unit>\"")),
+        },
+        None => ("system".to_string(), entry),
+    };
+    if unit.is_empty() || unit.contains('/') || !unit.contains('.') {
+        return Err(format!(
+            "{entry:?}: not a unit name with a type suffix (e.g. api.service)"
+        ));
+    }
+    Ok((manager, unit.to_string()))
+}
+
+pub struct SystemdCollector {
+    cfg: Config,
+    include: regex::Regex,
+    exclude: regex::Regex,
+    /// Expected unit names per manager label.
+    expect: BTreeMap<String, Vec<String>>,
+    system: Option<Arc<Bus>>,
+    /// User manager buses by label, kept across scrapes (connections reused).
+    users: tokio::sync::Mutex<HashMap<String, Arc<Bus>>>,
+}
+
+impl SystemdCollector {
+    pub fn new(cfg: &Config) -> Result<Self, ConfigError> {
+        let mut expect: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for e in &cfg.expect {
+            let (m, u) = parse_expect(e).map_err(|m| ConfigError::invalid("systemd.expect", m))?;
+            let list = expect.entry(m).or_default();
+            if !list.contains(&u) {
+                list.push(u);
+            }
+        }
+        let system = cfg.system.then(|| {
+            let addr = (!cfg.bus_address.is_empty()).then_some(cfg.bus_address.as_str());
+            Arc::new(Bus::new(ManagerTarget::system(addr), cfg.call_timeout))
+        });
+        Ok(SystemdCollector {
+            include: compile_regex("systemd.include", &format!("^(?:{})$", cfg.include))?,
+            exclude: compile_regex("systemd.exclude", &format!("^(?:{})$", cfg.exclude))?,
+            cfg: cfg.clone(),
+            expect,
+            system,
+            users: tokio::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn wanted(&self, name: &str) -> bool {
+        self.include.is_match(name) && !self.exclude.is_match(name)
+    }
+
+    /// The user managers to scrape now (auto-discovery runs every scrape).
+    async fn user_buses(&self) -> Vec<Arc<Bus>> {
+        let cfg = self.cfg.clone();
+        let targets = tokio::task::spawn_blocking(move || {
+            let passwd = Passwd::load(&cfg.passwd_file);
+            match &cfg.user_managers {
+                UserManagers::Mode(m) if m == "none" => Vec::new(),
+                UserManagers::Mode(_) => systemd::discover_user_managers(&cfg.user_runtime_dir, &passwd),
+                UserManagers::Users(users) => users
+                    .iter()
+                    .filter_map(|u| {
+                        systemd::configured_user_manager(u, &cfg.user_runtime_dir, &passwd)
+                            .map_err(|e| tracing::debug!(user = %u, error = %e, "user manager skipped"))
+                            .ok()
+                    })
+                    .collect(),
+            }
+        })
+        .await
+        .unwrap_or_default();
+        let mut users = self.users.lock().await;
+        // Forget managers that went away (user logged out), keep the others' connections.
+        users.retain(|label, bus| {
+            targets
+                .iter()
+                .any(|t| &t.label == label && t.target == bus.target.target)
+        });
+        targets
+            .into_iter()
+            .map(|t| {
+                users
+                    .entry(t.label.clone())
+                    .or_insert_with(|| Arc::new(Bus::new(t, self.cfg.call_timeout)))
+                    .clone()
+            })
+            .collect()
+    }
+}
+
+/// Everything read from one unit.
+#[derive(Debug, Clone, Default)]
+struct UnitData {
+    entry: Option<UnitEntry>,
+    active_enter_usec: Option<u64>,
+    result: Option<String>,
+    n_restarts: Option<u32>,
+    exec_main_status: Option<i32>,
+    timer_unit: Option<String>,
+    last_trigger_usec: Option<u64>,
+    next_elapse_realtime: Option<u64>,
+    next_elapse_monotonic: Option<u64>,
+}
+
+/// All properties hostmedic reads, from a `GetAll("")` (every interface).
+#[derive(Debug, Default, zbus::DeserializeDict, zbus::Type)]
+#[zbus(signature = "a{sv}")]
+struct AllProps {
+    #[zbus(rename = "ActiveEnterTimestamp")]
+    active_enter_timestamp: Option<u64>,
+    #[zbus(rename = "Result")]
+    result: Option<String>,
+    #[zbus(rename = "NRestarts")]
+    n_restarts: Option<u32>,
+    #[zbus(rename = "ExecMainStatus")]
+    exec_main_status: Option<i32>,
+    #[zbus(rename = "Unit")]
+    unit: Option<String>,
+    #[zbus(rename = "LastTriggerUSec")]
+    last_trigger_usec: Option<u64>,
+    #[zbus(rename = "NextElapseUSecRealtime")]
+    next_elapse_usec_realtime: Option<u64>,
+    #[zbus(rename = "NextElapseUSecMonotonic")]
+    next_elapse_usec_monotonic: Option<u64>,
+}
+
+/// One manager's scrape result.
+struct ManagerData {
+    label: String,
+    version: String,
+    /// Counts over every loaded unit, per active state.
+    counts: BTreeMap<String, u64>,
+    /// Units to export, by name (filtered ∪ expected).
+    units: BTreeMap<String, UnitData>,
+    /// Units read only because a timer of interest triggers them.
+    triggered: HashMap<String, UnitData>,
+    expected: Vec<String>,
+}
+
+/// Reads all properties of one unit in one call.
+async fn read_props(conn: &zbus::Connection, entry: &UnitEntry, timeout: Duration) -> Result<AllProps, SystemdError> {
+    let fut = async {
+        let reply = conn
+            .call_method(
+                Some(systemd::proxies::DESTINATION),
+                &entry.path,
+                Some("org.freedesktop.DBus.Properties"),
+                "GetAll",
+                &("",),
+            )
+            .await?;
+        reply.body().deserialize::<AllProps>()
+    };
+    timed("GetAll", timeout, fut).await
+}
+
+impl SystemdCollector {
+    async fn collect_manager(&self, bus: &Bus, expected: &[String]) -> Result<ManagerData, SystemdError> {
+        let timeout = bus.timeout();
+        let m = bus.manager().await?;
+        let version = bus.version().await?;
+        let all = bus.check(timed("ListUnits", timeout, m.list_units()).await).await?;
+
+        let mut counts: BTreeMap<String, u64> = ACTIVE_STATES.iter().map(|s| (s.to_string(), 0)).collect();
+        for u in &all {
+            *counts.entry(u.active_state.clone()).or_default() += 1;
+        }
+        let mut by_name: HashMap<String, UnitEntry> = HashMap::with_capacity(all.len());
+        let mut wanted: Vec<String> = Vec::new();
+        for u in all {
+            if self.wanted(&u.name) {
+                wanted.push(u.name.clone());
+            }
+            by_name.insert(u.name.clone(), u);
+        }
+        // Expected units systemd has not loaded: ListUnitsByNames loads them
+        // (a unit without a unit file comes back as load state not-found).
+        let missing: Vec<&str> = expected
+            .iter()
+            .filter(|n| !by_name.contains_key(n.as_str()))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            let found = bus
+                .check(timed("ListUnitsByNames", timeout, m.list_units_by_names(&missing)).await)
+                .await?;
+            for u in found {
+                by_name.insert(u.name.clone(), u);
+            }
+        }
+        for e in expected {
+            if !wanted.contains(e) {
+                wanted.push(e.clone());
+            }
+        }
+
+        let conn = bus.connection().await?;
+        let read = |name: String| {
+            let entry = by_name.get(&name).cloned();
+            let conn = conn.clone();
+            async move {
+                let Some(entry) = entry else {
+                    return Ok((name, UnitData::default()));
+                };
+                let mut d = UnitData::default();
+                if entry.load_state != "not-found" {
+                    match read_props(&conn, &entry, timeout).await {
+                        Ok(p) => {
+                            d.active_enter_usec = p.active_enter_timestamp;
+                            d.result = p.result;
+                            d.n_restarts = p.n_restarts;
+                            d.exec_main_status = p.exec_main_status;
+                            d.timer_unit = p.unit;
+                            d.last_trigger_usec = p.last_trigger_usec;
+                            d.next_elapse_realtime = p.next_elapse_usec_realtime;
+                            d.next_elapse_monotonic = p.next_elapse_usec_monotonic;
+                        }
+                        // The unit was unloaded between ListUnits and GetAll.
+                        Err(e) if !e.is_transport() => {
+                            tracing::debug!(unit = %entry.name, error = %e, "unit properties unavailable")
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                d.entry = Some(entry);
+                Ok::<_, SystemdError>((name, d))
+            }
+        };
+        let conc = self.cfg.max_concurrency;
+        let mut units = BTreeMap::new();
+        let mut stream = futures::stream::iter(wanted.into_iter().map(read)).buffer_unordered(conc);
+        while let Some(r) = stream.next().await {
+            let (name, d) = bus.check(r).await?;
+            units.insert(name, d);
+        }
+        drop(stream);
+
+        // Units triggered by timers of interest that were not read yet.
+        let need: Vec<String> = units
+            .values()
+            .filter_map(|d| d.timer_unit.clone())
+            .filter(|u| !units.contains_key(u))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut triggered = HashMap::new();
+        let mut stream = futures::stream::iter(need.into_iter().map(read)).buffer_unordered(conc);
+        while let Some(r) = stream.next().await {
+            let (name, d) = bus.check(r).await?;
+            triggered.insert(name, d);
+        }
+        drop(stream);
+
+        Ok(ManagerData {
+            label: bus.target.label.clone(),
+            version,
+            counts,
+            units,
+            triggered,
+            expected: expected.to_vec(),
+        })
+    }
+}
+
+/// Realtime seconds from systemd's µs (0 stays 0: never).
+fn usec_to_secs(us: u64) -> f64 {
+    if us == u64::MAX { 0.0 } else { us as f64 / 1e6 }
+}
+
+/// Next elapse as Unix seconds: the realtime value, or the monotonic one
+/// converted with this host's clocks (same kernel as the manager's), the
+/// earlier of the two when both are set; 0 when none is scheduled.
+fn next_elapse_secs(realtime: Option<u64>, monotonic: Option<u64>) -> f64 {
+    let real = realtime.filter(|&v| v != 0 && v != u64::MAX).map(|v| v as f64 / 1e6);
+    let mono = monotonic.filter(|&v| v != 0 && v != u64::MAX).and_then(|v| {
+        let now_mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).ok()?;
+        let now_mono = now_mono.tv_sec() as f64 + now_mono.tv_nsec() as f64 / 1e9;
+        let now_real = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .ok()?
+            .as_secs_f64();
+        Some(now_real + (v as f64 / 1e6 - now_mono))
+    });
+    match (real, mono) {
+        (Some(r), Some(m)) => r.min(m),
+        (Some(x), None) | (None, Some(x)) => x,
+        (None, None) => 0.0,
+    }
+}
+
+const UNIT_STATE: &str = "hostmedic_systemd_unit_state";
+const UNIT_INFO: &str = "hostmedic_systemd_unit_info";
+const ACTIVE_ENTER: &str = "hostmedic_systemd_unit_active_enter_timestamp_seconds";
+const RESTARTS: &str = "hostmedic_systemd_service_restarts";
+const EXEC_MAIN_STATUS: &str = "hostmedic_systemd_service_exec_main_status";
+const TIMER_LAST: &str = "hostmedic_systemd_timer_last_trigger_timestamp_seconds";
+const TIMER_NEXT: &str = "hostmedic_systemd_timer_next_elapse_timestamp_seconds";
+const TIMER_FAILED: &str = "hostmedic_systemd_timer_unit_failed";
+const EXPECTED_PRESENT: &str = "hostmedic_systemd_expected_unit_present";
+const EXPECTED_ACTIVE: &str = "hostmedic_systemd_expected_unit_active";
+const UNITS: &str = "hostmedic_systemd_units";
+const INFO: &str = "hostmedic_systemd_info";
+const MANAGER_UP: &str = "hostmedic_systemd_manager_up";
+
+fn declare(out: &mut MetricSet) {
+    use crate::metrics::Kind::{Counter, Gauge};
+    for (name, help, kind) in [
+        (
+            UNIT_STATE,
+            "Active state of a unit, one-hot (1 for the current state).",
+            Gauge,
+        ),
+        (
+            UNIT_INFO,
+            "Load state, sub state and type-specific result of a unit; always 1.",
+            Gauge,
+        ),
+        (
+            ACTIVE_ENTER,
+            "Unix time the unit last entered the active state (0: never).",
+            Gauge,
+        ),
+        (
+            RESTARTS,
+            "Automatic restarts of a service (NRestarts; reset by a manual start or reset-failed).",
+            Counter,
+        ),
+        (
+            EXEC_MAIN_STATUS,
+            "Exit status (or signal number) of the service's last main process.",
+            Gauge,
+        ),
+        (TIMER_LAST, "Unix time a timer last triggered (0: never).", Gauge),
+        (
+            TIMER_NEXT,
+            "Unix time a timer elapses next (0: nothing scheduled).",
+            Gauge,
+        ),
+        (
+            TIMER_FAILED,
+            "1 when the unit a timer triggers is failed or its last result is not success.",
+            Gauge,
+        ),
+        (
+            EXPECTED_PRESENT,
+            "1 when an expected unit is known to systemd (0: load state not-found).",
+            Gauge,
+        ),
+        (EXPECTED_ACTIVE, "1 when an expected unit is active.", Gauge),
+        (UNITS, "Loaded units per active state.", Gauge),
+        (INFO, "systemd version of a manager; always 1.", Gauge),
+        (
+            MANAGER_UP,
+            "1 when the manager answered this scrape, 0 when its bus failed or timed out.",
+            Gauge,
+        ),
+    ] {
+        out.declare(name, help, kind);
+    }
+}
+
+fn emit(out: &mut MetricSet, md: &ManagerData) {
+    let mgr = md.label.as_str();
+    out.gauge(MANAGER_UP, "", &[("manager", mgr)], 1.0);
+    out.gauge(INFO, "", &[("manager", mgr), ("version", md.version.as_str())], 1.0);
+    for (state, n) in &md.counts {
+        out.gauge(UNITS, "", &[("manager", mgr), ("state", state.as_str())], *n as f64);
+    }
+    for (name, d) in &md.units {
+        let ty = unit_type(name);
+        let Some(e) = &d.entry else { continue };
+        let base = [("manager", mgr), ("name", name.as_str()), ("type", ty)];
+        for state in ACTIVE_STATES {
+            let v = if e.active_state == state { 1.0 } else { 0.0 };
+            out.gauge(
+                UNIT_STATE,
+                "",
+                &[
+                    ("manager", mgr),
+                    ("name", name.as_str()),
+                    ("type", ty),
+                    ("state", state),
+                ],
+                v,
+            );
+        }
+        out.gauge(
+            UNIT_INFO,
+            "",
+            &[
+                ("manager", mgr),
+                ("name", name.as_str()),
+                ("type", ty),
+                ("load_state", e.load_state.as_str()),
+                ("sub_state", e.sub_state.as_str()),
+                ("result", d.result.as_deref().unwrap_or("")),
+            ],
+            1.0,
+        );
+        if e.load_state == "not-found" {
+            continue;
+        }
+        if let Some(us) = d.active_enter_usec {
+            out.gauge(ACTIVE_ENTER, "", &base, usec_to_secs(us));
+        }
+        let short = [("manager", mgr), ("name", name.as_str())];
+        if let Some(n) = d.n_restarts {
+            out.counter(RESTARTS, "", &short, n as f64);
+        }
+        if let Some(s) = d.exec_main_status {
+            out.gauge(EXEC_MAIN_STATUS, "", &short, s as f64);
+        }
+        if let Some(target) = &d.timer_unit {
+            let l = [("manager", mgr), ("timer", name.as_str()), ("unit", target.as_str())];
+            out.gauge(TIMER_LAST, "", &l, usec_to_secs(d.last_trigger_usec.unwrap_or(0)));
+            out.gauge(
+                TIMER_NEXT,
+                "",
+                &l,
+                next_elapse_secs(d.next_elapse_realtime, d.next_elapse_monotonic),
+            );
+            let t = md.units.get(target).or_else(|| md.triggered.get(target));
+            let failed = t.is_some_and(|t| {
+                t.entry.as_ref().is_some_and(|e| e.active_state == "failed")
+                    || t.result.as_deref().is_some_and(|r| r != "success")
+            });
+            out.gauge(TIMER_FAILED, "", &l, if failed { 1.0 } else { 0.0 });
+        }
+    }
+    for name in &md.expected {
+        let e = md.units.get(name).and_then(|d| d.entry.as_ref());
+        let present = e.is_some_and(|e| e.load_state != "not-found");
+        let active = e.is_some_and(|e| e.active_state == "active");
+        let l = [("manager", mgr), ("name", name.as_str())];
+        out.gauge(EXPECTED_PRESENT, "", &l, if present { 1.0 } else { 0.0 });
+        out.gauge(EXPECTED_ACTIVE, "", &l, if active { 1.0 } else { 0.0 });
+    }
+}
+
+#[async_trait]
+impl Collector for SystemdCollector {
+    fn name(&self) -> &'static str {
+        "systemd"
+    }
+
+    async fn collect(&self, out: &mut MetricSet) -> Result<(), CollectError> {
+        let users = self.user_buses().await;
+        let mut buses: Vec<(Arc<Bus>, bool)> = Vec::new();
+        if let Some(s) = &self.system {
+            buses.push((s.clone(), true));
+        }
+        buses.extend(users.into_iter().map(|b| (b, false)));
+        if buses.is_empty() {
+            return Err(CollectError::Unavailable(
+                "no systemd manager: system disabled and no user bus found".into(),
+            ));
+        }
+        let empty = Vec::new();
+        let results = futures::future::join_all(buses.iter().map(|(bus, _)| {
+            let expected = self.expect.get(&bus.target.label).unwrap_or(&empty);
+            self.collect_manager(bus, expected)
+        }))
+        .await;
+
+        declare(out);
+        let mut system_err = None;
+        let mut any_ok = false;
+        for ((bus, is_system), res) in buses.iter().zip(results) {
+            match res {
+                Ok(md) => {
+                    any_ok = true;
+                    emit(out, &md);
+                }
+                Err(e) => {
+                    tracing::debug!(manager = %bus.target.label, error = %e, "systemd manager unreachable");
+                    out.gauge(MANAGER_UP, "", &[("manager", bus.target.label.as_str())], 0.0);
+                    if *is_system {
+                        system_err = Some((e, bus.ever_connected()));
+                    }
+                }
+            }
+        }
+        match system_err {
+            // Never reached and no socket: this host has no system bus.
+            Some((SystemdError::NoBus { address, reason }, false)) if !any_ok => Err(CollectError::Unavailable(
+                format!("no system bus at {address}: {reason}"),
+            )),
+            Some((e, _)) => Err(CollectError::Failed(format!("system manager: {e}"))),
+            None if any_ok => Ok(()),
+            None => Err(CollectError::Failed("no systemd manager answered".into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expect_entries() {
+        assert_eq!(
+            parse_expect("api.service").unwrap(),
+            ("system".into(), "api.service".into())
+        );
+        assert_eq!(
+            parse_expect("user:medic/sync.timer").unwrap(),
+            ("user:medic".into(), "sync.timer".into())
+        );
+        assert!(parse_expect("user:/x.service").is_err());
+        assert!(parse_expect("noservice").is_err());
+    }
+
+    #[test]
+    fn validation_names_keys() {
+        let t = Duration::from_secs(5);
+        let mut c = Config::default();
+        c.validate("systemd", t).unwrap();
+        c.call_timeout = Duration::from_secs(5);
+        assert!(
+            c.validate("systemd", t)
+                .unwrap_err()
+                .to_string()
+                .contains("systemd.call_timeout")
+        );
+        let mut c = Config::default();
+        c.include = "(".into();
+        assert!(
+            c.validate("systemd", t)
+                .unwrap_err()
+                .to_string()
+                .contains("systemd.include")
+        );
+        let mut c = Config::default();
+        c.user_managers = UserManagers::Mode("some".into());
+        assert!(
+            c.validate("systemd", t)
+                .unwrap_err()
+                .to_string()
+                .contains("systemd.user_managers")
+        );
+        let mut c = Config::default();
+        c.expect = vec!["user:bob".into()];
+        assert!(
+            c.validate("systemd", t)
+                .unwrap_err()
+                .to_string()
+                .contains("systemd.expect")
+        );
+    }
+
+    #[test]
+    fn default_filter_drops_noise() {
+        let c = SystemdCollector::new(&Config::default()).unwrap();
+        assert!(c.wanted("crashy.service"));
+        assert!(c.wanted("backup.timer"));
+        for noise in ["dev-sda.device", "home.mount", "user-1000.slice", "session-1.scope"] {
+            assert!(!c.wanted(noise), "{noise}");
+        }
+    }
+
+    #[test]
+    fn next_elapse_prefers_earlier_and_converts_monotonic() {
+        assert_eq!(next_elapse_secs(Some(2_000_000), None), 2.0);
+        assert_eq!(next_elapse_secs(Some(0), Some(0)), 0.0);
+        assert_eq!(next_elapse_secs(Some(u64::MAX), None), 0.0);
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
+        let in_60s = (mono.tv_sec() as u64 + 60) * 1_000_000;
+        let v = next_elapse_secs(None, Some(in_60s));
+        assert!((v - (now + 60.0)).abs() < 2.0, "{v} vs {now}");
+        let far = ((now + 3600.0) * 1e6) as u64;
+        assert!((next_elapse_secs(Some(far), Some(in_60s)) - (now + 60.0)).abs() < 2.0);
+    }
+}

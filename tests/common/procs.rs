@@ -1,0 +1,124 @@
+//! Helpers for the processes/logfile/probes tests: spawned children that are
+//! killed by PID on drop, unique names, and a tiny HTTP server.
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A unique short token (comm names are limited to 15 bytes).
+pub fn nonce() -> String {
+    let n = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{:06}{}", n % 1_000_000, std::process::id() % 1000)
+}
+
+/// A symlink `dir/name` to `target`: exec'ing it gives the process that comm.
+pub fn alias(dir: &Path, name: &str, target: &str) -> PathBuf {
+    let p = dir.join(name);
+    symlink(target, &p).unwrap();
+    p
+}
+
+/// A child process killed (by its PID) and reaped when dropped.
+pub struct Spawned(pub Child);
+
+impl Spawned {
+    pub fn new(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Spawned {
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn test child");
+        Spawned(child)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Pids whose /proc cmdline contains `needle`.
+pub fn pids_with_cmdline(needle: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline"))
+            && String::from_utf8_lossy(&raw).replace('\0', " ").contains(needle)
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// A minimal HTTP/1.1 server on 127.0.0.1:0: `/ok` → 200, `/fail` → 500,
+/// `/hang` → accepts and never answers. Stops when dropped.
+pub struct HttpServer {
+    pub addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HttpServer {
+    pub async fn start() -> HttpServer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match sock.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&req);
+                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let (code, reason) = match path.as_str() {
+                        "/ok" => (200, "OK"),
+                        "/fail" => (500, "Internal Server Error"),
+                        "/hang" => {
+                            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                            return;
+                        }
+                        _ => (404, "Not Found"),
+                    };
+                    let body = format!("{code}\n");
+                    let resp = format!(
+                        "HTTP/1.1 {code} {reason}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = sock.write_all(resp.as_bytes()).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        HttpServer { addr, task }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -1,0 +1,168 @@
+//! The real hostmedic binary with processes, logfile and probes configured:
+//! one scrape shows all three from real parts, passes `promtool check
+//! metrics`, and a missing probe executable costs one log line, not a crash.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::procs::{HttpServer, Spawned, nonce};
+use common::{Binary, eventually, get};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn binary_exports_processes_logs_and_probes() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = HttpServer::start().await;
+    let log = dir.path().join("bot.log");
+    std::fs::write(&log, "CRITICAL from before hostmedic started\n").unwrap();
+    let n = nonce();
+    let arg = format!("3600.{n}");
+    let sleeper = Spawned::new("sleep", &[&arg]);
+
+    let cfg = dir.path().join("hostmedic.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[global]
+sysfs_root = "{dir}"
+
+[processes]
+top_k = 3
+sample_interval = "1s"
+
+[[processes.watch]]
+name = "bot"
+cmdline = '^sleep {arg_re}$'
+min = 1
+max = 1
+
+[logfile]
+interval = "100ms"
+
+[[logfile.watch]]
+file = "{log}"
+patterns = {{ critical = "CRITICAL", traceback = "^Traceback" }}
+
+[[probes.http]]
+name = "bot-http"
+url = "{url}"
+timeout = "2s"
+interval = "200ms"
+
+[[probes.command]]
+name = "bot-health"
+argv = ["sh", "-c", "exit 1"]
+interval = "200ms"
+
+[[probes.command]]
+name = "gone"
+argv = ["/nonexistent/bot-check"]
+interval = "100ms"
+"#,
+            dir = dir.path().display(),
+            arg_re = regex::escape(&arg),
+            log = log.display(),
+            url = srv.url("/ok"),
+        ),
+    )
+    .unwrap();
+    let out = Command::new(common::binary_path())
+        .arg("check-config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let bin = tokio::task::spawn_blocking({
+        let (cfg, d) = (cfg.clone(), dir.path().to_path_buf());
+        move || Binary::start(&cfg, &d)
+    })
+    .await
+    .unwrap();
+
+    let logfile_ready = format!("hostmedic_logfile_readable{{file=\"{}\"}} 1", log.display());
+    eventually(
+        Duration::from_secs(20),
+        "log follower and probes to have run",
+        || async {
+            let (_, body) = get(&bin.url("/metrics")).await;
+            (body.contains(&logfile_ready) && body.contains("hostmedic_probe_exit_code{probe=\"gone\"}")).then_some(())
+        },
+    )
+    .await;
+    {
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(b"CRITICAL lost connection\nTraceback (most recent call last):\n")
+            .unwrap();
+    }
+    let crit = format!(
+        "hostmedic_logfile_matched_lines_total{{file=\"{}\",pattern=\"critical\"}} 1\n",
+        log.display()
+    );
+    let body = eventually(Duration::from_secs(20), "the appended CRITICAL line", || async {
+        let (_, body) = get(&bin.url("/metrics")).await;
+        body.contains(&crit).then_some(body)
+    })
+    .await;
+
+    for want in [
+        "hostmedic_process_watch_processes{watch=\"bot\"} 1\n",
+        "hostmedic_process_watch_min{watch=\"bot\"} 1\n",
+        "hostmedic_process_watch_max{watch=\"bot\"} 1\n",
+        "# TYPE hostmedic_process_watch_cpu_seconds_total counter",
+        "# TYPE hostmedic_process_top_cpu_seconds_total counter",
+        "hostmedic_probe_success{probe=\"bot-http\",kind=\"http\"} 1\n",
+        "hostmedic_probe_status_code{probe=\"bot-http\"} 200\n",
+        "hostmedic_probe_success{probe=\"bot-health\",kind=\"command\"} 0\n",
+        "hostmedic_probe_exit_code{probe=\"bot-health\"} 1\n",
+        "hostmedic_probe_exit_code{probe=\"gone\"} -1\n",
+        "hostmedic_scrape_collector_success{collector=\"processes\"} 1\n",
+        "hostmedic_scrape_collector_success{collector=\"logfile\"} 1\n",
+        "hostmedic_scrape_collector_success{collector=\"probes\"} 1\n",
+    ] {
+        assert!(body.contains(want), "missing {want:?} in:\n{body}");
+    }
+    let tops = body
+        .lines()
+        .filter(|l| l.starts_with("hostmedic_process_top_cpu_usage_ratio{"))
+        .count();
+    assert_eq!(tops, 3, "top_k = 3");
+    let oldest = format!(
+        "hostmedic_process_watch_oldest_start_time_seconds{{watch=\"bot\"}} {}\n",
+        hostmedic::collectors::processes::start_time_seconds(std::path::Path::new("/proc"), sleeper.pid()).unwrap()
+    );
+    assert!(body.contains(&oldest), "missing {oldest:?} in:\n{body}");
+
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) must be installed");
+    promtool.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let findings = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let other: Vec<&str> = findings.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(other.is_empty(), "promtool:\n{findings}");
+
+    // The missing executable was retried every 100 ms for seconds by now, yet
+    // logged once; the server is still up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let logged = bin.log();
+    let gone_lines: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains("probe=gone") && l.contains("probe failing"))
+        .collect();
+    assert_eq!(gone_lines.len(), 1, "{logged}");
+    assert!(gone_lines[0].contains("/nonexistent/bot-check"), "{}", gone_lines[0]);
+    assert_eq!(get(&bin.url("/-/healthy")).await.0, 200);
+    drop(sleeper);
+}
