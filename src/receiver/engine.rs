@@ -620,7 +620,7 @@ impl Receiver {
             });
         }
         let entries = std::mem::take(&mut batch.entries);
-        self.commit(&mut core, entries).await?;
+        self.commit(core, entries).await?;
         for (reason, a) in &refused {
             self.metrics.alert(a.status.as_str());
             self.metrics.skipped(reason);
