@@ -4,12 +4,13 @@
 # request) on 127.0.0.1, loaded by wrk with benches/webhook.lua at ~500
 # alerts/s (1 alert per request, then 10 alerts per request at ~50 req/s).
 # The journal sits on the disk under target/ (real fsync); set JOURNAL_DIR=/dev/shm
-# to see the cost without the disk. Usage: benches/webhook.sh [duration, default 30s]
+# to see the cost without the disk; SKIP_BUILD=1 reuses target/release/hostmedic.
+# Usage: benches/webhook.sh [duration, default 30s]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-30s}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
-cargo build --release --bin hostmedic >&2
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --bin hostmedic >&2
 BASE=${JOURNAL_DIR:-$PWD/target}
 DIR=$(mktemp -d -p "$BASE" hostmedic-webhook-bench.XXXXXX)
 TOKEN=bench-token-0123456789
@@ -42,9 +43,13 @@ done
 [ -n "$ADDR" ] || { cat "$DIR/hostmedic.log"; exit 1; }
 echo "hostmedic pid $PID on $ADDR, journal in $DIR ($(df -T "$DIR" | awk 'NR==2{print $2}'))"
 URL="http://$ADDR/api/v1/alerts"
+echo "== baseline in the same run: GET /-/healthy (no body, no journal), 10 connections, ~500 req/s"
+printf 'function delay() return 19 end\n' >"$DIR/plain.lua"
+wrk -t2 -c10 -d"$DURATION" --latency -s "$DIR/plain.lua" "http://$ADDR/-/healthy"
 echo "== 1 alert/request, 10 connections, 19 ms pause per connection (~500 req/s = ~500 alerts/s)"
 wrk -t2 -c10 -d"$DURATION" --latency -s benches/webhook.lua "$URL" -- 1 19 "$TOKEN"
 echo "== 10 alerts/request, 10 connections, 190 ms pause per connection (~50 req/s = ~500 alerts/s)"
 wrk -t2 -c10 -d"$DURATION" --latency -s benches/webhook.lua "$URL" -- 10 190 "$TOKEN"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
 echo "journal lines written: $(wc -l <"$DIR/journal.jsonl")"
 grep -c '"result":"dry_run"' "$DIR/journal.jsonl" | sed 's/^/dry-run action results: /'

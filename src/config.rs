@@ -43,6 +43,9 @@ pub struct Config {
     pub global: GlobalConfig,
     pub host: collectors::host::Config,
     pub hwmon: collectors::hwmon::Config,
+    pub processes: collectors::processes::Config,
+    pub logfile: collectors::logfile::Config,
+    pub probes: collectors::probes::Config,
     pub docker: collectors::docker::Config,
     /// `[notify.<name>]`: notification channels used by `notify` actions.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -53,9 +56,8 @@ pub struct Config {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub remediation: Vec<crate::receiver::config::RuleConfig>,
     pub systemd: collectors::systemd::Config,
-    pub processes: collectors::processes::Config,
-    pub logfile: collectors::logfile::Config,
-    pub probes: collectors::probes::Config,
+    pub git_lfs: collectors::git_lfs::Config,
+    pub paths: collectors::paths::Config,
     /// `[fleet]`: this host's identity; absent means single-host mode.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fleet: Option<crate::receiver::identity::FleetConfig>,
@@ -136,14 +138,16 @@ impl Config {
         }
         self.host.validate("host")?;
         self.hwmon.validate("hwmon")?;
+        self.processes.validate("processes")?;
+        self.logfile.validate("logfile")?;
+        self.probes.validate("probes")?;
         self.docker.validate("docker")?;
         actions::notify::validate_channels(&self.notify)?;
         self.receiver.validate(&self.notify)?;
         crate::receiver::config::validate_rules(&self.remediation, &self.notify)?;
         self.systemd.validate("systemd", self.global.collector_timeout)?;
-        self.processes.validate("processes")?;
-        self.logfile.validate("logfile")?;
-        self.probes.validate("probes")?;
+        self.git_lfs.validate("git_lfs")?;
+        self.paths.validate("paths")?;
         if let Some(f) = &self.fleet {
             f.validate("fleet")?;
         }

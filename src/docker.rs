@@ -196,8 +196,10 @@ impl Connection {
             t: stop_timeout.map(|d| d.as_secs().min(i32::MAX as u64) as i32),
             signal: None,
         };
-        let fut = self.docker.restart_container(name, Some(opts));
-        self.with_extra(name, "restart", stop_timeout, fut).await
+        let limit = self.stop_limit(stop_timeout);
+        let docker = self.docker.clone().with_timeout(limit + Duration::from_secs(1));
+        let fut = docker.restart_container(name, Some(opts));
+        self.with_limit(name, "restart", limit, fut).await
     }
 
     /// Stops a container (`POST /containers/{name}/stop`); see
@@ -208,20 +210,27 @@ impl Connection {
             t: stop_timeout.map(|d| d.as_secs().min(i32::MAX as u64) as i32),
             signal: None,
         };
-        let fut = self.docker.stop_container(name, Some(opts));
-        self.with_extra(name, "stop", stop_timeout, fut).await
+        let limit = self.stop_limit(stop_timeout);
+        let docker = self.docker.clone().with_timeout(limit + Duration::from_secs(1));
+        let fut = docker.stop_container(name, Some(opts));
+        self.with_limit(name, "stop", limit, fut).await
     }
 
-    async fn with_extra(
+    /// The engine answers a stop/restart only after the container is down,
+    /// which can take the whole stop timeout (10 s engine default), then the
+    /// SIGKILL and the exit event (seconds on a loaded host): the request
+    /// deadline is the connection's timeout plus the stop timeout plus 10 s.
+    fn stop_limit(&self, stop_timeout: Option<Duration>) -> Duration {
+        self.timeout() + stop_timeout.unwrap_or(Duration::from_secs(10)) + Duration::from_secs(10)
+    }
+
+    async fn with_limit(
         &self,
         name: &str,
         verb: &str,
-        extra: Option<Duration>,
+        limit: Duration,
         fut: impl Future<Output = Result<(), BollardError>>,
     ) -> Result<(), DockerError> {
-        // The engine answers a stop/restart only after the container is down,
-        // which can take the whole stop timeout (10 s engine default).
-        let limit = self.timeout() + extra.unwrap_or(Duration::from_secs(10));
         let what = format!("{verb} {name}");
         match tokio::time::timeout(limit, fut).await {
             Ok(Ok(())) => Ok(()),
@@ -230,12 +239,12 @@ impl Connection {
             Ok(Err(BollardError::DockerResponseServerError { status_code: 404, .. })) => {
                 Err(DockerError::NotFound(name.to_string()))
             }
-            Ok(Err(e)) => Err(engine_err(&self.host, &what, e)),
-            Err(_) => Err(DockerError::Timeout {
+            Ok(Err(BollardError::RequestTimeoutError)) | Err(_) => Err(DockerError::Timeout {
                 host: self.host.clone(),
                 what,
                 timeout: limit,
             }),
+            Ok(Err(e)) => Err(engine_err(&self.host, &what, e)),
         }
     }
 
@@ -297,8 +306,11 @@ impl Connection {
     }
 
     /// Current memory use of a running container from one-shot stats
-    /// (`stream=false&one-shot=true`: no 1 s CPU sample, answers at once):
-    /// usage minus inactive file cache, as `docker stats` shows it.
+    /// (`stream=false&one-shot=true`): usage minus inactive file cache, as
+    /// `docker stats` shows it. One-shot skips the second CPU sample, but
+    /// engine 20.10 still answers only at its stats collector's next 1 s tick,
+    /// so this takes up to 1 s; the collector reads the cgroup files instead
+    /// ([`cgroup_memory_usage`]) and uses this only as the fallback.
     pub async fn memory_usage(&self, name: &str) -> Result<Option<u64>, DockerError> {
         let opts = StatsOptions {
             stream: false,
@@ -325,6 +337,56 @@ pub fn working_set(usage: u64, stats: &HashMap<String, u64>) -> u64 {
         .copied()
         .unwrap_or(0);
     if inactive < usage { usage - inactive } else { usage }
+}
+
+/// Memory in use by the cgroup of process `pid`, read from the cgroup files
+/// (blocking; a few small reads): the same figure as [`working_set`]. Finds the
+/// process's memory cgroup in `<procfs>/<pid>/cgroup` (cgroup v1 `memory`
+/// controller, else the v2 unified hierarchy), so it works whatever the cgroup
+/// driver or `--cgroup-parent`. `None` when the files cannot be read (for
+/// example hostmedic in another PID or cgroup namespace): callers fall back to
+/// [`Connection::memory_usage`].
+pub fn cgroup_memory_usage(procfs: &Path, sysfs: &Path, pid: i64) -> Option<u64> {
+    let text = std::fs::read_to_string(procfs.join(pid.to_string()).join("cgroup")).ok()?;
+    let mut v1 = None;
+    let mut v2 = None;
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if controllers.split(',').any(|c| c == "memory") {
+            v1 = Some(path);
+        } else if controllers.is_empty() {
+            v2 = Some(path);
+        }
+    }
+    let root = sysfs.join("fs/cgroup");
+    let rel = |p: &str| p.trim_start_matches('/').to_string();
+    let (dir, usage_file) = match (v1, v2) {
+        (Some(p), _) => (root.join("memory").join(rel(p)), "memory.usage_in_bytes"),
+        (None, Some(p)) => (root.join(rel(p)), "memory.current"),
+        (None, None) => return None,
+    };
+    // In a private cgroup namespace other processes' paths start with `/..`:
+    // not reachable under our sysfs view, so leave it to the stats fallback.
+    if dir.components().any(|c| c == std::path::Component::ParentDir) {
+        return None;
+    }
+    let usage: u64 = std::fs::read_to_string(dir.join(usage_file))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let stat = std::fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
+    let stats: HashMap<String, u64> = stat
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_string(), v.trim().parse().ok()?))
+        })
+        .collect();
+    Some(working_set(usage, &stats))
 }
 
 /// Container states, in the order of the one-hot `state` label.
@@ -364,6 +426,8 @@ pub struct ContainerStatus {
     pub finished_at: Option<SystemTime>,
     /// The memory limit in bytes; `None` when unlimited.
     pub memory_limit: Option<u64>,
+    /// Host PID of the container's main process while it runs.
+    pub pid: Option<i64>,
     pub labels: HashMap<String, String>,
 }
 
@@ -420,6 +484,7 @@ impl ContainerStatus {
             started_at: st.started_at.as_deref().and_then(parse_time),
             finished_at: st.finished_at.as_deref().and_then(parse_time),
             memory_limit: host.memory.filter(|m| *m > 0).map(|m| m as u64),
+            pid: st.pid.filter(|p| *p > 0),
             labels: config.labels.unwrap_or_default(),
         }
     }
@@ -471,6 +536,45 @@ mod tests {
         assert_eq!(working_set(1000, &s), 600);
         s.insert("total_inactive_file".to_string(), 4000);
         assert_eq!(working_set(1000, &s), 1000);
+    }
+
+    #[test]
+    fn cgroup_usage_v1_and_v2() {
+        let t = tempfile::tempdir().unwrap();
+        let (proc_, sys) = (t.path().join("proc"), t.path().join("sys"));
+        let w = |p: std::path::PathBuf, s: &str| {
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, s).unwrap();
+        };
+        // cgroup v1: the memory controller's line wins.
+        w(
+            proc_.join("42/cgroup"),
+            "9:name=systemd:/x\n4:memory:/hmd1/abc\n1:cpu,cpuacct:/hmd1/abc\n0::/\n",
+        );
+        w(sys.join("fs/cgroup/memory/hmd1/abc/memory.usage_in_bytes"), "1000000\n");
+        w(
+            sys.join("fs/cgroup/memory/hmd1/abc/memory.stat"),
+            "cache 5\ntotal_inactive_file 250000\n",
+        );
+        assert_eq!(cgroup_memory_usage(&proc_, &sys, 42), Some(750000));
+        // cgroup v2 only.
+        w(proc_.join("43/cgroup"), "0::/system.slice/docker-def.scope\n");
+        w(
+            sys.join("fs/cgroup/system.slice/docker-def.scope/memory.current"),
+            "4096\n",
+        );
+        w(
+            sys.join("fs/cgroup/system.slice/docker-def.scope/memory.stat"),
+            "anon 4096\ninactive_file 96\n",
+        );
+        assert_eq!(cgroup_memory_usage(&proc_, &sys, 43), Some(4000));
+        // Process gone or files unreadable.
+        assert_eq!(cgroup_memory_usage(&proc_, &sys, 44), None);
+        w(proc_.join("45/cgroup"), "4:memory:/gone\n");
+        assert_eq!(cgroup_memory_usage(&proc_, &sys, 45), None);
+        // Outside our cgroup namespace.
+        w(proc_.join("46/cgroup"), "0::/../../system.slice/docker-def.scope\n");
+        assert_eq!(cgroup_memory_usage(&proc_, &sys, 46), None);
     }
 
     #[test]

@@ -17,6 +17,7 @@
 
 pub mod actions;
 pub mod app;
+pub mod bytes;
 pub mod cli;
 pub mod collector;
 pub mod collectors;

@@ -183,6 +183,36 @@ async fn exec_timeout_kills_the_process_group() {
 }
 
 #[tokio::test]
+async fn exec_cancelled_by_the_caller_leaves_nothing_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("bg.pid");
+    let script = write_script(
+        dir.path(),
+        "hang.sh",
+        &format!("sleep 301 & echo $! > {}; wait", pidfile.display()),
+    );
+    let spec = ActionSpec::Exec(ExecAction {
+        argv: vec![script],
+        timeout: Duration::from_secs(600),
+    });
+    let a = alert(&[]);
+    let t = spec.resolve_target(&a).unwrap();
+    let env = ActionEnv::default();
+    // The receiver's own per-action timeout drops the future.
+    let r = tokio::time::timeout(Duration::from_millis(800), actions::run(&spec, &t, &a, &env)).await;
+    assert!(r.is_err(), "should still have been running");
+    let bg: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    common::eventually(Duration::from_secs(5), "background sleep killed", || async move {
+        match actions::kill::proc_info(Path::new("/proc"), bg) {
+            Err(_) => Some(()),
+            Ok(i) if i.state == 'Z' || !i.cmdline.contains("sleep 301") => Some(()),
+            Ok(_) => None,
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn exec_dry_run_runs_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("ran");

@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime};
 use common::docker::{BUSYBOX_IMAGE, PrivateEngine};
 use common::*;
 use hostmedic::collector::Collector;
-use hostmedic::collectors::docker::{Config, DockerCollector};
+use hostmedic::collectors::docker::{Config, DockerCollector, MemorySource};
+use hostmedic::config::GlobalConfig;
 use hostmedic::metrics::{MetricSet, Value};
 
 fn collector(e: &PrivateEngine, extra: impl FnOnce(&mut Config)) -> DockerCollector {
@@ -21,7 +22,7 @@ fn collector(e: &PrivateEngine, extra: impl FnOnce(&mut Config)) -> DockerCollec
         ..Config::default()
     };
     extra(&mut cfg);
-    DockerCollector::new(&cfg).unwrap()
+    DockerCollector::new(&cfg, &Default::default()).unwrap()
 }
 
 async fn scrape(c: &DockerCollector) -> MetricSet {
@@ -242,6 +243,42 @@ async fn no_health_check_is_none_with_labels_policy_memory_and_filters() {
         Some(1.0)
     );
 
+    // Memory: the cgroup files (default) and the engine's one-shot stats
+    // (memory_source = "stats", and the fallback when the cgroup cannot be
+    // found, here through an empty procfs root) agree.
+    let conn = hostmedic::docker::connect(&Config {
+        host: e.docker_host(),
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let from_stats = conn.memory_usage("api").await.unwrap().unwrap() as f64;
+    let stats_cfg = collector(&e, |cfg| cfg.memory_source = MemorySource::Stats);
+    let empty = tempfile::tempdir().unwrap();
+    let global = GlobalConfig {
+        procfs_root: empty.path().to_path_buf(),
+        ..GlobalConfig::default()
+    };
+    let fallback = DockerCollector::new(
+        &Config {
+            host: e.docker_host(),
+            ..Config::default()
+        },
+        &global,
+    )
+    .unwrap();
+    for (how, m) in [
+        ("cgroup", scrape(&c).await),
+        ("stats", scrape(&stats_cfg).await),
+        ("fallback", scrape(&fallback).await),
+    ] {
+        let v = val(&m, "hostmedic_docker_container_memory_usage_bytes", "api").unwrap();
+        assert!(
+            (v - from_stats).abs() <= 1_048_576.0,
+            "{how}: {v} vs one-shot stats {from_stats}"
+        );
+    }
+
     // include keeps only matching names.
     let only = collector(&e, |cfg| cfg.include = "^(api|done)$".into());
     let m = scrape(&only).await;
@@ -338,6 +375,29 @@ async fn oom_kill_exports_flag_and_exit_code_137() {
     assert_eq!(e.inspect("hog", "{{.State.OOMKilled}} {{.State.ExitCode}}"), "true 137");
 }
 
+/// `promtool check metrics` (Debian package prometheus) finds nothing in `body`.
+fn promtool_check(body: &str) {
+    use std::io::Write;
+    let mut p = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) must be installed");
+    p.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = p.wait_with_output().unwrap();
+    let findings = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && findings.trim().is_empty(),
+        "promtool:\n{findings}"
+    );
+}
+
 #[test]
 fn engine_stopped_mid_run_then_started_again() {
     let Some(mut e) = PrivateEngine::start_or_skip() else {
@@ -374,6 +434,7 @@ fn engine_stopped_mid_run_then_started_again() {
     let body = metrics();
     assert!(success(&body, 1), "{body}");
     assert!(body.contains("hostmedic_docker_container_state{container=\"keeper\",state=\"running\"} 1"));
+    promtool_check(&body);
 
     e.stop();
     for _ in 0..3 {
@@ -391,7 +452,18 @@ fn engine_stopped_mid_run_then_started_again() {
             })
             .count()
     };
-    let log = bin.log();
+    // The log file is filled by a thread copying the child's stderr: wait for it.
+    let log_with = |want: &dyn Fn(&str) -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = bin.log();
+            if want(&log) || std::time::Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let log = log_with(&|l| failures(l) >= 1);
     assert_eq!(
         failures(&log),
         1,
@@ -404,13 +476,16 @@ fn engine_stopped_mid_run_then_started_again() {
         let body = get(&bin.url("/metrics")).await.1;
         (success(&body, 1) && body.contains("container=\"keeper\"")).then_some(())
     }));
-    let log = bin.log();
-    assert!(
+    let recovered = |log: &str| {
         log.lines()
-            .any(|l| l.contains("collector=docker") && l.contains("collector recovered")),
-        "{log}"
-    );
+            .any(|l| l.contains("collector=docker") && l.contains("collector recovered"))
+    };
+    let log = log_with(&recovered);
+    assert!(recovered(&log), "{log}");
     assert_eq!(failures(&log), 1, "{log}");
+    for l in log.lines().filter(|l| l.contains("collector=docker")) {
+        eprintln!("hostmedic: {l}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -419,8 +494,11 @@ async fn shared_helpers_restart_disable_policy_stop_start_and_inspect() {
         return;
     };
     e.run_detached(&["--name", "svc", "--restart=always", BUSYBOX_IMAGE, "sleep", "3600"]);
+    // A 1 s request timeout, shorter than the stop timeouts below: stop and
+    // restart must wait for the container to go down, not time out.
     let cfg = Config {
         host: e.docker_host(),
+        timeout: Duration::from_secs(1),
         ..Config::default()
     };
     let conn = hostmedic::docker::connect(&cfg).await.unwrap();
@@ -431,7 +509,9 @@ async fn shared_helpers_restart_disable_policy_stop_start_and_inspect() {
         (before.state, before.health, before.restart_policy.as_str()),
         ("running", "none", "always")
     );
-    conn.restart_container("svc", Some(Duration::from_secs(1)))
+    // sleep as PID 1 ignores SIGTERM: the engine waits the whole 2 s, longer
+    // than the 1 s request timeout.
+    conn.restart_container("svc", Some(Duration::from_secs(2)))
         .await
         .unwrap();
     let after = conn.inspect("svc").await.unwrap();
@@ -447,7 +527,7 @@ async fn shared_helpers_restart_disable_policy_stop_start_and_inspect() {
     assert_eq!(conn.inspect("svc").await.unwrap().restart_policy, "no");
     assert_eq!(e.inspect("svc", "{{.HostConfig.RestartPolicy.Name}}"), "no");
 
-    conn.stop_container("svc", Some(Duration::from_secs(1))).await.unwrap();
+    conn.stop_container("svc", Some(Duration::from_secs(2))).await.unwrap();
     assert_eq!(conn.inspect("svc").await.unwrap().state, "exited");
     conn.stop_container("svc", Some(Duration::from_secs(1))).await.unwrap(); // already stopped: ok
     conn.start_container("svc").await.unwrap();

@@ -72,7 +72,12 @@ async fn crash_loop_restart_counter_rises_with_exit_status() {
     let first = eventually(Duration::from_secs(20), "crashy restarted at least once", || async {
         let set = srv.app.scrape().await;
         assert_eq!(success(&set), Some(1.0), "{:?}", srv.app.runner.status());
-        value(&set, restarts, &crashy).filter(|n| *n >= 1.0).map(|n| (n, set))
+        // ExecMainStatus reads 0 while a new attempt's process runs (systemd
+        // resets it on exec): take a scrape between attempts.
+        let exited = value(&set, "hostmedic_systemd_service_exec_main_status", &crashy) == Some(3.0);
+        value(&set, restarts, &crashy)
+            .filter(|n| *n >= 1.0 && exited)
+            .map(|n| (n, set))
     })
     .await;
     let (n1, set) = first;
@@ -199,7 +204,14 @@ async fn timer_with_missing_script_is_failed_with_trigger_times() {
             "hostmedic_systemd_timer_last_trigger_timestamp_seconds",
             &[("timer", "tick.timer")],
         );
-        (failed == Some(1.0) && ticked.is_some_and(|t| t > 0.0)).then_some(set)
+        // Exit status and state come from two reads; a tick between them
+        // (every 2 s) would show a running attempt, so wait for a quiet scrape.
+        let status = value(
+            &set,
+            "hostmedic_systemd_service_exec_main_status",
+            &[("name", "health-check.service")],
+        );
+        (failed == Some(1.0) && status == Some(2.0) && ticked.is_some_and(|t| t > 0.0)).then_some(set)
     })
     .await;
     assert_eq!(success(&set), Some(1.0));
@@ -251,7 +263,8 @@ async fn expected_unit_not_found_is_exported_as_such() {
     ) else {
         return;
     };
-    let extra = "expect = [\"api.service\", \"idle.service\", \"healthy.service\"]\nexclude = '.+\\.service'\n";
+    // Also covers the uncached path (no change subscription).
+    let extra = "expect = [\"api.service\", \"idle.service\", \"healthy.service\"]\nexclude = '.+\\.service'\nrefresh_interval = \"0s\"\n";
     let srv = InProcess::start(config(&m, extra)).await;
     let set = srv.app.scrape().await;
     assert_eq!(success(&set), Some(1.0), "{:?}", srv.app.runner.status());
@@ -301,7 +314,7 @@ async fn unit_helpers_drive_the_real_manager() {
     use hostmedic::systemd as sd;
     let Some(m) = boot_or_skip(
         Spec::new()
-            .enabled_unit(
+            .enabled_vendor_unit(
                 "crashy.service",
                 &(CRASHY.to_string() + "[Install]\nWantedBy=multi-user.target\n"),
             )
@@ -328,13 +341,17 @@ async fn unit_helpers_drive_the_real_manager() {
         p != before && p != "0"
     });
 
-    // S1 remediation: stop the loop and mask it.
+    // S1 remediation: stop the loop and mask it (a packaged unit: masking one
+    // under /etc/systemd/system is refused with UnitExists, as by systemctl).
+    // ExecMainStatus is reset while a new main process runs, so wait for a
+    // moment between attempts (auto-restart) to see the exit status.
     let st = sd::wait_for_status(&conn, "crashy.service", Duration::from_secs(20), |s| {
-        s.n_restarts.unwrap_or(0) >= 2
+        s.n_restarts.unwrap_or(0) >= 2 && s.exec_main_status == Some(3)
     })
     .await
     .unwrap();
-    assert_eq!(st.exec_main_status, Some(3));
+    assert_eq!(st.exec_main_status, Some(3), "{st:?}");
+    assert_eq!(st.result.as_deref(), Some("exit-code"), "{st:?}");
     sd::stop_unit(&conn, "crashy.service").await.unwrap();
     let changes = sd::mask_unit_files(&conn, &["crashy.service"]).await.unwrap();
     assert!(
@@ -359,6 +376,13 @@ async fn unit_helpers_drive_the_real_manager() {
     let st = sd::unit_status(&conn, "crashy.service").await.unwrap();
     assert_eq!((st.load_state.as_str(), st.n_restarts), ("loaded", Some(0)), "{st:?}");
 
+    // An administrator's unit (in /etc) cannot be masked without force.
+    let err = sd::mask_unit_files(&conn, &["healthy.service"]).await.unwrap_err();
+    assert_eq!(
+        err.dbus_error_name(),
+        Some("org.freedesktop.systemd1.UnitExists"),
+        "{err}"
+    );
     let changes = sd::disable_unit_files(&conn, &["healthy.service"]).await.unwrap();
     assert!(changes.iter().any(|c| c.kind == "unlink"), "{changes:?}");
     assert_eq!(m.systemctl(&["is-enabled", "healthy.service"]).1.trim(), "disabled");

@@ -39,16 +39,11 @@ pub fn parse_policy(s: &str) -> Result<RestartPolicy, String> {
     }
 }
 
-/// Time allowed for a stop on top of the request deadline: the engine
-/// answers a stop/restart only once the container is down, after the
-/// container's own stop timeout (default 10 s) when it ignores SIGTERM.
-pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Connects with a request deadline that also covers [`STOP_TIMEOUT`] (the
-/// client's deadline applies to every request).
+/// Connects to the configured engine (API version negotiated). Stop and
+/// restart extend their own deadline by the container's stop timeout.
 pub(crate) async fn connect(env: &ActionEnv) -> Result<crate::docker::Connection, String> {
     let host = crate::docker::resolve_host(env.docker_host.as_deref().unwrap_or(""));
-    crate::docker::connect_to(&host, env.docker_timeout + STOP_TIMEOUT)
+    crate::docker::connect_to(&host, env.docker_timeout)
         .await
         .map_err(|e| e.to_string())
 }

@@ -117,6 +117,19 @@ fn describe(name: &str, out: &(Vec<u8>, usize)) -> String {
     }
 }
 
+/// Kills the command's process group when dropped before being disarmed:
+/// if the caller gives up on the action (its own timeout cancels this
+/// future), nothing the command started is left running.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0.take() {
+            kill_group(pgid);
+        }
+    }
+}
+
 fn kill_group(pgid: u32) {
     // The child is its own process group leader (process_group(0)).
     let _ = nix::sys::signal::killpg(
@@ -152,6 +165,7 @@ pub(crate) async fn run(a: &ExecAction, argv: &[String], alert: &Alert, env: &Ac
         Err(e) => return Outcome::new(OutcomeResult::Failed, format!("cannot start {shown}: {e}"), started),
     };
     let pgid = child.id();
+    let mut guard = GroupGuard(pgid);
     let out = tokio::spawn(capture(child.stdout.take().expect("piped stdout"), OUTPUT_MAX));
     let err = tokio::spawn(capture(child.stderr.take().expect("piped stderr"), OUTPUT_MAX));
     let status = tokio::time::timeout(a.timeout, child.wait()).await;
@@ -163,6 +177,9 @@ pub(crate) async fn run(a: &ExecAction, argv: &[String], alert: &Alert, env: &Ac
         Ok(s) => s,
         Err(_) => child.wait().await,
     };
+    // Finished (or killed above): background processes a successful command
+    // left behind are its own business.
+    guard.0 = None;
     // Output: whatever arrived; background processes still holding the pipes
     // do not keep us waiting.
     let collect = |h: tokio::task::JoinHandle<(Vec<u8>, usize)>| async move {

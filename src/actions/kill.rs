@@ -9,9 +9,10 @@
 //! was opened for (after that process exits the kernel answers ESRCH). The
 //! start time is still re-read immediately before each signal.
 //!
-//! Start time is derived like the processes collector does it:
-//! `btime + starttime / CLK_TCK` (Unix seconds), compared with
-//! [`START_TIME_TOLERANCE`] because the kernel's `btime` can move by a second.
+//! Start time comes from the processes collector's
+//! [`processes::start_time_seconds`] (`btime + starttime / CLK_TCK`, Unix
+//! seconds), compared with [`START_TIME_TOLERANCE`] because the kernel's
+//! `btime` can move by a second.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
@@ -21,6 +22,7 @@ use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
 use tokio::io::unix::AsyncFd;
 
 use super::{ActionEnv, KillAction, Outcome, OutcomeResult, Verification};
+use crate::collectors::processes::{self, ProcError};
 
 /// Largest accepted difference between an expected and a real start time.
 pub const START_TIME_TOLERANCE: f64 = 1.0;
@@ -38,42 +40,16 @@ pub struct ProcInfo {
     pub cmdline: String,
 }
 
-/// Boot time (`btime` of `<procfs>/stat`) in Unix seconds.
-pub fn boot_time(procfs: &Path) -> std::io::Result<u64> {
-    let text = std::fs::read_to_string(procfs.join("stat"))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("btime "))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| std::io::Error::other("no btime line in stat"))
-}
-
-/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
-pub fn clock_ticks() -> u64 {
-    rustix::param::clock_ticks_per_second()
-}
-
-/// Parses `(state, starttime ticks, comm)` from the text of `/proc/<pid>/stat`
-/// (the command name may contain spaces and parentheses: fields after it are
-/// found from the last `)`).
-pub fn parse_stat(text: &str) -> Option<(char, u64, String)> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let comm = text.get(open + 1..close)?.to_string();
-    let rest: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
-    // rest[0] is field 3 (state); field 22 (starttime) is rest[19].
-    let state = rest.first()?.chars().next()?;
-    let start: u64 = rest.get(19)?.parse().ok()?;
-    Some((state, start, comm))
-}
-
-/// Reads a process's state, start time and command line.
-pub fn proc_info(procfs: &Path, pid: i32) -> std::io::Result<ProcInfo> {
-    let dir = procfs.join(pid.to_string());
-    let stat = std::fs::read_to_string(dir.join("stat"))?;
-    let (state, ticks, comm) =
-        parse_stat(&stat).ok_or_else(|| std::io::Error::other(format!("cannot parse {}/stat", dir.display())))?;
-    let start_time = boot_time(procfs)? as f64 + ticks as f64 / clock_ticks() as f64;
-    let raw = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+/// Reads a process's state, start time and command line. State and command
+/// name come from the processes collector's
+/// [`processes::read_stat`], the start time from its
+/// [`processes::start_time_seconds`] (the one derivation of the value the
+/// `hostmedic_process_top_start_time_seconds` metric exports).
+pub fn proc_info(procfs: &Path, pid: i32) -> Result<ProcInfo, ProcError> {
+    let stat = processes::read_stat(procfs, pid)?;
+    let start_time = processes::start_time_seconds(procfs, pid)?;
+    let (state, comm) = (stat.state, stat.comm);
+    let raw = std::fs::read(procfs.join(pid.to_string()).join("cmdline")).unwrap_or_default();
     let mut cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
     cmdline.truncate(cmdline.trim_end().len());
     if cmdline.is_empty() {
@@ -277,14 +253,6 @@ pub(crate) async fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_stat_with_odd_comm() {
-        let line = "4242 (my (weird) prog) S 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 123456 1000 200 \
-                    18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0";
-        assert_eq!(parse_stat(line), Some(('S', 123456, "my (weird) prog".to_string())));
-        assert_eq!(parse_stat("garbage"), None);
-    }
 
     #[test]
     fn own_process_info() {

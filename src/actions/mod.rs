@@ -630,12 +630,19 @@ impl ActionSpec {
             }
             ActionSpec::Exec(a) => exec::resolve(a, alert),
             ActionSpec::Notify(a) => {
+                // Lenient: a missing annotation must not suppress a message.
+                let lenient = |field: &str, t: &str| {
+                    template::render_lenient(t, alert).map_err(|source| ActionError::Template {
+                        field: field.to_string(),
+                        source,
+                    })
+                };
                 let title = match &a.title {
-                    Some(t) => render("title", t, alert)?,
+                    Some(t) => lenient("title", t)?,
                     None => notify::default_title(alert),
                 };
                 let message = match &a.message {
-                    Some(m) => render("message", m, alert)?,
+                    Some(m) => lenient("message", m)?,
                     None => notify::default_message(alert),
                 };
                 Ok(Target::Channel {

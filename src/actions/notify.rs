@@ -485,6 +485,29 @@ mod tests {
     }
 
     #[test]
+    fn channels_round_trip_through_the_effective_config() {
+        let d = tempfile::tempdir().unwrap();
+        let tok = d.path().join("t");
+        std::fs::write(&tok, "secret-token\n").unwrap();
+        let text = format!(
+            "[notify.tg]\nkind = \"telegram\"\nbot_token_file = \"{0}\"\nchat_id = -42\n\
+             [notify.n]\nkind = \"ntfy\"\nserver = \"https://ntfy.example\"\ntopic = \"t\"\ntags = [\"a\"]\n\
+             [notify.w]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:1/x\"\n[notify.w.headers]\nX-A = \"b\"\n",
+            tok.display()
+        );
+        let cfg = crate::config::Config::parse(&text, "t").unwrap();
+        let NotifyChannel::Telegram(tg) = &cfg.notify["tg"] else {
+            panic!()
+        };
+        assert_eq!(tg.chat_id, ChatId::Id(-42));
+        assert_eq!(tg.api_base, "https://api.telegram.org");
+        let rendered = cfg.to_toml();
+        assert!(!rendered.contains("secret-token"));
+        let back = crate::config::Config::parse(&rendered, "rendered").unwrap();
+        assert_eq!(back.notify, cfg.notify);
+    }
+
+    #[test]
     fn secret_files() {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("t");

@@ -310,6 +310,30 @@ mod tests {
     }
 
     #[test]
+    fn validators_never_panic_on_short_inputs() {
+        let alphabet = ['a', '.', '\\', 'x', '1', '@', '/', 'é', '-', ' ', '0'];
+        let mut buf = Vec::new();
+        fn rec(alphabet: &[char], buf: &mut Vec<char>, depth: usize) {
+            let s: String = buf.iter().collect();
+            let _ = validate_unit_name(&s);
+            let _ = validate_unit_name(&format!("{s}.service"));
+            let _ = validate_container(&s);
+            let _ = validate_pid(&s);
+            let _ = validate_user_name(&s);
+            let _ = parse_start_time(&s);
+            if depth == 0 {
+                return;
+            }
+            for c in alphabet {
+                buf.push(*c);
+                rec(alphabet, buf, depth - 1);
+                buf.pop();
+            }
+        }
+        rec(&alphabet, &mut buf, 4);
+    }
+
+    #[test]
     fn users_and_start_times() {
         assert!(validate_user_name("alice").is_ok());
         assert!(validate_user_name("a b").is_err());

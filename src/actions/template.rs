@@ -84,6 +84,18 @@ pub fn has_placeholders(template: &str) -> bool {
 /// Fills `template` from `alert`. A placeholder naming a label or annotation
 /// the alert does not carry is an error (never an empty string).
 pub fn render(template: &str, alert: &Alert) -> Result<String, TemplateError> {
+    render_with(template, alert, false)
+}
+
+/// Like [`render`], but a label or annotation the alert does not carry
+/// becomes `<no labels.NAME>` instead of an error: for notification text,
+/// where a missing detail must not suppress the message. Unknown
+/// placeholders and syntax errors are still errors.
+pub fn render_lenient(template: &str, alert: &Alert) -> Result<String, TemplateError> {
+    render_with(template, alert, true)
+}
+
+fn render_with(template: &str, alert: &Alert, lenient: bool) -> Result<String, TemplateError> {
     let mut out = String::with_capacity(template.len());
     walk(template, |piece| {
         let (f, raw) = match piece {
@@ -104,6 +116,10 @@ pub fn render(template: &str, alert: &Alert) -> Result<String, TemplateError> {
         match v {
             Some(v) => {
                 out.push_str(v);
+                Ok(())
+            }
+            None if lenient => {
+                out.push_str(&format!("<no {raw}>"));
                 Ok(())
             }
             None => Err(TemplateError::Missing(raw.to_string())),
@@ -174,6 +190,17 @@ mod tests {
         let e = render("{{ labels.container }}", &a).unwrap_err();
         assert_eq!(e, TemplateError::Missing("labels.container".into()));
         assert!(e.to_string().contains("labels.container"));
+    }
+
+    #[test]
+    fn lenient_rendering_marks_missing_values() {
+        let a = alert();
+        assert_eq!(
+            render_lenient("{{ labels.unit }}: {{ annotations.description }}", &a).unwrap(),
+            "worker.service: <no annotations.description>"
+        );
+        assert!(render_lenient("{{ bogus }}", &a).is_err());
+        assert!(render_lenient("{{ labels.x", &a).is_err());
     }
 
     #[test]

@@ -3,14 +3,19 @@
 //! API at scrape time (scenario S8: an unhealthy, restart-looping, OOM-killed
 //! container).
 //!
-//! One scrape = one `GET /containers/json?all=1`, then per kept container one
-//! inspect and, for running ones, one one-shot stats request
-//! (`stream=false&one-shot=true`, which skips the engine's 1 s CPU sample),
-//! all concurrently with a bound and under the per-request timeout. Nothing
-//! is cached between scrapes except the connection; after any engine error
-//! the connection is dropped and re-negotiated next scrape, so an engine that
-//! was stopped, upgraded or restarted is picked up again.
+//! One scrape = one `GET /containers/json?all=1`, then one inspect per kept
+//! container (concurrently, bounded by `concurrency`, each under `timeout`),
+//! then memory usage of the running ones from their cgroup files, found
+//! through the main process's `/proc/<pid>/cgroup`. The engine's one-shot
+//! stats (`stream=false&one-shot=true`) are only the fallback (or
+//! `memory_source = "stats"`): engine 20.10 answers them at its stats
+//! collector's next 1 s tick, so they cost up to 1 s per round of requests,
+//! measured 4 s per scrape for 50 containers (BENCHMARKS.md). Nothing is
+//! cached between scrapes except the connection; after any engine error the
+//! connection is dropped and re-negotiated next scrape, so an engine that was
+//! stopped, upgraded or restarted is picked up again.
 
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -44,6 +49,19 @@ pub struct Config {
     pub timeout: Duration,
     /// How many containers are inspected at the same time.
     pub concurrency: usize,
+    /// Where memory usage comes from: `cgroup` (the container's cgroup files
+    /// under `global.sysfs_root`, found through `global.procfs_root`; one-shot
+    /// stats only when those cannot be read) or `stats` (always the engine's
+    /// one-shot stats, which on engine 20.10 take up to 1 s).
+    pub memory_source: MemorySource,
+}
+
+/// `docker.memory_source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemorySource {
+    Cgroup,
+    Stats,
 }
 
 impl Default for Config {
@@ -55,6 +73,7 @@ impl Default for Config {
             exclude: String::new(),
             timeout: Duration::from_secs(3),
             concurrency: 16,
+            memory_source: MemorySource::Cgroup,
         }
     }
 }
@@ -81,6 +100,8 @@ impl Config {
 
 pub struct DockerCollector {
     cfg: Config,
+    procfs: PathBuf,
+    sysfs: PathBuf,
     include: Option<regex::Regex>,
     exclude: Option<regex::Regex>,
     conn: Mutex<Option<Connection>>,
@@ -96,7 +117,8 @@ const STATE: &str = "hostmedic_docker_container_state";
 const HEALTH: &str = "hostmedic_docker_container_health";
 
 impl DockerCollector {
-    pub fn new(cfg: &Config) -> Result<Self, ConfigError> {
+    /// `global` gives the procfs/sysfs roots used to find container cgroups.
+    pub fn new(cfg: &Config, global: &crate::config::GlobalConfig) -> Result<Self, ConfigError> {
         let opt = |key: &str, re: &str| -> Result<Option<regex::Regex>, ConfigError> {
             if re.is_empty() {
                 Ok(None)
@@ -108,6 +130,8 @@ impl DockerCollector {
             include: opt("docker.include", &cfg.include)?,
             exclude: opt("docker.exclude", &cfg.exclude)?,
             cfg: cfg.clone(),
+            procfs: global.procfs_root.clone(),
+            sysfs: global.sysfs_root.clone(),
             conn: Mutex::new(None),
         })
     }
@@ -166,41 +190,81 @@ impl DockerCollector {
             .filter_map(|c| c.id)
             .collect();
 
-        let results: Vec<Result<Option<Sample>, DockerError>> = futures::stream::iter(ids)
+        let results: Vec<Result<Option<ContainerStatus>, DockerError>> = futures::stream::iter(ids)
             .map(|id| async move {
-                let status = match conn.inspect(&id).await {
-                    Ok(s) => s,
+                match conn.inspect(&id).await {
+                    Ok(s) => Ok(Some(s)),
                     // Removed between list and inspect.
-                    Err(DockerError::NotFound(_)) => return Ok(None),
-                    Err(e) => return Err(e),
-                };
-                let memory_usage = if status.state == "running" || status.state == "paused" {
-                    match conn.memory_usage(&id).await {
-                        Ok(m) => m,
-                        Err(e) => {
-                            // The series is left out; the rest of the container's
-                            // state is still worth exporting.
-                            tracing::debug!(container = %status.name, error = %e, "no memory stats");
-                            None
-                        }
-                    }
-                } else {
-                    None
-                };
-                Ok(Some(Sample { status, memory_usage }))
+                    Err(DockerError::NotFound(_)) => Ok(None),
+                    Err(e) => Err(e),
+                }
             })
             .buffer_unordered(self.cfg.concurrency)
             .collect()
             .await;
-        let mut out = Vec::with_capacity(results.len());
+        let mut statuses = Vec::with_capacity(results.len());
         for r in results {
             if let Some(s) = r? {
-                out.push(s);
+                statuses.push(s);
             }
+        }
+
+        // Memory: the cgroup files of every running container in one blocking
+        // task (microseconds each), then one-shot stats, concurrently, for
+        // those whose cgroup could not be read.
+        let has_memory = |s: &ContainerStatus| s.state == "running" || s.state == "paused";
+        let pids: Vec<Option<i64>> = statuses.iter().map(|s| s.pid.filter(|_| has_memory(s))).collect();
+        let from_cgroup: Vec<Option<u64>> = if self.cfg.memory_source == MemorySource::Cgroup {
+            let (procfs, sysfs) = (self.procfs.clone(), self.sysfs.clone());
+            tokio::task::spawn_blocking(move || read_cgroups(&procfs, &sysfs, &pids))
+                .await
+                .unwrap_or_else(|_| Vec::new())
+        } else {
+            Vec::new()
+        };
+        let mut out: Vec<Sample> = statuses
+            .into_iter()
+            .enumerate()
+            .map(|(i, status)| Sample {
+                memory_usage: from_cgroup.get(i).copied().flatten(),
+                status,
+            })
+            .collect();
+        let missing: Vec<usize> = (0..out.len())
+            .filter(|&i| out[i].memory_usage.is_none() && has_memory(&out[i].status))
+            .collect();
+        let fetched: Vec<(usize, Option<u64>)> = futures::stream::iter(missing)
+            .map(|i| {
+                let (id, name) = (out[i].status.id.clone(), out[i].status.name.clone());
+                async move {
+                    match conn.memory_usage(&id).await {
+                        Ok(m) => (i, m),
+                        Err(e) => {
+                            // Only this series is left out; the container's
+                            // state is still worth exporting.
+                            tracing::debug!(container = %name, error = %e, "no memory stats");
+                            (i, None)
+                        }
+                    }
+                }
+            })
+            // One-shot stats requests just wait for the engine's next stats
+            // tick: issuing them together costs one tick, not one per batch.
+            .buffer_unordered(self.cfg.concurrency.max(64))
+            .collect()
+            .await;
+        for (i, m) in fetched {
+            out[i].memory_usage = m;
         }
         out.sort_by(|a, b| a.status.name.cmp(&b.status.name));
         Ok(out)
     }
+}
+
+fn read_cgroups(procfs: &Path, sysfs: &Path, pids: &[Option<i64>]) -> Vec<Option<u64>> {
+    pids.iter()
+        .map(|p| p.and_then(|pid| crate::docker::cgroup_memory_usage(procfs, sysfs, pid)))
+        .collect()
 }
 
 fn unix_seconds(t: SystemTime) -> f64 {
@@ -299,7 +363,7 @@ fn write(out: &mut MetricSet, conn: &Connection, samples: &[Sample]) {
         if let Some(m) = s.memory_usage {
             out.gauge(
                 "hostmedic_docker_container_memory_usage_bytes",
-                "Memory in use as docker stats shows it (usage minus inactive file cache), read at scrape time from one-shot stats (stream=false, one-shot=true), not cached; running containers only.",
+                "Memory in use as docker stats shows it (usage minus inactive file cache), read at scrape time, not cached: from the container's cgroup files (memory_source=cgroup, default) or the engine's one-shot stats (stream=false, one-shot=true; also the fallback); running containers only.",
                 &[("container", c)],
                 m as f64,
             );
@@ -367,11 +431,11 @@ mod tests {
             exclude: "-debug$".into(),
             ..Config::default()
         };
-        let c = DockerCollector::new(&cfg).unwrap();
+        let c = DockerCollector::new(&cfg, &Default::default()).unwrap();
         assert!(c.keeps("app-web"));
         assert!(!c.keeps("app-web-debug"));
         assert!(!c.keeps("db"));
-        let all = DockerCollector::new(&Config::default()).unwrap();
+        let all = DockerCollector::new(&Config::default(), &Default::default()).unwrap();
         assert!(all.keeps("anything"));
     }
 
@@ -392,7 +456,7 @@ mod tests {
             host: format!("unix://{}/docker.sock", dir.path().display()),
             ..Config::default()
         };
-        let c = DockerCollector::new(&cfg).unwrap();
+        let c = DockerCollector::new(&cfg, &Default::default()).unwrap();
         let err = c.collect(&mut MetricSet::new()).await.unwrap_err();
         assert!(matches!(err, CollectError::Unavailable(_)), "{err}");
     }
@@ -408,7 +472,7 @@ mod tests {
             host: format!("unix://{}", path.display()),
             ..Config::default()
         };
-        let c = DockerCollector::new(&cfg).unwrap();
+        let c = DockerCollector::new(&cfg, &Default::default()).unwrap();
         let err = c.collect(&mut MetricSet::new()).await.unwrap_err();
         assert!(matches!(err, CollectError::Failed(_)), "{err}");
     }

@@ -7,9 +7,11 @@ use crate::collector::Collector;
 use crate::config::{Config, ConfigError};
 
 pub mod docker;
+pub mod git_lfs;
 pub mod host;
 pub mod hwmon;
 pub mod logfile;
+pub mod paths;
 pub mod probes;
 pub mod processes;
 pub mod systemd;
@@ -25,12 +27,6 @@ pub fn build(cfg: &Config) -> Result<Vec<Arc<dyn Collector>>, ConfigError> {
     if cfg.hwmon.enabled {
         v.push(Arc::new(hwmon::HwmonCollector::new(&cfg.global.sysfs_root)));
     }
-    if cfg.docker.enabled {
-        v.push(Arc::new(docker::DockerCollector::new(&cfg.docker)?));
-    }
-    if cfg.systemd.enabled {
-        v.push(Arc::new(systemd::SystemdCollector::new(&cfg.systemd)?));
-    }
     if cfg.processes.enabled {
         v.push(Arc::new(processes::ProcessesCollector::new(
             &cfg.processes,
@@ -43,6 +39,18 @@ pub fn build(cfg: &Config) -> Result<Vec<Arc<dyn Collector>>, ConfigError> {
     }
     if cfg.probes.enabled && !(cfg.probes.http.is_empty() && cfg.probes.command.is_empty()) {
         v.push(Arc::new(probes::ProbesCollector::new(&cfg.probes)?));
+    }
+    if cfg.docker.enabled {
+        v.push(Arc::new(docker::DockerCollector::new(&cfg.docker, &cfg.global)?));
+    }
+    if cfg.systemd.enabled {
+        v.push(Arc::new(systemd::SystemdCollector::new(&cfg.systemd)?));
+    }
+    if cfg.git_lfs.enabled && !(cfg.git_lfs.repos.is_empty() && cfg.git_lfs.search_roots.is_empty()) {
+        v.push(Arc::new(git_lfs::GitLfsCollector::new(&cfg.git_lfs)));
+    }
+    if cfg.paths.enabled && !cfg.paths.watch.is_empty() {
+        v.push(Arc::new(paths::PathsCollector::new(&cfg.paths)));
     }
     Ok(v)
 }

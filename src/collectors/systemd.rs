@@ -2,12 +2,25 @@
 //! timers of the system manager and of user managers, read over D-Bus
 //! (scenarios S1 crash loop, S2 failing timer, S3 expected unit not installed).
 //!
-//! Cost per scrape and manager: one `ListUnits`, one `ListUnitsByNames` for
-//! expected units that are not loaded, then one `GetAll` per unit of interest
-//! (all of the unit's interfaces in one reply), run concurrently on the
-//! manager's one connection with bounded concurrency. Every call is bounded
-//! by `systemd.call_timeout`; a transport error or timeout drops the
-//! connection so the next scrape reconnects.
+//! Cost per scrape and manager: one `ListUnits` (states of every unit), one
+//! `ListUnitsByNames` for expected units that are not loaded, then, per unit
+//! of interest whose properties are not cached, one batch of concurrent
+//! property `Get`s (only the 1–5 properties its type needs), all pipelined on
+//! the manager's one connection with bounded concurrency.
+//!
+//! Why `Get`s and a cache rather than `GetAll`: measured on systemd 252,
+//! 1,000 services read serially took 0.33 s with one `Get` each, 5.3 s with
+//! `GetAll(Unit)` + `GetAll(Service)` and 10.9 s with `GetAll("")` (systemd
+//! computes every property, cgroup and accounting ones included), and systemd is
+//! single-threaded, so its CPU per message is what bounds a scrape. Reads
+//! are cached per unit and invalidated by systemd's own `PropertiesChanged`
+//! signals (the connection calls `Manager.Subscribe`), so a steady-state
+//! scrape costs one `ListUnits` plus reads of the units that changed; every
+//! unit is re-read at least every `refresh_interval` regardless
+//! (`refresh_interval = "0s"` disables the cache and the subscription).
+//!
+//! Every call is bounded by `systemd.call_timeout`; a transport error or
+//! timeout drops the connection (and the cache) so the next scrape reconnects.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -73,8 +86,12 @@ pub struct Config {
     /// `global.collector_timeout` so a hung bus is detected and dropped.
     #[serde(with = "humantime_serde")]
     pub call_timeout: Duration,
-    /// Property reads in flight at once per manager.
+    /// Units read at once per manager (each read is 1–5 pipelined `Get`s).
     pub max_concurrency: usize,
+    /// Longest time a unit's cached properties are trusted without a change
+    /// signal; `0s`: no cache, every unit of interest is read every scrape.
+    #[serde(with = "humantime_serde")]
+    pub refresh_interval: Duration,
 }
 
 impl Default for Config {
@@ -91,6 +108,7 @@ impl Default for Config {
             expect: Vec::new(),
             call_timeout: Duration::from_secs(2),
             max_concurrency: 32,
+            refresh_interval: Duration::from_secs(300),
         }
     }
 }
@@ -168,9 +186,42 @@ pub struct SystemdCollector {
     exclude: regex::Regex,
     /// Expected unit names per manager label.
     expect: BTreeMap<String, Vec<String>>,
-    system: Option<Arc<Bus>>,
-    /// User manager buses by label, kept across scrapes (connections reused).
-    users: tokio::sync::Mutex<HashMap<String, Arc<Bus>>>,
+    system: Option<Arc<Manager>>,
+    /// User managers by label, kept across scrapes (connections reused).
+    users: tokio::sync::Mutex<HashMap<String, Arc<Manager>>>,
+}
+
+/// One manager: its bus and the property cache of its units.
+struct Manager {
+    bus: Bus,
+    cache: tokio::sync::Mutex<Cache>,
+}
+
+#[derive(Default)]
+struct Cache {
+    /// Connection epoch the entries were read on.
+    epoch: u64,
+    units: HashMap<String, Cached>,
+}
+
+struct Cached {
+    path: zbus::OwnedObjectPath,
+    generation: u64,
+    read_at: std::time::Instant,
+    props: Props,
+}
+
+impl SystemdCollector {
+    fn manager_for(&self, target: ManagerTarget) -> Manager {
+        let mut bus = Bus::new(target, self.cfg.call_timeout);
+        if !self.cfg.refresh_interval.is_zero() {
+            bus = bus.with_change_watch();
+        }
+        Manager {
+            bus,
+            cache: tokio::sync::Mutex::new(Cache::default()),
+        }
+    }
 }
 
 impl SystemdCollector {
@@ -183,18 +234,19 @@ impl SystemdCollector {
                 list.push(u);
             }
         }
-        let system = cfg.system.then(|| {
-            let addr = (!cfg.bus_address.is_empty()).then_some(cfg.bus_address.as_str());
-            Arc::new(Bus::new(ManagerTarget::system(addr), cfg.call_timeout))
-        });
-        Ok(SystemdCollector {
+        let mut c = SystemdCollector {
             include: compile_regex("systemd.include", &format!("^(?:{})$", cfg.include))?,
             exclude: compile_regex("systemd.exclude", &format!("^(?:{})$", cfg.exclude))?,
             cfg: cfg.clone(),
             expect,
-            system,
+            system: None,
             users: tokio::sync::Mutex::new(HashMap::new()),
-        })
+        };
+        if cfg.system {
+            let addr = (!cfg.bus_address.is_empty()).then_some(cfg.bus_address.as_str());
+            c.system = Some(Arc::new(c.manager_for(ManagerTarget::system(addr))));
+        }
+        Ok(c)
     }
 
     fn wanted(&self, name: &str) -> bool {
@@ -202,7 +254,7 @@ impl SystemdCollector {
     }
 
     /// The user managers to scrape now (auto-discovery runs every scrape).
-    async fn user_buses(&self) -> Vec<Arc<Bus>> {
+    async fn user_managers(&self) -> Vec<Arc<Manager>> {
         let cfg = self.cfg.clone();
         let targets = tokio::task::spawn_blocking(move || {
             let passwd = Passwd::load(&cfg.passwd_file);
@@ -223,27 +275,33 @@ impl SystemdCollector {
         .unwrap_or_default();
         let mut users = self.users.lock().await;
         // Forget managers that went away (user logged out), keep the others' connections.
-        users.retain(|label, bus| {
+        users.retain(|label, m| {
             targets
                 .iter()
-                .any(|t| &t.label == label && t.target == bus.target.target)
+                .any(|t| &t.label == label && t.target == m.bus.target.target)
         });
         targets
             .into_iter()
             .map(|t| {
                 users
                     .entry(t.label.clone())
-                    .or_insert_with(|| Arc::new(Bus::new(t, self.cfg.call_timeout)))
+                    .or_insert_with(|| Arc::new(self.manager_for(t)))
                     .clone()
             })
             .collect()
     }
 }
 
-/// Everything read from one unit.
+/// Everything known about one unit this scrape.
 #[derive(Debug, Clone, Default)]
 struct UnitData {
     entry: Option<UnitEntry>,
+    props: Props,
+}
+
+/// The properties read from one unit (beyond what `ListUnits` gives).
+#[derive(Debug, Clone, Default)]
+struct Props {
     active_enter_usec: Option<u64>,
     result: Option<String>,
     n_restarts: Option<u32>,
@@ -254,26 +312,66 @@ struct UnitData {
     next_elapse_monotonic: Option<u64>,
 }
 
-/// All properties hostmedic reads, from a `GetAll("")` (every interface).
-#[derive(Debug, Default, zbus::DeserializeDict, zbus::Type)]
-#[zbus(signature = "a{sv}")]
-struct AllProps {
-    #[zbus(rename = "ActiveEnterTimestamp")]
-    active_enter_timestamp: Option<u64>,
-    #[zbus(rename = "Result")]
-    result: Option<String>,
-    #[zbus(rename = "NRestarts")]
-    n_restarts: Option<u32>,
-    #[zbus(rename = "ExecMainStatus")]
-    exec_main_status: Option<i32>,
-    #[zbus(rename = "Unit")]
-    unit: Option<String>,
-    #[zbus(rename = "LastTriggerUSec")]
-    last_trigger_usec: Option<u64>,
-    #[zbus(rename = "NextElapseUSecRealtime")]
-    next_elapse_usec_realtime: Option<u64>,
-    #[zbus(rename = "NextElapseUSecMonotonic")]
-    next_elapse_usec_monotonic: Option<u64>,
+/// The properties read for a unit of type `ty`: (interface, property).
+fn wanted_props(ty: &str) -> Vec<(&'static str, &'static str)> {
+    use systemd::proxies::{SERVICE_INTERFACE as S, TIMER_INTERFACE as T, UNIT_INTERFACE as U};
+    let mut v = vec![(U, "ActiveEnterTimestamp")];
+    match ty {
+        "service" => v.extend([(S, "NRestarts"), (S, "ExecMainStatus"), (S, "Result")]),
+        "timer" => v.extend([
+            (T, "Unit"),
+            (T, "LastTriggerUSec"),
+            (T, "NextElapseUSecRealtime"),
+            (T, "NextElapseUSecMonotonic"),
+        ]),
+        t => {
+            if let Some(iface) = systemd::type_interface(t) {
+                v.push((iface, "Result"));
+            }
+        }
+    }
+    v
+}
+
+/// Reads the properties `wanted_props` names for one unit: concurrent
+/// `Get`s, pipelined on one connection, each under `timeout`.
+async fn read_props(
+    conn: &zbus::Connection,
+    path: &zbus::OwnedObjectPath,
+    ty: &str,
+    timeout: Duration,
+) -> Result<Props, SystemdError> {
+    let gets = wanted_props(ty).into_iter().map(|(iface, prop)| async move {
+        let fut = async {
+            let reply = conn
+                .call_method(
+                    Some(systemd::proxies::DESTINATION),
+                    path,
+                    Some("org.freedesktop.DBus.Properties"),
+                    "Get",
+                    &(iface, prop),
+                )
+                .await?;
+            reply.body().deserialize::<zbus::OwnedVariant>()
+        };
+        timed("Get", timeout, fut).await.map(|v| (prop, v))
+    });
+    let mut p = Props::default();
+    for r in futures::future::join_all(gets).await {
+        let (prop, v) = r?;
+        match prop {
+            "ActiveEnterTimestamp" => p.active_enter_usec = u64::try_from(v).ok(),
+            "NRestarts" => p.n_restarts = u32::try_from(v).ok(),
+            "ExecMainStatus" => p.exec_main_status = i32::try_from(v).ok(),
+            "Result" => p.result = String::try_from(v).ok(),
+            "Unit" => p.timer_unit = String::try_from(v).ok(),
+            "LastTriggerUSec" => p.last_trigger_usec = u64::try_from(v).ok(),
+            "NextElapseUSecRealtime" => p.next_elapse_realtime = u64::try_from(v).ok(),
+            "NextElapseUSecMonotonic" => p.next_elapse_monotonic = u64::try_from(v).ok(),
+            _ => {}
+        }
+    }
+    Ok(p)
 }
 
 /// One manager's scrape result.
@@ -289,27 +387,12 @@ struct ManagerData {
     expected: Vec<String>,
 }
 
-/// Reads all properties of one unit in one call.
-async fn read_props(conn: &zbus::Connection, entry: &UnitEntry, timeout: Duration) -> Result<AllProps, SystemdError> {
-    let fut = async {
-        let reply = conn
-            .call_method(
-                Some(systemd::proxies::DESTINATION),
-                &entry.path,
-                Some("org.freedesktop.DBus.Properties"),
-                "GetAll",
-                &("",),
-            )
-            .await?;
-        reply.body().deserialize::<AllProps>()
-    };
-    timed("GetAll", timeout, fut).await
-}
-
 impl SystemdCollector {
-    async fn collect_manager(&self, bus: &Bus, expected: &[String]) -> Result<ManagerData, SystemdError> {
+    async fn collect_manager(&self, mgr: &Manager, expected: &[String]) -> Result<ManagerData, SystemdError> {
+        let bus = &mgr.bus;
         let timeout = bus.timeout();
-        let m = bus.manager().await?;
+        let session = bus.session().await?;
+        let m = systemd::manager(&session.conn).await?;
         let version = bus.version().await?;
         let all = bus.check(timed("ListUnits", timeout, m.list_units()).await).await?;
 
@@ -346,71 +429,140 @@ impl SystemdCollector {
             }
         }
 
-        let conn = bus.connection().await?;
-        let read = |name: String| {
-            let entry = by_name.get(&name).cloned();
-            let conn = conn.clone();
-            async move {
-                let Some(entry) = entry else {
-                    return Ok((name, UnitData::default()));
-                };
-                let mut d = UnitData::default();
-                if entry.load_state != "not-found" {
-                    match read_props(&conn, &entry, timeout).await {
-                        Ok(p) => {
-                            d.active_enter_usec = p.active_enter_timestamp;
-                            d.result = p.result;
-                            d.n_restarts = p.n_restarts;
-                            d.exec_main_status = p.exec_main_status;
-                            d.timer_unit = p.unit;
-                            d.last_trigger_usec = p.last_trigger_usec;
-                            d.next_elapse_realtime = p.next_elapse_usec_realtime;
-                            d.next_elapse_monotonic = p.next_elapse_usec_monotonic;
-                        }
-                        // The unit was unloaded between ListUnits and GetAll.
-                        Err(e) if !e.is_transport() => {
-                            tracing::debug!(unit = %entry.name, error = %e, "unit properties unavailable")
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                d.entry = Some(entry);
-                Ok::<_, SystemdError>((name, d))
-            }
-        };
-        let conc = self.cfg.max_concurrency;
-        let mut units = BTreeMap::new();
-        let mut stream = futures::stream::iter(wanted.into_iter().map(read)).buffer_unordered(conc);
-        while let Some(r) = stream.next().await {
-            let (name, d) = bus.check(r).await?;
-            units.insert(name, d);
+        let mut cache = mgr.cache.lock().await;
+        if cache.epoch != session.epoch {
+            // New connection: change signals may have been missed.
+            cache.units.clear();
+            cache.epoch = session.epoch;
         }
-        drop(stream);
+        cache
+            .units
+            .retain(|name, c| by_name.get(name).is_some_and(|e| e.path == c.path));
+        if let Some(ch) = &session.changes {
+            let paths: HashSet<&str> = by_name.values().map(|e| e.path.as_str()).collect();
+            ch.retain(|p| paths.contains(p));
+        }
 
+        let mut units = BTreeMap::new();
+        let r = self
+            .read_units(&session, &mut cache, &by_name, wanted, &mut units, timeout)
+            .await;
+        bus.check(r).await?;
         // Units triggered by timers of interest that were not read yet.
         let need: Vec<String> = units
             .values()
-            .filter_map(|d| d.timer_unit.clone())
+            .filter_map(|d| d.props.timer_unit.clone())
             .filter(|u| !units.contains_key(u))
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let mut triggered = HashMap::new();
-        let mut stream = futures::stream::iter(need.into_iter().map(read)).buffer_unordered(conc);
-        while let Some(r) = stream.next().await {
-            let (name, d) = bus.check(r).await?;
-            triggered.insert(name, d);
-        }
-        drop(stream);
+        let mut triggered = BTreeMap::new();
+        let r = self
+            .read_units(&session, &mut cache, &by_name, need, &mut triggered, timeout)
+            .await;
+        bus.check(r).await?;
+        drop(cache);
 
         Ok(ManagerData {
             label: bus.target.label.clone(),
             version,
             counts,
             units,
-            triggered,
+            triggered: triggered.into_iter().collect(),
             expected: expected.to_vec(),
         })
+    }
+
+    /// Fills `out` with `names`, reading the properties of those whose cache
+    /// entry is missing, changed (a signal bumped its generation) or older
+    /// than `refresh_interval`.
+    async fn read_units(
+        &self,
+        session: &systemd::Session,
+        cache: &mut Cache,
+        by_name: &HashMap<String, UnitEntry>,
+        names: Vec<String>,
+        out: &mut BTreeMap<String, UnitData>,
+        timeout: Duration,
+    ) -> Result<(), SystemdError> {
+        let refresh = self.cfg.refresh_interval;
+        let mut to_read = Vec::new();
+        for name in names {
+            let Some(entry) = by_name.get(&name) else {
+                out.insert(name, UnitData::default());
+                continue;
+            };
+            if entry.load_state == "not-found" {
+                out.insert(
+                    name,
+                    UnitData {
+                        entry: Some(entry.clone()),
+                        props: Props::default(),
+                    },
+                );
+                continue;
+            }
+            let fresh = session.changes.as_ref().and_then(|ch| {
+                let c = cache.units.get(&name)?;
+                (c.generation == ch.generation(entry.path.as_str()) && c.read_at.elapsed() < refresh)
+                    .then(|| c.props.clone())
+            });
+            match fresh {
+                Some(props) => {
+                    out.insert(
+                        name,
+                        UnitData {
+                            entry: Some(entry.clone()),
+                            props,
+                        },
+                    );
+                }
+                None => to_read.push(entry.clone()),
+            }
+        }
+        let conn = &session.conn;
+        let changes = session.changes.clone();
+        let mut stream = futures::stream::iter(to_read.into_iter().map(|entry| {
+            let changes = changes.clone();
+            async move {
+                // Generation before the read: a change signal arriving during
+                // or after it makes the entry stale again.
+                let generation = changes.as_ref().map(|c| c.generation(entry.path.as_str())).unwrap_or(0);
+                let res = read_props(conn, &entry.path, unit_type(&entry.name), timeout).await;
+                (entry, generation, res)
+            }
+        }))
+        .buffer_unordered(self.cfg.max_concurrency);
+        while let Some((entry, generation, res)) = stream.next().await {
+            let props = match res {
+                Ok(p) => {
+                    cache.units.insert(
+                        entry.name.clone(),
+                        Cached {
+                            path: entry.path.clone(),
+                            generation,
+                            read_at: std::time::Instant::now(),
+                            props: p.clone(),
+                        },
+                    );
+                    p
+                }
+                // The unit was unloaded between ListUnits and the read.
+                Err(e) if !e.is_transport() => {
+                    tracing::debug!(unit = %entry.name, error = %e, "unit properties unavailable");
+                    Props::default()
+                }
+                Err(e) => return Err(e),
+            };
+            out.insert(
+                entry.name.clone(),
+                UnitData {
+                    entry: Some(entry),
+                    props,
+                },
+            );
+        }
+        Ok(())
     }
 }
 
@@ -545,36 +697,36 @@ fn emit(out: &mut MetricSet, md: &ManagerData) {
                 ("type", ty),
                 ("load_state", e.load_state.as_str()),
                 ("sub_state", e.sub_state.as_str()),
-                ("result", d.result.as_deref().unwrap_or("")),
+                ("result", d.props.result.as_deref().unwrap_or("")),
             ],
             1.0,
         );
         if e.load_state == "not-found" {
             continue;
         }
-        if let Some(us) = d.active_enter_usec {
+        if let Some(us) = d.props.active_enter_usec {
             out.gauge(ACTIVE_ENTER, "", &base, usec_to_secs(us));
         }
         let short = [("manager", mgr), ("name", name.as_str())];
-        if let Some(n) = d.n_restarts {
+        if let Some(n) = d.props.n_restarts {
             out.counter(RESTARTS, "", &short, n as f64);
         }
-        if let Some(s) = d.exec_main_status {
+        if let Some(s) = d.props.exec_main_status {
             out.gauge(EXEC_MAIN_STATUS, "", &short, s as f64);
         }
-        if let Some(target) = &d.timer_unit {
+        if let Some(target) = &d.props.timer_unit {
             let l = [("manager", mgr), ("timer", name.as_str()), ("unit", target.as_str())];
-            out.gauge(TIMER_LAST, "", &l, usec_to_secs(d.last_trigger_usec.unwrap_or(0)));
+            out.gauge(TIMER_LAST, "", &l, usec_to_secs(d.props.last_trigger_usec.unwrap_or(0)));
             out.gauge(
                 TIMER_NEXT,
                 "",
                 &l,
-                next_elapse_secs(d.next_elapse_realtime, d.next_elapse_monotonic),
+                next_elapse_secs(d.props.next_elapse_realtime, d.props.next_elapse_monotonic),
             );
             let t = md.units.get(target).or_else(|| md.triggered.get(target));
             let failed = t.is_some_and(|t| {
                 t.entry.as_ref().is_some_and(|e| e.active_state == "failed")
-                    || t.result.as_deref().is_some_and(|r| r != "success")
+                    || t.props.result.as_deref().is_some_and(|r| r != "success")
             });
             out.gauge(TIMER_FAILED, "", &l, if failed { 1.0 } else { 0.0 });
         }
@@ -596,8 +748,8 @@ impl Collector for SystemdCollector {
     }
 
     async fn collect(&self, out: &mut MetricSet) -> Result<(), CollectError> {
-        let users = self.user_buses().await;
-        let mut buses: Vec<(Arc<Bus>, bool)> = Vec::new();
+        let users = self.user_managers().await;
+        let mut buses: Vec<(Arc<Manager>, bool)> = Vec::new();
         if let Some(s) = &self.system {
             buses.push((s.clone(), true));
         }
@@ -608,16 +760,17 @@ impl Collector for SystemdCollector {
             ));
         }
         let empty = Vec::new();
-        let results = futures::future::join_all(buses.iter().map(|(bus, _)| {
-            let expected = self.expect.get(&bus.target.label).unwrap_or(&empty);
-            self.collect_manager(bus, expected)
+        let results = futures::future::join_all(buses.iter().map(|(mgr, _)| {
+            let expected = self.expect.get(&mgr.bus.target.label).unwrap_or(&empty);
+            self.collect_manager(mgr, expected)
         }))
         .await;
 
         declare(out);
         let mut system_err = None;
         let mut any_ok = false;
-        for ((bus, is_system), res) in buses.iter().zip(results) {
+        for ((mgr, is_system), res) in buses.iter().zip(results) {
+            let bus = &mgr.bus;
             match res {
                 Ok(md) => {
                     any_ok = true;
@@ -674,30 +827,40 @@ mod tests {
                 .to_string()
                 .contains("systemd.call_timeout")
         );
-        let mut c = Config::default();
-        c.include = "(".into();
-        assert!(
-            c.validate("systemd", t)
-                .unwrap_err()
-                .to_string()
-                .contains("systemd.include")
-        );
-        let mut c = Config::default();
-        c.user_managers = UserManagers::Mode("some".into());
-        assert!(
-            c.validate("systemd", t)
-                .unwrap_err()
-                .to_string()
-                .contains("systemd.user_managers")
-        );
-        let mut c = Config::default();
-        c.expect = vec!["user:bob".into()];
-        assert!(
-            c.validate("systemd", t)
-                .unwrap_err()
-                .to_string()
-                .contains("systemd.expect")
-        );
+        let bad = [
+            (
+                Config {
+                    include: "(".into(),
+                    ..Config::default()
+                },
+                "systemd.include",
+            ),
+            (
+                Config {
+                    user_managers: UserManagers::Mode("some".into()),
+                    ..Config::default()
+                },
+                "systemd.user_managers",
+            ),
+            (
+                Config {
+                    expect: vec!["user:bob".into()],
+                    ..Config::default()
+                },
+                "systemd.expect",
+            ),
+            (
+                Config {
+                    max_concurrency: 0,
+                    ..Config::default()
+                },
+                "systemd.max_concurrency",
+            ),
+        ];
+        for (c, key) in bad {
+            let err = c.validate("systemd", t).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
     }
 
     #[test]

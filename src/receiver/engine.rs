@@ -215,7 +215,12 @@ pub struct Receiver {
     holds_view: std::sync::Mutex<Vec<(String, String)>>,
     dirty: Notify,
     dirty_flag: AtomicBool,
+    last_checkpoint: std::sync::Mutex<Option<Instant>>,
 }
+
+/// Checkpoints (the whole state) are written at most this often; the
+/// journal replay covers what came after.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for Receiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -274,6 +279,7 @@ impl Receiver {
             holds_view: std::sync::Mutex::new(holds),
             dirty: Notify::new(),
             dirty_flag: AtomicBool::new(true),
+            last_checkpoint: std::sync::Mutex::new(None),
         }))
     }
 
@@ -899,10 +905,10 @@ impl Receiver {
         let mut prune = tokio::time::interval(Duration::from_secs(60));
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => { self.persist().await; return; }
+                _ = shutdown.cancelled() => { self.persist(true).await; return; }
                 _ = self.dirty.notified() => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    self.persist().await;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    self.persist(false).await;
                     if self.dirty_flag.load(Ordering::Acquire) {
                         self.dirty.notify_one();
                     }
@@ -919,39 +925,62 @@ impl Receiver {
                         .as_secs_f64();
                     core.state.prune(now(), self.cfg.dedup_window.as_secs_f64(), max_window, self.cfg.approval_ttl.as_secs_f64());
                     drop(core);
-                    self.persist().await;
+                    self.persist(true).await;
                 }
             }
         }
     }
 
-    /// Writes the checkpoint and the status file (atomically).
-    pub async fn persist(&self) {
-        if !self.dirty_flag.swap(false, Ordering::AcqRel) {
+    /// Writes the status file (small, every change, debounced) and, at most
+    /// every 10 s or when `force`, the checkpoint (the whole state, cloned
+    /// under the lock and serialized outside it). Both atomically.
+    pub async fn persist(&self, force: bool) {
+        if !self.dirty_flag.swap(false, Ordering::AcqRel) && !force {
             return;
         }
+        let want_cp = force
+            || self
+                .last_checkpoint
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_none_or(|t| t.elapsed() >= CHECKPOINT_EVERY);
         let (checkpoint, status) = {
             let mut core = self.core.lock().await;
+            let status = status_document(&self.cfg, &self.rules, &core.state);
             // Checkpoint only a state whose every entry is on disk.
             let durable = self.committer.durable();
-            if core.state.last_seq != durable.seq {
-                self.dirty_flag.store(true, Ordering::Release);
-                return;
-            }
-            core.state.journal_offset = durable.len;
-            let cp = serde_json::to_vec(&core.state).expect("state serializes");
-            let st = status_document(&self.cfg, &self.rules, &core.state);
-            (cp, serde_json::to_vec_pretty(&st).expect("status serializes"))
+            let cp = if want_cp && core.state.last_seq == durable.seq {
+                core.state.journal_offset = durable.len;
+                Some(core.state.clone())
+            } else {
+                None
+            };
+            (cp, status)
         };
+        if want_cp && checkpoint.is_none() {
+            self.dirty_flag.store(true, Ordering::Release);
+        }
         let (sp, tp) = (self.cfg.state_path.clone(), self.cfg.status_path.clone());
+        let wrote_cp = checkpoint.is_some();
         let r = tokio::task::spawn_blocking(move || {
-            state::write_atomic(&sp, &checkpoint).map_err(|e| format!("{}: {e}", sp.display()))?;
-            state::write_atomic(&tp, &status).map_err(|e| format!("{}: {e}", tp.display()))
+            let st = serde_json::to_vec_pretty(&status).expect("status serializes");
+            state::write_atomic(&tp, &st).map_err(|e| format!("{}: {e}", tp.display()))?;
+            if let Some(cp) = checkpoint {
+                let bytes = serde_json::to_vec(&cp).expect("state serializes");
+                state::write_atomic(&sp, &bytes).map_err(|e| format!("{}: {e}", sp.display()))?;
+            }
+            Ok::<(), String>(())
         })
         .await;
-        if let Ok(Err(e)) = r {
-            self.dirty_flag.store(true, Ordering::Release);
-            tracing::warn!(error = %e, "cannot write the state/status file");
+        match r {
+            Ok(Err(e)) => {
+                self.dirty_flag.store(true, Ordering::Release);
+                tracing::warn!(error = %e, "cannot write the state/status file");
+            }
+            _ if wrote_cp => {
+                *self.last_checkpoint.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            }
+            _ => {}
         }
     }
 }

@@ -20,9 +20,10 @@
 
 pub mod proxies;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use zbus::Connection;
@@ -68,6 +69,19 @@ impl SystemdError {
         SystemdError::Dbus {
             op: op.to_string(),
             source,
+        }
+    }
+
+    /// The D-Bus error name of an error reply (e.g.
+    /// `org.freedesktop.systemd1.UnitExists`), for callers that branch on it.
+    pub fn dbus_error_name(&self) -> Option<&str> {
+        match self {
+            SystemdError::NoSuchUnit(_) => Some("org.freedesktop.systemd1.NoSuchUnit"),
+            SystemdError::Dbus {
+                source: zbus::Error::MethodError(name, _, _),
+                ..
+            } => Some(name.as_str()),
+            _ => None,
         }
     }
 
@@ -325,11 +339,64 @@ fn connect_as(path: &Path, uid: u32) -> std::io::Result<UnixStream> {
     .map_err(|_| std::io::Error::other("connect thread panicked"))?
 }
 
+/// Change generations of unit objects, bumped by systemd's
+/// `PropertiesChanged` signals (see [`Bus::with_change_watch`]).
+#[derive(Debug, Default)]
+pub struct Changes {
+    gens: std::sync::Mutex<HashMap<String, u64>>,
+    /// Set when the signal stream ended (the connection is gone).
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Changes {
+    /// Generation of the object at `path`: a value read at generation `g` is
+    /// still current while `generation(path) == g`.
+    pub fn generation(&self, path: &str) -> u64 {
+        self.gens.lock().expect("gens lock").get(path).copied().unwrap_or(0)
+    }
+
+    fn bump(&self, path: &str) {
+        *self
+            .gens
+            .lock()
+            .expect("gens lock")
+            .entry(path.to_string())
+            .or_default() += 1;
+    }
+
+    /// Forgets objects for which `keep` is false (units that went away), so
+    /// the table does not grow with transient units.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.gens.lock().expect("gens lock").retain(|p, _| keep(p));
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// A live connection to one manager.
+#[derive(Clone)]
+pub struct Session {
+    pub conn: Connection,
+    /// Increases with every (re)connect: anything cached from an older epoch is stale.
+    pub epoch: u64,
+    /// Unit change tracking, when the bus was built with it.
+    pub changes: Option<Arc<Changes>>,
+}
+
+struct Live {
+    session: Session,
+    watcher: Option<tokio::task::AbortHandle>,
+}
+
 /// One manager's connection, kept across calls and re-made after it breaks.
 pub struct Bus {
     pub target: ManagerTarget,
     timeout: Duration,
-    conn: tokio::sync::Mutex<Option<Connection>>,
+    watch: bool,
+    live: tokio::sync::Mutex<Option<Live>>,
+    epoch: std::sync::atomic::AtomicU64,
     /// Cached `Version` of the manager behind the current connection.
     version: std::sync::Mutex<Option<String>>,
     /// Whether this manager was ever reached (a bus that goes away after
@@ -342,10 +409,22 @@ impl Bus {
         Bus {
             target,
             timeout,
-            conn: tokio::sync::Mutex::new(None),
+            watch: false,
+            live: tokio::sync::Mutex::new(None),
+            epoch: std::sync::atomic::AtomicU64::new(0),
             version: std::sync::Mutex::new(None),
             ever_connected: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Also track unit changes on every connection: subscribe to systemd's
+    /// unit signals (`Manager.Subscribe` + a match on `PropertiesChanged`
+    /// under `/org/freedesktop/systemd1/unit`) and count them per object in
+    /// [`Session::changes`], so callers can skip re-reading units that did
+    /// not change.
+    pub fn with_change_watch(mut self) -> Self {
+        self.watch = true;
+        self
     }
 
     pub fn timeout(&self) -> Duration {
@@ -356,21 +435,49 @@ impl Bus {
         self.ever_connected.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// The current session, connecting first when there is none or when the
+    /// change watch saw the connection end.
+    pub async fn session(&self) -> Result<Session> {
+        let mut guard = self.live.lock().await;
+        if let Some(l) = guard.as_ref() {
+            if !l.session.changes.as_ref().is_some_and(|c| c.is_closed()) {
+                return Ok(l.session.clone());
+            }
+            if let Some(w) = &l.watcher {
+                w.abort();
+            }
+            *guard = None;
+        }
+        let conn = connect(&self.target, self.timeout).await?;
+        let (changes, watcher) = if self.watch {
+            let (c, w) = watch_changes(&conn, self.timeout).await?;
+            (Some(c), Some(w))
+        } else {
+            (None, None)
+        };
+        self.ever_connected.store(true, std::sync::atomic::Ordering::Relaxed);
+        *self.version.lock().expect("version lock") = None;
+        let epoch = self.epoch.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let session = Session { conn, epoch, changes };
+        *guard = Some(Live {
+            session: session.clone(),
+            watcher,
+        });
+        Ok(session)
+    }
+
     /// The current connection, connecting first when there is none.
     pub async fn connection(&self) -> Result<Connection> {
-        let mut guard = self.conn.lock().await;
-        if let Some(c) = guard.as_ref() {
-            return Ok(c.clone());
-        }
-        let c = connect(&self.target, self.timeout).await?;
-        self.ever_connected.store(true, std::sync::atomic::Ordering::Relaxed);
-        *guard = Some(c.clone());
-        Ok(c)
+        Ok(self.session().await?.conn)
     }
 
     /// Drops the connection so the next call reconnects.
     pub async fn invalidate(&self) {
-        *self.conn.lock().await = None;
+        if let Some(l) = self.live.lock().await.take()
+            && let Some(w) = l.watcher
+        {
+            w.abort();
+        }
         *self.version.lock().expect("version lock") = None;
     }
 
@@ -401,6 +508,55 @@ impl Bus {
         *self.version.lock().expect("version lock") = Some(v.clone());
         Ok(v)
     }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        if let Ok(mut g) = self.live.try_lock()
+            && let Some(l) = g.take()
+            && let Some(w) = l.watcher
+        {
+            w.abort();
+        }
+    }
+}
+
+/// Subscribes to unit change signals on `conn`; returns the generation
+/// table and the task that feeds it.
+async fn watch_changes(conn: &Connection, timeout: Duration) -> Result<(Arc<Changes>, tokio::task::AbortHandle)> {
+    use futures::StreamExt;
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .interface("org.freedesktop.DBus.Properties")
+        .member("PropertiesChanged")
+        .path_namespace("/org/freedesktop/systemd1/unit")
+        .build()
+        .map_err(|e| SystemdError::dbus("match rule", e))?;
+    let stream = timed(
+        "AddMatch",
+        timeout,
+        zbus::MessageStream::for_match_rule(rule, conn, std::num::NonZeroUsize::new(4096)),
+    )
+    .await?;
+    let m = manager(conn).await?;
+    timed("Subscribe", timeout, m.subscribe()).await?;
+    let changes = Arc::new(Changes::default());
+    let c = changes.clone();
+    let task = tokio::spawn(async move {
+        let mut stream = stream;
+        while let Some(msg) = stream.next().await {
+            match msg {
+                Ok(msg) => {
+                    if let Some(p) = msg.header().path() {
+                        c.bump(p.as_str());
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        c.closed.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    Ok((changes, task.abort_handle()))
 }
 
 /// A non-caching manager proxy on `conn`.
@@ -573,6 +729,11 @@ pub async fn disable_unit_files(conn: &Connection, names: &[&str]) -> Result<Vec
 }
 
 /// `systemctl mask` (persistent, not forced); returns the changes.
+///
+/// Like `systemctl mask`, this is refused with
+/// `org.freedesktop.systemd1.UnitExists` (see [`SystemdError::dbus_error_name`])
+/// for a unit whose file lives in `/etc/systemd/system`: masking would have to
+/// replace the administrator's file. Stop and disable such a unit instead.
 pub async fn mask_unit_files(conn: &Connection, names: &[&str]) -> Result<Vec<UnitFileChange>> {
     let m = manager(conn).await?;
     timed("MaskUnitFiles", HELPER_TIMEOUT, m.mask_unit_files(names, false, false)).await

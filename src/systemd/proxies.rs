@@ -99,6 +99,10 @@ pub trait Manager {
     /// `daemon-reload`.
     fn reload(&self) -> zbus::Result<()>;
 
+    /// Asks systemd to emit unit change signals (`PropertiesChanged`) to the
+    /// bus; it stops by itself when this connection closes.
+    fn subscribe(&self) -> zbus::Result<()>;
+
     #[zbus(property(emits_changed_signal = "const"))]
     fn version(&self) -> zbus::Result<String>;
 

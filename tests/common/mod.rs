@@ -221,4 +221,5 @@ pub fn skip_or_fail(reason: &str) -> bool {
     true
 }
 pub mod docker;
+pub mod git_lfs;
 pub mod notify_sink;

@@ -46,11 +46,8 @@ pub fn unavailable_reason() -> Option<String> {
     if !nix::unistd::geteuid().is_root() {
         return Some("booting a systemd rootfs needs root".into());
     }
-    for tool in ["unshare", "nsenter", "tar", "zstd", "debootstrap", "chroot"] {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-            .unwrap_or(false);
-        if !found {
+    for tool in ["unshare", "nsenter", "tar", "zstd", "chroot"] {
+        if !on_path(tool) {
             return Some(format!("`{tool}` is not installed (scripts/test installs it)"));
         }
     }
@@ -59,6 +56,12 @@ pub fn unavailable_reason() -> Option<String> {
         return Some("no cgroup2 hierarchy at /sys/fs/cgroup(/unified)".into());
     }
     None
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false)
 }
 
 /// Path of the cached rootfs tarball, building it first when missing.
@@ -82,6 +85,9 @@ pub fn cached_rootfs() -> Result<PathBuf, String> {
     // Another process may have built it while we waited for the lock.
     if tarball.exists() {
         return Ok(tarball);
+    }
+    if !on_path("debootstrap") {
+        return Err("`debootstrap` is not installed (scripts/test installs it) and no cached rootfs".into());
     }
     let work = dir.join(format!("build-{}", std::process::id()));
     let _ = fs::remove_dir_all(&work);
@@ -132,8 +138,11 @@ pub fn cached_rootfs() -> Result<PathBuf, String> {
 /// What to put into the rootfs before booting it.
 #[derive(Debug, Clone, Default)]
 pub struct Spec {
-    /// `(name, text)` written to `/etc/systemd/system/<name>`.
+    /// `(name, text)` written to `/etc/systemd/system/<name>` (an administrator's unit).
     pub units: Vec<(String, String)>,
+    /// `(name, text)` written to `/usr/lib/systemd/system/<name>` (a packaged
+    /// unit: the only kind `systemctl mask` can mask without `--force`).
+    pub vendor_units: Vec<(String, String)>,
     /// Units pulled in at boot: services by `multi-user.target`, timers by `timers.target`.
     pub enable: Vec<String>,
     /// `(absolute path inside the rootfs, content, mode)`.
@@ -154,6 +163,12 @@ impl Spec {
     /// Adds a unit file and pulls it in at boot.
     pub fn enabled_unit(mut self, name: &str, text: &str) -> Self {
         self.units.push((name.into(), text.into()));
+        self.enable.push(name.into());
+        self
+    }
+    /// Adds a packaged unit (under /usr/lib) and pulls it in at boot.
+    pub fn enabled_vendor_unit(mut self, name: &str, text: &str) -> Self {
+        self.vendor_units.push((name.into(), text.into()));
         self.enable.push(name.into());
         self
     }
@@ -358,6 +373,10 @@ fn write_spec(rootfs: &Path, spec: &Spec) -> Result<(), String> {
     for (name, text) in &spec.units {
         fs::write(etc.join(name), text).map_err(|e| format!("writing unit {name}: {e}"))?;
     }
+    let lib = rootfs.join("usr/lib/systemd/system");
+    for (name, text) in &spec.vendor_units {
+        fs::write(lib.join(name), text).map_err(|e| format!("writing unit {name}: {e}"))?;
+    }
     for name in &spec.enable {
         let wants = if name.ends_with(".timer") {
             "timers.target.wants"
@@ -367,7 +386,12 @@ fn write_spec(rootfs: &Path, spec: &Spec) -> Result<(), String> {
         let d = etc.join(wants);
         fs::create_dir_all(&d).map_err(|e| e.to_string())?;
         let _ = fs::remove_file(d.join(name));
-        std::os::unix::fs::symlink(format!("../{name}"), d.join(name)).map_err(|e| e.to_string())?;
+        let target = if spec.vendor_units.iter().any(|(n, _)| n == name) {
+            format!("/usr/lib/systemd/system/{name}")
+        } else {
+            format!("../{name}")
+        };
+        std::os::unix::fs::symlink(target, d.join(name)).map_err(|e| e.to_string())?;
     }
     for (path, content, mode) in &spec.files {
         let p = rootfs.join(path.trim_start_matches('/'));
