@@ -58,6 +58,9 @@ pub struct Config {
     pub systemd: collectors::systemd::Config,
     pub git_lfs: collectors::git_lfs::Config,
     pub paths: collectors::paths::Config,
+    /// `[fleet]`: this host's identity; absent means single-host mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::receiver::identity::FleetConfig>,
 }
 
 /// `[web]`: the HTTP listener.
@@ -145,6 +148,9 @@ impl Config {
         self.systemd.validate("systemd", self.global.collector_timeout)?;
         self.git_lfs.validate("git_lfs")?;
         self.paths.validate("paths")?;
+        if let Some(f) = &self.fleet {
+            f.validate("fleet")?;
+        }
         Ok(())
     }
 

@@ -51,6 +51,11 @@ enabled = false
 [hwmon]
 enabled = false
 
+# Alerts name host "h1" (instance) or none (fleet identity, issue 9).
+[fleet]
+identity = "h1"
+single_host = true
+
 [receiver]
 enabled = true
 bearer_token_file = "{d}/token"

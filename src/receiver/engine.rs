@@ -113,6 +113,8 @@ pub fn now() -> f64 {
 #[derive(Debug, serde::Serialize)]
 pub struct Accepted {
     pub alerts: usize,
+    /// Alerts not this host's (`[fleet]`): journaled, never acted on.
+    pub foreign: usize,
     pub duplicates: usize,
     pub planned: usize,
     pub skipped: usize,
@@ -207,6 +209,8 @@ pub struct Receiver {
     semaphore: Arc<Semaphore>,
     target_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
     pub metrics: Metrics,
+    /// Who this host is (`[fleet]`): alerts naming another host are refused.
+    pub identity: super::identity::Identity,
     /// Holds as (rule, target) for metrics without taking the async lock.
     holds_view: std::sync::Mutex<Vec<(String, String)>>,
     dirty: Notify,
@@ -271,6 +275,7 @@ impl Receiver {
             env,
             target_locks: Default::default(),
             metrics: Metrics::default(),
+            identity: super::identity::Identity::new(config.fleet.as_ref()),
             holds_view: std::sync::Mutex::new(holds),
             dirty: Notify::new(),
             dirty_flag: AtomicBool::new(true),
@@ -324,7 +329,9 @@ impl Receiver {
     }
 
     /// Journals and plans one webhook payload; actions run after return.
-    pub async fn accept(self: &Arc<Self>, payload: Payload) -> Result<Accepted, AcceptError> {
+    pub async fn accept(self: &Arc<Self>, mut payload: Payload) -> Result<Accepted, AcceptError> {
+        let received = payload.alerts.len();
+        let foreign = self.refuse_foreign(&mut payload).await?;
         // Resolve targets before taking the lock: a refusal rejects the
         // whole request and nothing of it counts.
         let mut routed: Vec<(usize, Vec<Hit>)> = Vec::new();
@@ -376,7 +383,8 @@ impl Receiver {
         }
         let mut jobs = Vec::new();
         let mut acc = Accepted {
-            alerts: payload.alerts.len(),
+            alerts: received,
+            foreign,
             duplicates: 0,
             planned: 0,
             skipped: 0,
@@ -581,6 +589,49 @@ impl Receiver {
             tokio::spawn(async move { me.run_job(job).await });
         }
         Ok(acc)
+    }
+
+    /// Takes the alerts that are not this host's out of `payload` and
+    /// journals each as `refused_foreign` (fsync'd before the reply, like
+    /// everything else). Returns how many there were.
+    async fn refuse_foreign(&self, payload: &mut Payload) -> Result<usize, AcceptError> {
+        let mut refused = Vec::new();
+        payload.alerts.retain(|a| match self.identity.refusal(&a.labels) {
+            None => true,
+            Some(reason) => {
+                refused.push((reason, a.clone()));
+                false
+            }
+        });
+        if refused.is_empty() {
+            return Ok(0);
+        }
+        let mut core = self.core.lock().await;
+        let mut batch = Batch {
+            core: &mut core,
+            entries: Vec::new(),
+            now: now(),
+        };
+        for (reason, a) in &refused {
+            let names = self.identity.host_labels_of(&a.labels);
+            tracing::info!(alertname = a.alertname(), reason, ?names, identity = %self.identity.name, "alert is not this host's; not acting");
+            batch.push(Event::RefusedForeign {
+                alertname: a.alertname().to_string(),
+                status: a.status.as_str().to_string(),
+                fingerprint: a.fingerprint.clone(),
+                starts_at: a.starts_at.clone(),
+                names,
+                identity: self.identity.name.clone(),
+                reason: reason.to_string(),
+            });
+        }
+        let entries = std::mem::take(&mut batch.entries);
+        self.commit(core, entries).await?;
+        for (reason, a) in &refused {
+            self.metrics.alert(a.status.as_str());
+            self.metrics.skipped(reason);
+        }
+        Ok(refused.len())
     }
 
     /// Approves a pending (notify-only) plan and runs it.

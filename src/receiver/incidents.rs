@@ -182,6 +182,26 @@ pub fn markdown(entries: &[Entry], source: &str, since: Option<f64>, warnings: u
                     one_line(reason)
                 );
             }
+            Event::RefusedForeign {
+                alertname,
+                status,
+                names,
+                identity,
+                ..
+            } => {
+                let names: Vec<String> = names.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let why = if names.is_empty() {
+                    "names no host (not single-host mode)".to_string()
+                } else {
+                    format!("names another host ({})", code(&names.join(", ")))
+                };
+                let _ = writeln!(
+                    out,
+                    "- {} **{alertname}** {status} refused: {why}; this host is {}",
+                    clock(e.ts),
+                    code(identity)
+                );
+            }
             Event::Action { id, .. }
             | Event::Verify { id, .. }
             | Event::Approved { id, .. }

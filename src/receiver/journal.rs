@@ -160,6 +160,20 @@ pub enum Event {
         target: String,
         by: String,
     },
+    /// An alert that is not this host's (`[fleet]`, see `identity`): it names
+    /// another host (`reason` foreign) or, outside single-host mode, no host
+    /// (`reason` no_host). Never acted on; answered 2xx.
+    RefusedForeign {
+        alertname: String,
+        status: String,
+        fingerprint: String,
+        starts_at: String,
+        /// The host labels the alert carries (empty: none).
+        names: BTreeMap<String, String>,
+        /// This host's identity.
+        identity: String,
+        reason: String,
+    },
     /// A notification was sent (or failed); never contains a secret.
     Notified {
         #[serde(default, skip_serializing_if = "String::is_empty")]

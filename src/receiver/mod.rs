@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod config;
 pub mod engine;
+pub mod identity;
 pub mod incidents;
 pub mod journal;
 pub mod metrics;

@@ -167,7 +167,7 @@ impl State {
                 self.attempts.remove(target);
                 self.cooldowns.retain(|k, _| !k.ends_with(&format!("|{target}")));
             }
-            Event::Refused { .. } | Event::Notified { .. } => {}
+            Event::Refused { .. } | Event::RefusedForeign { .. } | Event::Notified { .. } => {}
         }
     }
 

@@ -100,12 +100,20 @@ impl Alertmanager {
             std::fs::write(&f, tok).unwrap();
             f
         });
+        let yml = super::prometheus::alertmanager_config(&hook.url, token_file.as_deref());
+        Alertmanager::start_config(&dir, &yml, cluster, Duration::from_secs(2))
+    }
+
+    /// Starts an Alertmanager in `dir` (created) with the configuration text
+    /// `yml`; `cluster` as for [`Alertmanager::start`]. `peer_timeout`: how
+    /// long the n-th peer waits (times n) for an earlier peer's notification
+    /// to reach it by gossip before sending itself (`0s`: every peer sends,
+    /// as when the gossip is slow or partitioned).
+    pub fn start_config(dir: &Path, yml: &str, cluster: Option<&[String]>, peer_timeout: Duration) -> Alertmanager {
+        let dir = dir.to_path_buf();
+        std::fs::create_dir_all(dir.join("data")).unwrap();
         let cfg = dir.join("alertmanager.yml");
-        std::fs::write(
-            &cfg,
-            super::prometheus::alertmanager_config(&hook.url, token_file.as_deref()),
-        )
-        .unwrap();
+        std::fs::write(&cfg, yml).unwrap();
         let port = free_port();
         let log = dir.join("alertmanager.log");
         let mut cmd = Command::new("prometheus-alertmanager");
@@ -124,7 +132,7 @@ impl Alertmanager {
                     .arg(format!("--cluster.advertise-address=127.0.0.1:{cp}"))
                     .arg("--cluster.gossip-interval=50ms")
                     .arg("--cluster.pushpull-interval=1s")
-                    .arg("--cluster.peer-timeout=2s");
+                    .arg(format!("--cluster.peer-timeout={}ms", peer_timeout.as_millis()));
                 for p in peers {
                     cmd.arg(format!("--cluster.peer={p}"));
                 }
@@ -204,6 +212,17 @@ impl Alertmanager {
         };
         let v: serde_json::Value = r.json().await.unwrap_or_default();
         v["cluster"]["peers"].as_array().map(Vec::len).unwrap_or(0)
+    }
+}
+
+impl Alertmanager {
+    /// Kills this Alertmanager with SIGKILL (by its PID) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.child.wait();
     }
 }
 

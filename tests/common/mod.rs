@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub mod alertmanager;
+pub mod netns;
 pub mod prometheus;
 pub mod sink;
 

@@ -88,7 +88,7 @@ pub fn shortened_rules_copy(dest: &Path, for_: Duration) -> Vec<PathBuf> {
 
 /// Replaces `needle` by `with` in `text`, asserting it occurs exactly once
 /// (the shipped config must not drift from what the harness expects).
-fn substitute(text: &str, needle: &str, with: &str, file: &str) -> String {
+pub fn substitute(text: &str, needle: &str, with: &str, file: &str) -> String {
     let n = text.matches(needle).count();
     assert_eq!(n, 1, "{file}: expected `{needle}` exactly once, found {n}");
     text.replace(needle, with)
@@ -277,18 +277,23 @@ pub struct Prometheus {
 
 impl Prometheus {
     pub async fn start(opts: PrometheusOptions) -> Prometheus {
+        Prometheus::start_config(&opts.rule_files, |_, rules_dir| {
+            prometheus_config(&opts.targets, &opts.alertmanagers, rules_dir)
+        })
+        .await
+    }
+
+    /// Starts Prometheus with the configuration `config(instance_dir,
+    /// rules_dir)` returns; `rule_files` are copied into `rules_dir` first.
+    pub async fn start_config(rule_files: &[PathBuf], config: impl FnOnce(&Path, &Path) -> String) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let rules_dir = dir.path().join("rules");
         std::fs::create_dir_all(&rules_dir).unwrap();
-        for f in &opts.rule_files {
+        for f in rule_files {
             std::fs::copy(f, rules_dir.join(f.file_name().unwrap())).unwrap();
         }
         let config_file = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config_file,
-            prometheus_config(&opts.targets, &opts.alertmanagers, &rules_dir),
-        )
-        .unwrap();
+        std::fs::write(&config_file, config(dir.path(), &rules_dir)).unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let args = vec![
             format!("--config.file={}", config_file.display()),
