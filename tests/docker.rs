@@ -377,29 +377,6 @@ async fn oom_kill_exports_flag_and_exit_code_137() {
     assert_eq!(e.inspect("hog", "{{.State.OOMKilled}} {{.State.ExitCode}}"), "true 137");
 }
 
-/// `promtool check metrics` (Debian package prometheus) finds nothing in `body`.
-fn promtool_check(body: &str) {
-    use std::io::Write;
-    let mut p = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus) must be installed");
-    p.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
-    let out = p.wait_with_output().unwrap();
-    let findings = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && findings.trim().is_empty(),
-        "promtool:\n{findings}"
-    );
-}
-
 #[test]
 fn engine_stopped_mid_run_then_started_again() {
     let Some(mut e) = PrivateEngine::start_or_skip() else {
@@ -436,7 +413,7 @@ fn engine_stopped_mid_run_then_started_again() {
     let body = metrics();
     assert!(success(&body, 1), "{body}");
     assert!(body.contains("hostmedic_docker_container_state{container=\"keeper\",state=\"running\"} 1"));
-    promtool_check(&body);
+    promtool_check_metrics(&body);
 
     e.stop();
     for _ in 0..3 {

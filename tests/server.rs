@@ -89,25 +89,7 @@ fn binary_scrape_passes_promtool_and_stops_on_sigterm() {
     assert!(body.status.success());
     let metrics = String::from_utf8(body.stdout).unwrap();
     assert!(metrics.contains("hostmedic_host_memory_total_bytes"));
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus) must be installed");
-    use std::io::Write;
-    promtool.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    let findings = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && findings.trim().is_empty(),
-        "promtool findings:\n{findings}"
-    );
+    promtool_check_metrics(&metrics);
 
     let st = bin
         .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(15))

@@ -232,3 +232,27 @@ pub fn skip_or_fail(reason: &str) -> bool {
 pub mod docker;
 pub mod git_lfs;
 pub mod notify_sink;
+
+/// Asserts that `promtool check metrics` (Debian package prometheus) finds
+/// nothing in `body`.
+pub fn promtool_check_metrics(body: &str) {
+    use std::io::Write;
+    let mut p = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) must be installed");
+    p.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = p.wait_with_output().unwrap();
+    let findings = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && findings.trim().is_empty(),
+        "promtool findings:\n{findings}"
+    );
+}
