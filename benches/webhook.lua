@@ -20,9 +20,9 @@ function request()
   local parts = {}
   for i = 1, per do
     n = n + 1
-    local fp = string.format("%04x%012x", tid, n)
-    parts[i] = '{"status":"firing","labels":{"alertname":"BenchAlert","severity":"critical","instance":"bench-' .. tid ..
-      '"},"annotations":{"summary":"load test"},"startsAt":"2026-01-01T00:00:00Z","endsAt":"0001-01-01T00:00:00Z",' ..
+    local fp = string.format("%02x%02x%012x", per, tid, n) -- unique across the runs of one bench
+    parts[i] = '{"status":"firing","labels":{"alertname":"BenchAlert","severity":"critical","instance":"bench-host:9947",' ..
+      '"unit":"bench-' .. per .. '-' .. tid .. '-' .. n .. '.service"},"annotations":{"summary":"load test"},"startsAt":"2026-01-01T00:00:00Z","endsAt":"0001-01-01T00:00:00Z",' ..
       '"generatorURL":"http://prometheus/graph","fingerprint":"' .. fp .. '"}'
   end
   local body = '{"receiver":"hostmedic","status":"firing","alerts":[' .. table.concat(parts, ",") ..

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Webhook accept latency under load: a release hostmedic with the receiver
-# enabled (bearer auth, one matching dry-run rule, journal fsync'd per
-# request) on 127.0.0.1, loaded by wrk with benches/webhook.lua at ~500
+# enabled (bearer auth, one matching dry-run rule restarting the alert's
+# unit, journal fsync'd per request) on 127.0.0.1, loaded by wrk with benches/webhook.lua at ~500
 # alerts/s (1 alert per request, then 10 alerts per request at ~50 req/s).
 # The journal sits on the disk under target/ (real fsync); set JOURNAL_DIR=/dev/shm
 # to see the cost without the disk; SKIP_BUILD=1 reuses target/release/hostmedic.
@@ -20,6 +20,8 @@ cat >"$DIR/hostmedic.toml" <<TOML
 enabled = false
 [hwmon]
 enabled = false
+[fleet]
+identity = "bench-host"
 [receiver]
 enabled = true
 bearer_token_file = "$DIR/token"
@@ -30,11 +32,11 @@ status_path = "$DIR/status.json"
 name = "bench"
 alertname = "BenchAlert"
 mode = "dry-run"
-actions = [{ type = "exec", argv = ["/bin/true", "{{ labels.instance }}"] }]
+actions = [{ type = "systemd", op = "restart", unit = "{{ labels.unit }}" }]
 TOML
 target/release/hostmedic --config "$DIR/hostmedic.toml" --web.listen-address 127.0.0.1:0 --log.level warn,hostmedic=info serve 2>"$DIR/hostmedic.log" &
 PID=$!
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DIR"' EXIT
+trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$DIR"' EXIT
 for _ in $(seq 100); do
   ADDR=$(grep -o 'address=[0-9.:]*' "$DIR/hostmedic.log" | head -1 | cut -d= -f2 || true)
   [ -n "$ADDR" ] && break
@@ -50,6 +52,13 @@ echo "== 1 alert/request, 10 connections, 19 ms pause per connection (~500 req/s
 wrk -t2 -c10 -d"$DURATION" --latency -s benches/webhook.lua "$URL" -- 1 19 "$TOKEN"
 echo "== 10 alerts/request, 10 connections, 190 ms pause per connection (~50 req/s = ~500 alerts/s)"
 wrk -t2 -c10 -d"$DURATION" --latency -s benches/webhook.lua "$URL" -- 10 190 "$TOKEN"
+echo "hostmedic memory: $(grep -E '^(VmHWM|VmRSS)' /proc/$PID/status | tr -s ' \t\n' ' ')"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
 echo "journal lines written: $(wc -l <"$DIR/journal.jsonl")"
-grep -c '"result":"dry_run"' "$DIR/journal.jsonl" | sed 's/^/dry-run action results: /'
+echo "events: $(grep -o '"event":"[a-z_]*"' "$DIR/journal.jsonl" | sort | uniq -c | tr -s ' \n' ' ')"
+# Every alert must have been routed to the rule and its dry-run journaled,
+# or the numbers above measured some other path (a refusal, say).
+ALERTS=$(grep -c '"event":"alert"' "$DIR/journal.jsonl" || true)
+DRY=$(grep -c '"result":"dry_run"' "$DIR/journal.jsonl" || true)
+echo "alerts journaled: $ALERTS, dry-run action results: $DRY"
+[ "$ALERTS" -gt 0 ] && [ "$DRY" -eq "$ALERTS" ] || { echo "FAIL: not every alert reached its dry-run action"; exit 1; }

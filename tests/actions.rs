@@ -15,7 +15,7 @@ use common::docker::{BUSYBOX_IMAGE, PrivateEngine};
 use common::notify_sink::Sink;
 use hostmedic::actions::{
     self, ActionEnv, ActionSpec, Alert, DockerAction, DockerOp, ExecAction, KillAction, NotifyAction, NotifyChannel,
-    OutcomeResult, ShedLoadAction, Target, Verification,
+    OutcomeResult, ShedLoadAction, SystemdAction, SystemdOp, Target, Verification,
 };
 
 fn alert(labels: &[(&str, &str)]) -> Alert {
@@ -695,4 +695,36 @@ async fn shed_load_stops_listed_containers_and_reports_each() {
         matches!(v, Verification::NotHelped(ref r) if r.contains("missing")),
         "{v:?}"
     );
+}
+
+/// A dry run reports what it would run even when the target's manager cannot
+/// be reached; without dry-run the same call fails and says why.
+#[tokio::test]
+async fn dry_run_with_unreachable_manager_still_reports_what_would_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let gone = dir.path().join("gone.sock");
+    let unreachable = |dry_run| ActionEnv {
+        system_bus: Some(format!("unix:path={}", gone.display())),
+        docker_host: Some(format!("unix://{}", gone.display())),
+        dry_run,
+        ..ActionEnv::default()
+    };
+    let specs = [
+        ActionSpec::Systemd(SystemdAction {
+            op: SystemdOp::Restart,
+            unit: "{{ labels.unit }}".into(),
+            manager: "system".into(),
+        }),
+        docker_spec(DockerOp::Restart, None),
+    ];
+    let a = alert(&[("unit", "web.service"), ("container", "web")]);
+    for spec in &specs {
+        let (_, o) = resolve_and_run(spec, &a, &unreachable(true)).await;
+        assert_eq!(o.result, OutcomeResult::DryRun, "{}", o.detail);
+        assert!(o.detail.starts_with("would run "), "{}", o.detail);
+        assert!(o.detail.contains("state unknown"), "{}", o.detail);
+        let (_, o) = resolve_and_run(spec, &a, &unreachable(false)).await;
+        assert_eq!(o.result, OutcomeResult::Failed, "{}", o.detail);
+        assert!(o.detail.contains("gone.sock"), "names the endpoint: {}", o.detail);
+    }
 }

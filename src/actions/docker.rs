@@ -85,7 +85,7 @@ pub(crate) async fn run(a: &DockerAction, container: &str, env: &ActionEnv, star
     };
     let conn = match connect(env).await {
         Ok(c) => c,
-        Err(e) => return Outcome::new(OutcomeResult::Failed, format!("{what}: {e}"), started),
+        Err(e) => return Outcome::state_unknown(&what, e, env, started),
     };
     let before = match conn.inspect(container).await {
         Ok(s) => s,
@@ -96,7 +96,7 @@ pub(crate) async fn run(a: &DockerAction, container: &str, env: &ActionEnv, star
                 started,
             );
         }
-        Err(e) => return Outcome::new(OutcomeResult::Failed, format!("{what}: inspect: {e}"), started),
+        Err(e) => return Outcome::state_unknown(&what, format_args!("inspect: {e}"), env, started),
     };
     let before_line = state_line(&before);
     if env.dry_run {

@@ -405,6 +405,21 @@ impl Outcome {
             duration: started.elapsed(),
         }
     }
+
+    /// The target's manager (D-Bus, Docker engine) could not be asked for the
+    /// target's state: a failure, except in a dry run, which still reports
+    /// what it would have run (a dry run must not depend on the bus being up).
+    pub fn state_unknown(what: &str, err: impl std::fmt::Display, env: &ActionEnv, started: Instant) -> Outcome {
+        if env.dry_run {
+            Outcome::new(
+                OutcomeResult::DryRun,
+                format!("would run {what} (state unknown: {err})"),
+                started,
+            )
+        } else {
+            Outcome::new(OutcomeResult::Failed, format!("{what}: {err}"), started)
+        }
+    }
 }
 
 /// The result of [`verify`].

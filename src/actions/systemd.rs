@@ -109,17 +109,11 @@ pub(crate) async fn run(op: SystemdOp, manager: &Manager, unit: &str, env: &Acti
     let what = format!("systemctl {}{} {unit}", user_flag(manager), op.as_str());
     let conn = match connect(manager, env).await {
         Ok(c) => c,
-        Err(e) => return Outcome::new(OutcomeResult::Failed, format!("{what}: {e}"), started),
+        Err(e) => return Outcome::state_unknown(&what, e, env, started),
     };
     let before = match sd::unit_status(&conn, unit).await {
         Ok(s) => s,
-        Err(e) => {
-            return Outcome::new(
-                OutcomeResult::Failed,
-                format!("{what}: reading unit state: {e}"),
-                started,
-            );
-        }
+        Err(e) => return Outcome::state_unknown(&what, format_args!("reading unit state: {e}"), env, started),
     };
     // Masking or unmasking a unit without a unit file is fine; everything
     // else needs one (S3: restarting a not-found unit achieves nothing).
