@@ -36,11 +36,17 @@ impl App {
 
     /// Starts background work: collectors' and the receiver's (checkpoints,
     /// status file, pruning). Everything returns when `shutdown` is cancelled.
-    pub fn spawn_background(&self, shutdown: &tokio_util::sync::CancellationToken) {
+    /// The returned tracker holds the work that must finish before the
+    /// process exits (the receiver's last checkpoint and status file);
+    /// collectors have nothing to flush.
+    pub fn spawn_background(&self, shutdown: &tokio_util::sync::CancellationToken) -> tokio_util::task::TaskTracker {
         self.runner.spawn_background(shutdown);
+        let flush = tokio_util::task::TaskTracker::new();
         if let Some(r) = &self.receiver {
-            tokio::spawn(r.clone().background(shutdown.clone()));
+            flush.spawn(r.clone().background(shutdown.clone()));
         }
+        flush.close();
+        flush
     }
 
     /// One full scrape: every collector plus hostmedic's own metrics.

@@ -235,11 +235,22 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr().context("reading the bound address")?;
     let shutdown = CancellationToken::new();
-    app.spawn_background(&shutdown);
+    let flush = app.spawn_background(&shutdown);
     tokio::spawn(signal_shutdown(shutdown.clone()));
     tracing::info!(address = %local, version = env!("CARGO_PKG_VERSION"), "listening");
-    crate::server::run(listener, app, shutdown).await
+    let served = crate::server::run(listener, app, shutdown).await;
+    // The receiver writes its last checkpoint and status file on the way out.
+    if tokio::time::timeout(FLUSH_AT_EXIT, flush.wait()).await.is_err() {
+        tracing::warn!(
+            within = ?FLUSH_AT_EXIT,
+            "state and status files not written at exit; the journal has everything and is replayed at start"
+        );
+    }
+    served
 }
+
+/// How long `serve` waits at exit for the receiver's last state write.
+const FLUSH_AT_EXIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn signal_shutdown(token: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};

@@ -95,7 +95,8 @@ async fn crash_loop_is_stopped_and_masked() {
     // A packaged unit (/usr/lib): masking puts /etc/systemd/system/crashy.service -> /dev/null.
     let spec_ = Spec::new()
         .file("/usr/lib/systemd/system/crashy.service", CRASHY, 0o644)
-        .unit("fails.service", "[Service]\nExecStart=/bin/false\n");
+        .unit("fails.service", "[Service]\nExecStart=/bin/false\n")
+        .unit("admin.service", HEALTHY);
     let Some(m) = boot_or_skip(spec_) else { return };
     let env = env(&m);
     let (ok, out) = m.systemctl(&["start", "crashy.service"]);
@@ -135,6 +136,26 @@ async fn crash_loop_is_stopped_and_masked() {
     // Starting a masked unit fails (systemd refuses), reported as failed.
     let (_, o) = act(&spec(SystemdOp::Start), "crashy.service", &env).await;
     assert_eq!(o.result, OutcomeResult::Failed, "{}", o.detail);
+
+    // An administrator's unit (its file in /etc/systemd/system) cannot be
+    // masked (systemd answers UnitExists, as to `systemctl mask`; a runtime
+    // mask in /run would be outranked by /etc): it is disabled instead, the
+    // detail says so, and that is what verification checks.
+    let (ok, out) = m.systemctl(&["enable", "admin.service"]);
+    assert!(ok, "{out}");
+    let (t, o) = act(&mask, "admin.service", &env).await;
+    assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
+    assert!(o.detail.contains("NOT masked"), "{}", o.detail);
+    assert!(o.detail.contains("disabled instead"), "{}", o.detail);
+    assert_eq!(
+        actions::verify(&mask, &t, &env, Duration::from_secs(10)).await,
+        Verification::Verified
+    );
+    assert_eq!(m.systemctl(&["is-enabled", "admin.service"]).1.trim(), "disabled");
+    assert!(
+        m.rootfs().join("etc/systemd/system/admin.service").is_file(),
+        "the administrator's file is untouched"
+    );
 
     // reset-failed clears a failed unit's state.
     let (_, out) = m.systemctl(&["start", "fails.service"]);

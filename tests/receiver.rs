@@ -439,6 +439,60 @@ async fn sigkill_and_restart_keep_budget_and_journal() {
     assert!(after.windows(2).all(|w| w[1].seq == w[0].seq + 1));
 }
 
+/// Duplicates are deliveries within `dedup_window` of the previous one (the
+/// window slides); an alert that keeps firing and is repeated after the window
+/// (Alertmanager's `repeat_interval`) is a new occurrence and acts again. The
+/// de-dup memory survives a restart through the checkpoint.
+#[tokio::test(flavor = "multi_thread")]
+async fn repeat_after_the_dedup_window_acts_again_and_dedup_survives_a_restart() {
+    let fx = Fixture::new();
+    let sink = Sink::start().await;
+    let cfg = fx.write_config(&fx.config(&sink.url("/hook"), 5, "dedup_window = \"3s\""));
+    let mut bin = Binary::start(&cfg, fx.dir.path());
+    let url = bin.url("/api/v1/alerts");
+    let firing = payload(vec![worker("2026-01-01T00:00:00Z")]);
+    assert_eq!(post(&url, Some(TOKEN), &firing).await.0, 200);
+    wait_effects(&fx, 1).await;
+    // Re-sent every second for longer than the window: still one occurrence.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(post(&url, Some(TOKEN), &firing).await.0, 200);
+    }
+    assert_eq!(fx.effects(), 1, "re-sends within the sliding window are duplicates");
+    // Silence for longer than the window, then Alertmanager repeats it.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(post(&url, Some(TOKEN), &firing).await.0, 200);
+    wait_effects(&fx, 2).await;
+
+    // A graceful stop writes the checkpoint (with the de-dup memory); a
+    // delivery right after the restart is still a duplicate.
+    bin.signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(10))
+        .expect("stopped");
+    let state = std::fs::read_to_string(fx.path("state.json")).unwrap();
+    assert!(
+        state.contains("\"dedup\":{\""),
+        "checkpoint holds the de-dup memory: {state}"
+    );
+    let bin = Binary::start(&cfg, fx.dir.path());
+    assert_eq!(post(&bin.url("/api/v1/alerts"), Some(TOKEN), &firing).await.0, 200);
+    eventually(Duration::from_secs(10), "duplicate journaled after restart", || async {
+        fx.journal()
+            .iter()
+            .rev()
+            .any(|e| matches!(e.event, Event::Alert { duplicate: true, .. }) && e.seq > 1)
+            .then_some(())
+    })
+    .await;
+    let last = fx.journal().pop().unwrap();
+    assert!(
+        matches!(last.event, Event::Alert { duplicate: true, .. }),
+        "the delivery after the restart is a duplicate: {last:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(fx.effects(), 2);
+    assert!(!bin.log().contains("checkpoint unreadable"), "{}", bin.log());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn two_clustered_alertmanagers_cause_one_action() {
     if am_or_skip() {

@@ -92,15 +92,28 @@ async fn perform(conn: &Connection, op: SystemdOp, unit: &str) -> Result<String,
         },
         SystemdOp::Disable | SystemdOp::Mask | SystemdOp::Unmask => {
             let names = [unit];
+            let mut note = "";
             let changes = match op {
                 SystemdOp::Disable => sd::disable_unit_files(conn, &names).await,
-                SystemdOp::Mask => sd::mask_unit_files(conn, &names).await,
+                SystemdOp::Mask => match sd::mask_unit_files(conn, &names).await {
+                    // The unit file is the administrator's (/etc/systemd/system,
+                    // which outranks every other unit directory but the
+                    // control ones): a mask would have to replace it. Disable
+                    // it instead, and say so.
+                    Err(err) if err.dbus_error_name() == Some(sd::UNIT_EXISTS) => {
+                        note = "; NOT masked: its unit file is the administrator's (/etc/systemd/system), which a \
+                                mask would have to replace, so it was disabled instead (it no longer starts at boot \
+                                or from its [Install] targets, but can still be started by hand or as a dependency)";
+                        sd::disable_unit_files(conn, &names).await
+                    }
+                    other => other,
+                },
                 _ => sd::unmask_unit_files(conn, &names).await,
             }
             .map_err(e)?;
             // Like systemctl: reload so the manager sees the new unit files.
             sd::reload(conn).await.map_err(e)?;
-            format!("{}; daemon reloaded", changes_line(&changes))
+            format!("{}; daemon reloaded{note}", changes_line(&changes))
         }
     })
 }
@@ -138,19 +151,11 @@ pub(crate) async fn run(op: SystemdOp, manager: &Manager, unit: &str, env: &Acti
             format!("{what}: {done} (before: {before_line})"),
             started,
         ),
-        Err(e) => {
-            let hint = if op == SystemdOp::Mask && e.contains("UnitExists") {
-                " (the unit file itself is in the admin directory, so a mask symlink cannot take its place; \
-                 use stop + disable for such units)"
-            } else {
-                ""
-            };
-            Outcome::new(
-                OutcomeResult::Failed,
-                format!("{what}: {e}{hint} (before: {before_line})"),
-                started,
-            )
-        }
+        Err(e) => Outcome::new(
+            OutcomeResult::Failed,
+            format!("{what}: {e} (before: {before_line})"),
+            started,
+        ),
     }
 }
 
@@ -163,7 +168,7 @@ fn user_flag(manager: &Manager) -> String {
 
 /// Verified when: restart/start — active on two looks a second apart with
 /// no automatic restart in between; stop — inactive or failed; mask —
-/// masked; unmask — no longer masked; disable — unit file not enabled;
+/// masked (an administrator's unit: disabled); unmask — no longer masked; disable — unit file not enabled;
 /// reset-failed — not failed.
 pub(crate) async fn verify(
     op: SystemdOp,
@@ -189,7 +194,11 @@ pub(crate) async fn verify(
                         stable
                     }
                     SystemdOp::Stop => matches!(st.active_state.as_str(), "inactive" | "failed"),
-                    SystemdOp::Mask => st.load_state == "masked",
+                    // An administrator's unit cannot be masked: the action
+                    // disables it instead (see `perform`).
+                    SystemdOp::Mask => {
+                        st.load_state == "masked" || unit_file_state(&conn, unit).await.is_ok_and(|s| s == "disabled")
+                    }
                     SystemdOp::Unmask => st.load_state != "masked",
                     SystemdOp::ResetFailed => st.active_state != "failed",
                     SystemdOp::Disable => match unit_file_state(&conn, unit).await {

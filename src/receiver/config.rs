@@ -51,7 +51,11 @@ pub struct ReceiverConfig {
     /// Default deadline for verifying an action's effect.
     #[serde(with = "humantime_serde")]
     pub verify_timeout: Duration,
-    /// How long a delivered alert (fingerprint + startsAt + status) is remembered for de-duplication.
+    /// How long after its last delivery an alert (fingerprint + startsAt +
+    /// status) is still a duplicate. Shorter than Alertmanager's
+    /// `repeat_interval` (default 4h), so a still-firing alert that
+    /// Alertmanager repeats counts as a new occurrence (cooldown and budget
+    /// still apply); far longer than HA gossip delays and retries.
     #[serde(with = "humantime_serde")]
     pub dedup_window: Duration,
     /// Pending approvals expire after this.
@@ -88,7 +92,7 @@ impl Default for ReceiverConfig {
             max_concurrent_actions: 4,
             action_timeout: Duration::from_secs(60),
             verify_timeout: Duration::from_secs(30),
-            dedup_window: Duration::from_secs(24 * 3600),
+            dedup_window: Duration::from_secs(3600),
             approval_ttl: Duration::from_secs(24 * 3600),
             cooldown: Duration::from_secs(300),
             budget_attempts: 3,

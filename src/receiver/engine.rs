@@ -398,7 +398,9 @@ impl Receiver {
         for (ai, hits) in routed {
             let a = &payload.alerts[ai];
             let key = a.dedup_key();
-            let duplicate = batch.core.state.dedup.contains_key(&key);
+            // Pruning runs once a minute: the window itself is checked here.
+            let window = self.cfg.dedup_window.as_secs_f64();
+            let duplicate = (batch.core.state.dedup.get(&state::dedup_digest(&key))).is_some_and(|t| now - t < window);
             batch.push(Event::Alert {
                 key,
                 alertname: a.alertname().to_string(),

@@ -54,8 +54,10 @@ pub struct State {
     pub last_seq: u64,
     /// Journal byte offset this state covers (checkpoint only).
     pub journal_offset: u64,
-    /// De-dup key → last time it was delivered.
-    pub dedup: HashMap<String, f64>,
+    /// De-dup key digest ([`dedup_digest`]) → last time it was delivered.
+    /// A fixed-size key keeps the map's clone for the checkpoint a copy of
+    /// one table instead of one allocation per remembered alert.
+    pub dedup: HashMap<u128, f64>,
     /// Target → times of attempts (an `act` decision or an approval).
     pub attempts: BTreeMap<String, Vec<f64>>,
     /// `rule|target` → time of the last attempt.
@@ -63,6 +65,15 @@ pub struct State {
     pub holds: BTreeMap<String, Hold>,
     pub pending: BTreeMap<String, Pending>,
     pub last_actions: VecDeque<LastAction>,
+}
+
+/// The de-dup identity of a journal `key` (fingerprint|startsAt|status): the
+/// first 128 bits of its SHA-256, stable across versions and restarts.
+pub fn dedup_digest(key: &str) -> u128 {
+    let d = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d.as_ref()[..16]);
+    u128::from_be_bytes(b)
 }
 
 pub fn cooldown_key(rule: &str, target: &str) -> String {
@@ -79,7 +90,7 @@ impl State {
         self.last_seq = e.seq;
         match &e.event {
             Event::Alert { key, .. } => {
-                self.dedup.insert(key.clone(), e.ts);
+                self.dedup.insert(dedup_digest(key), e.ts);
             }
             Event::Decision {
                 id,

@@ -734,10 +734,15 @@ pub async fn disable_unit_files(conn: &Connection, names: &[&str]) -> Result<Vec
 /// `org.freedesktop.systemd1.UnitExists` (see [`SystemdError::dbus_error_name`])
 /// for a unit whose file lives in `/etc/systemd/system`: masking would have to
 /// replace the administrator's file. Stop and disable such a unit instead.
+/// (A runtime mask in /run would not help: /etc/systemd/system outranks it.)
 pub async fn mask_unit_files(conn: &Connection, names: &[&str]) -> Result<Vec<UnitFileChange>> {
     let m = manager(conn).await?;
     timed("MaskUnitFiles", HELPER_TIMEOUT, m.mask_unit_files(names, false, false)).await
 }
+
+/// The D-Bus error systemd answers a mask of a unit whose file is in
+/// `/etc/systemd/system`.
+pub const UNIT_EXISTS: &str = "org.freedesktop.systemd1.UnitExists";
 
 /// `systemctl unmask` (persistent); returns the changes.
 pub async fn unmask_unit_files(conn: &Connection, names: &[&str]) -> Result<Vec<UnitFileChange>> {
