@@ -575,6 +575,7 @@ async fn notify_only_waits_for_approval_via_api_and_cli() {
         "{}",
         note.body
     );
+    assert!(note.body.contains("test alert"), "the alert's summary: {}", note.body);
 
     let approve = |id: &str| srv.url(&format!("/api/v1/actions/{id}/approve"));
     assert_eq!(client().post(approve(&ids[0])).send().await.unwrap().status(), 401);

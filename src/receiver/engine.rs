@@ -557,13 +557,7 @@ impl Receiver {
                             kind: "approval",
                             alert: alert.clone(),
                             title: format!("approval needed: {} on {target}", rule.cfg.name),
-                            message: format!(
-                                "{} ({}) matched rule {}. Would run:\n{}\nApprove: POST /api/v1/actions/{id}/approve or `hostmedic approve {id}`",
-                                alert.alertname,
-                                alert.status,
-                                rule.cfg.name,
-                                descriptions.join("\n")
-                            ),
+                            message: approval_message(&alert, &rule.cfg.name, &descriptions, &id),
                         });
                     }
                     Mode::Auto | Mode::DryRun => jobs.push(Job::Run {
@@ -985,6 +979,23 @@ impl Receiver {
             _ => {}
         }
     }
+}
+
+/// What a person is asked to approve: the alert as its rule describes it
+/// (summary and description annotations, when present), what would run, and
+/// how to approve.
+fn approval_message(alert: &Alert, rule: &str, would_run: &[String], id: &str) -> String {
+    let mut m = format!("{} ({}) matched rule {rule}.", alert.alertname, alert.status);
+    for key in ["summary", "description"] {
+        if let Some(text) = alert.annotations.get(key).filter(|t| !t.trim().is_empty()) {
+            m.push('\n');
+            m.push_str(text.trim());
+        }
+    }
+    format!(
+        "{m}\nWould run:\n{}\nApprove: POST /api/v1/actions/{id}/approve or `hostmedic approve {id}`",
+        would_run.join("\n")
+    )
 }
 
 fn sep(detail: &str) -> String {
