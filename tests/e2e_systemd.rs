@@ -185,8 +185,8 @@ async fn s2_timer_whose_service_keeps_failing_is_masked_and_stopped() {
     let Some(m) = boot_or_skip(
         Spec::new()
             // Packaged (vendor) unit: a mask symlink in /etc can shadow it.
-            // hostmedic refuses to mask a unit whose file is itself in
-            // /etc/systemd/system (the mask would have to replace it).
+            // (A unit whose file is itself in /etc/systemd/system cannot be
+            // masked; the action disables it instead: tests/actions_systemd.rs.)
             .file("/usr/lib/systemd/system/healthcheck.service", HEALTHCHECK, 0o644)
             .enabled_unit("healthcheck.timer", HEALTHCHECK_TIMER),
     ) else {
