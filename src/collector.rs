@@ -194,6 +194,29 @@ impl Runner {
     }
 }
 
+/// The background loop of a collector that measures on an interval: runs `scan`
+/// on the blocking pool, waits `interval`, and again, until `shutdown`. A scan
+/// that panics is logged under `collector` and the next one runs as planned;
+/// shutdown does not wait for a scan in flight.
+pub async fn scan_every<F>(collector: &'static str, interval: Duration, shutdown: CancellationToken, scan: F)
+where
+    F: Fn() + Clone + Send + 'static,
+{
+    loop {
+        let task = tokio::task::spawn_blocking(scan.clone());
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            res = task => if let Err(e) = res {
+                tracing::error!(collector, error = %e, "{collector}: scan task failed");
+            },
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,5 +283,33 @@ mod tests {
         let st = runner.status();
         assert!(st["hung"].error.as_deref().unwrap().contains("timed out"));
         assert!(st["panics"].error.as_deref().unwrap().contains("panicked"));
+    }
+
+    #[tokio::test]
+    async fn scan_every_survives_a_panicking_scan_and_stops_on_shutdown() {
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let shutdown = CancellationToken::new();
+        let counted = runs.clone();
+        let looping = tokio::spawn(scan_every(
+            "test",
+            Duration::from_millis(1),
+            shutdown.clone(),
+            move || {
+                if counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    panic!("first scan fails");
+                }
+            },
+        ));
+        let third_scan = async {
+            while runs.load(std::sync::atomic::Ordering::SeqCst) < 3 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        // A guard against hanging, not a timing claim: after a panic the loop must go on.
+        tokio::time::timeout(Duration::from_secs(60), third_scan)
+            .await
+            .expect("scans go on after one panicked");
+        shutdown.cancel();
+        looping.await.expect("the loop itself never panics");
     }
 }

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::bytes::ByteSize;
-use crate::collector::{CollectError, Collector};
+use crate::collector::{CollectError, Collector, scan_every};
 use crate::config::ConfigError;
 use crate::metrics::MetricSet;
 
@@ -1090,22 +1090,11 @@ impl Collector for GitLfsCollector {
         if self.cfg.repos.is_empty() && self.cfg.search_roots.is_empty() {
             return;
         }
-        loop {
-            let me = self.clone();
-            let scan = tokio::task::spawn_blocking(move || {
-                me.scan_once();
-            });
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                res = scan => if let Err(e) = res {
-                    tracing::error!(collector = "git_lfs", error = %e, "git_lfs: scan task failed");
-                },
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(self.cfg.scan_interval) => {}
-            }
-        }
+        let interval = self.cfg.scan_interval;
+        scan_every("git_lfs", interval, shutdown, move || {
+            self.scan_once();
+        })
+        .await;
     }
 }
 

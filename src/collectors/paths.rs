@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::bytes::ByteSize;
-use crate::collector::{CollectError, Collector};
+use crate::collector::{CollectError, Collector, scan_every};
 use crate::config::ConfigError;
 use crate::metrics::MetricSet;
 
@@ -362,22 +362,11 @@ impl Collector for PathsCollector {
         if self.cfg.watch.is_empty() {
             return;
         }
-        loop {
-            let me = self.clone();
-            let scan = tokio::task::spawn_blocking(move || {
-                me.scan_once();
-            });
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                res = scan => if let Err(e) = res {
-                    tracing::error!(collector = "paths", error = %e, "paths: scan task failed");
-                },
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(self.cfg.scan_interval) => {}
-            }
-        }
+        let interval = self.cfg.scan_interval;
+        scan_every("paths", interval, shutdown, move || {
+            self.scan_once();
+        })
+        .await;
     }
 }
 
