@@ -12,7 +12,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::docker::{BUSYBOX_IMAGE, PrivateEngine};
-use common::notify_sink::Sink;
+use common::sink::Sink;
 use hostmedic::actions::{
     self, ActionEnv, ActionSpec, Alert, DockerAction, DockerOp, ExecAction, KillAction, NotifyAction, NotifyChannel,
     OutcomeResult, ShedLoadAction, SystemdAction, SystemdOp, Target, Verification,
@@ -375,7 +375,7 @@ fn notify_spec(channel: &str) -> ActionSpec {
 
 #[tokio::test]
 async fn notify_ntfy_publishes_json_with_token() {
-    let sink = Sink::start(&[]).await;
+    let sink = Sink::start().await;
     let dir = tempfile::tempdir().unwrap();
     let tok = dir.path().join("ntfy.token");
     std::fs::write(&tok, "tk_ntfysecret123\n").unwrap();
@@ -390,7 +390,7 @@ async fn notify_ntfy_publishes_json_with_token() {
     let (_, o) = resolve_and_run(&notify_spec("phone"), &alert(&[("unit", "worker.service")]), &env).await;
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
     assert!(!o.detail.contains("tk_ntfysecret123"));
-    let reqs = sink.requests();
+    let reqs = sink.all();
     assert_eq!(reqs.len(), 1);
     let r = &reqs[0];
     assert_eq!(r.method, "POST");
@@ -412,7 +412,7 @@ async fn notify_ntfy_publishes_json_with_token() {
 #[tokio::test]
 async fn notify_telegram_send_message_and_token_never_shown() {
     // First answer: 429 (retried); second: 400 whose body echoes the path.
-    let sink = Sink::start(&[(429, "{\"ok\":false}"), (200, "{\"ok\":true,\"result\":{}}")]).await;
+    let sink = Sink::scripted(&[(429, "{\"ok\":false}"), (200, "{\"ok\":true,\"result\":{}}")]).await;
     let dir = tempfile::tempdir().unwrap();
     let tok = dir.path().join("bot.token");
     std::fs::write(&tok, "123456:AAsecretBotToken\n").unwrap();
@@ -429,7 +429,7 @@ async fn notify_telegram_send_message_and_token_never_shown() {
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
     assert!(!o.detail.contains("AAsecretBotToken"), "{}", o.detail);
     assert!(o.detail.contains("attempt 2"), "{}", o.detail);
-    let reqs = sink.requests();
+    let reqs = sink.all();
     assert_eq!(reqs.len(), 2);
     let r = &reqs[1];
     assert_eq!(r.method, "POST");
@@ -443,7 +443,7 @@ async fn notify_telegram_send_message_and_token_never_shown() {
     );
 
     // A permanent failure whose body echoes the token: not retried, redacted.
-    let bad = Sink::start(&[(
+    let bad = Sink::scripted(&[(
         400,
         "{\"ok\":false,\"description\":\"bad request for bot123456:AAsecretBotToken\"}",
     )])
@@ -457,12 +457,12 @@ async fn notify_telegram_send_message_and_token_never_shown() {
     assert!(o.detail.contains("HTTP 400"), "{}", o.detail);
     assert!(!o.detail.contains("AAsecretBotToken"), "{}", o.detail);
     assert!(o.detail.contains("[REDACTED]"), "{}", o.detail);
-    assert_eq!(bad.requests().len(), 1, "a 400 is not retried");
+    assert_eq!(bad.all().len(), 1, "a 400 is not retried");
 }
 
 #[tokio::test]
 async fn notify_webhook_retries_with_backoff_then_gives_up() {
-    let sink = Sink::start(&[(500, "boom"), (503, "busy"), (502, "bad gw")]).await;
+    let sink = Sink::scripted(&[(500, "boom"), (503, "busy"), (502, "bad gw")]).await;
     let dir = tempfile::tempdir().unwrap();
     let tok = dir.path().join("hook.token");
     std::fs::write(&tok, "hooksecret-xyz").unwrap();
@@ -485,7 +485,7 @@ async fn notify_webhook_retries_with_backoff_then_gives_up() {
     );
     // 100 ms then 200 ms of backoff.
     assert!(t0.elapsed() >= Duration::from_millis(300));
-    let reqs = sink.requests();
+    let reqs = sink.all();
     assert_eq!(reqs.len(), 3);
     for r in &reqs {
         assert_eq!(r.method, "POST");
@@ -501,7 +501,7 @@ async fn notify_webhook_retries_with_backoff_then_gives_up() {
     // Succeeds once the receiver answers 200.
     let (_, o) = resolve_and_run(&notify_spec("hook"), &alert(&[("unit", "w.service")]), &env).await;
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
-    assert_eq!(sink.requests().len(), 4);
+    assert_eq!(sink.all().len(), 4);
 }
 
 #[tokio::test]

@@ -231,7 +231,6 @@ pub fn skip_or_fail(reason: &str) -> bool {
 }
 pub mod docker;
 pub mod git_lfs;
-pub mod notify_sink;
 
 /// Asserts that `promtool check metrics` (Debian package prometheus) finds
 /// nothing in `body`.
