@@ -6,11 +6,8 @@
 //! `.git/lfs/objects/<oid[0:2]>/<oid[2:4]>/<oid>` with a hand-written pointer
 //! committed for them (a `git add` of 3 GiB would take ~27 s and real disk).
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use super::Binary;
 
@@ -145,50 +142,10 @@ pub fn oid_of(content: &[u8]) -> String {
 /// supplementary groups) through util-linux's `setpriv`, so permission bits
 /// apply even though the tests run as root. Killed on drop like [`Binary`].
 pub fn start_as_nobody(config: &Path, dir: &Path) -> Binary {
-    let mut child = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(super::binary_path())
-        .arg("--config")
-        .arg(config)
-        .args(["--web.listen-address", "127.0.0.1:0", "--log.level", "info", "serve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn setpriv hostmedic");
-    let stderr = child.stderr.take().unwrap();
-    let log = dir.join("hostmedic.log");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let log_path = log.clone();
-    std::thread::spawn(move || {
-        use std::io::Write;
-        let mut f = std::fs::File::create(log_path).unwrap();
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = writeln!(f, "{line}");
-            let _ = f.flush();
-            if !sent
-                && line.contains("message=listening")
-                && let Some(a) = line.split_whitespace().find_map(|w| w.strip_prefix("address="))
-            {
-                let _ = tx.send(a.parse::<SocketAddr>().unwrap());
-                sent = true;
-            }
-        }
-    });
-    let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(a) => a,
-        Err(_) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "hostmedic (as nobody) did not start; log:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-    };
-    Binary {
-        child,
-        addr,
-        stderr_log: log,
-    }
+    Binary::start_with_prefix(
+        &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"],
+        config,
+        dir,
+        &["--log.level", "info"],
+    )
 }

@@ -92,23 +92,40 @@ impl Binary {
     }
 
     pub fn start_with(config: &Path, dir: &Path, extra: &[&str]) -> Binary {
-        // `extra` may name its own listen address (a restart on the same port).
-        let listen: &[&str] = if extra.contains(&"--web.listen-address") {
-            &[]
-        } else {
-            &["--web.listen-address", "127.0.0.1:0"]
+        Binary::start_with_prefix(&[], config, dir, extra)
+    }
+
+    /// Like [`Binary::start_with`], but runs the binary through the command
+    /// `prefix` (e.g. `setpriv … --`); an empty prefix runs it directly.
+    /// `extra` may name its own listen address (a restart on the same port)
+    /// and log level (default debug).
+    pub fn start_with_prefix(prefix: &[&str], config: &Path, dir: &Path, extra: &[&str]) -> Binary {
+        let default_unless_given = |flag: &'static str, value: &'static str| -> Vec<&str> {
+            if extra.contains(&flag) {
+                vec![]
+            } else {
+                vec![flag, value]
+            }
         };
-        let mut child = Command::new(binary_path())
+        let mut cmd = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary_path());
+                c
+            }
+            None => Command::new(binary_path()),
+        };
+        let mut child = cmd
             .arg("--config")
             .arg(config)
-            .args(listen)
-            .args(["--log.level", "debug"])
+            .args(default_unless_given("--web.listen-address", "127.0.0.1:0"))
+            .args(default_unless_given("--log.level", "debug"))
             .args(extra)
             .arg("serve")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn hostmedic");
+            .unwrap_or_else(|e| panic!("spawn hostmedic (prefix {prefix:?}): {e}"));
         let stderr = child.stderr.take().unwrap();
         let log = dir.join("hostmedic.log");
         let (tx, rx) = std::sync::mpsc::channel();
@@ -138,7 +155,7 @@ impl Binary {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "hostmedic did not start; log:\n{}",
+                    "hostmedic (prefix {prefix:?}) did not start; log:\n{}",
                     std::fs::read_to_string(&log).unwrap_or_default()
                 );
             }
