@@ -13,11 +13,15 @@
 //! includes waiting for a core), plus `du -sb` over the same store as a
 //! reference walk.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use hostmedic::collectors::git_lfs::{self, GitLfsCollector, StoreCache};
+
+/// The git_lfs tests' repository fixture (`Repo`, `age_dirs`).
+#[path = "../tests/common/git_lfs.rs"]
+mod fixture;
+use fixture::{Repo, age_dirs};
 
 fn oid(n: u64) -> String {
     let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
@@ -29,46 +33,6 @@ fn oid(n: u64) -> String {
         s.push_str(&format!("{x:016x}"));
     }
     s
-}
-
-fn age(dir: &Path) {
-    let old = (SystemTime::now() - Duration::from_secs(3600))
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let ts = nix::sys::time::TimeSpec::new(old, 0);
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            }
-        }
-        nix::sys::stat::utimensat(
-            nix::fcntl::AT_FDCWD,
-            &d,
-            &ts,
-            &ts,
-            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
-        )
-        .unwrap();
-    }
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let st = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("HOME", dir.join(".bench-home"))
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "bench")
-        .env("GIT_AUTHOR_EMAIL", "bench@example.invalid")
-        .env("GIT_COMMITTER_NAME", "bench")
-        .env("GIT_COMMITTER_EMAIL", "bench@example.invalid")
-        .status()
-        .expect("git");
-    assert!(st.success(), "git {args:?}");
 }
 
 /// CPU time of the whole process (all threads), robust against other
@@ -111,10 +75,8 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(100_000);
     let tmp = tempfile::tempdir().unwrap();
-    let repo: PathBuf = tmp.path().join("repo");
-    std::fs::create_dir_all(repo.join(".bench-home")).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    let store = repo.join(".git/lfs/objects");
+    let repo = Repo::init(&tmp.path().join("repo"));
+    let store = repo.objects_dir();
 
     let t0 = Instant::now();
     for i in 0..n {
@@ -124,19 +86,11 @@ fn main() {
         let f = std::fs::File::create(d.join(&o)).unwrap();
         f.set_len(i % 4096).unwrap();
         if i < 1000 {
-            std::fs::write(
-                repo.join(format!("p{i}.bin")),
-                format!(
-                    "version https://git-lfs.github.com/spec/v1\noid sha256:{o}\nsize {}\n",
-                    i % 4096
-                ),
-            )
-            .unwrap();
+            repo.pointer(&format!("p{i}.bin"), &o, i % 4096);
         }
     }
-    git(&repo, &["add", "."]);
-    git(&repo, &["commit", "-q", "-m", "pointers"]);
-    age(&store);
+    repo.commit(&["."], "pointers");
+    age_dirs(&store);
     let leaves = walkdir::WalkDir::new(&store)
         .min_depth(2)
         .max_depth(2)
@@ -168,7 +122,7 @@ fn main() {
     println!("store scan, unchanged rescan:      {}", stats(again));
 
     // Whole collector scan: gix open, HEAD tree with 1,000 pointers, store.
-    let cfg: git_lfs::Config = toml::from_str(&format!("repos = [\"{}\"]\n", repo.display())).unwrap();
+    let cfg: git_lfs::Config = toml::from_str(&format!("repos = [\"{}\"]\n", repo.dir.display())).unwrap();
     let mut first = Vec::new();
     for _ in 0..5 {
         let c = GitLfsCollector::new(&cfg);

@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use common::git_lfs::{Repo, oid_of, start_as_nobody, tools_present};
+use common::git_lfs::{Repo, age_dirs, oid_of, tools_present};
 use common::*;
 use hostmedic::collectors::git_lfs::{self, GitLfsCollector};
 use hostmedic::config::Config;
@@ -247,32 +247,6 @@ async fn new_objects_show_up_after_the_next_background_scan() {
     srv.stop().await;
 }
 
-/// Sets every directory's mtime an hour back, as if the store were old.
-fn age_dirs(dir: &Path) {
-    let old = (std::time::SystemTime::now() - Duration::from_secs(3600))
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let ts = nix::sys::time::TimeSpec::new(old, 0);
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            }
-        }
-        nix::sys::stat::utimensat(
-            nix::fcntl::AT_FDCWD,
-            &d,
-            &ts,
-            &ts,
-            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
-        )
-        .unwrap();
-    }
-}
-
 #[test]
 fn rescans_skip_unchanged_fanout_directories_in_a_real_repo() {
     if !tools_present() && skip_or_fail("git and git-lfs are not installed") {
@@ -351,7 +325,7 @@ fn permission_denied_is_reported_per_repo_when_not_root() {
     .unwrap();
     let logdir = t.path().join("log");
     std::fs::create_dir_all(&logdir).unwrap();
-    let bin = start_as_nobody(&cfg_path, &logdir);
+    let bin = Binary::start_as_nobody(&cfg_path, &logdir);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let body = rt.block_on(eventually(Duration::from_secs(30), "3 repos scanned", || async {
         let (_, body) = get(&bin.url("/metrics")).await;

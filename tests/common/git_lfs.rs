@@ -5,11 +5,13 @@
 //! 2 GiB limit are sparse files written straight into
 //! `.git/lfs/objects/<oid[0:2]>/<oid[2:4]>/<oid>` with a hand-written pointer
 //! committed for them (a `git add` of 3 GiB would take ~27 s and real disk).
+//!
+//! Self-contained (no `super::`): benches/git_lfs.rs includes this file too.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-use super::Binary;
+use std::time::Duration;
 
 /// True when `git` and `git lfs` both run (skip_or_fail otherwise).
 pub fn tools_present() -> bool {
@@ -138,14 +140,28 @@ pub fn oid_of(content: &[u8]) -> String {
     sha256_hex(content)
 }
 
-/// Starts `hostmedic serve` as user `nobody` (uid/gid 65534, no
-/// supplementary groups) through util-linux's `setpriv`, so permission bits
-/// apply even though the tests run as root. Killed on drop like [`Binary`].
-pub fn start_as_nobody(config: &Path, dir: &Path) -> Binary {
-    Binary::start_with_prefix(
-        &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"],
-        config,
-        dir,
-        &["--log.level", "info"],
-    )
+/// Sets every directory's mtime an hour back, as if the store were old.
+pub fn age_dirs(dir: &Path) {
+    let old = (std::time::SystemTime::now() - Duration::from_secs(3600))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let ts = nix::sys::time::TimeSpec::new(old, 0);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+        }
+        nix::sys::stat::utimensat(
+            nix::fcntl::AT_FDCWD,
+            &d,
+            &ts,
+            &ts,
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        )
+        .unwrap();
+    }
 }

@@ -167,6 +167,18 @@ impl Binary {
         }
     }
 
+    /// Starts `hostmedic serve` as user `nobody` (uid/gid 65534, no
+    /// supplementary groups, log level info) through util-linux's `setpriv`,
+    /// so permission bits apply even though the tests run as root.
+    pub fn start_as_nobody(config: &Path, dir: &Path) -> Binary {
+        Binary::start_with_prefix(
+            &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"],
+            config,
+            dir,
+            &["--log.level", "info"],
+        )
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
