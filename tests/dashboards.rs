@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use common::prometheus::*;
 use common::*;
-use hostmedic::config::Config;
 use serde_json::Value;
 
 /// Metric-name prefixes the hostmedic in this test exports (host collector,
@@ -327,20 +326,9 @@ fn hot_sysfs(root: &std::path::Path) {
 async fn every_panel_query_runs_against_real_prometheus() {
     let sysfs = tempfile::tempdir().unwrap();
     hot_sysfs(sysfs.path());
-    let cfg = Config::parse(
-        &format!("[global]\nsysfs_root = \"{}\"\n", sysfs.path().display()),
-        "test",
-    )
-    .unwrap();
-    let hm = InProcess::start(cfg).await;
+    let hm = InProcess::start(config_with_sysfs(sysfs.path())).await;
     let instance = hm.addr.to_string();
-    let rules = tempfile::tempdir().unwrap();
-    let prom = Prometheus::start(PrometheusOptions {
-        targets: vec![instance.clone()],
-        alertmanagers: vec![],
-        rule_files: shortened_rules_copy(rules.path(), Duration::from_secs(1)),
-    })
-    .await;
+    let prom = Prometheus::start_with_short_rules(vec![instance.clone()], vec![]).await;
     prom.wait_scraped(5).await;
     prom.wait_firing(
         "HostmedicTemperatureOverCrit",

@@ -15,7 +15,6 @@ use common::alertmanager::{Alertmanager, WebhookTarget};
 use common::prometheus::*;
 use common::sink::Sink;
 use common::*;
-use hostmedic::config::Config;
 
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
@@ -204,13 +203,8 @@ fn hot_sysfs(root: &Path) {
 async fn real_hostmedic_alert_reaches_webhook_through_prometheus_and_alertmanager() {
     let sysfs = tempfile::tempdir().unwrap();
     hot_sysfs(sysfs.path());
-    let cfg = Config::parse(
-        &format!("[global]\nsysfs_root = \"{}\"\n", sysfs.path().display()),
-        "test",
-    )
-    .unwrap();
     let fault_at = std::time::Instant::now();
-    let hm = InProcess::start(cfg).await;
+    let hm = InProcess::start(config_with_sysfs(sysfs.path())).await;
     let instance = hm.addr.to_string();
 
     let sink = Sink::start().await;
@@ -224,13 +218,7 @@ async fn real_hostmedic_alert_reaches_webhook_through_prometheus_and_alertmanage
         },
         None,
     );
-    let rules = tempfile::tempdir().unwrap();
-    let prom = Prometheus::start(PrometheusOptions {
-        targets: vec![instance.clone()],
-        alertmanagers: vec![am.addr()],
-        rule_files: shortened_rules_copy(rules.path(), Duration::from_secs(1)),
-    })
-    .await;
+    let prom = Prometheus::start_with_short_rules(vec![instance.clone()], vec![am.addr()]).await;
 
     // Every alert of the shipped files is loaded, well-formed, shortened.
     let loaded = prom.rules().await;

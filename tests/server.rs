@@ -7,12 +7,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use hostmedic::config::Config;
-
-fn config_with_sysfs(sysfs: &std::path::Path) -> Config {
-    let text = format!("[global]\nsysfs_root = \"{}\"\n", sysfs.display());
-    Config::parse(&text, "test").unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serves_metrics_landing_and_health() {

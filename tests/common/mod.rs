@@ -234,6 +234,12 @@ where
     }
 }
 
+/// The default configuration, reading `sysfs` as the sysfs root.
+pub fn config_with_sysfs(sysfs: &Path) -> Config {
+    let text = format!("[global]\nsysfs_root = \"{}\"\n", sysfs.display());
+    Config::parse(&text, "test").unwrap()
+}
+
 /// Writes a fake hwmon tree with one chip into `root`.
 pub fn fake_hwmon(root: &Path, millideg: i64) {
     let d = root.join("class/hwmon/hwmon0");

@@ -283,6 +283,19 @@ impl Prometheus {
         .await
     }
 
+    /// Starts Prometheus scraping `targets` and alerting `alertmanagers`
+    /// with the shipped rules, every `for:` shortened to at most 1 s.
+    pub async fn start_with_short_rules(targets: Vec<String>, alertmanagers: Vec<String>) -> Prometheus {
+        // Prometheus::start copies the files into its own rules directory.
+        let staging = tempfile::tempdir().unwrap();
+        Prometheus::start(PrometheusOptions {
+            targets,
+            alertmanagers,
+            rule_files: shortened_rules_copy(staging.path(), Duration::from_secs(1)),
+        })
+        .await
+    }
+
     /// Starts Prometheus with the configuration `config(instance_dir,
     /// rules_dir)` returns; `rule_files` are copied into `rules_dir` first.
     pub async fn start_config(rule_files: &[PathBuf], config: impl FnOnce(&Path, &Path) -> String) -> Prometheus {
