@@ -18,52 +18,65 @@ pub enum NotifyChannel {
     Webhook(WebhookChannel),
 }
 
-/// `kind = "ntfy"`: JSON publish to an ntfy server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NtfyChannel {
-    /// Server base URL, e.g. `https://ntfy.sh`.
-    pub server: String,
-    pub topic: String,
-    /// 1 (min) ..= 5 (max); default 3.
-    #[serde(default = "default_priority")]
-    pub priority: u8,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// File holding an access token (sent as `Authorization: Bearer`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_file: Option<PathBuf>,
-    /// Extra attempts after a failed one (connection error, timeout, 429,
-    /// 5xx); default 3.
-    #[serde(default = "default_retries")]
-    pub retries: u32,
-    /// Wait before the first retry, doubled each time (capped at 30 s).
-    #[serde(default = "default_backoff", with = "humantime_serde")]
-    pub backoff: Duration,
-    /// Per-request timeout.
-    #[serde(default = "default_timeout", with = "humantime_serde")]
-    pub timeout: Duration,
+/// Declares a channel's config struct with the delivery policy every channel
+/// shares appended (`retries`, `backoff`, `timeout`: written once, here) and
+/// `policy()` returning it. Plain fields rather than a `#[serde(flatten)]`
+/// struct: flatten would drop the list of valid keys from the
+/// "unknown field" error a typo gets.
+macro_rules! channel {
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)*
+            /// Extra attempts after a failed one (connection error, timeout,
+            /// 429, 5xx); default 3.
+            #[serde(default = "default_retries")]
+            pub retries: u32,
+            /// Wait before the first retry, doubled each time (capped at 30 s).
+            #[serde(default = "default_backoff", with = "humantime_serde")]
+            pub backoff: Duration,
+            /// Per-request timeout.
+            #[serde(default = "default_timeout", with = "humantime_serde")]
+            pub timeout: Duration,
+        }
+
+        impl $name {
+            /// (retries, backoff, timeout).
+            fn policy(&self) -> (u32, Duration, Duration) {
+                (self.retries, self.backoff, self.timeout)
+            }
+        }
+    };
 }
 
-/// `kind = "telegram"`: Bot API sendMessage.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TelegramChannel {
-    #[serde(default = "default_telegram_api")]
-    pub api_base: String,
-    pub bot_token_file: PathBuf,
-    /// Numeric chat id or `@channelusername`.
-    pub chat_id: ChatId,
-    /// Extra attempts after a failed one (connection error, timeout, 429,
-    /// 5xx); default 3.
-    #[serde(default = "default_retries")]
-    pub retries: u32,
-    /// Wait before the first retry, doubled each time (capped at 30 s).
-    #[serde(default = "default_backoff", with = "humantime_serde")]
-    pub backoff: Duration,
-    /// Per-request timeout.
-    #[serde(default = "default_timeout", with = "humantime_serde")]
-    pub timeout: Duration,
+channel! {
+    /// `kind = "ntfy"`: JSON publish to an ntfy server.
+    pub struct NtfyChannel {
+        /// Server base URL, e.g. `https://ntfy.sh`.
+        pub server: String,
+        pub topic: String,
+        /// 1 (min) ..= 5 (max); default 3.
+        #[serde(default = "default_priority")]
+        pub priority: u8,
+        #[serde(default)]
+        pub tags: Vec<String>,
+        /// File holding an access token (sent as `Authorization: Bearer`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub token_file: Option<PathBuf>,
+    }
+}
+
+channel! {
+    /// `kind = "telegram"`: Bot API sendMessage.
+    pub struct TelegramChannel {
+        #[serde(default = "default_telegram_api")]
+        pub api_base: String,
+        pub bot_token_file: PathBuf,
+        /// Numeric chat id or `@channelusername`.
+        pub chat_id: ChatId,
+    }
 }
 
 /// A Telegram chat id: a number or `@username`.
@@ -74,25 +87,15 @@ pub enum ChatId {
     Name(String),
 }
 
-/// `kind = "webhook"`: POST of a JSON document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookChannel {
-    pub url: String,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bearer_token_file: Option<PathBuf>,
-    /// Extra attempts after a failed one (connection error, timeout, 429,
-    /// 5xx); default 3.
-    #[serde(default = "default_retries")]
-    pub retries: u32,
-    /// Wait before the first retry, doubled each time (capped at 30 s).
-    #[serde(default = "default_backoff", with = "humantime_serde")]
-    pub backoff: Duration,
-    /// Per-request timeout.
-    #[serde(default = "default_timeout", with = "humantime_serde")]
-    pub timeout: Duration,
+channel! {
+    /// `kind = "webhook"`: POST of a JSON document.
+    pub struct WebhookChannel {
+        pub url: String,
+        #[serde(default)]
+        pub headers: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub bearer_token_file: Option<PathBuf>,
+    }
 }
 
 fn default_priority() -> u8 {
@@ -116,7 +119,7 @@ impl NotifyChannel {
     /// URLs parse and are http(s), token files exist and are readable (their
     /// content is never shown), header names and values are valid.
     pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
-        let (retries, timeout) = match self {
+        let (retries, _, timeout) = match self {
             NotifyChannel::Ntfy(c) => {
                 check_url(&format!("{key}.server"), &c.server)?;
                 let topic_ok = !c.topic.is_empty()
@@ -136,7 +139,7 @@ impl NotifyChannel {
                 if let Some(f) = &c.token_file {
                     check_secret_file(&format!("{key}.token_file"), f)?;
                 }
-                (c.retries, c.timeout)
+                c.policy()
             }
             NotifyChannel::Telegram(c) => {
                 check_url(&format!("{key}.api_base"), &c.api_base)?;
@@ -149,7 +152,7 @@ impl NotifyChannel {
                         "must be a number or @channelname",
                     ));
                 }
-                (c.retries, c.timeout)
+                c.policy()
             }
             NotifyChannel::Webhook(c) => {
                 check_url(&format!("{key}.url"), &c.url)?;
@@ -164,7 +167,7 @@ impl NotifyChannel {
                 if let Some(f) = &c.bearer_token_file {
                     check_secret_file(&format!("{key}.bearer_token_file"), f)?;
                 }
-                (c.retries, c.timeout)
+                c.policy()
             }
         };
         if retries > 10 {
@@ -176,11 +179,12 @@ impl NotifyChannel {
         Ok(())
     }
 
+    /// The channel's (retries, backoff, timeout).
     fn policy(&self) -> (u32, Duration, Duration) {
         match self {
-            NotifyChannel::Ntfy(c) => (c.retries, c.backoff, c.timeout),
-            NotifyChannel::Telegram(c) => (c.retries, c.backoff, c.timeout),
-            NotifyChannel::Webhook(c) => (c.retries, c.backoff, c.timeout),
+            NotifyChannel::Ntfy(c) => c.policy(),
+            NotifyChannel::Telegram(c) => c.policy(),
+            NotifyChannel::Webhook(c) => c.policy(),
         }
     }
 
@@ -505,6 +509,25 @@ mod tests {
         assert!(!rendered.contains("secret-token"));
         let back = crate::config::Config::parse(&rendered, "rendered").unwrap();
         assert_eq!(back.notify, cfg.notify);
+    }
+
+    #[test]
+    fn every_kind_has_the_delivery_policy_and_typos_list_the_keys() {
+        let parse = |text: &str| toml::from_str::<BTreeMap<String, NotifyChannel>>(text);
+        let chans = parse(
+            "[n]\nkind = \"ntfy\"\nserver = \"https://ntfy.example\"\ntopic = \"t\"\n\
+             [t]\nkind = \"telegram\"\nbot_token_file = \"/t\"\nchat_id = 1\nretries = 5\n\
+             [w]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:1/\"\nbackoff = \"250ms\"\ntimeout = \"2s\"\n",
+        )
+        .unwrap();
+        let s = Duration::from_secs;
+        assert_eq!(chans["n"].policy(), (3, s(1), s(10)));
+        assert_eq!(chans["t"].policy(), (5, s(1), s(10)));
+        assert_eq!(chans["w"].policy(), (3, Duration::from_millis(250), s(2)));
+        let e = parse("[w]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:1/\"\nretires = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `retires`") && e.contains("`retries`"), "{e}");
     }
 
     #[test]
