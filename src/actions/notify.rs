@@ -281,23 +281,30 @@ struct Prepared {
     shown: String,
 }
 
+/// Reads the token in `file` (if any) into an `Authorization: Bearer`
+/// header, remembering it as a secret.
+fn add_bearer(
+    file: Option<&Path>,
+    headers: &mut reqwest::header::HeaderMap,
+    secrets: &mut Vec<String>,
+) -> Result<(), String> {
+    let Some(f) = file else { return Ok(()) };
+    let token = read_secret(f)?;
+    let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| "token is not a valid header value")?;
+    v.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, v);
+    secrets.push(token);
+    Ok(())
+}
+
 fn prepare(ch: &NotifyChannel, title: &str, message: &str, alert: &Alert) -> Result<Prepared, String> {
-    use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
-    let bearer = |token: &str| -> Result<HeaderValue, String> {
-        let mut v =
-            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| "token is not a valid header value")?;
-        v.set_sensitive(true);
-        Ok(v)
-    };
+    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
     let mut headers = HeaderMap::new();
     let mut secrets = Vec::new();
-    match ch {
+    let (url, shown, body) = match ch {
         NotifyChannel::Ntfy(c) => {
-            if let Some(f) = &c.token_file {
-                let t = read_secret(f)?;
-                headers.insert(AUTHORIZATION, bearer(&t)?);
-                secrets.push(t);
-            }
+            add_bearer(c.token_file.as_deref(), &mut headers, &mut secrets)?;
             let url = reqwest::Url::parse(&c.server).map_err(|e| format!("server URL: {e}"))?;
             let body = serde_json::json!({
                 "topic": c.topic,
@@ -306,19 +313,15 @@ fn prepare(ch: &NotifyChannel, title: &str, message: &str, alert: &Alert) -> Res
                 "priority": c.priority,
                 "tags": c.tags,
             });
-            Ok(Prepared {
-                shown: url.to_string(),
-                url,
-                headers,
-                body,
-                secrets,
-            })
+            let shown = url.to_string();
+            (url, shown, body)
         }
         NotifyChannel::Telegram(c) => {
             let token = read_secret(&c.bot_token_file)?;
             let base = c.api_base.trim_end_matches('/');
             let url = reqwest::Url::parse(&format!("{base}/bot{token}/sendMessage"))
                 .map_err(|_| "api_base with the bot token does not form a valid URL".to_string())?;
+            secrets.push(token);
             let chat_id = match &c.chat_id {
                 ChatId::Id(n) => serde_json::json!(n),
                 ChatId::Name(s) => serde_json::json!(s),
@@ -333,13 +336,7 @@ fn prepare(ch: &NotifyChannel, title: &str, message: &str, alert: &Alert) -> Res
                 "text": truncate_chars(&text, 4096),
                 "disable_web_page_preview": true,
             });
-            Ok(Prepared {
-                shown: format!("{base}/bot[REDACTED]/sendMessage"),
-                url,
-                headers,
-                body,
-                secrets: vec![token],
-            })
+            (url, format!("{base}/bot[REDACTED]/sendMessage"), body)
         }
         NotifyChannel::Webhook(c) => {
             for (k, v) in &c.headers {
@@ -351,11 +348,7 @@ fn prepare(ch: &NotifyChannel, title: &str, message: &str, alert: &Alert) -> Res
                     secrets.push(v.clone());
                 }
             }
-            if let Some(f) = &c.bearer_token_file {
-                let t = read_secret(f)?;
-                headers.insert(AUTHORIZATION, bearer(&t)?);
-                secrets.push(t);
-            }
+            add_bearer(c.bearer_token_file.as_deref(), &mut headers, &mut secrets)?;
             let url = reqwest::Url::parse(&c.url).map_err(|e| format!("URL: {e}"))?;
             let body = serde_json::json!({
                 "source": "hostmedic",
@@ -363,15 +356,17 @@ fn prepare(ch: &NotifyChannel, title: &str, message: &str, alert: &Alert) -> Res
                 "message": message,
                 "alert": alert,
             });
-            Ok(Prepared {
-                shown: url.to_string(),
-                url,
-                headers,
-                body,
-                secrets,
-            })
+            let shown = url.to_string();
+            (url, shown, body)
         }
-    }
+    };
+    Ok(Prepared {
+        url,
+        headers,
+        body,
+        secrets,
+        shown,
+    })
 }
 
 fn truncate_chars(s: &str, max: usize) -> String {
