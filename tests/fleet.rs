@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 
 use common::alertmanager::{Alertmanager, which};
 use common::netns::Lab;
-use common::prometheus::{Prometheus, repo_root, shortened_rules_copy, substitute};
+use common::prometheus::{
+    Prometheus, fast_alertmanager_config, fast_prometheus_config, repo_root, shortened_rules_copy, substitute,
+};
 use hostmedic::receiver::journal::{self, Decision, Entry, Event};
 
 const HUB: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
@@ -101,9 +103,7 @@ budget_attempts = 10
 /// every alert to that receiver, so the identity guard is exercised end to end.
 fn alertmanager_config(secrets: &Path, misroute_to: &str) -> String {
     let file = "deploy/fleet/alertmanager.yml";
-    let text = read(file);
-    let text = substitute(&text, "group_wait: 10s", "group_wait: 1s", file);
-    let text = substitute(&text, "group_interval: 1m", "group_interval: 1s", file);
+    let text = fast_alertmanager_config(file);
     let text = substitute_n(
         &text,
         "/etc/alertmanager/secrets/",
@@ -130,15 +130,7 @@ fn prometheus_config(dir: &Path, rules_dir: &Path, alertmanagers: &[String]) -> 
         targets.join("hostmedic-fleet.json"),
     )
     .unwrap();
-    let text = read(file);
-    let text = substitute(&text, "scrape_interval: 15s", "scrape_interval: 1s", file);
-    let text = substitute(&text, "evaluation_interval: 15s", "evaluation_interval: 1s", file);
-    let text = substitute(
-        &text,
-        "/etc/prometheus/rules/*.yml",
-        &format!("{}/*.yml", rules_dir.display()),
-        file,
-    );
+    let text = fast_prometheus_config(file, rules_dir);
     let ams: Vec<String> = alertmanagers.iter().map(|a| format!("\"{a}\"")).collect();
     let text = substitute(
         &text,

@@ -99,19 +99,34 @@ fn yaml_list(items: &[String]) -> String {
     format!("[{}]", quoted.join(", "))
 }
 
-/// `compose/prometheus.yml` for a test: 1 s scrape/evaluation, rules from
-/// `rules_dir/*.yml`, the given hostmedic targets and Alertmanagers.
-pub fn prometheus_config(targets: &[String], alertmanagers: &[String], rules_dir: &Path) -> String {
-    let file = "compose/prometheus.yml";
-    let text = std::fs::read_to_string(repo_root().join(file)).unwrap();
+/// What every test copy of a shipped Prometheus config (`file`, read from
+/// the repository) changes: 1 s scrape/evaluation, rules from
+/// `rules_dir/*.yml`.
+pub fn fast_prometheus_config(file: &str, rules_dir: &Path) -> String {
+    let text = std::fs::read_to_string(repo_root().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
     let text = substitute(&text, "scrape_interval: 15s", "scrape_interval: 1s", file);
     let text = substitute(&text, "evaluation_interval: 15s", "evaluation_interval: 1s", file);
-    let text = substitute(
+    substitute(
         &text,
         "/etc/prometheus/rules/*.yml",
         &format!("{}/*.yml", rules_dir.display()),
         file,
-    );
+    )
+}
+
+/// What every test copy of a shipped Alertmanager config (`file`, read from
+/// the repository) changes: group_wait and group_interval 1 s.
+pub fn fast_alertmanager_config(file: &str) -> String {
+    let text = std::fs::read_to_string(repo_root().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let text = substitute(&text, "group_wait: 10s", "group_wait: 1s", file);
+    substitute(&text, "group_interval: 1m", "group_interval: 1s", file)
+}
+
+/// `compose/prometheus.yml` for a test: 1 s scrape/evaluation, rules from
+/// `rules_dir/*.yml`, the given hostmedic targets and Alertmanagers.
+pub fn prometheus_config(targets: &[String], alertmanagers: &[String], rules_dir: &Path) -> String {
+    let file = "compose/prometheus.yml";
+    let text = fast_prometheus_config(file, rules_dir);
     let text = substitute(
         &text,
         "targets: [\"alertmanager:9093\"]",
@@ -138,9 +153,7 @@ const AM_AUTH_BLOCK: &str = "        http_config:
 /// authorization at all when `None`).
 pub fn alertmanager_config(webhook_url: &str, token_file: Option<&Path>) -> String {
     let file = "compose/alertmanager.yml";
-    let text = std::fs::read_to_string(repo_root().join(file)).unwrap();
-    let text = substitute(&text, "group_wait: 10s", "group_wait: 1s", file);
-    let text = substitute(&text, "group_interval: 1m", "group_interval: 1s", file);
+    let text = fast_alertmanager_config(file);
     let text = substitute(
         &text,
         "url: http://hostmedic:9877/api/v1/alerts",
