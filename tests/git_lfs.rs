@@ -220,16 +220,23 @@ async fn new_objects_show_up_after_the_next_background_scan() {
     let big = repo.sparse_object("grown", 5 * GIB);
     repo.pointer("grown.bin", &big, 5 * GIB);
     repo.commit(&["grown.bin"], "big");
-    eventually(Duration::from_secs(30), "3 objects", || async {
-        (count(&srv).await == Some(3.0)).then_some(())
-    })
+    // A scan may land between the object and the commit of its pointer (3
+    // objects, no HEAD path yet): wait for one that saw both.
+    let over_limit = [("repo", name.as_str()), ("oid", big.as_str()), ("path", "grown.bin")];
+    let set = eventually(
+        Duration::from_secs(30),
+        "3 objects, the big one named by HEAD",
+        || async {
+            let set = srv.app.scrape().await;
+            let named = set
+                .value("hostmedic_git_lfs_object_over_limit_bytes", &over_limit)
+                .is_some();
+            (named && set.value("hostmedic_git_lfs_objects", &[("repo", name.as_str())]) == Some(3.0)).then_some(set)
+        },
+    )
     .await;
-    let set = srv.app.scrape().await;
     assert_eq!(
-        set.value(
-            "hostmedic_git_lfs_object_over_limit_bytes",
-            &[("repo", name.as_str()), ("oid", big.as_str()), ("path", "grown.bin")]
-        ),
+        set.value("hostmedic_git_lfs_object_over_limit_bytes", &over_limit),
         Some((5 * GIB) as f64)
     );
 
