@@ -22,6 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::alertmanager::{Alertmanager, which};
+use common::e2e::tail;
 use common::netns::Lab;
 use common::prometheus::{
     Prometheus, fast_alertmanager_config, fast_prometheus_config, repo_root, shortened_rules_copy, substitute,
@@ -304,30 +305,11 @@ fn summary(hosts: &[NsHostmedic], ams: &[&Alertmanager]) -> String {
             h.effects(),
             std::fs::read_to_string(h.dir.join("journal.jsonl")).unwrap_or_default(),
             h.name,
-            h.log()
-                .lines()
-                .rev()
-                .take(30)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n")
+            tail(&h.log(), 30)
         ));
     }
     for am in ams {
-        let log = am.log();
-        s.push_str(&format!(
-            "--- alertmanager (tail)\n{}\n",
-            log.lines()
-                .rev()
-                .take(30)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n")
-        ));
+        s.push_str(&format!("--- alertmanager (tail)\n{}\n", tail(&am.log(), 30)));
     }
     s
 }
