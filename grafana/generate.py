@@ -4,7 +4,8 @@
 The JSON files are committed and importable as they are; this script is how
 they are maintained (edit here, run `python3 grafana/generate.py`, commit
 both). tests/dashboards.rs checks the committed files match its output and
-runs every panel query against a real Prometheus.
+runs every panel query against a real Prometheus; tests/dashboards_full.rs
+requires data from every one of them with every source present.
 
 Every dashboard has a `datasource` variable (type prometheus) and a `host`
 variable (multi-select on the `instance` label, "All" = `.*`), so one set of

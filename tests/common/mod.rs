@@ -266,6 +266,7 @@ pub fn skip_or_fail(reason: &str) -> bool {
 }
 pub mod docker;
 pub mod git_lfs;
+pub mod grafana;
 
 /// Asserts that `promtool check metrics` (Debian package prometheus) finds
 /// nothing in `body`.
