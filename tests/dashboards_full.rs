@@ -40,11 +40,11 @@ use std::time::{Duration, Instant};
 
 use common::alertmanager::{Alertmanager, WebhookTarget, free_port};
 use common::docker::{BUSYBOX_IMAGE, PrivateEngine};
-use common::e2e::{Stack, TOKEN, rules_test_copy};
+use common::e2e::{Stack, TOKEN};
 use common::git_lfs::{Repo, sha256_hex, tools_present};
 use common::grafana::*;
 use common::procs::{HttpServer, Spawned, alias, nonce};
-use common::prometheus::{Prometheus, PrometheusOptions};
+use common::prometheus::Prometheus;
 use common::skip_or_fail;
 use common::systemd::{Spec, SystemdMachine, boot_or_skip};
 
@@ -391,13 +391,7 @@ async fn every_panel_query_returns_data_in_a_full_world() {
         },
         None,
     );
-    let rules = rules_test_copy(&st.path("rules"), Duration::from_secs(1), &[]);
-    let prom = Prometheus::start(PrometheusOptions {
-        targets: vec![hm.clone(), down.clone()],
-        alertmanagers: vec![am.addr()],
-        rule_files: rules,
-    })
-    .await;
+    let prom = Prometheus::start_with_short_rules(vec![hm.clone(), down.clone()], vec![am.addr()]).await;
     st.alertmanager = Some(am);
     st.prometheus = Some(prom);
 
