@@ -116,3 +116,57 @@ fn check_config_names_the_bad_key_and_collect_prints_metrics() {
     let out = Command::new(binary_path()).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("hostmedic "));
 }
+
+/// A filesystem mounted twice (a bind mount) is reported once, at its
+/// shortest mount point; two distinct ramfs mounts (same "device" name,
+/// different filesystems) are both reported. (ramfs, not tmpfs: sysinfo
+/// leaves tmpfs out of its disk list.) Runs in a private mount
+/// namespace (`unshare -m`), so nothing is mounted on the host.
+#[test]
+fn bind_mounts_are_reported_once_and_distinct_filesystems_apart() {
+    if !nix::unistd::geteuid().is_root() || !std::path::Path::new("/usr/bin/unshare").exists() {
+        common::skip_or_fail("needs root and unshare(1) for a private mount namespace");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (bind, t1, t2) = (dir.path().join("bind"), dir.path().join("t1"), dir.path().join("t2"));
+    for d in [&bind, &t1, &t2] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let cfg = dir.path().join("hostmedic.toml");
+    std::fs::write(
+        &cfg,
+        "[host]\nfs_types_exclude = \"^(proc|sysfs|cgroup2?)$\"\n[hwmon]\nenabled = false\n[processes]\nenabled = false\n[systemd]\nenabled = false\n[docker]\nenabled = false\n",
+    )
+    .unwrap();
+    let script = format!(
+        "mount --bind / {b} && mount -t ramfs hm-ram {t1} && mount -t ramfs hm-ram {t2} && exec {bin} --config {cfg} collect",
+        b = bind.display(),
+        t1 = t1.display(),
+        t2 = t2.display(),
+        bin = binary_path().display(),
+        cfg = cfg.display(),
+    );
+    let out = Command::new("/usr/bin/unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}{text}", String::from_utf8_lossy(&out.stderr));
+    let size_lines = |mount: &std::path::Path| {
+        text.lines()
+            .filter(|l| {
+                l.starts_with("hostmedic_host_filesystem_size_bytes{")
+                    && l.contains(&format!("mountpoint=\"{}\"", mount.display()))
+            })
+            .count()
+    };
+    assert_eq!(size_lines(std::path::Path::new("/")), 1, "{text}");
+    assert_eq!(
+        size_lines(&bind),
+        0,
+        "the bind mount of / is the same filesystem: {text}"
+    );
+    assert_eq!(size_lines(&t1), 1, "{text}");
+    assert_eq!(size_lines(&t2), 1, "a second ramfs of the same name is another filesystem: {text}");
+}

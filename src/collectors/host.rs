@@ -114,16 +114,30 @@ impl HostCollector {
             sys.free_swap() as f64,
         );
 
+        // A filesystem mounted more than once (bind mounts, a container
+        // engine's directories) is one filesystem: report it once, at its
+        // shortest mount point, so one full disk raises one alert. The
+        // identity is the mount's device number (bind mounts share it;
+        // distinct tmpfs or overlay mounts, which share a "device" name, do not).
+        let mut mounts: Vec<_> = disks
+            .iter()
+            .filter(|d| {
+                !self.fs_types_exclude.is_match(&d.file_system().to_string_lossy())
+                    && !self.mount_points_exclude.is_match(&d.mount_point().to_string_lossy())
+            })
+            .collect();
+        mounts.sort_by_key(|d| (d.mount_point().as_os_str().len(), d.mount_point().to_path_buf()));
         let mut seen = std::collections::HashSet::new();
-        for d in disks.iter() {
-            let fstype = d.file_system().to_string_lossy();
+        for d in mounts {
             let mount = d.mount_point().to_string_lossy();
-            if self.fs_types_exclude.is_match(&fstype) || self.mount_points_exclude.is_match(&mount) {
+            let identity = match nix::sys::stat::stat(d.mount_point()) {
+                Ok(st) => format!("dev:{}", st.st_dev),
+                Err(_) => format!("mount:{mount}"),
+            };
+            if !seen.insert(identity) {
                 continue;
             }
-            if !seen.insert(mount.to_string()) {
-                continue; // bind-mounted twice: report the mount point once
-            }
+            let fstype = d.file_system().to_string_lossy();
             let device = d.name().to_string_lossy();
             let l = [
                 ("mountpoint", mount.as_ref()),
