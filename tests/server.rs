@@ -168,5 +168,9 @@ fn bind_mounts_are_reported_once_and_distinct_filesystems_apart() {
         "the bind mount of / is the same filesystem: {text}"
     );
     assert_eq!(size_lines(&t1), 1, "{text}");
-    assert_eq!(size_lines(&t2), 1, "a second ramfs of the same name is another filesystem: {text}");
+    assert_eq!(
+        size_lines(&t2),
+        1,
+        "a second ramfs of the same name is another filesystem: {text}"
+    );
 }

@@ -171,6 +171,51 @@ async fn crash_loop_restart_counter_rises_with_exit_status() {
 /// S2: a timer firing a oneshot whose script is gone: the service is failed
 /// with exit status 2, the timer's trigger times are exported and
 /// timer_unit_failed is 1; a timer whose service succeeds shows 0.
+/// A crash-looping service that runs a while before each failure: systemd
+/// resets ExecMainStatus to 0 whenever it starts the next attempt, so most
+/// reads see 0. hostmedic exports the status of the last main process that
+/// exited (from the change signals, or a read between attempts) on every
+/// scrape once one has exited — with and without the property cache.
+#[tokio::test(flavor = "multi_thread")]
+async fn exit_status_of_the_last_exit_is_kept_while_the_next_attempt_runs() {
+    const SLOW_CRASH: &str = "[Unit]\nStartLimitIntervalSec=0\n[Service]\n\
+                              ExecStart=/bin/sh -c 'sleep 1.5; exit 7'\nRestart=always\nRestartSec=100ms\n";
+    let Some(m) = boot_or_skip(Spec::new().enabled_unit("slow.service", SLOW_CRASH)) else {
+        return;
+    };
+    let slow = [("manager", "system"), ("name", "slow.service")];
+    for extra in ["", "refresh_interval = \"0s\"\n"] {
+        let srv = InProcess::start(config(&m, extra)).await;
+        eventually(Duration::from_secs(20), "slow.service exited once", || async {
+            let set = srv.app.scrape().await;
+            (value(&set, "hostmedic_systemd_service_exec_main_status", &slow) == Some(7.0)).then_some(())
+        })
+        .await;
+        // From now on every scrape says 7, although the unit spends most of
+        // its time running the next attempt (systemd itself reads 0 then).
+        let (mut running_seen, mut scrapes) = (0, 0);
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            let set = srv.app.scrape().await;
+            assert_eq!(
+                value(&set, "hostmedic_systemd_service_exec_main_status", &slow),
+                Some(7.0),
+                "config {extra:?}"
+            );
+            if m.show("slow.service", "ExecMainStatus") == "0" {
+                running_seen += 1;
+            }
+            scrapes += 1;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        assert!(
+            running_seen > 0,
+            "systemd read 0 at some point during {scrapes} scrapes (the case under test)"
+        );
+        srv.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn timer_with_missing_script_is_failed_with_trigger_times() {
     let timer = "[Timer]\nOnActiveSec=1s\nOnUnitActiveSec=2s\nAccuracySec=1ms\n";

@@ -202,6 +202,9 @@ struct Cache {
     /// Connection epoch the entries were read on.
     epoch: u64,
     units: HashMap<String, Cached>,
+    /// Unit name → exit status of its last main process that a read saw
+    /// exited (kept across reconnects; see [`settle_exit_status`]).
+    last_exit: HashMap<String, i32>,
 }
 
 struct Cached {
@@ -306,6 +309,9 @@ struct Props {
     result: Option<String>,
     n_restarts: Option<u32>,
     exec_main_status: Option<i32>,
+    /// `ExecMainCode`: 0 while a main process runs (or none ran yet), else
+    /// how the last one ended (`CLD_EXITED`, `CLD_KILLED`, …).
+    exec_main_code: Option<i32>,
     timer_unit: Option<String>,
     last_trigger_usec: Option<u64>,
     next_elapse_realtime: Option<u64>,
@@ -317,7 +323,12 @@ fn wanted_props(ty: &str) -> Vec<(&'static str, &'static str)> {
     use systemd::proxies::{SERVICE_INTERFACE as S, TIMER_INTERFACE as T, UNIT_INTERFACE as U};
     let mut v = vec![(U, "ActiveEnterTimestamp")];
     match ty {
-        "service" => v.extend([(S, "NRestarts"), (S, "ExecMainStatus"), (S, "Result")]),
+        "service" => v.extend([
+            (S, "NRestarts"),
+            (S, "ExecMainStatus"),
+            (S, "ExecMainCode"),
+            (S, "Result"),
+        ]),
         "timer" => v.extend([
             (T, "Unit"),
             (T, "LastTriggerUSec"),
@@ -363,6 +374,7 @@ async fn read_props(
             "ActiveEnterTimestamp" => p.active_enter_usec = u64::try_from(v).ok(),
             "NRestarts" => p.n_restarts = u32::try_from(v).ok(),
             "ExecMainStatus" => p.exec_main_status = i32::try_from(v).ok(),
+            "ExecMainCode" => p.exec_main_code = i32::try_from(v).ok(),
             "Result" => p.result = String::try_from(v).ok(),
             "Unit" => p.timer_unit = String::try_from(v).ok(),
             "LastTriggerUSec" => p.last_trigger_usec = u64::try_from(v).ok(),
@@ -438,6 +450,7 @@ impl SystemdCollector {
         cache
             .units
             .retain(|name, c| by_name.get(name).is_some_and(|e| e.path == c.path));
+        cache.last_exit.retain(|name, _| by_name.contains_key(name));
         if let Some(ch) = &session.changes {
             let paths: HashSet<&str> = by_name.values().map(|e| e.path.as_str()).collect();
             ch.retain(|p| paths.contains(p));
@@ -461,6 +474,9 @@ impl SystemdCollector {
             .read_units(&session, &mut cache, &by_name, need, &mut triggered, timeout)
             .await;
         bus.check(r).await?;
+        for (name, d) in units.iter_mut().chain(triggered.iter_mut()) {
+            settle_exit_status(name, d, session.changes.as_deref(), &mut cache.last_exit);
+        }
         drop(cache);
 
         Ok(ManagerData {
@@ -563,6 +579,35 @@ impl SystemdCollector {
             );
         }
         Ok(())
+    }
+}
+
+/// `ExecMainStatus` is reset to 0 when systemd starts the next main process,
+/// so a crash-looping service that runs a while before failing reads 0 most
+/// of the time. Export the exit status of the last main process that EXITED:
+/// the read value when the read saw an exit (`ExecMainCode` ≠ 0), else the
+/// last exit the change signals showed, else the last exit an earlier read
+/// saw, else what systemd says (0: no main process has exited yet).
+fn settle_exit_status(
+    name: &str,
+    d: &mut UnitData,
+    changes: Option<&systemd::Changes>,
+    remembered: &mut HashMap<String, i32>,
+) {
+    let Some(entry) = &d.entry else { return };
+    match (d.props.exec_main_code, d.props.exec_main_status) {
+        (Some(code), Some(status)) if code != 0 => {
+            remembered.insert(name.to_string(), status);
+        }
+        (_, Some(_)) => {
+            let last = changes
+                .and_then(|c| c.last_exit(entry.path.as_str()))
+                .or_else(|| remembered.get(name).copied());
+            if let Some(status) = last {
+                d.props.exec_main_status = Some(status);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -344,6 +344,10 @@ fn connect_as(path: &Path, uid: u32) -> std::io::Result<UnixStream> {
 #[derive(Debug, Default)]
 pub struct Changes {
     gens: std::sync::Mutex<HashMap<String, u64>>,
+    /// Exit status of the last main process that exited, per service
+    /// object, from the `ExecMainCode`/`ExecMainStatus` the signals carry
+    /// (systemd resets both to 0 when it starts the next main process).
+    exits: std::sync::Mutex<HashMap<String, i32>>,
     /// Set when the signal stream ended (the connection is gone).
     closed: std::sync::atomic::AtomicBool,
 }
@@ -368,6 +372,23 @@ impl Changes {
     /// the table does not grow with transient units.
     pub fn retain(&self, keep: impl Fn(&str) -> bool) {
         self.gens.lock().expect("gens lock").retain(|p, _| keep(p));
+        self.exits.lock().expect("exits lock").retain(|p, _| keep(p));
+    }
+
+    /// Exit status of the last main process of the service at `path` that
+    /// a change signal showed exiting, if any did since the connection.
+    pub fn last_exit(&self, path: &str) -> Option<i32> {
+        self.exits.lock().expect("exits lock").get(path).copied()
+    }
+
+    /// Notes a main process exit from a `PropertiesChanged` signal of the
+    /// Service interface (`code` 0: no exit, a main process runs or none ran).
+    fn saw_exec_main(&self, path: &str, code: Option<i32>, status: Option<i32>) {
+        if let (Some(code), Some(status)) = (code, status)
+            && code != 0
+        {
+            self.exits.lock().expect("exits lock").insert(path.to_string(), status);
+        }
     }
 
     pub fn is_closed(&self) -> bool {
@@ -547,8 +568,16 @@ async fn watch_changes(conn: &Connection, timeout: Duration) -> Result<(Arc<Chan
         while let Some(msg) = stream.next().await {
             match msg {
                 Ok(msg) => {
-                    if let Some(p) = msg.header().path() {
-                        c.bump(p.as_str());
+                    let header = msg.header();
+                    let Some(p) = header.path() else { continue };
+                    c.bump(p.as_str());
+                    // (interface, changed properties, invalidated names)
+                    type Body = (String, HashMap<String, zbus::OwnedVariant>, Vec<String>);
+                    if let Ok((iface, changed, _)) = msg.body().deserialize::<Body>()
+                        && iface == proxies::SERVICE_INTERFACE
+                    {
+                        let int = |k: &str| changed.get(k).and_then(|v| i32::try_from(v.clone()).ok());
+                        c.saw_exec_main(p.as_str(), int("ExecMainCode"), int("ExecMainStatus"));
                     }
                 }
                 Err(_) => break,
