@@ -18,7 +18,7 @@ done
 [ -s "$out" ] || { echo "no timings collected" >&2; exit 1; }
 
 section=$(python3 - "$out" "$RUNS" <<'PY'
-import re, statistics, sys, datetime, subprocess
+import os, re, statistics, sys, datetime, subprocess
 path, runs = sys.argv[1], sys.argv[2]
 per = {}
 for line in open(path):
@@ -42,7 +42,9 @@ print("notification at the local sink for notify-only scenarios), measured by ea
 print("`tests/e2e_*.rs` test with real Prometheus (1 s scrape/eval, resend delay 1 s,")
 print("shipped rules with `for:` clamped in a test copy), real Alertmanager")
 print("(group_wait 1 s) and the real hostmedic binary. Produced by `benches/e2e.sh`")
-print(f"({runs} run(s), commit {rev}, {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, 2-core VM shared with other builds).\n")
+load = open("/proc/loadavg").read().split()[:3]
+print(f"({runs} run(s), commit {rev}, {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, {os.cpu_count()}-core VM, "
+      f"the scenarios running 4 at a time as in CI; load average {' '.join(load)} at the end).\n")
 print("| scenario | runs | median s | min s | max s |")
 print("|---|---|---|---|---|")
 print("\n".join(rows))
@@ -51,6 +53,7 @@ print("\nS2 counts from the start of monitoring (the script was already missing,
 print("the shipped rule's 1-minute subquery steps are minute-aligned, so it waits for the next minute.")
 print("S6 counts to the escalation after three restarts that did not help (cooldown shortened to 1 s).")
 print("S4 counts to the operator's notification (notify-only by default); the approved kill follows.")
+print("S10 counts to the verified shed: the load average the shipped rule reads (load1 per CPU > 2) rises with a one-minute time constant after the spinning units start.")
 PY
 )
 echo "$section"
