@@ -229,10 +229,12 @@ async fn not_installed_unit_is_refused_and_disable_and_timer_stop_work() {
     assert_eq!(m.systemctl(&["is-enabled", "healthy.service"]).1.trim(), "disabled");
 
     // A unit whose file is in /etc/systemd/system cannot be masked (systemctl
-    // refuses the same way): failed, with a hint, and the unit file is kept.
+    // refuses the same way): it is left disabled instead, the detail says
+    // so, and the unit file is kept.
     let (_, o) = act(&spec(SystemdOp::Mask), "healthy.service", &env).await;
-    assert_eq!(o.result, OutcomeResult::Failed, "{}", o.detail);
-    assert!(o.detail.contains("stop + disable"), "{}", o.detail);
+    assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
+    assert!(o.detail.contains("NOT masked"), "{}", o.detail);
+    assert_eq!(m.systemctl(&["is-enabled", "healthy.service"]).1.trim(), "disabled");
     assert!(m.rootfs().join("etc/systemd/system/healthy.service").is_file());
 
     // Hostile label values never reach D-Bus.
