@@ -151,8 +151,12 @@ fn docker_world() -> Option<PrivateEngine> {
         "--memory=8m",
         "--memory-swap=8m",
         BUSYBOX_IMAGE,
-        "tail",
-        "/dev/zero",
+        "sh",
+        "-c",
+        // Runs a moment before it eats memory: an OOM kill within the first
+        // milliseconds can beat the engine's OOM watch, and the engine then
+        // reports exit 137 with OOMKilled false (seen on 20.10 under load).
+        "sleep 1; exec tail /dev/zero",
     ]);
     // tmpfs pages are charged to the container and stay (no swap): ~85 %.
     e.run_detached(&[

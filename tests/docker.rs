@@ -354,8 +354,12 @@ async fn oom_kill_exports_flag_and_exit_code_137() {
         "--memory=8m",
         "--memory-swap=8m",
         BUSYBOX_IMAGE,
-        "tail",
-        "/dev/zero",
+        "sh",
+        "-c",
+        // Runs a moment before it eats memory: an OOM kill within the first
+        // milliseconds can beat the engine's OOM watch, and the engine then
+        // reports exit 137 with OOMKilled false (seen on 20.10 under load).
+        "sleep 1; exec tail /dev/zero",
     ]);
     e.run_detached(&["--name", "calm", "--memory=8m", BUSYBOX_IMAGE, "sleep", "3600"]);
     let c = collector(&e, |_| {});

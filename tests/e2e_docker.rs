@@ -182,8 +182,12 @@ async fn s8_restart_loop_is_stopped_and_memory_near_limit_and_oom_kill_are_repor
         "--memory=8m",
         "--memory-swap=8m",
         BUSYBOX_IMAGE,
-        "tail",
-        "/dev/zero",
+        "sh",
+        "-c",
+        // Runs a moment before it eats memory: an OOM kill within the first
+        // milliseconds can beat the engine's OOM watch, and the engine then
+        // reports exit 137 with OOMKilled false (seen on 20.10 under load).
+        "sleep 1; exec tail /dev/zero",
     ]);
 
     // Restart loop → restart policy off (verified) → the operator is told.

@@ -199,9 +199,11 @@ async fn s2_timer_whose_service_keeps_failing_is_masked_and_stopped() {
 
     // The rule's 1-minute subquery steps are aligned to the minute: up to a
     // minute passes before the first step sees the failures.
-    st.wait_for(Duration::from_secs(120), "service masked (verified)", |st| {
-        st.verified("timer-service-failing", "healthcheck.service")
-    })
+    st.wait_for(
+        Duration::from_secs(120),
+        "timer stopped, service masked (verified)",
+        |st| st.verified("timer-service-failing", "healthcheck.timer"),
+    )
     .await;
     let (_, msg) = st
         .wait_for(Duration::from_secs(20), "timer notification", |st| {
@@ -222,7 +224,7 @@ async fn s2_timer_whose_service_keeps_failing_is_masked_and_stopped() {
     .await;
     let acts = st.actions("timer-service-failing");
     let kinds: Vec<&str> = acts.iter().map(|a| a.0.as_str()).collect();
-    assert_eq!(kinds, ["systemd.mask", "systemd.stop", "notify"], "{acts:?}");
+    assert_eq!(kinds, ["systemd.stop", "systemd.mask", "notify"], "{acts:?}");
     assert!(acts.iter().all(|a| a.2 == "ok"), "{acts:?}");
     // No more runs after the remediation.
     let runs = m.show("healthcheck.timer", "LastTriggerUSec");
