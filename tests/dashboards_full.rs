@@ -144,20 +144,7 @@ fn docker_world() -> Option<PrivateEngine> {
         "-c",
         "sleep 0.3; exit 3",
     ]);
-    // tail keeps the newline-free /dev/zero "line" in memory until killed.
-    e.run_detached(&[
-        "--name",
-        "hog",
-        "--memory=8m",
-        "--memory-swap=8m",
-        BUSYBOX_IMAGE,
-        "sh",
-        "-c",
-        // Runs a moment before it eats memory: an OOM kill within the first
-        // milliseconds can beat the engine's OOM watch, and the engine then
-        // reports exit 137 with OOMKilled false (seen on 20.10 under load).
-        "sleep 1; exec tail /dev/zero",
-    ]);
+    e.run_oom_hog("hog", "8m");
     // tmpfs pages are charged to the container and stay (no swap): ~85 %.
     e.run_detached(&[
         "--name",

@@ -347,20 +347,7 @@ async fn oom_kill_exports_flag_and_exit_code_137() {
     let Some(e) = PrivateEngine::start_or_skip() else {
         return;
     };
-    // tail keeps the whole (newline-free) /dev/zero "line" in memory.
-    e.run_detached(&[
-        "--name",
-        "hog",
-        "--memory=8m",
-        "--memory-swap=8m",
-        BUSYBOX_IMAGE,
-        "sh",
-        "-c",
-        // Runs a moment before it eats memory: an OOM kill within the first
-        // milliseconds can beat the engine's OOM watch, and the engine then
-        // reports exit 137 with OOMKilled false (seen on 20.10 under load).
-        "sleep 1; exec tail /dev/zero",
-    ]);
+    e.run_oom_hog("hog", "8m");
     e.run_detached(&["--name", "calm", "--memory=8m", BUSYBOX_IMAGE, "sleep", "3600"]);
     let c = collector(&e, |_| {});
     // The engine records the exit and the OOM event (from containerd)

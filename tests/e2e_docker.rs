@@ -176,19 +176,7 @@ async fn s8_restart_loop_is_stopped_and_memory_near_limit_and_oom_kill_are_repor
             &fill(mib),
         ]);
     }
-    e.run_detached(&[
-        "--name",
-        "bot-oom",
-        "--memory=8m",
-        "--memory-swap=8m",
-        BUSYBOX_IMAGE,
-        "sh",
-        "-c",
-        // Runs a moment before it eats memory: an OOM kill within the first
-        // milliseconds can beat the engine's OOM watch, and the engine then
-        // reports exit 137 with OOMKilled false (seen on 20.10 under load).
-        "sleep 1; exec tail /dev/zero",
-    ]);
+    e.run_oom_hog("bot-oom", "8m");
 
     // Restart loop → restart policy off (verified) → the operator is told.
     st.wait_for(

@@ -25,7 +25,7 @@ mod common;
 use std::time::Duration;
 
 use common::e2e::*;
-use common::systemd::{Spec, SystemdMachine, boot_or_skip};
+use common::systemd::{Spec, boot_or_skip};
 
 /// Spinning units: enough that load1 / 2 CPUs passes 2 within about 40 s
 /// even on an idle machine (load1 → 8 with a 1-minute time constant).
@@ -38,26 +38,6 @@ const BATCHES: usize = 8;
 const BATCH: &str = "[Unit]\nDescription=non-essential batch job\n[Service]\nNice=19\nCPUSchedulingPolicy=idle\nExecStart=/bin/sh -c 'echo 19 > /proc/self/autogroup; while :; do :; done'\n[Install]\nWantedBy=multi-user.target\n";
 /// The essential service, which must keep running.
 const API: &str = "[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n";
-
-/// `[systemd]` on the machine's bus (the shed-load action uses it too);
-/// other sources off.
-fn systemd_section(m: &SystemdMachine) -> String {
-    format!(
-        r#"
-[docker]
-enabled = false
-[processes]
-enabled = false
-[systemd]
-bus_address = "{bus}"
-user_runtime_dir = "{root}/run/user"
-passwd_file = "{rootfs}/etc/passwd"
-"#,
-        bus = m.bus_address(),
-        root = m.root().display(),
-        rootfs = m.rootfs().display(),
-    )
-}
 
 /// Runnable (so counted in the load average), nice 19, and — where the
 /// kernel has autogroups — in a nice-19 autogroup.
@@ -108,7 +88,7 @@ alertname = "HostmedicHighLoadPerCpu"
 actions = [{{ type = "shed-load", units = [{units}] }}]
 notify = ["ops"]
 "#,
-        systemd = systemd_section(&m),
+        systemd = m.hostmedic_section(&[]),
         map = st.shipped_map(&[]),
         units = units.join(", "),
     );

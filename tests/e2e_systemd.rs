@@ -23,31 +23,8 @@ mod common;
 use std::time::Duration;
 
 use common::e2e::*;
-use common::systemd::{Spec, SystemdMachine, boot_or_skip};
+use common::systemd::{Spec, boot_or_skip};
 use hostmedic::receiver::journal::Event;
-
-/// `[systemd]` pointing at the machine (system bus; user managers looked up
-/// inside its rootfs), `expect` as given; other sources off.
-fn systemd_section(m: &SystemdMachine, expect: &[&str]) -> String {
-    let expect: Vec<String> = expect.iter().map(|u| format!("\"{u}\"")).collect();
-    format!(
-        r#"
-[docker]
-enabled = false
-[processes]
-enabled = false
-[systemd]
-bus_address = "{bus}"
-user_runtime_dir = "{root}/run/user"
-passwd_file = "{rootfs}/etc/passwd"
-expect = [{expect}]
-"#,
-        bus = m.bus_address(),
-        root = m.root().display(),
-        rootfs = m.rootfs().display(),
-        expect = expect.join(", "),
-    )
-}
 
 const WORKER: &str = "[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/sh /opt/worker/run.sh\nRestart=always\nRestartSec=1\n[Install]\nWantedBy=multi-user.target\n";
 /// Dies like `python3 worker.py` with `ModuleNotFoundError` when its module is gone.
@@ -64,7 +41,7 @@ async fn s1_crash_loop_is_stopped_and_disabled_and_reported() {
         return;
     };
     let mut st = Stack::new("S1").await;
-    st.start_hostmedic(&format!("{}{}", systemd_section(&m, &[]), st.shipped_map(&[])));
+    st.start_hostmedic(&format!("{}{}", m.hostmedic_section(&[]), st.shipped_map(&[])));
     st.start_monitoring(Duration::from_secs(3), &[]).await;
     st.wait_query(
         Duration::from_secs(30),
@@ -129,7 +106,7 @@ async fn s3_expected_unit_inactive_is_restarted_and_not_installed_is_only_report
     let mut st = Stack::new("S3").await;
     st.start_hostmedic(&format!(
         "{}{}",
-        systemd_section(&m, &["api.service", "payments-api.service"]),
+        m.hostmedic_section(&["api.service", "payments-api.service"]),
         st.shipped_map(&[])
     ));
     st.start_monitoring(Duration::from_secs(3), &[]).await;
@@ -194,7 +171,7 @@ async fn s2_timer_whose_service_keeps_failing_is_masked_and_stopped() {
     };
     let sw = Stopwatch::fault_injected("S2");
     let mut st = Stack::new("S2").await;
-    st.start_hostmedic(&format!("{}{}", systemd_section(&m, &[]), st.shipped_map(&[])));
+    st.start_hostmedic(&format!("{}{}", m.hostmedic_section(&[]), st.shipped_map(&[])));
     st.start_monitoring(Duration::from_secs(3), &[]).await;
 
     // The rule's 1-minute subquery steps are aligned to the minute: up to a
@@ -256,7 +233,7 @@ async fn s6_restarts_that_do_not_help_exhaust_the_budget_and_escalate() {
         "actions = [{ type = \"systemd\", op = \"restart\", unit = \"{{ labels.unit }}\" }]\ncooldown = \"5m\"",
         "actions = [{ type = \"systemd\", op = \"restart\", unit = \"{{ labels.unit }}\" }]\ncooldown = \"1s\"",
     )]);
-    st.start_hostmedic(&format!("{}{}", systemd_section(&m, &["bot.service"]), map));
+    st.start_hostmedic(&format!("{}{}", m.hostmedic_section(&["bot.service"]), map));
     st.start_monitoring(Duration::from_secs(2), &[]).await;
     st.wait_query(
         Duration::from_secs(30),

@@ -244,6 +244,26 @@ impl PrivateEngine {
         self.docker(&a)
     }
 
+    /// A container that runs out of memory: a second after start, busybox
+    /// `tail` keeps the newline-free /dev/zero "line" in memory until the
+    /// kernel kills it under `limit` (no swap): exit 137, OOM-killed. The
+    /// second matters: an OOM kill within the first milliseconds can beat
+    /// the engine's OOM watch, and the engine then reports exit 137 with
+    /// OOMKilled false (seen on 20.10 under load).
+    pub fn run_oom_hog(&self, name: &str, limit: &str) -> String {
+        let (mem, swap) = (format!("--memory={limit}"), format!("--memory-swap={limit}"));
+        self.run_detached(&[
+            "--name",
+            name,
+            &mem,
+            &swap,
+            BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            "sleep 1; exec tail /dev/zero",
+        ])
+    }
+
     /// `docker inspect -f <format> <container>`.
     pub fn inspect(&self, container: &str, format: &str) -> String {
         self.docker(&["inspect", "-f", format, container])

@@ -250,6 +250,21 @@ impl SystemdMachine {
     }
 
     /// D-Bus address of the machine's system bus.
+    /// hostmedic config for a scenario on this machine: `[systemd]` on its
+    /// system bus (user managers looked up inside its rootfs) expecting
+    /// `expect`; docker and processes off (not part of systemd scenarios).
+    pub fn hostmedic_section(&self, expect: &[&str]) -> String {
+        let expect: Vec<String> = expect.iter().map(|u| format!("\"{u}\"")).collect();
+        format!(
+            "\n[docker]\nenabled = false\n[processes]\nenabled = false\n[systemd]\nbus_address = \"{bus}\"\n\
+             user_runtime_dir = \"{root}/run/user\"\npasswd_file = \"{rootfs}/etc/passwd\"\nexpect = [{expect}]\n",
+            bus = self.bus_address(),
+            root = self.root().display(),
+            rootfs = self.rootfs().display(),
+            expect = expect.join(", "),
+        )
+    }
+
     pub fn bus_address(&self) -> String {
         format!("unix:path=/proc/{}/root/run/dbus/system_bus_socket", self.pid)
     }
