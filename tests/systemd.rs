@@ -72,9 +72,12 @@ async fn crash_loop_restart_counter_rises_with_exit_status() {
     let first = eventually(Duration::from_secs(20), "crashy restarted at least once", || async {
         let set = srv.app.scrape().await;
         assert_eq!(success(&set), Some(1.0), "{:?}", srv.app.runner.status());
-        // ExecMainStatus reads 0 while a new attempt's process runs (systemd
-        // resets it on exec): take a scrape between attempts.
-        let exited = value(&set, "hostmedic_systemd_service_exec_main_status", &crashy) == Some(3.0);
+        // systemd resets Result to success when it starts the next attempt
+        // (hostmedic keeps the last exit status; see
+        // exit_status_of_the_last_exit_is_kept_while_the_next_attempt_runs):
+        // take a scrape between attempts, where Result says exit-code.
+        let exited = value(&set, "hostmedic_systemd_service_exec_main_status", &crashy) == Some(3.0)
+            && info_labels(&set, "system", "crashy.service").is_some_and(|i| i["result"] == "exit-code");
         value(&set, restarts, &crashy)
             .filter(|n| *n >= 1.0 && exited)
             .map(|n| (n, set))
