@@ -270,3 +270,17 @@ pub async fn shown_labels_missing(prom: &Prometheus, host_value: &str, may_lack:
     }
     missing
 }
+
+/// A host that does not exist filters everything out: only the `host`
+/// variable's own query may return data (the variable works in every query).
+pub async fn assert_unknown_host_filters_everything(prom: &Prometheus) {
+    let none = check_panel_queries(prom, &["no-such-host:1"], &[], &[]).await;
+    let leaking: Vec<_> = none
+        .iter()
+        .filter(|l| l.contains(": data (") && !l.contains("variable host"))
+        .collect();
+    assert!(
+        leaking.is_empty(),
+        "queries not filtered by host returned data: {leaking:#?}"
+    );
+}
