@@ -22,7 +22,15 @@ impl App {
         let collectors = crate::collectors::build(&config)?;
         let runner = Runner::new(collectors, config.global.collector_timeout);
         let receiver = if config.receiver.enabled {
-            Some(crate::receiver::Receiver::new(&config)?)
+            Some(crate::receiver::Receiver::new(
+                config.receiver.clone(),
+                crate::receiver::config::compile_rules(&config.remediation, &config.receiver, &config.notify)?,
+                crate::actions::ActionEnv {
+                    dry_run: config.receiver.dry_run,
+                    ..crate::actions::ActionEnv::from_config(&config)
+                },
+                crate::receiver::identity::Identity::new(config.fleet.as_ref()),
+            )?)
         } else {
             None
         };

@@ -143,7 +143,7 @@ pub fn main() -> anyhow::Result<std::process::ExitCode> {
             let path = journal.clone().unwrap_or(cfg.receiver.journal_path.clone());
             let since = since
                 .as_deref()
-                .map(|s| crate::receiver::incidents::parse_since(s, crate::receiver::engine::now()))
+                .map(|s| crate::receiver::incidents::parse_since(s, crate::time::now()))
                 .transpose()
                 .map_err(anyhow::Error::msg)?;
             let (entries, warnings) = crate::receiver::incidents::load(&path, since)?;
@@ -158,12 +158,12 @@ pub fn main() -> anyhow::Result<std::process::ExitCode> {
         }
         Some(Command::Approve { id, url }) => {
             let cfg = load(&cli)?;
-            let path = format!("/api/v1/actions/{}/approve", crate::receiver::percent_encode(id));
+            let path = format!("/api/v1/actions/{}/approve", crate::http::percent_encode(id));
             control(&cfg, url.as_deref(), &path)
         }
         Some(Command::ClearHold { target, url }) => {
             let cfg = load(&cli)?;
-            let path = format!("/api/v1/holds/{}/clear", crate::receiver::percent_encode(target));
+            let path = format!("/api/v1/holds/{}/clear", crate::http::percent_encode(target));
             control(&cfg, url.as_deref(), &path)
         }
         None | Some(Command::Serve) => {

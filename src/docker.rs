@@ -501,9 +501,9 @@ pub fn parse_time(s: &str) -> Option<SystemTime> {
     if s.starts_with("0001-") {
         return None;
     }
-    humantime::parse_rfc3339_weak(s.trim_end_matches('Z'))
-        .ok()
-        .filter(|t| *t > SystemTime::UNIX_EPOCH)
+    crate::time::parse_rfc3339(s)
+        .filter(|t| *t > 0.0)
+        .map(crate::time::system_time)
 }
 
 #[cfg(test)]

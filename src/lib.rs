@@ -23,10 +23,12 @@ pub mod collector;
 pub mod collectors;
 pub mod config;
 pub mod docker;
+pub mod http;
 pub mod metrics;
 pub mod receiver;
 pub mod server;
 pub mod systemd;
+pub mod time;
 
 /// Installs rustls' `ring` crypto provider as the process default (reqwest is
 /// built with `rustls-no-provider`). Safe to call more than once.

@@ -5,46 +5,15 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{ACCEPT, ALLOW, CONTENT_TYPE};
+use hyper::header::ACCEPT;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
-
-pub type Body = Full<Bytes>;
-
-pub const OPENMETRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-pub const CLASSIC_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Builds a response with a body and content type.
-pub fn response(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header(CONTENT_TYPE, content_type)
-        .body(Full::new(body.into()))
-        .expect("static response parts are valid")
-}
-
-/// A plain-text response.
-pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
-    response(status, "text/plain; charset=utf-8", body)
-}
-
-/// 405 with the `Allow` header listing what the path accepts.
-pub fn method_not_allowed(allow: &str) -> Response<Body> {
-    let mut r = text(
-        StatusCode::METHOD_NOT_ALLOWED,
-        format!("method not allowed; allowed: {allow}\n"),
-    );
-    r.headers_mut()
-        .insert(ALLOW, allow.parse().expect("valid header value"));
-    r
-}
+use crate::http::{Body, CLASSIC_TYPE, HTML_TYPE, OPENMETRICS_TYPE, method_not_allowed, response, text};
 
 /// Serves `app` on `listener` until `shutdown` is cancelled, then lets open
 /// connections finish (up to 10 s). A failed `accept()` is logged and the
@@ -119,7 +88,7 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             if !get_only(&req) {
                 return method_not_allowed("GET, HEAD");
             }
-            response(StatusCode::OK, "text/html; charset=utf-8", app.landing_page())
+            response(StatusCode::OK, HTML_TYPE, app.landing_page())
         }
         "/-/healthy" | "/-/ready" => {
             if !get_only(&req) {

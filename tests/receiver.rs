@@ -331,7 +331,7 @@ async fn budget_exhausted_escalates_and_holds_until_cleared_or_resolved() {
     // A person clears it (wrong token first): acting resumes.
     let clear = srv.url(&format!(
         "/api/v1/holds/{}/clear",
-        hostmedic::receiver::percent_encode(&target)
+        hostmedic::http::percent_encode(&target)
     ));
     assert_eq!(
         client().post(&clear).bearer_auth("nope").send().await.unwrap().status(),

@@ -341,71 +341,115 @@ fn check_channel(key: &str, name: &str, channels: &Channels) -> Result<(), Confi
     }
 }
 
-/// Validates the `[[remediation]]` list; `channels` are the configured
-/// notification channel names.
+/// A rule as it runs: its configuration, its parsed matchers, and every
+/// `[receiver]` default already applied. Built only by [`compile_rules`],
+/// which is also what validation runs, so what is checked is what runs.
+#[derive(Debug)]
+pub struct Rule {
+    pub cfg: RuleConfig,
+    pub matchers: Vec<Matcher>,
+    pub cooldown: Duration,
+    pub budget_attempts: u32,
+    pub budget_window: Duration,
+    pub action_timeout: Duration,
+    pub verify_timeout: Duration,
+    /// The rule's `escalate` channels, then `receiver.escalate`'s (no repeats).
+    pub escalate: Vec<String>,
+}
+
+/// Validates the `[[remediation]]` list (`channels` are the configured
+/// notification channel names) by compiling it.
 pub fn validate_rules(rules: &[RuleConfig], channels: &Channels) -> Result<(), ConfigError> {
+    compile_rules(rules, &ReceiverConfig::default(), channels).map(drop)
+}
+
+/// Validates and compiles the `[[remediation]]` list against `[receiver]`'s
+/// defaults; every error names its key (`remediation[2].matchers[0]`).
+pub fn compile_rules(rules: &[RuleConfig], rc: &ReceiverConfig, channels: &Channels) -> Result<Vec<Rule>, ConfigError> {
     let mut names = std::collections::BTreeSet::new();
+    let mut compiled = Vec::with_capacity(rules.len());
     for (i, r) in rules.iter().enumerate() {
         let key = format!("remediation[{i}]");
-        if r.name.is_empty()
-            || !r
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            return Err(ConfigError::invalid(
-                format!("{key}.name"),
-                "must be non-empty: letters, digits, - _ .",
-            ));
-        }
         if !names.insert(r.name.as_str()) {
             return Err(ConfigError::invalid(
                 format!("{key}.name"),
                 format!("duplicate rule name {:?}", r.name),
             ));
         }
-        if r.alertname.is_empty() {
-            return Err(ConfigError::invalid(format!("{key}.alertname"), "must not be empty"));
-        }
-        for (j, m) in r.matchers.iter().enumerate() {
-            Matcher::parse(m).map_err(|e| ConfigError::invalid(format!("{key}.matchers[{j}]"), e))?;
-        }
-        if r.actions.is_empty() {
-            return Err(ConfigError::invalid(
-                format!("{key}.actions"),
-                "at least one action is needed",
-            ));
-        }
-        for (list, actions) in [("actions", &r.actions), ("exhausted_actions", &r.exhausted_actions)] {
-            for (j, a) in actions.iter().enumerate() {
-                let k = format!("{key}.{list}[{j}]");
-                a.validate(&k)?;
-                a.validate_refs(&k, channels)?;
-            }
-        }
-        if r.budget_attempts == Some(0) {
-            return Err(ConfigError::invalid(
-                format!("{key}.budget_attempts"),
-                "must be at least 1",
-            ));
-        }
-        for (k, d) in [
-            ("budget_window", r.budget_window),
-            ("action_timeout", r.action_timeout),
-            ("verify_timeout", r.verify_timeout),
-        ] {
-            if let Some(d) = d {
-                positive(&format!("{key}.{k}"), d)?;
-            }
-        }
-        for (j, c) in r.escalate.iter().enumerate() {
-            check_channel(&format!("{key}.escalate[{j}]"), c, channels)?;
-        }
-        for (j, c) in r.notify.iter().enumerate() {
-            check_channel(&format!("{key}.notify[{j}]"), c, channels)?;
+        compiled.push(compile_rule(&key, r, rc, channels)?);
+    }
+    Ok(compiled)
+}
+
+fn compile_rule(key: &str, r: &RuleConfig, rc: &ReceiverConfig, channels: &Channels) -> Result<Rule, ConfigError> {
+    if r.name.is_empty()
+        || !r
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(ConfigError::invalid(
+            format!("{key}.name"),
+            "must be non-empty: letters, digits, - _ .",
+        ));
+    }
+    if r.alertname.is_empty() {
+        return Err(ConfigError::invalid(format!("{key}.alertname"), "must not be empty"));
+    }
+    let mut matchers = Vec::with_capacity(r.matchers.len());
+    for (j, m) in r.matchers.iter().enumerate() {
+        matchers.push(Matcher::parse(m).map_err(|e| ConfigError::invalid(format!("{key}.matchers[{j}]"), e))?);
+    }
+    if r.actions.is_empty() {
+        return Err(ConfigError::invalid(
+            format!("{key}.actions"),
+            "at least one action is needed",
+        ));
+    }
+    for (list, actions) in [("actions", &r.actions), ("exhausted_actions", &r.exhausted_actions)] {
+        for (j, a) in actions.iter().enumerate() {
+            let k = format!("{key}.{list}[{j}]");
+            a.validate(&k)?;
+            a.validate_refs(&k, channels)?;
         }
     }
-    Ok(())
+    if r.budget_attempts == Some(0) {
+        return Err(ConfigError::invalid(
+            format!("{key}.budget_attempts"),
+            "must be at least 1",
+        ));
+    }
+    for (k, d) in [
+        ("budget_window", r.budget_window),
+        ("action_timeout", r.action_timeout),
+        ("verify_timeout", r.verify_timeout),
+    ] {
+        if let Some(d) = d {
+            positive(&format!("{key}.{k}"), d)?;
+        }
+    }
+    for (j, c) in r.escalate.iter().enumerate() {
+        check_channel(&format!("{key}.escalate[{j}]"), c, channels)?;
+    }
+    for (j, c) in r.notify.iter().enumerate() {
+        check_channel(&format!("{key}.notify[{j}]"), c, channels)?;
+    }
+    let mut escalate = r.escalate.clone();
+    for c in &rc.escalate {
+        if !escalate.contains(c) {
+            escalate.push(c.clone());
+        }
+    }
+    Ok(Rule {
+        cfg: r.clone(),
+        matchers,
+        cooldown: r.cooldown.unwrap_or(rc.cooldown),
+        budget_attempts: r.budget_attempts.unwrap_or(rc.budget_attempts),
+        budget_window: r.budget_window.unwrap_or(rc.budget_window),
+        action_timeout: r.action_timeout.unwrap_or(rc.action_timeout),
+        verify_timeout: r.verify_timeout.unwrap_or(rc.verify_timeout),
+        escalate,
+    })
 }
 
 #[cfg(test)]

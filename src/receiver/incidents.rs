@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
 
 use super::journal::{self, Decision, Entry, Event, JournalError};
 
@@ -14,12 +13,12 @@ pub fn parse_since(s: &str, now: f64) -> Result<f64, String> {
     if let Ok(d) = humantime::parse_duration(s) {
         return Ok(now - d.as_secs_f64());
     }
-    super::payload::parse_timestamp(s)
+    crate::time::parse_rfc3339(s)
         .ok_or_else(|| format!("--since {s:?}: expected a duration (2h, 30m, 7d) or an RFC 3339 timestamp"))
 }
 
 fn time(ts: f64) -> String {
-    humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(ts.max(0.0))).to_string()
+    humantime::format_rfc3339_seconds(crate::time::system_time(ts)).to_string()
 }
 
 fn clock(ts: f64) -> String {

@@ -1,0 +1,189 @@
+//! The http stage: the receiver's endpoints. On the webhook, in order:
+//! method → authentication → size limit → content type → parse →
+//! alert-count bound, then [`Receiver::accept`]. Status codes: 4xx when the
+//! request itself is wrong (Alertmanager does not retry those), 5xx only when
+//! the alerts could not be journaled (it retries those). Also the status
+//! document, approvals and hold clearing.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::{Method, Request, Response, StatusCode};
+
+use super::engine::{AcceptError, ControlError, Receiver};
+use super::payload;
+use crate::http::{Body, error, json, method_not_allowed, percent_decode};
+
+/// Paths the receiver's own path must not take.
+pub const RESERVED_PATHS: &[&str] = &["/", "/metrics", "/-/healthy", "/-/ready", STATUS_PATH];
+const STATUS_PATH: &str = "/api/v1/status";
+const ACTIONS_PREFIX: &str = "/api/v1/actions/";
+const HOLDS_PREFIX: &str = "/api/v1/holds/";
+
+impl Receiver {
+    /// True for the paths this receiver answers.
+    pub fn owns(&self, path: &str) -> bool {
+        path == self.cfg.path
+            || path == STATUS_PATH
+            || path.starts_with(ACTIONS_PREFIX)
+            || path.starts_with(HOLDS_PREFIX)
+    }
+
+    fn authorized(&self, req: &Request<Incoming>) -> bool {
+        self.auth.check(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes()))
+    }
+
+    fn unauthorized() -> Response<Body> {
+        let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong credentials");
+        r.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            "Bearer realm=\"hostmedic\"".parse().expect("valid header"),
+        );
+        r
+    }
+
+    /// Answers one request to a path [`Receiver::owns`].
+    pub async fn handle(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        let path = req.uri().path().to_string();
+        if path == self.cfg.path {
+            let r = self.webhook(req).await;
+            self.metrics.request(r.status().as_u16());
+            if r.status().is_client_error() || r.status().is_server_error() {
+                tracing::info!(status = r.status().as_u16(), path = %path, "webhook request rejected");
+            }
+            return r;
+        }
+        if path == STATUS_PATH {
+            if !matches!(*req.method(), Method::GET | Method::HEAD) {
+                return method_not_allowed("GET, HEAD");
+            }
+            if !self.authorized(&req) {
+                return Self::unauthorized();
+            }
+            return json(StatusCode::OK, self.status_json().await);
+        }
+        if let Some(rest) = path.strip_prefix(ACTIONS_PREFIX) {
+            let Some(id) = rest.strip_suffix("/approve") else {
+                return error(StatusCode::NOT_FOUND, "expected /api/v1/actions/<id>/approve");
+            };
+            if *req.method() != Method::POST {
+                return method_not_allowed("POST");
+            }
+            if !self.authorized(&req) {
+                return Self::unauthorized();
+            }
+            let by = approver(&req);
+            return match self.approve(id, &by).await {
+                Ok(target) => json(
+                    StatusCode::OK,
+                    serde_json::json!({"status": "approved", "id": id, "target": target}),
+                ),
+                Err(e @ ControlError::NotFound(_)) => error(StatusCode::NOT_FOUND, e),
+                Err(e @ ControlError::Conflict(_)) => error(StatusCode::CONFLICT, e),
+                Err(e @ ControlError::Journal(_)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+            };
+        }
+        if let Some(rest) = path.strip_prefix(HOLDS_PREFIX) {
+            let Some(target) = rest.strip_suffix("/clear").and_then(percent_decode) else {
+                return error(StatusCode::NOT_FOUND, "expected /api/v1/holds/<target>/clear");
+            };
+            if *req.method() != Method::POST {
+                return method_not_allowed("POST");
+            }
+            if !self.authorized(&req) {
+                return Self::unauthorized();
+            }
+            let by = approver(&req);
+            return match self.clear_hold(&target, &by).await {
+                Ok(()) => json(
+                    StatusCode::OK,
+                    serde_json::json!({"status": "cleared", "target": target}),
+                ),
+                Err(e @ ControlError::Journal(_)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+                Err(e) => error(StatusCode::NOT_FOUND, e),
+            };
+        }
+        error(StatusCode::NOT_FOUND, "not found")
+    }
+
+    async fn webhook(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        if *req.method() != Method::POST {
+            return method_not_allowed("POST");
+        }
+        if !self.authorized(&req) {
+            return Self::unauthorized();
+        }
+        let max = self.cfg.max_body_bytes;
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max as u64) {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body larger than receiver.max_body_bytes ({max})"),
+            );
+        }
+        let ct = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let media = ct.split(';').next().unwrap_or("").trim();
+        if !media.eq_ignore_ascii_case("application/json") {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "content type must be application/json, got {:?}",
+                    ct.chars().take(80).collect::<String>()
+                ),
+            );
+        }
+        let body: Bytes = match Limited::new(req.into_body(), max).collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("body larger than receiver.max_body_bytes ({max})"),
+                );
+            }
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")),
+        };
+        let payload = match payload::parse(&body, self.cfg.max_alerts_per_request) {
+            Ok(p) => p,
+            Err(e @ payload::PayloadError::TooManyAlerts { .. }) => return error(StatusCode::PAYLOAD_TOO_LARGE, e),
+            Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        };
+        match self.accept(payload).await {
+            Ok(acc) => json(
+                StatusCode::OK,
+                serde_json::json!({"status": "accepted", "summary": acc}),
+            ),
+            Err(e @ AcceptError::Refused(_)) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
+            Err(e @ AcceptError::Journal(_)) => {
+                tracing::error!(error = %e, "webhook not journaled; answering 500 so Alertmanager retries");
+                error(StatusCode::INTERNAL_SERVER_ERROR, e)
+            }
+        }
+    }
+}
+
+/// Who approved/cleared, for the journal: the `X-Hostmedic-Actor` header
+/// (the CLI sends `cli:<user>`), else `api`. Never a credential.
+fn approver(req: &Request<Incoming>) -> String {
+    req.headers()
+        .get("x-hostmedic-actor")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| {
+            s.chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '-' | '_' | '.' | '@'))
+                .take(64)
+                .collect::<String>()
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "api".into())
+}

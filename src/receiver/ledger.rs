@@ -1,0 +1,238 @@
+//! The journal stage: the one way events reach the incident journal. A
+//! batch of events is planned under the core lock (each applied to the
+//! in-memory state as it is planned, so later alerts of a request see the
+//! earlier decisions), queued for the group-commit writer, and awaited until
+//! it is on disk; a failed write rebuilds the state from disk, so nothing of
+//! the batch counts. Also rebuilds the state at start (checkpoint + replay).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::{Mutex, MutexGuard, Notify};
+
+use super::config::ReceiverConfig;
+use super::journal::{self, Committer, Entry, Event, JournalError, JournalWriter};
+use super::lock;
+use super::state::State;
+use crate::config::ConfigError;
+
+/// The safety state and the sequence counter, behind the core lock.
+pub struct Core {
+    pub state: State,
+    /// Last sequence number handed out (never reused, even after a failed write).
+    pub next_seq: u64,
+}
+
+/// Entries planned under the core lock, applied to the state as they are
+/// planned.
+pub struct Batch<'a> {
+    core: &'a mut Core,
+    entries: Vec<Entry>,
+    now: f64,
+}
+
+impl Batch<'_> {
+    /// The time every entry of the batch carries.
+    pub fn now(&self) -> f64 {
+        self.now
+    }
+
+    /// The state, with this batch's entries applied so far.
+    pub fn state(&self) -> &State {
+        &self.core.state
+    }
+
+    /// The id the next entry will get (`a<seq>`): action-plan/approval ids.
+    pub fn next_id(&self) -> String {
+        format!("a{}", self.core.next_seq + 1)
+    }
+
+    pub fn push(&mut self, event: Event) {
+        self.core.next_seq += 1;
+        let e = Entry {
+            seq: self.core.next_seq,
+            ts: self.now,
+            event,
+        };
+        self.core.state.apply(&e);
+        self.entries.push(e);
+    }
+}
+
+/// The journal, its writer and the state folded from it.
+pub struct Ledger {
+    core: Mutex<Core>,
+    committer: Committer,
+    journal_path: PathBuf,
+    state_path: PathBuf,
+    /// Holds as (rule, target) for metrics without taking the async lock.
+    holds_view: std::sync::Mutex<Vec<(String, String)>>,
+    /// Set (and `dirty` notified) after each commit: the status file and
+    /// checkpoint are behind.
+    dirty: Notify,
+    dirty_flag: AtomicBool,
+}
+
+impl Ledger {
+    /// Opens the journal and rebuilds the state (checkpoint + journal replay).
+    pub fn open(rc: &ReceiverConfig) -> Result<Ledger, ConfigError> {
+        let key = |e: JournalError| ConfigError::invalid("receiver.journal_path", e);
+        let writer = JournalWriter::open(&rc.journal_path).map_err(key)?;
+        let state = rebuild(&rc.state_path, &rc.journal_path).map_err(key)?;
+        let committer = Committer::start(writer, state.last_seq).map_err(key)?;
+        let holds = holds_of(&state);
+        Ok(Ledger {
+            core: Mutex::new(Core {
+                next_seq: state.last_seq,
+                state,
+            }),
+            committer,
+            journal_path: rc.journal_path.clone(),
+            state_path: rc.state_path.clone(),
+            holds_view: std::sync::Mutex::new(holds),
+            dirty: Notify::new(),
+            dirty_flag: AtomicBool::new(true),
+        })
+    }
+
+    /// Plans a batch under the core lock (`plan` pushes events and returns
+    /// what the caller needs), then commits it. `T` is returned only once
+    /// the batch is on disk.
+    pub async fn append<T>(&self, plan: impl FnOnce(&mut Batch<'_>) -> T) -> Result<T, JournalError> {
+        let mut core = self.core.lock().await;
+        let mut batch = Batch {
+            core: &mut core,
+            entries: Vec::new(),
+            now: crate::time::now(),
+        };
+        let out = plan(&mut batch);
+        let entries = batch.entries;
+        self.commit(core, entries).await?;
+        Ok(out)
+    }
+
+    /// Journals entries produced after the acknowledgement (action results);
+    /// a failure is logged, there is nobody left to answer.
+    pub async fn record(&self, events: Vec<Event>) {
+        let r = self
+            .append(|b| {
+                for e in events {
+                    b.push(e);
+                }
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "cannot journal an action result");
+        }
+    }
+
+    /// Queues the entries (already applied to the in-memory state), releases
+    /// the core lock and waits until they are on disk (group commit:
+    /// concurrent batches share one fsync).
+    async fn commit(&self, core: MutexGuard<'_, Core>, entries: Vec<Entry>) -> Result<(), JournalError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let ack = self.committer.submit(&entries);
+        self.update_holds_view(&core.state);
+        drop(core);
+        let err = match ack.await {
+            Ok(Ok(())) => {
+                self.dirty_flag.store(true, Ordering::Release);
+                self.dirty.notify_one();
+                return Ok(());
+            }
+            Ok(Err(msg)) => msg,
+            Err(_) => "journal writer thread is gone".to_string(),
+        };
+        tracing::error!(error = %err, "journal append failed; rebuilding state from disk");
+        let mut core = self.core.lock().await;
+        match rebuild(&self.state_path, &self.journal_path) {
+            Ok(s) => {
+                core.next_seq = core.next_seq.max(s.last_seq);
+                core.state = s;
+                self.update_holds_view(&core.state);
+            }
+            Err(e2) => tracing::error!(error = %e2, "rebuilding state failed"),
+        }
+        Err(JournalError::Io {
+            path: self.journal_path.clone(),
+            source: std::io::Error::other(err),
+        })
+    }
+
+    /// The core lock, for reading the state (status) or pruning it.
+    pub async fn core(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().await
+    }
+
+    /// (holds, pending approvals, last sequence), when the state is not
+    /// locked (at start it never is).
+    pub fn summary(&self) -> Option<(usize, usize, u64)> {
+        let core = self.core.try_lock().ok()?;
+        Some((core.state.holds.len(), core.state.pending.len(), core.state.last_seq))
+    }
+
+    /// What the writer has made durable (sequence and journal length).
+    pub fn durable(&self) -> journal::Durable {
+        self.committer.durable()
+    }
+
+    fn update_holds_view(&self, state: &State) {
+        *lock(&self.holds_view) = holds_of(state);
+    }
+
+    /// Current holds as (rule, target).
+    pub fn holds(&self) -> Vec<(String, String)> {
+        lock(&self.holds_view).clone()
+    }
+
+    /// Waits until a commit marks the state dirty.
+    pub async fn changed(&self) {
+        self.dirty.notified().await
+    }
+
+    /// Marks the state dirty again (a write is still owed) and wakes the
+    /// waiter.
+    pub fn mark_dirty(&self, wake: bool) {
+        self.dirty_flag.store(true, Ordering::Release);
+        if wake {
+            self.dirty.notify_one();
+        }
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.dirty_flag.load(Ordering::Acquire)
+    }
+
+    /// Clears the dirty mark; true when it was set.
+    pub fn take_dirty(&self) -> bool {
+        self.dirty_flag.swap(false, Ordering::AcqRel)
+    }
+}
+
+fn holds_of(state: &State) -> Vec<(String, String)> {
+    state.holds.iter().map(|(t, h)| (h.rule.clone(), t.clone())).collect()
+}
+
+/// Loads the checkpoint and replays the journal after it. A checkpoint that
+/// does not line up with the journal (journal replaced or cut) is dropped and
+/// the whole journal replayed.
+pub fn rebuild(state_path: &std::path::Path, journal_path: &std::path::Path) -> Result<State, JournalError> {
+    let mut state = State::load_checkpoint(state_path);
+    let (mut entries, mut warnings) = journal::read_from(journal_path, state.journal_offset)?;
+    let lines_up = state.last_seq == 0
+        || entries.first().is_none_or(|e| e.seq == state.last_seq + 1)
+            && std::fs::metadata(journal_path).map(|m| m.len()).unwrap_or(0) >= state.journal_offset;
+    if !lines_up || state.last_seq == 0 {
+        state = State::default();
+        (entries, warnings) = journal::read_from(journal_path, 0)?;
+    }
+    for e in &entries {
+        state.apply(e);
+    }
+    if warnings > 0 {
+        tracing::warn!(skipped = warnings, "journal lines skipped while rebuilding state");
+    }
+    Ok(state)
+}

@@ -1,0 +1,58 @@
+//! The texts people read: the approval request, the budget-exhausted
+//! escalation, and the one-line outcome of an action. Pure functions.
+
+use super::config::Rule;
+use super::state::LastAction;
+use crate::actions::Alert;
+
+/// What a person is asked to approve: the alert as its rule describes it
+/// (summary and description annotations, when present), what would run, and
+/// how to approve.
+pub fn approval(alert: &Alert, rule: &str, would_run: &[String], id: &str) -> String {
+    let mut m = format!("{} ({}) matched rule {rule}.", alert.alertname, alert.status);
+    for key in ["summary", "description"] {
+        if let Some(text) = alert.annotations.get(key).filter(|t| !t.trim().is_empty()) {
+            m.push('\n');
+            m.push_str(text.trim());
+        }
+    }
+    format!(
+        "{m}\nWould run:\n{}\nApprove: POST /api/v1/actions/{id}/approve or `hostmedic approve {id}`",
+        would_run.join("\n")
+    )
+}
+
+/// The escalation when a target's budget is spent: what happened, how to
+/// release the hold, and the target's last actions.
+pub fn exhausted(rule: &Rule, target: &str, alert: &Alert, attempts: u32, history: &[LastAction]) -> String {
+    let mut m = format!(
+        "{} is still firing for {target} after {attempts} remediation attempt(s) within {} (rule {}). \
+         Remediation stopped; the target is held until the alert resolves or a person clears it \
+         (`hostmedic clear-hold '{target}'`).\n",
+        alert.alertname,
+        humantime::format_duration(rule.budget_window),
+        rule.cfg.name
+    );
+    if !history.is_empty() {
+        m.push_str("History:\n");
+        for h in history.iter().rev().take(10).rev() {
+            m.push_str(&format!(
+                "- {} {} {}{}\n",
+                humantime::format_rfc3339_seconds(crate::time::system_time(h.ts)),
+                h.action,
+                h.result,
+                sep(&h.detail)
+            ));
+        }
+    }
+    m
+}
+
+/// ` (first line of detail)`, or nothing when there is no detail.
+pub fn sep(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", detail.lines().next().unwrap_or_default())
+    }
+}

@@ -1,0 +1,235 @@
+//! Turns routed alerts into journal events and background jobs, under the
+//! core lock: the alert itself (duplicate or not), holds released by a
+//! resolution, then per (rule, target) the [`policy::decide`] verdict, the
+//! hold and escalation a spent budget brings, and what runs or waits for
+//! approval. Every event is applied to the state as it is planned, so later
+//! alerts of the same request see the earlier decisions.
+
+use super::config::{ReceiverConfig, Rule};
+use super::journal::{Event, SkipReason};
+use super::ledger::Batch;
+use super::messages;
+use super::payload::{Payload, PayloadAlert, Status};
+use super::policy::{self, Decision};
+use super::route::{self, Hit};
+use super::run::Job;
+use super::state::LastAction;
+use crate::actions::Alert;
+
+/// What the webhook handler reports back.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Accepted {
+    pub alerts: usize,
+    /// Alerts not this host's (`[fleet]`): journaled, never acted on.
+    pub foreign: usize,
+    pub duplicates: usize,
+    pub planned: usize,
+    pub skipped: usize,
+}
+
+/// A request's plan: the summary, the work to start once it is journaled,
+/// and the skip reasons to count.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub accepted: Accepted,
+    pub jobs: Vec<Job>,
+    pub skips: Vec<&'static str>,
+}
+
+/// Plans every alert of `payload` (`hits` from the route stage, same order).
+pub fn plan(
+    batch: &mut Batch<'_>,
+    cfg: &ReceiverConfig,
+    rules: &[Rule],
+    payload: &Payload,
+    hits: Vec<Vec<Hit>>,
+) -> Plan {
+    let mut p = Plan::default();
+    for (a, hits) in payload.alerts.iter().zip(hits) {
+        let key = a.dedup_key();
+        let duplicate = policy::duplicate(batch.state(), &key, batch.now(), cfg.dedup_window);
+        batch.push(Event::Alert {
+            key,
+            alertname: a.alertname().to_string(),
+            status: a.status.as_str().to_string(),
+            fingerprint: a.fingerprint.clone(),
+            starts_at: a.starts_at.clone(),
+            labels: a.labels.clone(),
+            summary: a.annotations.get("summary").cloned(),
+            receiver: payload.receiver.clone(),
+            duplicate,
+        });
+        if duplicate {
+            p.accepted.duplicates += 1;
+            p.skips.push(SkipReason::Duplicate.as_str());
+            continue;
+        }
+        if a.status == Status::Resolved {
+            release_holds(batch, a, &hits);
+        }
+        let hits: Vec<Hit> = hits.into_iter().filter(|h| rules[h.rule].matches(a)).collect();
+        if hits.is_empty() {
+            p.skips.push(SkipReason::NoRule.as_str());
+            continue;
+        }
+        let alert = route::to_alert(a);
+        for hit in hits {
+            plan_hit(batch, cfg, rules, a, &alert, hit, &mut p);
+        }
+    }
+    p
+}
+
+/// A resolution releases the holds its alert (fingerprint) or its rules'
+/// targets put in place.
+fn release_holds(batch: &mut Batch<'_>, a: &PayloadAlert, hits: &[Hit]) {
+    let holds = &batch.state().holds;
+    let mut release: Vec<String> = holds
+        .iter()
+        .filter(|(_, h)| h.fingerprint == a.fingerprint)
+        .map(|(t, _)| t.clone())
+        .collect();
+    for h in hits {
+        if holds.contains_key(&h.target) && !release.contains(&h.target) {
+            release.push(h.target.clone());
+        }
+    }
+    for target in release {
+        batch.push(Event::HoldCleared {
+            target,
+            by: "resolved".into(),
+        });
+    }
+}
+
+/// One (rule, target): decide, journal the decision, plan what follows.
+fn plan_hit(
+    batch: &mut Batch<'_>,
+    cfg: &ReceiverConfig,
+    rules: &[Rule],
+    a: &PayloadAlert,
+    alert: &Alert,
+    hit: Hit,
+    p: &mut Plan,
+) {
+    let Hit {
+        rule: ri,
+        target,
+        targets,
+    } = hit;
+    let rule = &rules[ri];
+    let descriptions: Vec<String> = targets
+        .iter()
+        .zip(&rule.cfg.actions)
+        .map(|(t, s)| format!("{} {}", s.name(), t))
+        .collect();
+    let mode = policy::mode(cfg.dry_run, rule);
+    let id = batch.next_id();
+    let decision = policy::decide(batch.state(), rule, &target, batch.now(), mode);
+    let (journaled, reason, with_alert) = decision.journal();
+    batch.push(Event::Decision {
+        id: id.clone(),
+        rule: rule.cfg.name.clone(),
+        target: target.clone(),
+        alertname: alert.alertname.clone(),
+        fingerprint: a.fingerprint.clone(),
+        mode: mode.as_str().to_string(),
+        decision: journaled,
+        reason,
+        actions: descriptions.clone(),
+        alert: with_alert.then(|| Box::new(a.clone())),
+    });
+    match decision {
+        Decision::Skip(reason) => {
+            p.accepted.skipped += 1;
+            p.skips.push(reason.as_str());
+            if reason == SkipReason::Budget {
+                exhausted(batch, rule, ri, a, alert, &id, &target, p);
+            }
+        }
+        Decision::PendingApproval => {
+            p.accepted.planned += 1;
+            p.skips.push(SkipReason::NotifyOnly.as_str());
+            p.jobs.push(Job::Notify {
+                id: id.clone(),
+                channels: rule.cfg.notify.clone(),
+                kind: "approval",
+                alert: alert.clone(),
+                title: format!("approval needed: {} on {target}", rule.cfg.name),
+                message: messages::approval(alert, &rule.cfg.name, &descriptions, &id),
+            });
+        }
+        Decision::Act | Decision::DryRun => {
+            p.accepted.planned += 1;
+            p.jobs.push(Job::Run {
+                id,
+                rule: ri,
+                target,
+                alert: alert.clone(),
+                targets,
+                actions: rule.cfg.actions.clone(),
+                dry_run: decision == Decision::DryRun,
+            });
+        }
+    }
+}
+
+/// The budget is spent: hold the target, escalate, and run the rule's
+/// exhausted actions (refused, and journaled so, when a target fails).
+#[allow(clippy::too_many_arguments)]
+fn exhausted(
+    batch: &mut Batch<'_>,
+    rule: &Rule,
+    ri: usize,
+    a: &PayloadAlert,
+    alert: &Alert,
+    id: &str,
+    target: &str,
+    p: &mut Plan,
+) {
+    let attempts = batch
+        .state()
+        .attempts_within(target, batch.now(), rule.budget_window.as_secs_f64());
+    let history: Vec<LastAction> = batch
+        .state()
+        .last_actions
+        .iter()
+        .filter(|l| l.target == target)
+        .cloned()
+        .collect();
+    batch.push(Event::Hold {
+        rule: rule.cfg.name.clone(),
+        target: target.to_string(),
+        fingerprint: a.fingerprint.clone(),
+        alertname: alert.alertname.clone(),
+        attempts,
+    });
+    p.jobs.push(Job::Notify {
+        id: id.to_string(),
+        channels: rule.escalate.clone(),
+        kind: "escalation",
+        alert: alert.clone(),
+        title: format!("remediation exhausted: {} on {target}", rule.cfg.name),
+        message: messages::exhausted(rule, target, alert, attempts, &history),
+    });
+    if rule.cfg.exhausted_actions.is_empty() {
+        return;
+    }
+    match route::resolve_all(&rule.cfg.exhausted_actions, alert) {
+        Ok(targets) => p.jobs.push(Job::Run {
+            id: id.to_string(),
+            rule: ri,
+            target: target.to_string(),
+            alert: alert.clone(),
+            targets,
+            actions: rule.cfg.exhausted_actions.clone(),
+            dry_run: false,
+        }),
+        Err(e) => batch.push(Event::Refused {
+            alertname: alert.alertname.clone(),
+            fingerprint: a.fingerprint.clone(),
+            rule: rule.cfg.name.clone(),
+            reason: format!("exhausted_{e}"),
+        }),
+    }
+}

@@ -1,0 +1,246 @@
+//! The run stage: work done after the webhook is acknowledged. Actions run
+//! serialized per target and bounded globally (a semaphore), each under its
+//! timeout, then verified; every result is journaled and counted, and the
+//! rule's channels are told the outcome.
+//!
+//! This is the one place that runs or verifies actions ([`Receiver::run_actions`])
+//! and sends notifications ([`Receiver::send`]).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::Mutex;
+
+use super::Receiver;
+use super::journal::Event;
+use super::lock;
+use super::messages::sep;
+use crate::actions::{self, ActionSpec, Alert, NotifyAction, OutcomeResult, Target, Verification};
+
+/// Work to do after the webhook has been acknowledged.
+#[derive(Debug)]
+pub enum Job {
+    /// Run a rule's actions (or exhausted actions) on their targets.
+    Run {
+        id: String,
+        rule: usize,
+        target: String,
+        alert: Alert,
+        targets: Vec<Target>,
+        actions: Vec<ActionSpec>,
+        dry_run: bool,
+    },
+    /// Tell channels something (an approval request, an escalation).
+    Notify {
+        id: String,
+        channels: Vec<String>,
+        kind: &'static str,
+        alert: Alert,
+        title: String,
+        message: String,
+    },
+}
+
+/// The metric/journal spelling of an outcome.
+fn metric_result(r: OutcomeResult) -> &'static str {
+    match r {
+        OutcomeResult::Ok => "ok",
+        OutcomeResult::Failed => "failed",
+        OutcomeResult::Refused => "refused",
+        OutcomeResult::DryRun => "dry_run",
+    }
+}
+
+impl Receiver {
+    /// Runs `jobs` in the background, each in its own task.
+    pub(super) fn spawn(self: &Arc<Self>, jobs: Vec<Job>) {
+        for job in jobs {
+            let me = self.clone();
+            tokio::spawn(async move { me.run_job(job).await });
+        }
+    }
+
+    async fn run_job(self: Arc<Self>, job: Job) {
+        match job {
+            Job::Notify {
+                id,
+                channels,
+                kind,
+                alert,
+                title,
+                message,
+            } => {
+                for ch in channels {
+                    self.notify_one(&id, ch, kind, &alert, &title, &message).await;
+                }
+            }
+            Job::Run {
+                id,
+                rule,
+                target,
+                alert,
+                targets,
+                actions,
+                dry_run,
+            } => {
+                let lock = self.target_lock(&target);
+                let _serial = lock.lock().await;
+                let Ok(permit) = self.semaphore.clone().acquire_owned().await else {
+                    return;
+                };
+                let dry_run = self.env.dry_run || dry_run;
+                let (all_ok, ran, verdict) = self
+                    .run_actions(&id, rule, &target, &alert, &targets, &actions, dry_run)
+                    .await;
+                drop(permit);
+                let rule = &self.rules[rule];
+                if !rule.cfg.notify.is_empty() {
+                    let title = format!(
+                        "{} {} on {target}: {}",
+                        rule.cfg.name,
+                        if dry_run { "(dry run)" } else { "ran" },
+                        if verdict.is_empty() {
+                            if all_ok { "ok" } else { "failed" }
+                        } else {
+                            verdict.as_str()
+                        }
+                    );
+                    let message = format!("{} ({})\n{}", alert.alertname, alert.status, ran.join("\n"));
+                    for ch in &rule.cfg.notify {
+                        self.notify_one(&id, ch.clone(), "outcome", &alert, &title, &message)
+                            .await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the actions in order (stopping at the first failure), then, when
+    /// all succeeded for real and the rule asks, verifies each. Returns
+    /// (all ok, one line per action ran, the verification verdict).
+    #[allow(clippy::too_many_arguments)]
+    async fn run_actions(
+        &self,
+        id: &str,
+        rule: usize,
+        target: &str,
+        alert: &Alert,
+        targets: &[Target],
+        specs: &[ActionSpec],
+        dry_run: bool,
+    ) -> (bool, Vec<String>, String) {
+        let rule = &self.rules[rule];
+        let mut env = self.env.clone();
+        env.dry_run = dry_run;
+        let mut all_ok = true;
+        let mut ran = Vec::new();
+        for (i, (spec, t)) in specs.iter().zip(targets).enumerate() {
+            let timeout = rule.action_timeout.max(spec.suggested_timeout());
+            let started = Instant::now();
+            let (result, detail) = match tokio::time::timeout(timeout, actions::run(spec, t, alert, &env)).await {
+                Ok(o) => (metric_result(o.result), o.detail),
+                Err(_) => (
+                    "failed",
+                    format!("timed out after {}", humantime::format_duration(timeout)),
+                ),
+            };
+            let took = started.elapsed().as_secs_f64();
+            self.metrics.action(&spec.name(), result);
+            self.metrics.duration(&spec.name(), took);
+            self.ledger
+                .record(vec![Event::Action {
+                    id: id.to_string(),
+                    rule: rule.cfg.name.clone(),
+                    target: target.to_string(),
+                    index: i,
+                    action: spec.name(),
+                    description: format!("{} {}", spec.name(), t),
+                    result: result.to_string(),
+                    detail: detail.clone(),
+                    duration_seconds: took,
+                }])
+                .await;
+            ran.push(format!("{} {t}: {result}{}", spec.name(), sep(&detail)));
+            if result != "ok" {
+                all_ok = result == "dry_run" && all_ok;
+                if result != "dry_run" {
+                    break;
+                }
+            }
+        }
+        let mut verdict = String::new();
+        if all_ok && !env.dry_run && rule.cfg.verify {
+            for (spec, t) in specs.iter().zip(targets) {
+                let (result, detail) = match actions::verify(spec, t, &env, rule.verify_timeout).await {
+                    Verification::Verified => ("verified", String::new()),
+                    Verification::NotHelped(why) => ("not_helped", why),
+                    Verification::NotApplicable => continue,
+                };
+                self.metrics.action(&spec.name(), result);
+                self.ledger
+                    .record(vec![Event::Verify {
+                        id: id.to_string(),
+                        rule: rule.cfg.name.clone(),
+                        target: target.to_string(),
+                        result: result.to_string(),
+                        detail: detail.clone(),
+                    }])
+                    .await;
+                verdict = format!("{result}{}", sep(&detail));
+                if result == "not_helped" {
+                    break;
+                }
+            }
+        }
+        (all_ok, ran, verdict)
+    }
+
+    /// Sends one notification and journals how it went.
+    async fn notify_one(&self, id: &str, channel: String, kind: &str, alert: &Alert, title: &str, message: &str) {
+        let (ok, detail) = self.send(&channel, alert, title, message).await;
+        self.ledger
+            .record(vec![Event::Notified {
+                id: id.to_string(),
+                channel,
+                kind: kind.to_string(),
+                ok,
+                detail,
+            }])
+            .await;
+    }
+
+    /// Sends one notification through a configured channel.
+    async fn send(&self, channel: &str, alert: &Alert, title: &str, message: &str) -> (bool, String) {
+        let spec = ActionSpec::Notify(NotifyAction {
+            channel: channel.to_string(),
+            message: None,
+            title: None,
+        });
+        let target = Target::Channel {
+            channel: channel.to_string(),
+            title: title.to_string(),
+            message: message.to_string(),
+        };
+        // Notifications are sent even in dry-run mode: they change nothing.
+        let mut env = self.env.clone();
+        env.dry_run = false;
+        let o = match tokio::time::timeout(spec.suggested_timeout(), actions::run(&spec, &target, alert, &env)).await {
+            Ok(o) => o,
+            Err(_) => return (false, "timed out".into()),
+        };
+        let result = metric_result(o.result);
+        self.metrics.action("notify", result);
+        self.metrics.duration("notify", o.duration.as_secs_f64());
+        (o.result == OutcomeResult::Ok, o.detail)
+    }
+
+    /// The lock serializing actions on one target (the map forgets unused
+    /// locks once it grows past 1024).
+    fn target_lock(&self, target: &str) -> Arc<Mutex<()>> {
+        let mut locks = lock(&self.target_locks);
+        if locks.len() > 1024 {
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks.entry(target.to_string()).or_default().clone()
+    }
+}
