@@ -330,7 +330,7 @@ impl Committer {
                     match result {
                         Ok(len) => {
                             let seq = group.iter().map(|s| s.last_seq).max().unwrap_or(0);
-                            *shared.lock().unwrap_or_else(|p| p.into_inner()) = Durable { seq, len };
+                            *super::lock(&shared) = Durable { seq, len };
                             for s in group {
                                 let _ = s.ack.send(Ok(()));
                             }
@@ -368,7 +368,7 @@ impl Committer {
 
     /// The last durable seq and journal length.
     pub fn durable(&self) -> Durable {
-        *self.durable.lock().unwrap_or_else(|p| p.into_inner())
+        *super::lock(&self.durable)
     }
 }
 

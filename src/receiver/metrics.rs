@@ -33,7 +33,7 @@ pub struct Metrics {
 
 impl Metrics {
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
-        f(&mut self.inner.lock().unwrap_or_else(|p| p.into_inner()))
+        f(&mut super::lock(&self.inner))
     }
 
     pub fn alert(&self, status: &'static str) {

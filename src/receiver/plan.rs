@@ -112,17 +112,13 @@ fn plan_hit(
     hit: Hit,
     p: &mut Plan,
 ) {
+    let rule = &rules[hit.rule];
+    let descriptions = hit.descriptions(rule);
     let Hit {
         rule: ri,
         target,
         targets,
     } = hit;
-    let rule = &rules[ri];
-    let descriptions: Vec<String> = targets
-        .iter()
-        .zip(&rule.cfg.actions)
-        .map(|(t, s)| format!("{} {}", s.name(), t))
-        .collect();
     let mode = policy::mode(cfg.dry_run, rule);
     let id = batch.next_id();
     let decision = policy::decide(batch.state(), rule, &target, batch.now(), mode);

@@ -60,6 +60,17 @@ pub struct Hit {
     pub targets: Vec<Target>,
 }
 
+impl Hit {
+    /// One line per action as it would run (`restart systemd:system:x.service`).
+    pub fn descriptions(&self, rule: &Rule) -> Vec<String> {
+        self.targets
+            .iter()
+            .zip(&rule.cfg.actions)
+            .map(|(t, s)| format!("{} {}", s.name(), t))
+            .collect()
+    }
+}
+
 /// The route stage's result for one request.
 #[derive(Debug)]
 pub struct Routed {
