@@ -6,12 +6,17 @@
 //! - [`config`]: the TOML schema, embedded default, validation (one place).
 //! - [`app`]: the running application shared by HTTP handlers.
 //! - [`server`]: hyper 1.x HTTP server, `run(listener, app, shutdown)`.
+//! - [`http`]: response helpers and path percent coding (a leaf shared by
+//!   the server and the receiver's endpoints).
+//! - [`time`]: Unix-seconds clock and the one RFC 3339 parser (a leaf).
 //! - [`collector`]: the `Collector` trait and the concurrent scrape runner.
 //! - [`collectors`]: one file per collector (host, hwmon, …).
 //! - [`docker`]: Docker Engine connection and container operations shared by
 //!   the docker collector and the remediation actions.
 //! - [`metrics`]: per-scrape snapshot and its OpenMetrics/classic encodings.
-//! - [`receiver`]: Alertmanager webhook receiver and remediation engine.
+//! - [`receiver`]: Alertmanager webhook receiver and remediation engine:
+//!   webhook → http → route → plan (policy) → ledger (journal) → run
+//!   (actions, verify, notify) → status.
 //! - [`systemd`]: D-Bus access to systemd (proxies, connections, unit helpers),
 //!   shared by the systemd collector and the remediation actions.
 

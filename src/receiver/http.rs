@@ -36,6 +36,19 @@ impl Receiver {
         self.auth.check(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes()))
     }
 
+    /// The method check (405 with `Allow: allow`), then the credentials
+    /// check (401), that every receiver endpoint starts with: the answer
+    /// when the request fails one.
+    fn refusal(&self, req: &Request<Incoming>, methods: &[Method], allow: &str) -> Option<Response<Body>> {
+        if !methods.contains(req.method()) {
+            return Some(method_not_allowed(allow));
+        }
+        if !self.authorized(req) {
+            return Some(Self::unauthorized());
+        }
+        None
+    }
+
     fn unauthorized() -> Response<Body> {
         let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong credentials");
         r.headers_mut().insert(
@@ -57,11 +70,8 @@ impl Receiver {
             return r;
         }
         if path == STATUS_PATH {
-            if !matches!(*req.method(), Method::GET | Method::HEAD) {
-                return method_not_allowed("GET, HEAD");
-            }
-            if !self.authorized(&req) {
-                return Self::unauthorized();
+            if let Some(r) = self.refusal(&req, &[Method::GET, Method::HEAD], "GET, HEAD") {
+                return r;
             }
             return json(StatusCode::OK, self.status_json().await);
         }
@@ -69,11 +79,8 @@ impl Receiver {
             let Some(id) = rest.strip_suffix("/approve") else {
                 return error(StatusCode::NOT_FOUND, "expected /api/v1/actions/<id>/approve");
             };
-            if *req.method() != Method::POST {
-                return method_not_allowed("POST");
-            }
-            if !self.authorized(&req) {
-                return Self::unauthorized();
+            if let Some(r) = self.refusal(&req, &[Method::POST], "POST") {
+                return r;
             }
             let by = approver(&req);
             return match self.approve(id, &by).await {
@@ -90,11 +97,8 @@ impl Receiver {
             let Some(target) = rest.strip_suffix("/clear").and_then(percent_decode) else {
                 return error(StatusCode::NOT_FOUND, "expected /api/v1/holds/<target>/clear");
             };
-            if *req.method() != Method::POST {
-                return method_not_allowed("POST");
-            }
-            if !self.authorized(&req) {
-                return Self::unauthorized();
+            if let Some(r) = self.refusal(&req, &[Method::POST], "POST") {
+                return r;
             }
             let by = approver(&req);
             return match self.clear_hold(&target, &by).await {
@@ -110,11 +114,8 @@ impl Receiver {
     }
 
     async fn webhook(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {
-        if *req.method() != Method::POST {
-            return method_not_allowed("POST");
-        }
-        if !self.authorized(&req) {
-            return Self::unauthorized();
+        if let Some(r) = self.refusal(&req, &[Method::POST], "POST") {
+            return r;
         }
         let max = self.cfg.max_body_bytes;
         let declared = req
