@@ -18,7 +18,7 @@ use super::journal::{self, Committer, Decision, Entry, Event, JournalError, Jour
 use super::metrics::Metrics;
 use super::payload::{Payload, PayloadAlert, Status};
 use super::state::{self, LastAction, State};
-use crate::actions::{self, ActionEnv, ActionSpec, Alert, NotifyAction, OutcomeResult, Target, Verification};
+use crate::actions::{ActionEnv, ActionSpec, Alert, OutcomeResult, Resolved, Verification};
 use crate::config::{Config, ConfigError};
 
 /// A compiled rule.
@@ -73,18 +73,18 @@ impl Rule {
 
     /// Resolves every action's target; the first non-notify target names the
     /// rule's target (else the alert itself).
-    fn resolve(&self, alert: &Alert) -> Result<(String, Vec<Target>), String> {
+    fn resolve(&self, alert: &Alert) -> Result<(String, Vec<Resolved>), String> {
         let mut targets = Vec::with_capacity(self.cfg.actions.len());
         for (i, a) in self.cfg.actions.iter().enumerate() {
             targets.push(
-                a.resolve_target(alert)
+                a.resolve(alert)
                     .map_err(|e| format!("actions[{i}] ({}): {e}", a.name()))?,
             );
         }
         let key = targets
             .iter()
-            .find(|t| !matches!(t, Target::Channel { .. }))
-            .map(Target::key)
+            .find(|t| !matches!(t, Resolved::Notify(_)))
+            .map(Resolved::key)
             .unwrap_or_else(|| format!("alert:{}:{}", alert.alertname, alert.fingerprint));
         Ok((key, targets))
     }
@@ -141,7 +141,7 @@ pub enum ControlError {
 }
 
 /// A rule that matched an alert: (rule index, target key, resolved targets).
-type Hit = (usize, String, Vec<Target>);
+type Hit = (usize, String, Vec<Resolved>);
 
 /// Work to do after the webhook has been acknowledged.
 #[derive(Debug)]
@@ -151,7 +151,7 @@ enum Job {
         rule: usize,
         target: String,
         alert: Alert,
-        targets: Vec<Target>,
+        targets: Vec<Resolved>,
         actions: Vec<ActionSpec>,
         dry_run: bool,
     },
@@ -773,14 +773,13 @@ impl Receiver {
                 for (i, (spec, t)) in actions.iter().zip(&targets).enumerate() {
                     let timeout = rule.action_timeout.max(spec.suggested_timeout());
                     let started = Instant::now();
-                    let (result, detail) =
-                        match tokio::time::timeout(timeout, actions::run(spec, t, &alert, &env)).await {
-                            Ok(o) => (metric_result(o.result), o.detail),
-                            Err(_) => (
-                                "failed",
-                                format!("timed out after {}", humantime::format_duration(timeout)),
-                            ),
-                        };
+                    let (result, detail) = match tokio::time::timeout(timeout, t.run(&alert, &env)).await {
+                        Ok(o) => (o.result.as_str(), o.detail),
+                        Err(_) => (
+                            OutcomeResult::Failed.as_str(),
+                            format!("timed out after {}", humantime::format_duration(timeout)),
+                        ),
+                    };
                     let took = started.elapsed().as_secs_f64();
                     self.metrics.action(&spec.name(), result);
                     self.metrics.duration(&spec.name(), took);
@@ -807,7 +806,7 @@ impl Receiver {
                 let mut verdict = String::new();
                 if all_ok && !env.dry_run && rule.cfg.verify {
                     for (spec, t) in actions.iter().zip(&targets) {
-                        let v = actions::verify(spec, t, &env, rule.verify_timeout).await;
+                        let v = t.verify(&env, rule.verify_timeout).await;
                         let (result, detail) = match v {
                             Verification::Verified => ("verified", String::new()),
                             Verification::NotHelped(why) => ("not_helped", why),
@@ -858,28 +857,28 @@ impl Receiver {
     }
 
     /// Sends one notification through a configured channel.
+    /// Sent even in dry-run mode: they change nothing.
     async fn send(&self, channel: &str, alert: &Alert, title: &str, message: &str) -> (bool, String) {
-        let spec = ActionSpec::Notify(NotifyAction {
-            channel: channel.to_string(),
-            message: None,
-            title: None,
-        });
-        let target = Target::Channel {
-            channel: channel.to_string(),
-            title: title.to_string(),
-            message: message.to_string(),
-        };
-        // Notifications are sent even in dry-run mode: they change nothing.
-        let mut env = self.env.clone();
-        env.dry_run = false;
-        let o = match tokio::time::timeout(spec.suggested_timeout(), actions::run(&spec, &target, alert, &env)).await {
-            Ok(o) => o,
+        let started = Instant::now();
+        let sent = self
+            .env
+            .notify_client
+            .send_to(&self.env.notify, channel, title, message, alert);
+        let res = match tokio::time::timeout(crate::notify::SEND_TIMEOUT, sent).await {
+            Ok(r) => r,
             Err(_) => return (false, "timed out".into()),
         };
-        let result = metric_result(o.result);
-        self.metrics.action("notify", result);
-        self.metrics.duration("notify", o.duration.as_secs_f64());
-        (o.result == OutcomeResult::Ok, o.detail)
+        let result = if res.is_ok() {
+            OutcomeResult::Ok
+        } else {
+            OutcomeResult::Failed
+        };
+        self.metrics.action("notify", result.as_str());
+        self.metrics.duration("notify", started.elapsed().as_secs_f64());
+        match res {
+            Ok(d) => (true, crate::actions::truncate(d, crate::actions::DETAIL_MAX)),
+            Err(d) => (false, crate::actions::truncate(d, crate::actions::DETAIL_MAX)),
+        }
     }
 
     /// The status document: holds, attempts per target, pending approvals,
@@ -1006,25 +1005,15 @@ fn sep(detail: &str) -> String {
     }
 }
 
-fn resolve_all(specs: &[ActionSpec], alert: &Alert) -> Result<Vec<Target>, String> {
+fn resolve_all(specs: &[ActionSpec], alert: &Alert) -> Result<Vec<Resolved>, String> {
     specs
         .iter()
         .enumerate()
         .map(|(i, a)| {
-            a.resolve_target(alert)
+            a.resolve(alert)
                 .map_err(|e| format!("actions[{i}] ({}): {e}", a.name()))
         })
         .collect()
-}
-
-/// The metric/journal spelling of an outcome.
-fn metric_result(r: OutcomeResult) -> &'static str {
-    match r {
-        OutcomeResult::Ok => "ok",
-        OutcomeResult::Failed => "failed",
-        OutcomeResult::Refused => "refused",
-        OutcomeResult::DryRun => "dry_run",
-    }
 }
 
 fn exhausted_message(rule: &Rule, target: &str, alert: &Alert, attempts: u32, history: &[LastAction]) -> String {
