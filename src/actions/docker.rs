@@ -200,11 +200,7 @@ impl Resolved {
         };
         let before_line = state_line(&before);
         if env.dry_run {
-            return Outcome::new(
-                OutcomeResult::DryRun,
-                format!("would run {what} (before: {before_line})"),
-                started,
-            );
+            return Outcome::would_run(&what, &before_line, started);
         }
         let res = match &call {
             Call::Restart => conn.restart_container(container, None).await,
@@ -218,17 +214,14 @@ impl Resolved {
                     Ok(s) => state_line(&s),
                     Err(e) => format!("inspect after: {e}"),
                 };
-                Outcome::new(
-                    OutcomeResult::Ok,
-                    format!("{what}: done (before: {before_line}; after: {after})"),
+                Outcome::acted(
+                    &what,
+                    Ok("done".into()),
+                    &format!("{before_line}; after: {after}"),
                     started,
                 )
             }
-            Err(e) => Outcome::new(
-                OutcomeResult::Failed,
-                format!("{what}: {e} (before: {before_line})"),
-                started,
-            ),
+            Err(e) => Outcome::acted(&what, Err(e.to_string()), &before_line, started),
         }
     }
 

@@ -64,6 +64,29 @@ impl Outcome {
         }
     }
 
+    /// What a dry run reports for `what` on a target whose state was read
+    /// (`before`).
+    pub fn would_run(what: &str, before: &str, started: Instant) -> Outcome {
+        Outcome::new(
+            OutcomeResult::DryRun,
+            format!("would run {what} (before: {before})"),
+            started,
+        )
+    }
+
+    /// The outcome of the call that acts (`Ok`: what happened), with the
+    /// target's state read before it.
+    pub fn acted(what: &str, done: Result<String, String>, before: &str, started: Instant) -> Outcome {
+        match done {
+            Ok(done) => Outcome::new(OutcomeResult::Ok, format!("{what}: {done} (before: {before})"), started),
+            Err(e) => Outcome::new(
+                OutcomeResult::Failed,
+                format!("{what}: {e} (before: {before})"),
+                started,
+            ),
+        }
+    }
+
     /// The target's manager (D-Bus, Docker engine) could not be asked for the
     /// target's state: a failure, except in a dry run, which still reports
     /// what it would have run (a dry run must not depend on the bus being up).

@@ -221,24 +221,9 @@ impl Resolved {
         }
         let before_line = describe(&before);
         if env.dry_run {
-            return Outcome::new(
-                OutcomeResult::DryRun,
-                format!("would run {what} (before: {before_line})"),
-                started,
-            );
+            return Outcome::would_run(&what, &before_line, started);
         }
-        match perform(&conn, op, unit).await {
-            Ok(done) => Outcome::new(
-                OutcomeResult::Ok,
-                format!("{what}: {done} (before: {before_line})"),
-                started,
-            ),
-            Err(e) => Outcome::new(
-                OutcomeResult::Failed,
-                format!("{what}: {e} (before: {before_line})"),
-                started,
-            ),
-        }
+        Outcome::acted(&what, perform(&conn, op, unit).await, &before_line, started)
     }
 
     /// Verified when: restart/start — active on two looks a second apart with

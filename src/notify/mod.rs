@@ -203,6 +203,24 @@ struct Prepared {
     shown: String,
 }
 
+impl Prepared {
+    /// A request shown by its URL.
+    fn new(
+        url: reqwest::Url,
+        headers: reqwest::header::HeaderMap,
+        body: serde_json::Value,
+        secrets: Vec<String>,
+    ) -> Prepared {
+        Prepared {
+            shown: url.to_string(),
+            url,
+            headers,
+            body,
+            secrets,
+        }
+    }
+}
+
 /// Reads the token in `file` (if any) into an `Authorization: Bearer`
 /// header, remembering it as a secret.
 fn add_bearer(

@@ -63,12 +63,6 @@ impl NtfyChannel {
             "priority": self.priority,
             "tags": self.tags,
         });
-        Ok(Prepared {
-            shown: url.to_string(),
-            url,
-            headers,
-            body,
-            secrets,
-        })
+        Ok(Prepared::new(url, headers, body, secrets))
     }
 }

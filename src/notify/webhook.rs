@@ -56,12 +56,6 @@ impl WebhookChannel {
             "message": message,
             "alert": alert,
         });
-        Ok(Prepared {
-            shown: url.to_string(),
-            url,
-            headers,
-            body,
-            secrets,
-        })
+        Ok(Prepared::new(url, headers, body, secrets))
     }
 }
