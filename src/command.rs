@@ -8,6 +8,8 @@
 //! A leaf: it knows nothing of probes or actions; callers turn an [`Output`]
 //! into their own result and wording.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;

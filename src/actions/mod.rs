@@ -18,6 +18,8 @@
 //! its `Resolved` (`Display` as the key, `run`, optionally `verify`), one
 //! variant in [`ActionSpec`] and [`Resolved`], one line per match below.
 
+#![forbid(unsafe_code)]
+
 pub mod docker;
 pub mod env;
 pub mod exec;

@@ -9,6 +9,8 @@
 //! One file per channel kind ([`ntfy`], [`telegram`], [`webhook`]) builds
 //! that kind's request; this file holds what they share.
 
+#![forbid(unsafe_code)]
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};

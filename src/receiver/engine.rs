@@ -856,8 +856,8 @@ impl Receiver {
         }
     }
 
-    /// Sends one notification through a configured channel.
-    /// Sent even in dry-run mode: they change nothing.
+    /// Sends one notification through a configured channel (even in dry-run
+    /// mode: it changes nothing).
     async fn send(&self, channel: &str, alert: &Alert, title: &str, message: &str) -> (bool, String) {
         let started = Instant::now();
         let sent = self
@@ -868,17 +868,12 @@ impl Receiver {
             Ok(r) => r,
             Err(_) => return (false, "timed out".into()),
         };
-        let result = if res.is_ok() {
-            OutcomeResult::Ok
-        } else {
-            OutcomeResult::Failed
-        };
+        let ok = res.is_ok();
+        let result = if ok { OutcomeResult::Ok } else { OutcomeResult::Failed };
         self.metrics.action("notify", result.as_str());
         self.metrics.duration("notify", started.elapsed().as_secs_f64());
-        match res {
-            Ok(d) => (true, crate::actions::truncate(d, crate::actions::DETAIL_MAX)),
-            Err(d) => (false, crate::actions::truncate(d, crate::actions::DETAIL_MAX)),
-        }
+        let detail = res.unwrap_or_else(|failed| failed);
+        (ok, crate::actions::truncate(detail, crate::actions::DETAIL_MAX))
     }
 
     /// The status document: holds, attempts per target, pending approvals,
