@@ -4,7 +4,7 @@
 //! for (`not-found`, S3) is never started, stopped or restarted: the action
 //! is refused with "not installed" so the rule can notify instead.
 //!
-//! Also the unit half of `shed-load` ([`stop_quietly`], [`stopped_state`]).
+//! Also the unit half of `shed-load` (`stop_quietly`, `stopped_state`).
 
 use std::collections::HashMap;
 use std::fmt;
