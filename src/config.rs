@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::actions;
 use crate::collectors;
 
 /// The default configuration compiled into the binary. It works on any host:
@@ -49,7 +48,7 @@ pub struct Config {
     pub docker: collectors::docker::Config,
     /// `[notify.<name>]`: notification channels used by `notify` actions.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub notify: BTreeMap<String, actions::NotifyChannel>,
+    pub notify: BTreeMap<String, crate::notify::NotifyChannel>,
     /// `[receiver]`: the Alertmanager webhook and the remediation engine.
     pub receiver: crate::receiver::config::ReceiverConfig,
     /// `[[remediation]]`: routing rules (alert → actions).
@@ -142,7 +141,7 @@ impl Config {
         self.logfile.validate("logfile")?;
         self.probes.validate("probes")?;
         self.docker.validate("docker")?;
-        actions::notify::validate_channels(&self.notify)?;
+        crate::notify::validate_channels(&self.notify)?;
         self.receiver.validate(&self.notify)?;
         crate::receiver::config::validate_rules(&self.remediation, &self.notify)?;
         self.systemd.validate("systemd", self.global.collector_timeout)?;

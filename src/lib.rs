@@ -11,12 +11,19 @@
 //! - [`time`]: Unix-seconds clock and the one RFC 3339 parser (a leaf).
 //! - [`collector`]: the `Collector` trait and the concurrent scrape runner.
 //! - [`collectors`]: one file per collector (host, hwmon, …).
+//! - [`command`]: runs an argv (no shell, own process group, timeout that
+//!   kills the group, bounded output), for the command probes and the exec
+//!   action.
 //! - [`docker`]: Docker Engine connection and container operations shared by
 //!   the docker collector and the remediation actions.
 //! - [`metrics`]: per-scrape snapshot and its OpenMetrics/classic encodings.
+//! - [`notify`]: notification channels (ntfy, Telegram, webhook) and their
+//!   delivery, for the notify action and the receiver's own messages.
 //! - [`receiver`]: Alertmanager webhook receiver and remediation engine:
 //!   webhook → http → route → plan (policy) → ledger (journal) → run
 //!   (actions, verify, notify) → status.
+//! - [`actions`]: one file per remediation action (spec, validation, target
+//!   resolution, run, verify); the receiver resolves and runs them.
 //! - [`systemd`]: D-Bus access to systemd (proxies, connections, unit helpers),
 //!   shared by the systemd collector and the remediation actions.
 
@@ -26,10 +33,12 @@ pub mod bytes;
 pub mod cli;
 pub mod collector;
 pub mod collectors;
+pub mod command;
 pub mod config;
 pub mod docker;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod receiver;
 pub mod server;
 pub mod systemd;

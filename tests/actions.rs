@@ -15,7 +15,7 @@ use common::docker::{BUSYBOX_IMAGE, PrivateEngine};
 use common::sink::Sink;
 use hostmedic::actions::{
     self, ActionEnv, ActionSpec, Alert, DockerAction, DockerOp, ExecAction, KillAction, NotifyAction, NotifyChannel,
-    OutcomeResult, ShedLoadAction, SystemdAction, SystemdOp, Target, Verification,
+    OutcomeResult, Resolved, ShedLoadAction, SystemdAction, SystemdOp, Verification,
 };
 
 fn alert(labels: &[(&str, &str)]) -> Alert {
@@ -37,10 +37,10 @@ fn write_script(dir: &Path, name: &str, body: &str) -> String {
     p.display().to_string()
 }
 
-async fn resolve_and_run(spec: &ActionSpec, a: &Alert, env: &ActionEnv) -> (Target, actions::Outcome) {
+async fn resolve_and_run(spec: &ActionSpec, a: &Alert, env: &ActionEnv) -> (Resolved, actions::Outcome) {
     spec.validate("test.action").expect("valid spec");
-    let t = spec.resolve_target(a).expect("target resolves");
-    let o = actions::run(spec, &t, a, env).await;
+    let t = spec.resolve(a).expect("target resolves");
+    let o = t.run(a, env).await;
     (t, o)
 }
 
@@ -97,7 +97,9 @@ async fn exec_templated_argv_and_minimal_env() {
     let a = alert(&[("device", "sda1"), ("evil", "$(id); rm -rf / `x`"), ("my_label", "v")]);
     let (t, o) = resolve_and_run(&spec, &a, &ActionEnv::default()).await;
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
-    let Target::Command { argv } = &t else { panic!("{t:?}") };
+    let Resolved::Exec(actions::exec::Resolved { argv, .. }) = &t else {
+        panic!("{t:?}")
+    };
     assert_eq!(argv[1], "--disk=sda1");
     // No shell: the hostile value arrives as one literal argument.
     assert!(o.detail.contains("arg=--disk=sda1\n"), "{}", o.detail);
@@ -196,10 +198,10 @@ async fn exec_cancelled_by_the_caller_leaves_nothing_running() {
         timeout: Duration::from_secs(600),
     });
     let a = alert(&[]);
-    let t = spec.resolve_target(&a).unwrap();
+    let t = spec.resolve(&a).unwrap();
     let env = ActionEnv::default();
     // The receiver's own per-action timeout drops the future.
-    let r = tokio::time::timeout(Duration::from_millis(800), actions::run(&spec, &t, &a, &env)).await;
+    let r = tokio::time::timeout(Duration::from_millis(800), t.run(&a, &env)).await;
     assert!(r.is_err(), "should still have been running");
     let bg: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
     common::eventually(Duration::from_secs(5), "background sleep killed", || async move {
@@ -261,7 +263,7 @@ async fn kill_terminates_a_matching_process_with_term() {
         o.detail
     );
     assert_eq!(p.wait_exit(Duration::from_secs(5)).signal(), Some(15));
-    let v = actions::verify(&spec, &t, &ActionEnv::default(), Duration::from_secs(2)).await;
+    let v = t.verify(&ActionEnv::default(), Duration::from_secs(2)).await;
     assert_eq!(v, Verification::Verified);
 }
 
@@ -308,7 +310,7 @@ async fn kill_refuses_a_reused_pid() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(p.alive(), "a reused PID was signalled");
     // verify sees that a different process now holds the PID.
-    let v = actions::verify(&spec, &t, &ActionEnv::default(), Duration::from_millis(100)).await;
+    let v = t.verify(&ActionEnv::default(), Duration::from_millis(100)).await;
     assert_eq!(v, Verification::Verified);
 }
 
@@ -323,7 +325,7 @@ async fn kill_refuses_a_command_line_outside_allow() {
     assert_eq!(o.result, OutcomeResult::Refused, "{}", o.detail);
     assert!(o.detail.contains("does not match allow"), "{}", o.detail);
     assert!(p.alive());
-    let v = actions::verify(&spec, &t, &ActionEnv::default(), Duration::from_millis(300)).await;
+    let v = t.verify(&ActionEnv::default(), Duration::from_millis(300)).await;
     assert!(
         matches!(v, Verification::NotHelped(ref r) if r.contains("still running")),
         "{v:?}"
@@ -572,7 +574,7 @@ async fn docker_restart_policy_off_stops_a_restart_loop() {
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
     assert!(o.detail.contains("restart policy always"), "{}", o.detail);
     assert_eq!(e.inspect("looper", "{{.HostConfig.RestartPolicy.Name}}").trim(), "no");
-    let v = actions::verify(&spec, &t, &env, Duration::from_secs(10)).await;
+    let v = t.verify(&env, Duration::from_secs(10)).await;
     assert_eq!(v, Verification::Verified);
     // The loop ends: the container stays exited and the count stops growing.
     common::eventually(Duration::from_secs(20), "looper exited", || {
@@ -603,22 +605,16 @@ async fn docker_restart_stop_start_and_refusals() {
         started_before,
         "not restarted"
     );
-    assert_eq!(
-        actions::verify(&spec, &t, &env, Duration::from_secs(15)).await,
-        Verification::Verified
-    );
+    assert_eq!(t.verify(&env, Duration::from_secs(15)).await, Verification::Verified);
 
     let spec = docker_spec(DockerOp::Stop, None);
     let (t, o) = resolve_and_run(&spec, &a, &env).await;
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
     assert_eq!(e.inspect("web", "{{.State.Running}}").trim(), "false");
-    assert_eq!(
-        actions::verify(&spec, &t, &env, Duration::from_secs(5)).await,
-        Verification::Verified
-    );
+    assert_eq!(t.verify(&env, Duration::from_secs(5)).await, Verification::Verified);
     // A restart/start verification of a stopped container does not pass.
     let start = docker_spec(DockerOp::Start, None);
-    let v = actions::verify(&start, &t, &env, Duration::from_secs(1)).await;
+    let v = start.resolve(&a).unwrap().verify(&env, Duration::from_secs(1)).await;
     assert!(
         matches!(v, Verification::NotHelped(ref r) if r.contains("exited")),
         "{v:?}"
@@ -627,10 +623,7 @@ async fn docker_restart_stop_start_and_refusals() {
     let (t, o) = resolve_and_run(&start, &a, &env).await;
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
     assert_eq!(e.inspect("web", "{{.State.Running}}").trim(), "true");
-    assert_eq!(
-        actions::verify(&start, &t, &env, Duration::from_secs(15)).await,
-        Verification::Verified
-    );
+    assert_eq!(t.verify(&env, Duration::from_secs(15)).await, Verification::Verified);
 
     // Dry-run: nothing changes.
     let dry = ActionEnv {
@@ -646,7 +639,7 @@ async fn docker_restart_stop_start_and_refusals() {
     assert_eq!(o.result, OutcomeResult::Refused, "{}", o.detail);
     // Hostile names never reach the engine.
     for bad in ["a/b", "../web", "web; docker rm -f web", "$(id)", "web x", "/web"] {
-        assert!(spec.resolve_target(&alert(&[("container", bad)])).is_err(), "{bad:?}");
+        assert!(spec.resolve(&alert(&[("container", bad)])).is_err(), "{bad:?}");
     }
     assert_eq!(e.inspect("web", "{{.State.Running}}").trim(), "true");
 }
@@ -690,7 +683,7 @@ async fn shed_load_stops_listed_containers_and_reports_each() {
     assert_eq!(e.inspect("batch1", "{{.State.Running}}").trim(), "false");
     assert_eq!(e.inspect("batch2", "{{.State.Running}}").trim(), "false");
     assert_eq!(e.inspect("keep", "{{.State.Running}}").trim(), "true");
-    let v = actions::verify(&spec, &t, &env, Duration::from_secs(2)).await;
+    let v = t.verify(&env, Duration::from_secs(2)).await;
     assert!(
         matches!(v, Verification::NotHelped(ref r) if r.contains("missing")),
         "{v:?}"

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::systemd::{Spec, SystemdMachine, boot_or_skip};
 use hostmedic::actions::{
-    self, ActionEnv, ActionSpec, Alert, OutcomeResult, ShedLoadAction, SystemdAction, SystemdOp, Target, Verification,
+    self, ActionEnv, ActionSpec, Alert, OutcomeResult, Resolved, ShedLoadAction, SystemdAction, SystemdOp, Verification,
 };
 
 const CRASHY: &str = "[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/false\nRestart=always\nRestartSec=1\n[Install]\nWantedBy=multi-user.target\n";
@@ -47,11 +47,11 @@ fn spec_for(op: SystemdOp, manager: &str) -> ActionSpec {
     })
 }
 
-async fn act(s: &ActionSpec, unit: &str, env: &ActionEnv) -> (Target, actions::Outcome) {
+async fn act(s: &ActionSpec, unit: &str, env: &ActionEnv) -> (Resolved, actions::Outcome) {
     s.validate("test.action").expect("valid spec");
     let a = alert(unit);
-    let t = s.resolve_target(&a).expect("target");
-    let o = actions::run(s, &t, &a, env).await;
+    let t = s.resolve(&a).expect("target");
+    let o = t.run(&a, env).await;
     (t, o)
 }
 
@@ -69,10 +69,7 @@ async fn restart_of_a_healthy_unit_is_verified() {
     let (t, o) = act(&s, "healthy.service", &env).await;
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
     assert!(o.detail.contains("restart job"), "{}", o.detail);
-    assert_eq!(
-        actions::verify(&s, &t, &env, Duration::from_secs(20)).await,
-        Verification::Verified
-    );
+    assert_eq!(t.verify(&env, Duration::from_secs(20)).await, Verification::Verified);
     assert_ne!(
         m.show("healthy.service", "MainPID"),
         pid_before,
@@ -109,25 +106,19 @@ async fn crash_loop_is_stopped_and_masked() {
     let (t, o) = act(&restart, "crashy.service", &env).await;
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
     assert!(o.detail.contains("last exit status 1"), "{}", o.detail);
-    let v = actions::verify(&restart, &t, &env, Duration::from_secs(4)).await;
+    let v = t.verify(&env, Duration::from_secs(4)).await;
     assert!(matches!(v, Verification::NotHelped(_)), "{v:?}");
 
     // S1: stop, then mask.
     let stop = spec(SystemdOp::Stop);
     let (t, o) = act(&stop, "crashy.service", &env).await;
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
-    assert_eq!(
-        actions::verify(&stop, &t, &env, Duration::from_secs(15)).await,
-        Verification::Verified
-    );
+    assert_eq!(t.verify(&env, Duration::from_secs(15)).await, Verification::Verified);
     let mask = spec(SystemdOp::Mask);
     let (t, o) = act(&mask, "crashy.service", &env).await;
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
     assert!(o.detail.contains("/dev/null"), "{}", o.detail);
-    assert_eq!(
-        actions::verify(&mask, &t, &env, Duration::from_secs(10)).await,
-        Verification::Verified
-    );
+    assert_eq!(t.verify(&env, Duration::from_secs(10)).await, Verification::Verified);
     assert_eq!(m.systemctl(&["is-enabled", "crashy.service"]).1.trim(), "masked");
     let n = m.show("crashy.service", "NRestarts");
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -147,10 +138,7 @@ async fn crash_loop_is_stopped_and_masked() {
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
     assert!(o.detail.contains("NOT masked"), "{}", o.detail);
     assert!(o.detail.contains("disabled instead"), "{}", o.detail);
-    assert_eq!(
-        actions::verify(&mask, &t, &env, Duration::from_secs(10)).await,
-        Verification::Verified
-    );
+    assert_eq!(t.verify(&env, Duration::from_secs(10)).await, Verification::Verified);
     assert_eq!(m.systemctl(&["is-enabled", "admin.service"]).1.trim(), "disabled");
     assert!(
         m.rootfs().join("etc/systemd/system/admin.service").is_file(),
@@ -166,19 +154,13 @@ async fn crash_loop_is_stopped_and_masked() {
     let (t, o) = act(&rf, "fails.service", &env).await;
     assert_eq!(o.result, OutcomeResult::Ok, "{} ({out})", o.detail);
     assert!(o.detail.contains("failed/failed"), "{}", o.detail);
-    assert_eq!(
-        actions::verify(&rf, &t, &env, Duration::from_secs(5)).await,
-        Verification::Verified
-    );
+    assert_eq!(t.verify(&env, Duration::from_secs(5)).await, Verification::Verified);
     assert_ne!(m.show("fails.service", "ActiveState"), "failed");
     // unmask undoes the mask.
     let unmask = spec(SystemdOp::Unmask);
     let (t, o) = act(&unmask, "crashy.service", &env).await;
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
-    assert_eq!(
-        actions::verify(&unmask, &t, &env, Duration::from_secs(10)).await,
-        Verification::Verified
-    );
+    assert_eq!(t.verify(&env, Duration::from_secs(10)).await, Verification::Verified);
     assert!(!m.rootfs().join("etc/systemd/system/crashy.service").exists());
     // reset-failed of a unit systemd has unloaded is not an error.
     let (_, o) = act(&rf, "fails.service", &env).await;
@@ -211,10 +193,7 @@ async fn not_installed_unit_is_refused_and_disable_and_timer_stop_work() {
     let stop = spec(SystemdOp::Stop);
     let (t, o) = act(&stop, "check.timer", &env).await;
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
-    assert_eq!(
-        actions::verify(&stop, &t, &env, Duration::from_secs(10)).await,
-        Verification::Verified
-    );
+    assert_eq!(t.verify(&env, Duration::from_secs(10)).await, Verification::Verified);
     assert_eq!(m.show("check.timer", "ActiveState"), "inactive");
 
     let disable = spec(SystemdOp::Disable);
@@ -222,10 +201,7 @@ async fn not_installed_unit_is_refused_and_disable_and_timer_stop_work() {
     let (t, o) = act(&disable, "healthy.service", &env).await;
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
     assert!(o.detail.contains("unlink"), "{}", o.detail);
-    assert_eq!(
-        actions::verify(&disable, &t, &env, Duration::from_secs(10)).await,
-        Verification::Verified
-    );
+    assert_eq!(t.verify(&env, Duration::from_secs(10)).await, Verification::Verified);
     assert_eq!(m.systemctl(&["is-enabled", "healthy.service"]).1.trim(), "disabled");
 
     // A unit whose file is in /etc/systemd/system cannot be masked (systemctl
@@ -246,7 +222,7 @@ async fn not_installed_unit_is_refused_and_disable_and_timer_stop_work() {
         "a b.service",
         "healthy",
     ] {
-        assert!(spec(SystemdOp::Stop).resolve_target(&alert(bad)).is_err(), "{bad:?}");
+        assert!(spec(SystemdOp::Stop).resolve(&alert(bad)).is_err(), "{bad:?}");
     }
     assert_eq!(m.show("healthy.service", "ActiveState"), "active");
 }
@@ -289,7 +265,7 @@ async fn shed_load_stops_units_and_user_manager_is_reachable() {
         m.show("batch.service", "ActiveState") == "inactive"
     });
     assert_eq!(m.show("healthy.service", "ActiveState"), "active");
-    let v = actions::verify(&shed, &t, &env, Duration::from_secs(3)).await;
+    let v = t.verify(&env, Duration::from_secs(3)).await;
     assert_eq!(v, Verification::Verified, "a not-installed unit counts as stopped");
 
     // The user manager of `medic` (lingering): start its unit over its own bus.
@@ -300,10 +276,7 @@ async fn shed_load_stops_units_and_user_manager_is_reachable() {
     let (t, o) = act(&start, "bot.service", &env).await;
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
     assert!(o.detail.contains("--user (medic)"), "{}", o.detail);
-    assert_eq!(
-        actions::verify(&start, &t, &env, Duration::from_secs(15)).await,
-        Verification::Verified
-    );
+    assert_eq!(t.verify(&env, Duration::from_secs(15)).await, Verification::Verified);
     let out = m.exec(&[
         "runuser",
         "-u",

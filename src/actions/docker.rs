@@ -1,8 +1,102 @@
-//! Docker actions: restart, stop, start, restart policy.
+//! `type = "docker"`: restart, stop or start a container, or change its
+//! restart policy, through the Docker engine ([`crate::docker`]). Also the
+//! engine connection `shed-load` uses for its containers.
 
+use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::{ActionEnv, DockerAction, DockerOp, Outcome, OutcomeResult, Verification};
+use serde::{Deserialize, Serialize};
+
+use super::target;
+use super::template::{check_literal, render_field};
+use super::{ActionEnv, ActionError, Alert, ConfigError, Outcome, OutcomeResult, Verification};
+
+/// `type = "docker"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerAction {
+    pub op: DockerOp,
+    /// Container name or id, templated.
+    pub container: String,
+    /// For `op = "restart-policy"`: `no`, `always`, `unless-stopped`,
+    /// `on-failure` or `on-failure:N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DockerOp {
+    Restart,
+    Stop,
+    Start,
+    RestartPolicy,
+}
+
+impl DockerOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DockerOp::Restart => "restart",
+            DockerOp::Stop => "stop",
+            DockerOp::Start => "start",
+            DockerOp::RestartPolicy => "restart-policy",
+        }
+    }
+}
+
+impl DockerAction {
+    pub(crate) fn name(&self) -> String {
+        format!("docker.{}", self.op.as_str())
+    }
+
+    pub(crate) fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        check_literal(&format!("{key}.container"), &self.container, target::validate_container)?;
+        match (self.op, &self.policy) {
+            (DockerOp::RestartPolicy, None) => Err(ConfigError::invalid(
+                format!("{key}.policy"),
+                "required for op = \"restart-policy\" (e.g. \"no\")",
+            )),
+            (DockerOp::RestartPolicy, Some(p)) => parse_policy(p)
+                .map(|_| ())
+                .map_err(|e| ConfigError::invalid(format!("{key}.policy"), e)),
+            (_, Some(_)) => Err(ConfigError::invalid(
+                format!("{key}.policy"),
+                "only valid with op = \"restart-policy\"",
+            )),
+            (_, None) => Ok(()),
+        }
+    }
+
+    pub(crate) fn resolve(&self, alert: &Alert) -> Result<Resolved, ActionError> {
+        let container = render_field("container", &self.container, alert)?;
+        target::validate_container(&container)?;
+        Ok(Resolved {
+            spec: self.clone(),
+            container,
+        })
+    }
+}
+
+/// A docker action with its container: key `docker:<container>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub spec: DockerAction,
+    pub container: String,
+}
+
+impl fmt::Display for Resolved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "docker:{}", self.container)
+    }
+}
+
+/// The engine call an op makes (the restart policy parsed).
+enum Call {
+    Restart,
+    Stop,
+    Start,
+    Policy(RestartPolicy),
+}
 
 /// A parsed restart policy: name and maximum retry count.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,118 +154,113 @@ fn state_line(s: &crate::docker::ContainerStatus) -> String {
     )
 }
 
-pub(crate) async fn run(a: &DockerAction, container: &str, env: &ActionEnv, started: Instant) -> Outcome {
-    let op = a.op.as_str();
-    let policy = match (a.op, &a.policy) {
-        (DockerOp::RestartPolicy, Some(p)) => match parse_policy(p) {
-            Ok(p) => Some(p),
-            Err(e) => return Outcome::new(OutcomeResult::Refused, format!("docker {op} {container}: {e}"), started),
-        },
-        (DockerOp::RestartPolicy, None) => {
-            return Outcome::new(
-                OutcomeResult::Refused,
-                format!("docker {op} {container}: no policy configured"),
-                started,
-            );
-        }
-        _ => None,
-    };
-    let what = match &policy {
-        Some(p) => format!(
-            "docker update --restart={} {container}",
-            a.policy.as_deref().unwrap_or(&p.name)
-        ),
-        None => format!("docker {op} {container}"),
-    };
-    let conn = match connect(env).await {
-        Ok(c) => c,
-        Err(e) => return Outcome::state_unknown(&what, e, env, started),
-    };
-    let before = match conn.inspect(container).await {
-        Ok(s) => s,
-        Err(crate::docker::DockerError::NotFound(_)) => {
-            return Outcome::new(
-                OutcomeResult::Refused,
-                format!("{what}: container {container} does not exist"),
-                started,
-            );
-        }
-        Err(e) => return Outcome::state_unknown(&what, format_args!("inspect: {e}"), env, started),
-    };
-    let before_line = state_line(&before);
-    if env.dry_run {
-        return Outcome::new(
-            OutcomeResult::DryRun,
-            format!("would run {what} (before: {before_line})"),
-            started,
-        );
-    }
-    let res = match (a.op, &policy) {
-        (DockerOp::Restart, _) => conn.restart_container(container, None).await,
-        (DockerOp::Stop, _) => conn.stop_container(container, None).await,
-        (DockerOp::Start, _) => conn.start_container(container).await,
-        (DockerOp::RestartPolicy, Some(p)) => conn.set_restart_policy(container, &p.name, p.maximum_retry_count).await,
-        (DockerOp::RestartPolicy, None) => unreachable!("checked above"),
-    };
-    match res {
-        Ok(()) => {
-            let after = match conn.inspect(container).await {
-                Ok(s) => state_line(&s),
-                Err(e) => format!("inspect after: {e}"),
-            };
-            Outcome::new(
-                OutcomeResult::Ok,
-                format!("{what}: done (before: {before_line}; after: {after})"),
-                started,
-            )
-        }
-        Err(e) => Outcome::new(
-            OutcomeResult::Failed,
-            format!("{what}: {e} (before: {before_line})"),
-            started,
-        ),
-    }
-}
-
-/// Verified when: restart/start — running, healthy (or without a health
-/// check) and not restarted between two looks a second apart; stop — not
-/// running; restart-policy — the policy reads as configured.
-pub(crate) async fn verify(
-    a: &DockerAction,
-    container: &str,
-    env: &ActionEnv,
-    until: tokio::time::Instant,
-) -> Verification {
-    let conn = match connect(env).await {
-        Ok(c) => c,
-        Err(e) => return Verification::NotHelped(format!("cannot reach the engine: {e}")),
-    };
-    let want_policy = a.policy.as_deref().and_then(|p| parse_policy(p).ok()).map(|p| p.name);
-    let mut stable: Option<(i64, Option<std::time::SystemTime>)> = None;
-    loop {
-        let last = match conn.inspect(container).await {
-            Ok(s) => {
-                let ok = match a.op {
-                    DockerOp::Stop => matches!(s.state, "exited" | "created" | "dead"),
-                    DockerOp::RestartPolicy => Some(&s.restart_policy) == want_policy.as_ref(),
-                    DockerOp::Restart | DockerOp::Start => {
-                        let up = s.state == "running" && matches!(s.health, "healthy" | "none");
-                        let mark = (s.restart_count, s.started_at);
-                        let seen_before = stable == Some(mark);
-                        stable = up.then_some(mark);
-                        up && seen_before
-                    }
-                };
-                if ok {
-                    return Verification::Verified;
+impl Resolved {
+    pub(crate) async fn run(&self, env: &ActionEnv, started: Instant) -> Outcome {
+        let (a, container) = (&self.spec, self.container.as_str());
+        let op = a.op.as_str();
+        let call = match (a.op, &a.policy) {
+            (DockerOp::RestartPolicy, Some(p)) => match parse_policy(p) {
+                Ok(p) => Call::Policy(p),
+                Err(e) => {
+                    return Outcome::new(OutcomeResult::Refused, format!("docker {op} {container}: {e}"), started);
                 }
-                state_line(&s)
+            },
+            (DockerOp::RestartPolicy, None) => {
+                return Outcome::new(
+                    OutcomeResult::Refused,
+                    format!("docker {op} {container}: no policy configured"),
+                    started,
+                );
             }
-            Err(e) => e.to_string(),
+            (DockerOp::Restart, _) => Call::Restart,
+            (DockerOp::Stop, _) => Call::Stop,
+            (DockerOp::Start, _) => Call::Start,
         };
-        if tokio::time::Instant::now() >= until {
-            return Verification::NotHelped(format!("container {container}: {last}"));
+        let what = match &call {
+            Call::Policy(p) => format!(
+                "docker update --restart={} {container}",
+                a.policy.as_deref().unwrap_or(&p.name)
+            ),
+            _ => format!("docker {op} {container}"),
+        };
+        let conn = match connect(env).await {
+            Ok(c) => c,
+            Err(e) => return Outcome::state_unknown(&what, e, env, started),
+        };
+        let before = match conn.inspect(container).await {
+            Ok(s) => s,
+            Err(crate::docker::DockerError::NotFound(_)) => {
+                return Outcome::new(
+                    OutcomeResult::Refused,
+                    format!("{what}: container {container} does not exist"),
+                    started,
+                );
+            }
+            Err(e) => return Outcome::state_unknown(&what, format_args!("inspect: {e}"), env, started),
+        };
+        let before_line = state_line(&before);
+        if env.dry_run {
+            return Outcome::would_run(&what, &before_line, started);
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        let res = match &call {
+            Call::Restart => conn.restart_container(container, None).await,
+            Call::Stop => conn.stop_container(container, None).await,
+            Call::Start => conn.start_container(container).await,
+            Call::Policy(p) => conn.set_restart_policy(container, &p.name, p.maximum_retry_count).await,
+        };
+        match res {
+            Ok(()) => {
+                let after = match conn.inspect(container).await {
+                    Ok(s) => state_line(&s),
+                    Err(e) => format!("inspect after: {e}"),
+                };
+                Outcome::acted(
+                    &what,
+                    Ok("done".into()),
+                    &format!("{before_line}; after: {after}"),
+                    started,
+                )
+            }
+            Err(e) => Outcome::acted(&what, Err(e.to_string()), &before_line, started),
+        }
+    }
+
+    /// Verified when: restart/start — running, healthy (or without a health
+    /// check) and not restarted between two looks a second apart; stop — not
+    /// running; restart-policy — the policy reads as configured.
+    pub(crate) async fn verify(&self, env: &ActionEnv, until: tokio::time::Instant) -> Verification {
+        let (a, container) = (&self.spec, self.container.as_str());
+        let conn = match connect(env).await {
+            Ok(c) => c,
+            Err(e) => return Verification::NotHelped(format!("cannot reach the engine: {e}")),
+        };
+        let want_policy = a.policy.as_deref().and_then(|p| parse_policy(p).ok()).map(|p| p.name);
+        let mut stable: Option<(i64, Option<std::time::SystemTime>)> = None;
+        loop {
+            let last = match conn.inspect(container).await {
+                Ok(s) => {
+                    let ok = match a.op {
+                        DockerOp::Stop => matches!(s.state, "exited" | "created" | "dead"),
+                        DockerOp::RestartPolicy => Some(&s.restart_policy) == want_policy.as_ref(),
+                        DockerOp::Restart | DockerOp::Start => {
+                            let up = s.state == "running" && matches!(s.health, "healthy" | "none");
+                            let mark = (s.restart_count, s.started_at);
+                            let seen_before = stable == Some(mark);
+                            stable = up.then_some(mark);
+                            up && seen_before
+                        }
+                    };
+                    if ok {
+                        return Verification::Verified;
+                    }
+                    state_line(&s)
+                }
+                Err(e) => e.to_string(),
+            };
+            if tokio::time::Instant::now() >= until {
+                return Verification::NotHelped(format!("container {container}: {last}"));
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 }

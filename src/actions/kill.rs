@@ -14,15 +14,95 @@
 //! seconds), compared with [`START_TIME_TOLERANCE`] because the kernel's
 //! `btime` can move by a second.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::fmt;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
-use tokio::io::unix::AsyncFd;
+use serde::{Deserialize, Serialize};
 
-use super::{ActionEnv, KillAction, Outcome, OutcomeResult, Verification};
+use super::target;
+use super::template::{check_literal, render_field};
+use super::{ActionEnv, ActionError, Alert, ConfigError, Outcome, OutcomeResult, Verification};
 use crate::collectors::processes::{self, ProcError};
+
+/// `type = "kill"`: TERM, then KILL after `grace`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillAction {
+    /// PID, templated; default `"{{ labels.pid }}"`.
+    #[serde(default = "default_pid")]
+    pub pid: String,
+    /// Regex the process's command line (NUL-separated args joined by
+    /// spaces) must match. Required.
+    pub allow: String,
+    /// Expected start time (Unix seconds), templated from a label; when set,
+    /// a process whose real start time differs is never signalled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    /// Time between TERM and KILL.
+    #[serde(default = "default_grace", with = "humantime_serde")]
+    pub grace: Duration,
+}
+
+fn default_pid() -> String {
+    "{{ labels.pid }}".to_string()
+}
+
+fn default_grace() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl KillAction {
+    pub(crate) fn suggested_timeout(&self) -> Duration {
+        self.grace + Duration::from_secs(10)
+    }
+
+    pub(crate) fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        check_literal(&format!("{key}.pid"), &self.pid, target::validate_pid)?;
+        if self.allow.trim().is_empty() {
+            return Err(ConfigError::invalid(format!("{key}.allow"), "must not be empty"));
+        }
+        crate::config::compile_regex(&format!("{key}.allow"), &self.allow)?;
+        if let Some(st) = &self.start_time {
+            check_literal(&format!("{key}.start_time"), st, target::parse_start_time)?;
+        }
+        if self.grace > Duration::from_secs(3600) {
+            return Err(ConfigError::invalid(format!("{key}.grace"), "must be at most 1h"));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn resolve(&self, alert: &Alert) -> Result<Resolved, ActionError> {
+        let pid = target::validate_pid(&render_field("pid", &self.pid, alert)?)?;
+        let start_time = match &self.start_time {
+            Some(t) => Some(target::parse_start_time(&render_field("start_time", t, alert)?)?),
+            None => None,
+        };
+        Ok(Resolved {
+            spec: self.clone(),
+            pid,
+            start_time,
+        })
+    }
+}
+
+/// A kill action with its process: key `pid:<pid>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub spec: KillAction,
+    pub pid: i32,
+    /// The start time the alert names (Unix seconds), if any.
+    pub start_time: Option<f64>,
+}
+
+impl fmt::Display for Resolved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid:{}", self.pid)
+    }
+}
 
 /// Largest accepted difference between an expected and a real start time.
 pub const START_TIME_TOLERANCE: f64 = 1.0;
@@ -79,174 +159,162 @@ fn recheck(procfs: &Path, pid: i32, start_time: f64) -> Result<(), String> {
     }
 }
 
+/// How often [`wait_exit`] looks at the pidfd.
+const EXIT_POLL: Duration = Duration::from_millis(10);
+
+/// True once the pidfd reports the process exited (a pidfd becomes, and
+/// stays, readable then). A zero-timeout `poll(2)`: never blocks.
+fn has_exited(fd: &OwnedFd) -> bool {
+    let mut fds = [PollFd::new(fd, PollFlags::IN)];
+    let now = Timespec { tv_sec: 0, tv_nsec: 0 };
+    matches!(poll(&mut fds, Some(&now)), Ok(n) if n > 0) && !fds[0].revents().is_empty()
+}
+
 /// Waits until the pidfd reports the process exited, or `within` passes.
-async fn wait_exit(fd: &AsyncFd<OwnedFd>, within: Duration) -> bool {
+/// Looked at every [`EXIT_POLL`] (safe code only, unlike registering the
+/// pidfd with the reactor, which tokio marks `unsafe`).
+async fn wait_exit(fd: &OwnedFd, within: Duration) -> bool {
     tokio::time::timeout(within, async {
-        loop {
-            match fd.readable().await {
-                Ok(mut g) => {
-                    // A pidfd stays readable once the process has exited.
-                    g.retain_ready();
-                    return;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
+        while !has_exited(fd) {
+            tokio::time::sleep(EXIT_POLL).await;
         }
     })
     .await
     .is_ok()
 }
 
-pub(crate) async fn run(
-    a: &KillAction,
-    pid: i32,
-    expected_start: Option<f64>,
-    env: &ActionEnv,
-    started: Instant,
-) -> Outcome {
-    let refuse = |d: String| Outcome::new(OutcomeResult::Refused, d, started);
-    let allow = match regex::Regex::new(&a.allow) {
-        Ok(r) => r,
-        Err(e) => return refuse(format!("kill: invalid allow pattern: {e}")),
-    };
-    if pid <= 1 || pid as u32 == std::process::id() {
-        return refuse(format!("kill: refusing to signal pid {pid}"));
-    }
-    // Pin the process first, then identify it.
-    let pidfd = match Pid::from_raw(pid).map(|p| pidfd_open(p, PidfdFlags::empty())) {
-        Some(Ok(fd)) => fd,
-        Some(Err(rustix::io::Errno::SRCH)) => return refuse(format!("kill: no process with pid {pid}")),
-        Some(Err(e)) => return Outcome::new(OutcomeResult::Failed, format!("kill: pidfd_open({pid}): {e}"), started),
-        None => return refuse(format!("kill: invalid pid {pid}")),
-    };
-    let procfs = env.procfs_root.clone();
-    let info = match proc_info(&procfs, pid) {
-        Ok(i) => i,
-        Err(e) => return refuse(format!("kill: cannot read pid {pid}: {e}")),
-    };
-    if is_gone(info.state) {
-        return refuse(format!("kill: pid {pid} has already exited"));
-    }
-    if let Some(exp) = expected_start
-        && (info.start_time - exp).abs() > START_TIME_TOLERANCE
-    {
-        return refuse(format!(
-            "kill: pid {pid} started at {:.2}, the alert names a process started at {exp:.2}: PID reused, not signalled",
-            info.start_time
-        ));
-    }
-    if !allow.is_match(&info.cmdline) {
-        return refuse(format!(
-            "kill: pid {pid} command line {:?} does not match allow pattern {:?}",
-            super::truncate(info.cmdline.clone(), 200),
-            a.allow
-        ));
-    }
-    let who = format!("pid {pid} ({})", super::truncate(info.cmdline.clone(), 200));
-    if env.dry_run {
-        return Outcome::new(
-            OutcomeResult::DryRun,
-            format!(
-                "would send TERM to {who}, then KILL after {}",
-                humantime::format_duration(a.grace)
-            ),
-            started,
-        );
-    }
-    let raw = pidfd.as_raw_fd();
-    // SAFETY: `pidfd` is an OwnedFd moved into the AsyncFd, so it stays
-    // open and refers to the same file description for the AsyncFd's life.
-    let afd = match unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) } {
-        Ok(f) => f,
-        Err(e) => {
-            return Outcome::new(
-                OutcomeResult::Failed,
-                format!("kill: polling pidfd {raw}: {e}"),
-                started,
-            );
-        }
-    };
-    if let Err(why) = recheck(&procfs, pid, info.start_time) {
-        return refuse(format!("kill: {why}; not signalled"));
-    }
-    match pidfd_send_signal(afd.get_ref(), Signal::TERM) {
-        Ok(()) => {}
-        Err(rustix::io::Errno::SRCH) => {
-            return Outcome::new(OutcomeResult::Ok, format!("{who} exited before TERM"), started);
-        }
-        Err(e) => return Outcome::new(OutcomeResult::Failed, format!("kill: TERM to {who}: {e}"), started),
-    }
-    let t0 = Instant::now();
-    if wait_exit(&afd, a.grace).await {
-        return Outcome::new(
-            OutcomeResult::Ok,
-            format!("TERM sent to {who}; exited after {:.2} s", t0.elapsed().as_secs_f64()),
-            started,
-        );
-    }
-    if let Err(why) = recheck(&procfs, pid, info.start_time) {
-        return Outcome::new(
-            OutcomeResult::Ok,
-            format!("TERM sent to {who}; {why}; KILL not sent"),
-            started,
-        );
-    }
-    match pidfd_send_signal(afd.get_ref(), Signal::KILL) {
-        Ok(()) => {}
-        Err(rustix::io::Errno::SRCH) => {
-            return Outcome::new(
-                OutcomeResult::Ok,
-                format!("TERM sent to {who}; exited at the deadline"),
-                started,
-            );
-        }
-        Err(e) => return Outcome::new(OutcomeResult::Failed, format!("kill: KILL to {who}: {e}"), started),
-    }
-    if wait_exit(&afd, AFTER_KILL).await {
-        Outcome::new(
-            OutcomeResult::Ok,
-            format!(
-                "TERM sent to {who}; still running after {}; KILL sent; exited",
-                humantime::format_duration(a.grace)
-            ),
-            started,
-        )
-    } else {
-        Outcome::new(
-            OutcomeResult::Failed,
-            format!(
-                "TERM and KILL sent to {who}; still present after {} s",
-                AFTER_KILL.as_secs()
-            ),
-            started,
-        )
-    }
-}
-
-/// Verified when the process is gone (no such PID, a zombie, or a different
-/// process on the PID than `start_time` names).
-pub(crate) async fn verify(
-    pid: i32,
-    start_time: Option<f64>,
-    env: &ActionEnv,
-    until: tokio::time::Instant,
-) -> Verification {
-    loop {
-        let last = match proc_info(&env.procfs_root, pid) {
-            Err(_) => return Verification::Verified,
-            Ok(i) if is_gone(i.state) => return Verification::Verified,
-            Ok(i) if start_time.is_some_and(|s| (i.start_time - s).abs() > START_TIME_TOLERANCE) => {
-                return Verification::Verified;
-            }
-            Ok(i) => i,
+impl Resolved {
+    pub(crate) async fn run(&self, env: &ActionEnv, started: Instant) -> Outcome {
+        let (a, pid, expected_start) = (&self.spec, self.pid, self.start_time);
+        let refuse = |d: String| Outcome::new(OutcomeResult::Refused, d, started);
+        let allow = match regex::Regex::new(&a.allow) {
+            Ok(r) => r,
+            Err(e) => return refuse(format!("kill: invalid allow pattern: {e}")),
         };
-        if tokio::time::Instant::now() >= until {
-            return Verification::NotHelped(format!(
-                "pid {pid} ({}) is still running",
-                super::truncate(last.cmdline, 200)
+        if pid <= 1 || pid as u32 == std::process::id() {
+            return refuse(format!("kill: refusing to signal pid {pid}"));
+        }
+        // Pin the process first, then identify it.
+        let pidfd = match Pid::from_raw(pid).map(|p| pidfd_open(p, PidfdFlags::empty())) {
+            Some(Ok(fd)) => fd,
+            Some(Err(rustix::io::Errno::SRCH)) => return refuse(format!("kill: no process with pid {pid}")),
+            Some(Err(e)) => {
+                return Outcome::new(OutcomeResult::Failed, format!("kill: pidfd_open({pid}): {e}"), started);
+            }
+            None => return refuse(format!("kill: invalid pid {pid}")),
+        };
+        let procfs = env.procfs_root.clone();
+        let info = match proc_info(&procfs, pid) {
+            Ok(i) => i,
+            Err(e) => return refuse(format!("kill: cannot read pid {pid}: {e}")),
+        };
+        if is_gone(info.state) {
+            return refuse(format!("kill: pid {pid} has already exited"));
+        }
+        if let Some(exp) = expected_start
+            && (info.start_time - exp).abs() > START_TIME_TOLERANCE
+        {
+            return refuse(format!(
+                "kill: pid {pid} started at {:.2}, the alert names a process started at {exp:.2}: PID reused, not signalled",
+                info.start_time
             ));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        if !allow.is_match(&info.cmdline) {
+            return refuse(format!(
+                "kill: pid {pid} command line {:?} does not match allow pattern {:?}",
+                super::truncate(info.cmdline.clone(), 200),
+                a.allow
+            ));
+        }
+        let who = format!("pid {pid} ({})", super::truncate(info.cmdline.clone(), 200));
+        if env.dry_run {
+            return Outcome::new(
+                OutcomeResult::DryRun,
+                format!(
+                    "would send TERM to {who}, then KILL after {}",
+                    humantime::format_duration(a.grace)
+                ),
+                started,
+            );
+        }
+        if let Err(why) = recheck(&procfs, pid, info.start_time) {
+            return refuse(format!("kill: {why}; not signalled"));
+        }
+        match pidfd_send_signal(&pidfd, Signal::TERM) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::SRCH) => {
+                return Outcome::new(OutcomeResult::Ok, format!("{who} exited before TERM"), started);
+            }
+            Err(e) => return Outcome::new(OutcomeResult::Failed, format!("kill: TERM to {who}: {e}"), started),
+        }
+        let t0 = Instant::now();
+        if wait_exit(&pidfd, a.grace).await {
+            return Outcome::new(
+                OutcomeResult::Ok,
+                format!("TERM sent to {who}; exited after {:.2} s", t0.elapsed().as_secs_f64()),
+                started,
+            );
+        }
+        if let Err(why) = recheck(&procfs, pid, info.start_time) {
+            return Outcome::new(
+                OutcomeResult::Ok,
+                format!("TERM sent to {who}; {why}; KILL not sent"),
+                started,
+            );
+        }
+        match pidfd_send_signal(&pidfd, Signal::KILL) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::SRCH) => {
+                return Outcome::new(
+                    OutcomeResult::Ok,
+                    format!("TERM sent to {who}; exited at the deadline"),
+                    started,
+                );
+            }
+            Err(e) => return Outcome::new(OutcomeResult::Failed, format!("kill: KILL to {who}: {e}"), started),
+        }
+        if wait_exit(&pidfd, AFTER_KILL).await {
+            Outcome::new(
+                OutcomeResult::Ok,
+                format!(
+                    "TERM sent to {who}; still running after {}; KILL sent; exited",
+                    humantime::format_duration(a.grace)
+                ),
+                started,
+            )
+        } else {
+            Outcome::new(
+                OutcomeResult::Failed,
+                format!(
+                    "TERM and KILL sent to {who}; still present after {} s",
+                    AFTER_KILL.as_secs()
+                ),
+                started,
+            )
+        }
+    }
+
+    /// Verified when the process is gone (no such PID, a zombie, or a different
+    /// process on the PID than `start_time` names).
+    pub(crate) async fn verify(&self, env: &ActionEnv, until: tokio::time::Instant) -> Verification {
+        let (pid, start_time) = (self.pid, self.start_time);
+        loop {
+            let last = match proc_info(&env.procfs_root, pid) {
+                Err(_) => return Verification::Verified,
+                Ok(i) if is_gone(i.state) => return Verification::Verified,
+                Ok(i) if start_time.is_some_and(|s| (i.start_time - s).abs() > START_TIME_TOLERANCE) => {
+                    return Verification::Verified;
+                }
+                Ok(i) => i,
+            };
+            if tokio::time::Instant::now() >= until {
+                return Verification::NotHelped(format!(
+                    "pid {pid} ({}) is still running",
+                    super::truncate(last.cmdline, 200)
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 

@@ -1,16 +1,96 @@
-//! systemd actions over D-Bus (system manager or a user manager), using the
-//! shared helpers of [`crate::systemd`]: restart, start, stop, disable, mask,
-//! unmask, reset-failed. A unit systemd has no unit file for (`not-found`,
-//! S3) is never started, stopped or restarted: the action is refused with
-//! "not installed" so the rule can notify instead.
+//! `type = "systemd"`: restart, start, stop, disable, mask, unmask or
+//! reset-failed a unit over D-Bus (system manager or a user manager), using
+//! the shared helpers of [`crate::systemd`]. A unit systemd has no unit file
+//! for (`not-found`, S3) is never started, stopped or restarted: the action
+//! is refused with "not installed" so the rule can notify instead.
+//!
+//! Also the unit half of `shed-load` (`stop_quietly`, `stopped_state`).
 
 use std::collections::HashMap;
+use std::fmt;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use zbus::Connection;
 
-use super::{ActionEnv, Manager, Outcome, OutcomeResult, SystemdOp, Verification};
+use super::target::{self, Manager, default_manager};
+use super::template::{check_literal, render_field};
+use super::{ActionEnv, ActionError, Alert, ConfigError, Outcome, OutcomeResult, Verification};
 use crate::systemd::{self as sd, ManagerTarget, Passwd, UnitStatus};
+
+/// `type = "systemd"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemdAction {
+    pub op: SystemdOp,
+    /// Unit name, templated (e.g. `"{{ labels.name }}"`).
+    pub unit: String,
+    /// `"system"` (default) or `"user:<name>"`.
+    #[serde(default = "default_manager")]
+    pub manager: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SystemdOp {
+    Restart,
+    Start,
+    Stop,
+    Disable,
+    Mask,
+    Unmask,
+    ResetFailed,
+}
+
+impl SystemdOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SystemdOp::Restart => "restart",
+            SystemdOp::Start => "start",
+            SystemdOp::Stop => "stop",
+            SystemdOp::Disable => "disable",
+            SystemdOp::Mask => "mask",
+            SystemdOp::Unmask => "unmask",
+            SystemdOp::ResetFailed => "reset-failed",
+        }
+    }
+}
+
+impl SystemdAction {
+    pub(crate) fn name(&self) -> String {
+        format!("systemd.{}", self.op.as_str())
+    }
+
+    pub(crate) fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        Manager::parse(&self.manager).map_err(|e| ConfigError::invalid(format!("{key}.manager"), e))?;
+        check_literal(&format!("{key}.unit"), &self.unit, target::validate_unit_name)
+    }
+
+    pub(crate) fn resolve(&self, alert: &Alert) -> Result<Resolved, ActionError> {
+        let manager = Manager::parse(&self.manager)?;
+        let unit = render_field("unit", &self.unit, alert)?;
+        target::validate_unit_name(&unit)?;
+        Ok(Resolved {
+            spec: self.clone(),
+            manager,
+            unit,
+        })
+    }
+}
+
+/// A systemd action with its unit: key `systemd:<manager>:<unit>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub spec: SystemdAction,
+    pub manager: Manager,
+    pub unit: String,
+}
+
+impl fmt::Display for Resolved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "systemd:{}:{}", self.manager, self.unit)
+    }
+}
 
 /// Where `manager` lives, per `env`.
 pub fn manager_target(manager: &Manager, env: &ActionEnv) -> Result<ManagerTarget, String> {
@@ -118,110 +198,87 @@ async fn perform(conn: &Connection, op: SystemdOp, unit: &str) -> Result<String,
     })
 }
 
-pub(crate) async fn run(op: SystemdOp, manager: &Manager, unit: &str, env: &ActionEnv, started: Instant) -> Outcome {
-    let what = format!("systemctl {}{} {unit}", user_flag(manager), op.as_str());
-    let conn = match connect(manager, env).await {
-        Ok(c) => c,
-        Err(e) => return Outcome::state_unknown(&what, e, env, started),
-    };
-    let before = match sd::unit_status(&conn, unit).await {
-        Ok(s) => s,
-        Err(e) => return Outcome::state_unknown(&what, format_args!("reading unit state: {e}"), env, started),
-    };
-    // Masking or unmasking a unit without a unit file is fine; everything
-    // else needs one (S3: restarting a not-found unit achieves nothing).
-    if !before.is_installed() && !matches!(op, SystemdOp::Mask | SystemdOp::Unmask) {
-        return Outcome::new(
-            OutcomeResult::Refused,
-            format!("{what}: unit {unit} is not installed (load state not-found) on the {manager} manager"),
-            started,
-        );
-    }
-    let before_line = describe(&before);
-    if env.dry_run {
-        return Outcome::new(
-            OutcomeResult::DryRun,
-            format!("would run {what} (before: {before_line})"),
-            started,
-        );
-    }
-    match perform(&conn, op, unit).await {
-        Ok(done) => Outcome::new(
-            OutcomeResult::Ok,
-            format!("{what}: {done} (before: {before_line})"),
-            started,
-        ),
-        Err(e) => Outcome::new(
-            OutcomeResult::Failed,
-            format!("{what}: {e} (before: {before_line})"),
-            started,
-        ),
-    }
-}
-
-fn user_flag(manager: &Manager) -> String {
-    match manager {
-        Manager::System => String::new(),
-        Manager::User(u) => format!("--user ({u}) "),
-    }
-}
-
-/// Verified when: restart/start — active on two looks a second apart with
-/// no automatic restart in between; stop — inactive or failed; mask —
-/// masked (an administrator's unit: disabled); unmask — no longer masked; disable — unit file not enabled;
-/// reset-failed — not failed.
-pub(crate) async fn verify(
-    op: SystemdOp,
-    manager: &Manager,
-    unit: &str,
-    env: &ActionEnv,
-    until: tokio::time::Instant,
-) -> Verification {
-    let conn = match connect(manager, env).await {
-        Ok(c) => c,
-        Err(e) => return Verification::NotHelped(e),
-    };
-    let mut seen_up: Option<Option<u32>> = None;
-    loop {
-        let (ok, last) = match sd::unit_status(&conn, unit).await {
-            Err(e) => (false, e.to_string()),
-            Ok(st) => {
-                let ok = match op {
-                    SystemdOp::Restart | SystemdOp::Start => {
-                        let up = st.active_state == "active";
-                        let stable = up && seen_up == Some(st.n_restarts);
-                        seen_up = up.then_some(st.n_restarts);
-                        stable
-                    }
-                    SystemdOp::Stop => matches!(st.active_state.as_str(), "inactive" | "failed"),
-                    // An administrator's unit cannot be masked: the action
-                    // disables it instead (see `perform`).
-                    SystemdOp::Mask => {
-                        st.load_state == "masked" || unit_file_state(&conn, unit).await.is_ok_and(|s| s == "disabled")
-                    }
-                    SystemdOp::Unmask => st.load_state != "masked",
-                    SystemdOp::ResetFailed => st.active_state != "failed",
-                    SystemdOp::Disable => match unit_file_state(&conn, unit).await {
-                        Ok(s) => !s.starts_with("enabled"),
-                        Err(_) => false,
-                    },
-                };
-                let mut line = describe(&st);
-                if op == SystemdOp::Disable
-                    && let Ok(s) = unit_file_state(&conn, unit).await
-                {
-                    line.push_str(&format!(", unit file {s}"));
-                }
-                (ok, line)
-            }
+impl Resolved {
+    pub(crate) async fn run(&self, env: &ActionEnv, started: Instant) -> Outcome {
+        let (op, manager, unit) = (self.spec.op, &self.manager, self.unit.as_str());
+        let what = format!("systemctl {}{} {unit}", user_flag(manager), op.as_str());
+        let conn = match connect(manager, env).await {
+            Ok(c) => c,
+            Err(e) => return Outcome::state_unknown(&what, e, env, started),
         };
-        if ok {
-            return Verification::Verified;
+        let before = match sd::unit_status(&conn, unit).await {
+            Ok(s) => s,
+            Err(e) => return Outcome::state_unknown(&what, format_args!("reading unit state: {e}"), env, started),
+        };
+        // Masking or unmasking a unit without a unit file is fine; everything
+        // else needs one (S3: restarting a not-found unit achieves nothing).
+        if !before.is_installed() && !matches!(op, SystemdOp::Mask | SystemdOp::Unmask) {
+            return Outcome::new(
+                OutcomeResult::Refused,
+                format!("{what}: unit {unit} is not installed (load state not-found) on the {manager} manager"),
+                started,
+            );
         }
-        if tokio::time::Instant::now() >= until {
-            return Verification::NotHelped(format!("{unit} ({manager}): {last}"));
+        let before_line = describe(&before);
+        if env.dry_run {
+            return Outcome::would_run(&what, &before_line, started);
         }
-        tokio::time::sleep(Duration::from_millis(if seen_up.is_some() { 1000 } else { 200 })).await;
+        Outcome::acted(&what, perform(&conn, op, unit).await, &before_line, started)
+    }
+
+    /// Verified when: restart/start — active on two looks a second apart with
+    /// no automatic restart in between; stop — inactive or failed; mask —
+    /// masked (an administrator's unit: disabled); unmask — no longer masked; disable — unit file not enabled;
+    /// reset-failed — not failed.
+    pub(crate) async fn verify(&self, env: &ActionEnv, until: tokio::time::Instant) -> Verification {
+        let (op, manager, unit) = (self.spec.op, &self.manager, self.unit.as_str());
+        let conn = match connect(manager, env).await {
+            Ok(c) => c,
+            Err(e) => return Verification::NotHelped(e),
+        };
+        let mut seen_up: Option<Option<u32>> = None;
+        loop {
+            let (ok, last) = match sd::unit_status(&conn, unit).await {
+                Err(e) => (false, e.to_string()),
+                Ok(st) => {
+                    let ok = match op {
+                        SystemdOp::Restart | SystemdOp::Start => {
+                            let up = st.active_state == "active";
+                            let stable = up && seen_up == Some(st.n_restarts);
+                            seen_up = up.then_some(st.n_restarts);
+                            stable
+                        }
+                        SystemdOp::Stop => matches!(st.active_state.as_str(), "inactive" | "failed"),
+                        // An administrator's unit cannot be masked: the action
+                        // disables it instead (see `perform`).
+                        SystemdOp::Mask => {
+                            st.load_state == "masked"
+                                || unit_file_state(&conn, unit).await.is_ok_and(|s| s == "disabled")
+                        }
+                        SystemdOp::Unmask => st.load_state != "masked",
+                        SystemdOp::ResetFailed => st.active_state != "failed",
+                        SystemdOp::Disable => match unit_file_state(&conn, unit).await {
+                            Ok(s) => !s.starts_with("enabled"),
+                            Err(_) => false,
+                        },
+                    };
+                    let mut line = describe(&st);
+                    if op == SystemdOp::Disable
+                        && let Ok(s) = unit_file_state(&conn, unit).await
+                    {
+                        line.push_str(&format!(", unit file {s}"));
+                    }
+                    (ok, line)
+                }
+            };
+            if ok {
+                return Verification::Verified;
+            }
+            if tokio::time::Instant::now() >= until {
+                return Verification::NotHelped(format!("{unit} ({manager}): {last}"));
+            }
+            tokio::time::sleep(Duration::from_millis(if seen_up.is_some() { 1000 } else { 200 })).await;
+        }
     }
 }
 
@@ -245,4 +302,11 @@ pub(crate) async fn stopped_state(manager: &Manager, unit: &str, env: &ActionEnv
     let conn = connect(manager, env).await?;
     let st = sd::unit_status(&conn, unit).await.map_err(|e| e.to_string())?;
     Ok((st.is_installed() && !matches!(st.active_state.as_str(), "inactive" | "failed")).then_some(st.active_state))
+}
+
+fn user_flag(manager: &Manager) -> String {
+    match manager {
+        Manager::System => String::new(),
+        Manager::User(u) => format!("--user ({u}) "),
+    }
 }

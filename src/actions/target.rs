@@ -2,6 +2,10 @@
 //! unit, a container, a PID) is checked here before anything runs. These are
 //! pure functions so the fuzz target can call them directly.
 
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
 /// Longest unit name systemd accepts (UNIT_NAME_MAX - 1).
 pub const UNIT_NAME_MAX: usize = 255;
 /// Longest container name accepted.
@@ -200,6 +204,42 @@ pub fn parse_start_time(s: &str) -> Result<f64, TargetError> {
         return Err(refuse(W, s, "must be a positive number of Unix seconds"));
     }
     Ok(v)
+}
+
+/// Which systemd manager a unit belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Manager {
+    System,
+    User(String),
+}
+
+impl Manager {
+    /// Parses `"system"` or `"user:<name>"`.
+    pub fn parse(s: &str) -> Result<Manager, TargetError> {
+        if s == "system" {
+            return Ok(Manager::System);
+        }
+        if let Some(user) = s.strip_prefix("user:") {
+            validate_user_name(user)?;
+            return Ok(Manager::User(user.to_string()));
+        }
+        Err(refuse("manager", s, "must be \"system\" or \"user:<name>\""))
+    }
+}
+
+impl fmt::Display for Manager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Manager::System => f.write_str("system"),
+            Manager::User(u) => write!(f, "user:{u}"),
+        }
+    }
+}
+
+/// The default `manager` of the systemd and shed-load actions.
+pub(crate) fn default_manager() -> String {
+    "system".to_string()
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Tiny `{{ labels.NAME }}` substitution for action values: no template
 //! engine, no logic, and an error that names any unknown placeholder.
 
-use super::Alert;
+use super::{ActionError, Alert, ConfigError, TargetError};
 
 /// Why a template could not be rendered or is malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -126,6 +126,43 @@ fn render_with(template: &str, alert: &Alert, lenient: bool) -> Result<String, T
         }
     })?;
     Ok(out)
+}
+
+/// Renders the action field `field` (strict: an unknown label is an error
+/// naming it).
+pub(crate) fn render_field(field: &str, template: &str, alert: &Alert) -> Result<String, ActionError> {
+    render(template, alert).map_err(|source| ActionError::Template {
+        field: field.to_string(),
+        source,
+    })
+}
+
+/// Renders the action field `field` leniently (a missing label or
+/// annotation renders empty): for messages, which must not be suppressed.
+pub(crate) fn render_field_lenient(field: &str, template: &str, alert: &Alert) -> Result<String, ActionError> {
+    render_lenient(template, alert).map_err(|source| ActionError::Template {
+        field: field.to_string(),
+        source,
+    })
+}
+
+/// Config-time check of a template at `key`.
+pub(crate) fn check_template(key: &str, template: &str) -> Result<(), ConfigError> {
+    check(template).map_err(|e| ConfigError::invalid(key, e))
+}
+
+/// A literal (untemplated) value is checked at config time; a templated one
+/// only after rendering.
+pub(crate) fn check_literal<T>(
+    key: &str,
+    value: &str,
+    validate: impl Fn(&str) -> Result<T, TargetError>,
+) -> Result<(), ConfigError> {
+    check_template(key, value)?;
+    if !has_placeholders(value) {
+        validate(value).map_err(|e| ConfigError::invalid(key, e))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

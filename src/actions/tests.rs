@@ -137,14 +137,14 @@ fn hostile_label_values_are_refused_before_anything_runs() {
         "`id`",
     ] {
         let a = alert(&[("name", bad)]);
-        assert!(unit.resolve_target(&a).is_err(), "unit {bad:?}");
-        assert!(ctr.resolve_target(&a).is_err(), "container {bad:?}");
-        assert!(kill.resolve_target(&a).is_err(), "pid {bad:?}");
+        assert!(unit.resolve(&a).is_err(), "unit {bad:?}");
+        assert!(ctr.resolve(&a).is_err(), "container {bad:?}");
+        assert!(kill.resolve(&a).is_err(), "pid {bad:?}");
     }
     // "1" is a fine container name but never a PID to kill.
-    assert!(kill.resolve_target(&alert(&[("name", "1")])).is_err());
+    assert!(kill.resolve(&alert(&[("name", "1")])).is_err());
     // A label the alert does not carry is an error naming it.
-    let e = unit.resolve_target(&alert(&[])).unwrap_err().to_string();
+    let e = unit.resolve(&alert(&[])).unwrap_err().to_string();
     assert!(e.contains("labels.name"), "{e}");
 }
 
@@ -152,33 +152,21 @@ fn hostile_label_values_are_refused_before_anything_runs() {
 fn targets_and_keys() {
     let unit =
         parse("[action]\ntype = \"systemd\"\nop = \"restart\"\nunit = \"{{ labels.name }}\"\nmanager = \"user:bob\"\n");
-    let t = unit.resolve_target(&alert(&[("name", "worker.service")])).unwrap();
+    let t = unit.resolve(&alert(&[("name", "worker.service")])).unwrap();
     assert_eq!(t.key(), "systemd:user:bob:worker.service");
     let kill = parse("[action]\ntype = \"kill\"\nallow = \".\"\nstart_time = \"{{ labels.start }}\"\n");
     let t = kill
-        .resolve_target(&alert(&[("pid", "4242"), ("start", "1700000000.5")]))
+        .resolve(&alert(&[("pid", "4242"), ("start", "1700000000.5")]))
         .unwrap();
-    assert_eq!(
-        t,
-        Target::Process {
-            pid: 4242,
-            start_time: Some(1_700_000_000.5)
-        }
-    );
+    let Resolved::Kill(k) = &t else { panic!("{t:?}") };
+    assert_eq!((k.pid, k.start_time), (4242, Some(1_700_000_000.5)));
     assert_eq!(t.key(), "pid:4242");
     let ctr = parse("[action]\ntype = \"docker\"\nop = \"stop\"\ncontainer = \"{{ labels.name }}\"\n");
-    assert_eq!(
-        ctr.resolve_target(&alert(&[("name", "web-1")])).unwrap().key(),
-        "docker:web-1"
-    );
+    assert_eq!(ctr.resolve(&alert(&[("name", "web-1")])).unwrap().key(), "docker:web-1");
     let ex = parse("[action]\ntype = \"exec\"\nargv = [\"/bin/echo\", \"disk={{ labels.name }}\"]\n");
-    let t = ex.resolve_target(&alert(&[("name", "$(id); x")])).unwrap();
-    assert_eq!(
-        t,
-        Target::Command {
-            argv: vec!["/bin/echo".into(), "disk=$(id); x".into()]
-        }
-    );
+    let t = ex.resolve(&alert(&[("name", "$(id); x")])).unwrap();
+    let Resolved::Exec(e) = &t else { panic!("{t:?}") };
+    assert_eq!(e.argv, vec!["/bin/echo".to_string(), "disk=$(id); x".into()]);
 }
 
 #[test]
@@ -189,8 +177,12 @@ fn outcome_serializes_for_the_journal() {
         duration: Duration::from_millis(1500),
     };
     let j = serde_json::to_string(&o).unwrap();
-    assert_eq!(j, r#"{"result":"dry-run","detail":"x","duration_seconds":1.5}"#);
+    assert_eq!(j, r#"{"result":"dry_run","detail":"x","duration_seconds":1.5}"#);
     assert_eq!(serde_json::from_str::<Outcome>(&j).unwrap(), o);
+    // Journals written before the one spelling still parse.
+    let old = r#"{"result":"dry-run","detail":"x","duration_seconds":1.5}"#;
+    assert_eq!(serde_json::from_str::<Outcome>(old).unwrap(), o);
+    assert_eq!(OutcomeResult::DryRun.as_str(), "dry_run");
     let v = serde_json::to_string(&Verification::NotHelped("still failed".into())).unwrap();
     assert_eq!(v, r#"{"verification":"not-helped","reason":"still failed"}"#);
     assert!(truncate("é".repeat(10), 12).len() <= 12);

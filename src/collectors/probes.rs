@@ -1,24 +1,23 @@
 //! `probes` collector: HTTP and command health checks, each run in the
 //! background on its own interval with its last result cached for scrapes.
 //!
-//! Command probes run an argv directly (no shell) in a new process group with
-//! an environment of `PATH` only, stdin from /dev/null and stdout discarded;
-//! at the timeout the whole group gets SIGKILL, so a hanging check (and
-//! whatever it spawned) never outlives its timeout. A missing executable is
+//! Command probes run an argv through [`crate::command`] (no shell, a new
+//! process group) with an environment of `PATH` only, stdin from /dev/null
+//! and stdout discarded; at the timeout the whole group gets SIGKILL, so a
+//! hanging check (and whatever it spawned) never outlives its timeout. A missing executable is
 //! reported as success 0, exit code -1, with one log line per change.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::collector::{CollectError, Collector};
+use crate::command::{Command, Ended};
 use crate::config::ConfigError;
 use crate::metrics::MetricSet;
 
@@ -347,19 +346,18 @@ pub async fn run_command(p: &CommandProbe, shutdown: &CancellationToken) -> Prob
 
 async fn command_outcome(p: &CommandProbe, shutdown: &CancellationToken) -> Result<(), (i64, ProbeError)> {
     let program = p.argv[0].clone();
-    let mut cmd = tokio::process::Command::new(&program);
-    cmd.args(&p.argv[1..])
-        .env_clear()
-        .env("PATH", &p.path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    if let Some(dir) = &p.working_dir {
-        cmd.current_dir(dir);
-    }
-    let mut child = cmd.spawn().map_err(|source| {
+    let cmd = Command {
+        argv: p.argv.clone(),
+        env: vec![("PATH".to_string(), p.path.clone())],
+        current_dir: p.working_dir.clone(),
+        timeout: p.timeout,
+        stdout_max: None,
+        stderr_max: STDERR_KEEP,
+        // A leftover grandchild holding stderr open only costs this bounded
+        // wait.
+        drain: Duration::from_secs(1),
+    };
+    let out = cmd.run(Some(shutdown)).await.map_err(|source| {
         (
             -1,
             ProbeError::Spawn {
@@ -368,40 +366,9 @@ async fn command_outcome(p: &CommandProbe, shutdown: &CancellationToken) -> Resu
             },
         )
     })?;
-    let pgid = child.id().map(|id| nix::unistd::Pid::from_raw(id as i32));
-    // Keep the first bytes of stderr; read the rest to /dev/null so a chatty
-    // command never blocks on a full pipe.
-    let mut stderr = child.stderr.take();
-    let stderr_task = tokio::spawn(async move {
-        let mut kept = Vec::new();
-        if let Some(s) = stderr.as_mut() {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = s.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                let room = STDERR_KEEP.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-            }
-        }
-        kept
-    });
-
-    let outcome = tokio::select! {
-        st = child.wait() => Some(st),
-        _ = tokio::time::sleep(p.timeout) => None,
-        _ = shutdown.cancelled() => None,
-    };
-    let status = match outcome {
-        Some(st) => st,
-        None => {
-            if let Some(pgid) = pgid {
-                let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-            }
-            // SIGKILL cannot be ignored; the bound only covers a process stuck
-            // in uninterruptible I/O (kill_on_drop and tokio reap it later).
-            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-            stderr_task.abort();
+    let status = match out.ended {
+        Ended::Exited(st) => st,
+        Ended::TimedOut | Ended::Cancelled => {
             return Err((
                 -1,
                 ProbeError::CommandTimeout {
@@ -410,28 +377,12 @@ async fn command_outcome(p: &CommandProbe, shutdown: &CancellationToken) -> Resu
                 },
             ));
         }
+        Ended::WaitFailed(source) => return Err((-1, ProbeError::Wait { program, source })),
     };
-    let status = status.map_err(|source| {
-        (
-            -1,
-            ProbeError::Wait {
-                program: program.clone(),
-                source,
-            },
-        )
-    })?;
-    // No killpg after a normal exit: the leader is reaped, so its pid (the
-    // group id) may already belong to someone else. A leftover grandchild
-    // holding stderr open only costs this bounded wait.
-    let kept = tokio::time::timeout(Duration::from_secs(1), stderr_task)
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
     if status.success() {
         return Ok(());
     }
-    let text = String::from_utf8_lossy(&kept);
+    let text = String::from_utf8_lossy(&out.stderr.kept);
     let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
     let stderr = if first.is_empty() {
         String::new()

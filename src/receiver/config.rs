@@ -320,7 +320,7 @@ impl ReceiverConfig {
 }
 
 /// The configured `[notify.<name>]` channels.
-pub type Channels = std::collections::BTreeMap<String, crate::actions::NotifyChannel>;
+pub type Channels = crate::notify::Channels;
 
 fn check_channel(key: &str, name: &str, channels: &Channels) -> Result<(), ConfigError> {
     if channels.contains_key(name) {

@@ -218,7 +218,6 @@ impl Receiver {
                     target: target.clone(),
                     alert,
                     targets,
-                    actions: rule.cfg.actions.clone(),
                     dry_run: self.cfg.dry_run,
                 };
                 Ok((target, job))

@@ -113,7 +113,7 @@ fn plan_hit(
     p: &mut Plan,
 ) {
     let rule = &rules[hit.rule];
-    let descriptions = hit.descriptions(rule);
+    let descriptions = hit.descriptions();
     let Hit {
         rule: ri,
         target,
@@ -163,7 +163,6 @@ fn plan_hit(
                 target,
                 alert: alert.clone(),
                 targets,
-                actions: rule.cfg.actions.clone(),
                 dry_run: decision == Decision::DryRun,
             });
         }
@@ -218,7 +217,6 @@ fn exhausted(
             target: target.to_string(),
             alert: alert.clone(),
             targets,
-            actions: rule.cfg.exhausted_actions.clone(),
             dry_run: false,
         }),
         Err(e) => batch.push(Event::Refused {

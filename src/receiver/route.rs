@@ -8,7 +8,7 @@
 use super::config::{On, Rule};
 use super::journal::Event;
 use super::payload::{Payload, PayloadAlert, Status};
-use crate::actions::{ActionSpec, Alert, Target};
+use crate::actions::{ActionSpec, Alert, Resolved};
 
 impl Rule {
     /// alertname + matchers, ignoring `on`.
@@ -27,12 +27,12 @@ impl Rule {
 
     /// Resolves every action's target; the first non-notify target names the
     /// rule's target (else the alert itself).
-    pub fn resolve(&self, alert: &Alert) -> Result<(String, Vec<Target>), String> {
+    pub fn resolve(&self, alert: &Alert) -> Result<(String, Vec<Resolved>), String> {
         let targets = resolve_all(&self.cfg.actions, alert)?;
         let key = targets
             .iter()
-            .find(|t| !matches!(t, Target::Channel { .. }))
-            .map(Target::key)
+            .find(|t| !matches!(t, Resolved::Notify(_)))
+            .map(Resolved::key)
             .unwrap_or_else(|| format!("alert:{}:{}", alert.alertname, alert.fingerprint));
         Ok((key, targets))
     }
@@ -40,12 +40,12 @@ impl Rule {
 
 /// Resolves the targets of `specs` (a rule's actions or exhausted actions);
 /// the error names the failing action (`actions[1] (restart): …`).
-pub fn resolve_all(specs: &[ActionSpec], alert: &Alert) -> Result<Vec<Target>, String> {
+pub fn resolve_all(specs: &[ActionSpec], alert: &Alert) -> Result<Vec<Resolved>, String> {
     specs
         .iter()
         .enumerate()
         .map(|(i, a)| {
-            a.resolve_target(alert)
+            a.resolve(alert)
                 .map_err(|e| format!("actions[{i}] ({}): {e}", a.name()))
         })
         .collect()
@@ -57,17 +57,13 @@ pub struct Hit {
     pub rule: usize,
     /// The rule's target key (`systemd:system:x.service`, …).
     pub target: String,
-    pub targets: Vec<Target>,
+    pub targets: Vec<Resolved>,
 }
 
 impl Hit {
     /// One line per action as it would run (`restart systemd:system:x.service`).
-    pub fn descriptions(&self, rule: &Rule) -> Vec<String> {
-        self.targets
-            .iter()
-            .zip(&rule.cfg.actions)
-            .map(|(t, s)| format!("{} {}", s.name(), t))
-            .collect()
+    pub fn descriptions(&self) -> Vec<String> {
+        self.targets.iter().map(|t| format!("{} {t}", t.name())).collect()
     }
 }
 

@@ -15,7 +15,7 @@ use super::Receiver;
 use super::journal::Event;
 use super::lock;
 use super::messages::sep;
-use crate::actions::{self, ActionSpec, Alert, NotifyAction, OutcomeResult, Target, Verification};
+use crate::actions::{Alert, OutcomeResult, Resolved, Verification};
 
 /// Work to do after the webhook has been acknowledged.
 #[derive(Debug)]
@@ -26,8 +26,7 @@ pub enum Job {
         rule: usize,
         target: String,
         alert: Alert,
-        targets: Vec<Target>,
-        actions: Vec<ActionSpec>,
+        targets: Vec<Resolved>,
         dry_run: bool,
     },
     /// Tell channels something (an approval request, an escalation).
@@ -39,16 +38,6 @@ pub enum Job {
         title: String,
         message: String,
     },
-}
-
-/// The metric/journal spelling of an outcome.
-fn metric_result(r: OutcomeResult) -> &'static str {
-    match r {
-        OutcomeResult::Ok => "ok",
-        OutcomeResult::Failed => "failed",
-        OutcomeResult::Refused => "refused",
-        OutcomeResult::DryRun => "dry_run",
-    }
 }
 
 impl Receiver {
@@ -80,7 +69,6 @@ impl Receiver {
                 target,
                 alert,
                 targets,
-                actions,
                 dry_run,
             } => {
                 let lock = self.target_lock(&target);
@@ -89,9 +77,7 @@ impl Receiver {
                     return;
                 };
                 let dry_run = self.env.dry_run || dry_run;
-                let (all_ok, ran, verdict) = self
-                    .run_actions(&id, rule, &target, &alert, &targets, &actions, dry_run)
-                    .await;
+                let (all_ok, ran, verdict) = self.run_actions(&id, rule, &target, &alert, &targets, dry_run).await;
                 drop(permit);
                 let rule = &self.rules[rule];
                 if !rule.cfg.notify.is_empty() {
@@ -118,15 +104,13 @@ impl Receiver {
     /// Runs the actions in order (stopping at the first failure), then, when
     /// all succeeded for real and the rule asks, verifies each. Returns
     /// (all ok, one line per action ran, the verification verdict).
-    #[allow(clippy::too_many_arguments)]
     async fn run_actions(
         &self,
         id: &str,
         rule: usize,
         target: &str,
         alert: &Alert,
-        targets: &[Target],
-        specs: &[ActionSpec],
+        targets: &[Resolved],
         dry_run: bool,
     ) -> (bool, Vec<String>, String) {
         let rule = &self.rules[rule];
@@ -134,13 +118,14 @@ impl Receiver {
         env.dry_run = dry_run;
         let mut all_ok = true;
         let mut ran = Vec::new();
-        for (i, (spec, t)) in specs.iter().zip(targets).enumerate() {
+        for (i, t) in targets.iter().enumerate() {
+            let spec = t.spec();
             let timeout = rule.action_timeout.max(spec.suggested_timeout());
             let started = Instant::now();
-            let (result, detail) = match tokio::time::timeout(timeout, actions::run(spec, t, alert, &env)).await {
-                Ok(o) => (metric_result(o.result), o.detail),
+            let (result, detail) = match tokio::time::timeout(timeout, t.run(alert, &env)).await {
+                Ok(o) => (o.result.as_str(), o.detail),
                 Err(_) => (
-                    "failed",
+                    OutcomeResult::Failed.as_str(),
                     format!("timed out after {}", humantime::format_duration(timeout)),
                 ),
             };
@@ -170,13 +155,13 @@ impl Receiver {
         }
         let mut verdict = String::new();
         if all_ok && !env.dry_run && rule.cfg.verify {
-            for (spec, t) in specs.iter().zip(targets) {
-                let (result, detail) = match actions::verify(spec, t, &env, rule.verify_timeout).await {
+            for t in targets {
+                let (result, detail) = match t.verify(&env, rule.verify_timeout).await {
                     Verification::Verified => ("verified", String::new()),
                     Verification::NotHelped(why) => ("not_helped", why),
                     Verification::NotApplicable => continue,
                 };
-                self.metrics.action(&spec.name(), result);
+                self.metrics.action(&t.name(), result);
                 self.ledger
                     .record(vec![Event::Verify {
                         id: id.to_string(),
@@ -211,27 +196,22 @@ impl Receiver {
 
     /// Sends one notification through a configured channel.
     async fn send(&self, channel: &str, alert: &Alert, title: &str, message: &str) -> (bool, String) {
-        let spec = ActionSpec::Notify(NotifyAction {
-            channel: channel.to_string(),
-            message: None,
-            title: None,
-        });
-        let target = Target::Channel {
-            channel: channel.to_string(),
-            title: title.to_string(),
-            message: message.to_string(),
-        };
         // Notifications are sent even in dry-run mode: they change nothing.
-        let mut env = self.env.clone();
-        env.dry_run = false;
-        let o = match tokio::time::timeout(spec.suggested_timeout(), actions::run(&spec, &target, alert, &env)).await {
-            Ok(o) => o,
+        let started = Instant::now();
+        let sent = self
+            .env
+            .notify_client
+            .send_to(&self.env.notify, channel, title, message, alert);
+        let res = match tokio::time::timeout(crate::notify::SEND_TIMEOUT, sent).await {
+            Ok(r) => r,
             Err(_) => return (false, "timed out".into()),
         };
-        let result = metric_result(o.result);
-        self.metrics.action("notify", result);
-        self.metrics.duration("notify", o.duration.as_secs_f64());
-        (o.result == OutcomeResult::Ok, o.detail)
+        let ok = res.is_ok();
+        let result = if ok { OutcomeResult::Ok } else { OutcomeResult::Failed };
+        self.metrics.action("notify", result.as_str());
+        self.metrics.duration("notify", started.elapsed().as_secs_f64());
+        let detail = res.unwrap_or_else(|failed| failed);
+        (ok, crate::actions::truncate(detail, crate::actions::DETAIL_MAX))
     }
 
     /// The lock serializing actions on one target (the map forgets unused

@@ -305,7 +305,7 @@ fn unix_path(address: &str) -> Option<&str> {
 ///
 /// Runs on its own short-lived thread: Linux credentials are per thread at
 /// the system-call level (glibc's `setresuid` would change every thread, so
-/// the raw syscall is used), and the thread exits with the changed uid.
+/// rustix's per-thread call is used), and the thread exits with the changed uid.
 /// Path resolution happens as root (through an `O_PATH` directory handle),
 /// only `connect(2)` itself runs as the user, so `/proc/<pid>/root/…`
 /// paths keep working.
@@ -323,15 +323,13 @@ fn connect_as(path: &Path, uid: u32) -> std::io::Result<UnixStream> {
     use std::os::fd::AsRawFd;
     let via = PathBuf::from(format!("/proc/self/fd/{}", dirfd.as_raw_fd())).join(file);
     std::thread::spawn(move || {
-        // SAFETY: raw setresuid(2) changes only the calling thread's
-        // credentials; the thread ends right after connecting.
-        let r = unsafe { nix::libc::syscall(nix::libc::SYS_setresuid, -1i64, uid as i64, -1i64) };
-        if r != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        use rustix::process::Uid;
+        // setresuid(2) for the calling thread only; the thread ends right
+        // after connecting.
+        rustix::thread::set_thread_res_uid(None, Some(Uid::from_raw(uid)), None)?;
         let res = UnixStream::connect(&via);
-        // SAFETY: as above; back to root (saved uid) before the thread exits.
-        unsafe { nix::libc::syscall(nix::libc::SYS_setresuid, -1i64, 0i64, -1i64) };
+        // Back to root (saved uid) before the thread exits.
+        let _ = rustix::thread::set_thread_res_uid(None, Some(Uid::ROOT), None);
         drop(dirfd);
         res
     })

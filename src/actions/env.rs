@@ -1,0 +1,88 @@
+//! What an action sees: the [`Alert`] (mapped from Alertmanager's payload by
+//! the receiver) and the [`ActionEnv`] (buses, engine, procfs, channels,
+//! dry-run) it acts in.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::notify::{self, NotifyChannel};
+
+/// What an action sees of an alert (the receiver maps Alertmanager's payload
+/// into it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    pub alertname: String,
+    /// `firing` or `resolved`.
+    pub status: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub fingerprint: String,
+    /// Alertmanager's `startsAt`, as received.
+    pub starts_at: String,
+}
+
+/// Everything needed to act.
+#[derive(Debug, Clone)]
+pub struct ActionEnv {
+    /// D-Bus address of the system manager (`None`:
+    /// `$DBUS_SYSTEM_BUS_ADDRESS`, else `unix:path=/run/dbus/system_bus_socket`).
+    pub system_bus: Option<String>,
+    /// Parent of the per-user runtime dirs: the user manager of `user:<name>`
+    /// is reached at `<user_runtime_dir>/<uid>/bus`.
+    pub user_runtime_dir: PathBuf,
+    /// passwd file mapping user names to uids (for `user:<name>`).
+    pub passwd_file: PathBuf,
+    /// Deadline of each D-Bus call.
+    pub systemd_timeout: Duration,
+    /// Docker endpoint (`unix:///…` or `tcp://…`; `None`: default socket).
+    pub docker_host: Option<String>,
+    /// Deadline of each Docker engine request.
+    pub docker_timeout: Duration,
+    /// `[notify.<name>]` channels.
+    pub notify: BTreeMap<String, NotifyChannel>,
+    /// The HTTP client notifications go through (shared by clones).
+    pub notify_client: notify::Client,
+    /// Root of procfs (for `kill`).
+    pub procfs_root: PathBuf,
+    /// Report what would run, change nothing.
+    pub dry_run: bool,
+}
+
+impl Default for ActionEnv {
+    fn default() -> Self {
+        ActionEnv {
+            system_bus: None,
+            user_runtime_dir: PathBuf::from("/run/user"),
+            passwd_file: PathBuf::from("/etc/passwd"),
+            systemd_timeout: Duration::from_secs(10),
+            docker_host: None,
+            docker_timeout: Duration::from_secs(10),
+            notify: BTreeMap::new(),
+            notify_client: notify::Client::default(),
+            procfs_root: PathBuf::from("/proc"),
+            dry_run: false,
+        }
+    }
+}
+
+impl ActionEnv {
+    /// The environment described by a validated configuration: buses from
+    /// `[systemd]`, Docker engine from `[docker]`, procfs from `[global]`,
+    /// channels from `[notify.*]`; `dry_run` off (the receiver sets it).
+    pub fn from_config(cfg: &crate::config::Config) -> ActionEnv {
+        ActionEnv {
+            system_bus: Some(cfg.systemd.bus_address.clone()).filter(|a| !a.is_empty()),
+            user_runtime_dir: cfg.systemd.user_runtime_dir.clone(),
+            passwd_file: cfg.systemd.passwd_file.clone(),
+            systemd_timeout: cfg.systemd.call_timeout.max(Duration::from_secs(10)),
+            docker_host: Some(cfg.docker.host.clone()).filter(|h| !h.is_empty()),
+            docker_timeout: cfg.docker.timeout.max(Duration::from_secs(5)),
+            notify: cfg.notify.clone(),
+            procfs_root: cfg.global.procfs_root.clone(),
+            ..ActionEnv::default()
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! Notification channels (`[notify.<name>]`): ntfy, Telegram and generic
+//! JSON webhooks. Their configuration, its validation, and delivery with
+//! retries and backoff through one shared HTTP client. Secrets (tokens) are
+//! never logged, journaled or returned.
+//!
+//! Used by the `notify` action and by the receiver's own messages
+//! (escalation, approval requests, outcomes). A leaf: it knows nothing of
+//! actions or the receiver; the alert a webhook carries is any `Serialize`.
+//! One file per channel kind ([`ntfy`], [`telegram`], [`webhook`]) builds
+//! that kind's request; this file holds what they share.
+
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+
+/// Declares a channel's config struct with the delivery policy every channel
+/// shares appended (`retries`, `backoff`, `timeout`: written once, here) and
+/// `policy()` returning it. Plain fields rather than a `#[serde(flatten)]`
+/// struct: flatten would drop the list of valid keys from the
+/// "unknown field" error a typo gets.
+macro_rules! channel {
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)*
+            /// Extra attempts after a failed one (connection error, timeout,
+            /// 429, 5xx); default 3.
+            #[serde(default = "super::default_retries")]
+            pub retries: u32,
+            /// Wait before the first retry, doubled each time (capped at 30 s).
+            #[serde(default = "super::default_backoff", with = "humantime_serde")]
+            pub backoff: Duration,
+            /// Per-request timeout.
+            #[serde(default = "super::default_timeout", with = "humantime_serde")]
+            pub timeout: Duration,
+        }
+
+        impl $name {
+            /// (retries, backoff, timeout).
+            pub(super) fn policy(&self) -> (u32, Duration, Duration) {
+                (self.retries, self.backoff, self.timeout)
+            }
+        }
+    };
+}
+
+pub mod ntfy;
+pub mod telegram;
+pub mod webhook;
+
+pub use ntfy::NtfyChannel;
+pub use telegram::{ChatId, TelegramChannel};
+pub use webhook::WebhookChannel;
+
+/// Upper bound for one delivery, retries and backoff included (the callers'
+/// own timeout around [`Client::send_to`]).
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `[notify.<name>]`: one configured channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum NotifyChannel {
+    Ntfy(NtfyChannel),
+    Telegram(TelegramChannel),
+    Webhook(WebhookChannel),
+}
+
+/// The configured channels by name.
+pub type Channels = BTreeMap<String, NotifyChannel>;
+
+fn default_retries() -> u32 {
+    3
+}
+fn default_backoff() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl NotifyChannel {
+    /// Config-time checks for `[notify.<name>]` (`key` = `notify.<name>`):
+    /// URLs parse and are http(s), token files exist and are readable (their
+    /// content is never shown), header names and values are valid.
+    pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        match self {
+            NotifyChannel::Ntfy(c) => c.validate(key)?,
+            NotifyChannel::Telegram(c) => c.validate(key)?,
+            NotifyChannel::Webhook(c) => c.validate(key)?,
+        }
+        let (retries, _, timeout) = self.policy();
+        if retries > 10 {
+            return Err(ConfigError::invalid(format!("{key}.retries"), "must be at most 10"));
+        }
+        if timeout.is_zero() {
+            return Err(ConfigError::invalid(format!("{key}.timeout"), "must be greater than 0"));
+        }
+        Ok(())
+    }
+
+    /// The channel's (retries, backoff, timeout).
+    fn policy(&self) -> (u32, Duration, Duration) {
+        match self {
+            NotifyChannel::Ntfy(c) => c.policy(),
+            NotifyChannel::Telegram(c) => c.policy(),
+            NotifyChannel::Webhook(c) => c.policy(),
+        }
+    }
+
+    /// `ntfy`, `telegram` or `webhook`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NotifyChannel::Ntfy(_) => "ntfy",
+            NotifyChannel::Telegram(_) => "telegram",
+            NotifyChannel::Webhook(_) => "webhook",
+        }
+    }
+
+    fn prepare(&self, title: &str, message: &str, alert: &serde_json::Value) -> Result<Prepared, String> {
+        match self {
+            NotifyChannel::Ntfy(c) => c.prepare(title, message),
+            NotifyChannel::Telegram(c) => c.prepare(title, message),
+            NotifyChannel::Webhook(c) => c.prepare(title, message, alert),
+        }
+    }
+}
+
+/// Validates every `[notify.<name>]` channel.
+pub fn validate_channels(channels: &Channels) -> Result<(), ConfigError> {
+    for (name, ch) in channels {
+        ch.validate(&format!("notify.{name}"))?;
+    }
+    Ok(())
+}
+
+/// The channel called `name`; `Err` says none is configured.
+pub fn channel<'a>(channels: &'a Channels, name: &str) -> Result<&'a NotifyChannel, String> {
+    channels
+        .get(name)
+        .ok_or_else(|| format!("notify: no [notify.{name}] channel configured"))
+}
+
+fn check_url(key: &str, url: &str) -> Result<reqwest::Url, ConfigError> {
+    let u = reqwest::Url::parse(url).map_err(|e| ConfigError::invalid(key, format!("invalid URL: {e}")))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(ConfigError::invalid(key, "must be an http:// or https:// URL"));
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(ConfigError::invalid(
+            key,
+            "must not contain credentials; use a token file",
+        ));
+    }
+    Ok(u)
+}
+
+fn check_secret_file(key: &str, path: &Path) -> Result<(), ConfigError> {
+    match read_secret(path) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(ConfigError::invalid(key, e)),
+    }
+}
+
+/// Reads a token file (trimmed). Errors name the file, never its content.
+pub fn read_secret(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(format!("{}: empty", path.display()));
+    }
+    if t.contains(['\n', '\r', '\0']) {
+        return Err(format!("{}: must hold a single line", path.display()));
+    }
+    Ok(t.to_string())
+}
+
+/// Replaces every occurrence of each secret in `text` with `[REDACTED]`.
+pub fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_string();
+    for s in secrets {
+        if s.len() >= 4 {
+            out = out.replace(s, "[REDACTED]");
+        }
+    }
+    out
+}
+
+/// A prepared request: where it goes and what it carries. Secrets live only
+/// here and in `secrets` (for redaction).
+struct Prepared {
+    url: reqwest::Url,
+    headers: reqwest::header::HeaderMap,
+    body: serde_json::Value,
+    secrets: Vec<String>,
+    /// What to show instead of `url` (the Telegram URL contains the token).
+    shown: String,
+}
+
+impl Prepared {
+    /// A request shown by its URL.
+    fn new(
+        url: reqwest::Url,
+        headers: reqwest::header::HeaderMap,
+        body: serde_json::Value,
+        secrets: Vec<String>,
+    ) -> Prepared {
+        Prepared {
+            shown: url.to_string(),
+            url,
+            headers,
+            body,
+            secrets,
+        }
+    }
+}
+
+/// Reads the token in `file` (if any) into an `Authorization: Bearer`
+/// header, remembering it as a secret.
+fn add_bearer(
+    file: Option<&Path>,
+    headers: &mut reqwest::header::HeaderMap,
+    secrets: &mut Vec<String>,
+) -> Result<(), String> {
+    let Some(f) = file else { return Ok(()) };
+    let token = read_secret(f)?;
+    let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| "token is not a valid header value")?;
+    v.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, v);
+    secrets.push(token);
+    Ok(())
+}
+
+fn truncate_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Whether a response status is worth retrying.
+fn retryable(status: reqwest::StatusCode) -> bool {
+    status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.as_u16() == 408
+}
+
+/// The HTTP client every notification goes through: built once, on first
+/// use, and shared by clones (connections are pooled). Each request gets
+/// its channel's timeout.
+#[derive(Debug, Clone, Default)]
+pub struct Client(Arc<OnceLock<Result<reqwest::Client, String>>>);
+
+impl Client {
+    fn http(&self) -> Result<&reqwest::Client, String> {
+        self.0
+            .get_or_init(|| {
+                crate::install_crypto_provider();
+                reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .user_agent(concat!("hostmedic/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| format!("http client: {}", e.without_url()))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Sends one notification with retries; returns a detail string either
+    /// way (secrets redacted).
+    pub async fn send(
+        &self,
+        ch: &NotifyChannel,
+        title: &str,
+        message: &str,
+        alert: &impl Serialize,
+    ) -> Result<String, String> {
+        let alert = serde_json::to_value(alert).map_err(|e| format!("alert: {e}"))?;
+        let p = ch.prepare(title, message, &alert)?;
+        let secrets: Vec<&str> = p.secrets.iter().map(String::as_str).collect();
+        let (retries, backoff, timeout) = ch.policy();
+        let client = self.http()?;
+        let mut wait = backoff;
+        let mut last = String::new();
+        for attempt in 0..=retries {
+            if attempt > 0 {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+            let res = client
+                .post(p.url.clone())
+                .timeout(timeout)
+                .headers(p.headers.clone())
+                .json(&p.body)
+                .send()
+                .await;
+            match res {
+                Ok(r) if r.status().is_success() => {
+                    return Ok(format!(
+                        "{} {}: HTTP {} (attempt {})",
+                        ch.kind(),
+                        p.shown,
+                        r.status().as_u16(),
+                        attempt + 1
+                    ));
+                }
+                Ok(r) => {
+                    let status = r.status();
+                    let body = r.text().await.unwrap_or_default();
+                    last = redact(
+                        &format!("HTTP {}: {}", status.as_u16(), truncate_chars(body.trim(), 300)),
+                        &secrets,
+                    );
+                    if !retryable(status) {
+                        break;
+                    }
+                }
+                Err(e) => last = redact(&e.without_url().to_string(), &secrets),
+            }
+            tracing::warn!(kind = ch.kind(), url = %p.shown, attempt = attempt + 1, error = %last, "notification failed");
+        }
+        Err(format!(
+            "{} {}: {last} (after {} attempt(s))",
+            ch.kind(),
+            p.shown,
+            retries + 1
+        ))
+    }
+
+    /// Sends through the channel called `name`; both the `Ok` and the `Err`
+    /// detail name the channel.
+    pub async fn send_to(
+        &self,
+        channels: &Channels,
+        name: &str,
+        title: &str,
+        message: &str,
+        alert: &impl Serialize,
+    ) -> Result<String, String> {
+        let ch = channel(channels, name)?;
+        match self.send(ch, title, message, alert).await {
+            Ok(d) => Ok(format!("notified {name}: {d}")),
+            Err(d) => Err(format!("notify {name}: {d}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
