@@ -6,10 +6,12 @@
 //! with `hostmedic_scrape_collector_success{collector} 0`.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::MetricSet;
@@ -49,6 +51,29 @@ pub trait Collector: Send + Sync + 'static {
     /// Collectors that read everything at scrape time keep the default.
     async fn background(self: Arc<Self>, shutdown: CancellationToken) {
         let _ = shutdown;
+    }
+}
+
+/// `[global]`: roots and limits shared by all collectors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GlobalConfig {
+    /// Root of sysfs (hwmon, thermal zones). Point it at a fake tree in tests.
+    pub sysfs_root: PathBuf,
+    /// Root of procfs.
+    pub procfs_root: PathBuf,
+    /// Per-collector timeout within one scrape.
+    #[serde(with = "humantime_serde")]
+    pub collector_timeout: Duration,
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        GlobalConfig {
+            sysfs_root: PathBuf::from("/sys"),
+            procfs_root: PathBuf::from("/proc"),
+            collector_timeout: Duration::from_secs(5),
+        }
     }
 }
 

@@ -3,8 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,25 +14,8 @@ use crate::collectors;
 /// every source is auto-detected and one that is absent is reported as such.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
 
-/// A configuration error that names the key it is about.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("reading config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("parsing config {origin}: {message}")]
-    Parse { origin: String, message: String },
-    #[error("config key `{key}`: {message}")]
-    Invalid { key: String, message: String },
-}
-
-impl ConfigError {
-    pub fn invalid(key: impl Into<String>, message: impl std::fmt::Display) -> Self {
-        ConfigError::Invalid {
-            key: key.into(),
-            message: message.to_string(),
-        }
-    }
-}
+pub use crate::collector::GlobalConfig;
+pub use crate::error::{ConfigError, compile_regex};
 
 /// Top-level configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -75,29 +57,6 @@ impl Default for WebConfig {
     fn default() -> Self {
         WebConfig {
             listen_address: "127.0.0.1:9877".parse().expect("valid default address"),
-        }
-    }
-}
-
-/// `[global]`: roots and limits shared by all collectors.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct GlobalConfig {
-    /// Root of sysfs (hwmon, thermal zones). Point it at a fake tree in tests.
-    pub sysfs_root: PathBuf,
-    /// Root of procfs.
-    pub procfs_root: PathBuf,
-    /// Per-collector timeout within one scrape.
-    #[serde(with = "humantime_serde")]
-    pub collector_timeout: Duration,
-}
-
-impl Default for GlobalConfig {
-    fn default() -> Self {
-        GlobalConfig {
-            sysfs_root: PathBuf::from("/sys"),
-            procfs_root: PathBuf::from("/proc"),
-            collector_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -158,11 +117,6 @@ impl Config {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
     }
-}
-
-/// Compiles a regex from config, naming the key on error.
-pub fn compile_regex(key: &str, pattern: &str) -> Result<regex::Regex, ConfigError> {
-    regex::Regex::new(pattern).map_err(|e| ConfigError::invalid(key, format!("invalid regex: {e}")))
 }
 
 #[cfg(test)]

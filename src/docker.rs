@@ -107,9 +107,20 @@ pub struct Connection {
     pub api_version: String,
 }
 
-/// Connects to the `[docker]` section's engine (see [`connect_to`]).
-pub async fn connect(cfg: &crate::collectors::docker::Config) -> Result<Connection, DockerError> {
-    connect_to(&resolve_host(&cfg.host), cfg.timeout).await
+/// Where the engine is and how long a request may take: what [`connect`]
+/// needs, whoever configures it (the docker collector converts its section).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Configured address; empty: `DOCKER_HOST`, else [`DEFAULT_HOST`] (see [`resolve_host`]).
+    pub host: String,
+    /// Deadline of every request (see [`connect_to`]).
+    pub timeout: Duration,
+}
+
+/// Connects to the engine `settings` name (see [`connect_to`]).
+pub async fn connect(settings: impl Into<Settings>) -> Result<Connection, DockerError> {
+    let s = settings.into();
+    connect_to(&resolve_host(&s.host), s.timeout).await
 }
 
 /// Connects to `host` (`unix:///path`, `tcp://h:p` or `http://h:p`), asks the
@@ -347,7 +358,7 @@ pub fn working_set(usage: u64, stats: &HashMap<String, u64>) -> u64 {
 /// example hostmedic in another PID or cgroup namespace): callers fall back to
 /// [`Connection::memory_usage`].
 pub fn cgroup_memory_usage(procfs: &Path, sysfs: &Path, pid: i64) -> Option<u64> {
-    let text = std::fs::read_to_string(procfs.join(pid.to_string()).join("cgroup")).ok()?;
+    let text = crate::procfs::read_cgroup(procfs, pid).ok()?;
     let mut v1 = None;
     let mut v2 = None;
     for line in text.lines() {

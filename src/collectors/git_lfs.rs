@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bytes::ByteSize;
 use crate::collector::{CollectError, Collector, scan_every};
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::metrics::MetricSet;
 
 /// The default per-object limit of the common LFS hosts: 2 GiB.

@@ -19,7 +19,7 @@ use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::collector::{CollectError, Collector};
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::metrics::MetricSet;
 
 /// `[probes]` section.

@@ -32,7 +32,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::collector::{CollectError, Collector};
-use crate::config::{ConfigError, compile_regex};
+use crate::error::{ConfigError, compile_regex};
 use crate::metrics::MetricSet;
 use crate::systemd::{self, Bus, ManagerTarget, Passwd, SystemdError, UnitEntry, timed, unit_type};
 
