@@ -230,7 +230,9 @@ pub struct ProbesCollector {
 }
 
 impl ProbesCollector {
+    /// Checks the section ([`Config::validate`]) and builds the collector.
     pub fn new(cfg: &Config) -> Result<Self, ConfigError> {
+        cfg.validate("probes")?;
         crate::install_crypto_provider();
         let client = reqwest::Client::builder()
             .user_agent(concat!("hostmedic/", env!("CARGO_PKG_VERSION")))

@@ -115,9 +115,16 @@ impl Default for Config {
 
 impl Config {
     /// Validates the section; `collector_timeout` is `global.collector_timeout`.
+    /// Checks by building the filters the collector runs with (anchored, as
+    /// they match), then the numeric limits.
     pub fn validate(&self, key: &str, collector_timeout: Duration) -> Result<(), ConfigError> {
-        compile_regex(&format!("{key}.include"), &self.include)?;
-        compile_regex(&format!("{key}.exclude"), &self.exclude)?;
+        self.filters(key)?;
+        self.check_limits(key, collector_timeout)
+    }
+
+    /// The checks [`SystemdCollector::new`] cannot make: it does not know
+    /// `global.collector_timeout`.
+    pub fn check_limits(&self, key: &str, collector_timeout: Duration) -> Result<(), ConfigError> {
         if self.call_timeout.is_zero() {
             return Err(ConfigError::invalid(
                 format!("{key}.call_timeout"),
@@ -156,11 +163,42 @@ impl Config {
                 }
             }
         }
-        for e in &self.expect {
-            parse_expect(e).map_err(|m| ConfigError::invalid(format!("{key}.expect"), m))?;
-        }
         Ok(())
     }
+
+    /// The unit filters, anchored (a unit name matches as a whole), and the
+    /// expected units per manager label: what the collector runs with.
+    fn filters(&self, key: &str) -> Result<Filters, ConfigError> {
+        // The user's pattern must be a regex on its own (so `a)|(b` cannot
+        // escape the anchoring group); only the anchored form is compiled.
+        let anchored = |name: &str, re: &str| {
+            let key = format!("{key}.{name}");
+            regex_syntax::ast::parse::Parser::new()
+                .parse(re)
+                .map_err(|e| ConfigError::invalid(&key, format!("invalid regex: {e}")))?;
+            compile_regex(&key, &format!("^(?:{re})$"))
+        };
+        let mut expect: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for e in &self.expect {
+            let (m, u) = parse_expect(e).map_err(|m| ConfigError::invalid(format!("{key}.expect"), m))?;
+            let list = expect.entry(m).or_default();
+            if !list.contains(&u) {
+                list.push(u);
+            }
+        }
+        Ok(Filters {
+            include: anchored("include", &self.include)?,
+            exclude: anchored("exclude", &self.exclude)?,
+            expect,
+        })
+    }
+}
+
+/// See [`Config::filters`].
+struct Filters {
+    include: regex::Regex,
+    exclude: regex::Regex,
+    expect: BTreeMap<String, Vec<String>>,
 }
 
 /// Splits an `expect` entry into (manager label, unit name).
@@ -229,17 +267,14 @@ impl SystemdCollector {
 
 impl SystemdCollector {
     pub fn new(cfg: &Config) -> Result<Self, ConfigError> {
-        let mut expect: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for e in &cfg.expect {
-            let (m, u) = parse_expect(e).map_err(|m| ConfigError::invalid("systemd.expect", m))?;
-            let list = expect.entry(m).or_default();
-            if !list.contains(&u) {
-                list.push(u);
-            }
-        }
+        let Filters {
+            include,
+            exclude,
+            expect,
+        } = cfg.filters("systemd")?;
         let mut c = SystemdCollector {
-            include: compile_regex("systemd.include", &format!("^(?:{})$", cfg.include))?,
-            exclude: compile_regex("systemd.exclude", &format!("^(?:{})$", cfg.exclude))?,
+            include,
+            exclude,
             cfg: cfg.clone(),
             expect,
             system: None,
@@ -876,6 +911,13 @@ mod tests {
             (
                 Config {
                     include: "(".into(),
+                    ..Config::default()
+                },
+                "systemd.include",
+            ),
+            (
+                Config {
+                    include: "a)|(b".into(),
                     ..Config::default()
                 },
                 "systemd.include",
