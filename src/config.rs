@@ -187,7 +187,11 @@ pub const COLLECTORS: &[Registration] = &[
         name: "docker",
         section: "docker",
         wanted: |c| c.docker.enabled,
-        build: |c| Ok(Arc::new(collectors::docker::DockerCollector::new(&c.docker, &c.global)?)),
+        build: |c| {
+            Ok(Arc::new(collectors::docker::DockerCollector::new(
+                &c.docker, &c.global,
+            )?))
+        },
     },
     Registration {
         name: "systemd",

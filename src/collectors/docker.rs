@@ -24,10 +24,10 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::collector::{CollectError, Collector, GlobalConfig};
-use crate::error::{ConfigError, compile_regex};
 use crate::docker::{
     COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL, Connection, ContainerStatus, DockerError, HEALTHS, STATES,
 };
+use crate::error::{ConfigError, compile_regex};
 use crate::metrics::MetricSet;
 
 /// `[docker]` section.

@@ -105,7 +105,11 @@ impl Config {
                     "needs at least one `name = \"regex\"`",
                 ));
             }
-            followers.push(Follower::with_patterns(w, compile_patterns(w, &k)?, self.max_line_bytes));
+            followers.push(Follower::with_patterns(
+                w,
+                compile_patterns(w, &k)?,
+                self.max_line_bytes,
+            ));
         }
         Ok(followers)
     }
@@ -165,7 +169,11 @@ impl Follower {
         ))
     }
 
-    fn with_patterns(watch: &FileWatch, patterns: Vec<(String, regex::bytes::Regex)>, max_line_bytes: usize) -> Follower {
+    fn with_patterns(
+        watch: &FileWatch,
+        patterns: Vec<(String, regex::bytes::Regex)>,
+        max_line_bytes: usize,
+    ) -> Follower {
         Follower {
             path: watch.file.clone(),
             counts: vec![0; patterns.len()],

@@ -34,14 +34,14 @@ use crate::collector::{CollectError, Collector, scan_every};
 use crate::error::ConfigError;
 use crate::metrics::MetricSet;
 
-mod pointers;
-mod store;
 mod head;
+mod pointers;
 mod repo;
-pub use self::pointers::*;
-pub use self::store::*;
+mod store;
 pub use self::head::*;
+pub use self::pointers::*;
 pub use self::repo::*;
+pub use self::store::*;
 
 /// The default per-object limit of the common LFS hosts: 2 GiB.
 pub const DEFAULT_SIZE_LIMIT: u64 = 2_147_483_648;

@@ -110,7 +110,11 @@ impl Config {
                     "needs `comm` or `cmdline` (a regex); both means both must match",
                 ));
             }
-            let comm = w.comm.as_deref().map(|r| compile_regex(&format!("{k}.comm"), r)).transpose()?;
+            let comm = w
+                .comm
+                .as_deref()
+                .map(|r| compile_regex(&format!("{k}.comm"), r))
+                .transpose()?;
             let cmdline = w
                 .cmdline
                 .as_deref()

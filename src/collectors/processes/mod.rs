@@ -35,11 +35,11 @@ mod watch;
 
 pub use self::config::{Config, MAX_TOP_K, Watch};
 // The procfs readers this collector exported before they moved to the leaf.
+use self::watch::WatchState;
 pub use crate::procfs::{
     ProcError, ProcStat, START_TIME_TOLERANCE_SECONDS, boot_time, clock_ticks_per_second, parse_stat, read_stat,
     same_process, start_time_seconds,
 };
-use self::watch::WatchState;
 
 /// Label form of a command line: control characters replaced, cut to
 /// `max_chars` characters with a trailing `…`; kernel threads (empty cmdline)
