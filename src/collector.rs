@@ -4,6 +4,9 @@
 //! under its own timeout, each filling a fresh [`MetricSet`]. A collector that
 //! fails, panics or hangs costs only its own metrics: the runner still answers
 //! with `hostmedic_scrape_collector_success{collector} 0`.
+//!
+//! Also `[global]` ([`GlobalConfig`]): the roots and limits every collector
+//! shares, here so collectors need not import `config`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

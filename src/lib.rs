@@ -3,14 +3,20 @@
 //!
 //! Layout:
 //! - [`cli`]: flags, subcommands, logging; `main.rs` only calls [`cli::main`].
-//! - [`config`]: the TOML schema, embedded default, validation (one place).
+//! - [`config`]: the TOML schema, embedded default, validation (one place),
+//!   and the collector registry [`config::COLLECTORS`] (each section is
+//!   validated by building the collector that runs from it).
+//! - [`error`]: `ConfigError` and `compile_regex`, a leaf every section uses.
 //! - [`app`]: the running application shared by HTTP handlers.
 //! - [`server`]: hyper 1.x HTTP server, `run(listener, app, shutdown)`.
 //! - [`collector`]: the `Collector` trait and the concurrent scrape runner.
-//! - [`collectors`]: one file per collector (host, hwmon, …).
+//! - [`collectors`]: one file or folder per collector (host, hwmon, …).
 //! - [`docker`]: Docker Engine connection and container operations shared by
 //!   the docker collector and the remediation actions.
 //! - [`metrics`]: per-scrape snapshot and its OpenMetrics/classic encodings.
+//! - [`procfs`]: bounded readers of `<procfs_root>` (stat, start time,
+//!   cmdline, cgroup), shared by the processes collector, the kill action and
+//!   the docker cgroup-memory reader.
 //! - [`receiver`]: Alertmanager webhook receiver and remediation engine.
 //! - [`systemd`]: D-Bus access to systemd (proxies, connections, unit helpers),
 //!   shared by the systemd collector and the remediation actions.
