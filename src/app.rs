@@ -19,7 +19,7 @@ pub struct App {
 impl App {
     /// Builds the application from a validated configuration.
     pub fn new(config: Config) -> Result<Arc<App>, ConfigError> {
-        let collectors = crate::collectors::build(&config)?;
+        let collectors = config.build_collectors()?;
         let runner = Runner::new(collectors, config.global.collector_timeout);
         let receiver = if config.receiver.enabled {
             Some(crate::receiver::Receiver::new(

@@ -4,12 +4,17 @@
 //! under its own timeout, each filling a fresh [`MetricSet`]. A collector that
 //! fails, panics or hangs costs only its own metrics: the runner still answers
 //! with `hostmedic_scrape_collector_success{collector} 0`.
+//!
+//! Also `[global]` ([`GlobalConfig`]): the roots and limits every collector
+//! shares, here so collectors need not import `config`.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::MetricSet;
@@ -49,6 +54,29 @@ pub trait Collector: Send + Sync + 'static {
     /// Collectors that read everything at scrape time keep the default.
     async fn background(self: Arc<Self>, shutdown: CancellationToken) {
         let _ = shutdown;
+    }
+}
+
+/// `[global]`: roots and limits shared by all collectors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GlobalConfig {
+    /// Root of sysfs (hwmon, thermal zones). Point it at a fake tree in tests.
+    pub sysfs_root: PathBuf,
+    /// Root of procfs.
+    pub procfs_root: PathBuf,
+    /// Per-collector timeout within one scrape.
+    #[serde(with = "humantime_serde")]
+    pub collector_timeout: Duration,
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        GlobalConfig {
+            sysfs_root: PathBuf::from("/sys"),
+            procfs_root: PathBuf::from("/proc"),
+            collector_timeout: Duration::from_secs(5),
+        }
     }
 }
 

@@ -3,36 +3,20 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::collector::Collector;
 use crate::collectors;
 
 /// The default configuration compiled into the binary. It works on any host:
 /// every source is auto-detected and one that is absent is reported as such.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
 
-/// A configuration error that names the key it is about.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("reading config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("parsing config {origin}: {message}")]
-    Parse { origin: String, message: String },
-    #[error("config key `{key}`: {message}")]
-    Invalid { key: String, message: String },
-}
-
-impl ConfigError {
-    pub fn invalid(key: impl Into<String>, message: impl std::fmt::Display) -> Self {
-        ConfigError::Invalid {
-            key: key.into(),
-            message: message.to_string(),
-        }
-    }
-}
+pub use crate::collector::GlobalConfig;
+pub use crate::error::{ConfigError, compile_regex};
 
 /// Top-level configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -78,29 +62,6 @@ impl Default for WebConfig {
     }
 }
 
-/// `[global]`: roots and limits shared by all collectors.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct GlobalConfig {
-    /// Root of sysfs (hwmon, thermal zones). Point it at a fake tree in tests.
-    pub sysfs_root: PathBuf,
-    /// Root of procfs.
-    pub procfs_root: PathBuf,
-    /// Per-collector timeout within one scrape.
-    #[serde(with = "humantime_serde")]
-    pub collector_timeout: Duration,
-}
-
-impl Default for GlobalConfig {
-    fn default() -> Self {
-        GlobalConfig {
-            sysfs_root: PathBuf::from("/sys"),
-            procfs_root: PathBuf::from("/proc"),
-            collector_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
 impl Config {
     /// Parses TOML text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
@@ -127,7 +88,8 @@ impl Config {
     }
 
     /// Checks everything that types alone cannot. The single place where
-    /// configuration is validated.
+    /// configuration is validated; every collector section is checked by
+    /// building the collector that would run from it (enabled or not).
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.global.collector_timeout.is_zero() {
             return Err(ConfigError::invalid(
@@ -135,22 +97,28 @@ impl Config {
                 "must be greater than 0",
             ));
         }
-        self.host.validate("host")?;
-        self.hwmon.validate("hwmon")?;
-        self.processes.validate("processes")?;
-        self.logfile.validate("logfile")?;
-        self.probes.validate("probes")?;
-        self.docker.validate("docker")?;
+        for c in COLLECTORS {
+            (c.build)(self)?;
+        }
         crate::notify::validate_channels(&self.notify)?;
         self.receiver.validate(&self.notify)?;
         crate::receiver::config::validate_rules(&self.remediation, &self.notify)?;
-        self.systemd.validate("systemd", self.global.collector_timeout)?;
-        self.git_lfs.validate("git_lfs")?;
-        self.paths.validate("paths")?;
         if let Some(f) = &self.fleet {
             f.validate("fleet")?;
         }
         Ok(())
+    }
+
+    /// Builds the collectors the configuration asks for, in registry order.
+    /// Sources are not probed here: a collector whose source is absent
+    /// reports `hostmedic_collector_source_present 0` at scrape time, so a
+    /// host that gains Docker later needs no restart.
+    pub fn build_collectors(&self) -> Result<Vec<Arc<dyn Collector>>, ConfigError> {
+        COLLECTORS
+            .iter()
+            .filter(|c| (c.wanted)(self))
+            .map(|c| (c.build)(self))
+            .collect()
     }
 
     /// The effective configuration as TOML (for `check-config`).
@@ -159,10 +127,99 @@ impl Config {
     }
 }
 
-/// Compiles a regex from config, naming the key on error.
-pub fn compile_regex(key: &str, pattern: &str) -> Result<regex::Regex, ConfigError> {
-    regex::Regex::new(pattern).map_err(|e| ConfigError::invalid(key, format!("invalid regex: {e}")))
+/// One collector in the registry [`COLLECTORS`].
+pub struct Registration {
+    /// The `collector` label.
+    pub name: &'static str,
+    /// Its section of the configuration file.
+    pub section: &'static str,
+    /// Whether the configuration asks for it (enabled, and something to
+    /// watch: a collector with nothing to follow or probe would only export
+    /// always-empty series).
+    wanted: fn(&Config) -> bool,
+    /// Checks the section by building the collector that will run from it.
+    build: fn(&Config) -> Result<Arc<dyn Collector>, ConfigError>,
 }
+
+/// Every collector, in scrape and validation order. Adding a collector is one
+/// entry here, its section field in [`Config`], and its file.
+pub const COLLECTORS: &[Registration] = &[
+    Registration {
+        name: "host",
+        section: "host",
+        wanted: |c| c.host.enabled,
+        build: |c| Ok(Arc::new(collectors::host::HostCollector::new(&c.host)?)),
+    },
+    Registration {
+        name: "hwmon",
+        section: "hwmon",
+        wanted: |c| c.hwmon.enabled,
+        build: |c| {
+            c.hwmon.validate("hwmon")?;
+            Ok(Arc::new(collectors::hwmon::HwmonCollector::new(&c.global.sysfs_root)))
+        },
+    },
+    Registration {
+        name: "processes",
+        section: "processes",
+        wanted: |c| c.processes.enabled,
+        build: |c| {
+            Ok(Arc::new(collectors::processes::ProcessesCollector::new(
+                &c.processes,
+                &c.global.procfs_root,
+            )?))
+        },
+    },
+    Registration {
+        name: "logfile",
+        section: "logfile",
+        wanted: |c| c.logfile.enabled && !c.logfile.watch.is_empty(),
+        build: |c| Ok(Arc::new(collectors::logfile::LogfileCollector::new(&c.logfile)?)),
+    },
+    Registration {
+        name: "probes",
+        section: "probes",
+        wanted: |c| c.probes.enabled && !(c.probes.http.is_empty() && c.probes.command.is_empty()),
+        build: |c| Ok(Arc::new(collectors::probes::ProbesCollector::new(&c.probes)?)),
+    },
+    Registration {
+        name: "docker",
+        section: "docker",
+        wanted: |c| c.docker.enabled,
+        build: |c| {
+            Ok(Arc::new(collectors::docker::DockerCollector::new(
+                &c.docker, &c.global,
+            )?))
+        },
+    },
+    Registration {
+        name: "systemd",
+        section: "systemd",
+        wanted: |c| c.systemd.enabled,
+        build: |c| {
+            c.systemd.check_limits("systemd", c.global.collector_timeout)?;
+            Ok(Arc::new(collectors::systemd::SystemdCollector::new(&c.systemd)?))
+        },
+    },
+    Registration {
+        name: "git_lfs",
+        section: "git_lfs",
+        wanted: |c| c.git_lfs.enabled && !(c.git_lfs.repos.is_empty() && c.git_lfs.search_roots.is_empty()),
+        build: |c| {
+            c.git_lfs.validate("git_lfs")?;
+            Ok(Arc::new(collectors::git_lfs::GitLfsCollector::new(&c.git_lfs)))
+        },
+    },
+    Registration {
+        name: "paths",
+        section: "paths",
+        wanted: |c| c.paths.enabled && !c.paths.watch.is_empty(),
+        build: |c| {
+            c.paths.validate("paths")?;
+            Ok(Arc::new(collectors::paths::PathsCollector::new(&c.paths)))
+        },
+    },
+];
 
 #[cfg(test)]
 mod tests {
@@ -174,6 +231,18 @@ mod tests {
         assert_eq!(cfg.web.listen_address.to_string(), "127.0.0.1:9877");
         // The rendered effective config parses back.
         Config::parse(&cfg.to_toml(), "rendered").expect("round trip");
+    }
+
+    #[test]
+    fn registry_names_are_the_collector_labels() {
+        let mut cfg = Config::load(None).expect("default config");
+        cfg.logfile.watch.clear();
+        for c in COLLECTORS {
+            // Built whatever the section says: validation builds them all.
+            let built = (c.build)(&cfg).expect(c.name);
+            assert_eq!(built.name(), c.name);
+            assert!(cfg.to_toml().contains(&format!("[{}]", c.section)), "{}", c.section);
+        }
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //! was opened for (after that process exits the kernel answers ESRCH). The
 //! start time is still re-read immediately before each signal.
 //!
-//! Start time comes from the processes collector's
-//! [`processes::start_time_seconds`] (`btime + starttime / CLK_TCK`, Unix
+//! Start time comes from the procfs leaf's
+//! [`procfs::start_time_seconds`] (`btime + starttime / CLK_TCK`, Unix
 //! seconds), compared with [`START_TIME_TOLERANCE`] because the kernel's
 //! `btime` can move by a second.
 
@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::target;
 use super::template::{check_literal, render_field};
 use super::{ActionEnv, ActionError, Alert, ConfigError, Outcome, OutcomeResult, Verification};
-use crate::collectors::processes::{self, ProcError};
+use crate::procfs::{self, ProcError};
 
 /// `type = "kill"`: TERM, then KILL after `grace`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,8 +104,9 @@ impl fmt::Display for Resolved {
     }
 }
 
-/// Largest accepted difference between an expected and a real start time.
-pub const START_TIME_TOLERANCE: f64 = 1.0;
+/// Largest accepted difference between an expected and a real start time
+/// (the procfs leaf's one tolerance).
+pub const START_TIME_TOLERANCE: f64 = procfs::START_TIME_TOLERANCE_SECONDS;
 
 /// How long to wait for the process to disappear after KILL.
 const AFTER_KILL: Duration = Duration::from_secs(5);
@@ -121,17 +122,15 @@ pub struct ProcInfo {
 }
 
 /// Reads a process's state, start time and command line. State and command
-/// name come from the processes collector's
-/// [`processes::read_stat`], the start time from its
-/// [`processes::start_time_seconds`] (the one derivation of the value the
+/// name come from the procfs leaf's
+/// [`procfs::read_stat`], the start time from its
+/// [`procfs::start_time_seconds`] (the one derivation of the value the
 /// `hostmedic_process_top_start_time_seconds` metric exports).
 pub fn proc_info(procfs: &Path, pid: i32) -> Result<ProcInfo, ProcError> {
-    let stat = processes::read_stat(procfs, pid)?;
-    let start_time = processes::start_time_seconds(procfs, pid)?;
+    let stat = procfs::read_stat(procfs, pid)?;
+    let start_time = procfs::start_time_seconds(procfs, pid)?;
     let (state, comm) = (stat.state, stat.comm);
-    let raw = std::fs::read(procfs.join(pid.to_string()).join("cmdline")).unwrap_or_default();
-    let mut cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
-    cmdline.truncate(cmdline.trim_end().len());
+    let mut cmdline = procfs::read_cmdline(procfs, pid);
     if cmdline.is_empty() {
         cmdline = format!("[{comm}]");
     }

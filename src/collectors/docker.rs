@@ -23,11 +23,11 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::collector::{CollectError, Collector};
-use crate::config::{ConfigError, compile_regex};
+use crate::collector::{CollectError, Collector, GlobalConfig};
 use crate::docker::{
     COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL, Connection, ContainerStatus, DockerError, HEALTHS, STATES,
 };
+use crate::error::{ConfigError, compile_regex};
 use crate::metrics::MetricSet;
 
 /// `[docker]` section.
@@ -78,13 +78,33 @@ impl Default for Config {
     }
 }
 
+/// The include/exclude filters compiled (`None`: the pattern is empty).
+struct Filters {
+    include: Option<regex::Regex>,
+    exclude: Option<regex::Regex>,
+}
+
 impl Config {
+    /// Checks the section by building what the collector runs with.
     pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        self.build(key).map(drop)
+    }
+
+    fn build(&self, key: &str) -> Result<Filters, ConfigError> {
         if !self.host.is_empty() {
             crate::docker::check_host(&self.host).map_err(|e| ConfigError::invalid(format!("{key}.host"), e))?;
         }
-        compile_regex(&format!("{key}.include"), &self.include)?;
-        compile_regex(&format!("{key}.exclude"), &self.exclude)?;
+        let opt = |name: &str, re: &str| -> Result<Option<regex::Regex>, ConfigError> {
+            if re.is_empty() {
+                Ok(None)
+            } else {
+                compile_regex(&format!("{key}.{name}"), re).map(Some)
+            }
+        };
+        let filters = Filters {
+            include: opt("include", &self.include)?,
+            exclude: opt("exclude", &self.exclude)?,
+        };
         if self.timeout < Duration::from_secs(1) || self.timeout.subsec_nanos() != 0 {
             return Err(ConfigError::invalid(
                 format!("{key}.timeout"),
@@ -94,7 +114,17 @@ impl Config {
         if self.concurrency == 0 {
             return Err(ConfigError::invalid(format!("{key}.concurrency"), "must be at least 1"));
         }
-        Ok(())
+        Ok(filters)
+    }
+}
+
+/// The section's engine address and request deadline, as [`crate::docker::connect`] takes them.
+impl From<&Config> for crate::docker::Settings {
+    fn from(cfg: &Config) -> Self {
+        crate::docker::Settings {
+            host: cfg.host.clone(),
+            timeout: cfg.timeout,
+        }
     }
 }
 
@@ -118,17 +148,11 @@ const HEALTH: &str = "hostmedic_docker_container_health";
 
 impl DockerCollector {
     /// `global` gives the procfs/sysfs roots used to find container cgroups.
-    pub fn new(cfg: &Config, global: &crate::config::GlobalConfig) -> Result<Self, ConfigError> {
-        let opt = |key: &str, re: &str| -> Result<Option<regex::Regex>, ConfigError> {
-            if re.is_empty() {
-                Ok(None)
-            } else {
-                compile_regex(key, re).map(Some)
-            }
-        };
+    pub fn new(cfg: &Config, global: &GlobalConfig) -> Result<Self, ConfigError> {
+        let Filters { include, exclude } = cfg.build("docker")?;
         Ok(DockerCollector {
-            include: opt("docker.include", &cfg.include)?,
-            exclude: opt("docker.exclude", &cfg.exclude)?,
+            include,
+            exclude,
             cfg: cfg.clone(),
             procfs: global.procfs_root.clone(),
             sysfs: global.sysfs_root.clone(),

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use sysinfo::{CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, RefreshKind, System};
 
 use crate::collector::{CollectError, Collector};
-use crate::config::{ConfigError, compile_regex};
+use crate::error::{ConfigError, compile_regex};
 use crate::metrics::MetricSet;
 
 /// `[host]` section.
@@ -32,10 +32,17 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Checks the section by building what the collector runs with.
     pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
-        compile_regex(&format!("{key}.fs_types_exclude"), &self.fs_types_exclude)?;
-        compile_regex(&format!("{key}.mount_points_exclude"), &self.mount_points_exclude)?;
-        Ok(())
+        self.filters(key).map(drop)
+    }
+
+    /// The compiled exclusion filters (fs types, mount points).
+    fn filters(&self, key: &str) -> Result<(regex::Regex, regex::Regex), ConfigError> {
+        Ok((
+            compile_regex(&format!("{key}.fs_types_exclude"), &self.fs_types_exclude)?,
+            compile_regex(&format!("{key}.mount_points_exclude"), &self.mount_points_exclude)?,
+        ))
     }
 }
 
@@ -47,9 +54,10 @@ pub struct HostCollector {
 
 impl HostCollector {
     pub fn new(cfg: &Config) -> Result<Self, ConfigError> {
+        let (fs_types_exclude, mount_points_exclude) = cfg.filters("host")?;
         Ok(HostCollector {
-            fs_types_exclude: compile_regex("host.fs_types_exclude", &cfg.fs_types_exclude)?,
-            mount_points_exclude: compile_regex("host.mount_points_exclude", &cfg.mount_points_exclude)?,
+            fs_types_exclude,
+            mount_points_exclude,
             state: Mutex::new(None),
         })
     }

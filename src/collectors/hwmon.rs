@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::collector::{CollectError, Collector};
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::metrics::MetricSet;
 
 /// `[hwmon]` section.

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::collector::{CollectError, Collector};
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::metrics::MetricSet;
 
 /// `[logfile]` section.
@@ -70,7 +70,13 @@ pub struct FileWatch {
 }
 
 impl Config {
+    /// Checks the section by building the followers the collector runs.
     pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        self.build(key).map(drop)
+    }
+
+    /// One [`Follower`] per watch, after every check of the section.
+    fn build(&self, key: &str) -> Result<Vec<Follower>, ConfigError> {
         if self.interval < Duration::from_millis(10) {
             return Err(ConfigError::invalid(format!("{key}.interval"), "must be at least 10ms"));
         }
@@ -81,6 +87,7 @@ impl Config {
             ));
         }
         let mut files = HashSet::new();
+        let mut followers = Vec::with_capacity(self.watch.len());
         for (i, w) in self.watch.iter().enumerate() {
             let k = format!("{key}.watch[{i}]");
             if w.file.as_os_str().is_empty() {
@@ -98,16 +105,27 @@ impl Config {
                     "needs at least one `name = \"regex\"`",
                 ));
             }
-            for (name, re) in &w.patterns {
-                compile(&format!("{k}.patterns.{name}"), re)?;
-            }
+            followers.push(Follower::with_patterns(
+                w,
+                compile_patterns(w, &k)?,
+                self.max_line_bytes,
+            ));
         }
-        Ok(())
+        Ok(followers)
     }
 }
 
-fn compile(key: &str, pattern: &str) -> Result<regex::bytes::Regex, ConfigError> {
-    regex::bytes::Regex::new(pattern).map_err(|e| ConfigError::invalid(key, format!("invalid regex: {e}")))
+/// A watch's patterns compiled, in order; errors name `<key>.patterns.<name>`.
+fn compile_patterns(watch: &FileWatch, key: &str) -> Result<Vec<(String, regex::bytes::Regex)>, ConfigError> {
+    watch
+        .patterns
+        .iter()
+        .map(|(name, re)| {
+            regex::bytes::Regex::new(re)
+                .map(|r| (name.clone(), r))
+                .map_err(|e| ConfigError::invalid(format!("{key}.patterns.{name}"), format!("invalid regex: {e}")))
+        })
+        .collect()
 }
 
 /// Why a poll could not read a file (kept for the log line).
@@ -144,11 +162,19 @@ pub struct Follower {
 
 impl Follower {
     pub fn new(watch: &FileWatch, max_line_bytes: usize) -> Result<Follower, ConfigError> {
-        let mut patterns = Vec::new();
-        for (name, re) in &watch.patterns {
-            patterns.push((name.clone(), compile(&format!("logfile.patterns.{name}"), re)?));
-        }
-        Ok(Follower {
+        Ok(Follower::with_patterns(
+            watch,
+            compile_patterns(watch, "logfile")?,
+            max_line_bytes,
+        ))
+    }
+
+    fn with_patterns(
+        watch: &FileWatch,
+        patterns: Vec<(String, regex::bytes::Regex)>,
+        max_line_bytes: usize,
+    ) -> Follower {
+        Follower {
             path: watch.file.clone(),
             counts: vec![0; patterns.len()],
             patterns,
@@ -161,7 +187,7 @@ impl Follower {
             readable: false,
             last_error: None,
             buf: vec![0u8; CHUNK].into_boxed_slice(),
-        })
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -359,20 +385,16 @@ struct FileStatus {
 
 pub struct LogfileCollector {
     interval: Duration,
-    watches: Vec<FileWatch>,
-    max_line_bytes: usize,
+    /// Built (regexes compiled) with the collector; the background task takes them.
+    followers: Mutex<Vec<Follower>>,
     status: Arc<Mutex<Vec<FileStatus>>>,
 }
 
 impl LogfileCollector {
     pub fn new(cfg: &Config) -> Result<Self, ConfigError> {
-        for w in &cfg.watch {
-            Follower::new(w, cfg.max_line_bytes)?; // compiles every regex once, now
-        }
         Ok(LogfileCollector {
             interval: cfg.interval,
-            watches: cfg.watch.clone(),
-            max_line_bytes: cfg.max_line_bytes,
+            followers: Mutex::new(cfg.build("logfile")?),
             status: Arc::new(Mutex::new(Vec::new())),
         })
     }
@@ -415,13 +437,7 @@ impl Collector for LogfileCollector {
     }
 
     async fn background(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut followers = Vec::new();
-        for w in &self.watches {
-            match Follower::new(w, self.max_line_bytes) {
-                Ok(f) => followers.push(f),
-                Err(e) => tracing::error!(collector = "logfile", error = %e, "cannot follow log file"),
-            }
-        }
+        let mut followers = std::mem::take(&mut *self.followers.lock().unwrap_or_else(|p| p.into_inner()));
         let mut errors: Vec<Option<String>> = vec![None; followers.len()];
         loop {
             let polled = tokio::task::spawn_blocking(move || {

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bytes::ByteSize;
 use crate::collector::{CollectError, Collector, scan_every};
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::metrics::MetricSet;
 
 /// `[paths]` section.

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::collector::{CollectError, Collector};
 use crate::command::{Command, Ended};
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::metrics::MetricSet;
 
 /// `[probes]` section.
@@ -229,7 +229,9 @@ pub struct ProbesCollector {
 }
 
 impl ProbesCollector {
+    /// Checks the section ([`Config::validate`]) and builds the collector.
     pub fn new(cfg: &Config) -> Result<Self, ConfigError> {
+        cfg.validate("probes")?;
         crate::install_crypto_provider();
         let client = reqwest::Client::builder()
             .user_agent(concat!("hostmedic/", env!("CARGO_PKG_VERSION")))

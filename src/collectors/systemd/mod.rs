@@ -21,6 +21,10 @@
 //!
 //! Every call is bounded by `systemd.call_timeout`; a transport error or
 //! timeout drops the connection (and the cache) so the next scrape reconnects.
+//!
+//! Files: `config.rs` (the section, its checks, the unit filters),
+//! `props.rs` (per-unit property reads), `encode.rs` (series), this file
+//! (managers, caches, the scrape).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -32,153 +36,16 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::collector::{CollectError, Collector};
-use crate::config::{ConfigError, compile_regex};
+use crate::error::{ConfigError, compile_regex};
 use crate::metrics::MetricSet;
 use crate::systemd::{self, Bus, ManagerTarget, Passwd, SystemdError, UnitEntry, timed, unit_type};
 
-/// The default exclude filter: per-device, per-mount and cgroup bookkeeping
-/// units are numerous and never what an alert is about.
-pub const DEFAULT_EXCLUDE: &str = r".+\.(device|mount|automount|scope|slice)";
-
-/// Active states exported one-hot by `hostmedic_systemd_unit_state`.
-pub const ACTIVE_STATES: [&str; 6] = [
-    "active",
-    "activating",
-    "deactivating",
-    "inactive",
-    "failed",
-    "reloading",
-];
-
-/// `user_managers`: `"auto"` (every `<user_runtime_dir>/<uid>/bus`),
-/// `"none"`, or a list of user names (or uids).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum UserManagers {
-    Mode(String),
-    Users(Vec<String>),
-}
-
-/// `[systemd]` section.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    pub enabled: bool,
-    /// Collect the system manager.
-    pub system: bool,
-    /// System bus address; empty: `$DBUS_SYSTEM_BUS_ADDRESS`, else
-    /// `unix:path=/run/dbus/system_bus_socket`.
-    pub bus_address: String,
-    /// `"auto"`, `"none"` or a list of users.
-    pub user_managers: UserManagers,
-    /// Parent of the per-user runtime directories (`<dir>/<uid>/bus`).
-    pub user_runtime_dir: PathBuf,
-    /// Where uids are turned into names for `manager="user:<name>"`.
-    pub passwd_file: PathBuf,
-    /// Units whose name matches `include` and not `exclude` are exported.
-    pub include: String,
-    pub exclude: String,
-    /// Units that must exist and be active: `"api.service"` (system manager)
-    /// or `"user:<name>/<unit>"` (a user manager). Always exported, even
-    /// when filtered out or unknown to systemd.
-    pub expect: Vec<String>,
-    /// Bound on every D-Bus call (and on connecting). Must be below
-    /// `global.collector_timeout` so a hung bus is detected and dropped.
-    #[serde(with = "humantime_serde")]
-    pub call_timeout: Duration,
-    /// Units read at once per manager (each read is 1–5 pipelined `Get`s).
-    pub max_concurrency: usize,
-    /// Longest time a unit's cached properties are trusted without a change
-    /// signal; `0s`: no cache, every unit of interest is read every scrape.
-    #[serde(with = "humantime_serde")]
-    pub refresh_interval: Duration,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            enabled: true,
-            system: true,
-            bus_address: String::new(),
-            user_managers: UserManagers::Mode("auto".into()),
-            user_runtime_dir: PathBuf::from(systemd::DEFAULT_USER_RUNTIME_DIR),
-            passwd_file: PathBuf::from("/etc/passwd"),
-            include: ".+".into(),
-            exclude: DEFAULT_EXCLUDE.into(),
-            expect: Vec::new(),
-            call_timeout: Duration::from_secs(2),
-            max_concurrency: 32,
-            refresh_interval: Duration::from_secs(300),
-        }
-    }
-}
-
-impl Config {
-    /// Validates the section; `collector_timeout` is `global.collector_timeout`.
-    pub fn validate(&self, key: &str, collector_timeout: Duration) -> Result<(), ConfigError> {
-        compile_regex(&format!("{key}.include"), &self.include)?;
-        compile_regex(&format!("{key}.exclude"), &self.exclude)?;
-        if self.call_timeout.is_zero() {
-            return Err(ConfigError::invalid(
-                format!("{key}.call_timeout"),
-                "must be greater than 0",
-            ));
-        }
-        if self.enabled && self.call_timeout >= collector_timeout {
-            return Err(ConfigError::invalid(
-                format!("{key}.call_timeout"),
-                format!(
-                    "must be below global.collector_timeout ({}) so a hung bus is detected",
-                    humantime::format_duration(collector_timeout)
-                ),
-            ));
-        }
-        if self.max_concurrency == 0 {
-            return Err(ConfigError::invalid(
-                format!("{key}.max_concurrency"),
-                "must be at least 1",
-            ));
-        }
-        match &self.user_managers {
-            UserManagers::Mode(m) if m == "auto" || m == "none" => {}
-            UserManagers::Mode(m) => {
-                return Err(ConfigError::invalid(
-                    format!("{key}.user_managers"),
-                    format!("expected \"auto\", \"none\" or a list of users, got {m:?}"),
-                ));
-            }
-            UserManagers::Users(u) => {
-                if let Some(bad) = u.iter().find(|u| u.is_empty() || u.contains('/')) {
-                    return Err(ConfigError::invalid(
-                        format!("{key}.user_managers"),
-                        format!("invalid user name {bad:?}"),
-                    ));
-                }
-            }
-        }
-        for e in &self.expect {
-            parse_expect(e).map_err(|m| ConfigError::invalid(format!("{key}.expect"), m))?;
-        }
-        Ok(())
-    }
-}
-
-/// Splits an `expect` entry into (manager label, unit name).
-fn parse_expect(entry: &str) -> Result<(String, String), String> {
-    let (manager, unit) = match entry.strip_prefix("user:") {
-        Some(rest) => match rest.split_once('/') {
-            Some((user, unit)) if !user.is_empty() => (format!("user:{user}"), unit),
-            _ => return Err(format!("{entry:?}: expected \"user:<name>/<unit>\"")),
-        },
-        None => ("system".to_string(), entry),
-    };
-    if unit.is_empty() || unit.contains('/') || !unit.contains('.') {
-        return Err(format!(
-            "{entry:?}: not a unit name with a type suffix (e.g. api.service)"
-        ));
-    }
-    Ok((manager, unit.to_string()))
-}
+mod config;
+mod encode;
+mod props;
+pub use self::config::*;
+use self::encode::*;
+use self::props::*;
 
 pub struct SystemdCollector {
     cfg: Config,
@@ -229,17 +96,14 @@ impl SystemdCollector {
 
 impl SystemdCollector {
     pub fn new(cfg: &Config) -> Result<Self, ConfigError> {
-        let mut expect: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for e in &cfg.expect {
-            let (m, u) = parse_expect(e).map_err(|m| ConfigError::invalid("systemd.expect", m))?;
-            let list = expect.entry(m).or_default();
-            if !list.contains(&u) {
-                list.push(u);
-            }
-        }
+        let Filters {
+            include,
+            exclude,
+            expect,
+        } = cfg.filters("systemd")?;
         let mut c = SystemdCollector {
-            include: compile_regex("systemd.include", &format!("^(?:{})$", cfg.include))?,
-            exclude: compile_regex("systemd.exclude", &format!("^(?:{})$", cfg.exclude))?,
+            include,
+            exclude,
             cfg: cfg.clone(),
             expect,
             system: None,
@@ -293,97 +157,6 @@ impl SystemdCollector {
             })
             .collect()
     }
-}
-
-/// Everything known about one unit this scrape.
-#[derive(Debug, Clone, Default)]
-struct UnitData {
-    entry: Option<UnitEntry>,
-    props: Props,
-}
-
-/// The properties read from one unit (beyond what `ListUnits` gives).
-#[derive(Debug, Clone, Default)]
-struct Props {
-    active_enter_usec: Option<u64>,
-    result: Option<String>,
-    n_restarts: Option<u32>,
-    exec_main_status: Option<i32>,
-    /// `ExecMainCode`: 0 while a main process runs (or none ran yet), else
-    /// how the last one ended (`CLD_EXITED`, `CLD_KILLED`, …).
-    exec_main_code: Option<i32>,
-    timer_unit: Option<String>,
-    last_trigger_usec: Option<u64>,
-    next_elapse_realtime: Option<u64>,
-    next_elapse_monotonic: Option<u64>,
-}
-
-/// The properties read for a unit of type `ty`: (interface, property).
-fn wanted_props(ty: &str) -> Vec<(&'static str, &'static str)> {
-    use systemd::proxies::{SERVICE_INTERFACE as S, TIMER_INTERFACE as T, UNIT_INTERFACE as U};
-    let mut v = vec![(U, "ActiveEnterTimestamp")];
-    match ty {
-        "service" => v.extend([
-            (S, "NRestarts"),
-            (S, "ExecMainStatus"),
-            (S, "ExecMainCode"),
-            (S, "Result"),
-        ]),
-        "timer" => v.extend([
-            (T, "Unit"),
-            (T, "LastTriggerUSec"),
-            (T, "NextElapseUSecRealtime"),
-            (T, "NextElapseUSecMonotonic"),
-        ]),
-        t => {
-            if let Some(iface) = systemd::type_interface(t) {
-                v.push((iface, "Result"));
-            }
-        }
-    }
-    v
-}
-
-/// Reads the properties `wanted_props` names for one unit: concurrent
-/// `Get`s, pipelined on one connection, each under `timeout`.
-async fn read_props(
-    conn: &zbus::Connection,
-    path: &zbus::OwnedObjectPath,
-    ty: &str,
-    timeout: Duration,
-) -> Result<Props, SystemdError> {
-    let gets = wanted_props(ty).into_iter().map(|(iface, prop)| async move {
-        let fut = async {
-            let reply = conn
-                .call_method(
-                    Some(systemd::proxies::DESTINATION),
-                    path,
-                    Some("org.freedesktop.DBus.Properties"),
-                    "Get",
-                    &(iface, prop),
-                )
-                .await?;
-            reply.body().deserialize::<zbus::OwnedVariant>()
-        };
-        timed("Get", timeout, fut).await.map(|v| (prop, v))
-    });
-    let mut p = Props::default();
-    for r in futures::future::join_all(gets).await {
-        let (prop, v) = r?;
-        match prop {
-            "ActiveEnterTimestamp" => p.active_enter_usec = u64::try_from(v).ok(),
-            "NRestarts" => p.n_restarts = u32::try_from(v).ok(),
-            "ExecMainStatus" => p.exec_main_status = i32::try_from(v).ok(),
-            "ExecMainCode" => p.exec_main_code = i32::try_from(v).ok(),
-            "Result" => p.result = String::try_from(v).ok(),
-            "Unit" => p.timer_unit = String::try_from(v).ok(),
-            "LastTriggerUSec" => p.last_trigger_usec = u64::try_from(v).ok(),
-            "NextElapseUSecRealtime" => p.next_elapse_realtime = u64::try_from(v).ok(),
-            "NextElapseUSecMonotonic" => p.next_elapse_monotonic = u64::try_from(v).ok(),
-            _ => {}
-        }
-    }
-    Ok(p)
 }
 
 /// One manager's scrape result.
@@ -582,210 +355,6 @@ impl SystemdCollector {
     }
 }
 
-/// `ExecMainStatus` is reset to 0 when systemd starts the next main process,
-/// so a crash-looping service that runs a while before failing reads 0 most
-/// of the time. Export the exit status of the last main process that EXITED:
-/// the read value when the read saw an exit (`ExecMainCode` ≠ 0), else the
-/// last exit the change signals showed, else the last exit an earlier read
-/// saw, else what systemd says (0: no main process has exited yet).
-fn settle_exit_status(
-    name: &str,
-    d: &mut UnitData,
-    changes: Option<&systemd::Changes>,
-    remembered: &mut HashMap<String, i32>,
-) {
-    let Some(entry) = &d.entry else { return };
-    match (d.props.exec_main_code, d.props.exec_main_status) {
-        (Some(code), Some(status)) if code != 0 => {
-            remembered.insert(name.to_string(), status);
-        }
-        (_, Some(_)) => {
-            let last = changes
-                .and_then(|c| c.last_exit(entry.path.as_str()))
-                .or_else(|| remembered.get(name).copied());
-            if let Some(status) = last {
-                d.props.exec_main_status = Some(status);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Realtime seconds from systemd's µs (0 stays 0: never).
-fn usec_to_secs(us: u64) -> f64 {
-    if us == u64::MAX { 0.0 } else { us as f64 / 1e6 }
-}
-
-/// Next elapse as Unix seconds: the realtime value, or the monotonic one
-/// converted with this host's clocks (same kernel as the manager's), the
-/// earlier of the two when both are set; 0 when none is scheduled.
-fn next_elapse_secs(realtime: Option<u64>, monotonic: Option<u64>) -> f64 {
-    let real = realtime.filter(|&v| v != 0 && v != u64::MAX).map(|v| v as f64 / 1e6);
-    let mono = monotonic.filter(|&v| v != 0 && v != u64::MAX).and_then(|v| {
-        let now_mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).ok()?;
-        let now_mono = now_mono.tv_sec() as f64 + now_mono.tv_nsec() as f64 / 1e9;
-        let now_real = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .ok()?
-            .as_secs_f64();
-        Some(now_real + (v as f64 / 1e6 - now_mono))
-    });
-    match (real, mono) {
-        (Some(r), Some(m)) => r.min(m),
-        (Some(x), None) | (None, Some(x)) => x,
-        (None, None) => 0.0,
-    }
-}
-
-const UNIT_STATE: &str = "hostmedic_systemd_unit_state";
-const UNIT_INFO: &str = "hostmedic_systemd_unit_info";
-const ACTIVE_ENTER: &str = "hostmedic_systemd_unit_active_enter_timestamp_seconds";
-const RESTARTS: &str = "hostmedic_systemd_service_restarts";
-const EXEC_MAIN_STATUS: &str = "hostmedic_systemd_service_exec_main_status";
-const TIMER_LAST: &str = "hostmedic_systemd_timer_last_trigger_timestamp_seconds";
-const TIMER_NEXT: &str = "hostmedic_systemd_timer_next_elapse_timestamp_seconds";
-const TIMER_FAILED: &str = "hostmedic_systemd_timer_unit_failed";
-const EXPECTED_PRESENT: &str = "hostmedic_systemd_expected_unit_present";
-const EXPECTED_ACTIVE: &str = "hostmedic_systemd_expected_unit_active";
-const UNITS: &str = "hostmedic_systemd_units";
-const INFO: &str = "hostmedic_systemd_info";
-const MANAGER_UP: &str = "hostmedic_systemd_manager_up";
-
-fn declare(out: &mut MetricSet) {
-    use crate::metrics::Kind::{Counter, Gauge};
-    for (name, help, kind) in [
-        (
-            UNIT_STATE,
-            "Active state of a unit, one-hot (1 for the current state).",
-            Gauge,
-        ),
-        (
-            UNIT_INFO,
-            "Load state, sub state and type-specific result of a unit; always 1.",
-            Gauge,
-        ),
-        (
-            ACTIVE_ENTER,
-            "Unix time the unit last entered the active state (0: never).",
-            Gauge,
-        ),
-        (
-            RESTARTS,
-            "Automatic restarts of a service (NRestarts; reset by a manual start or reset-failed).",
-            Counter,
-        ),
-        (
-            EXEC_MAIN_STATUS,
-            "Exit status (or signal number) of the service's last main process.",
-            Gauge,
-        ),
-        (TIMER_LAST, "Unix time a timer last triggered (0: never).", Gauge),
-        (
-            TIMER_NEXT,
-            "Unix time a timer elapses next (0: nothing scheduled).",
-            Gauge,
-        ),
-        (
-            TIMER_FAILED,
-            "1 when the unit a timer triggers is failed or its last result is not success.",
-            Gauge,
-        ),
-        (
-            EXPECTED_PRESENT,
-            "1 when an expected unit is known to systemd (0: load state not-found).",
-            Gauge,
-        ),
-        (EXPECTED_ACTIVE, "1 when an expected unit is active.", Gauge),
-        (UNITS, "Loaded units per active state.", Gauge),
-        (INFO, "systemd version of a manager; always 1.", Gauge),
-        (
-            MANAGER_UP,
-            "1 when the manager answered this scrape, 0 when its bus failed or timed out.",
-            Gauge,
-        ),
-    ] {
-        out.declare(name, help, kind);
-    }
-}
-
-fn emit(out: &mut MetricSet, md: &ManagerData) {
-    let mgr = md.label.as_str();
-    out.gauge(MANAGER_UP, "", &[("manager", mgr)], 1.0);
-    out.gauge(INFO, "", &[("manager", mgr), ("version", md.version.as_str())], 1.0);
-    for (state, n) in &md.counts {
-        out.gauge(UNITS, "", &[("manager", mgr), ("state", state.as_str())], *n as f64);
-    }
-    for (name, d) in &md.units {
-        let ty = unit_type(name);
-        let Some(e) = &d.entry else { continue };
-        let base = [("manager", mgr), ("name", name.as_str()), ("type", ty)];
-        for state in ACTIVE_STATES {
-            let v = if e.active_state == state { 1.0 } else { 0.0 };
-            out.gauge(
-                UNIT_STATE,
-                "",
-                &[
-                    ("manager", mgr),
-                    ("name", name.as_str()),
-                    ("type", ty),
-                    ("state", state),
-                ],
-                v,
-            );
-        }
-        out.gauge(
-            UNIT_INFO,
-            "",
-            &[
-                ("manager", mgr),
-                ("name", name.as_str()),
-                ("type", ty),
-                ("load_state", e.load_state.as_str()),
-                ("sub_state", e.sub_state.as_str()),
-                ("result", d.props.result.as_deref().unwrap_or("")),
-            ],
-            1.0,
-        );
-        if e.load_state == "not-found" {
-            continue;
-        }
-        if let Some(us) = d.props.active_enter_usec {
-            out.gauge(ACTIVE_ENTER, "", &base, usec_to_secs(us));
-        }
-        let short = [("manager", mgr), ("name", name.as_str())];
-        if let Some(n) = d.props.n_restarts {
-            out.counter(RESTARTS, "", &short, n as f64);
-        }
-        if let Some(s) = d.props.exec_main_status {
-            out.gauge(EXEC_MAIN_STATUS, "", &short, s as f64);
-        }
-        if let Some(target) = &d.props.timer_unit {
-            let l = [("manager", mgr), ("timer", name.as_str()), ("unit", target.as_str())];
-            out.gauge(TIMER_LAST, "", &l, usec_to_secs(d.props.last_trigger_usec.unwrap_or(0)));
-            out.gauge(
-                TIMER_NEXT,
-                "",
-                &l,
-                next_elapse_secs(d.props.next_elapse_realtime, d.props.next_elapse_monotonic),
-            );
-            let t = md.units.get(target).or_else(|| md.triggered.get(target));
-            let failed = t.is_some_and(|t| {
-                t.entry.as_ref().is_some_and(|e| e.active_state == "failed")
-                    || t.props.result.as_deref().is_some_and(|r| r != "success")
-            });
-            out.gauge(TIMER_FAILED, "", &l, if failed { 1.0 } else { 0.0 });
-        }
-    }
-    for name in &md.expected {
-        let e = md.units.get(name).and_then(|d| d.entry.as_ref());
-        let present = e.is_some_and(|e| e.load_state != "not-found");
-        let active = e.is_some_and(|e| e.active_state == "active");
-        let l = [("manager", mgr), ("name", name.as_str())];
-        out.gauge(EXPECTED_PRESENT, "", &l, if present { 1.0 } else { 0.0 });
-        out.gauge(EXPECTED_ACTIVE, "", &l, if active { 1.0 } else { 0.0 });
-    }
-}
-
 #[async_trait]
 impl Collector for SystemdCollector {
     fn name(&self) -> &'static str {
@@ -876,6 +445,13 @@ mod tests {
             (
                 Config {
                     include: "(".into(),
+                    ..Config::default()
+                },
+                "systemd.include",
+            ),
+            (
+                Config {
+                    include: "a)|(b".into(),
                     ..Config::default()
                 },
                 "systemd.include",

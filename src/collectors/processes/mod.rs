@@ -1,0 +1,445 @@
+//! `processes` collector: the top-K processes by recent CPU use, and process
+//! watches (count, CPU, oldest start, memory of the processes matching a regex).
+//!
+//! It reads `<procfs_root>/<pid>/{stat,cmdline,status}` through
+//! [`crate::procfs`] instead of using sysinfo: sysinfo's `/proc` path is fixed
+//! (no configurable root, so no container's or test's procfs), and it rounds
+//! start times to whole seconds, while the runaway-process kill action must
+//! identify a process exactly by pid + start time ([`start_time_seconds`],
+//! re-exported from the leaf, is the one derivation of it).
+//!
+//! Files: `config.rs` (the section and its check-and-compile step),
+//! `watch.rs` (one watch's matching and counter), this file (scan, sampler,
+//! scrape).
+//!
+//! CPU usage ratio: a background task samples every process's CPU ticks every
+//! `sample_interval`; a scrape compares the current ticks against the newest
+//! sample that is at least one second old, so the ratio is meaningful from
+//! the first scrape on (1.0 = one full CPU).
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use crate::collector::{CollectError, Collector};
+use crate::error::ConfigError;
+use crate::metrics::MetricSet;
+use crate::procfs::{page_size, read_cmdline, read_euid, ticks_to_unix};
+
+mod config;
+mod watch;
+
+pub use self::config::{Config, MAX_TOP_K, Watch};
+// The procfs readers this collector exported before they moved to the leaf.
+use self::watch::WatchState;
+pub use crate::procfs::{
+    ProcError, ProcStat, START_TIME_TOLERANCE_SECONDS, boot_time, clock_ticks_per_second, parse_stat, read_stat,
+    same_process, start_time_seconds,
+};
+
+/// Label form of a command line: control characters replaced, cut to
+/// `max_chars` characters with a trailing `…`; kernel threads (empty cmdline)
+/// show as `[comm]` like ps.
+pub fn shorten_cmdline(cmdline: &str, comm: &str, max_chars: usize) -> String {
+    if cmdline.is_empty() {
+        return format!("[{comm}]");
+    }
+    let mut out = String::new();
+    for (n, ch) in cmdline.chars().enumerate() {
+        if n + 1 >= max_chars && cmdline.chars().count() > max_chars {
+            out.push('…');
+            break;
+        }
+        out.push(if ch.is_control() { ' ' } else { ch });
+    }
+    out
+}
+
+/// One process as seen by one scan.
+#[derive(Debug, Clone)]
+pub(super) struct Proc {
+    pub(super) stat: ProcStat,
+    /// Present when some watch matches on cmdline, or for top-K entries.
+    pub(super) cmdline: Option<String>,
+}
+
+pub(super) type Key = (i32, u64); // (pid, start ticks): unique across pid reuse
+
+/// Lists every process under `procfs`. Processes that exit mid-scan are skipped.
+fn scan(procfs: &Path, with_cmdline: bool) -> Result<Vec<Proc>, ProcError> {
+    let mut out = Vec::new();
+    for pid in crate::procfs::pids(procfs)? {
+        let Ok(stat) = read_stat(procfs, pid) else {
+            continue;
+        };
+        let cmdline = with_cmdline.then(|| read_cmdline(procfs, pid));
+        out.push(Proc { stat, cmdline });
+    }
+    Ok(out)
+}
+
+/// CPU ticks of every process at one instant (a baseline for the ratio).
+struct Sample {
+    at: Instant,
+    ticks: HashMap<Key, u64>,
+}
+
+struct State {
+    /// Newest last; at most two.
+    samples: VecDeque<Sample>,
+    watches: Vec<WatchState>,
+    users: HashMap<u32, String>,
+}
+
+/// The collector; its state is shared with blocking tasks.
+pub struct ProcessesCollector {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    procfs: PathBuf,
+    top_k: usize,
+    sample_interval: Duration,
+    cmdline_max_chars: usize,
+    need_cmdline: bool,
+    hz: u64,
+    page_size: u64,
+    state: Mutex<State>,
+}
+
+/// A baseline younger than this gives a noisy ratio (ticks are 10 ms).
+const MIN_WINDOW: Duration = Duration::from_secs(1);
+/// Without any baseline this old, a scrape takes its own over this window.
+const FALLBACK_WINDOW: Duration = Duration::from_millis(500);
+
+impl ProcessesCollector {
+    pub fn new(cfg: &Config, procfs_root: &Path) -> Result<Self, ConfigError> {
+        Ok(ProcessesCollector {
+            inner: Arc::new(Inner::new(cfg, procfs_root)?),
+        })
+    }
+}
+
+impl Inner {
+    fn new(cfg: &Config, procfs_root: &Path) -> Result<Self, ConfigError> {
+        let watches = cfg.build("processes")?.into_iter().map(WatchState::new).collect();
+        let hz = clock_ticks_per_second().map_err(|e| ConfigError::invalid("processes", e))?;
+        let page_size = page_size().map_err(|e| ConfigError::invalid("processes", e))?;
+        Ok(Inner {
+            procfs: procfs_root.to_path_buf(),
+            top_k: cfg.top_k,
+            sample_interval: cfg.sample_interval,
+            cmdline_max_chars: cfg.cmdline_max_chars,
+            need_cmdline: cfg.watch.iter().any(|w| w.cmdline.is_some()),
+            hz,
+            page_size,
+            state: Mutex::new(State {
+                samples: VecDeque::new(),
+                watches,
+                users: HashMap::new(),
+            }),
+        })
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, CollectError> {
+        self.state
+            .lock()
+            .map_err(|_| CollectError::failed("processes state lock poisoned"))
+    }
+
+    fn scan(&self) -> Result<Vec<Proc>, CollectError> {
+        match scan(&self.procfs, self.need_cmdline) {
+            Ok(v) => Ok(v),
+            Err(ProcError::Io { path, source }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Err(CollectError::Unavailable(format!("no procfs at {}", path.display())))
+            }
+            Err(e) => Err(CollectError::failed(e)),
+        }
+    }
+
+    /// One background sample: records ticks as a ratio baseline and folds the
+    /// scan into the watch counters (so processes that exit between scrapes
+    /// still count).
+    fn sample(&self) -> Result<(), CollectError> {
+        let procs = self.scan()?;
+        let at = Instant::now();
+        let ticks = procs
+            .iter()
+            .map(|p| ((p.stat.pid, p.stat.start_ticks), p.stat.cpu_ticks))
+            .collect();
+        let mut st = self.lock()?;
+        for w in st.watches.iter_mut() {
+            w.update(&procs);
+        }
+        st.samples.push_back(Sample { at, ticks });
+        while st.samples.len() > 2 {
+            st.samples.pop_front();
+        }
+        Ok(())
+    }
+
+    /// Whether a baseline at least `FALLBACK_WINDOW` old exists.
+    fn has_baseline(&self) -> bool {
+        self.state
+            .lock()
+            .map(|st| st.samples.iter().any(|s| s.at.elapsed() >= FALLBACK_WINDOW))
+            .unwrap_or(false)
+    }
+
+    fn user_name(users: &mut HashMap<u32, String>, uid: u32) -> String {
+        users
+            .entry(uid)
+            .or_insert_with(|| match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+                Ok(Some(u)) => u.name,
+                _ => uid.to_string(),
+            })
+            .clone()
+    }
+
+    /// One scrape: a fresh scan, ratios against the best baseline, top-K and watches.
+    fn read(&self, out: &mut MetricSet) -> Result<(), CollectError> {
+        let btime = boot_time(&self.procfs).map_err(|e| match e {
+            ProcError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                CollectError::Unavailable(e.to_string())
+            }
+            e => CollectError::failed(e),
+        })?;
+        let procs = self.scan()?;
+        let now = Instant::now();
+        let hz = self.hz as f64;
+        let mut st = self.lock()?;
+        let st = &mut *st;
+
+        // Newest baseline at least MIN_WINDOW old, else the oldest one we have.
+        let base = st
+            .samples
+            .iter()
+            .rev()
+            .find(|s| now.duration_since(s.at) >= MIN_WINDOW)
+            .or(st.samples.front());
+        let mut ranked: Vec<(f64, &Proc)> = procs
+            .iter()
+            .map(|p| {
+                let ratio = match base {
+                    Some(b) if now > b.at => {
+                        let before = b.ticks.get(&(p.stat.pid, p.stat.start_ticks)).copied().unwrap_or(0);
+                        let window = now.duration_since(b.at).as_secs_f64();
+                        p.stat.cpu_ticks.saturating_sub(before) as f64 / hz / window
+                    }
+                    _ => 0.0,
+                };
+                (ratio, p)
+            })
+            .collect();
+        ranked.sort_by(|a, b| {
+            b.0.total_cmp(&a.0)
+                .then(b.1.stat.cpu_ticks.cmp(&a.1.stat.cpu_ticks))
+                .then(a.1.stat.pid.cmp(&b.1.stat.pid))
+        });
+
+        for (ratio, p) in ranked.iter().take(self.top_k) {
+            let pid = p.stat.pid.to_string();
+            let cmdline = match &p.cmdline {
+                Some(c) => c.clone(),
+                None => read_cmdline(&self.procfs, p.stat.pid),
+            };
+            let cmdline = shorten_cmdline(&cmdline, &p.stat.comm, self.cmdline_max_chars);
+            let user = match read_euid(&self.procfs, p.stat.pid) {
+                Some(uid) => Self::user_name(&mut st.users, uid),
+                None => String::new(),
+            };
+            let l = [
+                ("pid", pid.as_str()),
+                ("comm", p.stat.comm.as_str()),
+                ("cmdline", cmdline.as_str()),
+                ("user", user.as_str()),
+            ];
+            out.gauge(
+                "hostmedic_process_top_cpu_usage_ratio",
+                "CPU used by this process since the previous sample (1.0 = one full CPU).",
+                &l,
+                *ratio,
+            );
+            out.counter(
+                "hostmedic_process_top_cpu_seconds",
+                "User + system CPU time consumed by this process.",
+                &l,
+                p.stat.cpu_ticks as f64 / hz,
+            );
+            out.gauge(
+                "hostmedic_process_top_start_time_seconds",
+                "Process start time, Unix seconds (boot time + /proc/<pid>/stat starttime).",
+                &l,
+                ticks_to_unix(btime, p.stat.start_ticks, self.hz),
+            );
+        }
+
+        for w in st.watches.iter_mut() {
+            let matching = w.update(&procs);
+            let l = [("watch", w.cfg.name.as_str())];
+            out.gauge(
+                "hostmedic_process_watch_processes",
+                "Number of processes matching this watch.",
+                &l,
+                matching.len() as f64,
+            );
+            if let Some(min) = w.cfg.min {
+                out.gauge(
+                    "hostmedic_process_watch_min",
+                    "Configured minimum process count of this watch.",
+                    &l,
+                    min as f64,
+                );
+            }
+            if let Some(max) = w.cfg.max {
+                out.gauge(
+                    "hostmedic_process_watch_max",
+                    "Configured maximum process count of this watch.",
+                    &l,
+                    max as f64,
+                );
+            }
+            out.counter(
+                "hostmedic_process_watch_cpu_seconds",
+                "CPU time of the processes matching this watch, including exited ones seen since hostmedic started.",
+                &l,
+                w.cpu_ticks() as f64 / hz,
+            );
+            if let Some(oldest) = matching.iter().map(|p| p.stat.start_ticks).min() {
+                out.gauge(
+                    "hostmedic_process_watch_oldest_start_time_seconds",
+                    "Start time of the oldest matching process, Unix seconds (absent with no match).",
+                    &l,
+                    ticks_to_unix(btime, oldest, self.hz),
+                );
+            }
+            let rss: u64 = matching.iter().map(|p| p.stat.rss_pages).sum();
+            out.gauge(
+                "hostmedic_process_watch_resident_memory_bytes",
+                "Summed resident memory of the matching processes.",
+                &l,
+                (rss * self.page_size) as f64,
+            );
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Collector for ProcessesCollector {
+    fn name(&self) -> &'static str {
+        "processes"
+    }
+
+    async fn collect(&self, out: &mut MetricSet) -> Result<(), CollectError> {
+        let inner = self.inner.clone();
+        if inner.top_k > 0 {
+            // First scrape before the sampler's first baseline has aged: take
+            // our own short window so the ratio still means something.
+            let me = inner.clone();
+            let sampled = tokio::task::spawn_blocking(move || {
+                if me.has_baseline() {
+                    return Ok(false);
+                }
+                me.sample().map(|()| true)
+            })
+            .await
+            .map_err(CollectError::failed)??;
+            if sampled {
+                tokio::time::sleep(FALLBACK_WINDOW).await;
+            }
+        }
+        let set = tokio::task::spawn_blocking(move || {
+            let mut set = MetricSet::new();
+            inner.read(&mut set).map(|()| set)
+        })
+        .await
+        .map_err(CollectError::failed)??;
+        out.extend(set);
+        Ok(())
+    }
+
+    async fn background(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut last_error: Option<String> = None;
+        let interval = self.inner.sample_interval;
+        loop {
+            let me = self.inner.clone();
+            let res = tokio::task::spawn_blocking(move || me.sample()).await;
+            let err = match res {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            if err != last_error {
+                if let Some(e) = &err {
+                    tracing::warn!(collector = "processes", error = %e, "process sampling failed");
+                }
+                last_error = err;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shortens_cmdlines() {
+        assert_eq!(shorten_cmdline("", "kworker/0:1", 20), "[kworker/0:1]");
+        assert_eq!(shorten_cmdline("python3 bot.py", "python3", 20), "python3 bot.py");
+        let long = "python3 -m worker --queue=high --concurrency=4";
+        let s = shorten_cmdline(long, "python3", 20);
+        assert_eq!(s.chars().count(), 20);
+        assert!(s.starts_with("python3 -m worker -") && s.ends_with('…'), "{s}");
+        assert_eq!(shorten_cmdline("a\tb", "a", 20), "a b");
+        assert_eq!(shorten_cmdline("exactly8", "e", 8), "exactly8");
+    }
+
+    #[test]
+    fn validation_names_keys() {
+        let mut c = Config::default();
+        c.watch.push(Watch {
+            name: "w".into(),
+            comm: None,
+            cmdline: None,
+            min: None,
+            max: None,
+        });
+        assert!(
+            c.validate("processes")
+                .unwrap_err()
+                .to_string()
+                .contains("processes.watch[0]")
+        );
+        c.watch[0].cmdline = Some("(".into());
+        let e = c.validate("processes").unwrap_err().to_string();
+        assert!(e.contains("processes.watch[0].cmdline"), "{e}");
+        c.watch[0].cmdline = Some("bot".into());
+        c.watch[0].min = Some(3);
+        c.watch[0].max = Some(1);
+        assert!(
+            c.validate("processes")
+                .unwrap_err()
+                .to_string()
+                .contains("processes.watch[0].min")
+        );
+        c.watch[0].max = Some(3);
+        c.validate("processes").unwrap();
+        c.top_k = 1000;
+        assert!(
+            c.validate("processes")
+                .unwrap_err()
+                .to_string()
+                .contains("processes.top_k")
+        );
+    }
+}

@@ -1,0 +1,95 @@
+//! Per-unit properties: which ones a unit type needs and how they are read
+//! (concurrent pipelined `Get`s).
+
+use super::*;
+
+/// Everything known about one unit this scrape.
+#[derive(Debug, Clone, Default)]
+pub(super) struct UnitData {
+    pub(super) entry: Option<UnitEntry>,
+    pub(super) props: Props,
+}
+
+/// The properties read from one unit (beyond what `ListUnits` gives).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Props {
+    pub(super) active_enter_usec: Option<u64>,
+    pub(super) result: Option<String>,
+    pub(super) n_restarts: Option<u32>,
+    pub(super) exec_main_status: Option<i32>,
+    /// `ExecMainCode`: 0 while a main process runs (or none ran yet), else
+    /// how the last one ended (`CLD_EXITED`, `CLD_KILLED`, …).
+    pub(super) exec_main_code: Option<i32>,
+    pub(super) timer_unit: Option<String>,
+    pub(super) last_trigger_usec: Option<u64>,
+    pub(super) next_elapse_realtime: Option<u64>,
+    pub(super) next_elapse_monotonic: Option<u64>,
+}
+
+/// The properties read for a unit of type `ty`: (interface, property).
+pub(super) fn wanted_props(ty: &str) -> Vec<(&'static str, &'static str)> {
+    use systemd::proxies::{SERVICE_INTERFACE as S, TIMER_INTERFACE as T, UNIT_INTERFACE as U};
+    let mut v = vec![(U, "ActiveEnterTimestamp")];
+    match ty {
+        "service" => v.extend([
+            (S, "NRestarts"),
+            (S, "ExecMainStatus"),
+            (S, "ExecMainCode"),
+            (S, "Result"),
+        ]),
+        "timer" => v.extend([
+            (T, "Unit"),
+            (T, "LastTriggerUSec"),
+            (T, "NextElapseUSecRealtime"),
+            (T, "NextElapseUSecMonotonic"),
+        ]),
+        t => {
+            if let Some(iface) = systemd::type_interface(t) {
+                v.push((iface, "Result"));
+            }
+        }
+    }
+    v
+}
+
+/// Reads the properties `wanted_props` names for one unit: concurrent
+/// `Get`s, pipelined on one connection, each under `timeout`.
+pub(super) async fn read_props(
+    conn: &zbus::Connection,
+    path: &zbus::OwnedObjectPath,
+    ty: &str,
+    timeout: Duration,
+) -> Result<Props, SystemdError> {
+    let gets = wanted_props(ty).into_iter().map(|(iface, prop)| async move {
+        let fut = async {
+            let reply = conn
+                .call_method(
+                    Some(systemd::proxies::DESTINATION),
+                    path,
+                    Some("org.freedesktop.DBus.Properties"),
+                    "Get",
+                    &(iface, prop),
+                )
+                .await?;
+            reply.body().deserialize::<zbus::OwnedVariant>()
+        };
+        timed("Get", timeout, fut).await.map(|v| (prop, v))
+    });
+    let mut p = Props::default();
+    for r in futures::future::join_all(gets).await {
+        let (prop, v) = r?;
+        match prop {
+            "ActiveEnterTimestamp" => p.active_enter_usec = u64::try_from(v).ok(),
+            "NRestarts" => p.n_restarts = u32::try_from(v).ok(),
+            "ExecMainStatus" => p.exec_main_status = i32::try_from(v).ok(),
+            "ExecMainCode" => p.exec_main_code = i32::try_from(v).ok(),
+            "Result" => p.result = String::try_from(v).ok(),
+            "Unit" => p.timer_unit = String::try_from(v).ok(),
+            "LastTriggerUSec" => p.last_trigger_usec = u64::try_from(v).ok(),
+            "NextElapseUSecRealtime" => p.next_elapse_realtime = u64::try_from(v).ok(),
+            "NextElapseUSecMonotonic" => p.next_elapse_monotonic = u64::try_from(v).ok(),
+            _ => {}
+        }
+    }
+    Ok(p)
+}
