@@ -27,7 +27,7 @@ impl App {
                 crate::receiver::config::compile_rules(&config.remediation, &config.receiver, &config.notify)?,
                 crate::actions::ActionEnv {
                     dry_run: config.receiver.dry_run,
-                    ..crate::actions::ActionEnv::from_config(&config)
+                    ..config.action_env()
                 },
                 crate::receiver::identity::Identity::new(config.fleet.as_ref()),
             )?)

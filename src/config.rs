@@ -121,6 +121,23 @@ impl Config {
             .collect()
     }
 
+    /// The environment the remediation actions run in: buses from
+    /// `[systemd]`, Docker engine from `[docker]`, procfs from `[global]`,
+    /// channels from `[notify.*]`; `dry_run` off (the receiver sets it).
+    pub fn action_env(&self) -> crate::actions::ActionEnv {
+        crate::actions::ActionEnv {
+            system_bus: Some(self.systemd.bus_address.clone()).filter(|a| !a.is_empty()),
+            user_runtime_dir: self.systemd.user_runtime_dir.clone(),
+            passwd_file: self.systemd.passwd_file.clone(),
+            systemd_timeout: self.systemd.call_timeout.max(std::time::Duration::from_secs(10)),
+            docker_host: Some(self.docker.host.clone()).filter(|h| !h.is_empty()),
+            docker_timeout: self.docker.timeout.max(std::time::Duration::from_secs(5)),
+            notify: self.notify.clone(),
+            procfs_root: self.global.procfs_root.clone(),
+            ..crate::actions::ActionEnv::default()
+        }
+    }
+
     /// The effective configuration as TOML (for `check-config`).
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))

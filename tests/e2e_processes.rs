@@ -109,6 +109,7 @@ actions = [{{ type = "kill", allow = '^/usr/bin/python3 .*/train_{nonce}\.py$', 
     let mut cmd = Command::new("/usr/bin/nice");
     cmd.args(["-n", "-20", "/usr/bin/python3"]).arg(&script);
     // SAFETY: setsid(2) is async-signal-safe; nothing else runs in the child.
+    #[allow(unsafe_code)]
     unsafe {
         use std::os::unix::process::CommandExt;
         cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));

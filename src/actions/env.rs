@@ -67,22 +67,3 @@ impl Default for ActionEnv {
         }
     }
 }
-
-impl ActionEnv {
-    /// The environment described by a validated configuration: buses from
-    /// `[systemd]`, Docker engine from `[docker]`, procfs from `[global]`,
-    /// channels from `[notify.*]`; `dry_run` off (the receiver sets it).
-    pub fn from_config(cfg: &crate::config::Config) -> ActionEnv {
-        ActionEnv {
-            system_bus: Some(cfg.systemd.bus_address.clone()).filter(|a| !a.is_empty()),
-            user_runtime_dir: cfg.systemd.user_runtime_dir.clone(),
-            passwd_file: cfg.systemd.passwd_file.clone(),
-            systemd_timeout: cfg.systemd.call_timeout.max(Duration::from_secs(10)),
-            docker_host: Some(cfg.docker.host.clone()).filter(|h| !h.is_empty()),
-            docker_timeout: cfg.docker.timeout.max(Duration::from_secs(5)),
-            notify: cfg.notify.clone(),
-            procfs_root: cfg.global.procfs_root.clone(),
-            ..ActionEnv::default()
-        }
-    }
-}

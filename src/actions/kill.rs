@@ -65,7 +65,7 @@ impl KillAction {
         if self.allow.trim().is_empty() {
             return Err(ConfigError::invalid(format!("{key}.allow"), "must not be empty"));
         }
-        crate::config::compile_regex(&format!("{key}.allow"), &self.allow)?;
+        crate::error::compile_regex(&format!("{key}.allow"), &self.allow)?;
         if let Some(st) = &self.start_time {
             check_literal(&format!("{key}.start_time"), st, target::parse_start_time)?;
         }

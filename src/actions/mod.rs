@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::config::ConfigError;
+pub use crate::error::ConfigError;
 pub use crate::notify::{NotifyChannel, NtfyChannel, TelegramChannel, WebhookChannel};
 pub use docker::{DockerAction, DockerOp};
 pub use env::{ActionEnv, Alert};

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 /// Declares a channel's config struct with the delivery policy every channel
 /// shares appended (`retries`, `backoff`, `timeout`: written once, here) and

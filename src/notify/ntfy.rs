@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{Prepared, add_bearer, check_secret_file, check_url, truncate_chars};
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 channel! {
     /// `kind = "ntfy"`: JSON publish to an ntfy server.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{Prepared, check_secret_file, check_url, read_secret, truncate_chars};
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 channel! {
     /// `kind = "telegram"`: Bot API sendMessage.

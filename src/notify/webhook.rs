@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{Prepared, add_bearer, check_secret_file, check_url};
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 channel! {
     /// `kind = "webhook"`: POST of a JSON document.

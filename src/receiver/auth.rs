@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use subtle::ConstantTimeEq;
 
 use super::config::ReceiverConfig;
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 /// The loaded credentials. Secrets live only here (never in logs, the
 /// journal or `check-config` output: the config holds only their sources).

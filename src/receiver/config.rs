@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 /// `[receiver]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -27,7 +27,7 @@ use super::plan::{Accepted, plan};
 use super::route::{route, to_alert};
 use super::run::Job;
 use crate::actions::ActionEnv;
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AcceptError {

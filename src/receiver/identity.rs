@@ -15,7 +15,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 /// `[fleet]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

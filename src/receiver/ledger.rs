@@ -14,7 +14,7 @@ use super::config::ReceiverConfig;
 use super::journal::{self, Committer, Entry, Event, JournalError, JournalWriter};
 use super::lock;
 use super::state::State;
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 /// The safety state and the sequence counter, behind the core lock.
 pub struct Core {
