@@ -240,7 +240,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(address = %local, version = env!("CARGO_PKG_VERSION"), "listening");
     // The socket is bound and listening (connections queue from here on), so
     // systemd may start what depends on us.
-    notify_systemd(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("listening")]);
+    notify_systemd(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("listening"),
+    ]);
     let served = crate::server::run(listener, app, shutdown).await;
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     // The receiver writes its last checkpoint and status file on the way out.
