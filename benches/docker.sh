@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of the docker collector (issue 4): scrape latency with N running
-# containers on a private Docker engine (same setup as tests/common/docker.rs
-# and ../shared/recipes/dockerd-private.sh), release build, compared in the
+# containers on a private Docker engine (same setup as tests/common/docker.rs:
+# own data-root, exec-root and socket, no network changes), release build, compared in the
 # same run with the docker CLI doing the same job.
 #
 # Usage: benches/docker.sh            (root; needs docker.io, busybox-static, curl, hyperfine)

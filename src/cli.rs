@@ -238,7 +238,14 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let flush = app.spawn_background(&shutdown);
     tokio::spawn(signal_shutdown(shutdown.clone()));
     tracing::info!(address = %local, version = env!("CARGO_PKG_VERSION"), "listening");
+    // The socket is bound and listening (connections queue from here on), so
+    // systemd may start what depends on us.
+    notify_systemd(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("listening"),
+    ]);
     let served = crate::server::run(listener, app, shutdown).await;
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
     // The receiver writes its last checkpoint and status file on the way out.
     if tokio::time::timeout(FLUSH_AT_EXIT, flush.wait()).await.is_err() {
         tracing::warn!(
@@ -247,6 +254,18 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         );
     }
     served
+}
+
+/// Tells the service manager about a state change (`Type=notify` in
+/// deploy/hostmedic.service). Without `NOTIFY_SOCKET` (not run by systemd)
+/// this does nothing. The variable stays set: removing it would race with
+/// other threads reading the environment, and children it leaks to (exec
+/// actions, probes) are not heard, as systemd only accepts the main PID's
+/// messages (`NotifyAccess=main`, the default).
+fn notify_systemd(state: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(false, state) {
+        tracing::warn!(error = %e, "cannot notify systemd (NOTIFY_SOCKET)");
+    }
 }
 
 /// How long `serve` waits at exit for the receiver's last state write.

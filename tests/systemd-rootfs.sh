@@ -1,8 +1,7 @@
 #!/bin/bash
 # Real systemd as PID 1 inside a separate rootfs, for hostmedic's tests.
-# Ported from /work/shared/recipes/systemd-rootfs.sh; driven by
-# tests/common/systemd.rs, which caches the built rootfs as a tarball and
-# records every PID this script starts.
+# Driven by tests/common/systemd.rs, which caches the built rootfs as a
+# tarball and records every PID this script starts.
 #
 #   systemd-rootfs.sh build <dir>        debootstrap a rootfs into <dir> (must not exist)
 #   ROOT=<dir> systemd-rootfs.sh boot    boot <dir>/rootfs; prints the host PID of its systemd

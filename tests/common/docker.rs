@@ -1,4 +1,4 @@
-//! A private Docker engine per test, as in ../shared/recipes/dockerd-private.sh:
+//! A private Docker engine per test, isolated from the host's own engine:
 //! Debian's `dockerd` with its own data-root, exec-root, pidfile and socket in
 //! a fresh temp dir, no iptables/bridge/forwarding changes, and a busybox image
 //! (`hostmedic-test/busybox`, every applet linked under /bin) imported from
