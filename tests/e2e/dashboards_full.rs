@@ -205,7 +205,7 @@ struct World<'a> {
 fn sources_config(w: &World, base: TestConfig) -> TestConfig {
     let d = w.dir;
     base.global(|g| {
-        g.path("sysfs_root", &w.sysfs);
+        g.path("sysfs_root", w.sysfs);
     })
     .section("processes", |p| {
         p.set("top_k", 5).set("sample_interval", "1s").push("watch", |x| {
