@@ -85,13 +85,11 @@ fn golden_config(dir: &Path) -> PathBuf {
         .write(dir.join("collect.toml"))
 }
 
-#[test]
-fn collect_output_matches_the_golden_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = golden_config(dir.path());
+/// Runs `hostmedic --config <config> collect` and returns its normalized output.
+fn collect(config: &Path) -> String {
     let out = Command::new(common::binary_path())
         .arg("--config")
-        .arg(&config)
+        .arg(config)
         .arg("collect")
         .output()
         .expect("run hostmedic collect");
@@ -100,7 +98,13 @@ fn collect_output_matches_the_golden_file() {
         "hostmedic collect failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let got = normalize(&String::from_utf8(out.stdout).expect("UTF-8 output"));
+    normalize(&String::from_utf8(out.stdout).expect("UTF-8 output"))
+}
+
+#[test]
+fn collect_output_matches_the_golden_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let got = collect(&golden_config(dir.path()));
     let golden = fixtures().join("collect-output.txt");
     if std::env::var_os("HOSTMEDIC_UPDATE_GOLDEN").is_some_and(|v| v == "1") {
         std::fs::write(&golden, &got).unwrap();
@@ -137,15 +141,5 @@ fn golden_output_is_stable_across_runs() {
     // depends on timing beyond what `normalize` replaces.
     let dir = tempfile::tempdir().unwrap();
     let config = golden_config(dir.path());
-    let run = || {
-        let out = Command::new(common::binary_path())
-            .arg("--config")
-            .arg(&config)
-            .arg("collect")
-            .output()
-            .expect("run hostmedic collect");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        normalize(&String::from_utf8_lossy(&out.stdout))
-    };
-    assert_eq!(run(), run());
+    assert_eq!(collect(&config), collect(&config));
 }

@@ -251,23 +251,21 @@ fn sources_config(w: &World, base: TestConfig) -> TestConfig {
         .set("scan_interval", "2s");
     })
     .section("paths", |p| {
-        p.set("scan_interval", "1s")
-            .push("watch", |x| {
-                x.set("name", "wal")
-                    .path("path", d.join("files/db/app.sqlite-wal"))
-                    .set("max_size", 1024);
-            })
-            .push("watch", |x| {
-                x.set("name", "spool")
-                    .path("path", d.join("files/spool"))
-                    .set("max_size", "1MiB");
-            })
-            .push("watch", |x| {
-                x.set("name", "logs").path("path", d.join("files/logs/*.log"));
-            })
-            .push("watch", |x| {
-                x.set("name", "export").path("path", d.join("files/export/latest.csv"));
+        p.set("scan_interval", "1s");
+        let watches: [(&str, &str, Option<toml::Value>); 4] = [
+            ("wal", "files/db/app.sqlite-wal", Some(1024.into())),
+            ("spool", "files/spool", Some("1MiB".into())),
+            ("logs", "files/logs/*.log", None),
+            ("export", "files/export/latest.csv", None),
+        ];
+        for (name, path, max_size) in watches {
+            p.push("watch", |x| {
+                x.set("name", name).path("path", d.join(path));
+                if let Some(m) = max_size {
+                    x.set("max_size", m);
+                }
             });
+        }
     })
 }
 
