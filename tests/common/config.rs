@@ -1,5 +1,5 @@
 //! A typed builder for test configurations, replacing TOML written as format
-//! strings: `TestConfig::new().disable(&["host"]).receiver(|r| …).rule(…)`,
+//! strings: `TestConfig::new().disable(&["host"]).receiver(dir, |r| …).rule(…)`,
 //! rendered to a file the real binary reads or parsed in-process.
 //!
 //! It builds a `toml::Table` (the configuration's public form: its key names
@@ -142,13 +142,6 @@ impl TestConfig {
         let path = path.into();
         std::fs::write(&path, self.render()).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
         path
-    }
-
-    /// Parses and validates the TOML as the binary would.
-    pub fn parse(&self) -> hostmedic::config::Config {
-        let text = self.render();
-        hostmedic::config::Config::parse(&text, "TestConfig")
-            .unwrap_or_else(|e| panic!("test config is invalid: {e}\n{text}"))
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use hostmedic::receiver::journal::{self, Entry, Event};
 
 use super::alertmanager::{Alertmanager, WebhookTarget};
-use super::config::{Section, TestConfig};
+use super::config::TestConfig;
 use super::prometheus::{Prometheus, PrometheusOptions, shortened_rules_copy};
 use super::sink::Sink;
 use super::{Binary, client};
@@ -92,14 +92,12 @@ impl Stack {
     /// `[receiver]` with bearer auth and the state files in the scratch
     /// folder, plus three notification channels on the sink: `ntfy`
     /// (`/ntfy`), `telegram` (`/tg/bot<token>/sendMessage`) and `webhook`
-    /// (`/hook`). Add sections and rules to the returned builder, or `f`
-    /// adds keys to `[receiver]` (e.g. `cooldown = "0s"`).
-    pub fn receiver(&self, f: impl FnOnce(&mut Section)) -> TestConfig {
+    /// (`/hook`). Add sections and rules to the returned builder.
+    pub fn receiver(&self) -> TestConfig {
         let d = self.dir.path();
         TestConfig::new()
             .receiver(&d.join("state"), |r| {
                 r.path("bearer_token_file", d.join("token"));
-                f(r);
             })
             .notify("ntfy", "ntfy", |c| {
                 c.set("server", self.sink.url("/ntfy"))
@@ -117,11 +115,6 @@ impl Stack {
             .notify("webhook", "webhook", |c| {
                 c.set("url", self.sink.url("/hook")).set("retries", 1);
             })
-    }
-
-    /// [`Stack::receiver`] as TOML text, for tests that append their own.
-    pub fn receiver_config(&self) -> String {
-        self.receiver(|_| {}).render()
     }
 
     /// The SHIPPED remediation map (`config/remediation.example.toml`, from

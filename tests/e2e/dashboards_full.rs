@@ -355,7 +355,7 @@ async fn every_panel_query_returns_data_in_a_full_world() {
         watch_re: format!("^sleep {}$", regex::escape(&sleep_arg)),
         applog: &applog,
     };
-    let config = format!("{}{REMEDIATION}", sources_config(&world, st.receiver(|_| {})).render());
+    let config = format!("{}{REMEDIATION}", sources_config(&world, st.receiver()).render());
     st.start_hostmedic(&config);
     let hm = st.hostmedic().addr.to_string();
     // A second host in the fleet whose hostmedic is down: nothing listens.

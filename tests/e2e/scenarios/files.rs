@@ -16,6 +16,7 @@ use crate::common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::config::{Action, Rule};
 use common::e2e::*;
 use common::git_lfs::Repo;
 use hostmedic::receiver::journal::Event;
@@ -31,25 +32,19 @@ async fn s5_lfs_object_over_remote_limit_is_reported_with_paths_and_nothing_dele
     let repo = Repo::init_lfs(&st.path("backup"), &["*.tar"]);
     repo.write("snapshots/2026-11-19.tar", b"small nightly snapshot\n");
     repo.commit(&["snapshots/2026-11-19.tar"], "nightly 2026-11-19");
-    let config = format!(
-        r#"
-[docker]
-enabled = false
-[git_lfs]
-repos = ["{repo}"]
-scan_interval = "1s"
-{receiver}
-[[remediation]]
-name = "lfs-over-limit"
-alertname = "HostmedicLfsObjectOverLimit"
-actions = [
-  {{ type = "notify", channel = "ntfy" }},
-  {{ type = "notify", channel = "webhook" }},
-]
-"#,
-        repo = repo.dir.display(),
-        receiver = st.receiver_config(),
-    );
+    let config = st
+        .receiver()
+        .disable(&["docker"])
+        .section("git_lfs", |g| {
+            g.strings("repos", [repo.dir.display().to_string()])
+                .set("scan_interval", "1s");
+        })
+        .rule(
+            Rule::new("lfs-over-limit", "HostmedicLfsObjectOverLimit")
+                .action(Action::new("notify").set("channel", "ntfy"))
+                .action(Action::new("notify").set("channel", "webhook")),
+        )
+        .render();
     st.start_hostmedic(&config);
     st.start_monitoring(Duration::from_secs(2), &[]).await;
     let q = format!("hostmedic_git_lfs_objects{{repo=\"{}\"}}", repo.dir.display());
@@ -160,30 +155,28 @@ async fn s11_sqlite_wal_over_size_runs_the_configured_checkpoint() {
     let wal = st.path("app/app.db-wal");
     let go = st.path("app/go");
     let _app = KillOnDrop(start_wal_app(&db, &go, 12));
-    let config = format!(
-        r#"
-[docker]
-enabled = false
-[paths]
-scan_interval = "1s"
-[[paths.watch]]
-name = "app-wal"
-path = "{wal}"
-max_size = "8MiB"
-{receiver}
-[[remediation]]
-name = "wal-checkpoint"
-alertname = "HostmedicWatchedFileOverSize"
-matchers = ['watch="app-wal"']
-actions = [
-  {{ type = "exec", argv = ["/usr/bin/sqlite3", "{db}", "PRAGMA wal_checkpoint(TRUNCATE);"], timeout = "30s" }},
-  {{ type = "notify", channel = "webhook" }},
-]
-"#,
-        wal = wal.display(),
-        db = db.display(),
-        receiver = st.receiver_config(),
-    );
+    let config = st
+        .receiver()
+        .disable(&["docker"])
+        .section("paths", |p| {
+            p.set("scan_interval", "1s").push("watch", |w| {
+                w.set("name", "app-wal").path("path", &wal).set("max_size", "8MiB");
+            });
+        })
+        .rule(
+            Rule::new("wal-checkpoint", "HostmedicWatchedFileOverSize")
+                .strings("matchers", [r#"watch="app-wal""#])
+                .action(
+                    Action::exec([
+                        "/usr/bin/sqlite3".to_string(),
+                        db.display().to_string(),
+                        "PRAGMA wal_checkpoint(TRUNCATE);".to_string(),
+                    ])
+                    .set("timeout", "30s"),
+                )
+                .action(Action::new("notify").set("channel", "webhook")),
+        )
+        .render();
     st.start_hostmedic(&config);
     st.start_monitoring(Duration::from_secs(2), &[]).await;
     let q = "hostmedic_path_size_bytes{watch=\"app-wal\"}";

@@ -75,7 +75,7 @@ async fn s4_runaway_process_is_reported_and_killed_only_after_approval() {
     // Other busy processes on this machine (compilers…) route to no rule.
     let matcher = format!(r#"cmdline=~".*train_{nonce}\\.py.*""#);
     let config = st
-        .receiver(|_| {})
+        .receiver()
         .disable(&["docker"])
         .section("processes", |p| {
             p.set("sample_interval", "1s").set("top_k", 10);
@@ -209,7 +209,7 @@ async fn s9_duplicate_workers_out_of_expected_range_are_reported() {
     let script = st.path(&format!("worker_{nonce}.py"));
     std::fs::write(&script, "import time\nwhile True:\n    time.sleep(1)\n").unwrap();
     let config = st
-        .receiver(|_| {})
+        .receiver()
         .disable(&["docker"])
         .section("processes", |p| {
             p.set("sample_interval", "1s").push("watch", |w| {

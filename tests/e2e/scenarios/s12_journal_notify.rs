@@ -23,7 +23,7 @@ async fn s12_journal_status_markdown_and_three_channels_survive_kill9() {
     let sysfs = st.path("sys");
     common::fake_hwmon(&sysfs, 71_000); // max 100 °C, crit 105 °C
     let config = st
-        .receiver(|_| {})
+        .receiver()
         .global(|g| {
             g.path("sysfs_root", &sysfs);
         })
