@@ -46,6 +46,16 @@ fn strings<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Value {
     )
 }
 
+/// Appends `item` to the array of tables `key` of `table` (created empty).
+fn push_table(table: &mut Table, key: &str, item: Table) {
+    table
+        .entry(key)
+        .or_insert_with(|| Value::Array(Vec::new()))
+        .as_array_mut()
+        .unwrap_or_else(|| panic!("`{key}` is not an array"))
+        .push(Value::Table(item));
+}
+
 impl TestConfig {
     pub fn new() -> TestConfig {
         TestConfig::default()
@@ -122,13 +132,7 @@ impl TestConfig {
 
     /// Appends a `[[remediation]]` rule.
     pub fn rule(mut self, rule: Rule) -> TestConfig {
-        let rules = self
-            .root
-            .entry("remediation")
-            .or_insert_with(|| Value::Array(Vec::new()))
-            .as_array_mut()
-            .expect("`remediation` is an array");
-        rules.push(Value::Table(rule.0));
+        push_table(&mut self.root, "remediation", rule.0);
         self
     }
 
@@ -172,13 +176,7 @@ impl Section {
     pub fn push(&mut self, key: &str, f: impl FnOnce(&mut Section)) -> &mut Section {
         let mut item = Section::default();
         f(&mut item);
-        let list = self
-            .0
-            .entry(key)
-            .or_insert_with(|| Value::Array(Vec::new()))
-            .as_array_mut()
-            .unwrap_or_else(|| panic!("`{key}` is not an array"));
-        list.push(Value::Table(item.0));
+        push_table(&mut self.0, key, item.0);
         self
     }
 }
@@ -214,13 +212,7 @@ impl Rule {
     }
 
     fn push_action(mut self, key: &str, a: Action) -> Rule {
-        let list = self
-            .0
-            .entry(key)
-            .or_insert_with(|| Value::Array(Vec::new()))
-            .as_array_mut()
-            .unwrap_or_else(|| panic!("`{key}` is not an array"));
-        list.push(Value::Table(a.0));
+        push_table(&mut self.0, key, a.0);
         self
     }
 }
