@@ -2,6 +2,9 @@
 //! `exec` and `kill`, a local HTTP server playing ntfy / Telegram / webhook
 //! for `notify`, a private Docker engine for `docker` and `shed-load`.
 //! (systemd actions against a real systemd rootfs: tests/component/actions_systemd.rs.)
+//!
+//! Over 600 lines on purpose: one section per action type (the `// ----`
+//! markers), sharing the child-process and alert helpers at the top.
 
 use crate::common;
 

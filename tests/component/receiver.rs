@@ -4,6 +4,10 @@
 //! clustered Alertmanagers, a local HTTP sink receiving escalations, and a
 //! corpus of bad requests. The observable effect of an action is an `exec`
 //! of `/usr/bin/mktemp` creating one file per run.
+//!
+//! Over 600 lines on purpose: one module of the component binary per area,
+//! every test here sharing the `Fixture` (token, journal, effects folder) and
+//! the payload and post helpers at the top.
 
 use crate::common;
 

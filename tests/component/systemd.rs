@@ -2,6 +2,9 @@
 //! booted as PID 1 in a private rootfs (tests/common/systemd.rs): crash loop
 //! (S1), failing timer (S2), expected unit not installed (S3), a user
 //! manager, the bus going away and a hung bus.
+//!
+//! Over 600 lines on purpose: every test shares one booted-rootfs fixture and
+//! its scrape helpers; the scenarios are listed above.
 
 use crate::common;
 

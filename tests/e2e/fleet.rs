@@ -12,6 +12,9 @@
 //! thread moved into the hub, so its HTTP clients and the daemons it spawns
 //! live there; hostmedic runs through `ip netns exec`. Nothing is added to
 //! the machine's own network namespace.
+//!
+//! Over 600 lines on purpose: the namespace lab, the three hosts and the
+//! shipped-file substitutions are one fixture that every fleet test uses.
 
 use crate::common;
 
