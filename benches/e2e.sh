@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end benchmark: runs the S1–S12 e2e suite (tests/e2e_*.rs, real
+# End-to-end benchmark: runs the S1–S12 e2e suite (tests/e2e/scenarios/, real
 # systemd rootfs / private dockerd / Prometheus / Alertmanager / hostmedic)
 # RUNS times, collects each scenario's `fault_to_remediation_seconds` lines
 # and writes the per-scenario medians and the overall median into
@@ -13,7 +13,7 @@ trap 'rm -f "$out"' EXIT
 export CI=${CI:-true}   # real parts only: a skipped scenario would bias the median
 for i in $(seq "$RUNS"); do
   echo "== e2e run $i/$RUNS"
-  HOSTMEDIC_E2E_TIMINGS=$out cargo nextest run --no-fail-fast -E 'binary(/^e2e_/)' "$@" || true
+  HOSTMEDIC_E2E_TIMINGS=$out cargo nextest run --no-fail-fast -E 'binary(e2e) & test(/^scenarios::/)' "$@" || true
 done
 [ -s "$out" ] || { echo "no timings collected" >&2; exit 1; }
 
@@ -39,7 +39,7 @@ rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=Tru
 print("## end-to-end\n")
 print("Fault injected → remediation verified (journal entry with result `verified`, or the")
 print("notification at the local sink for notify-only scenarios), measured by each")
-print("`tests/e2e_*.rs` test with real Prometheus (1 s scrape/eval, resend delay 1 s,")
+print("`tests/e2e/scenarios/*.rs` test with real Prometheus (1 s scrape/eval, resend delay 1 s,")
 print("shipped rules with `for:` clamped in a test copy), real Alertmanager")
 print("(group_wait 1 s) and the real hostmedic binary. Produced by `benches/e2e.sh`")
 load = open("/proc/loadavg").read().split()[:3]

@@ -21,8 +21,6 @@
 //! (SIGTERM, SIGKILL after 30 s) in `Drop`, and its cgroup dirs are removed.
 //! [`PrivateEngine::stop`] / [`PrivateEngine::start`] stop and restart the same
 //! engine (same data) for "engine stopped mid-run" cases.
-#![allow(dead_code)]
-
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};

@@ -8,14 +8,13 @@
 //! hostmedic → Alertmanager → Prometheus. The parts themselves are the
 //! shared harnesses (`sink.rs`, `alertmanager.rs`); every child is stopped by
 //! PID on drop.
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hostmedic::receiver::journal::{self, Entry, Event};
 
 use super::alertmanager::{Alertmanager, WebhookTarget};
+use super::config::TestConfig;
 use super::prometheus::{Prometheus, PrometheusOptions, shortened_rules_copy};
 use super::sink::Sink;
 use super::{Binary, client};
@@ -93,43 +92,29 @@ impl Stack {
     /// `[receiver]` with bearer auth and the state files in the scratch
     /// folder, plus three notification channels on the sink: `ntfy`
     /// (`/ntfy`), `telegram` (`/tg/bot<token>/sendMessage`) and `webhook`
-    /// (`/hook`). `extra` goes into `[receiver]` (e.g. `cooldown = "0s"`).
-    pub fn receiver_config(&self, extra: &str) -> String {
-        let d = self.dir.path().display();
-        format!(
-            r#"
-[receiver]
-enabled = true
-bearer_token_file = "{d}/token"
-journal_path = "{d}/state/journal.jsonl"
-state_path = "{d}/state/state.json"
-status_path = "{d}/state/status.json"
-{extra}
-
-[notify.ntfy]
-kind = "ntfy"
-server = "{ntfy}"
-topic = "hostmedic-e2e"
-priority = 4
-tags = ["rotating_light"]
-retries = 1
-
-[notify.telegram]
-kind = "telegram"
-api_base = "{tg}"
-bot_token_file = "{d}/bot-token"
-chat_id = -100200300
-retries = 1
-
-[notify.webhook]
-kind = "webhook"
-url = "{hook}"
-retries = 1
-"#,
-            ntfy = self.sink.url("/ntfy"),
-            tg = self.sink.url("/tg"),
-            hook = self.sink.url("/hook"),
-        )
+    /// (`/hook`). Add sections and rules to the returned builder.
+    pub fn receiver(&self) -> TestConfig {
+        let d = self.dir.path();
+        TestConfig::new()
+            .receiver(&d.join("state"), |r| {
+                r.path("bearer_token_file", d.join("token"));
+            })
+            .notify("ntfy", "ntfy", |c| {
+                c.set("server", self.sink.url("/ntfy"))
+                    .set("topic", "hostmedic-e2e")
+                    .set("priority", 4)
+                    .strings("tags", ["rotating_light"])
+                    .set("retries", 1);
+            })
+            .notify("telegram", "telegram", |c| {
+                c.set("api_base", self.sink.url("/tg"))
+                    .path("bot_token_file", d.join("bot-token"))
+                    .set("chat_id", -100200300)
+                    .set("retries", 1);
+            })
+            .notify("webhook", "webhook", |c| {
+                c.set("url", self.sink.url("/hook")).set("retries", 1);
+            })
     }
 
     /// The SHIPPED remediation map (`config/remediation.example.toml`, from

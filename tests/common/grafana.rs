@@ -1,5 +1,5 @@
-//! The Grafana dashboards as test data, shared by tests/dashboards.rs (host
-//! and hwmon world) and tests/dashboards_full.rs (every source present):
+//! The Grafana dashboards as test data, shared by tests/e2e/dashboards.rs (host
+//! and hwmon world) and tests/e2e/dashboards_full.rs (every source present):
 //! loading grafana/dashboards/*.json, extracting every panel, variable and
 //! annotation query, substituting Grafana's variables, and running them all
 //! against a real Prometheus.

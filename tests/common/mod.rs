@@ -1,5 +1,10 @@
 //! Shared test harness: in-process servers on 127.0.0.1:0, the real binary as
 //! a child process (killed by PID on drop), and a small HTTP client.
+//!
+//! Compiled once into each of the two test binaries (`tests/component`,
+//! `tests/e2e`), each of which uses a different part of it (the component
+//! tests never start Prometheus, the e2e tests never drive an action
+//! directly), hence the one `dead_code` allowance for this whole tree.
 #![allow(dead_code)]
 
 pub mod e2e;
@@ -12,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub mod alertmanager;
+pub mod config;
 pub mod netns;
 pub mod prometheus;
 pub mod sink;

@@ -14,8 +14,6 @@
 //!   cgroup it made (`systemd-rootfs.sh halt`) and the copy.
 //! - Its system bus is `unix:path=/proc/<pid>/root/run/dbus/system_bus_socket`;
 //!   [`SystemdMachine::systemctl`] runs `systemctl` inside via `nsenter`.
-#![allow(dead_code)]
-
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

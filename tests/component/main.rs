@@ -1,0 +1,29 @@
+//! The component test binary: each module exercises one part of hostmedic
+//! (a collector, the actions, the receiver, the HTTP server, the CLI) on real
+//! parts — real child processes, files, a private Docker engine, a systemd
+//! rootfs, a real Alertmanager — but without the whole Prometheus →
+//! Alertmanager → hostmedic loop, which lives in `tests/e2e/`.
+//!
+//! One binary instead of one per file (as ripgrep's `tests/tests.rs`): the
+//! shared harness in `tests/common` and the heavy dependencies (zbus,
+//! bollard, gix, reqwest) are compiled and linked once. Run one area with
+//! `cargo nextest run --test component -E 'test(/^receiver::/)'`.
+//! `docs/e2e.md` explains the split between the two binaries.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod actions;
+mod actions_systemd;
+mod collect_golden;
+mod docker;
+mod git_lfs;
+mod logfile;
+mod paths;
+mod probes;
+mod processes;
+mod processes_logs_probes_binary;
+mod receiver;
+mod sd_notify;
+mod server;
+mod systemd;

@@ -1,0 +1,334 @@
+//! Probes against real parts: a local HTTP server on 127.0.0.1:0 (200, 500,
+//! hang past the timeout) and real commands (exit 0, exit 1, hanging and
+//! killed with its process group, missing executable, minimal environment).
+
+use crate::common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::eventually;
+use common::procs::{HttpServer, nonce, pids_with_cmdline};
+use hostmedic::collector::Collector;
+use hostmedic::collectors::probes::{
+    CommandProbe, Config, DEFAULT_PATH, HttpProbe, ProbesCollector, StatusSet, run_command, run_http,
+};
+use hostmedic::metrics::MetricSet;
+use tokio_util::sync::CancellationToken;
+
+fn http(name: &str, url: String, timeout_ms: u64) -> HttpProbe {
+    HttpProbe {
+        name: name.into(),
+        url,
+        expected_status: None,
+        timeout: Duration::from_millis(timeout_ms),
+        interval: Duration::from_millis(200),
+    }
+}
+
+fn cmd(name: &str, argv: &[&str], timeout_ms: u64) -> CommandProbe {
+    CommandProbe {
+        name: name.into(),
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        timeout: Duration::from_millis(timeout_ms),
+        interval: Duration::from_millis(200),
+        working_dir: None,
+        path: DEFAULT_PATH.into(),
+    }
+}
+
+fn client() -> reqwest::Client {
+    hostmedic::install_crypto_provider();
+    reqwest::Client::new()
+}
+
+#[tokio::test]
+async fn http_200_500_and_hang() {
+    let srv = HttpServer::start().await;
+    let c = client();
+
+    let r = run_http(&c, &http("ok", srv.url("/ok"), 2000)).await;
+    assert!(r.success, "{:?}", r.error);
+    assert_eq!(r.code, 200);
+
+    let r = run_http(&c, &http("fail", srv.url("/fail"), 2000)).await;
+    assert!(!r.success);
+    assert_eq!(r.code, 500);
+    assert!(r.error.unwrap().contains("unexpected status 500"));
+
+    // 500 is fine when it is what the probe expects; 200 then is not.
+    let mut p = http("fail-expected", srv.url("/fail"), 2000);
+    p.expected_status = Some(StatusSet::Many(vec![500, 503]));
+    assert!(run_http(&c, &p).await.success);
+    p.url = srv.url("/ok");
+    assert!(!run_http(&c, &p).await.success);
+
+    let start = Instant::now();
+    let r = run_http(&c, &http("hang", srv.url("/hang"), 300)).await;
+    let took = start.elapsed();
+    assert!(!r.success);
+    assert_eq!(r.code, 0, "no response");
+    assert!(r.duration >= Duration::from_millis(300), "{:?}", r.duration);
+    assert!(took < Duration::from_secs(10), "the timeout bounds the probe: {took:?}");
+    assert!(r.error.unwrap().contains("no response within"));
+
+    // Nothing listening.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/ok", closed.local_addr().unwrap());
+    drop(closed);
+    let r = run_http(&c, &http("refused", url, 2000)).await;
+    assert!(!r.success);
+    assert_eq!(r.code, 0);
+}
+
+#[tokio::test]
+async fn commands_exit_0_exit_1_hang_and_missing() {
+    let none = CancellationToken::new();
+    let r = run_command(&cmd("true", &["sh", "-c", "exit 0"], 5000), &none).await;
+    assert!(r.success, "{:?}", r.error);
+    assert_eq!(r.code, 0);
+
+    let r = run_command(
+        &cmd("one", &["sh", "-c", "echo 'bot is stuck' >&2; exit 1"], 5000),
+        &none,
+    )
+    .await;
+    assert!(!r.success);
+    assert_eq!(r.code, 1);
+    assert!(r.error.as_deref().unwrap().contains("bot is stuck"), "{:?}", r.error);
+
+    // A hang, with a grandchild in the same process group: both are killed.
+    let n = nonce();
+    let (bg_sleep, fg_sleep) = (format!("sleep 300.{n}"), format!("sleep 301.{n}"));
+    let script = format!("{bg_sleep} & {fg_sleep}; exit 0");
+    let start = Instant::now();
+    let r = run_command(&cmd("hang", &["sh", "-c", &script], 400), &none).await;
+    assert!(!r.success);
+    assert_eq!(r.code, -1);
+    assert!(r.duration >= Duration::from_millis(400));
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(
+        r.error.as_deref().unwrap().contains("process group was killed"),
+        "{:?}",
+        r.error
+    );
+    eventually(
+        Duration::from_secs(5),
+        "the shell and both sleeps to be gone",
+        || async {
+            (pids_with_cmdline(&script).is_empty()
+                && pids_with_cmdline(&bg_sleep).is_empty()
+                && pids_with_cmdline(&fg_sleep).is_empty())
+            .then_some(())
+        },
+    )
+    .await;
+
+    let r = run_command(&cmd("missing", &["/nonexistent/hostmedic-check"], 5000), &none).await;
+    assert!(!r.success);
+    assert_eq!(r.code, -1);
+    let e = r.error.unwrap();
+    assert!(
+        e.contains("cannot start") && e.contains("/nonexistent/hostmedic-check"),
+        "{e}"
+    );
+
+    let r = run_command(&cmd("missing-in-path", &["hostmedic-no-such-program"], 5000), &none).await;
+    assert_eq!((r.success, r.code), (false, -1));
+}
+
+#[tokio::test]
+async fn command_gets_path_only_and_working_dir() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("env.txt");
+    let mut p = cmd(
+        "env",
+        &["sh", "-c", &format!("env > {0}; pwd >> {0}", out.display())],
+        5000,
+    );
+    p.path = "/usr/bin:/bin".into();
+    p.working_dir = Some(d.path().to_path_buf());
+    // Something a leaky environment would carry into the probe.
+    assert!(std::env::var("HOME").is_ok() || std::env::var("CARGO").is_ok());
+    let r = run_command(&p, &CancellationToken::new()).await;
+    assert!(r.success, "{:?}", r.error);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let names: Vec<&str> = text.lines().filter_map(|l| l.split_once('=').map(|(k, _)| k)).collect();
+    assert!(text.contains("PATH=/usr/bin:/bin\n"), "{text}");
+    // The shell itself adds PWD (and some add OLDPWD/SHLVL); nothing else.
+    for n in &names {
+        assert!(
+            ["PATH", "PWD", "OLDPWD", "SHLVL", "_"].contains(n),
+            "leaked {n}: {text}"
+        );
+    }
+    assert!(text.trim_end().ends_with(&d.path().display().to_string()), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn collector_runs_probes_in_background_and_caches_results() {
+    let srv = HttpServer::start().await;
+    let cfg = Config {
+        http: vec![
+            http("web-ok", srv.url("/ok"), 2000),
+            http("web-500", srv.url("/fail"), 2000),
+            http("web-hang", srv.url("/hang"), 300),
+        ],
+        command: vec![
+            cmd("cmd-ok", &["true"], 5000),
+            cmd("cmd-1", &["false"], 5000),
+            cmd("cmd-hang", &["sleep", "60"], 300),
+            cmd("cmd-missing", &["/nonexistent/check"], 5000),
+        ],
+        ..Config::default()
+    };
+    cfg.validate("probes").unwrap();
+    let c = Arc::new(ProbesCollector::new(&cfg).unwrap());
+    let stop = CancellationToken::new();
+    let bg = tokio::spawn(c.clone().background(stop.clone()));
+    let scrape = || async {
+        let mut m = MetricSet::new();
+        c.collect(&mut m).await.unwrap();
+        m
+    };
+    let m = eventually(Duration::from_secs(20), "every probe to have run", || async {
+        let m = scrape().await;
+        let n = m.get("hostmedic_probe_success").map(|f| f.samples.len()).unwrap_or(0);
+        (n == 7).then_some(m)
+    })
+    .await;
+    let v = |m: &MetricSet, fam: &str, probe: &str| m.value(fam, &[("probe", probe)]).unwrap();
+    for (probe, ok) in [
+        ("web-ok", 1.0),
+        ("web-500", 0.0),
+        ("web-hang", 0.0),
+        ("cmd-ok", 1.0),
+        ("cmd-1", 0.0),
+        ("cmd-hang", 0.0),
+        ("cmd-missing", 0.0),
+    ] {
+        assert_eq!(v(&m, "hostmedic_probe_success", probe), ok, "{probe}");
+    }
+    assert_eq!(
+        m.value("hostmedic_probe_success", &[("probe", "web-ok"), ("kind", "http")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("hostmedic_probe_success", &[("probe", "cmd-ok"), ("kind", "command")]),
+        Some(1.0)
+    );
+    assert_eq!(v(&m, "hostmedic_probe_status_code", "web-ok"), 200.0);
+    assert_eq!(v(&m, "hostmedic_probe_status_code", "web-500"), 500.0);
+    assert_eq!(v(&m, "hostmedic_probe_status_code", "web-hang"), 0.0);
+    assert_eq!(v(&m, "hostmedic_probe_exit_code", "cmd-ok"), 0.0);
+    assert_eq!(v(&m, "hostmedic_probe_exit_code", "cmd-1"), 1.0);
+    assert_eq!(v(&m, "hostmedic_probe_exit_code", "cmd-hang"), -1.0);
+    assert_eq!(v(&m, "hostmedic_probe_exit_code", "cmd-missing"), -1.0);
+    assert_eq!(m.value("hostmedic_probe_exit_code", &[("probe", "web-ok")]), None);
+    assert!(v(&m, "hostmedic_probe_duration_seconds", "cmd-hang") >= 0.3);
+    let t1 = v(&m, "hostmedic_probe_last_run_timestamp_seconds", "cmd-ok");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(t1 <= now && t1 > now - 60.0);
+
+    // The cached result is refreshed on the probe's own interval.
+    eventually(Duration::from_secs(10), "a later run", || async {
+        let m = scrape().await;
+        (m.value("hostmedic_probe_last_run_timestamp_seconds", &[("probe", "cmd-ok")])? > t1).then_some(())
+    })
+    .await;
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), bg)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[test]
+fn validation_names_keys() {
+    let mut cfg = Config::default();
+    cfg.http.push(http("a", "ftp://x/".into(), 1000));
+    assert!(
+        cfg.validate("probes")
+            .unwrap_err()
+            .to_string()
+            .contains("probes.http[0].url")
+    );
+    cfg.http[0].url = "http://127.0.0.1:1/".into();
+    cfg.command.push(cmd("a", &["true"], 1000));
+    let e = cfg.validate("probes").unwrap_err().to_string();
+    assert!(e.contains("probes.command[0].name") && e.contains("duplicate"), "{e}");
+    cfg.command[0].name = "b".into();
+    cfg.command[0].argv.clear();
+    assert!(
+        cfg.validate("probes")
+            .unwrap_err()
+            .to_string()
+            .contains("probes.command[0].argv")
+    );
+    cfg.command[0].argv = vec!["true".into()];
+    cfg.http[0].expected_status = Some(StatusSet::One(42));
+    assert!(
+        cfg.validate("probes")
+            .unwrap_err()
+            .to_string()
+            .contains("probes.http[0].expected_status")
+    );
+    cfg.http[0].expected_status = Some(StatusSet::One(204));
+    cfg.validate("probes").unwrap();
+    // TOML accepts one code or a list.
+    let parsed = hostmedic::config::Config::parse(
+        "[[probes.http]]\nname = \"x\"\nurl = \"http://127.0.0.1:9/\"\nexpected_status = 204\n\
+         [[probes.http]]\nname = \"y\"\nurl = \"http://127.0.0.1:9/\"\nexpected_status = [200, 301]\ntimeout = \"2s\"\n\
+         [[probes.command]]\nname = \"z\"\nargv = [\"/usr/local/bin/check\", \"--quick\"]\n",
+        "t",
+    )
+    .unwrap();
+    assert_eq!(parsed.probes.http[0].expected_status, Some(StatusSet::One(204)));
+    assert_eq!(parsed.probes.http[1].timeout, Duration::from_secs(2));
+    assert_eq!(parsed.probes.command[0].path, DEFAULT_PATH);
+    // The effective config (`check-config`) parses back to the same probes.
+    let again = hostmedic::config::Config::parse(&parsed.to_toml(), "rendered").unwrap();
+    assert_eq!(
+        again.probes.http[1].expected_status,
+        Some(StatusSet::Many(vec![200, 301]))
+    );
+    assert_eq!(again.probes.command[0].argv, parsed.probes.command[0].argv);
+}
+
+#[test]
+fn full_section_config_round_trips() {
+    let text = r#"
+[processes]
+top_k = 7
+[[processes.watch]]
+name = "bot"
+cmdline = 'python3 .*bot\.py'
+min = 1
+[logfile]
+interval = "250ms"
+[[logfile.watch]]
+file = "/var/log/bot.log"
+patterns = { critical = "CRITICAL", traceback = "^Traceback" }
+[[probes.command]]
+name = "health"
+argv = ["/bin/true"]
+working_dir = "/tmp"
+"#;
+    let cfg = hostmedic::config::Config::parse(text, "t").unwrap();
+    let again = hostmedic::config::Config::parse(&cfg.to_toml(), "rendered").unwrap();
+    assert_eq!(again.processes.top_k, 7);
+    assert_eq!(again.processes.watch[0].cmdline.as_deref(), Some(r"python3 .*bot\.py"));
+    assert_eq!(again.processes.watch[0].min, Some(1));
+    assert_eq!(again.processes.watch[0].max, None);
+    assert_eq!(again.logfile.interval, Duration::from_millis(250));
+    assert_eq!(again.logfile.watch[0].patterns.len(), 2);
+    assert_eq!(
+        again.probes.command[0].working_dir.as_deref(),
+        Some(std::path::Path::new("/tmp"))
+    );
+    let err = hostmedic::config::Config::parse("[[processes.watch]]\nname = \"x\"\ncomm = \"(\"\n", "t").unwrap_err();
+    assert!(err.to_string().contains("processes.watch[0].comm"), "{err}");
+}

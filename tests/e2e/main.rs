@@ -1,0 +1,23 @@
+//! The end-to-end test binary: the field scenarios S1–S12 (`scenarios::*`)
+//! with real Prometheus, Alertmanager and hostmedic wired as in production,
+//! the fleet deployment in network namespaces (`fleet`), and the shipped
+//! artefacts checked against real tools: alerting rules (`rules`), Grafana
+//! dashboards (`dashboards`, `dashboards_full`) and the compose stack
+//! (`compose`).
+//!
+//! One binary for all of them (as ripgrep's `tests/tests.rs`), so the shared
+//! harness in `tests/common` is compiled and linked once; the per-component
+//! tests are the other binary, `tests/component/`. Run the scenarios alone
+//! with `cargo nextest run --test e2e -E 'test(/^scenarios::/)'`.
+//! `docs/e2e.md` explains the split.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod compose;
+mod dashboards;
+mod dashboards_full;
+mod deploy;
+mod fleet;
+mod rules;
+mod scenarios;
