@@ -1,37 +1,65 @@
 //! hostmedic: a Prometheus exporter for host health plus an Alertmanager
 //! webhook receiver that runs the remediation mapped to each alert.
 //!
-//! Layout:
+//! # Two data flows
+//!
+//! ```text
+//! scrape:   GET /metrics ─ server ─ app::App::scrape
+//!             └─ collector::Runner (every collector concurrently, each under
+//!                global.collector_timeout; a failing one never fails the scrape)
+//!                  └─ collectors::{host, hwmon, processes, logfile, probes,
+//!                     docker, systemd, git_lfs, paths}  (built from config::COLLECTORS)
+//!                       └─ metrics::MetricSet (the snapshot) ─ encode (OpenMetrics | 0.0.4)
+//!
+//! webhook:  POST /api/v1/alerts ─ server ─ receiver::http (method, auth, limits, payload)
+//!             └─ receiver::engine::accept
+//!                  ├─ route   (rules → actions::ActionSpec::resolve → actions::Resolved)
+//!                  ├─ plan    (receiver::policy::decide: duplicate / hold / cooldown /
+//!                  │           budget / act / dry-run / pending approval)
+//!                  ├─ ledger  (journal append + fsync, then the 200)
+//!                  └─ run     (per-target lock, semaphore, Resolved::run / verify,
+//!                              notify channels) ─ ledger ─ status / persist
+//! ```
+//!
+//! # Modules
+//!
+//! Entry and assembly:
 //! - [`cli`]: flags, subcommands, logging; `main.rs` only calls [`cli::main`].
-//! - [`config`]: the TOML schema, embedded default, validation (one place),
-//!   and the collector registry [`config::COLLECTORS`] (each section is
-//!   validated by building the collector that runs from it).
-//! - [`error`]: `ConfigError` and `compile_regex`, a leaf every section uses.
-//! - [`app`]: the running application shared by HTTP handlers.
-//! - [`server`]: hyper 1.x HTTP server, `run(listener, app, shutdown)`.
-//! - [`http`]: response helpers and path percent coding (a leaf shared by
-//!   the server and the receiver's endpoints).
-//! - [`time`]: Unix-seconds clock and the one RFC 3339 parser (a leaf).
-//! - [`collector`]: the `Collector` trait and the concurrent scrape runner.
-//! - [`collectors`]: one file or folder per collector (host, hwmon, …).
+//! - [`config`]: the TOML schema, embedded default, validation by building
+//!   what runs, and the collector registry [`config::COLLECTORS`].
+//! - [`app`]: the running application (collectors, receiver) shared by the
+//!   HTTP handlers.
+//! - [`server`]: hyper 1.x HTTP server and its route table.
+//!
+//! Scrape side:
+//! - [`collector`]: the `Collector` trait, `GlobalConfig` and the concurrent
+//!   scrape runner.
+//! - [`collectors`]: one file or folder per collector.
+//! - [`metrics`]: the per-scrape snapshot and its two text encodings.
+//!
+//! Remediation side:
+//! - [`receiver`]: the Alertmanager webhook receiver as stages, one file each
+//!   (http, route, policy, plan, ledger, run, status, persist), plus the
+//!   journal, the safety state and the fleet identity.
+//! - [`actions`]: one file per remediation action (spec, validation, target
+//!   resolution, run, verify) behind the delegating `ActionSpec`/`Resolved`.
+//!
+//! Shared leaves (they import none of their consumers):
+//! - [`error`]: `ConfigError` and `compile_regex`.
+//! - [`http`]: response helpers and path percent coding.
+//! - [`time`]: Unix-seconds clock and the one RFC 3339 parser.
+//! - [`bytes`]: byte sizes in configuration (`"2GiB"`).
+//! - [`procfs`]: bounded readers of `<procfs_root>`, for the processes
+//!   collector, the kill action and the docker cgroup-memory reader.
 //! - [`command`]: runs an argv (no shell, own process group, timeout that
 //!   kills the group, bounded output), for the command probes and the exec
 //!   action.
-//! - [`docker`]: Docker Engine connection and container operations shared by
-//!   the docker collector and the remediation actions.
-//! - [`metrics`]: per-scrape snapshot and its OpenMetrics/classic encodings.
-//! - [`procfs`]: bounded readers of `<procfs_root>` (stat, start time,
-//!   cmdline, cgroup), shared by the processes collector, the kill action and
-//!   the docker cgroup-memory reader.
-//! - [`notify`]: notification channels (ntfy, Telegram, webhook) and their
-//!   delivery, for the notify action and the receiver's own messages.
-//! - [`receiver`]: Alertmanager webhook receiver and remediation engine:
-//!   webhook → http → route → plan (policy) → ledger (journal) → run
-//!   (actions, verify, notify) → status.
-//! - [`actions`]: one file per remediation action (spec, validation, target
-//!   resolution, run, verify); the receiver resolves and runs them.
-//! - [`systemd`]: D-Bus access to systemd (proxies, connections, unit helpers),
-//!   shared by the systemd collector and the remediation actions.
+//! - [`notify`]: notification channels (ntfy, Telegram, webhook), for the
+//!   notify action and the receiver's own messages.
+//! - [`docker`]: Docker Engine connection and container operations, for the
+//!   docker collector and the actions.
+//! - [`systemd`]: D-Bus access to systemd (proxies, connections, unit
+//!   helpers), for the systemd collector and the actions.
 
 pub mod actions;
 pub mod app;
