@@ -124,7 +124,7 @@ impl Runner {
 
     /// Last status per collector (empty before the first scrape).
     pub fn status(&self) -> BTreeMap<&'static str, CollectorStatus> {
-        self.status.lock().expect("status lock").clone()
+        crate::sync::lock(&self.status).clone()
     }
 
     /// Runs all collectors concurrently and returns one merged snapshot with
@@ -182,7 +182,7 @@ impl Runner {
             results.push((name, outcome));
         }
 
-        let mut status = self.status.lock().expect("status lock");
+        let mut status = crate::sync::lock(&self.status);
         for (name, (set, res, took)) in results {
             let ok = res.is_ok();
             let present = !matches!(res, Err(CollectError::Unavailable(_)));

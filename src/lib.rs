@@ -49,6 +49,7 @@
 //! - [`http`]: response helpers and path percent coding.
 //! - [`time`]: Unix-seconds clock and the one RFC 3339 parser.
 //! - [`bytes`]: byte sizes in configuration (`"2GiB"`).
+//! - [`sync`]: the one mutex-poisoning policy (`lock`, `read`, `write`).
 //! - [`procfs`]: bounded readers of `<procfs_root>`, for the processes
 //!   collector, the kill action and the docker cgroup-memory reader.
 //! - [`command`]: runs an argv (no shell, own process group, timeout that
@@ -77,6 +78,7 @@ pub mod notify;
 pub mod procfs;
 pub mod receiver;
 pub mod server;
+pub mod sync;
 pub mod systemd;
 pub mod time;
 

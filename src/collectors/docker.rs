@@ -167,16 +167,16 @@ impl DockerCollector {
     }
 
     async fn connection(&self) -> Result<Connection, DockerError> {
-        if let Some(c) = self.conn.lock().expect("docker connection lock").clone() {
+        if let Some(c) = crate::sync::lock(&self.conn).clone() {
             return Ok(c);
         }
         let c = crate::docker::connect(&self.cfg).await?;
-        *self.conn.lock().expect("docker connection lock") = Some(c.clone());
+        *crate::sync::lock(&self.conn) = Some(c.clone());
         Ok(c)
     }
 
     fn forget_connection(&self) {
-        *self.conn.lock().expect("docker connection lock") = None;
+        *crate::sync::lock(&self.conn) = None;
     }
 
     /// Lists, filters and reads every container.

@@ -63,10 +63,7 @@ impl HostCollector {
     }
 
     fn read(&self, out: &mut MetricSet) -> Result<(), CollectError> {
-        let mut guard = self
-            .state
-            .lock()
-            .map_err(|_| CollectError::failed("state lock poisoned"))?;
+        let mut guard = crate::sync::lock(&self.state);
         if guard.is_none() {
             let sys = System::new_with_specifics(
                 RefreshKind::nothing()

@@ -407,11 +407,7 @@ impl Collector for LogfileCollector {
     }
 
     async fn collect(&self, out: &mut MetricSet) -> Result<(), CollectError> {
-        let status = self
-            .status
-            .lock()
-            .map_err(|_| CollectError::failed("logfile status lock poisoned"))?
-            .clone();
+        let status = crate::sync::lock(&self.status).clone();
         out.declare(
             "hostmedic_logfile_matched_lines",
             "Lines matching the pattern since hostmedic started following the file.",
@@ -437,7 +433,7 @@ impl Collector for LogfileCollector {
     }
 
     async fn background(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut followers = std::mem::take(&mut *self.followers.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut followers = std::mem::take(&mut *crate::sync::lock(&self.followers));
         let mut errors: Vec<Option<String>> = vec![None; followers.len()];
         loop {
             let polled = tokio::task::spawn_blocking(move || {
@@ -472,9 +468,7 @@ impl Collector for LogfileCollector {
                     *last = now;
                 }
             }
-            if let Ok(mut s) = self.status.lock() {
-                *s = snapshot;
-            }
+            *crate::sync::lock(&self.status) = snapshot;
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(self.interval) => {}

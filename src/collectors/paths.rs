@@ -279,7 +279,7 @@ impl PathsCollector {
             .flat_map(|w| measure_watch(w, &self.cfg))
             .collect();
         {
-            let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
+            let mut logged = crate::sync::lock(&self.logged);
             for r in &reports {
                 let key = (r.watch.clone(), r.path.clone());
                 match &r.incomplete {
@@ -295,7 +295,7 @@ impl PathsCollector {
             }
         }
         let reports = Arc::new(reports);
-        *self.cache.write().unwrap_or_else(|p| p.into_inner()) = Some(reports.clone());
+        *crate::sync::write(&self.cache) = Some(reports.clone());
         reports
     }
 }
@@ -351,7 +351,7 @@ impl Collector for PathsCollector {
                 "no [[paths.watch]] entries configured".into(),
             ));
         }
-        let cached = self.cache.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let cached = crate::sync::read(&self.cache).clone();
         if let Some(reports) = cached {
             write_reports(&reports, out);
         }

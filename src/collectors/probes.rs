@@ -408,11 +408,7 @@ impl Collector for ProbesCollector {
     }
 
     async fn collect(&self, out: &mut MetricSet) -> Result<(), CollectError> {
-        let results = self
-            .results
-            .lock()
-            .map_err(|_| CollectError::failed("probe results lock poisoned"))?
-            .clone();
+        let results = crate::sync::lock(&self.results).clone();
         for (i, r) in results.iter().enumerate() {
             let Some(r) = r else { continue }; // not run yet: no series rather than a false 0
             let (name, kind) = self.probe(i);
@@ -456,7 +452,7 @@ impl Collector for ProbesCollector {
 
     async fn background(self: Arc<Self>, shutdown: CancellationToken) {
         let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..self.results.lock().map(|r| r.len()).unwrap_or(0) {
+        for i in 0..crate::sync::lock(&self.results).len() {
             let me = self.clone();
             let shutdown = shutdown.clone();
             tasks.spawn(async move { me.probe_loop(i, shutdown).await });
@@ -504,9 +500,7 @@ impl ProbesCollector {
                 last_error = r.error.clone();
                 first = false;
             }
-            if let Ok(mut results) = self.results.lock() {
-                results[i] = Some(r);
-            }
+            crate::sync::lock(&self.results)[i] = Some(r);
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(interval) => {}

@@ -42,10 +42,5 @@ pub use engine::Receiver;
 pub use fuzz::fuzz_check;
 pub use http::RESERVED_PATHS;
 
-/// The receiver's one mutex-poisoning policy: a poisoned `std` mutex means a
-/// panic elsewhere while it was held; what these mutexes guard (counters,
-/// views, lock maps, timestamps) stays usable, so take it and go on rather
-/// than spread the panic to every later request.
-pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+/// The crate's one mutex-poisoning policy ([`crate::sync`]).
+pub(crate) use crate::sync::lock;

@@ -20,29 +20,24 @@ impl Changes {
     /// Generation of the object at `path`: a value read at generation `g` is
     /// still current while `generation(path) == g`.
     pub fn generation(&self, path: &str) -> u64 {
-        self.gens.lock().expect("gens lock").get(path).copied().unwrap_or(0)
+        crate::sync::lock(&self.gens).get(path).copied().unwrap_or(0)
     }
 
     pub(super) fn bump(&self, path: &str) {
-        *self
-            .gens
-            .lock()
-            .expect("gens lock")
-            .entry(path.to_string())
-            .or_default() += 1;
+        *crate::sync::lock(&self.gens).entry(path.to_string()).or_default() += 1;
     }
 
     /// Forgets objects for which `keep` is false (units that went away), so
     /// the table does not grow with transient units.
     pub fn retain(&self, keep: impl Fn(&str) -> bool) {
-        self.gens.lock().expect("gens lock").retain(|p, _| keep(p));
-        self.exits.lock().expect("exits lock").retain(|p, _| keep(p));
+        crate::sync::lock(&self.gens).retain(|p, _| keep(p));
+        crate::sync::lock(&self.exits).retain(|p, _| keep(p));
     }
 
     /// Exit status of the last main process of the service at `path` that
     /// a change signal showed exiting, if any did since the connection.
     pub fn last_exit(&self, path: &str) -> Option<i32> {
-        self.exits.lock().expect("exits lock").get(path).copied()
+        crate::sync::lock(&self.exits).get(path).copied()
     }
 
     /// Notes a main process exit from a `PropertiesChanged` signal of the
@@ -51,7 +46,7 @@ impl Changes {
         if let (Some(code), Some(status)) = (code, status)
             && code != 0
         {
-            self.exits.lock().expect("exits lock").insert(path.to_string(), status);
+            crate::sync::lock(&self.exits).insert(path.to_string(), status);
         }
     }
 
@@ -141,7 +136,7 @@ impl Bus {
             (None, None)
         };
         self.ever_connected.store(true, std::sync::atomic::Ordering::Relaxed);
-        *self.version.lock().expect("version lock") = None;
+        *crate::sync::lock(&self.version) = None;
         let epoch = self.epoch.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let session = Session { conn, epoch, changes };
         *guard = Some(Live {
@@ -163,7 +158,7 @@ impl Bus {
         {
             w.abort();
         }
-        *self.version.lock().expect("version lock") = None;
+        *crate::sync::lock(&self.version) = None;
     }
 
     /// Passes `res` through, dropping the connection first when `res` is a
@@ -185,12 +180,12 @@ impl Bus {
 
     /// The manager's `Version`, read once per connection.
     pub async fn version(&self) -> Result<String> {
-        if let Some(v) = self.version.lock().expect("version lock").clone() {
+        if let Some(v) = crate::sync::lock(&self.version).clone() {
             return Ok(v);
         }
         let m = self.manager().await?;
         let v = self.check(timed("Version", self.timeout, m.version()).await).await?;
-        *self.version.lock().expect("version lock") = Some(v.clone());
+        *crate::sync::lock(&self.version) = Some(v.clone());
         Ok(v)
     }
 }

@@ -163,7 +163,7 @@ impl GitLfsCollector {
     /// Blocking: call from a blocking thread.
     pub fn scan_once(&self) -> Arc<Snapshot> {
         let paths = self.repo_paths();
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = crate::sync::lock(&self.state);
         state.retain(|p, _| paths.contains(p));
         let mut repos = Vec::with_capacity(paths.len());
         for path in paths {
@@ -205,13 +205,13 @@ impl GitLfsCollector {
             repos,
             finished: Some(SystemTime::now()),
         });
-        *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = snap.clone();
+        *crate::sync::write(&self.snapshot) = snap.clone();
         snap
     }
 
     /// The last published scan.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshot.read().unwrap_or_else(|p| p.into_inner()).clone()
+        crate::sync::read(&self.snapshot).clone()
     }
 }
 

@@ -145,10 +145,8 @@ impl Inner {
         })
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, CollectError> {
-        self.state
-            .lock()
-            .map_err(|_| CollectError::failed("processes state lock poisoned"))
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        crate::sync::lock(&self.state)
     }
 
     fn scan(&self) -> Result<Vec<Proc>, CollectError> {
@@ -171,7 +169,7 @@ impl Inner {
             .iter()
             .map(|p| ((p.stat.pid, p.stat.start_ticks), p.stat.cpu_ticks))
             .collect();
-        let mut st = self.lock()?;
+        let mut st = self.lock();
         for w in st.watches.iter_mut() {
             w.update(&procs);
         }
@@ -184,10 +182,7 @@ impl Inner {
 
     /// Whether a baseline at least `FALLBACK_WINDOW` old exists.
     fn has_baseline(&self) -> bool {
-        self.state
-            .lock()
-            .map(|st| st.samples.iter().any(|s| s.at.elapsed() >= FALLBACK_WINDOW))
-            .unwrap_or(false)
+        self.lock().samples.iter().any(|s| s.at.elapsed() >= FALLBACK_WINDOW)
     }
 
     fn user_name(users: &mut HashMap<u32, String>, uid: u32) -> String {
@@ -211,7 +206,7 @@ impl Inner {
         let procs = self.scan()?;
         let now = Instant::now();
         let hz = self.hz as f64;
-        let mut st = self.lock()?;
+        let mut st = self.lock();
         let st = &mut *st;
 
         // Newest baseline at least MIN_WINDOW old, else the oldest one we have.
