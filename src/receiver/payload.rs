@@ -58,8 +58,9 @@ pub struct Payload {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PayloadAlert {
     pub status: Status,
+    #[serde(deserialize_with = "unique_map")]
     pub labels: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_map")]
     pub annotations: BTreeMap<String, String>,
     #[serde(rename = "startsAt")]
     pub starts_at: String,
@@ -80,6 +81,36 @@ impl PayloadAlert {
     pub fn dedup_key(&self) -> String {
         format!("{}|{}|{}", self.fingerprint, self.starts_at, self.status.as_str())
     }
+}
+
+/// A JSON object as a map that refuses a key given twice. serde's own map
+/// impl lets the last value win, so an alert with `unit` twice would be
+/// journaled with one value while the other was what Alertmanager grouped
+/// on; like a duplicate top-level field, it is an error (400).
+fn unique_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    struct Unique;
+    impl<'de> serde::de::Visitor<'de> for Unique {
+        type Value = BTreeMap<String, String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object of strings")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((k, v)) = m.next_entry::<String, String>()? {
+                if out.contains_key(&k) {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "duplicate key `{}`",
+                        printable(&k)
+                    )));
+                }
+                out.insert(k, v);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Unique)
 }
 
 /// Why a body was rejected; each maps to one 4xx status.
@@ -217,6 +248,32 @@ mod tests {
      "groupLabels":{"alertname":"AlwaysFiring"},"commonLabels":{},
      "commonAnnotations":{},"externalURL":"http://vm:19093","version":"4",
      "groupKey":"{}:{alertname=\"AlwaysFiring\"}","truncatedAlerts":0, "someFutureField": [1,2]}"#;
+
+    #[test]
+    fn a_label_or_annotation_given_twice_is_refused_naming_it() {
+        let twice = REAL.replace(
+            r#""unit":"crashy.service""#,
+            r#""unit":"crashy.service","unit":"other.service""#,
+        );
+        let e = parse(twice.as_bytes(), 10).unwrap_err();
+        assert!(matches!(e, PayloadError::Json { .. }), "{e:?}");
+        let e = e.to_string();
+        assert!(
+            e.contains("alerts[0].labels") && e.contains("duplicate key `unit`"),
+            "{e}"
+        );
+        let twice = REAL.replace(
+            r#""summary":"always-true probe alert""#,
+            r#""summary":"a","summary":"b""#,
+        );
+        let e = parse(twice.as_bytes(), 10).unwrap_err().to_string();
+        assert!(
+            e.contains("alerts[0].annotations") && e.contains("duplicate key `summary`"),
+            "{e}"
+        );
+        // The same key in two alerts is fine.
+        assert!(parse(REAL.as_bytes(), 10).is_ok());
+    }
 
     #[test]
     fn parses_a_real_alertmanager_payload_with_extra_fields() {

@@ -888,6 +888,11 @@ async fn bad_request_corpus_gets_4xx_and_runs_nothing() {
             400,
         ),
         case("payload version 5", with(&|v| v["version"] = json!("5")), 400),
+        case(
+            "label given twice",
+            good_text.replacen("\"labels\":{", "\"labels\":{\"severity\":\"info\",", 1),
+            400,
+        ),
         case("unit with slash", unit("../../etc/passwd").to_string(), 422),
         case("unit with ..", unit("foo..service").to_string(), 422),
         case("unit with space", unit("foo bar.service").to_string(), 422),
