@@ -7,7 +7,11 @@
 //!   and the collector registry [`config::COLLECTORS`] (each section is
 //!   validated by building the collector that runs from it).
 //! - [`error`]: `ConfigError` and `compile_regex`, a leaf every section uses.
-//! - [`app`]: the running application shared by HTTP handlers.
+//! - [`app`]: the running application shared by HTTP handlers, and its
+//!   reload (SIGHUP, `POST /-/reload`): file re-read, validated whole, then
+//!   the receiver's settings and changed collectors swapped.
+//! - [`selfmetrics`]: `process_*` (from the real `/proc/self`) and
+//!   `hostmedic_config_last_reload_*`.
 //! - [`server`]: hyper 1.x HTTP server, `run(listener, app, shutdown)`.
 //! - [`http`]: response helpers and path percent coding (a leaf shared by
 //!   the server and the receiver's endpoints).
@@ -48,6 +52,7 @@ pub mod metrics;
 pub mod notify;
 pub mod procfs;
 pub mod receiver;
+pub mod selfmetrics;
 pub mod server;
 pub mod systemd;
 pub mod time;
