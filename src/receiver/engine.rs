@@ -84,10 +84,13 @@ impl Settings {
     }
 }
 
+/// Whether two `[receiver]` sections agree on one key.
+type SameIn = fn(&ReceiverConfig, &ReceiverConfig) -> bool;
+
 /// `[receiver]` keys fixed for the life of the process: the journal writer,
 /// the checkpoint and status files and the action semaphore are opened from
 /// them once. A reload that changes one is refused.
-const FIXED_KEYS: &[(&str, fn(&ReceiverConfig, &ReceiverConfig) -> bool)] = &[
+const FIXED_KEYS: &[(&str, SameIn)] = &[
     ("receiver.journal_path", |a, b| a.journal_path == b.journal_path),
     ("receiver.state_path", |a, b| a.state_path == b.state_path),
     ("receiver.status_path", |a, b| a.status_path == b.status_path),
