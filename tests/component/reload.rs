@@ -101,7 +101,7 @@ fn firing(name: &str, starts: &str) -> Value {
            "truncatedAlerts": 0,
            "alerts": [{"status": "firing", "labels": {"alertname": name}, "annotations": {},
                        "startsAt": starts, "endsAt": "0001-01-01T00:00:00Z",
-                       "generatorURL": "http://prom/graph", "fingerprint": format!("{name}-fp")}]})
+                       "generatorURL": "http://prom/graph", "fingerprint": name.bytes().map(|b| format!("{b:02x}")).collect::<String>()}]})
 }
 
 async fn post(url: &str, token: Option<&str>, body: Option<&Value>) -> (u16, String) {
@@ -309,7 +309,7 @@ async fn post_reload_refuses_an_invalid_file_and_fixed_keys_keeping_the_running_
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn concurrent_reloads_are_serialized_and_all_succeed() {
+async fn concurrent_reloads_and_sighup_all_succeed() {
     let fx = Fixture::new();
     let cfg = fx.write(&fx.config(&[]));
     let bin = Binary::start(&cfg, fx.dir.path());
