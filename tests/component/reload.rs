@@ -24,9 +24,7 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("effects")).unwrap();
-        std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).unwrap();
+        let dir = receiver_dir(TOKEN);
         std::fs::write(dir.path().join("svc.log"), "CRITICAL before start\n").unwrap();
         Fixture { dir }
     }
@@ -116,6 +114,12 @@ async fn post(url: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Str
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
+/// Posts one firing alert `name` with the token; the receiver must take it.
+async fn fire(hook: &str, name: &str, starts: &str) {
+    let (code, body) = post(hook, Some(TOKEN), Some(&firing(name, starts))).await;
+    assert_eq!(code, 200, "{body}");
+}
+
 /// The value of the first sample of `series` in a classic text scrape:
 /// `name` alone, or `name{k="v",…}` matching those labels in any order.
 fn sample(body: &str, series: &str) -> Option<f64> {
@@ -185,19 +189,9 @@ async fn sighup_swaps_rules_and_changed_collectors_and_keeps_state() {
     fx.append_log("CRITICAL one\nCRITICAL two\n");
     wait_sample(&bin, &matched(&fx), 2.0).await;
     // The budget (1) spent, then held.
-    assert_eq!(
-        post(&hook, Some(TOKEN), Some(&firing("WorkerDown", "2026-01-01T00:00:00Z")))
-            .await
-            .0,
-        200
-    );
+    fire(&hook, "WorkerDown", "2026-01-01T00:00:00Z").await;
     wait_effects(&fx, "worker", 1).await;
-    assert_eq!(
-        post(&hook, Some(TOKEN), Some(&firing("WorkerDown", "2026-01-01T00:10:00Z")))
-            .await
-            .0,
-        200
-    );
+    fire(&hook, "WorkerDown", "2026-01-01T00:10:00Z").await;
     wait_sample(&bin, "hostmedic_remediation_holds_active", 1.0).await;
 
     // A new rule and a `paths` watch; `[logfile]` unchanged.
@@ -227,19 +221,9 @@ async fn sighup_swaps_rules_and_changed_collectors_and_keeps_state() {
     fx.append_log("CRITICAL three\n");
     wait_sample(&bin, &matched(&fx), 3.0).await;
     // The new rule acts; the hold from before survives.
-    assert_eq!(
-        post(&hook, Some(TOKEN), Some(&firing("DiskFull", "2026-01-01T00:20:00Z")))
-            .await
-            .0,
-        200
-    );
+    fire(&hook, "DiskFull", "2026-01-01T00:20:00Z").await;
     wait_effects(&fx, "disk", 1).await;
-    assert_eq!(
-        post(&hook, Some(TOKEN), Some(&firing("WorkerDown", "2026-01-01T00:30:00Z")))
-            .await
-            .0,
-        200
-    );
+    fire(&hook, "WorkerDown", "2026-01-01T00:30:00Z").await;
     let metrics = scrape(&bin).await;
     assert_eq!(sample(&metrics, "hostmedic_remediation_holds_active"), Some(1.0));
     assert_eq!(
@@ -275,12 +259,7 @@ async fn post_reload_refuses_an_invalid_file_and_fixed_keys_keeping_the_running_
     assert!(bin.log().contains("configuration reload failed"), "{}", bin.log());
     assert!(bin.log().contains("scan_intervall"), "{}", bin.log());
     let hook = bin.url("/api/v1/alerts");
-    assert_eq!(
-        post(&hook, Some(TOKEN), Some(&firing("WorkerDown", "2026-01-01T00:00:00Z")))
-            .await
-            .0,
-        200
-    );
+    fire(&hook, "WorkerDown", "2026-01-01T00:00:00Z").await;
     wait_effects(&fx, "worker", 1).await;
 
     // A key fixed at start-up: refused, named.
