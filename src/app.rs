@@ -1,45 +1,174 @@
 //! The running application: configuration, collectors and self metrics,
-//! shared by the HTTP handlers.
+//! shared by the HTTP handlers, and its reload (SIGHUP, `POST /-/reload`).
+//!
+//! A reload re-reads the file given at start-up, validates it whole, and
+//! only then swaps: the receiver's settings (rules, modes, channels,
+//! credentials, identity; its state stays), the collectors whose section
+//! changed, the configuration. Anything invalid, or a key that cannot change
+//! while running ([`App::reload`]), keeps the running configuration.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::collector::Runner;
+use arc_swap::ArcSwap;
+
+use crate::collector::{Reloaded, Runner};
 use crate::config::{Config, ConfigError};
 use crate::metrics::MetricSet;
+use crate::receiver::engine::Settings;
+use crate::selfmetrics::ReloadStatus;
+
+/// Where the configuration came from, to read it again on reload.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    /// `--config`; `None`: the embedded default, nothing to re-read.
+    pub path: Option<PathBuf>,
+    /// `--web.listen-address`, applied again over every reloaded file.
+    pub listen_address: Option<SocketAddr>,
+}
+
+impl Source {
+    /// Loads the configuration (the embedded default without a path).
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let mut cfg = Config::load(self.path.as_deref())?;
+        if let Some(addr) = self.listen_address {
+            cfg.web.listen_address = addr;
+        }
+        Ok(cfg)
+    }
+}
+
+/// Why a reload did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// Started on the embedded default: there is no file to re-read.
+    #[error("started without --config (embedded default): there is no configuration file to re-read")]
+    NoFile,
+    /// The file is invalid or changes a key fixed at start-up; the running
+    /// configuration stays.
+    #[error("{0}")]
+    Invalid(#[from] ConfigError),
+}
 
 pub struct App {
-    pub config: Config,
+    config: ArcSwap<Config>,
     pub runner: Runner,
     pub started: SystemTime,
     /// The webhook receiver / remediation engine (`receiver.enabled`).
     pub receiver: Option<Arc<crate::receiver::Receiver>>,
+    source: Source,
+    /// Serializes reloads (a SIGHUP and a `POST /-/reload` at once).
+    reloading: tokio::sync::Mutex<()>,
+    reload_status: ReloadStatus,
+}
+
+/// The receiver's swappable settings as `config` asks for them.
+fn receiver_settings(config: &Config) -> Result<Settings, ConfigError> {
+    Settings::new(
+        config.receiver.clone(),
+        crate::receiver::config::compile_rules(&config.remediation, &config.receiver, &config.notify)?,
+        crate::actions::ActionEnv {
+            dry_run: config.receiver.dry_run,
+            ..config.action_env()
+        },
+        crate::receiver::identity::Identity::new(config.fleet.as_ref()),
+    )
 }
 
 impl App {
-    /// Builds the application from a validated configuration.
+    /// Builds the application from a validated configuration that has no
+    /// file to reload from.
     pub fn new(config: Config) -> Result<Arc<App>, ConfigError> {
-        let collectors = config.build_collectors()?;
-        let runner = Runner::new(collectors, config.global.collector_timeout);
+        App::with_source(config, Source::default())
+    }
+
+    /// Builds the application from a validated configuration, loaded from
+    /// `source` (which a reload reads again).
+    pub fn with_source(config: Config, source: Source) -> Result<Arc<App>, ConfigError> {
+        let runner = Runner::from_built(config.build_collectors()?, config.global.collector_timeout);
         let receiver = if config.receiver.enabled {
-            Some(crate::receiver::Receiver::new(
-                config.receiver.clone(),
-                crate::receiver::config::compile_rules(&config.remediation, &config.receiver, &config.notify)?,
-                crate::actions::ActionEnv {
-                    dry_run: config.receiver.dry_run,
-                    ..config.action_env()
-                },
-                crate::receiver::identity::Identity::new(config.fleet.as_ref()),
-            )?)
+            Some(crate::receiver::Receiver::new(receiver_settings(&config)?)?)
         } else {
             None
         };
         Ok(Arc::new(App {
-            config,
+            config: ArcSwap::from_pointee(config),
             runner,
             started: SystemTime::now(),
             receiver,
+            source,
+            reloading: tokio::sync::Mutex::new(()),
+            reload_status: ReloadStatus::new(crate::time::now()),
         }))
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// Re-reads the configuration file and applies it; one reload at a
+    /// time. Sets `hostmedic_config_last_reload_*` and logs the outcome.
+    /// Refused, keeping everything as it runs, when the file is invalid or
+    /// changes `web.listen_address`, `receiver.enabled`, or a `[receiver]`
+    /// key the journal and state files are opened from.
+    pub async fn reload(&self) -> Result<String, ReloadError> {
+        let _one = self.reloading.lock().await;
+        let Some(path) = self.source.path.as_ref() else {
+            tracing::info!("reload asked for; {}", ReloadError::NoFile);
+            return Err(ReloadError::NoFile);
+        };
+        let r = self.apply(self.source.load());
+        self.reload_status.record(r.is_ok());
+        match r {
+            Ok(done) => {
+                let summary = format!(
+                    "configuration reloaded from {}: collectors kept {:?}, rebuilt {:?}, stopped {:?}\n",
+                    path.display(),
+                    done.kept,
+                    done.rebuilt,
+                    done.stopped
+                );
+                tracing::info!(path = %path.display(), kept = ?done.kept, rebuilt = ?done.rebuilt, stopped = ?done.stopped, "configuration reloaded");
+                Ok(summary)
+            }
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "configuration reload failed; keeping the running configuration");
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Checks `next` against what cannot change, builds everything from
+    /// it, then swaps. Nothing is swapped before every check has passed.
+    fn apply(&self, next: Result<Config, ConfigError>) -> Result<Reloaded, ConfigError> {
+        let next = next?;
+        let running = self.config();
+        if next.web.listen_address != running.web.listen_address {
+            return Err(ConfigError::invalid(
+                "web.listen_address",
+                format!(
+                    "cannot change while hostmedic runs (listening on {}); restart it to apply",
+                    running.web.listen_address
+                ),
+            ));
+        }
+        if next.receiver.enabled != running.receiver.enabled {
+            return Err(ConfigError::invalid(
+                "receiver.enabled",
+                "cannot change while hostmedic runs; restart it to apply",
+            ));
+        }
+        crate::receiver::check_listen(&next.receiver, next.web.listen_address)?;
+        let built = next.build_collectors()?;
+        if let Some(r) = &self.receiver {
+            r.reload(receiver_settings(&next)?)?;
+        }
+        let done = self.runner.reload(built, next.global.collector_timeout);
+        self.config.store(Arc::new(next));
+        Ok(done)
     }
 
     /// Starts background work: collectors' and the receiver's (checkpoints,
@@ -73,6 +202,8 @@ impl App {
             &[],
             started.as_secs_f64(),
         );
+        self.reload_status.write(&mut set);
+        crate::selfmetrics::write_process(&mut set);
         if let Some(r) = &self.receiver {
             r.metrics.write(&mut set, &r.holds());
         }

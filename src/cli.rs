@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
+use crate::app::{App, Source};
 use crate::config::Config;
 
 #[derive(Debug, Parser)]
@@ -168,18 +168,22 @@ pub fn main() -> anyhow::Result<std::process::ExitCode> {
         }
         None | Some(Command::Serve) => {
             let cfg = load(&cli)?;
-            runtime()?.block_on(serve(cfg))?;
+            runtime()?.block_on(serve(cfg, source(&cli)))?;
             Ok(std::process::ExitCode::SUCCESS)
         }
     }
 }
 
-fn load(cli: &Cli) -> anyhow::Result<Config> {
-    let mut cfg = Config::load(cli.config.as_deref()).context("loading configuration")?;
-    if let Some(addr) = cli.listen_address {
-        cfg.web.listen_address = addr;
+/// Where the configuration comes from (read again on reload).
+fn source(cli: &Cli) -> Source {
+    Source {
+        path: cli.config.clone(),
+        listen_address: cli.listen_address,
     }
-    Ok(cfg)
+}
+
+fn load(cli: &Cli) -> anyhow::Result<Config> {
+    source(cli).load().context("loading configuration")
 }
 
 /// POSTs to a control endpoint of the running hostmedic with the configured
@@ -225,11 +229,15 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the tokio runtime")
 }
 
-/// `hostmedic serve`: bind, start background work, serve until SIGTERM/SIGINT.
-pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+/// `hostmedic serve`: bind, start background work, serve until
+/// SIGTERM/SIGINT; SIGHUP reloads `cfg` from `source`.
+pub async fn serve(cfg: Config, source: Source) -> anyhow::Result<()> {
+    // First of all: SIGHUP's default action ends the process.
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
     let addr = cfg.web.listen_address;
     crate::receiver::check_listen(&cfg.receiver, addr)?;
-    let app = App::new(cfg)?;
+    let app = App::with_source(cfg, source)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -237,6 +245,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let flush = app.spawn_background(&shutdown);
     tokio::spawn(signal_shutdown(shutdown.clone()));
+    tokio::spawn(reload_on_hangup(hup, app.clone(), shutdown.clone()));
     tracing::info!(address = %local, version = env!("CARGO_PKG_VERSION"), "listening");
     // The socket is bound and listening (connections queue from here on), so
     // systemd may start what depends on us.
@@ -270,6 +279,19 @@ fn notify_systemd(state: &[sd_notify::NotifyState]) {
 
 /// How long `serve` waits at exit for the receiver's last state write.
 const FLUSH_AT_EXIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reloads the configuration on each SIGHUP until shutdown. The outcome is
+/// logged and counted by [`App::reload`].
+async fn reload_on_hangup(mut hup: tokio::signal::unix::Signal, app: std::sync::Arc<App>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            got = hup.recv() => if got.is_none() { return },
+        }
+        tracing::info!("SIGHUP received: reloading the configuration");
+        let _ = app.reload().await;
+    }
+}
 
 async fn signal_shutdown(token: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};

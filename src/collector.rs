@@ -5,14 +5,22 @@
 //! fails, panics or hangs costs only its own metrics: the runner still answers
 //! with `hostmedic_scrape_collector_success{collector} 0`.
 //!
+//! A reload hands the runner a new set ([`Runner::reload`]): a collector
+//! whose configuration is unchanged keeps running (its caches, offsets and
+//! background task), a changed one is replaced and the old one's background
+//! task is cancelled. The set is swapped whole (`arc-swap`), so each scrape
+//! runs entirely on the old set or entirely on the new.
+//!
 //! Also `[global]` ([`GlobalConfig`]): the roots and limits every collector
 //! shares, here so collectors need not import `config`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -91,11 +99,44 @@ pub struct CollectorStatus {
     pub at: SystemTime,
 }
 
+/// A collector as built from the configuration, with a fingerprint of the
+/// configuration it was built from: equal fingerprints mean a reload has
+/// nothing to change for it.
+pub struct Built {
+    pub collector: Arc<dyn Collector>,
+    pub fingerprint: String,
+}
+
+/// One running collector and the token that stops its background task.
+struct Running {
+    collector: Arc<dyn Collector>,
+    fingerprint: String,
+    stop: CancellationToken,
+}
+
+/// What one scrape runs: the collectors and their timeout.
+struct Set {
+    running: Vec<Running>,
+    timeout: Duration,
+}
+
 /// Runs the configured collectors for each scrape.
 pub struct Runner {
-    collectors: Vec<Arc<dyn Collector>>,
-    timeout: Duration,
+    set: ArcSwap<Set>,
+    /// Parent of every collector's stop token; cancelled at shutdown.
+    root: CancellationToken,
+    /// Whether background tasks run (set by [`Runner::spawn_background`]):
+    /// a collector swapped in later starts its own at once.
+    background: AtomicBool,
     status: Mutex<BTreeMap<&'static str, CollectorStatus>>,
+}
+
+/// What [`Runner::reload`] did, by collector name.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    pub kept: Vec<&'static str>,
+    pub rebuilt: Vec<&'static str>,
+    pub stopped: Vec<&'static str>,
 }
 
 const DURATION: &str = "hostmedic_scrape_collector_duration_seconds";
@@ -104,22 +145,97 @@ const PRESENT: &str = "hostmedic_collector_source_present";
 
 impl Runner {
     pub fn new(collectors: Vec<Arc<dyn Collector>>, timeout: Duration) -> Self {
+        let built = collectors
+            .into_iter()
+            .map(|collector| Built {
+                collector,
+                fingerprint: String::new(),
+            })
+            .collect();
+        Runner::from_built(built, timeout)
+    }
+
+    /// A runner for collectors built from the configuration.
+    pub fn from_built(built: Vec<Built>, timeout: Duration) -> Self {
+        let root = CancellationToken::new();
+        let running = built.into_iter().map(|b| Running::new(b, &root)).collect();
         Runner {
-            collectors,
-            timeout,
+            set: ArcSwap::from_pointee(Set { running, timeout }),
+            root,
+            background: AtomicBool::new(false),
             status: Mutex::new(BTreeMap::new()),
         }
     }
 
-    pub fn collectors(&self) -> &[Arc<dyn Collector>] {
-        &self.collectors
+    /// The collectors running now, in scrape order.
+    pub fn collectors(&self) -> Vec<Arc<dyn Collector>> {
+        self.set.load().running.iter().map(|r| r.collector.clone()).collect()
     }
 
-    /// Starts every collector's background task.
+    /// Starts every collector's background task; all stop when `shutdown`
+    /// is cancelled.
     pub fn spawn_background(&self, shutdown: &CancellationToken) {
-        for c in &self.collectors {
-            tokio::spawn(c.clone().background(shutdown.child_token()));
+        let (root, shutdown) = (self.root.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            root.cancel();
+        });
+        self.background.store(true, Ordering::SeqCst);
+        for r in &self.set.load().running {
+            r.start();
         }
+    }
+
+    /// Swaps in the collectors of a reloaded configuration. One whose name
+    /// and fingerprint match a running collector is dropped unstarted and
+    /// the running one kept, with its state; the others replace what ran
+    /// (whose background task is cancelled) and start theirs.
+    pub fn reload(&self, built: Vec<Built>, timeout: Duration) -> Reloaded {
+        let old = self.set.load_full();
+        let mut done = Reloaded::default();
+        let mut running = Vec::with_capacity(built.len());
+        for b in built {
+            let name = b.collector.name();
+            match old
+                .running
+                .iter()
+                .find(|r| r.collector.name() == name && r.fingerprint == b.fingerprint)
+            {
+                Some(same) => {
+                    done.kept.push(name);
+                    running.push(Running {
+                        collector: same.collector.clone(),
+                        fingerprint: same.fingerprint.clone(),
+                        stop: same.stop.clone(),
+                    });
+                }
+                None => {
+                    done.rebuilt.push(name);
+                    running.push(Running::new(b, &self.root));
+                }
+            }
+        }
+        self.set.store(Arc::new(Set { running, timeout }));
+        let started = self.background.load(Ordering::SeqCst);
+        for r in &self.set.load().running {
+            if started && done.rebuilt.contains(&r.collector.name()) {
+                r.start();
+            }
+        }
+        for r in &old.running {
+            if !done.kept.contains(&r.collector.name()) {
+                r.stop.cancel();
+                if !done.rebuilt.contains(&r.collector.name()) {
+                    done.stopped.push(r.collector.name());
+                }
+            }
+        }
+        let names: Vec<_> = done.kept.iter().chain(&done.rebuilt).copied().collect();
+        self.status
+            .lock()
+            .expect("status lock")
+            .retain(|n, _| names.contains(n));
+        done
     }
 
     /// Last status per collector (empty before the first scrape).
@@ -130,12 +246,13 @@ impl Runner {
     /// Runs all collectors concurrently and returns one merged snapshot with
     /// the per-collector duration/success series appended.
     pub async fn gather(&self) -> MetricSet {
-        let tasks: Vec<_> = self
-            .collectors
+        let set = self.set.load_full();
+        let tasks: Vec<_> = set
+            .running
             .iter()
-            .map(|c| {
-                let c = c.clone();
-                let timeout = self.timeout;
+            .map(|r| {
+                let c = r.collector.clone();
+                let timeout = set.timeout;
                 let name = c.name();
                 let handle = tokio::spawn(async move {
                     let start = Instant::now();
@@ -170,7 +287,7 @@ impl Runner {
                 Ok((_, Ok(Err(e)), took)) => (None, Err(e), took),
                 Ok((_, Err(_elapsed), took)) => (
                     None,
-                    Err(CollectError::Failed(format!("timed out after {:?}", self.timeout))),
+                    Err(CollectError::Failed(format!("timed out after {:?}", set.timeout))),
                     took,
                 ),
                 Err(join) => (
@@ -219,6 +336,20 @@ impl Runner {
             out.gauge(PRESENT, "", &l, if present { 1.0 } else { 0.0 });
         }
         out
+    }
+}
+
+impl Running {
+    fn new(b: Built, root: &CancellationToken) -> Running {
+        Running {
+            collector: b.collector,
+            fingerprint: b.fingerprint,
+            stop: root.child_token(),
+        }
+    }
+
+    fn start(&self) {
+        tokio::spawn(self.collector.clone().background(self.stop.clone()));
     }
 }
 

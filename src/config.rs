@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::collector::Collector;
+use crate::collector::{Built, Collector};
 use crate::collectors;
 
 /// The default configuration compiled into the binary. It works on any host:
@@ -109,15 +109,23 @@ impl Config {
         Ok(())
     }
 
-    /// Builds the collectors the configuration asks for, in registry order.
+    /// Builds the collectors the configuration asks for, in registry order,
+    /// each with the fingerprint of its section and `[global]` (what a
+    /// collector is built from), by which a reload tells whether it changed.
     /// Sources are not probed here: a collector whose source is absent
     /// reports `hostmedic_collector_source_present 0` at scrape time, so a
     /// host that gains Docker later needs no restart.
-    pub fn build_collectors(&self) -> Result<Vec<Arc<dyn Collector>>, ConfigError> {
+    pub fn build_collectors(&self) -> Result<Vec<Built>, ConfigError> {
+        let tree = serde_json::to_value(self).map_err(|e| ConfigError::invalid("<config>", e))?;
         COLLECTORS
             .iter()
             .filter(|c| (c.wanted)(self))
-            .map(|c| (c.build)(self))
+            .map(|c| {
+                Ok(Built {
+                    collector: (c.build)(self)?,
+                    fingerprint: format!("{}\n{}", tree["global"], tree[c.section]),
+                })
+            })
             .collect()
     }
 

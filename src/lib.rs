@@ -28,7 +28,11 @@
 //! - [`config`]: the TOML schema, embedded default, validation by building
 //!   what runs, and the collector registry [`config::COLLECTORS`].
 //! - [`app`]: the running application (collectors, receiver) shared by the
-//!   HTTP handlers.
+//!   HTTP handlers, and its reload (SIGHUP, `POST /-/reload`): the file is
+//!   re-read and validated whole, then the receiver's settings and the
+//!   changed collectors are swapped.
+//! - [`selfmetrics`]: `process_*` (from the real `/proc/self`) and
+//!   `hostmedic_config_last_reload_*`.
 //! - [`server`]: hyper 1.x HTTP server and its route table.
 //!
 //! Scrape side:
@@ -77,6 +81,7 @@ pub mod metrics;
 pub mod notify;
 pub mod procfs;
 pub mod receiver;
+pub mod selfmetrics;
 pub mod server;
 pub mod sync;
 pub mod systemd;

@@ -89,6 +89,10 @@ pub struct ProcStat {
     pub start_ticks: u64,
     /// Resident set size in pages (field 24).
     pub rss_pages: u64,
+    /// Number of threads (field 20).
+    pub threads: u64,
+    /// Virtual memory size in bytes (field 23).
+    pub vsize_bytes: u64,
 }
 
 /// Parses the text of `/proc/<pid>/stat`. The command name may contain spaces
@@ -108,6 +112,8 @@ pub fn parse_stat(text: &str) -> Option<ProcStat> {
         cpu_ticks: field(14)? + field(15)?,
         start_ticks: field(22)?,
         rss_pages: field(24)?,
+        threads: field(20)?,
+        vsize_bytes: field(23)?,
     })
 }
 
@@ -218,6 +224,8 @@ mod tests {
         assert_eq!(s.cpu_ticks, 300);
         assert_eq!(s.start_ticks, 123456);
         assert_eq!(s.rss_pages, 321);
+        assert_eq!(s.threads, 1);
+        assert_eq!(s.vsize_bytes, 10000000);
         assert!(parse_stat("12 (x) S 1 2").is_none());
     }
 

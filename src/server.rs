@@ -1,5 +1,5 @@
 //! The HTTP server (hyper 1.x): `/metrics`, the landing page, health and
-//! readiness endpoints, with graceful shutdown.
+//! readiness endpoints, `POST /-/reload`, with graceful shutdown.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -96,6 +96,27 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             }
             text(StatusCode::OK, if path == "/-/ready" { "Ready\n" } else { "Healthy\n" })
         }
+        "/-/reload" => reload(&app, &req).await,
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// `POST /-/reload` (or `PUT`, as Prometheus): 200 once reloaded, 500 with
+/// the error when the file was refused. Asks for the receiver's credentials
+/// when it has them, like its other control endpoints.
+async fn reload(app: &App, req: &Request<Incoming>) -> Response<Body> {
+    if !matches!(*req.method(), Method::POST | Method::PUT) {
+        return method_not_allowed("POST, PUT");
+    }
+    if app.receiver.as_ref().is_some_and(|r| !r.authorized(req)) {
+        return crate::receiver::Receiver::unauthorized();
+    }
+    match app.reload().await {
+        Ok(summary) => text(StatusCode::OK, summary),
+        Err(e @ crate::app::ReloadError::NoFile) => text(StatusCode::OK, format!("{e}\n")),
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        ),
     }
 }

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use tokio::sync::{Mutex, Semaphore};
 
 use super::auth::Auth;
@@ -49,43 +50,85 @@ pub enum ControlError {
     Journal(#[from] JournalError),
 }
 
-/// The receiver: configuration, credentials, rules, state and self metrics.
-pub struct Receiver {
+/// What a reload replaces: `[receiver]`, the credentials it names, the
+/// compiled rules, the actions' environment and the fleet identity. A
+/// request works on one snapshot from start to end (its jobs keep it), so a
+/// reload never mixes two configurations inside one remediation.
+pub struct Settings {
     pub cfg: ReceiverConfig,
     pub auth: Auth,
-    pub(super) rules: Vec<Rule>,
-    pub(super) env: ActionEnv,
-    pub(super) ledger: Ledger,
-    pub(super) semaphore: Arc<Semaphore>,
-    pub(super) target_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
-    pub metrics: Metrics,
+    pub rules: Vec<Rule>,
+    pub env: ActionEnv,
     /// Who this host is (`[fleet]`): alerts naming another host are refused.
     pub identity: Identity,
-    pub(super) last_checkpoint: std::sync::Mutex<Option<Instant>>,
 }
 
-impl std::fmt::Debug for Receiver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Receiver").field("rules", &self.rules.len()).finish()
-    }
-}
-
-impl Receiver {
-    /// Builds the receiver from `[receiver]`, the compiled rules
+impl Settings {
+    /// Builds the settings from `[receiver]`, the compiled rules
     /// ([`super::config::compile_rules`]), the actions' environment (its
-    /// `dry_run` is `receiver.dry_run`) and this host's identity: loads
-    /// credentials, opens the journal and rebuilds the safety state.
+    /// `dry_run` is `receiver.dry_run`) and this host's identity; loads the
+    /// credentials.
     pub fn new(
         cfg: ReceiverConfig,
         rules: Vec<Rule>,
         env: ActionEnv,
         identity: Identity,
-    ) -> Result<Arc<Receiver>, ConfigError> {
-        let auth = Auth::load(&cfg)?;
-        let ledger = Ledger::open(&cfg)?;
+    ) -> Result<Settings, ConfigError> {
+        Ok(Settings {
+            auth: Auth::load(&cfg)?,
+            cfg,
+            rules,
+            env,
+            identity,
+        })
+    }
+}
+
+/// Whether two `[receiver]` sections agree on one key.
+type SameIn = fn(&ReceiverConfig, &ReceiverConfig) -> bool;
+
+/// `[receiver]` keys fixed for the life of the process: the journal writer,
+/// the checkpoint and status files and the action semaphore are opened from
+/// them once. A reload that changes one is refused.
+const FIXED_KEYS: &[(&str, SameIn)] = &[
+    ("receiver.journal_path", |a, b| a.journal_path == b.journal_path),
+    ("receiver.state_path", |a, b| a.state_path == b.state_path),
+    ("receiver.status_path", |a, b| a.status_path == b.status_path),
+    ("receiver.max_concurrent_actions", |a, b| {
+        a.max_concurrent_actions == b.max_concurrent_actions
+    }),
+];
+
+/// The receiver: its swappable [`Settings`], and what outlives a reload —
+/// the ledger (journal writer, sequence numbers, budgets, holds, cooldowns,
+/// de-dup memory, pending approvals), the action semaphore, per-target
+/// locks and self metrics.
+pub struct Receiver {
+    settings: ArcSwap<Settings>,
+    pub(super) ledger: Ledger,
+    pub(super) semaphore: Arc<Semaphore>,
+    pub(super) target_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    pub metrics: Metrics,
+    pub(super) last_checkpoint: std::sync::Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("rules", &self.settings.load().rules.len())
+            .finish()
+    }
+}
+
+impl Receiver {
+    /// Builds the receiver from its settings: opens the journal and
+    /// rebuilds the safety state.
+    pub fn new(settings: Settings) -> Result<Arc<Receiver>, ConfigError> {
+        let cfg = &settings.cfg;
+        let ledger = Ledger::open(cfg)?;
         if let Some((holds, pending, last_seq)) = ledger.summary() {
             tracing::info!(
-                rules = rules.len(),
+                rules = settings.rules.len(),
                 holds,
                 pending,
                 last_seq,
@@ -96,24 +139,44 @@ impl Receiver {
         Ok(Arc::new(Receiver {
             semaphore: Arc::new(Semaphore::new(cfg.max_concurrent_actions)),
             ledger,
-            cfg,
-            auth,
-            rules,
-            env,
+            settings: ArcSwap::from_pointee(settings),
             target_locks: Default::default(),
             metrics: Metrics::default(),
-            identity,
             last_checkpoint: std::sync::Mutex::new(None),
         }))
     }
 
+    /// The settings in force now (one snapshot; a reload swaps in another).
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.load_full()
+    }
+
+    /// Swaps in the settings of a reloaded configuration. Refused, keeping
+    /// the running ones, when a key that is fixed at start-up changed
+    /// ([`FIXED_KEYS`]); the error names it.
+    pub fn reload(&self, new: Settings) -> Result<(), ConfigError> {
+        let old = self.settings.load();
+        for (key, same) in FIXED_KEYS {
+            if !same(&old.cfg, &new.cfg) {
+                return Err(ConfigError::invalid(
+                    *key,
+                    "cannot change while hostmedic runs; restart it to apply",
+                ));
+            }
+        }
+        tracing::info!(rules = new.rules.len(), "receiver settings reloaded");
+        self.settings.store(Arc::new(new));
+        Ok(())
+    }
+
     /// Journals and plans one webhook payload; actions run after return.
     pub async fn accept(self: &Arc<Self>, mut payload: Payload) -> Result<Accepted, AcceptError> {
+        let s = self.settings();
         let received = payload.alerts.len();
-        let foreign = self.refuse_foreign(&mut payload).await?;
+        let foreign = self.refuse_foreign(&s.identity, &mut payload).await?;
         // Targets are resolved before taking the lock: a refusal rejects the
         // whole request and nothing of it counts.
-        let routed = route(&self.rules, &payload);
+        let routed = route(&s.rules, &payload);
         if !routed.refused.is_empty() {
             let msg = routed.refusal_message();
             self.ledger
@@ -124,7 +187,7 @@ impl Receiver {
         }
         let mut p = self
             .ledger
-            .append(|b| plan(b, &self.cfg, &self.rules, &payload, routed.hits))
+            .append(|b| plan(b, &s.cfg, &s.rules, &payload, routed.hits))
             .await?;
         for a in &payload.alerts {
             self.metrics.alert(a.status.as_str());
@@ -132,7 +195,7 @@ impl Receiver {
         for s in p.skips {
             self.metrics.skipped(s);
         }
-        self.spawn(p.jobs);
+        self.spawn(&s, p.jobs);
         p.accepted.alerts = received;
         p.accepted.foreign = foreign;
         Ok(p.accepted)
@@ -141,9 +204,9 @@ impl Receiver {
     /// Takes the alerts that are not this host's out of `payload` and
     /// journals each as `refused_foreign` (fsync'd before the reply, like
     /// everything else). Returns how many there were.
-    async fn refuse_foreign(&self, payload: &mut Payload) -> Result<usize, AcceptError> {
+    async fn refuse_foreign(&self, identity: &Identity, payload: &mut Payload) -> Result<usize, AcceptError> {
         let mut refused = Vec::new();
-        payload.alerts.retain(|a| match self.identity.refusal(&a.labels) {
+        payload.alerts.retain(|a| match identity.refusal(&a.labels) {
             None => true,
             Some(reason) => {
                 refused.push((reason, a.clone()));
@@ -156,15 +219,15 @@ impl Receiver {
         self.ledger
             .append(|b| {
                 for (reason, a) in &refused {
-                    let names = self.identity.host_labels_of(&a.labels);
-                    tracing::info!(alertname = a.alertname(), reason, ?names, identity = %self.identity.name, "alert is not this host's; not acting");
+                    let names = identity.host_labels_of(&a.labels);
+                    tracing::info!(alertname = a.alertname(), reason, ?names, identity = %identity.name, "alert is not this host's; not acting");
                     b.push(Event::RefusedForeign {
                         alertname: a.alertname().to_string(),
                         status: a.status.as_str().to_string(),
                         fingerprint: a.fingerprint.clone(),
                         starts_at: a.starts_at.clone(),
                         names,
-                        identity: self.identity.name.clone(),
+                        identity: identity.name.clone(),
                         reason: reason.to_string(),
                     });
                 }
@@ -179,6 +242,7 @@ impl Receiver {
 
     /// Approves a pending (notify-only) plan and runs it.
     pub async fn approve(self: &Arc<Self>, id: &str, by: &str) -> Result<String, ControlError> {
+        let s = self.settings();
         let (target, job) = self
             .ledger
             .append(|b| {
@@ -188,10 +252,10 @@ impl Receiver {
                     .get(id)
                     .cloned()
                     .ok_or_else(|| ControlError::NotFound(id.to_string()))?;
-                if b.now() - p.at > self.cfg.approval_ttl.as_secs_f64() {
+                if b.now() - p.at > s.cfg.approval_ttl.as_secs_f64() {
                     return Err(ControlError::NotFound(format!("{id} (expired)")));
                 }
-                let Some(ri) = self.rules.iter().position(|r| r.cfg.name == p.rule) else {
+                let Some(ri) = s.rules.iter().position(|r| r.cfg.name == p.rule) else {
                     return Err(ControlError::Conflict(format!(
                         "rule {:?} is no longer configured",
                         p.rule
@@ -203,7 +267,7 @@ impl Receiver {
                         p.target
                     )));
                 }
-                let rule = &self.rules[ri];
+                let rule = &s.rules[ri];
                 let alert = to_alert(&p.alert);
                 let (target, targets) = rule.resolve(&alert).map_err(ControlError::Conflict)?;
                 b.push(Event::Approved {
@@ -218,12 +282,12 @@ impl Receiver {
                     target: target.clone(),
                     alert,
                     targets,
-                    dry_run: self.cfg.dry_run,
+                    dry_run: s.cfg.dry_run,
                 };
                 Ok((target, job))
             })
             .await??;
-        self.spawn(vec![job]);
+        self.spawn(&s, vec![job]);
         Ok(target)
     }
 

@@ -18,7 +18,7 @@ use super::payload;
 use crate::http::{Body, error, json, method_not_allowed, percent_decode};
 
 /// Paths the receiver's own path must not take.
-pub const RESERVED_PATHS: &[&str] = &["/", "/metrics", "/-/healthy", "/-/ready", STATUS_PATH];
+pub const RESERVED_PATHS: &[&str] = &["/", "/metrics", "/-/healthy", "/-/ready", "/-/reload", STATUS_PATH];
 const STATUS_PATH: &str = "/api/v1/status";
 const ACTIONS_PREFIX: &str = "/api/v1/actions/";
 const HOLDS_PREFIX: &str = "/api/v1/holds/";
@@ -26,14 +26,18 @@ const HOLDS_PREFIX: &str = "/api/v1/holds/";
 impl Receiver {
     /// True for the paths this receiver answers.
     pub fn owns(&self, path: &str) -> bool {
-        path == self.cfg.path
+        path == self.settings().cfg.path
             || path == STATUS_PATH
             || path.starts_with(ACTIONS_PREFIX)
             || path.starts_with(HOLDS_PREFIX)
     }
 
-    fn authorized(&self, req: &Request<Incoming>) -> bool {
-        self.auth.check(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes()))
+    /// Whether `req` carries the receiver's credentials (any, when it has
+    /// none configured).
+    pub fn authorized<B>(&self, req: &Request<B>) -> bool {
+        self.settings()
+            .auth
+            .check(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes()))
     }
 
     /// The method check (405 with `Allow: allow`), then the credentials
@@ -49,7 +53,8 @@ impl Receiver {
         None
     }
 
-    fn unauthorized() -> Response<Body> {
+    /// 401 with the `WWW-Authenticate` challenge.
+    pub fn unauthorized() -> Response<Body> {
         let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong credentials");
         r.headers_mut().insert(
             WWW_AUTHENTICATE,
@@ -61,7 +66,7 @@ impl Receiver {
     /// Answers one request to a path [`Receiver::owns`].
     pub async fn handle(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         let path = req.uri().path().to_string();
-        if path == self.cfg.path {
+        if path == self.settings().cfg.path {
             let r = self.webhook(req).await;
             self.metrics.request(r.status().as_u16());
             if r.status().is_client_error() || r.status().is_server_error() {
@@ -117,7 +122,7 @@ impl Receiver {
         if let Some(r) = self.refusal(&req, &[Method::POST], "POST") {
             return r;
         }
-        let max = self.cfg.max_body_bytes;
+        let max = self.settings().cfg.max_body_bytes;
         let declared = req
             .headers()
             .get(CONTENT_LENGTH)
@@ -154,7 +159,7 @@ impl Receiver {
             }
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")),
         };
-        let payload = match payload::parse(&body, self.cfg.max_alerts_per_request) {
+        let payload = match payload::parse(&body, self.settings().cfg.max_alerts_per_request) {
             Ok(p) => p,
             Err(e @ payload::PayloadError::TooManyAlerts { .. }) => return error(StatusCode::PAYLOAD_TOO_LARGE, e),
             Err(e) => return error(StatusCode::BAD_REQUEST, e),

@@ -36,16 +36,17 @@ impl Receiver {
                     }
                 }
                 _ = prune.tick() => {
+                    let s = self.settings();
                     let mut core = self.ledger.core().await;
-                    let max_window = self
+                    let max_window = s
                         .rules
                         .iter()
                         .map(|r| r.budget_window.max(r.cooldown))
-                        .chain([self.cfg.budget_window, self.cfg.cooldown])
+                        .chain([s.cfg.budget_window, s.cfg.cooldown])
                         .max()
                         .unwrap_or_default()
                         .as_secs_f64();
-                    core.state.prune(crate::time::now(), self.cfg.dedup_window.as_secs_f64(), max_window, self.cfg.approval_ttl.as_secs_f64());
+                    core.state.prune(crate::time::now(), s.cfg.dedup_window.as_secs_f64(), max_window, s.cfg.approval_ttl.as_secs_f64());
                     drop(core);
                     self.persist(true).await;
                 }
@@ -61,9 +62,10 @@ impl Receiver {
             return;
         }
         let want_cp = force || lock(&self.last_checkpoint).is_none_or(|t| t.elapsed() >= CHECKPOINT_EVERY);
+        let s = self.settings();
         let (checkpoint, status) = {
             let mut core = self.ledger.core().await;
-            let status = super::status::document(&self.cfg, &self.rules, &core.state);
+            let status = super::status::document(&s.cfg, &s.rules, &core.state);
             // Checkpoint only a state whose every entry is on disk.
             let durable = self.ledger.durable();
             let cp = if want_cp && core.state.last_seq == durable.seq {
@@ -77,7 +79,7 @@ impl Receiver {
         if want_cp && checkpoint.is_none() {
             self.ledger.mark_dirty(false);
         }
-        let (sp, tp) = (self.cfg.state_path.clone(), self.cfg.status_path.clone());
+        let (sp, tp) = (s.cfg.state_path.clone(), s.cfg.status_path.clone());
         let wrote_cp = checkpoint.is_some();
         let r = tokio::task::spawn_blocking(move || {
             let st = serde_json::to_vec_pretty(&status).expect("status serializes");

@@ -12,6 +12,7 @@ use std::time::Instant;
 use tokio::sync::Mutex;
 
 use super::Receiver;
+use super::engine::Settings;
 use super::journal::Event;
 use super::lock;
 use super::messages::sep;
@@ -41,15 +42,17 @@ pub enum Job {
 }
 
 impl Receiver {
-    /// Runs `jobs` in the background, each in its own task.
-    pub(super) fn spawn(self: &Arc<Self>, jobs: Vec<Job>) {
+    /// Runs `jobs` in the background, each in its own task, under the
+    /// settings they were planned with (`rule` indexes its rules).
+    pub(super) fn spawn(self: &Arc<Self>, settings: &Arc<Settings>, jobs: Vec<Job>) {
         for job in jobs {
             let me = self.clone();
-            tokio::spawn(async move { me.run_job(job).await });
+            let s = settings.clone();
+            tokio::spawn(async move { me.run_job(&s, job).await });
         }
     }
 
-    async fn run_job(self: Arc<Self>, job: Job) {
+    async fn run_job(self: Arc<Self>, s: &Settings, job: Job) {
         match job {
             Job::Notify {
                 id,
@@ -60,7 +63,7 @@ impl Receiver {
                 message,
             } => {
                 for ch in channels {
-                    self.notify_one(&id, ch, kind, &alert, &title, &message).await;
+                    self.notify_one(s, &id, ch, kind, &alert, &title, &message).await;
                 }
             }
             Job::Run {
@@ -76,10 +79,10 @@ impl Receiver {
                 let Ok(permit) = self.semaphore.clone().acquire_owned().await else {
                     return;
                 };
-                let dry_run = self.env.dry_run || dry_run;
-                let (all_ok, ran, verdict) = self.run_actions(&id, rule, &target, &alert, &targets, dry_run).await;
+                let dry_run = s.env.dry_run || dry_run;
+                let (all_ok, ran, verdict) = self.run_actions(s, &id, rule, &target, &alert, &targets, dry_run).await;
                 drop(permit);
-                let rule = &self.rules[rule];
+                let rule = &s.rules[rule];
                 if !rule.cfg.notify.is_empty() {
                     let title = format!(
                         "{} {} on {target}: {}",
@@ -93,7 +96,7 @@ impl Receiver {
                     );
                     let message = format!("{} ({})\n{}", alert.alertname, alert.status, ran.join("\n"));
                     for ch in &rule.cfg.notify {
-                        self.notify_one(&id, ch.clone(), "outcome", &alert, &title, &message)
+                        self.notify_one(s, &id, ch.clone(), "outcome", &alert, &title, &message)
                             .await;
                     }
                 }
@@ -104,8 +107,10 @@ impl Receiver {
     /// Runs the actions in order (stopping at the first failure), then, when
     /// all succeeded for real and the rule asks, verifies each. Returns
     /// (all ok, one line per action ran, the verification verdict).
+    #[allow(clippy::too_many_arguments)]
     async fn run_actions(
         &self,
+        s: &Settings,
         id: &str,
         rule: usize,
         target: &str,
@@ -113,8 +118,8 @@ impl Receiver {
         targets: &[Resolved],
         dry_run: bool,
     ) -> (bool, Vec<String>, String) {
-        let rule = &self.rules[rule];
-        let mut env = self.env.clone();
+        let rule = &s.rules[rule];
+        let mut env = s.env.clone();
         env.dry_run = dry_run;
         let mut all_ok = true;
         let mut ran = Vec::new();
@@ -181,8 +186,18 @@ impl Receiver {
     }
 
     /// Sends one notification and journals how it went.
-    async fn notify_one(&self, id: &str, channel: String, kind: &str, alert: &Alert, title: &str, message: &str) {
-        let (ok, detail) = self.send(&channel, alert, title, message).await;
+    #[allow(clippy::too_many_arguments)]
+    async fn notify_one(
+        &self,
+        s: &Settings,
+        id: &str,
+        channel: String,
+        kind: &str,
+        alert: &Alert,
+        title: &str,
+        message: &str,
+    ) {
+        let (ok, detail) = self.send(s, &channel, alert, title, message).await;
         self.ledger
             .record(vec![Event::Notified {
                 id: id.to_string(),
@@ -195,13 +210,13 @@ impl Receiver {
     }
 
     /// Sends one notification through a configured channel.
-    async fn send(&self, channel: &str, alert: &Alert, title: &str, message: &str) -> (bool, String) {
+    async fn send(&self, s: &Settings, channel: &str, alert: &Alert, title: &str, message: &str) -> (bool, String) {
         // Notifications are sent even in dry-run mode: they change nothing.
         let started = Instant::now();
-        let sent = self
+        let sent = s
             .env
             .notify_client
-            .send_to(&self.env.notify, channel, title, message, alert);
+            .send_to(&s.env.notify, channel, title, message, alert);
         let res = match tokio::time::timeout(crate::notify::SEND_TIMEOUT, sent).await {
             Ok(r) => r,
             Err(_) => return (false, "timed out".into()),

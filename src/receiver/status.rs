@@ -11,8 +11,9 @@ use super::state::State;
 impl Receiver {
     /// The status document, from the current state.
     pub async fn status_json(&self) -> serde_json::Value {
+        let s = self.settings();
         let core = self.ledger.core().await;
-        document(&self.cfg, &self.rules, &core.state)
+        document(&s.cfg, &s.rules, &core.state)
     }
 
     /// Current holds as (rule, target).

@@ -240,6 +240,16 @@ where
     }
 }
 
+/// A temporary folder for a receiver test: the bearer token in `token`
+/// (newline-terminated, as an operator's file) and an empty `effects/`
+/// folder for the actions' traces.
+pub fn receiver_dir(token: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("effects")).unwrap();
+    std::fs::write(dir.path().join("token"), format!("{token}\n")).unwrap();
+    dir
+}
+
 /// The default configuration, reading `sysfs` as the sysfs root.
 pub fn config_with_sysfs(sysfs: &Path) -> Config {
     let text = format!("[global]\nsysfs_root = \"{}\"\n", sysfs.display());

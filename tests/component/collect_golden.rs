@@ -25,9 +25,12 @@ fn fixtures() -> PathBuf {
 }
 
 /// The one place where run-dependent values are replaced:
-/// - `hostmedic_scrape_collector_duration_seconds` (how long the scrape took)
-///   and `hostmedic_start_time_seconds` (when the binary started) get the
-///   value `<normalized>`;
+/// - `hostmedic_scrape_collector_duration_seconds` (how long the scrape took),
+///   `hostmedic_start_time_seconds` and
+///   `hostmedic_config_last_reload_success_timestamp_seconds` (when the
+///   binary started) and the `process_*` series (the binary's own CPU,
+///   memory, threads and fds, read from the real `/proc/self`) get the value
+///   `<normalized>`;
 /// - `hostmedic_build_info`'s `version` label (changes with every release)
 ///   becomes `<version>`.
 ///
@@ -35,9 +38,11 @@ fn fixtures() -> PathBuf {
 /// samples (ratio 0), start times derive from the fixture's `btime`, and the
 /// one user label is uid 0's name.
 fn normalize(output: &str) -> String {
-    const VALUE_NORMALIZED: [&str; 2] = [
+    const VALUE_NORMALIZED: [&str; 4] = [
         "hostmedic_scrape_collector_duration_seconds{",
         "hostmedic_start_time_seconds ",
+        "hostmedic_config_last_reload_success_timestamp_seconds ",
+        "process_",
     ];
     let version = format!("version=\"{}\"", env!("CARGO_PKG_VERSION"));
     output

@@ -24,6 +24,7 @@ mod probes;
 mod processes;
 mod processes_logs_probes_binary;
 mod receiver;
+mod reload;
 mod sd_notify;
 mod server;
 mod systemd;

@@ -30,10 +30,9 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("effects")).unwrap();
-        std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).unwrap();
-        Fixture { dir }
+        Fixture {
+            dir: receiver_dir(TOKEN),
+        }
     }
     fn path(&self, p: &str) -> PathBuf {
         self.dir.path().join(p)

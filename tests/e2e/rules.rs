@@ -366,7 +366,7 @@ fn test_copies_of_the_compose_configs_are_valid() {
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(
-        text.contains("SUCCESS: 28 rules found"),
+        text.contains("SUCCESS: 29 rules found"),
         "the rules were not loaded:\n{text}"
     );
 
