@@ -743,9 +743,9 @@ async fn unit_state_series_current_keeps_only_the_current_state() {
 
 #[test]
 fn unit_state_series_rejects_unknown_values_naming_the_key() {
-    let err = Config::parse("[systemd]\nunit_state_series = \"some\"\n", "test")
-        .err()
-        .expect("\"some\" is not a mode");
+    let Err(err) = Config::parse("[systemd]\nunit_state_series = \"some\"\n", "test") else {
+        panic!("\"some\" is not a mode");
+    };
     let msg = format!("{err:#}");
     assert!(msg.contains("unit_state_series"), "{msg}");
     for ok in ["all", "current"] {
