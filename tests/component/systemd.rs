@@ -1,7 +1,8 @@
 //! The systemd collector and the D-Bus helpers against a real systemd 252
 //! booted as PID 1 in a private rootfs (tests/common/systemd.rs): crash loop
 //! (S1), failing timer (S2), expected unit not installed (S3), a user
-//! manager, the bus going away and a hung bus.
+//! manager, the bus going away, a hung bus, and `unit_state_series`
+//! ("all" against "current" on the same units).
 //!
 //! Over 600 lines on purpose: every test shares one booted-rootfs fixture and
 //! its scrape helpers; the scenarios are listed above.
@@ -654,4 +655,100 @@ async fn no_bus_is_source_absent() {
         set.value("hostmedic_collector_source_present", &[("collector", "systemd")]),
         Some(0.0)
     );
+}
+
+/// `hostmedic_systemd_unit_state{…}` samples as (name, state, value), sorted.
+fn unit_states(set: &MetricSet) -> Vec<(String, String, f64)> {
+    let label = |s: &hostmedic::metrics::Sample, k: &str| {
+        s.labels
+            .iter()
+            .find(|(lk, _)| lk == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let mut v: Vec<_> = set
+        .get("hostmedic_systemd_unit_state")
+        .map(|f| f.samples.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|s| match s.value {
+            hostmedic::metrics::Value::Number(n) => (label(s, "name"), label(s, "state"), n),
+            ref other => panic!("unit_state is a gauge, got {other:?}"),
+        })
+        .collect();
+    v.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    v
+}
+
+/// `unit_state_series = "current"` exports exactly the series `"all"` sets
+/// to 1 (one per unit, the current state) and none of the zeros; `"all"`
+/// (the default) keeps six per unit. Units in three states on one manager.
+#[tokio::test(flavor = "multi_thread")]
+async fn unit_state_series_current_keeps_only_the_current_state() {
+    let Some(m) = boot_or_skip(
+        Spec::new()
+            .enabled_unit("healthy.service", HEALTHY)
+            .enabled_unit("broken.service", "[Service]\nType=oneshot\nExecStart=/bin/false\n")
+            .unit("idle.service", HEALTHY),
+    ) else {
+        return;
+    };
+    // idle.service is not pulled in at boot, so not loaded: `expect` makes
+    // the collector ask for it by name.
+    let only = "include = '(healthy|broken|idle)\\.service'\nexpect = [\"idle.service\"]\n";
+    let all = InProcess::start(config(&m, only)).await;
+    let current = InProcess::start(config(&m, &format!("{only}unit_state_series = \"current\"\n"))).await;
+    // Both read the same manager; the oneshot has failed at boot already.
+    let (all_set, cur_set) = eventually(Duration::from_secs(20), "two scrapes of the same states", || async {
+        let a = all.app.scrape().await;
+        let c = current.app.scrape().await;
+        let ones: Vec<_> = unit_states(&a).into_iter().filter(|s| s.2 == 1.0).collect();
+        (success(&a) == Some(1.0) && success(&c) == Some(1.0) && ones == unit_states(&c) && ones.len() == 3)
+            .then_some((a, c))
+    })
+    .await;
+
+    let all_states = unit_states(&all_set);
+    assert_eq!(
+        all_states.len(),
+        3 * 6,
+        "six series per unit by default: {all_states:?}"
+    );
+    assert_eq!(all_states.iter().filter(|s| s.2 == 0.0).count(), 3 * 5);
+    let want = [
+        ("broken.service", "failed"),
+        ("healthy.service", "active"),
+        ("idle.service", "inactive"),
+    ];
+    let want: Vec<(String, String, f64)> = want.iter().map(|(n, s)| (n.to_string(), s.to_string(), 1.0)).collect();
+    let got = unit_states(&cur_set);
+    assert_eq!(got, want, "one series per unit, its current state, value 1");
+    // Everything else the collector exports is the same in both modes.
+    for fam in ["hostmedic_systemd_unit_info", "hostmedic_systemd_units"] {
+        let n = |set: &MetricSet| set.get(fam).map(|f| f.samples.len());
+        assert_eq!(n(&all_set), n(&cur_set), "{fam}");
+    }
+    // A state change moves the one series: the unit that was idle starts.
+    let (ok, out) = m.systemctl(&["start", "idle.service"]);
+    assert!(ok, "{out}");
+    eventually(Duration::from_secs(20), "idle.service active, one series", || async {
+        let c = current.app.scrape().await;
+        let idle: Vec<_> = unit_states(&c).into_iter().filter(|s| s.0 == "idle.service").collect();
+        (idle == [("idle.service".to_string(), "active".to_string(), 1.0)]).then_some(())
+    })
+    .await;
+    all.stop().await;
+    current.stop().await;
+}
+
+#[test]
+fn unit_state_series_rejects_unknown_values_naming_the_key() {
+    let Err(err) = Config::parse("[systemd]\nunit_state_series = \"some\"\n", "test") else {
+        panic!("\"some\" is not a mode");
+    };
+    let msg = format!("{err:#}");
+    assert!(msg.contains("unit_state_series"), "{msg}");
+    for ok in ["all", "current"] {
+        Config::parse(&format!("[systemd]\nunit_state_series = \"{ok}\"\n"), "test").expect(ok);
+    }
 }

@@ -1,6 +1,8 @@
 //! The end-to-end test binary: the field scenarios S1–S12 (`scenarios::*`)
 //! with real Prometheus, Alertmanager and hostmedic wired as in production,
-//! the fleet deployment in network namespaces (`fleet`), and the shipped
+//! the fleet deployment in network namespaces (`fleet`) and the series a
+//! realistic host costs (`fleet_series`), the getting-started
+//! guide run with its own files (`getting_started`), and the shipped
 //! artefacts checked against real tools: alerting rules (`rules`), Grafana
 //! dashboards (`dashboards`, `dashboards_full`) and the compose stack
 //! (`compose`).
@@ -19,5 +21,7 @@ mod dashboards;
 mod dashboards_full;
 mod deploy;
 mod fleet;
+mod fleet_series;
+mod getting_started;
 mod rules;
 mod scenarios;

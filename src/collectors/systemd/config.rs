@@ -16,6 +16,20 @@ pub const ACTIVE_STATES: [&str; 6] = [
     "reloading",
 ];
 
+/// `unit_state_series`: which `hostmedic_systemd_unit_state` series a unit
+/// gets. `All` (the default): one per state of [`ACTIVE_STATES`], 1 for the
+/// current one and 0 for the five others, so `{state="active"} == 0` finds a
+/// unit that is not active. `Current`: only the series of the current state
+/// (value 1), a sixth of the series; a state change ends one series and
+/// starts another (docs/systemd.md lists what that changes for queries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnitStateSeries {
+    #[default]
+    All,
+    Current,
+}
+
 /// `user_managers`: `"auto"` (every `<user_runtime_dir>/<uid>/bus`),
 /// `"none"`, or a list of user names (or uids).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +72,8 @@ pub struct Config {
     /// signal; `0s`: no cache, every unit of interest is read every scrape.
     #[serde(with = "humantime_serde")]
     pub refresh_interval: Duration,
+    /// `"all"` (one-hot, 6 series per unit) or `"current"` (1 per unit).
+    pub unit_state_series: UnitStateSeries,
 }
 
 impl Default for Config {
@@ -75,6 +91,7 @@ impl Default for Config {
             call_timeout: Duration::from_secs(2),
             max_concurrency: 32,
             refresh_interval: Duration::from_secs(300),
+            unit_state_series: UnitStateSeries::All,
         }
     }
 }

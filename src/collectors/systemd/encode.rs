@@ -77,7 +77,7 @@ pub(super) fn declare(out: &mut MetricSet) {
     for (name, help, kind) in [
         (
             UNIT_STATE,
-            "Active state of a unit, one-hot (1 for the current state).",
+            "Active state of a unit: 1 for the current state, 0 for the other states (none with unit_state_series = current).",
             Gauge,
         ),
         (
@@ -129,7 +129,9 @@ pub(super) fn declare(out: &mut MetricSet) {
     }
 }
 
-pub(super) fn emit(out: &mut MetricSet, md: &ManagerData) {
+/// The series of one manager's scrape; `series` chooses which
+/// `hostmedic_systemd_unit_state` series a unit gets.
+pub(super) fn emit(out: &mut MetricSet, md: &ManagerData, series: UnitStateSeries) {
     let mgr = md.label.as_str();
     out.gauge(MANAGER_UP, "", &[("manager", mgr)], 1.0);
     out.gauge(INFO, "", &[("manager", mgr), ("version", md.version.as_str())], 1.0);
@@ -142,6 +144,9 @@ pub(super) fn emit(out: &mut MetricSet, md: &ManagerData) {
         let base = [("manager", mgr), ("name", name.as_str()), ("type", ty)];
         for state in ACTIVE_STATES {
             let v = if e.active_state == state { 1.0 } else { 0.0 };
+            if series == UnitStateSeries::Current && v == 0.0 {
+                continue;
+            }
             out.gauge(
                 UNIT_STATE,
                 "",

@@ -388,7 +388,7 @@ impl Collector for SystemdCollector {
             match res {
                 Ok(md) => {
                     any_ok = true;
-                    emit(out, &md);
+                    emit(out, &md, self.cfg.unit_state_series);
                 }
                 Err(e) => {
                     tracing::debug!(manager = %bus.target.label, error = %e, "systemd manager unreachable");
