@@ -9,6 +9,8 @@
 //! - [`error`]: `ConfigError` and `compile_regex`, a leaf every section uses.
 //! - [`app`]: the running application shared by HTTP handlers.
 //! - [`server`]: hyper 1.x HTTP server, `run(listener, app, shutdown)`.
+//! - [`web`]: the web layer before every endpoint (`--web.config.file` in
+//!   the exporter-toolkit format: TLS, basic auth, response headers).
 //! - [`http`]: response helpers and path percent coding (a leaf shared by
 //!   the server and the receiver's endpoints).
 //! - [`time`]: Unix-seconds clock and the one RFC 3339 parser (a leaf).
@@ -51,6 +53,7 @@ pub mod receiver;
 pub mod server;
 pub mod systemd;
 pub mod time;
+pub mod web;
 
 /// Installs rustls' `ring` crypto provider as the process default (reqwest is
 /// built with `rustls-no-provider`). Safe to call more than once.
