@@ -3,6 +3,8 @@
 //!
 //! Layout:
 //! - [`cli`]: flags, subcommands, logging; `main.rs` only calls [`cli::main`].
+//! - [`client`]: the control subcommands' HTTP(S) client (`approve`,
+//!   `clear-hold`), with TLS and basic auth.
 //! - [`config`]: the TOML schema, embedded default, validation (one place),
 //!   and the collector registry [`config::COLLECTORS`] (each section is
 //!   validated by building the collector that runs from it).
@@ -39,6 +41,7 @@ pub mod actions;
 pub mod app;
 pub mod bytes;
 pub mod cli;
+pub mod client;
 pub mod collector;
 pub mod collectors;
 pub mod command;

@@ -32,8 +32,12 @@ impl Receiver {
             || path.starts_with(HOLDS_PREFIX)
     }
 
+    /// The web layer's verified basic-auth user when `receiver.web_users`
+    /// admits it, else the receiver's own credentials.
     fn authorized(&self, req: &Request<Incoming>) -> bool {
-        self.auth.check(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes()))
+        let web_user = req.extensions().get::<crate::web::WebUser>();
+        web_user.is_some_and(|u| self.cfg.accepts_web_user(&u.0))
+            || self.auth.check(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes()))
     }
 
     /// The method check (405 with `Allow: allow`), then the credentials

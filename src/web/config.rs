@@ -174,7 +174,11 @@ impl WebConfig {
                 }
             })?
         };
-        let tls = raw.tls_server_config.map(|t| tls_settings(t, dir)).transpose()?.flatten();
+        let tls = raw
+            .tls_server_config
+            .map(|t| tls_settings(t, dir))
+            .transpose()?
+            .flatten();
         let mut users = BTreeMap::new();
         for (user, hash) in raw.basic_auth_users.unwrap_or_default() {
             let key = format!("basic_auth_users.{user}");
@@ -283,7 +287,9 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> String {
-        WebConfig::parse(text, Path::new("/etc/hostmedic")).unwrap_err().to_string()
+        WebConfig::parse(text, Path::new("/etc/hostmedic"))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -308,18 +314,22 @@ mod tests {
         assert!(err("tls_server_config:\n  cert_file: a\n").contains("tls_server_config.key_file"));
         assert!(err("basic_auth_users:\n  am: plain\n").contains("basic_auth_users.am"));
         assert!(err("http_server_config:\n  headers:\n    Server: x\n").contains("headers.Server"));
-        assert!(
-            err("http_server_config:\n  headers:\n    X-Frame-Options: allow\n").contains("X-Frame-Options")
-        );
+        assert!(err("http_server_config:\n  headers:\n    X-Frame-Options: allow\n").contains("X-Frame-Options"));
         assert!(
             err("tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS11\n").contains("min_version")
         );
-        assert!(err("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: Verify\n")
-            .contains("client_auth_type"));
-        assert!(err("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAndVerifyClientCert\n")
-            .contains("client_ca_file"));
-        assert!(err("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_ca_file: c\n")
-            .contains("client_auth_type"));
+        assert!(
+            err("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: Verify\n")
+                .contains("client_auth_type")
+        );
+        assert!(
+            err("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAndVerifyClientCert\n")
+                .contains("client_ca_file")
+        );
+        assert!(
+            err("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_ca_file: c\n")
+                .contains("client_auth_type")
+        );
         let unknown = err("tls_server_config:\n  cert: a\n");
         assert!(unknown.contains("unknown field `cert`"), "{unknown}");
     }

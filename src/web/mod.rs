@@ -24,9 +24,9 @@ use hyper::{Request, Response, StatusCode};
 use tokio::net::TcpStream;
 use tokio_util::either::Either;
 
-pub use config::WebConfig;
 use crate::error::ConfigError;
 use crate::http::{Body, text};
+pub use config::WebConfig;
 
 /// The basic-auth user the web layer verified, put in the request's
 /// extensions for the endpoints behind it (the receiver may take it as its

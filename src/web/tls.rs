@@ -190,7 +190,11 @@ fn client_verifier(
                 .map_err(|e| ConfigError::invalid(KEY, format!("{}: {e}", ca.display())))?;
         }
         let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-        let builder = if optional { builder.allow_unauthenticated() } else { builder };
+        let builder = if optional {
+            builder.allow_unauthenticated()
+        } else {
+            builder
+        };
         builder.build().map_err(|e| ConfigError::invalid(KEY, e))
     };
     Ok(match t.client_auth {
