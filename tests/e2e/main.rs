@@ -3,7 +3,8 @@
 //! the fleet deployment in network namespaces (`fleet`), and the shipped
 //! artefacts checked against real tools: alerting rules (`rules`), Grafana
 //! dashboards (`dashboards`, `dashboards_full`) and the compose stack
-//! (`compose`).
+//! (`compose`), and the web layer (TLS, basic auth) against real clients
+//! (`tls`).
 //!
 //! One binary for all of them (as ripgrep's `tests/tests.rs`), so the shared
 //! harness in `tests/common` is compiled and linked once; the per-component
@@ -21,3 +22,4 @@ mod deploy;
 mod fleet;
 mod rules;
 mod scenarios;
+mod tls;
