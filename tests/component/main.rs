@@ -27,3 +27,4 @@ mod receiver;
 mod sd_notify;
 mod server;
 mod systemd;
+mod web_config;
