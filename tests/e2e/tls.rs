@@ -201,32 +201,18 @@ async fn prometheus_scrapes_over_tls_with_basic_auth_and_bad_clients_are_refused
 
     // Wrong or missing credentials: 401 with the Basic challenge, on every
     // endpoint, with the configured headers.
+    let get_as = |path: &str, user: &str, pw: &str| client.get(s.https(path)).basic_auth(user, Some(pw)).send();
     for path in ["/metrics", "/", "/-/healthy", "/api/v1/status"] {
         let r = client.get(s.https(path)).send().await.unwrap();
         assert_eq!(r.status(), 401, "{path} without credentials");
         assert_eq!(r.headers()["www-authenticate"], "Basic");
         assert_eq!(r.headers()["x-frame-options"], "deny");
-        let r = client
-            .get(s.https(path))
-            .basic_auth("prometheus", Some("wrong"))
-            .send()
-            .await
-            .unwrap();
+        let r = get_as(path, "prometheus", "wrong").await.unwrap();
         assert_eq!(r.status(), 401, "{path} with a wrong password");
     }
-    let r = client
-        .get(s.https("/metrics"))
-        .basic_auth("nobody", Some(PROM_PW))
-        .send()
-        .await
-        .unwrap();
+    let r = get_as("/metrics", "nobody", PROM_PW).await.unwrap();
     assert_eq!(r.status(), 401, "unknown user");
-    let r = client
-        .get(s.https("/metrics"))
-        .basic_auth("prometheus", Some(PROM_PW))
-        .send()
-        .await
-        .unwrap();
+    let r = get_as("/metrics", "prometheus", PROM_PW).await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("hostmedic_build_info"));
 
