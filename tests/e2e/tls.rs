@@ -189,6 +189,15 @@ impl Secured {
             .unwrap()
     }
 
+    /// `GET /-/healthy` as the `prometheus` user, with a client certificate if given.
+    async fn healthy_with(&self, identity: Option<(&Path, &Path)>) -> reqwest::Result<reqwest::Response> {
+        self.client(identity)
+            .get(self.https("/-/healthy"))
+            .basic_auth("prometheus", Some(PROM_PW))
+            .send()
+            .await
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(&self.bin.stderr_log).unwrap_or_default()
     }
@@ -328,11 +337,7 @@ async fn require_and_verify_client_cert_refuses_expired_and_unknown_ca_certs() {
     let good = s.ca.issue(d, "good-client", "ops", false, false);
     let expired = s.ca.issue(d, "expired-client", "ops", false, true);
     let stranger = Ca::new("someone else").issue(d, "stranger-client", "ops", false, false);
-    let get = |identity: Option<(&Path, &Path)>| {
-        let c = s.client(identity);
-        let url = s.https("/-/healthy");
-        async move { c.get(url).basic_auth("prometheus", Some(PROM_PW)).send().await }
-    };
+    let get = |identity| s.healthy_with(identity);
     let ok = get(Some((&good.0, &good.1))).await.expect("a good client certificate");
     assert_eq!(ok.status(), 200);
     for (what, id) in [
@@ -416,4 +421,14 @@ async fn a_certificate_replaced_on_disk_is_served_without_a_restart() {
     })
     .await;
     assert_eq!(served_cert(s.bin.addr, &s.ca_file).await, next_der);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn require_any_client_cert_takes_any_certificate_but_not_none() {
+    let s = Secured::start("  client_auth_type: RequireAnyClientCert\n");
+    let stranger = Ca::new("someone else").issue(s.dir.path(), "stranger-client", "ops", false, false);
+    let get = |identity| s.healthy_with(identity);
+    let r = get(Some((&stranger.0, &stranger.1))).await.expect("any certificate");
+    assert_eq!(r.status(), 200);
+    assert!(get(None).await.is_err(), "no client certificate accepted");
 }
