@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 
-use crate::collector::{Reloaded, Runner};
+use crate::collector::Runner;
 use crate::config::{Config, ConfigError};
 use crate::metrics::MetricSet;
 use crate::receiver::engine::Settings;
@@ -59,6 +59,8 @@ pub struct App {
     /// The webhook receiver / remediation engine (`receiver.enabled`).
     pub receiver: Option<Arc<crate::receiver::Receiver>>,
     source: Source,
+    /// The web layer (`--web.config.file`), re-read with the configuration.
+    web: Arc<crate::web::Layer>,
     /// Serializes reloads (a SIGHUP and a `POST /-/reload` at once).
     reloading: tokio::sync::Mutex<()>,
     reload_status: ReloadStatus,
@@ -81,12 +83,12 @@ impl App {
     /// Builds the application from a validated configuration that has no
     /// file to reload from.
     pub fn new(config: Config) -> Result<Arc<App>, ConfigError> {
-        App::with_source(config, Source::default())
+        App::with_source(config, Source::default(), crate::web::Layer::plain())
     }
 
     /// Builds the application from a validated configuration, loaded from
-    /// `source` (which a reload reads again).
-    pub fn with_source(config: Config, source: Source) -> Result<Arc<App>, ConfigError> {
+    /// `source` (which a reload reads again, with the web layer's file).
+    pub fn with_source(config: Config, source: Source, web: Arc<crate::web::Layer>) -> Result<Arc<App>, ConfigError> {
         let runner = Runner::from_built(config.build_collectors()?, config.global.collector_timeout);
         let receiver = if config.receiver.enabled {
             Some(crate::receiver::Receiver::new(receiver_settings(&config)?)?)
@@ -99,6 +101,7 @@ impl App {
             started: SystemTime::now(),
             receiver,
             source,
+            web,
             reloading: tokio::sync::Mutex::new(()),
             reload_status: ReloadStatus::new(crate::time::now()),
         }))
@@ -116,36 +119,47 @@ impl App {
     /// key the journal and state files are opened from.
     pub async fn reload(&self) -> Result<String, ReloadError> {
         let _one = self.reloading.lock().await;
-        let Some(path) = self.source.path.as_ref() else {
+        if self.source.path.is_none() && self.web.file().is_none() {
             tracing::info!("reload asked for; {}", ReloadError::NoFile);
             return Err(ReloadError::NoFile);
-        };
-        let r = self.apply(self.source.load());
+        }
+        let r = self.apply();
         self.reload_status.record(r.is_ok());
         match r {
-            Ok(done) => {
-                let summary = format!(
-                    "configuration reloaded from {}: collectors kept {:?}, rebuilt {:?}, stopped {:?}\n",
-                    path.display(),
-                    done.kept,
-                    done.rebuilt,
-                    done.stopped
-                );
-                tracing::info!(path = %path.display(), kept = ?done.kept, rebuilt = ?done.rebuilt, stopped = ?done.stopped, "configuration reloaded");
+            Ok(summary) => {
+                tracing::info!(summary = %summary.trim_end(), "configuration reloaded");
                 Ok(summary)
             }
             Err(e) => {
-                tracing::error!(path = %path.display(), error = %e, "configuration reload failed; keeping the running configuration");
+                tracing::error!(error = %e, "configuration reload failed; keeping the running configuration");
                 Err(e.into())
             }
         }
     }
 
-    /// Checks `next` against what cannot change, builds everything from
-    /// it, then swaps. Nothing is swapped before every check has passed.
-    fn apply(&self, next: Result<Config, ConfigError>) -> Result<Reloaded, ConfigError> {
-        let next = next?;
+    /// Reads the configuration file and the web config file, checks them
+    /// against what cannot change and builds everything from them, then
+    /// swaps. Nothing is swapped before every check has passed.
+    fn apply(&self) -> Result<String, ConfigError> {
+        let web = self.web.prepare_reload()?;
+        let users = match &web {
+            Some(next) => crate::web::Layer::users_of(next),
+            None => self.web.users(),
+        };
+        let web_note = match self.web.file() {
+            Some(f) => format!("; web config reloaded from {}", f.display()),
+            None => String::new(),
+        };
         let running = self.config();
+        let Some(path) = self.source.path.as_ref() else {
+            // Embedded default: only the web config has a file to re-read.
+            crate::receiver::check_listen(&running.receiver, running.web.listen_address, &users)?;
+            if let Some(next) = web {
+                self.web.commit(next);
+            }
+            return Ok(format!("no configuration file (embedded default){web_note}\n"));
+        };
+        let next = self.source.load()?;
         if next.web.listen_address != running.web.listen_address {
             return Err(ConfigError::invalid(
                 "web.listen_address",
@@ -161,14 +175,23 @@ impl App {
                 "cannot change while hostmedic runs; restart it to apply",
             ));
         }
-        crate::receiver::check_listen(&next.receiver, next.web.listen_address)?;
+        crate::receiver::check_listen(&next.receiver, next.web.listen_address, &users)?;
         let built = next.build_collectors()?;
         if let Some(r) = &self.receiver {
             r.reload(receiver_settings(&next)?)?;
         }
+        if let Some(w) = web {
+            self.web.commit(w);
+        }
         let done = self.runner.reload(built, next.global.collector_timeout);
         self.config.store(Arc::new(next));
-        Ok(done)
+        Ok(format!(
+            "configuration reloaded from {}: collectors kept {:?}, rebuilt {:?}, stopped {:?}{web_note}\n",
+            path.display(),
+            done.kept,
+            done.rebuilt,
+            done.stopped
+        ))
     }
 
     /// Starts background work: collectors' and the receiver's (checkpoints,

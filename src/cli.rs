@@ -22,6 +22,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "HOSTMEDIC_CONFIG")]
     pub config: Option<PathBuf>,
 
+    /// Web configuration file (YAML, the exporter-toolkit format): TLS,
+    /// client certificates, basic auth and response headers for every
+    /// endpoint; see docs/security.md. `approve`/`clear-hold` read it too
+    /// (https when TLS is on, the served certificate as the default CA).
+    #[arg(long = "web.config.file", global = true, env = "HOSTMEDIC_WEB_CONFIG")]
+    pub web_config: Option<PathBuf>,
+
     /// Address to listen on (overrides `web.listen_address`).
     #[arg(long = "web.listen-address", global = true)]
     pub listen_address: Option<SocketAddr>,
@@ -70,17 +77,15 @@ pub enum Command {
     Approve {
         /// The action id from the notification or the journal (e.g. `a42`).
         id: String,
-        /// Base URL of the running hostmedic (default: from `web.listen_address`).
-        #[arg(long)]
-        url: Option<String>,
+        #[command(flatten)]
+        client: crate::client::ClientArgs,
     },
     /// Clear the hold on a target (after its remediation budget was spent).
     ClearHold {
         /// Target key as in the journal/status, e.g. `systemd:system:worker.service`.
         target: String,
-        /// Base URL of the running hostmedic (default: from `web.listen_address`).
-        #[arg(long)]
-        url: Option<String>,
+        #[command(flatten)]
+        client: crate::client::ClientArgs,
     },
 }
 
@@ -115,17 +120,27 @@ pub fn main() -> anyhow::Result<std::process::ExitCode> {
     match &cli.command {
         Some(Command::CheckConfig { file }) => {
             let path = file.as_ref().or(cli.config.as_ref());
-            match Config::load(path.map(|p| p.as_path())) {
-                Ok(cfg) => {
-                    print!("{}", cfg.to_toml());
-                    eprintln!("config OK");
-                    Ok(std::process::ExitCode::SUCCESS)
-                }
+            let cfg = match Config::load(path.map(|p| p.as_path())) {
+                Ok(cfg) => cfg,
                 Err(e) => {
                     eprintln!("config invalid: {e}");
-                    Ok(std::process::ExitCode::FAILURE)
+                    return Ok(std::process::ExitCode::FAILURE);
                 }
+            };
+            if let Some(web) = &cli.web_config {
+                let checked = crate::web::check(web).and_then(|w| {
+                    let users: Vec<String> = w.users.keys().cloned().collect();
+                    cfg.receiver.check_web_users(&users)
+                });
+                if let Err(e) = checked {
+                    eprintln!("web config {} invalid: {e}", web.display());
+                    return Ok(std::process::ExitCode::FAILURE);
+                }
+                eprintln!("web config OK");
             }
+            print!("{}", cfg.to_toml());
+            eprintln!("config OK");
+            Ok(std::process::ExitCode::SUCCESS)
         }
         Some(Command::Collect) => {
             let cfg = load(&cli)?;
@@ -156,19 +171,23 @@ pub fn main() -> anyhow::Result<std::process::ExitCode> {
             }
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Some(Command::Approve { id, url }) => {
+        Some(Command::Approve { id, client }) => {
             let cfg = load(&cli)?;
             let path = format!("/api/v1/actions/{}/approve", crate::http::percent_encode(id));
-            control(&cfg, url.as_deref(), &path)
+            control(&cfg, cli.web_config.as_deref(), client, &path)
         }
-        Some(Command::ClearHold { target, url }) => {
+        Some(Command::ClearHold { target, client }) => {
             let cfg = load(&cli)?;
             let path = format!("/api/v1/holds/{}/clear", crate::http::percent_encode(target));
-            control(&cfg, url.as_deref(), &path)
+            control(&cfg, cli.web_config.as_deref(), client, &path)
         }
         None | Some(Command::Serve) => {
             let cfg = load(&cli)?;
-            runtime()?.block_on(serve(cfg, source(&cli)))?;
+            let web = crate::web::Layer::load(cli.web_config.as_deref()).with_context(|| {
+                let file = cli.web_config.as_deref().unwrap_or(std::path::Path::new(""));
+                format!("loading --web.config.file {}", file.display())
+            })?;
+            runtime()?.block_on(serve(cfg, source(&cli), web))?;
             Ok(std::process::ExitCode::SUCCESS)
         }
     }
@@ -188,31 +207,14 @@ fn load(cli: &Cli) -> anyhow::Result<Config> {
 
 /// POSTs to a control endpoint of the running hostmedic with the configured
 /// credentials; prints the answer.
-fn control(cfg: &Config, url: Option<&str>, path: &str) -> anyhow::Result<std::process::ExitCode> {
-    let base = match url {
-        Some(u) => u.trim_end_matches('/').to_string(),
-        None => {
-            let mut a = cfg.web.listen_address;
-            if a.ip().is_unspecified() {
-                a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-            }
-            format!("http://{a}")
-        }
-    };
-    let auth = crate::receiver::auth::Auth::load(&cfg.receiver)?;
-    let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
-    let rt = runtime()?;
-    let (status, body) = rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()?;
-        let mut req = client.post(format!("{base}{path}")).header("x-hostmedic-actor", actor);
-        if let Some(h) = auth.header_value() {
-            req = req.header(reqwest::header::AUTHORIZATION, h);
-        }
-        let r = req.send().await?;
-        anyhow::Ok((r.status(), r.text().await.unwrap_or_default()))
-    })?;
+fn control(
+    cfg: &Config,
+    web_config: Option<&std::path::Path>,
+    args: &crate::client::ClientArgs,
+    path: &str,
+) -> anyhow::Result<std::process::ExitCode> {
+    let client = crate::client::Control::new(cfg, web_config, args)?;
+    let (status, body) = runtime()?.block_on(client.post(path))?;
     print!("{body}");
     if status.is_success() {
         Ok(std::process::ExitCode::SUCCESS)
@@ -230,30 +232,33 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// `hostmedic serve`: bind, start background work, serve until
-/// SIGTERM/SIGINT; SIGHUP reloads `cfg` from `source`.
-pub async fn serve(cfg: Config, source: Source) -> anyhow::Result<()> {
-    // First of all: SIGHUP's default action ends the process.
-    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("installing the SIGHUP handler")?;
+/// SIGTERM/SIGINT; SIGHUP reloads `cfg` from `source` and the web config.
+pub async fn serve(cfg: Config, source: Source, web: std::sync::Arc<crate::web::Layer>) -> anyhow::Result<()> {
+    // First of all, before READY=1 can be sent: the default action of
+    // SIGHUP, SIGTERM and SIGINT ends the process (no final checkpoint).
+    use tokio::signal::unix::{SignalKind, signal};
+    let hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let addr = cfg.web.listen_address;
-    crate::receiver::check_listen(&cfg.receiver, addr)?;
-    let app = App::with_source(cfg, source)?;
+    crate::receiver::check_listen(&cfg.receiver, addr, &web.users())?;
+    let app = App::with_source(cfg, source, web.clone())?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr().context("reading the bound address")?;
     let shutdown = CancellationToken::new();
     let flush = app.spawn_background(&shutdown);
-    tokio::spawn(signal_shutdown(shutdown.clone()));
+    tokio::spawn(signal_shutdown(term, int, shutdown.clone()));
     tokio::spawn(reload_on_hangup(hup, app.clone(), shutdown.clone()));
-    tracing::info!(address = %local, version = env!("CARGO_PKG_VERSION"), "listening");
+    tracing::info!(address = %local, tls = web.tls_enabled(), version = env!("CARGO_PKG_VERSION"), "listening");
     // The socket is bound and listening (connections queue from here on), so
     // systemd may start what depends on us.
     notify_systemd(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status("listening"),
     ]);
-    let served = crate::server::run(listener, app, shutdown).await;
+    let served = crate::server::serve(listener, app, web, shutdown).await;
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     // The receiver writes its last checkpoint and status file on the way out.
     if tokio::time::timeout(FLUSH_AT_EXIT, flush.wait()).await.is_err() {
@@ -293,12 +298,13 @@ async fn reload_on_hangup(mut hup: tokio::signal::unix::Signal, app: std::sync::
     }
 }
 
-async fn signal_shutdown(token: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::error!("cannot install signal handlers; stop hostmedic with SIGKILL");
-        return;
-    };
+/// Cancels `token` at the first SIGTERM or SIGINT (handlers installed by
+/// `serve` before it says it is ready).
+async fn signal_shutdown(
+    mut term: tokio::signal::unix::Signal,
+    mut int: tokio::signal::unix::Signal,
+    token: CancellationToken,
+) {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = int.recv() => tracing::info!("SIGINT received"),

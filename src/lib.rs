@@ -25,6 +25,8 @@
 //!
 //! Entry and assembly:
 //! - [`cli`]: flags, subcommands, logging; `main.rs` only calls [`cli::main`].
+//! - [`client`]: the control subcommands' HTTP(S) client (`approve`,
+//!   `clear-hold`), with TLS and basic auth.
 //! - [`config`]: the TOML schema, embedded default, validation by building
 //!   what runs, and the collector registry [`config::COLLECTORS`].
 //! - [`app`]: the running application (collectors, receiver) shared by the
@@ -34,6 +36,8 @@
 //! - [`selfmetrics`]: `process_*` (from the real `/proc/self`) and
 //!   `hostmedic_config_last_reload_*`.
 //! - [`server`]: hyper 1.x HTTP server and its route table.
+//! - [`web`]: the web layer before every endpoint (`--web.config.file` in
+//!   the exporter-toolkit format: TLS, basic auth, response headers).
 //!
 //! Scrape side:
 //! - [`collector`]: the `Collector` trait, `GlobalConfig` and the concurrent
@@ -70,6 +74,7 @@ pub mod actions;
 pub mod app;
 pub mod bytes;
 pub mod cli;
+pub mod client;
 pub mod collector;
 pub mod collectors;
 pub mod command;
@@ -86,6 +91,7 @@ pub mod server;
 pub mod sync;
 pub mod systemd;
 pub mod time;
+pub mod web;
 
 /// Installs rustls' `ring` crypto provider as the process default (reqwest is
 /// built with `rustls-no-provider`). Safe to call more than once.

@@ -105,7 +105,7 @@ impl ReloadStatus {
 
     /// Records one reload attempt.
     pub fn record(&self, ok: bool) {
-        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = crate::sync::lock(&self.inner);
         s.0 = ok;
         if ok {
             s.1 = crate::time::now();
@@ -114,7 +114,7 @@ impl ReloadStatus {
 
     /// Writes `hostmedic_config_last_reload_*`.
     pub fn write(&self, out: &mut MetricSet) {
-        let (ok, at) = *self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (ok, at) = *crate::sync::lock(&self.inner);
         out.gauge(
             "hostmedic_config_last_reload_successful",
             "Whether the last configuration reload attempt was successful.",

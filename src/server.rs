@@ -1,5 +1,7 @@
 //! The HTTP server (hyper 1.x): `/metrics`, the landing page, health and
-//! readiness endpoints, `POST /-/reload`, with graceful shutdown.
+//! readiness endpoints, `POST /-/reload`, with graceful shutdown. Every
+//! connection and request passes the web layer ([`crate::web::Layer`]: TLS,
+//! basic auth, headers) before it reaches a route.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,16 +17,31 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::http::{Body, CLASSIC_TYPE, HTML_TYPE, OPENMETRICS_TYPE, method_not_allowed, response, text};
 
-/// Serves `app` on `listener` until `shutdown` is cancelled, then lets open
-/// connections finish (up to 10 s). A failed `accept()` is logged and the
-/// loop goes on.
+/// Serves `app` on `listener` over plain HTTP until `shutdown` is
+/// cancelled ([`serve`] without a web config).
 pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    serve(listener, app, crate::web::Layer::plain(), shutdown).await
+}
+
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` behind the web layer `web` until `shutdown`
+/// is cancelled, then lets open connections finish (up to 10 s). A failed
+/// `accept()` is logged and the loop goes on; the TLS handshake runs in the
+/// connection's own task, so a slow client holds up no one else.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    web: Arc<crate::web::Layer>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(x) => x,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -33,18 +50,35 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: CancellationTok
                         continue;
                     }
                 };
-                let app = app.clone();
-                let service = hyper::service::service_fn(move |req| {
-                    let app = app.clone();
-                    async move { Ok::<_, Infallible>(route(app, req).await) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(10))
-                    .serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
+                let (app, web, watcher) = (app.clone(), web.clone(), graceful.watcher());
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let io = match tokio::time::timeout(HANDSHAKE_TIMEOUT, web.accept(stream)).await {
+                        Ok(Ok(io)) => io,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let service = hyper::service::service_fn(move |mut req| {
+                        let (app, web) = (app.clone(), web.clone());
+                        async move {
+                            let mut resp = match web.authorize(&mut req).await {
+                                Some(refused) => refused,
+                                None => route(app, req).await,
+                            };
+                            web.decorate(&mut resp);
+                            Ok::<_, Infallible>(resp)
+                        }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(10))
+                        .serve_connection(TokioIo::new(io), service);
+                    if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(error = %e, "connection error");
                     }
                 });

@@ -130,8 +130,14 @@ fn ct_eq(expected: &[u8], given: &[u8]) -> bool {
 
 /// Refuses to serve the receiver on a non-loopback address without
 /// authentication unless `receiver.allow_unauthenticated_non_loopback`.
-pub fn check_listen(cfg: &ReceiverConfig, addr: SocketAddr) -> Result<(), ConfigError> {
+/// `web_users`: the web config's basic-auth users; one the receiver accepts
+/// (`receiver.web_users`) is authentication too.
+pub fn check_listen(cfg: &ReceiverConfig, addr: SocketAddr, web_users: &[String]) -> Result<(), ConfigError> {
+    cfg.check_web_users(web_users)?;
     if !cfg.enabled || addr.ip().is_loopback() || cfg.allow_unauthenticated_non_loopback {
+        return Ok(());
+    }
+    if web_users.iter().any(|u| cfg.accepts_web_user(u)) {
         return Ok(());
     }
     if Auth::load(cfg)?.required() {
@@ -141,7 +147,7 @@ pub fn check_listen(cfg: &ReceiverConfig, addr: SocketAddr) -> Result<(), Config
         "receiver.allow_unauthenticated_non_loopback",
         format!(
             "refusing to serve the remediation webhook on non-loopback {addr} without authentication: \
-             set receiver.bearer_token_file/bearer_token_env or basic auth, or set \
+             set receiver.bearer_token_file/bearer_token_env or basic auth, basic_auth_users in --web.config.file, or set \
              receiver.allow_unauthenticated_non_loopback = true"
         ),
     ))
@@ -180,17 +186,30 @@ mod tests {
             enabled: true,
             ..Default::default()
         };
-        let e = check_listen(&cfg, "0.0.0.0:9877".parse().unwrap()).unwrap_err();
+        let e = check_listen(&cfg, "0.0.0.0:9877".parse().unwrap(), &[]).unwrap_err();
         assert!(
             e.to_string().contains("receiver.allow_unauthenticated_non_loopback"),
             "{e}"
         );
-        check_listen(&cfg, "127.0.0.1:9877".parse().unwrap()).unwrap();
-        check_listen(&cfg, "[::1]:9877".parse().unwrap()).unwrap();
+        check_listen(&cfg, "127.0.0.1:9877".parse().unwrap(), &[]).unwrap();
+        check_listen(&cfg, "[::1]:9877".parse().unwrap(), &[]).unwrap();
+        // A web user the receiver accepts is authentication.
+        check_listen(&cfg, "0.0.0.0:9877".parse().unwrap(), &["am".into()]).unwrap();
+        let only_other = ReceiverConfig {
+            web_users: Some(vec!["am".into()]),
+            ..cfg.clone()
+        };
+        let e = check_listen(&only_other, "0.0.0.0:9877".parse().unwrap(), &["prom".into()]).unwrap_err();
+        assert!(e.to_string().contains("receiver.web_users[0]"), "{e}");
+        let none = ReceiverConfig {
+            web_users: Some(vec![]),
+            ..cfg.clone()
+        };
+        check_listen(&none, "0.0.0.0:9877".parse().unwrap(), &["am".into()]).unwrap_err();
         let open = ReceiverConfig {
             allow_unauthenticated_non_loopback: true,
             ..cfg
         };
-        check_listen(&open, "0.0.0.0:9877".parse().unwrap()).unwrap();
+        check_listen(&open, "0.0.0.0:9877".parse().unwrap(), &[]).unwrap();
     }
 }

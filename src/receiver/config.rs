@@ -28,6 +28,12 @@ pub struct ReceiverConfig {
     pub basic_auth_username: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub basic_auth_password_file: Option<PathBuf>,
+    /// Users of the web config's `basic_auth_users` (`--web.config.file`)
+    /// whose basic auth, once the web layer verified it, the receiver takes
+    /// as its own authentication. Unset: every web user; `[]`: none (the
+    /// receiver's own credentials must match). See docs/security.md.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub web_users: Option<Vec<String>>,
     /// Explicitly allow serving the receiver without authentication on a
     /// non-loopback address (refused otherwise).
     pub allow_unauthenticated_non_loopback: bool,
@@ -82,6 +88,7 @@ impl Default for ReceiverConfig {
             bearer_token_env: None,
             basic_auth_username: None,
             basic_auth_password_file: None,
+            web_users: None,
             allow_unauthenticated_non_loopback: false,
             max_body_bytes: 1 << 20,
             max_alerts_per_request: 1000,
@@ -249,6 +256,26 @@ fn positive(key: &str, d: Duration) -> Result<(), ConfigError> {
 }
 
 impl ReceiverConfig {
+    /// True when a user the web layer verified counts as authenticated
+    /// here (`receiver.web_users`).
+    pub fn accepts_web_user(&self, user: &str) -> bool {
+        self.web_users.as_ref().is_none_or(|l| l.iter().any(|u| u == user))
+    }
+
+    /// Checks `receiver.web_users` against the web config's users: each
+    /// must be one of them (a typo would silently lock Alertmanager out).
+    pub fn check_web_users(&self, web_users: &[String]) -> Result<(), ConfigError> {
+        for (i, u) in self.web_users.iter().flatten().enumerate() {
+            if !web_users.contains(u) {
+                return Err(ConfigError::invalid(
+                    format!("receiver.web_users[{i}]"),
+                    format!("{u:?} is not a user of the web config's basic_auth_users"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Validates `[receiver]` against the known notification channels.
     pub fn validate(&self, channels: &Channels) -> Result<(), ConfigError> {
         if !self.path.starts_with('/') || self.path.contains(char::is_whitespace) {

@@ -32,12 +32,16 @@ impl Receiver {
             || path.starts_with(HOLDS_PREFIX)
     }
 
-    /// Whether `req` carries the receiver's credentials (any, when it has
-    /// none configured).
+    /// Whether `req` carries credentials the receiver accepts: the web
+    /// layer's verified basic-auth user when `receiver.web_users` admits it,
+    /// else the receiver's own credentials (any, when it has none).
     pub fn authorized<B>(&self, req: &Request<B>) -> bool {
-        self.settings()
-            .auth
-            .check(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes()))
+        let settings = self.settings();
+        let web_user = req.extensions().get::<crate::web::WebUser>();
+        web_user.is_some_and(|u| settings.cfg.accepts_web_user(&u.0))
+            || settings
+                .auth
+                .check(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes()))
     }
 
     /// The method check (405 with `Allow: allow`), then the credentials

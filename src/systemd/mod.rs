@@ -172,7 +172,8 @@ pub struct UnitStatus {
     pub result: Option<String>,
     /// `NRestarts` (services only).
     pub n_restarts: Option<u32>,
-    /// `ExecMainStatus`: exit code of the last main process (services only).
+    /// `ExecMainStatus`: exit code of the last main process (services only;
+    /// `None` while a main process runs that has not exited yet).
     pub exec_main_status: Option<i32>,
 }
 
@@ -247,7 +248,10 @@ pub async fn unit_status(conn: &Connection, name: &str) -> Result<UnitStatus> {
             let s: proxies::ServiceProps = get_all(conn, &path, proxies::SERVICE_INTERFACE).await?;
             st.result = s.result;
             st.n_restarts = s.n_restarts;
-            st.exec_main_status = s.exec_main_status;
+            // systemd zeroes ExecMainCode/Status when it starts the next main
+            // process: code 0 means none has exited since, and the status 0
+            // beside it is not an exit status.
+            st.exec_main_status = s.exec_main_status.filter(|_| s.exec_main_code.is_some_and(|c| c != 0));
         }
         t => {
             if let Some(iface) = type_interface(t) {

@@ -98,8 +98,11 @@ async fn crash_loop_is_stopped_and_masked() {
     let env = env(&m);
     let (ok, out) = m.systemctl(&["start", "crashy.service"]);
     assert!(ok || out.contains("failed"), "{out}");
+    // Between two attempts (`auto-restart`), not in the instant /bin/false
+    // runs, so the last attempt's exit status is what systemd reports.
     m.wait_for(Duration::from_secs(30), "crashy restarting", |m| {
         m.show("crashy.service", "NRestarts").parse::<u32>().unwrap_or(0) >= 2
+            && m.show("crashy.service", "SubState") == "auto-restart"
     });
     // A restart does not help a crash loop: verification says so.
     let restart = spec(SystemdOp::Restart);

@@ -28,3 +28,4 @@ mod reload;
 mod sd_notify;
 mod server;
 mod systemd;
+mod web_config;

@@ -5,7 +5,8 @@
 //! guide run with its own files (`getting_started`), and the shipped
 //! artefacts checked against real tools: alerting rules (`rules`), Grafana
 //! dashboards (`dashboards`, `dashboards_full`) and the compose stack
-//! (`compose`).
+//! (`compose`), and the web layer (TLS, basic auth) against real clients
+//! (`tls`).
 //!
 //! One binary for all of them (as ripgrep's `tests/tests.rs`), so the shared
 //! harness in `tests/common` is compiled and linked once; the per-component
@@ -25,3 +26,4 @@ mod fleet_series;
 mod getting_started;
 mod rules;
 mod scenarios;
+mod tls;
