@@ -161,3 +161,56 @@ async fn reload_applies_a_valid_file_and_keeps_the_running_one_on_error() {
     shutdown.cancel();
     let _ = server.await;
 }
+
+/// SIGHUP re-reads the web config with the configuration: a rotated
+/// basic-auth password is the one that works afterwards, the old one gets
+/// 401, and a broken file keeps the rotated one (reload metric 0).
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_rereads_the_web_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = TestConfig::new().write(d.join("hostmedic.toml"));
+    let web = d.join("web.yml");
+    let users = |pw: &str| format!("basic_auth_users:\n  scraper: {}\n", bcrypt::hash(pw, 4).unwrap());
+    std::fs::write(&web, users("one")).unwrap();
+    let bin = crate::common::Binary::start_with(&config, d, &["--web.config.file", web.to_str().unwrap()]);
+    let url = format!("http://{}/metrics", bin.addr);
+    let http = crate::common::client();
+    let status = |pw: &'static str| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let r = http.get(&url).basic_auth("scraper", Some(pw)).send().await.unwrap();
+            let code = r.status().as_u16();
+            (code, r.text().await.unwrap_or_default())
+        }
+    };
+    assert_eq!(status("one").await.0, 200);
+    assert_eq!(status("two").await.0, 401);
+    let hup =
+        || nix::sys::signal::kill(nix::unistd::Pid::from_raw(bin.pid()), nix::sys::signal::Signal::SIGHUP).unwrap();
+
+    std::fs::write(&web, users("two")).unwrap();
+    hup();
+    crate::common::eventually(std::time::Duration::from_secs(20), "the rotated password", || async {
+        (status("two").await.0 == 200).then_some(())
+    })
+    .await;
+    assert_eq!(status("one").await.0, 401, "the old password still works");
+
+    std::fs::write(&web, "basic_auth_users:\n  scraper: not-bcrypt\n").unwrap();
+    hup();
+    crate::common::eventually(
+        std::time::Duration::from_secs(20),
+        "the failed reload counted",
+        || async {
+            let (code, body) = status("two").await;
+            (code == 200 && body.contains("hostmedic_config_last_reload_successful 0")).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        bin.log().contains("basic_auth_users.scraper"),
+        "the log names the broken key:\n{}",
+        bin.log()
+    );
+}
