@@ -97,6 +97,20 @@ impl SystemdError {
         }
     }
 
+    /// True when the bus refused the call because this connection had too
+    /// many calls waiting for replies (`LimitsExceeded`: dbus-daemon's
+    /// `max_replies_per_connection`, 128 on Debian's system bus).
+    pub fn is_limits_exceeded(&self) -> bool {
+        match self {
+            // zbus maps the bus's own error names to `fdo::Error`.
+            SystemdError::Dbus {
+                source: zbus::Error::FDO(e),
+                ..
+            } => matches!(**e, zbus::fdo::Error::LimitsExceeded(_)),
+            _ => self.dbus_error_name() == Some("org.freedesktop.DBus.Error.LimitsExceeded"),
+        }
+    }
+
     /// True when the error says the connection itself is unusable (as
     /// opposed to a well-formed error reply such as `NoSuchUnit`).
     pub fn is_transport(&self) -> bool {

@@ -752,3 +752,46 @@ fn unit_state_series_rejects_unknown_values_naming_the_key() {
         Config::parse(&format!("[systemd]\nunit_state_series = \"{ok}\"\n"), "test").expect(ok);
     }
 }
+
+/// Many services read uncached with many units in flight: the collector
+/// keeps its pending D-Bus calls under the bus's per-connection limit
+/// (dbus-daemon refuses the 129th with `LimitsExceeded`, which used to lose
+/// those units' data while the scrape still said success), so every unit is
+/// exported on every scrape.
+#[tokio::test(flavor = "multi_thread")]
+async fn many_units_read_at_once_stay_under_the_bus_pending_call_limit() {
+    const N: usize = 300;
+    let mut spec = Spec::new();
+    for i in 0..N {
+        spec = spec.enabled_unit(
+            &format!("gen-{i:03}.service"),
+            "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n",
+        );
+    }
+    let Some(m) = boot_or_skip(spec) else { return };
+    m.wait_for(Duration::from_secs(60), "the generated units started", |m| {
+        m.show("gen-299.service", "ActiveState") == "active"
+    });
+    let text = format!(
+        "[host]\nenabled = false\n[hwmon]\nenabled = false\n[global]\ncollector_timeout = \"30s\"\n\
+         [systemd]\nbus_address = \"{}\"\nuser_managers = \"none\"\ncall_timeout = \"20s\"\n\
+         refresh_interval = \"0s\"\nmax_concurrency = 64\n",
+        m.bus_address()
+    );
+    let srv = InProcess::start(Config::parse(&text, "test").unwrap()).await;
+    for scrape in 0..3 {
+        let set = srv.app.scrape().await;
+        assert_eq!(success(&set), Some(1.0), "scrape {scrape}");
+        let exported = set
+            .get("hostmedic_systemd_service_restarts")
+            .map(|f| {
+                f.samples
+                    .iter()
+                    .filter(|s| s.labels.iter().any(|(k, v)| k == "name" && v.starts_with("gen-")))
+                    .count()
+            })
+            .unwrap_or(0);
+        assert_eq!(exported, N, "scrape {scrape}: restart counters of the generated units");
+    }
+    srv.stop().await;
+}

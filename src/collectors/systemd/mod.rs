@@ -311,13 +311,15 @@ impl SystemdCollector {
         }
         let conn = &session.conn;
         let changes = session.changes.clone();
+        let calls = tokio::sync::Semaphore::new(props::MAX_PENDING_CALLS);
+        let calls = &calls;
         let mut stream = futures::stream::iter(to_read.into_iter().map(|entry| {
             let changes = changes.clone();
             async move {
                 // Generation before the read: a change signal arriving during
                 // or after it makes the entry stale again.
                 let generation = changes.as_ref().map(|c| c.generation(entry.path.as_str())).unwrap_or(0);
-                let res = read_props(conn, &entry.path, unit_type(&entry.name), timeout).await;
+                let res = read_props(conn, &entry.path, unit_type(&entry.name), timeout, calls).await;
                 (entry, generation, res)
             }
         }))
@@ -336,6 +338,10 @@ impl SystemdCollector {
                     );
                     p
                 }
+                // The bus refused the read (too many pending calls): the
+                // unit exists, so failing the scrape beats exporting it
+                // without its properties.
+                Err(e) if e.is_limits_exceeded() => return Err(e),
                 // The unit was unloaded between ListUnits and the read.
                 Err(e) if !e.is_transport() => {
                     tracing::debug!(unit = %entry.name, error = %e, "unit properties unavailable");

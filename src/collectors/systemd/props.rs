@@ -54,13 +54,23 @@ pub(super) fn wanted_props(ty: &str) -> Vec<(&'static str, &'static str)> {
 
 /// Reads the properties `wanted_props` names for one unit: concurrent
 /// `Get`s, pipelined on one connection, each under `timeout`.
+/// At most this many property reads wait for replies at once on the one
+/// connection, whatever `max_concurrency` (units in flight) says: a service
+/// needs five `Get`s, and dbus-daemon refuses a connection's 129th pending
+/// call with `LimitsExceeded` (`max_replies_per_connection`, 128 on Debian's
+/// system bus), which would lose those units' data for the scrape.
+pub(super) const MAX_PENDING_CALLS: usize = 96;
+
 pub(super) async fn read_props(
     conn: &zbus::Connection,
     path: &zbus::OwnedObjectPath,
     ty: &str,
     timeout: Duration,
+    calls: &tokio::sync::Semaphore,
 ) -> Result<Props, SystemdError> {
     let gets = wanted_props(ty).into_iter().map(|(iface, prop)| async move {
+        // Closed only if the scrape is dropped; then nothing waits for us.
+        let _call = calls.acquire().await.ok();
         let fut = async {
             let reply = conn
                 .call_method(
