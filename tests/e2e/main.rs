@@ -18,6 +18,7 @@ mod compose;
 mod dashboards;
 mod dashboards_full;
 mod deploy;
+mod deploy_unit;
 mod fleet;
 mod rules;
 mod scenarios;
