@@ -174,12 +174,20 @@ fn journal_of(m: &SystemdMachine) -> Vec<Entry> {
         .unwrap_or_default()
 }
 
-/// Waits for `rule`'s `Verify` entry and returns its result.
+/// Waits for `rule`'s `Verify` entry and returns its result (or, when one
+/// of its actions did not succeed, what that action said).
 fn wait_verify(m: &SystemdMachine, rule: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let found = journal_of(m).into_iter().find_map(|e| match e.event {
             Event::Verify { rule: r, result, .. } if r == rule => Some(result),
+            Event::Action {
+                rule: r,
+                action,
+                result,
+                detail,
+                ..
+            } if r == rule && result != "ok" => Some(format!("{action} {result}: {detail}")),
             _ => None,
         });
         if let Some(r) = found {
@@ -510,6 +518,9 @@ fn packaged_unit_runs_every_action_under_its_hardening() {
         .unwrap_or_else(|| panic!("no overall exposure in:\n{sec}"))
         .to_string();
     eprintln!("systemd-analyze security hostmedic.service (online): {overall}");
+    for l in sec.lines().filter(|l| l.starts_with('✗')) {
+        eprintln!("  {}", l.split_whitespace().take(2).collect::<Vec<_>>().join(" "));
+    }
     let score: f64 = overall.split_whitespace().next().unwrap().parse().unwrap();
     assert!(
         score <= 3.0,
