@@ -3,7 +3,7 @@
 //! stdin from /dev/null, its own process group, a timeout (or a
 //! cancellation) that SIGKILLs the whole group, and stdout/stderr captured
 //! up to a bound (the rest is read and dropped so a chatty program never
-//! blocks on a full pipe).
+//! blocks on a full pipe), optionally as another user and group.
 //!
 //! A leaf: it knows nothing of probes or actions; callers turn an [`Output`]
 //! into their own result and wording.
@@ -40,6 +40,25 @@ pub struct Command {
     /// After the program ended, how long to wait for the output pipes to
     /// close (a background process it left behind may hold them open).
     pub drain: Duration,
+    /// Run as this uid/gid instead of hostmedic's own (`None`: inherit).
+    pub run_as: Option<RunAs>,
+}
+
+/// The identity a child gets, through `CommandExt::{uid, gid}` (std does
+/// the `setgid`/`setuid` between fork and exec; no `unsafe` here).
+///
+/// Supplementary groups: when `uid` is set and hostmedic is root, std calls
+/// `setgroups(0)` first, so the child has **no** supplementary groups, only
+/// the primary `gid`. They are cleared rather than set to the user's
+/// `/etc/group` memberships because stable std cannot set a list
+/// (`CommandExt::groups` is unstable; a `pre_exec` hook would need `unsafe`),
+/// and a remediation command should hold exactly the group it was given.
+/// With `gid` alone, the uid and its (empty, for a service) supplementary
+/// groups stay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunAs {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
 }
 
 /// The first bytes of a stream, and how many there were in all.
@@ -153,6 +172,14 @@ impl Command {
         if let Some(dir) = &self.current_dir {
             cmd.current_dir(dir);
         }
+        if let Some(RunAs { uid, gid }) = self.run_as {
+            if let Some(gid) = gid {
+                cmd.gid(gid);
+            }
+            if let Some(uid) = uid {
+                cmd.uid(uid);
+            }
+        }
         let mut child = cmd.spawn()?;
         let pgid = child.id();
         let mut guard = GroupGuard(pgid);
@@ -207,6 +234,7 @@ mod tests {
             stdout_max: Some(8),
             stderr_max: 4,
             drain: Duration::from_millis(500),
+            run_as: None,
         }
     }
 

@@ -142,6 +142,10 @@ impl Config {
             docker_timeout: self.docker.timeout.max(std::time::Duration::from_secs(5)),
             notify: self.notify.clone(),
             procfs_root: self.global.procfs_root.clone(),
+            exec_accounts: crate::actions::exec::Accounts {
+                passwd_file: self.receiver.passwd_file.clone(),
+                group_file: self.receiver.group_file.clone(),
+            },
             ..crate::actions::ActionEnv::default()
         }
     }

@@ -28,7 +28,8 @@ build)
   # The Debian archive this machine's apt already uses (the one whose path ends in /debian).
   mirror=${HOSTMEDIC_TEST_MIRROR:-$(grep -rhoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null | head -1 | tr -d ' ')}
   mirror=${mirror:-http://deb.debian.org/debian}
-  debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd \
+  # ca-certificates: the Debian package of hostmedic depends on it (tests/e2e/deploy_unit.rs).
+  debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,ca-certificates \
     bookworm "$R" "$mirror"
   S=$R/etc/systemd/system; mkdir -p $S/multi-user.target.wants
   for u in $MASKED; do ln -sf /dev/null $S/$u; done

@@ -45,6 +45,8 @@ pub struct ActionEnv {
     pub notify: BTreeMap<String, NotifyChannel>,
     /// The HTTP client notifications go through (shared by clones).
     pub notify_client: notify::Client,
+    /// passwd and group files for `exec` actions' `user` / `group`.
+    pub exec_accounts: super::exec::Accounts,
     /// Root of procfs (for `kill`).
     pub procfs_root: PathBuf,
     /// Report what would run, change nothing.
@@ -62,6 +64,7 @@ impl Default for ActionEnv {
             docker_timeout: Duration::from_secs(10),
             notify: BTreeMap::new(),
             notify_client: notify::Client::default(),
+            exec_accounts: super::exec::Accounts::default(),
             procfs_root: PathBuf::from("/proc"),
             dry_run: false,
         }

@@ -1,16 +1,19 @@
 //! `type = "exec"`: an argv run without a shell through
 //! [`crate::command`] (own process group, timeout that kills the group,
 //! bounded output), with a minimal environment (`PATH` and the alert as
-//! `HOSTMEDIC_ALERT_*`) and `/` as working directory.
+//! `HOSTMEDIC_ALERT_*`) and `/` as working directory, optionally as another
+//! user and group (`user`/`group`, looked up at run time in the passwd and
+//! group files [`Accounts`] names).
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use super::template::{check_template, has_placeholders, render_field};
 use super::{ActionEnv, ActionError, Alert, ConfigError, Outcome, OutcomeResult};
-use crate::command::{self, Captured, Ended};
+use crate::command::{self, Captured, Ended, RunAs};
 
 /// `type = "exec"`: argv run without a shell.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +24,16 @@ pub struct ExecAction {
     pub argv: Vec<String>,
     #[serde(default = "default_exec_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// Run as this user: a name from the passwd file or a numeric uid. Its
+    /// primary group is the group unless `group` is set. `None`: hostmedic's
+    /// own user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Run with this primary group: a name from the group file or a numeric
+    /// gid. `None`: the user's primary group (or hostmedic's own group when
+    /// `user` is not set either).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 fn default_exec_timeout() -> Duration {
@@ -59,6 +72,11 @@ impl ExecAction {
         }
         if a.timeout.is_zero() {
             return Err(ConfigError::invalid(format!("{key}.timeout"), "must be greater than 0"));
+        }
+        for (field, value) in [("user", &a.user), ("group", &a.group)] {
+            if let Some(v) = value {
+                AccountId::parse(v).map_err(|why| ConfigError::invalid(format!("{key}.{field}"), why))?;
+            }
         }
         Ok(())
     }
@@ -149,7 +167,21 @@ impl Resolved {
         if argv.is_empty() {
             return Outcome::new(OutcomeResult::Refused, "exec: empty argv", started);
         }
-        let shown = format!("{argv:?}");
+        let run_as = match env
+            .exec_accounts
+            .run_as(self.spec.user.as_deref(), self.spec.group.as_deref())
+            .await
+        {
+            Ok(r) => r,
+            Err(why) => return Outcome::new(OutcomeResult::Failed, format!("exec {argv:?}: {why}"), started),
+        };
+        let shown = match run_as {
+            None => format!("{argv:?}"),
+            Some(RunAs { uid, gid }) => {
+                let id = |v: Option<u32>| v.map_or_else(|| "own".to_string(), |v| v.to_string());
+                format!("{argv:?} as uid {} gid {}", id(uid), id(gid))
+            }
+        };
         if env.dry_run {
             return Outcome::new(
                 OutcomeResult::DryRun,
@@ -167,6 +199,7 @@ impl Resolved {
             // Background processes still holding the pipes do not keep us
             // waiting.
             drain: Duration::from_millis(500),
+            run_as,
         };
         let out = match cmd.run(None).await {
             Ok(o) => o,
@@ -192,5 +225,207 @@ impl Resolved {
             }
             Ended::Exited(st) => Outcome::new(OutcomeResult::Failed, format!("{shown}: {st}\n{output}"), started),
         }
+    }
+}
+
+// ---------------------------------------------------------------- accounts
+
+/// Where `user` and `group` names are looked up (`receiver.passwd_file`,
+/// `receiver.group_file`). Read at each run, so an account created after
+/// startup is found. Hand-parsed rather than through libc's NSS
+/// (`getpwnam`): the files must be configurable (tests point them at
+/// fixtures, a container at the host's), and NSS always reads the running
+/// system's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accounts {
+    pub passwd_file: PathBuf,
+    pub group_file: PathBuf,
+}
+
+impl Default for Accounts {
+    fn default() -> Self {
+        Accounts {
+            passwd_file: PathBuf::from("/etc/passwd"),
+            group_file: PathBuf::from("/etc/group"),
+        }
+    }
+}
+
+/// A `user` or `group` value: a numeric id or an account name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AccountId<'a> {
+    Id(u32),
+    Name(&'a str),
+}
+
+impl<'a> AccountId<'a> {
+    /// Digits: an id (not `4294967295`, which means "unchanged" to the
+    /// kernel). Otherwise a name as `useradd` accepts it: a letter or `_`,
+    /// then letters, digits, `_`, `.`, `-`, at most 32 characters, an
+    /// optional trailing `$`.
+    fn parse(v: &'a str) -> Result<AccountId<'a>, String> {
+        if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+            return match v.parse::<u32>() {
+                Ok(id) if id != u32::MAX => Ok(AccountId::Id(id)),
+                _ => Err(format!("{v:?} is not a valid id (0 to 4294967294)")),
+            };
+        }
+        let body = v.strip_suffix('$').unwrap_or(v);
+        let mut chars = body.chars();
+        let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+        let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !first_ok || !rest_ok || v.len() > 32 {
+            return Err(format!(
+                "{v:?} is neither a numeric id nor an account name (a letter or _, then letters, digits, _ . -, at most 32)"
+            ));
+        }
+        Ok(AccountId::Name(v))
+    }
+}
+
+/// The `(third, fourth)` fields of the first line whose first field is
+/// `name` (passwd: uid, gid) or whose third field is `id`.
+fn find_entry(text: &str, name: Option<&str>, id: Option<u32>) -> Option<(u32, Option<u32>)> {
+    text.lines().find_map(|line| {
+        let mut f = line.split(':');
+        let (entry, _pw, third) = (f.next()?, f.next()?, f.next()?.parse::<u32>().ok()?);
+        let fourth = f.next().and_then(|g| g.parse::<u32>().ok());
+        let hit = name.is_some_and(|n| n == entry) || id == Some(third);
+        hit.then_some((third, fourth))
+    })
+}
+
+async fn read_accounts(path: &Path) -> Result<String, String> {
+    tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+impl Accounts {
+    /// The uid/gid to run with; `Ok(None)` when neither is set. `Err` says
+    /// which name is unknown and in which file.
+    pub async fn run_as(&self, user: Option<&str>, group: Option<&str>) -> Result<Option<RunAs>, String> {
+        let (uid, primary) = match user.map(AccountId::parse).transpose()? {
+            None => (None, None),
+            Some(id) => {
+                let passwd = read_accounts(&self.passwd_file).await?;
+                let found = match id {
+                    AccountId::Id(uid) => find_entry(&passwd, None, Some(uid)).or(Some((uid, None))),
+                    AccountId::Name(n) => find_entry(&passwd, Some(n), None),
+                };
+                let Some((uid, gid)) = found else {
+                    return Err(format!(
+                        "user {:?} is not in {}",
+                        user.unwrap_or_default(),
+                        self.passwd_file.display()
+                    ));
+                };
+                (Some(uid), gid)
+            }
+        };
+        let gid = match group.map(AccountId::parse).transpose()? {
+            None => primary,
+            Some(AccountId::Id(gid)) => Some(gid),
+            Some(AccountId::Name(n)) => {
+                let groups = read_accounts(&self.group_file).await?;
+                match find_entry(&groups, Some(n), None) {
+                    Some((gid, _)) => Some(gid),
+                    None => return Err(format!("group {n:?} is not in {}", self.group_file.display())),
+                }
+            }
+        };
+        if uid.is_some() && gid.is_none() {
+            return Err(format!(
+                "user {:?} has no entry with a primary group in {}: set `group`",
+                user.unwrap_or_default(),
+                self.passwd_file.display()
+            ));
+        }
+        Ok((uid.is_some() || gid.is_some()).then_some(RunAs { uid, gid }))
+    }
+}
+
+#[cfg(test)]
+mod account_tests {
+    use super::*;
+
+    const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\npostgres:x:107:114::/var/lib/postgresql:/bin/sh\nbroken:x:notanumber:1::/:/bin/sh\n";
+    const GROUP: &str = "root:x:0:\nssl-cert:x:111:postgres\npostgres:x:114:\n";
+
+    fn fixture() -> (tempfile::TempDir, Accounts) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("passwd"), PASSWD).unwrap();
+        std::fs::write(dir.path().join("group"), GROUP).unwrap();
+        let acc = Accounts {
+            passwd_file: dir.path().join("passwd"),
+            group_file: dir.path().join("group"),
+        };
+        (dir, acc)
+    }
+
+    #[test]
+    fn ids_and_names_are_checked_for_syntax() {
+        assert_eq!(AccountId::parse("107"), Ok(AccountId::Id(107)));
+        assert_eq!(AccountId::parse("www-data"), Ok(AccountId::Name("www-data")));
+        assert_eq!(AccountId::parse("machine$"), Ok(AccountId::Name("machine$")));
+        for bad in [
+            "",
+            "4294967295",
+            "99999999999",
+            "-rf",
+            "a b",
+            "root:0",
+            "1abc",
+            &"a".repeat(33),
+        ] {
+            assert!(AccountId::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[tokio::test]
+    async fn names_resolve_through_the_files_at_run_time() {
+        let (_dir, acc) = fixture();
+        let r = |u: Option<&'static str>, g: Option<&'static str>| {
+            let acc = acc.clone();
+            async move { acc.run_as(u, g).await }
+        };
+        assert_eq!(r(None, None).await, Ok(None));
+        let both = Ok(Some(RunAs {
+            uid: Some(107),
+            gid: Some(114),
+        }));
+        assert_eq!(r(Some("postgres"), None).await, both.clone());
+        assert_eq!(r(Some("107"), None).await, both);
+        let cert = Ok(Some(RunAs {
+            uid: Some(107),
+            gid: Some(111),
+        }));
+        assert_eq!(r(Some("postgres"), Some("ssl-cert")).await, cert);
+        assert_eq!(
+            r(None, Some("114")).await,
+            Ok(Some(RunAs {
+                uid: None,
+                gid: Some(114)
+            }))
+        );
+        let e = r(Some("mysql"), None).await.unwrap_err();
+        assert!(e.contains("user \"mysql\" is not in") && e.contains("passwd"), "{e}");
+        let e = r(Some("postgres"), Some("wheel")).await.unwrap_err();
+        assert!(e.contains("group \"wheel\" is not in") && e.contains("group"), "{e}");
+        let e = r(Some("4242"), None).await.unwrap_err();
+        assert!(e.contains("set `group`"), "{e}");
+        assert_eq!(
+            r(Some("4242"), Some("0")).await,
+            Ok(Some(RunAs {
+                uid: Some(4242),
+                gid: Some(0)
+            }))
+        );
+        let missing = Accounts {
+            passwd_file: PathBuf::from("/nonexistent/passwd"),
+            ..acc.clone()
+        };
+        let e = missing.run_as(Some("postgres"), None).await.unwrap_err();
+        assert!(e.contains("cannot read /nonexistent/passwd"), "{e}");
     }
 }

@@ -83,11 +83,15 @@ fn validate_names_the_key() {
     let s = ActionSpec::Exec(ExecAction {
         argv: vec![script.display().to_string()],
         timeout: Duration::from_secs(1),
+        user: None,
+        group: None,
     });
     assert!(s.validate("r.a").unwrap_err().to_string().contains("not executable"));
     let s = ActionSpec::Exec(ExecAction {
         argv: vec![dir.path().display().to_string()],
         timeout: Duration::from_secs(1),
+        user: None,
+        group: None,
     });
     assert!(
         s.validate("r.a")

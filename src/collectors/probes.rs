@@ -358,6 +358,7 @@ async fn command_outcome(p: &CommandProbe, shutdown: &CancellationToken) -> Resu
         // A leftover grandchild holding stderr open only costs this bounded
         // wait.
         drain: Duration::from_secs(1),
+        run_as: None,
     };
     let out = cmd.run(Some(shutdown)).await.map_err(|source| {
         (

@@ -77,6 +77,10 @@ pub struct ReceiverConfig {
     /// Notification channels told when any rule's budget is exhausted (in
     /// addition to the rule's own `escalate`).
     pub escalate: Vec<String>,
+    /// Where `exec` actions' `user` names are looked up (at each run).
+    pub passwd_file: PathBuf,
+    /// Where `exec` actions' `group` names are looked up (at each run).
+    pub group_file: PathBuf,
 }
 
 impl Default for ReceiverConfig {
@@ -105,6 +109,8 @@ impl Default for ReceiverConfig {
             budget_attempts: 3,
             budget_window: Duration::from_secs(3600),
             escalate: Vec::new(),
+            passwd_file: PathBuf::from("/etc/passwd"),
+            group_file: PathBuf::from("/etc/group"),
         }
     }
 }

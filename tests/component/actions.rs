@@ -96,6 +96,8 @@ async fn exec_templated_argv_and_minimal_env() {
     let spec = ActionSpec::Exec(ExecAction {
         argv: vec![script, "--disk={{ labels.device }}".into(), "{{ labels.evil }}".into()],
         timeout: Duration::from_secs(10),
+        user: None,
+        group: None,
     });
     let a = alert(&[("device", "sda1"), ("evil", "$(id); rm -rf / `x`"), ("my_label", "v")]);
     let (t, o) = resolve_and_run(&spec, &a, &ActionEnv::default()).await;
@@ -143,6 +145,8 @@ async fn exec_failure_and_truncated_output() {
     let spec = ActionSpec::Exec(ExecAction {
         argv: vec![script],
         timeout: Duration::from_secs(20),
+        user: None,
+        group: None,
     });
     let (_, o) = resolve_and_run(&spec, &alert(&[]), &ActionEnv::default()).await;
     assert_eq!(o.result, OutcomeResult::Failed, "{}", o.detail);
@@ -163,6 +167,8 @@ async fn exec_timeout_kills_the_process_group() {
     let spec = ActionSpec::Exec(ExecAction {
         argv: vec![script],
         timeout: Duration::from_millis(800),
+        user: None,
+        group: None,
     });
     let t0 = Instant::now();
     let (_, o) = resolve_and_run(&spec, &alert(&[]), &ActionEnv::default()).await;
@@ -199,6 +205,8 @@ async fn exec_cancelled_by_the_caller_leaves_nothing_running() {
     let spec = ActionSpec::Exec(ExecAction {
         argv: vec![script],
         timeout: Duration::from_secs(600),
+        user: None,
+        group: None,
     });
     let a = alert(&[]);
     let t = spec.resolve(&a).unwrap();
@@ -225,6 +233,8 @@ async fn exec_dry_run_runs_nothing() {
     let spec = ActionSpec::Exec(ExecAction {
         argv: vec![script],
         timeout: Duration::from_secs(5),
+        user: None,
+        group: None,
     });
     let env = ActionEnv {
         dry_run: true,

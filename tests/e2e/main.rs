@@ -21,6 +21,7 @@ mod compose;
 mod dashboards;
 mod dashboards_full;
 mod deploy;
+mod deploy_unit;
 mod fleet;
 mod fleet_series;
 mod getting_started;
