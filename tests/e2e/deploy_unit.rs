@@ -527,6 +527,58 @@ fn packaged_unit_runs_every_action_under_its_hardening() {
         "exposure {overall} is worse than docs/deploy.md says:\n{sec}"
     );
 
+    // `systemctl reload`: the operator adds a rule to the conffile; the same
+    // process (no restart) takes it, and what it had journaled still counts.
+    let pid_before = m.show("hostmedic.service", "MainPID");
+    let seq_before = journal_of(&m).last().map(|e| e.seq).unwrap_or(0);
+    let config = format!(
+        "{}\n[[remediation]]\nname = \"added-by-reload\"\nalertname = \"DeployTestReloaded\"\n\
+         actions = [{{ type = \"exec\", argv = [\"/usr/bin/id\", \"-u\"], user = \"nobody\", timeout = \"10s\" }}]\n",
+        operator_config()
+    );
+    std::fs::write(m.rootfs().join("etc/hostmedic/hostmedic.toml"), config).unwrap();
+    run_ok(&m, &["systemctl", "reload", "hostmedic"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !unit_log(&m).contains("configuration reloaded") {
+        assert!(Instant::now() < deadline, "no reload logged:\n{}", unit_log(&m));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let body = metrics(&m);
+    assert!(
+        body.lines().any(|l| l == "hostmedic_config_last_reload_successful 1"),
+        "reload not counted as successful"
+    );
+    assert_eq!(
+        m.show("hostmedic.service", "MainPID"),
+        pid_before,
+        "reload restarted the process"
+    );
+    post(&m, alert("DeployTestReloaded", &[], "0000000000000005"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let added = loop {
+        if let Some(a) = actions_of(&m, "added-by-reload").pop() {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "the reloaded rule never ran");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(added.1, "ok", "{added:?}");
+    assert!(added.2.contains("65534"), "{added:?}");
+    // The journal goes on from where it was: nothing before the reload lost,
+    // the reloaded rule's entries numbered after it.
+    let after = journal_of(&m);
+    assert!(
+        after.iter().any(|e| e.seq == seq_before),
+        "entries before the reload kept"
+    );
+    assert!(
+        after
+            .iter()
+            .filter(|e| matches!(&e.event, Event::Action { rule, .. } if rule == "added-by-reload"))
+            .all(|e| e.seq > seq_before),
+        "the sequence goes on after the reload"
+    );
+
     // A clean stop writes the final checkpoint: it covers the whole journal.
     run_ok(&m, &["systemctl", "stop", "hostmedic"]);
     assert_eq!(m.show("hostmedic.service", "ActiveState"), "inactive");
