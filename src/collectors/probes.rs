@@ -223,7 +223,10 @@ type Results = Arc<Mutex<Vec<Option<ProbeResult>>>>;
 pub struct ProbesCollector {
     http: Vec<HttpProbe>,
     command: Vec<CommandProbe>,
-    client: reqwest::Client,
+    /// The HTTP client, or why it could not be built (e.g. a host without a
+    /// system trust store): then the HTTP probes fail with that reason, and
+    /// hostmedic still starts and runs everything else.
+    client: Result<reqwest::Client, String>,
     /// Indexed http probes first, then command probes; None until the first run.
     results: Results,
 }
@@ -239,7 +242,7 @@ impl ProbesCollector {
             // from the environment would turn 127.0.0.1 into someone else.
             .no_proxy()
             .build()
-            .map_err(|e| ConfigError::invalid("probes.http", format!("cannot build HTTP client: {e}")))?;
+            .map_err(|e| format!("cannot build the HTTP client: {e}"));
         let n = cfg.http.len() + cfg.command.len();
         Ok(ProbesCollector {
             http: cfg.http.clone(),
@@ -476,7 +479,18 @@ impl ProbesCollector {
             let r = match kind {
                 Kind::Http => {
                     tokio::select! {
-                        r = run_http(&self.client, &self.http[i]) => r,
+                        r = async {
+                            match &self.client {
+                                Ok(c) => run_http(c, &self.http[i]).await,
+                                Err(e) => ProbeResult {
+                                    success: false,
+                                    code: 0,
+                                    duration: Duration::ZERO,
+                                    at: SystemTime::now(),
+                                    error: Some(e.clone()),
+                                },
+                            }
+                        } => r,
                         _ = shutdown.cancelled() => return,
                     }
                 }

@@ -1,4 +1,4 @@
-//! The S1–S12 field scenarios of `../shared/SCENARIOS.md`, one module per
+//! The S1–S12 field scenarios of docs/scenarios.md, one module per
 //! area of the host (the table in `docs/e2e.md` maps scenarios to modules),
 //! plus `harness`, which checks the `Stack` they all run on.
 
