@@ -291,6 +291,24 @@ impl SystemdMachine {
     }
 
     /// Runs a command inside the machine (its namespaces and root).
+    /// `systemctl --user ARGS` as `user` (uid `uid`) inside the machine,
+    /// against that user's manager.
+    pub fn systemctl_user(&self, user: &str, uid: u32, args: &[&str]) -> Output {
+        let runtime = format!("XDG_RUNTIME_DIR=/run/user/{uid}");
+        let mut argv = vec![
+            "runuser",
+            "-u",
+            user,
+            "--",
+            "env",
+            runtime.as_str(),
+            "systemctl",
+            "--user",
+        ];
+        argv.extend_from_slice(args);
+        self.exec(&argv)
+    }
+
     pub fn exec(&self, argv: &[&str]) -> Output {
         let pid = self.pid.to_string();
         Command::new("nsenter")

@@ -280,17 +280,6 @@ async fn shed_load_stops_units_and_user_manager_is_reachable() {
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
     assert!(o.detail.contains("--user (medic)"), "{}", o.detail);
     assert_eq!(t.verify(&env, Duration::from_secs(15)).await, Verification::Verified);
-    let out = m.exec(&[
-        "runuser",
-        "-u",
-        "medic",
-        "--",
-        "env",
-        "XDG_RUNTIME_DIR=/run/user/1000",
-        "systemctl",
-        "--user",
-        "is-active",
-        "bot.service",
-    ]);
+    let out = m.systemctl_user("medic", 1000, &["is-active", "bot.service"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "active");
 }

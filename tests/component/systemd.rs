@@ -477,20 +477,7 @@ async fn user_manager_is_discovered_and_labelled() {
     // The user manager may have started before the symlink: make it re-read.
     let bus = m.root().join("run/user/1000/bus");
     m.wait_for(Duration::from_secs(30), "the user bus", |_| bus.exists());
-    let user = |args: &[&str]| {
-        let mut argv = vec![
-            "runuser",
-            "-u",
-            "medic",
-            "--",
-            "env",
-            "XDG_RUNTIME_DIR=/run/user/1000",
-            "systemctl",
-            "--user",
-        ];
-        argv.extend_from_slice(args);
-        m.exec(&argv)
-    };
+    let user = |args: &[&str]| m.systemctl_user("medic", 1000, args);
     user(&["daemon-reload"]);
     user(&["start", "hello.service"]);
     user(&["start", "oops.service"]);
