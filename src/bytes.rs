@@ -18,6 +18,26 @@ impl ByteSize {
     pub fn bytes(self) -> u64 {
         self.0
     }
+
+    /// For people: the largest binary unit that leaves at least 1, up to
+    /// one decimal (`3GiB`, `1.5MiB`, `512B`), in the configuration's own
+    /// notation so it parses back (rounded down).
+    pub fn human(self) -> String {
+        const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+        let mut unit = 0;
+        while unit + 1 < UNITS.len() && self.0 >= 1u64 << (10 * (unit + 1)) {
+            unit += 1;
+        }
+        if unit == 0 {
+            return format!("{}B", self.0);
+        }
+        let tenths = (self.0 as u128 * 10) >> (10 * unit);
+        if tenths.is_multiple_of(10) {
+            format!("{}{}", tenths / 10, UNITS[unit])
+        } else {
+            format!("{}.{}{}", tenths / 10, tenths % 10, UNITS[unit])
+        }
+    }
 }
 
 impl fmt::Display for ByteSize {
@@ -119,6 +139,20 @@ impl<'de> Deserialize<'de> for ByteSize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn human_sizes() {
+        for (n, want) in [
+            (0, "0B"),
+            (512, "512B"),
+            (1536, "1.5KiB"),
+            (8 << 20, "8MiB"),
+            (3 << 30, "3GiB"),
+            (2_147_483_649, "2GiB"),
+        ] {
+            assert_eq!(ByteSize(n).human(), want);
+        }
+    }
 
     #[test]
     fn parses_integers_and_units() {

@@ -69,6 +69,9 @@ pub enum Command {
         since: Option<String>,
         #[arg(long, value_enum, default_value_t = IncidentFormat::Md)]
         format: IncidentFormat,
+        /// Only the incidents not resolved (still firing, held, waiting for approval).
+        #[arg(long)]
+        open: bool,
         /// Journal file (defaults to `receiver.journal_path`).
         #[arg(long)]
         journal: Option<PathBuf>,
@@ -153,7 +156,12 @@ pub fn main() -> anyhow::Result<std::process::ExitCode> {
             })?;
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Some(Command::Incidents { since, format, journal }) => {
+        Some(Command::Incidents {
+            since,
+            format,
+            open,
+            journal,
+        }) => {
             let cfg = load(&cli)?;
             let path = journal.clone().unwrap_or(cfg.receiver.journal_path.clone());
             let since = since
@@ -162,12 +170,23 @@ pub fn main() -> anyhow::Result<std::process::ExitCode> {
                 .transpose()
                 .map_err(anyhow::Error::msg)?;
             let (entries, warnings) = crate::receiver::incidents::load(&path, since)?;
-            match format {
-                IncidentFormat::Md => print!(
+            let shown = path.display().to_string();
+            match (format, open) {
+                (IncidentFormat::Md, false) => print!(
                     "{}",
-                    crate::receiver::incidents::markdown(&entries, &path.display().to_string(), since, warnings)
+                    crate::receiver::incidents::markdown(&entries, &shown, since, warnings)
                 ),
-                IncidentFormat::Json => println!("{}", serde_json::to_string_pretty(&entries)?),
+                (IncidentFormat::Md, true) => print!(
+                    "{}",
+                    crate::receiver::incidents::markdown_open(&entries, &shown, since, warnings)
+                ),
+                (IncidentFormat::Json, open) => {
+                    let (mut incidents, _) = crate::receiver::incidents::build(&entries);
+                    if *open {
+                        incidents = crate::receiver::incidents::open_only(incidents);
+                    }
+                    println!("{}", serde_json::to_string_pretty(&incidents)?)
+                }
             }
             Ok(std::process::ExitCode::SUCCESS)
         }

@@ -18,6 +18,12 @@ pub fn system_time(ts: f64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs_f64(ts.max(0.0))
 }
 
+/// `ts` (Unix seconds) as RFC 3339 in UTC, to the second
+/// (`2026-11-22T07:07:46Z`).
+pub fn rfc3339_seconds(ts: f64) -> String {
+    humantime::format_rfc3339_seconds(system_time(ts)).to_string()
+}
+
 /// RFC 3339 as Alertmanager and the Docker Engine write it
 /// (`2026-11-22T07:07:46.877Z`, up to nanoseconds, also with a numeric
 /// offset). Go's zero time `0001-01-01T00:00:00Z` is valid.

@@ -103,7 +103,9 @@ pub fn manager_target(manager: &Manager, env: &ActionEnv) -> Result<ManagerTarge
     }
 }
 
-async fn connect(manager: &Manager, env: &ActionEnv) -> Result<Connection, String> {
+/// A connection to `manager` as `env` configures it (the actions' and the
+/// evidence's one way there).
+pub(crate) async fn connect(manager: &Manager, env: &ActionEnv) -> Result<Connection, String> {
     let target = manager_target(manager, env)?;
     sd::connect(&target, env.systemd_timeout)
         .await

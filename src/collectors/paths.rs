@@ -294,6 +294,12 @@ impl PathsCollector {
                 }
             }
         }
+        // The receiver's evidence reads the history of what was measured.
+        let now = crate::time::now();
+        for r in &reports {
+            crate::observed::record_path_size(&r.watch, &r.path, r.limit, now, r.size);
+        }
+        crate::observed::retain_paths(&|w, p| reports.iter().any(|r| r.watch == w && r.path == p));
         let reports = Arc::new(reports);
         *crate::sync::write(&self.cache) = Some(reports.clone());
         reports

@@ -20,7 +20,8 @@ use bollard::models::{
     RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    InspectContainerOptions, RestartContainerOptions, StartContainerOptions, StatsOptions, StopContainerOptions,
+    InspectContainerOptions, LogsOptions, RestartContainerOptions, StartContainerOptions, StatsOptions,
+    StopContainerOptions,
 };
 use futures::StreamExt;
 
@@ -319,6 +320,58 @@ impl Connection {
         Ok(ContainerStatus::from_inspect(resp))
     }
 
+    /// The outcome of the container's last health-check probes, oldest
+    /// first, as the engine keeps them (`State.Health.Log`, up to five):
+    /// `(start time, exit code, output)`. Empty without a health check.
+    pub async fn health_log(&self, name: &str) -> Result<Vec<HealthProbe>, DockerError> {
+        let resp = self
+            .run(
+                name.to_string(),
+                self.docker.inspect_container(name, None::<InspectContainerOptions>),
+            )
+            .await?;
+        let log = resp
+            .state
+            .and_then(|s| s.health)
+            .and_then(|h| h.log)
+            .unwrap_or_default();
+        Ok(log
+            .into_iter()
+            .map(|p| HealthProbe {
+                start: p.start.map(|t| t.to_string()).unwrap_or_default(),
+                exit_code: p.exit_code.unwrap_or(-1),
+                output: p.output.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// The last `lines` lines the container wrote (stdout and stderr, with
+    /// the engine's timestamps), at most `max_bytes` read. Containers with a
+    /// logging driver the engine cannot read back answer an error.
+    pub async fn logs_tail(&self, name: &str, lines: usize, max_bytes: usize) -> Result<Vec<String>, DockerError> {
+        let opts = LogsOptions {
+            stdout: true,
+            stderr: true,
+            timestamps: true,
+            tail: lines.to_string(),
+            ..Default::default()
+        };
+        let mut stream = self.docker.logs(name, Some(opts));
+        let read = async move {
+            let mut text = String::new();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+                if text.len() >= max_bytes {
+                    break;
+                }
+            }
+            Ok(text)
+        };
+        let text = self.run(format!("logs {name}"), read).await?;
+        Ok(text.lines().map(str::to_string).collect())
+    }
+
     /// Current memory use of a running container from one-shot stats
     /// (`stream=false&one-shot=true`): usage minus inactive file cache, as
     /// `docker stats` shows it. One-shot skips the second CPU sample, but
@@ -340,6 +393,16 @@ impl Connection {
             Some(working_set(usage, &stats))
         }))
     }
+}
+
+/// One health-check probe as the engine recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthProbe {
+    /// When it started (RFC 3339, as the engine wrote it).
+    pub start: String,
+    pub exit_code: i64,
+    /// Its output (the engine keeps at most 4 KiB).
+    pub output: String,
 }
 
 /// Container states, in the order of the one-hot `state` label.

@@ -125,11 +125,31 @@ impl NotifyChannel {
         }
     }
 
-    fn prepare(&self, title: &str, message: &str, alert: &serde_json::Value) -> Result<Prepared, String> {
+    /// Builds the request; `evidence` is appended to the message within
+    /// the channel's limit ([`compose`]: evidence is cut first).
+    fn prepare(
+        &self,
+        title: &str,
+        message: &str,
+        evidence: &str,
+        alert: &serde_json::Value,
+    ) -> Result<Prepared, String> {
         match self {
-            NotifyChannel::Ntfy(c) => c.prepare(title, message),
-            NotifyChannel::Telegram(c) => c.prepare(title, message),
-            NotifyChannel::Webhook(c) => c.prepare(title, message, alert),
+            NotifyChannel::Ntfy(c) => c.prepare(title, &compose(message, evidence, NTFY_MESSAGE_MAX, Measure::Bytes)),
+            NotifyChannel::Telegram(c) => {
+                // Telegram has no title: the text is the title line, then the message.
+                let head = if title.is_empty() {
+                    message.to_string()
+                } else {
+                    format!("{title}\n{message}")
+                };
+                c.prepare(&compose(&head, evidence, TELEGRAM_TEXT_MAX, Measure::Utf16))
+            }
+            NotifyChannel::Webhook(c) => c.prepare(
+                title,
+                &compose(message, evidence, WEBHOOK_MESSAGE_MAX, Measure::Bytes),
+                alert,
+            ),
         }
     }
 }
@@ -240,6 +260,100 @@ fn add_bearer(
     Ok(())
 }
 
+/// How a channel measures its message limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// UTF-8 bytes (ntfy, webhooks).
+    Bytes,
+    /// UTF-16 code units, as Telegram counts its 4096 "characters".
+    Utf16,
+}
+
+impl Measure {
+    pub fn len(self, s: &str) -> usize {
+        match self {
+            Measure::Bytes => s.len(),
+            Measure::Utf16 => s.encode_utf16().count(),
+        }
+    }
+}
+
+/// ntfy's default message limit (`message-size-limit`, 4 KiB; a longer
+/// message becomes an attachment).
+pub const NTFY_MESSAGE_MAX: usize = 4096;
+/// Telegram's limit on a message's text (title line included).
+pub const TELEGRAM_TEXT_MAX: usize = 4096;
+/// hostmedic's cap on a webhook's `message` (the receiving end is unknown;
+/// 64 KiB stays under every common request limit).
+pub const WEBHOOK_MESSAGE_MAX: usize = 64 * 1024;
+
+/// What is appended when evidence was cut to fit a channel.
+const EVIDENCE_CUT: &str = "… (evidence cut to fit the channel; `hostmedic incidents` has all of it)";
+
+/// `head`, then a blank line and `evidence`, within `max` (as `measure`
+/// counts). Evidence is cut first, at a line boundary, and says so; the
+/// head is only cut when it alone is longer than `max`.
+pub fn compose(head: &str, evidence: &str, max: usize, measure: Measure) -> String {
+    let evidence = evidence.trim_end();
+    let full = if evidence.is_empty() {
+        head.to_string()
+    } else {
+        format!("{head}\n\n{evidence}")
+    };
+    if measure.len(&full) <= max {
+        return full;
+    }
+    let head_len = measure.len(head);
+    if head_len >= max {
+        return truncate_measured(head, max, measure);
+    }
+    let room = max - head_len;
+    let overhead = measure.len("\n\n") + measure.len(EVIDENCE_CUT) + 1;
+    if room <= overhead {
+        return head.to_string();
+    }
+    let mut budget = room - overhead;
+    let mut kept = String::new();
+    for line in evidence.lines() {
+        let n = measure.len(line) + 1;
+        if n > budget {
+            // One more, cut line when there is room for a useful part of it.
+            if budget > 40 {
+                kept.push_str(&truncate_measured(line, budget - 1, measure));
+                kept.push('\n');
+            }
+            break;
+        }
+        budget -= n;
+        kept.push_str(line);
+        kept.push('\n');
+    }
+    format!("{head}\n\n{kept}{EVIDENCE_CUT}")
+}
+
+/// `s` cut to at most `max` (as `measure` counts), ending in `…` when cut.
+fn truncate_measured(s: &str, max: usize, measure: Measure) -> String {
+    if measure.len(s) <= max {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    let ell = measure.len("…");
+    for c in s.chars() {
+        let n = match measure {
+            Measure::Bytes => c.len_utf8(),
+            Measure::Utf16 => c.len_utf16(),
+        };
+        if used + n + ell > max {
+            break;
+        }
+        used += n;
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
 fn truncate_chars(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_string();
@@ -284,8 +398,21 @@ impl Client {
         message: &str,
         alert: &impl Serialize,
     ) -> Result<String, String> {
+        self.send_with_evidence(ch, title, message, "", alert).await
+    }
+
+    /// As [`Client::send`], with `evidence` appended to the message within
+    /// the channel's length limit (evidence is cut first, never the message).
+    pub async fn send_with_evidence(
+        &self,
+        ch: &NotifyChannel,
+        title: &str,
+        message: &str,
+        evidence: &str,
+        alert: &impl Serialize,
+    ) -> Result<String, String> {
         let alert = serde_json::to_value(alert).map_err(|e| format!("alert: {e}"))?;
-        let p = ch.prepare(title, message, &alert)?;
+        let p = ch.prepare(title, message, evidence, &alert)?;
         let secrets: Vec<&str> = p.secrets.iter().map(String::as_str).collect();
         let (retries, backoff, timeout) = ch.policy();
         let client = self.http()?;
@@ -346,8 +473,22 @@ impl Client {
         message: &str,
         alert: &impl Serialize,
     ) -> Result<String, String> {
+        self.send_to_with_evidence(channels, name, title, message, "", alert)
+            .await
+    }
+
+    /// As [`Client::send_to`], with evidence ([`Client::send_with_evidence`]).
+    pub async fn send_to_with_evidence(
+        &self,
+        channels: &Channels,
+        name: &str,
+        title: &str,
+        message: &str,
+        evidence: &str,
+        alert: &impl Serialize,
+    ) -> Result<String, String> {
         let ch = channel(channels, name)?;
-        match self.send(ch, title, message, alert).await {
+        match self.send_with_evidence(ch, title, message, evidence, alert).await {
             Ok(d) => Ok(format!("notified {name}: {d}")),
             Err(d) => Err(format!("notify {name}: {d}")),
         }

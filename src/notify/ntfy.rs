@@ -59,7 +59,7 @@ impl NtfyChannel {
         let body = serde_json::json!({
             "topic": self.topic,
             "title": truncate_chars(title, 256),
-            "message": truncate_chars(message, 4000),
+            "message": message,
             "priority": self.priority,
             "tags": self.tags,
         });

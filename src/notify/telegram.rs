@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Prepared, check_secret_file, check_url, read_secret, truncate_chars};
+use super::{Prepared, check_secret_file, check_url, read_secret};
 use crate::error::ConfigError;
 
 channel! {
@@ -47,7 +47,9 @@ impl TelegramChannel {
         Ok(())
     }
 
-    pub(super) fn prepare(&self, title: &str, message: &str) -> Result<Prepared, String> {
+    /// `text` is the whole message, title line included, already within
+    /// [`super::TELEGRAM_TEXT_MAX`].
+    pub(super) fn prepare(&self, text: &str) -> Result<Prepared, String> {
         let token = read_secret(&self.bot_token_file)?;
         let base = self.api_base.trim_end_matches('/');
         let url = reqwest::Url::parse(&format!("{base}/bot{token}/sendMessage"))
@@ -56,14 +58,9 @@ impl TelegramChannel {
             ChatId::Id(n) => serde_json::json!(n),
             ChatId::Name(s) => serde_json::json!(s),
         };
-        let text = if title.is_empty() {
-            message.to_string()
-        } else {
-            format!("{title}\n{message}")
-        };
         let body = serde_json::json!({
             "chat_id": chat_id,
-            "text": truncate_chars(&text, 4096),
+            "text": text,
             "disable_web_page_preview": true,
         });
         Ok(Prepared {

@@ -69,3 +69,52 @@ fn secret_files() {
     assert!(read_secret(&f).unwrap_err().contains("empty"));
     assert!(read_secret(&d.path().join("missing")).is_err());
 }
+
+#[test]
+fn evidence_is_cut_first_never_the_headline() {
+    let head = "stopped crash-looping worker.service\nHostmedicUnitCrashLooping (firing)";
+    let evidence: String = (0..500)
+        .map(|i| format!("journal line {i:03} with some text\n"))
+        .collect();
+    for (max, m) in [(TELEGRAM_TEXT_MAX, Measure::Utf16), (NTFY_MESSAGE_MAX, Measure::Bytes)] {
+        let out = compose(head, &evidence, max, m);
+        assert!(m.len(&out) <= max, "{} > {max}", m.len(&out));
+        assert!(out.starts_with(head), "headline intact");
+        assert!(out.contains("journal line 000"), "evidence kept from its start");
+        assert!(out.trim_end().ends_with("has all of it)"), "says it was cut");
+    }
+    // Fits: unchanged, one blank line between.
+    assert_eq!(compose("h", "e\n", 100, Measure::Bytes), "h\n\ne");
+    assert_eq!(compose("h", "", 100, Measure::Bytes), "h");
+    // Telegram counts UTF-16 units: astral characters count twice.
+    let wide = "😀".repeat(3000);
+    let out = compose("h", &wide, TELEGRAM_TEXT_MAX, Measure::Utf16);
+    assert!(Measure::Utf16.len(&out) <= TELEGRAM_TEXT_MAX);
+    // A headline longer than the limit is cut (nothing else fits).
+    let long = "x".repeat(5000);
+    let out = compose(&long, "evidence", NTFY_MESSAGE_MAX, Measure::Bytes);
+    assert_eq!(out.len(), NTFY_MESSAGE_MAX - "…".len() + "…".len());
+    assert!(!out.contains("evidence"));
+}
+
+#[test]
+fn telegram_text_carries_title_message_and_evidence_within_4096() {
+    let d = tempfile::tempdir().unwrap();
+    let tok = d.path().join("t");
+    std::fs::write(&tok, "123456:secret-token-value\n").unwrap();
+    let ch = NotifyChannel::Telegram(TelegramChannel {
+        api_base: "http://127.0.0.1:1".into(),
+        bot_token_file: tok,
+        chat_id: ChatId::Id(1),
+        retries: 0,
+        backoff: Duration::from_secs(1),
+        timeout: Duration::from_secs(1),
+    });
+    let evidence = "e".repeat(10_000);
+    let p = ch
+        .prepare("title", "message", &evidence, &serde_json::json!({}))
+        .unwrap();
+    let text = p.body["text"].as_str().unwrap();
+    assert!(text.starts_with("title\nmessage\n\neee"), "{}", &text[..40]);
+    assert!(text.encode_utf16().count() <= 4096);
+}

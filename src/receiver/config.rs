@@ -81,6 +81,9 @@ pub struct ReceiverConfig {
     pub passwd_file: PathBuf,
     /// Where `exec` actions' `group` names are looked up (at each run).
     pub group_file: PathBuf,
+    /// `[receiver.evidence]`: what is captured about a target with every
+    /// incident (see `crate::evidence`).
+    pub evidence: crate::evidence::EvidenceConfig,
 }
 
 impl Default for ReceiverConfig {
@@ -111,6 +114,7 @@ impl Default for ReceiverConfig {
             escalate: Vec::new(),
             passwd_file: PathBuf::from("/etc/passwd"),
             group_file: PathBuf::from("/etc/group"),
+            evidence: crate::evidence::EvidenceConfig::default(),
         }
     }
 }
@@ -296,6 +300,7 @@ impl ReceiverConfig {
                 "collides with a built-in endpoint",
             ));
         }
+        self.evidence.compile("receiver.evidence")?;
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::invalid("receiver.max_body_bytes", "must be at least 1024"));
         }

@@ -61,6 +61,8 @@ pub struct Settings {
     pub env: ActionEnv,
     /// Who this host is (`[fleet]`): alerts naming another host are refused.
     pub identity: Identity,
+    /// `[receiver.evidence]`, compiled.
+    pub evidence: crate::evidence::Capture,
 }
 
 impl Settings {
@@ -76,6 +78,7 @@ impl Settings {
     ) -> Result<Settings, ConfigError> {
         Ok(Settings {
             auth: Auth::load(&cfg)?,
+            evidence: cfg.evidence.compile("receiver.evidence")?,
             cfg,
             rules,
             env,

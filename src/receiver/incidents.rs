@@ -1,11 +1,23 @@
-//! `hostmedic incidents`: renders the journal as a readable markdown incident
-//! log (or filtered JSON), newest last.
+//! `hostmedic incidents`: the journal read as an operator's incident log.
+//!
+//! The entries are folded ([`build`]) into incidents — one per alert
+//! occurrence (fingerprint + `startsAt`), oldest first — each with its
+//! severity, what happened (summary, description), its deliveries, per rule
+//! plan the evidence, every action with its result and the verification,
+//! the notifications, holds, the current state (still firing, resolved at,
+//! held, waiting for approval) and the follow-up (the runbook link, the
+//! commands to look further). [`markdown`] renders them; `--format json`
+//! prints the same [`Incident`] list (schema in docs/receiver.md); `--open`
+//! keeps the incidents not resolved ([`open_only`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::journal::{self, Decision, Entry, Event, JournalError};
+use serde::Serialize;
+
+use super::journal::{self, Decision, Entry, Event, JournalError, SkipReason};
+use crate::evidence::{Item, Stage};
 
 /// Parses `--since`: a duration ago (`2h`, `30m`, `7d`) or an RFC 3339
 /// timestamp. Returns Unix seconds.
@@ -48,25 +60,480 @@ fn one_line(s: &str) -> String {
     t.replace('|', "\\|")
 }
 
-/// Renders markdown. Follow-ups (action results, verification, approvals,
-/// notifications) are listed under the decision they belong to.
-pub fn markdown(entries: &[Entry], source: &str, since: Option<f64>, warnings: usize) -> String {
-    let mut follow: HashMap<&str, Vec<&Entry>> = HashMap::new();
+/// Where an incident stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Firing as far as the journal knows (no resolved delivery yet).
+    Firing,
+    /// A `resolved` delivery arrived (`resolved_at`).
+    Resolved,
+    /// Firing, and a target's budget is spent: remediation stopped until a
+    /// person clears the hold.
+    Held,
+    /// Firing, a plan waits for `hostmedic approve <id>`.
+    WaitingForApproval,
+    /// Refused: not this host's, or a label failed its target grammar.
+    Refused,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Firing => "still firing",
+            State::Resolved => "resolved",
+            State::Held => "held",
+            State::WaitingForApproval => "waiting for approval",
+            State::Refused => "refused",
+        }
+    }
+}
+
+/// One delivery of the alert.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    pub at: f64,
+    pub status: String,
+    pub duplicate: bool,
+}
+
+/// One action's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionResult {
+    pub at: f64,
+    pub action: String,
+    pub description: String,
+    pub result: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    pub duration_seconds: f64,
+}
+
+/// The effect check.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyResult {
+    pub at: f64,
+    pub result: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// Evidence taken at one stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct Captured {
+    pub at: f64,
+    pub stage: Stage,
+    pub items: Vec<Item>,
+}
+
+/// A notification sent (or not).
+#[derive(Debug, Clone, Serialize)]
+pub struct Notification {
+    pub at: f64,
+    pub channel: String,
+    pub kind: String,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// One rule's plan for the incident (a journal decision and what followed).
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub id: String,
+    pub at: f64,
+    pub rule: String,
+    pub target: String,
+    pub mode: String,
+    pub decision: Decision,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<SkipReason>,
+    /// What runs (or would run), one description per action.
+    pub planned: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    pub evidence: Vec<Captured>,
+    pub actions: Vec<ActionResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerifyResult>,
+    pub notifications: Vec<Notification>,
+}
+
+/// A hold being cleared.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cleared {
+    pub at: f64,
+    /// Who cleared it (`resolved`: the alert's resolution).
+    pub by: String,
+}
+
+/// A target put on hold during the incident.
+#[derive(Debug, Clone, Serialize)]
+pub struct Held {
+    pub at: f64,
+    pub rule: String,
+    pub target: String,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cleared: Option<Cleared>,
+}
+
+/// One alert occurrence and everything the journal says about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Incident {
+    pub alertname: String,
+    pub fingerprint: String,
+    pub starts_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runbook_url: Option<String>,
+    /// Journal time of the first entry about it.
+    pub first_seen: f64,
+    pub state: State,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<f64>,
+    pub deliveries: Vec<Delivery>,
+    pub plans: Vec<Plan>,
+    pub holds: Vec<Held>,
+    /// Why it was refused (foreign host, a label failing its grammar).
+    pub refusals: Vec<String>,
+    /// What to do or look at next: the runbook, the evidence's commands,
+    /// an approval or a hold to clear.
+    pub follow_up: Vec<String>,
+}
+
+impl Incident {
+    fn new(alertname: &str, fingerprint: &str, starts_at: &str, at: f64) -> Incident {
+        Incident {
+            alertname: alertname.to_string(),
+            fingerprint: fingerprint.to_string(),
+            starts_at: starts_at.to_string(),
+            severity: None,
+            labels: BTreeMap::new(),
+            summary: None,
+            description: None,
+            runbook_url: None,
+            first_seen: at,
+            state: State::Firing,
+            resolved_at: None,
+            deliveries: Vec::new(),
+            plans: Vec::new(),
+            holds: Vec::new(),
+            refusals: Vec::new(),
+            follow_up: Vec::new(),
+        }
+    }
+}
+
+/// The fold's bookkeeping: the incidents so far, the current occurrence of
+/// each fingerprint and each plan's place.
+#[derive(Default)]
+struct Fold<'a> {
+    incidents: Vec<Incident>,
+    current: HashMap<String, usize>,
+    plans: HashMap<String, (usize, usize)>,
+    orphans: Vec<&'a Entry>,
+}
+
+impl<'a> Fold<'a> {
+    /// The incident of `fingerprint`: its occurrence starting at
+    /// `starts_at` (`None`: whichever is current), created when new.
+    fn incident(&mut self, alertname: &str, fingerprint: &str, starts_at: Option<&str>, at: f64) -> usize {
+        match (self.current.get(fingerprint), starts_at) {
+            (Some(&i), None) => return i,
+            (Some(&i), Some(s)) if self.incidents[i].starts_at == s => return i,
+            _ => {}
+        }
+        self.incidents
+            .push(Incident::new(alertname, fingerprint, starts_at.unwrap_or(""), at));
+        let i = self.incidents.len() - 1;
+        self.current.insert(fingerprint.to_string(), i);
+        i
+    }
+
+    fn add(&mut self, e: &'a Entry) {
+        match &e.event {
+            Event::Alert {
+                alertname,
+                status,
+                fingerprint,
+                starts_at,
+                labels,
+                summary,
+                description,
+                runbook_url,
+                duplicate,
+                ..
+            } => {
+                let i = self.incident(alertname, fingerprint, Some(starts_at), e.ts);
+                let inc = &mut self.incidents[i];
+                if !duplicate {
+                    inc.labels = labels.clone();
+                    inc.severity = labels.get("severity").cloned();
+                    inc.summary = summary.clone().or(inc.summary.take());
+                    inc.description = description.clone().or(inc.description.take());
+                    inc.runbook_url = runbook_url.clone().or(inc.runbook_url.take());
+                    if status == "resolved" && inc.resolved_at.is_none() {
+                        inc.resolved_at = Some(e.ts);
+                    }
+                }
+                inc.deliveries.push(Delivery {
+                    at: e.ts,
+                    status: status.clone(),
+                    duplicate: *duplicate,
+                });
+            }
+            Event::RefusedForeign {
+                alertname,
+                status,
+                fingerprint,
+                starts_at,
+                names,
+                identity,
+                ..
+            } => {
+                let i = self.incident(alertname, fingerprint, Some(starts_at), e.ts);
+                let names: Vec<String> = names.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let why = if names.is_empty() {
+                    "names no host (not single-host mode)".to_string()
+                } else {
+                    format!("names another host ({})", code(&names.join(", ")))
+                };
+                self.incidents[i].refusals.push(format!(
+                    "{} {status} refused: {why}; this host is {}",
+                    clock(e.ts),
+                    code(identity)
+                ));
+            }
+            Event::Refused {
+                alertname,
+                fingerprint,
+                rule,
+                reason,
+            } => {
+                let i = self.incident(alertname, fingerprint, None, e.ts);
+                self.incidents[i].refusals.push(format!(
+                    "{} refused for rule {}: {}",
+                    clock(e.ts),
+                    code(rule),
+                    one_line(reason)
+                ));
+            }
+            Event::Decision {
+                id,
+                rule,
+                target,
+                alertname,
+                fingerprint,
+                mode,
+                decision,
+                reason,
+                actions,
+                ..
+            } => {
+                let i = self.incident(alertname, fingerprint, None, e.ts);
+                self.incidents[i].plans.push(Plan {
+                    id: id.clone(),
+                    at: e.ts,
+                    rule: rule.clone(),
+                    target: target.clone(),
+                    mode: mode.clone(),
+                    decision: *decision,
+                    reason: *reason,
+                    planned: actions.clone(),
+                    approved_by: None,
+                    evidence: Vec::new(),
+                    actions: Vec::new(),
+                    verification: None,
+                    notifications: Vec::new(),
+                });
+                self.plans.insert(id.clone(), (i, self.incidents[i].plans.len() - 1));
+            }
+            Event::Hold {
+                rule,
+                target,
+                fingerprint,
+                alertname,
+                attempts,
+            } => {
+                let i = self.incident(alertname, fingerprint, None, e.ts);
+                self.incidents[i].holds.push(Held {
+                    at: e.ts,
+                    rule: rule.clone(),
+                    target: target.clone(),
+                    attempts: *attempts,
+                    cleared: None,
+                });
+            }
+            Event::HoldCleared { target, by } => {
+                for inc in self.incidents.iter_mut() {
+                    for h in inc
+                        .holds
+                        .iter_mut()
+                        .filter(|h| h.target == *target && h.cleared.is_none())
+                    {
+                        h.cleared = Some(Cleared {
+                            at: e.ts,
+                            by: by.clone(),
+                        });
+                    }
+                }
+            }
+            Event::Action { id, .. }
+            | Event::Verify { id, .. }
+            | Event::Approved { id, .. }
+            | Event::Evidence { id, .. }
+            | Event::Notified { id, .. } => {
+                let Some(&(i, p)) = self.plans.get(id.as_str()) else {
+                    if !id.is_empty() {
+                        self.orphans.push(e);
+                    }
+                    return;
+                };
+                follow(&mut self.incidents[i].plans[p], e);
+            }
+        }
+    }
+}
+
+/// Adds a plan's follow-up event to it.
+fn follow(plan: &mut Plan, e: &Entry) {
+    match &e.event {
+        Event::Action {
+            action,
+            description,
+            result,
+            detail,
+            duration_seconds,
+            ..
+        } => plan.actions.push(ActionResult {
+            at: e.ts,
+            action: action.clone(),
+            description: description.clone(),
+            result: result.clone(),
+            detail: detail.clone(),
+            duration_seconds: *duration_seconds,
+        }),
+        Event::Verify { result, detail, .. } => {
+            plan.verification = Some(VerifyResult {
+                at: e.ts,
+                result: result.clone(),
+                detail: detail.clone(),
+            })
+        }
+        Event::Approved { by, .. } => plan.approved_by = Some(by.clone()),
+        Event::Evidence { stage, items, .. } => plan.evidence.push(Captured {
+            at: e.ts,
+            stage: *stage,
+            items: items.clone(),
+        }),
+        Event::Notified {
+            channel,
+            kind,
+            ok,
+            detail,
+            ..
+        } => plan.notifications.push(Notification {
+            at: e.ts,
+            channel: channel.clone(),
+            kind: kind.clone(),
+            ok: *ok,
+            detail: detail.clone(),
+        }),
+        _ => {}
+    }
+}
+
+/// Folds journal entries (oldest first) into incidents, oldest first; the
+/// follow-ups whose decision lies before the window are returned apart.
+pub fn build(entries: &[Entry]) -> (Vec<Incident>, Vec<&Entry>) {
+    let mut f = Fold::default();
     for e in entries {
-        let id = match &e.event {
-            Event::Action { id, .. } | Event::Verify { id, .. } | Event::Approved { id, .. } => id,
-            Event::Notified { id, .. } if !id.is_empty() => id,
-            _ => continue,
-        };
-        follow.entry(id.as_str()).or_default().push(e);
+        f.add(e);
+    }
+    for inc in &mut f.incidents {
+        settle(inc);
+    }
+    (f.incidents, f.orphans)
+}
+
+/// Sets the state and the follow-up from what was folded in.
+fn settle(inc: &mut Incident) {
+    let waiting: Vec<&Plan> = inc
+        .plans
+        .iter()
+        .filter(|p| p.decision == Decision::PendingApproval && p.approved_by.is_none())
+        .collect();
+    let held: Vec<&Held> = inc.holds.iter().filter(|h| h.cleared.is_none()).collect();
+    inc.state = if inc.resolved_at.is_some() {
+        State::Resolved
+    } else if !waiting.is_empty() {
+        State::WaitingForApproval
+    } else if !held.is_empty() {
+        State::Held
+    } else if !inc.refusals.is_empty() && inc.plans.is_empty() {
+        State::Refused
+    } else {
+        State::Firing
+    };
+    let mut next = Vec::new();
+    if let Some(r) = &inc.runbook_url {
+        next.push(format!("runbook: {r}"));
+    }
+    if inc.state != State::Resolved {
+        for p in &waiting {
+            next.push(format!("approve: hostmedic approve {}", p.id));
+        }
+        for h in &held {
+            next.push(format!("once fixed: hostmedic clear-hold {}", h.target));
+        }
+    }
+    for item in inc.plans.iter().flat_map(|p| &p.evidence).flat_map(|c| &c.items) {
+        let cmd = format!("look further: {}", item.look_further);
+        if !item.look_further.is_empty() && !next.contains(&cmd) {
+            next.push(cmd);
+        }
+    }
+    inc.follow_up = next;
+}
+
+/// Keeps the incidents not resolved (`--open`).
+pub fn open_only(incidents: Vec<Incident>) -> Vec<Incident> {
+    incidents.into_iter().filter(|i| i.state != State::Resolved).collect()
+}
+
+/// Renders the journal's incidents as markdown, grouped by the day each
+/// started; `open` keeps those not resolved.
+pub fn markdown(entries: &[Entry], source: &str, since: Option<f64>, warnings: usize) -> String {
+    render(entries, source, since, warnings, false)
+}
+
+/// [`markdown`] of the incidents not resolved (`--open`).
+pub fn markdown_open(entries: &[Entry], source: &str, since: Option<f64>, warnings: usize) -> String {
+    render(entries, source, since, warnings, true)
+}
+
+fn render(entries: &[Entry], source: &str, since: Option<f64>, warnings: usize, open: bool) -> String {
+    let (mut incidents, orphans) = build(entries);
+    if open {
+        incidents = open_only(incidents);
     }
     let mut out = String::new();
     let _ = writeln!(out, "# hostmedic incident log\n");
+    let open_n = incidents.iter().filter(|i| i.state != State::Resolved).count();
     let _ = writeln!(
         out,
-        "Journal `{source}`, {} entries{}.{}\n",
+        "Journal `{source}`, {} entries{}: {} incident(s){}, {open_n} not resolved.{}\n",
         entries.len(),
         since.map(|s| format!(" since {}", time(s))).unwrap_or_default(),
+        incidents.len(),
+        if open { " shown (--open)" } else { "" },
         if warnings > 0 {
             format!(" {warnings} unreadable line(s) skipped (torn write after a crash).")
         } else {
@@ -74,146 +541,212 @@ pub fn markdown(entries: &[Entry], source: &str, since: Option<f64>, warnings: u
         }
     );
     let mut day = String::new();
-    let mut printed_ids = std::collections::HashSet::new();
-    for e in entries {
-        let t = time(e.ts);
+    for inc in &incidents {
+        let t = time(inc.first_seen);
         if t.get(..10) != Some(day.as_str()) {
             day = t.get(..10).unwrap_or("").to_string();
-            let _ = writeln!(out, "\n## {day}\n");
+            let _ = writeln!(out, "## {day}\n");
         }
-        match &e.event {
-            Event::Alert {
-                alertname,
-                status,
-                labels,
-                summary,
-                duplicate,
-                fingerprint,
-                ..
-            } => {
-                let labels: Vec<String> = labels
-                    .iter()
-                    .filter(|(k, _)| k.as_str() != "alertname")
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
-                if *duplicate {
-                    let _ = writeln!(
-                        out,
-                        "- {} **{alertname}** {status} — duplicate delivery (fingerprint {fingerprint}), ignored",
-                        clock(e.ts)
-                    );
-                } else {
-                    let _ = writeln!(
-                        out,
-                        "- {} **{alertname}** {status} {}{}",
-                        clock(e.ts),
-                        code(&labels.join(", ")),
-                        summary
-                            .as_deref()
-                            .map(|s| format!(" — {}", one_line(s)))
-                            .unwrap_or_default()
-                    );
-                }
-            }
-            Event::Decision {
-                id,
-                rule,
-                target,
-                decision,
-                reason,
-                actions,
-                mode,
-                ..
-            } => {
-                let what = match (decision, reason) {
-                    (Decision::Act, _) => format!("acting: {}", actions.join("; ")),
-                    (Decision::DryRun, _) => format!("dry run, would run: {}", actions.join("; ")),
-                    (Decision::PendingApproval, _) => {
-                        format!(
-                            "waiting for approval (`hostmedic approve {id}`): {}",
-                            actions.join("; ")
-                        )
-                    }
-                    (Decision::Skip, Some(r)) => format!("skipped ({})", r.as_str().replace('_', " ")),
-                    (Decision::Skip, None) => "skipped".into(),
-                };
-                let _ = writeln!(
-                    out,
-                    "  - rule {} ({mode}) on {} [{id}]: {}",
-                    code(rule),
-                    code(target),
-                    one_line(&what)
-                );
-                printed_ids.insert(id.as_str());
-                for f in follow.get(id.as_str()).into_iter().flatten() {
-                    let _ = writeln!(out, "    - {} {}", clock(f.ts), follow_up(&f.event));
-                }
-            }
-            Event::Hold {
-                rule,
-                target,
-                attempts,
-                alertname,
-                ..
-            } => {
-                let _ = writeln!(
-                    out,
-                    "- {} **remediation exhausted**: {} held after {attempts} attempt(s) (rule {}, alert {alertname}); escalated",
-                    clock(e.ts),
-                    code(target),
-                    code(rule)
-                );
-            }
-            Event::HoldCleared { target, by } => {
-                let _ = writeln!(out, "- {} hold on {} cleared by {by}", clock(e.ts), code(target));
-            }
-            Event::Refused {
-                alertname,
-                rule,
-                reason,
-                ..
-            } => {
-                let _ = writeln!(
-                    out,
-                    "- {} **refused** {alertname} for rule {}: {}",
-                    clock(e.ts),
-                    code(rule),
-                    one_line(reason)
-                );
-            }
-            Event::RefusedForeign {
-                alertname,
-                status,
-                names,
-                identity,
-                ..
-            } => {
-                let names: Vec<String> = names.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                let why = if names.is_empty() {
-                    "names no host (not single-host mode)".to_string()
-                } else {
-                    format!("names another host ({})", code(&names.join(", ")))
-                };
-                let _ = writeln!(
-                    out,
-                    "- {} **{alertname}** {status} refused: {why}; this host is {}",
-                    clock(e.ts),
-                    code(identity)
-                );
-            }
-            Event::Action { id, .. }
-            | Event::Verify { id, .. }
-            | Event::Approved { id, .. }
-            | Event::Notified { id, .. } => {
-                // Shown under their decision; orphans (decision outside the
-                // --since window) are shown on their own.
-                if !printed_ids.contains(id.as_str()) {
-                    let _ = writeln!(out, "- {} [{id}] {}", clock(e.ts), follow_up(&e.event));
-                }
+        incident(&mut out, inc);
+    }
+    if !open && !orphans.is_empty() {
+        let _ = writeln!(out, "## Follow-ups of decisions before the window\n");
+        for e in orphans {
+            if let Some(id) = plan_id(&e.event) {
+                let _ = writeln!(out, "- {} [{id}] {}", clock(e.ts), follow_up(&e.event));
             }
         }
     }
     out
+}
+
+fn plan_id(e: &Event) -> Option<&str> {
+    match e {
+        Event::Action { id, .. }
+        | Event::Verify { id, .. }
+        | Event::Approved { id, .. }
+        | Event::Evidence { id, .. }
+        | Event::Notified { id, .. } => Some(id),
+        _ => None,
+    }
+}
+
+fn incident(out: &mut String, inc: &Incident) {
+    let state = match (inc.state, inc.resolved_at) {
+        (State::Resolved, Some(at)) => format!("resolved at {}", time(at)),
+        (s, _) => s.as_str().to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "### {} {} — {} — **{state}**\n",
+        clock(inc.first_seen),
+        inc.alertname,
+        inc.severity.as_deref().unwrap_or("no severity"),
+    );
+    if let Some(s) = &inc.summary {
+        let _ = writeln!(out, "**What happened**: {}\n", one_line(s));
+    }
+    if let Some(d) = &inc.description {
+        for l in d.lines().filter(|l| !l.trim().is_empty()).take(12) {
+            let _ = writeln!(out, "> {}", l.trim());
+        }
+        out.push('\n');
+    }
+    let labels: Vec<String> = inc
+        .labels
+        .iter()
+        .filter(|(k, _)| k.as_str() != "alertname")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mut dups = 0;
+    for d in &inc.deliveries {
+        if d.duplicate {
+            dups += 1;
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "- {} **{}** {} {}{}",
+            clock(d.at),
+            inc.alertname,
+            d.status,
+            code(&labels.join(", ")),
+            inc.summary
+                .as_deref()
+                .filter(|_| d.status == "firing")
+                .map(|s| format!(" — {}", one_line(s)))
+                .unwrap_or_default()
+        );
+    }
+    if dups > 0 {
+        let _ = writeln!(
+            out,
+            "- {dups} duplicate delivery(ies) (fingerprint {}), ignored",
+            inc.fingerprint
+        );
+    }
+    for r in &inc.refusals {
+        let _ = writeln!(out, "- **{}** {r}", inc.alertname);
+    }
+    for p in &inc.plans {
+        plan(out, p);
+    }
+    for h in &inc.holds {
+        let _ = writeln!(
+            out,
+            "- {} **remediation exhausted**: {} held after {} attempt(s) (rule {}, alert {}); escalated{}",
+            clock(h.at),
+            code(&h.target),
+            h.attempts,
+            code(&h.rule),
+            inc.alertname,
+            h.cleared
+                .as_ref()
+                .map(|c| format!("; hold cleared by {} at {}", c.by, clock(c.at)))
+                .unwrap_or_default()
+        );
+    }
+    let _ = writeln!(out, "- **State**: {state}");
+    if !inc.follow_up.is_empty() {
+        let _ = writeln!(out, "- **Follow-up**:");
+        for f in &inc.follow_up {
+            let _ = writeln!(out, "  - {}", code(f));
+        }
+    }
+    out.push('\n');
+}
+
+fn plan(out: &mut String, p: &Plan) {
+    let what = match (p.decision, p.reason) {
+        (Decision::Act, _) => format!("acting: {}", p.planned.join("; ")),
+        (Decision::DryRun, _) => format!("dry run, would run: {}", p.planned.join("; ")),
+        (Decision::PendingApproval, _) => format!(
+            "waiting for approval (`hostmedic approve {}`): {}",
+            p.id,
+            p.planned.join("; ")
+        ),
+        (Decision::Skip, Some(r)) => format!("skipped ({})", r.as_str().replace('_', " ")),
+        (Decision::Skip, None) => "skipped".into(),
+    };
+    let _ = writeln!(
+        out,
+        "- {} rule {} ({}) on {} [{}]: {}",
+        clock(p.at),
+        code(&p.rule),
+        p.mode,
+        code(&p.target),
+        p.id,
+        one_line(&what)
+    );
+    if let Some(by) = &p.approved_by {
+        let _ = writeln!(out, "  - approved by {by}");
+    }
+    for c in p.evidence.iter().filter(|c| c.stage == Stage::Before) {
+        evidence(out, c);
+    }
+    for a in &p.actions {
+        let _ = writeln!(
+            out,
+            "  - {} {}: **{}** ({:.2} s){}",
+            clock(a.at),
+            a.description,
+            a.result,
+            a.duration_seconds,
+            sep_detail(&a.detail)
+        );
+    }
+    if let Some(v) = &p.verification {
+        let _ = writeln!(
+            out,
+            "  - {} verification: **{}**{}",
+            clock(v.at),
+            v.result.replace('_', " "),
+            sep_detail(&v.detail)
+        );
+    }
+    for c in p.evidence.iter().filter(|c| c.stage == Stage::Verification) {
+        evidence(out, c);
+    }
+    for n in &p.notifications {
+        let _ = writeln!(
+            out,
+            "  - {} {} notification to {}: {}{}",
+            clock(n.at),
+            n.kind,
+            n.channel,
+            if n.ok { "sent" } else { "FAILED" },
+            if n.ok { String::new() } else { sep_detail(&n.detail) }
+        );
+    }
+}
+
+fn sep_detail(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(" — {}", one_line(detail))
+    }
+}
+
+fn evidence(out: &mut String, c: &Captured) {
+    let _ = writeln!(out, "  - {} evidence {}:", clock(c.at), c.stage.heading());
+    for item in &c.items {
+        let facts: Vec<String> = item.facts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(out, "    - {} {}", code(&item.subject), facts.join(", "));
+        for e in &item.errors {
+            let _ = writeln!(out, "      - not read: {}", one_line(e));
+        }
+        for s in item.sections.iter().filter(|s| !s.lines.is_empty()) {
+            let _ = writeln!(out, "      - {}:\n\n        ```text", s.title);
+            for l in &s.lines {
+                let _ = writeln!(out, "        {}", l.replace("```", "` ` `"));
+            }
+            let _ = writeln!(out, "        ```\n");
+        }
+        if item.truncated_bytes > 0 {
+            let _ = writeln!(out, "      - ({} bytes cut to fit the limits)", item.truncated_bytes);
+        }
+    }
 }
 
 fn follow_up(e: &Event) -> String {
@@ -226,22 +759,15 @@ fn follow_up(e: &Event) -> String {
             ..
         } => format!(
             "{description}: **{result}** ({duration_seconds:.2} s){}",
-            if detail.is_empty() {
-                String::new()
-            } else {
-                format!(" — {}", one_line(detail))
-            }
+            sep_detail(detail)
         ),
-        Event::Verify { result, detail, .. } => format!(
-            "verification: **{}**{}",
-            result.replace('_', " "),
-            if detail.is_empty() {
-                String::new()
-            } else {
-                format!(" — {}", one_line(detail))
-            }
-        ),
+        Event::Verify { result, detail, .. } => {
+            format!("verification: **{}**{}", result.replace('_', " "), sep_detail(detail))
+        }
         Event::Approved { by, .. } => format!("approved by {by}"),
+        Event::Evidence { stage, items, .. } => {
+            format!("evidence {} ({} subject(s))", stage.heading(), items.len())
+        }
         Event::Notified {
             channel,
             kind,
@@ -251,11 +777,7 @@ fn follow_up(e: &Event) -> String {
         } => format!(
             "{kind} notification to {channel}: {}{}",
             if *ok { "sent" } else { "FAILED" },
-            if detail.is_empty() || *ok {
-                String::new()
-            } else {
-                format!(" — {}", one_line(detail))
-            }
+            if *ok { String::new() } else { sep_detail(detail) }
         ),
         _ => String::new(),
     }
@@ -264,6 +786,153 @@ fn follow_up(e: &Event) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(seq: u64, ts: f64, event: Event) -> Entry {
+        Entry { seq, ts, event }
+    }
+
+    fn alert(status: &str, fp: &str, alertname: &str, duplicate: bool) -> Event {
+        Event::Alert {
+            key: format!("{fp}-{status}"),
+            alertname: alertname.into(),
+            status: status.into(),
+            fingerprint: fp.into(),
+            starts_at: "2026-12-01T12:00:00Z".into(),
+            labels: [("severity", "critical"), ("unit", "worker.service")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            summary: Some("worker.service is crash-looping".into()),
+            description: Some("It restarted 5 times in 2 minutes.".into()),
+            runbook_url: Some("docs/runbooks.md#hostmedicunitcrashlooping".into()),
+            receiver: "hostmedic".into(),
+            duplicate,
+        }
+    }
+
+    fn decision(id: &str, fp: &str, decision: Decision) -> Event {
+        Event::Decision {
+            id: id.into(),
+            rule: "unit-crash-loop".into(),
+            target: "systemd:system:worker.service".into(),
+            alertname: "HostmedicUnitCrashLooping".into(),
+            fingerprint: fp.into(),
+            mode: "auto".into(),
+            decision,
+            reason: None,
+            actions: vec!["systemd.stop systemd:system:worker.service".into()],
+            alert: None,
+        }
+    }
+
+    fn journal() -> Vec<Entry> {
+        let mut item = Item::new("systemd:system:worker.service", "unit");
+        item.fact("ExecMainStatus", 3);
+        item.section(
+            "journal",
+            vec!["2026-12-01T12:00:01+0000 run.sh[7]: ModuleNotFoundError: No module named 'feeds'".into()],
+            true,
+        );
+        item.look_further = "journalctl -u worker.service -n 50".into();
+        let fp = "f1";
+        vec![
+            entry(1, 100.0, alert("firing", fp, "HostmedicUnitCrashLooping", false)),
+            entry(2, 100.0, decision("a1", fp, Decision::Act)),
+            entry(
+                3,
+                100.1,
+                Event::Evidence {
+                    id: "a1".into(),
+                    stage: Stage::Before,
+                    items: vec![item],
+                },
+            ),
+            entry(
+                4,
+                100.2,
+                Event::Action {
+                    id: "a1".into(),
+                    rule: "unit-crash-loop".into(),
+                    target: "systemd:system:worker.service".into(),
+                    index: 0,
+                    action: "systemd.stop".into(),
+                    description: "systemd.stop systemd:system:worker.service".into(),
+                    result: "ok".into(),
+                    detail: String::new(),
+                    duration_seconds: 0.1,
+                },
+            ),
+            entry(
+                5,
+                101.0,
+                Event::Verify {
+                    id: "a1".into(),
+                    rule: "unit-crash-loop".into(),
+                    target: "systemd:system:worker.service".into(),
+                    result: "verified".into(),
+                    detail: String::new(),
+                },
+            ),
+            entry(6, 102.0, alert("firing", fp, "HostmedicUnitCrashLooping", true)),
+            entry(7, 160.0, alert("resolved", fp, "HostmedicUnitCrashLooping", false)),
+            entry(8, 200.0, alert("firing", "f2", "Runaway", false)),
+            entry(9, 200.0, decision("a2", "f2", Decision::PendingApproval)),
+        ]
+    }
+
+    #[test]
+    fn incidents_read_like_an_operators_log() {
+        let entries = journal();
+        let (incidents, orphans) = build(&entries);
+        assert!(orphans.is_empty());
+        assert_eq!(incidents.len(), 2);
+        let (a, b) = (&incidents[0], &incidents[1]);
+        assert_eq!((a.state, a.resolved_at), (State::Resolved, Some(160.0)));
+        assert_eq!(a.deliveries.iter().filter(|d| d.duplicate).count(), 1);
+        assert_eq!(a.plans[0].verification.as_ref().unwrap().result, "verified");
+        assert_eq!(b.state, State::WaitingForApproval);
+        assert!(b.follow_up.contains(&"approve: hostmedic approve a2".to_string()));
+        let md = markdown(&entries, "j", None, 0);
+        for want in [
+            "HostmedicUnitCrashLooping — critical — **resolved at 1970-01-01T00:02:40Z**",
+            "**What happened**: worker.service is crash-looping",
+            "> It restarted 5 times in 2 minutes.",
+            "evidence before acting:",
+            "ModuleNotFoundError: No module named 'feeds'",
+            "systemd.stop systemd:system:worker.service: **ok**",
+            "verification: **verified**",
+            "1 duplicate delivery(ies)",
+            "`runbook: docs/runbooks.md#hostmedicunitcrashlooping`",
+            "`look further: journalctl -u worker.service -n 50`",
+            "**State**: waiting for approval",
+        ] {
+            assert!(md.contains(want), "lacks {want:?}:\n{md}");
+        }
+        let open = markdown_open(&entries, "j", None, 0);
+        assert!(
+            !open.contains("### 00:01:40 HostmedicUnitCrashLooping") && open.contains("Runaway"),
+            "{open}"
+        );
+        let json = serde_json::to_value(open_only(build(&entries).0)).unwrap();
+        assert_eq!(json.as_array().unwrap().len(), 1);
+        assert_eq!(json[0]["state"], "waiting_for_approval");
+        let all = serde_json::to_value(build(&entries).0).unwrap();
+        assert_eq!(all[0]["plans"][0]["evidence"][0]["stage"], "before");
+        assert_eq!(
+            all[0]["plans"][0]["evidence"][0]["items"][0]["facts"]["ExecMainStatus"],
+            "3"
+        );
+        assert_eq!(all[0]["resolved_at"], 160.0);
+    }
+
+    #[test]
+    fn old_journal_lines_without_evidence_fields_still_read() {
+        let line = r#"{"seq":1,"ts":1.0,"event":"alert","key":"k","alertname":"A","status":"firing","fingerprint":"f","starts_at":"s","labels":{},"receiver":"r","duplicate":false}"#;
+        let e: Entry = serde_json::from_str(line).unwrap();
+        let (inc, _) = build(std::slice::from_ref(&e));
+        assert_eq!(inc[0].state, State::Firing);
+        assert!(inc[0].description.is_none());
+    }
 
     #[test]
     fn since_accepts_durations_and_timestamps() {

@@ -87,6 +87,12 @@ pub enum Event {
         labels: BTreeMap<String, String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         summary: Option<String>,
+        /// The `description` annotation (at most 4 KiB).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        /// The `runbook_url` annotation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        runbook_url: Option<String>,
         receiver: String,
         duplicate: bool,
     },
@@ -173,6 +179,15 @@ pub enum Event {
         /// This host's identity.
         identity: String,
         reason: String,
+    },
+    /// Evidence about the incident's subjects (`crate::evidence`), taken
+    /// before acting (or with the approval request or escalation) and at
+    /// verification; redacted and bounded before it is written.
+    Evidence {
+        /// The plan (decision) it belongs to.
+        id: String,
+        stage: crate::evidence::Stage,
+        items: Vec<crate::evidence::Item>,
     },
     /// A notification was sent (or failed); never contains a secret.
     Notified {

@@ -56,6 +56,12 @@ pub fn plan(
             starts_at: a.starts_at.clone(),
             labels: a.labels.clone(),
             summary: a.annotations.get("summary").cloned(),
+            description: a.annotations.get("description").map(|d| {
+                let mut d = d.trim().to_string();
+                crate::evidence::cut(&mut d, 4096);
+                d
+            }),
+            runbook_url: a.annotations.get("runbook_url").cloned(),
             receiver: payload.receiver.clone(),
             duplicate,
         });

@@ -17,6 +17,7 @@ use super::journal::Event;
 use super::lock;
 use super::messages::sep;
 use crate::actions::{Alert, OutcomeResult, Resolved, Verification};
+use crate::evidence::{self, Stage};
 
 /// Work to do after the webhook has been acknowledged.
 #[derive(Debug)]
@@ -62,8 +63,13 @@ impl Receiver {
                 title,
                 message,
             } => {
+                // An approval request or escalation carries the evidence of
+                // what its alert names (the plan's targets are not acted on).
+                let before = self.evidence(s, &id, &alert, &[], Stage::Before).await;
+                let text = evidence::render(&before, Stage::Before);
                 for ch in channels {
-                    self.notify_one(s, &id, ch, kind, &alert, &title, &message).await;
+                    self.notify_with_evidence(s, &id, ch, kind, &alert, &title, &message, &text)
+                        .await;
                 }
             }
             Job::Run {
@@ -80,8 +86,15 @@ impl Receiver {
                     return;
                 };
                 let dry_run = s.env.dry_run || dry_run;
+                let before = self.evidence(s, &id, &alert, &targets, Stage::Before).await;
                 let (all_ok, ran, verdict) = self.run_actions(s, &id, rule, &target, &alert, &targets, dry_run).await;
                 drop(permit);
+                // What the subjects look like now (nothing changed in a dry run).
+                let after = if dry_run {
+                    Vec::new()
+                } else {
+                    self.evidence(s, &id, &alert, &targets, Stage::Verification).await
+                };
                 let rule = &s.rules[rule];
                 if !rule.cfg.notify.is_empty() {
                     let title = format!(
@@ -95,8 +108,9 @@ impl Receiver {
                         }
                     );
                     let message = format!("{} ({})\n{}", alert.alertname, alert.status, ran.join("\n"));
+                    let text = outcome_evidence(&before, &after);
                     for ch in &rule.cfg.notify {
-                        self.notify_one(s, &id, ch.clone(), "outcome", &alert, &title, &message)
+                        self.notify_with_evidence(s, &id, ch.clone(), "outcome", &alert, &title, &message, &text)
                             .await;
                     }
                 }
@@ -185,9 +199,36 @@ impl Receiver {
         (all_ok, ran, verdict)
     }
 
-    /// Sends one notification and journals how it went.
+    /// Captures the evidence about the subjects of `alert` and `targets`
+    /// ([`evidence::subjects`]) and journals it with plan `id`; returns the
+    /// items (empty when evidence is off or there is no subject).
+    async fn evidence(
+        &self,
+        s: &Settings,
+        id: &str,
+        alert: &Alert,
+        targets: &[Resolved],
+        stage: Stage,
+    ) -> Vec<evidence::Item> {
+        let subjects = evidence::subjects(alert, targets);
+        if id.is_empty() || subjects.is_empty() || !s.evidence.enabled {
+            return Vec::new();
+        }
+        let items = s.evidence.capture(&s.env, &subjects).await;
+        self.ledger
+            .record(vec![Event::Evidence {
+                id: id.to_string(),
+                stage,
+                items: items.clone(),
+            }])
+            .await;
+        items
+    }
+
+    /// Sends one notification with evidence appended within the channel's
+    /// limit, and journals how it went.
     #[allow(clippy::too_many_arguments)]
-    async fn notify_one(
+    async fn notify_with_evidence(
         &self,
         s: &Settings,
         id: &str,
@@ -196,8 +237,9 @@ impl Receiver {
         alert: &Alert,
         title: &str,
         message: &str,
+        evidence: &str,
     ) {
-        let (ok, detail) = self.send(s, &channel, alert, title, message).await;
+        let (ok, detail) = self.send(s, &channel, alert, title, message, evidence).await;
         self.ledger
             .record(vec![Event::Notified {
                 id: id.to_string(),
@@ -210,13 +252,21 @@ impl Receiver {
     }
 
     /// Sends one notification through a configured channel.
-    async fn send(&self, s: &Settings, channel: &str, alert: &Alert, title: &str, message: &str) -> (bool, String) {
+    async fn send(
+        &self,
+        s: &Settings,
+        channel: &str,
+        alert: &Alert,
+        title: &str,
+        message: &str,
+        evidence: &str,
+    ) -> (bool, String) {
         // Notifications are sent even in dry-run mode: they change nothing.
         let started = Instant::now();
         let sent = s
             .env
             .notify_client
-            .send_to(&s.env.notify, channel, title, message, alert);
+            .send_to_with_evidence(&s.env.notify, channel, title, message, evidence, alert);
         let res = match tokio::time::timeout(crate::notify::SEND_TIMEOUT, sent).await {
             Ok(r) => r,
             Err(_) => return (false, "timed out".into()),
@@ -238,4 +288,18 @@ impl Receiver {
         }
         locks.entry(target.to_string()).or_default().clone()
     }
+}
+
+/// The evidence of an outcome notification: what was captured before acting
+/// (the why), then one line per subject of how it looked at verification.
+fn outcome_evidence(before: &[evidence::Item], after: &[evidence::Item]) -> String {
+    let mut text = evidence::render(before, Stage::Before);
+    if !after.is_empty() {
+        text.push_str(&format!("State ({}):\n", Stage::Verification.heading()));
+        for item in after {
+            let facts: Vec<String> = item.facts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            text.push_str(&format!("[{}] {}\n", item.subject, facts.join(", ")));
+        }
+    }
+    text
 }

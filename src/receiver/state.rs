@@ -178,7 +178,7 @@ impl State {
                 self.attempts.remove(target);
                 self.cooldowns.retain(|k, _| !k.ends_with(&format!("|{target}")));
             }
-            Event::Refused { .. } | Event::RefusedForeign { .. } | Event::Notified { .. } => {}
+            Event::Refused { .. } | Event::RefusedForeign { .. } | Event::Notified { .. } | Event::Evidence { .. } => {}
         }
     }
 

@@ -189,6 +189,9 @@ pub struct UnitStatus {
     /// `ExecMainStatus`: exit code of the last main process (services only;
     /// `None` while a main process runs that has not exited yet).
     pub exec_main_status: Option<i32>,
+    /// `ActiveEnterTimestamp`: when it last became active (Unix µs; `None`
+    /// when it never did).
+    pub active_enter_timestamp: Option<u64>,
 }
 
 impl UnitStatus {
@@ -253,6 +256,7 @@ pub async fn unit_status(conn: &Connection, name: &str) -> Result<UnitStatus> {
         result: None,
         n_restarts: None,
         exec_main_status: None,
+        active_enter_timestamp: u.active_enter_timestamp.filter(|t| *t > 0),
     };
     if st.load_state == "not-found" {
         return Ok(st);

@@ -206,12 +206,44 @@ impl GitLfsCollector {
             finished: Some(SystemTime::now()),
         });
         *crate::sync::write(&self.snapshot) = snap.clone();
+        crate::observed::publish_lfs(
+            snap.repos
+                .iter()
+                .map(|r| (r.repo.clone(), observed(r, &self.cfg)))
+                .collect(),
+        );
         snap
     }
 
     /// The last published scan.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         crate::sync::read(&self.snapshot).clone()
+    }
+}
+
+/// What the receiver's evidence sees of one repository's scan.
+fn observed(r: &RepoReport, cfg: &Config) -> crate::observed::LfsReport {
+    let (over_limit, objects, error) = match &r.result {
+        Ok(s) => (
+            s.over_limit,
+            s.over_limit_series
+                .iter()
+                .map(|(oid, size, paths)| crate::observed::LfsObject {
+                    oid: oid.clone(),
+                    size: *size,
+                    paths: paths.split(',').filter(|p| !p.is_empty()).map(str::to_string).collect(),
+                })
+                .collect(),
+            None,
+        ),
+        Err(e) => (0, Vec::new(), Some(e.to_string())),
+    };
+    crate::observed::LfsReport {
+        scanned_at: unix(r.scanned_at),
+        limit: cfg.size_limit.0,
+        over_limit,
+        objects,
+        error,
     }
 }
 
