@@ -51,6 +51,10 @@ pub struct ActionEnv {
     pub procfs_root: PathBuf,
     /// Report what would run, change nothing.
     pub dry_run: bool,
+    /// The incident's evidence as text (set by the receiver per run):
+    /// `notify` actions append it to their message within the channel's
+    /// limit. Empty outside a remediation.
+    pub evidence: String,
 }
 
 impl Default for ActionEnv {
@@ -67,6 +71,7 @@ impl Default for ActionEnv {
             exec_accounts: super::exec::Accounts::default(),
             procfs_root: PathBuf::from("/proc"),
             dry_run: false,
+            evidence: String::new(),
         }
     }
 }

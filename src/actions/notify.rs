@@ -116,7 +116,7 @@ impl Resolved {
         }
         match env
             .notify_client
-            .send_to(&env.notify, channel, &self.title, &self.message, alert)
+            .send_to_with_evidence(&env.notify, channel, &self.title, &self.message, &env.evidence, alert)
             .await
         {
             Ok(d) => Outcome::new(OutcomeResult::Ok, d, started),

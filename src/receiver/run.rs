@@ -87,7 +87,10 @@ impl Receiver {
                 };
                 let dry_run = s.env.dry_run || dry_run;
                 let before = self.evidence(s, &id, &alert, &targets, Stage::Before).await;
-                let (all_ok, ran, verdict) = self.run_actions(s, &id, rule, &target, &alert, &targets, dry_run).await;
+                let text = evidence::render(&before, Stage::Before);
+                let (all_ok, ran, verdict) = self
+                    .run_actions(s, &id, rule, &target, &alert, &targets, dry_run, &text)
+                    .await;
                 drop(permit);
                 // What the subjects look like now (nothing changed in a dry run).
                 let after = if dry_run {
@@ -119,8 +122,9 @@ impl Receiver {
     }
 
     /// Runs the actions in order (stopping at the first failure), then, when
-    /// all succeeded for real and the rule asks, verifies each. Returns
-    /// (all ok, one line per action ran, the verification verdict).
+    /// all succeeded for real and the rule asks, verifies each; `notify`
+    /// actions carry `evidence`. Returns (all ok, one line per action ran,
+    /// the verification verdict).
     #[allow(clippy::too_many_arguments)]
     async fn run_actions(
         &self,
@@ -131,10 +135,12 @@ impl Receiver {
         alert: &Alert,
         targets: &[Resolved],
         dry_run: bool,
+        evidence: &str,
     ) -> (bool, Vec<String>, String) {
         let rule = &s.rules[rule];
         let mut env = s.env.clone();
         env.dry_run = dry_run;
+        env.evidence = evidence.to_string();
         let mut all_ok = true;
         let mut ran = Vec::new();
         for (i, t) in targets.iter().enumerate() {

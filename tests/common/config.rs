@@ -172,6 +172,16 @@ impl Section {
         self.set(key, t)
     }
 
+    /// Fills in the sub-table `[<section>.key]` (e.g. `[receiver.evidence]`).
+    pub fn table(&mut self, key: &str, f: impl FnOnce(&mut Section)) -> &mut Section {
+        let mut item = match self.0.remove(key) {
+            Some(Value::Table(t)) => Section(t),
+            _ => Section::default(),
+        };
+        f(&mut item);
+        self.set(key, item.0)
+    }
+
     /// Appends a `[[key]]` table (a watch, a probe …) filled in by `f`.
     pub fn push(&mut self, key: &str, f: impl FnOnce(&mut Section)) -> &mut Section {
         let mut item = Section::default();

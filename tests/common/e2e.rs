@@ -253,6 +253,20 @@ impl Stack {
             .collect()
     }
 
+    /// The evidence journaled so far about `subject` (a target key such as
+    /// `docker:web`), as (stage, item), oldest first.
+    pub fn evidence(&self, subject: &str) -> Vec<(hostmedic::evidence::Stage, hostmedic::evidence::Item)> {
+        self.journal()
+            .into_iter()
+            .filter_map(|e| match e.event {
+                Event::Evidence { stage, items, .. } => Some((stage, items)),
+                _ => None,
+            })
+            .flat_map(|(stage, items)| items.into_iter().map(move |i| (stage, i)))
+            .filter(|(_, i)| i.subject == subject)
+            .collect()
+    }
+
     /// Value of an instant PromQL query (first sample), if any.
     pub async fn query(&self, q: &str) -> Option<f64> {
         self.prometheus.as_ref()?.query_value(q).await

@@ -263,6 +263,13 @@ impl SystemdMachine {
         )
     }
 
+    /// `[receiver.evidence]` reading this machine's journal files (its
+    /// journald writes them below its root: `/run/log/journal`, then
+    /// `/var/log/journal` once flushed), appended to a config.
+    pub fn evidence_section(&self) -> String {
+        format!("[receiver.evidence]\njournal_root = \"{}\"\n", self.root().display())
+    }
+
     pub fn bus_address(&self) -> String {
         format!("unix:path=/proc/{}/root/run/dbus/system_bus_socket", self.pid)
     }

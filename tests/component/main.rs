@@ -17,6 +17,7 @@ mod actions;
 mod actions_systemd;
 mod collect_golden;
 mod docker;
+mod evidence;
 mod exec_user;
 mod git_lfs;
 mod logfile;

@@ -67,7 +67,7 @@ async fn s8_unhealthy_container_is_restarted_and_healthy_again() {
         "--name",
         "trading-bot",
         "--health-cmd",
-        "test -f /tmp/feed-ok",
+        "test -f /tmp/feed-ok || { echo 'market feed down: no /tmp/feed-ok'; exit 1; }",
         "--health-interval=1s",
         "--health-timeout=1s",
         "--health-retries=2",
@@ -132,6 +132,24 @@ async fn s8_unhealthy_container_is_restarted_and_healthy_again() {
         .await;
     assert!(title.ends_with(": verified"), "{title}: {msg}");
     assert!(msg.contains("docker.restart docker:trading-bot: ok"), "{title}: {msg}");
+    // The evidence: the failing health-check output the engine kept, in the
+    // journal and in the notification.
+    const WHY: &str = "exit 1: market feed down: no /tmp/feed-ok";
+    let ev = st.evidence("docker:trading-bot");
+    let (_, before) = ev.first().expect("evidence journaled");
+    assert_eq!(
+        before.facts.get("Health").map(String::as_str),
+        Some("unhealthy"),
+        "{before:#?}"
+    );
+    let probes = before
+        .sections
+        .iter()
+        .find(|s| s.title.starts_with("health checks"))
+        .unwrap_or_else(|| panic!("{before:#?}"));
+    assert!(probes.lines.iter().any(|l| l.contains(WHY)), "{probes:#?}");
+    assert!(msg.contains(WHY), "{msg}");
+    assert!(msg.len() <= hostmedic::notify::NTFY_MESSAGE_MAX);
     st.assert_no_secrets();
 }
 

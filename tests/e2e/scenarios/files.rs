@@ -83,6 +83,15 @@ async fn s5_lfs_object_over_remote_limit_is_reported_with_paths_and_nothing_dele
     assert_eq!(v["alert"]["labels"]["repo"], repo.dir.display().to_string());
     let acts = st.actions("lfs-over-limit");
     assert!(acts.len() == 2 && acts.iter().all(|a| a.2 == "ok"), "{acts:?}");
+    // The evidence names the offending object by its path and size (what
+    // the git_lfs collector's scan found), journaled and sent.
+    let subject = format!("lfs:{}", repo.dir.display());
+    let ev = st.evidence(&subject);
+    let (_, item) = ev.first().unwrap_or_else(|| panic!("no evidence about {subject}"));
+    let objects: Vec<&String> = item.sections.iter().flat_map(|s| &s.lines).collect();
+    let want = format!("snapshots/2026-11-21.tar: 3GiB (oid {oid})");
+    assert_eq!(objects, [&want], "{item:#?}");
+    assert!(msg.contains(&want), "evidence in the notification: {msg}");
 
     // The metrics say which object and which path (the facts the rule used).
     let q = format!("hostmedic_git_lfs_object_over_limit_bytes{{oid=\"{oid}\",path=\"snapshots/2026-11-21.tar\"}}");

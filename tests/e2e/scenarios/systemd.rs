@@ -41,7 +41,12 @@ async fn s1_crash_loop_is_stopped_and_disabled_and_reported() {
         return;
     };
     let mut st = Stack::new("S1").await;
-    st.start_hostmedic(&format!("{}{}", m.hostmedic_section(&[]), st.shipped_map(&[])));
+    st.start_hostmedic(&format!(
+        "{}{}{}",
+        m.hostmedic_section(&[]),
+        m.evidence_section(),
+        st.shipped_map(&[])
+    ));
     st.start_monitoring(Duration::from_secs(3), &[]).await;
     st.wait_query(
         Duration::from_secs(30),
@@ -77,6 +82,25 @@ async fn s1_crash_loop_is_stopped_and_disabled_and_reported() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("restart count in {msg}"));
     assert!(total >= 2, "it did loop: {msg}");
+    // The why, in the unit's own words, read from the machine's journald
+    // before acting, carried by the notification within ntfy's limit.
+    const WHY: &str = "ModuleNotFoundError: No module named 'feeds'";
+    assert!(msg.contains(WHY), "evidence in the notification: {msg}");
+    assert!(msg.len() <= hostmedic::notify::NTFY_MESSAGE_MAX, "{}", msg.len());
+    let ev = st.evidence("systemd:system:worker.service");
+    let (stage, before) = ev.first().expect("evidence journaled");
+    assert_eq!(*stage, hostmedic::evidence::Stage::Before);
+    let journal: Vec<&String> = before.sections.iter().flat_map(|s| &s.lines).collect();
+    assert!(journal.iter().any(|l| l.contains(WHY)), "{before:#?}");
+    assert_eq!(
+        before.facts.get("ExecMainStatus").map(String::as_str),
+        Some("3"),
+        "{before:#?}"
+    );
+    assert!(
+        ev.iter().any(|(s, _)| *s == hostmedic::evidence::Stage::Verification),
+        "evidence again at verification: {ev:#?}"
+    );
 
     // Stopped and disabled; the loop is over (no new start of the process).
     let state = m.show("worker.service", "ActiveState");

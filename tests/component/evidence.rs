@@ -1,0 +1,275 @@
+//! Evidence on real parts: a systemd 252 booted in its own rootfs whose
+//! units log a secret and an error and exit; hostmedic reads the machine's
+//! own journald files with the host's `journalctl --root`, the unit state
+//! over its bus, redacts, and (through the receiver) journals the evidence
+//! and sends it to a local HTTP sink playing the webhook channel.
+
+use crate::common;
+
+use std::time::Duration;
+
+use common::config::{Action, Rule, TestConfig};
+use common::sink::Sink;
+use common::systemd::{Spec, SystemdMachine, boot_or_skip};
+use hostmedic::actions::{ActionEnv, Manager};
+use hostmedic::evidence::{EvidenceConfig, Item, Stage, Subject};
+use hostmedic::receiver::journal::{self, Event};
+use serde_json::json;
+
+const SECRET: &str = "hunter2-s3cr3t-value";
+const BEARER: &str = "abcdef0123456789bearer";
+
+/// Logs a password, an Authorization header and its real error, then exits 3.
+const LEAKY: &str = "[Service]\nExecStart=/bin/sh -c 'echo \"connecting to db with password=hunter2-s3cr3t-value\"; \
+     echo \"GET /feed Authorization: Bearer abcdef0123456789bearer\"; \
+     echo \"ModuleNotFoundError: No module named feeds\" >&2; exit 3'\n\
+     [Install]\nWantedBy=multi-user.target\n";
+
+/// A user unit of `medic` that logs a token and exits 4.
+const USER_LEAKY: &str = "[Service]\nExecStart=/bin/sh -c 'echo \"user side token=tok-9999999 refused\"; \
+     echo \"FileNotFoundError: /home/medic/model.bin\" >&2; exit 4'\n";
+
+fn env(m: &SystemdMachine) -> ActionEnv {
+    ActionEnv {
+        system_bus: Some(m.bus_address()),
+        user_runtime_dir: m.root().join("run/user"),
+        passwd_file: m.rootfs().join("etc/passwd"),
+        ..ActionEnv::default()
+    }
+}
+
+fn boot() -> Option<SystemdMachine> {
+    let m = boot_or_skip(
+        Spec::new()
+            .enabled_unit("leaky.service", LEAKY)
+            .file("/home/medic/.config/systemd/user/userleak.service", USER_LEAKY, 0o644)
+            .linger("medic"),
+    )?;
+    m.wait_for(Duration::from_secs(30), "leaky.service failed", |m| {
+        m.show("leaky.service", "ActiveState") == "failed"
+    });
+    Some(m)
+}
+
+fn journal_text(item: &Item) -> String {
+    item.sections
+        .iter()
+        .filter(|s| s.title == "journal")
+        .flat_map(|s| s.lines.iter())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unit_evidence_reads_the_machines_real_journal_redacted() {
+    let Some(m) = boot() else { return };
+    let env = env(&m);
+    m.wait_for(Duration::from_secs(30), "user manager up", |m| {
+        m.show("user@1000.service", "ActiveState") == "active"
+    });
+    let _ = m.systemctl_user("medic", 1000, &["start", "userleak.service"]);
+    let cap = EvidenceConfig {
+        journal_root: m.root(),
+        lines: 10,
+        ..EvidenceConfig::default()
+    }
+    .compile("receiver.evidence")
+    .unwrap();
+    let subjects = [
+        Subject::Unit {
+            manager: Manager::System,
+            unit: "leaky.service".into(),
+        },
+        Subject::Unit {
+            manager: Manager::User("medic".into()),
+            unit: "userleak.service".into(),
+        },
+    ];
+    // journald writes as the lines arrive; give it a moment for the last.
+    let mut items = Vec::new();
+    for _ in 0..60 {
+        items = cap.capture(&env, &subjects).await;
+        let (sys, user) = (journal_text(&items[0]), journal_text(&items[1]));
+        if sys.contains("ModuleNotFoundError") && user.contains("FileNotFoundError") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (sys, user) = (&items[0], &items[1]);
+    assert!(sys.errors.is_empty() && user.errors.is_empty(), "{items:#?}");
+    let text = journal_text(sys);
+    assert!(
+        text.contains("ModuleNotFoundError: No module named feeds"),
+        "the unit's own error line from the machine's journald:\n{text}"
+    );
+    assert!(text.contains("password=[REDACTED]"), "{text}");
+    assert!(text.contains("Authorization: Bearer [REDACTED]"), "{text}");
+    assert!(!text.contains(SECRET) && !text.contains(BEARER), "{text}");
+    assert_eq!(sys.facts["ExecMainStatus"], "3", "{:?}", sys.facts);
+    assert_eq!(sys.facts["Result"], "exit-code", "{:?}", sys.facts);
+    assert!(sys.facts["ActiveState"].starts_with("failed"), "{:?}", sys.facts);
+    assert!(sys.facts.contains_key("NRestarts"), "{:?}", sys.facts);
+    assert_eq!(
+        sys.look_further,
+        "journalctl -u leaky.service -n 50; systemctl status leaky.service"
+    );
+
+    let utext = journal_text(user);
+    assert!(
+        utext.contains("FileNotFoundError: /home/medic/model.bin"),
+        "{utext}\n{}",
+        fields_of(&m, "FileNotFoundError")
+    );
+    assert!(
+        utext.contains("token=[REDACTED]") && !utext.contains("tok-9999999"),
+        "{utext}"
+    );
+    assert_eq!(user.facts["ExecMainStatus"], "4", "{:?}", user.facts);
+    assert!(user.look_further.starts_with("journalctl --user -u userleak.service"));
+
+    // The bounds hold on real output too.
+    let small = EvidenceConfig {
+        journal_root: m.root(),
+        max_item_bytes: 256,
+        max_incident_bytes: 256,
+        ..EvidenceConfig::default()
+    }
+    .compile("receiver.evidence")
+    .unwrap();
+    let items = small.capture(&env, &subjects[..1]).await;
+    assert!(items[0].size() <= 256, "{}", items[0].size());
+    assert!(items[0].truncated_bytes > 0);
+
+    // A wrong journal source is reported in the item, not a failure.
+    let wrong = EvidenceConfig {
+        journalctl: "/nonexistent/journalctl".into(),
+        ..EvidenceConfig::default()
+    }
+    .compile("receiver.evidence")
+    .unwrap();
+    let items = wrong.capture(&env, &subjects[..1]).await;
+    assert!(
+        items[0].errors.iter().any(|e| e.starts_with("journal:")),
+        "{:?}",
+        items[0]
+    );
+    assert_eq!(items[0].facts["ExecMainStatus"], "3", "the bus part still read");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn receiver_journals_and_notifies_redacted_evidence_within_the_limit() {
+    let Some(m) = boot() else { return };
+    let dir = common::receiver_dir("evidence-token");
+    let d = dir.path();
+    let sink = Sink::start().await;
+    let text = TestConfig::new()
+        .disable(&["host", "hwmon", "docker", "processes"])
+        .section("systemd", |s| {
+            s.set("bus_address", m.bus_address())
+                .path("user_runtime_dir", m.root().join("run/user"))
+                .path("passwd_file", m.rootfs().join("etc/passwd"));
+        })
+        .receiver(d, |r| {
+            r.path("bearer_token_file", d.join("token")).table("evidence", |e| {
+                e.path("journal_root", m.root()).set("lines", 10);
+            });
+        })
+        .notify_webhook("sink", &sink.url("/hook"))
+        .rule(
+            Rule::new("unit-failed", "HostmedicUnitFailed")
+                .strings("notify", ["sink"])
+                .action(Action::systemd("reset-failed", "{{ labels.unit }}")),
+        )
+        .render();
+    let cfg = hostmedic::config::Config::parse(&text, "test").unwrap();
+    let srv = common::InProcess::start(cfg).await;
+    let body = json!({"receiver": "hostmedic", "status": "firing", "alerts": [{
+        "status": "firing",
+        "labels": {"alertname": "HostmedicUnitFailed", "unit": "leaky.service", "manager": "system", "severity": "warning"},
+        "annotations": {"summary": "leaky.service failed", "runbook_url": "docs/runbooks.md#hostmedicunitfailed"},
+        "startsAt": "2026-12-01T12:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prom/graph", "fingerprint": "1e4c0000aaaa0001"}],
+        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am",
+        "version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0});
+    let r = common::client()
+        .post(srv.url("/api/v1/alerts"))
+        .bearer_auth("evidence-token")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let mut hook = None;
+    for _ in 0..120 {
+        if let Some(h) = sink.all().into_iter().find(|r| r.path == "/hook") {
+            hook = Some(h);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let hook = hook.expect("outcome notification at the sink");
+    let msg = hook.json()["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("Evidence (before acting):"), "{msg}");
+    assert!(msg.contains("ModuleNotFoundError: No module named feeds"), "{msg}");
+    assert!(msg.contains("password=[REDACTED]"), "{msg}");
+    assert!(
+        !hook.body.contains(SECRET) && !hook.body.contains(BEARER),
+        "{}",
+        hook.body
+    );
+    assert!(msg.len() <= hostmedic::notify::WEBHOOK_MESSAGE_MAX);
+
+    let journal_file = d.join("journal.jsonl");
+    let raw = std::fs::read_to_string(&journal_file).unwrap();
+    assert!(!raw.contains(SECRET) && !raw.contains(BEARER), "secret in the journal");
+    let entries = journal::read_from(&journal_file, 0).unwrap().0;
+    let stages: Vec<Stage> = entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Evidence { stage, items, .. } => {
+                assert!(items[0].subject == "systemd:system:leaky.service", "{items:?}");
+                Some(*stage)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stages, [Stage::Before, Stage::Verification]);
+    let before = entries
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::Evidence { items, stage, .. } if *stage == Stage::Before => Some(items[0].clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(journal_text(&before).contains("[REDACTED]"));
+
+    // `hostmedic incidents` shows it, as markdown and as JSON.
+    let md = hostmedic::receiver::incidents::markdown(&entries, "j", None, 0);
+    for want in [
+        "HostmedicUnitFailed — warning",
+        "ModuleNotFoundError: No module named feeds",
+        "`look further: journalctl -u leaky.service -n 50; systemctl status leaky.service`",
+        "`runbook: docs/runbooks.md#hostmedicunitfailed`",
+        "**State**: still firing",
+    ] {
+        assert!(md.contains(want), "lacks {want:?}:\n{md}");
+    }
+    assert!(!md.contains(SECRET));
+    srv.stop().await;
+}
+
+/// The journal fields of the entries whose message contains `needle`, for
+/// a failure message.
+fn fields_of(m: &SystemdMachine, needle: &str) -> String {
+    let out = std::process::Command::new("/usr/bin/journalctl")
+        .arg(format!("--root={}", m.root().display()))
+        .args(["-o", "json", "--no-pager"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(needle))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
