@@ -17,8 +17,9 @@
 //!                  ├─ plan    (receiver::policy::decide: duplicate / hold / cooldown /
 //!                  │           budget / act / dry-run / pending approval)
 //!                  ├─ ledger  (journal append + fsync, then the 200)
-//!                  └─ run     (per-target lock, semaphore, Resolved::run / verify,
-//!                              notify channels) ─ ledger ─ status / persist
+//!                  └─ run     (per-target lock, semaphore, evidence before,
+//!                              Resolved::run / verify, evidence again, notify
+//!                              channels) ─ ledger ─ status / persist
 //! ```
 //!
 //! # Modules
@@ -51,6 +52,9 @@
 //!   journal, the safety state and the fleet identity.
 //! - [`actions`]: one file per remediation action (spec, validation, target
 //!   resolution, run, verify) behind the delegating `ActionSpec`/`Resolved`.
+//! - [`evidence`]: what is captured about an incident's subjects before
+//!   acting and at verification (one file per subject kind), its
+//!   redaction and bounds, `[receiver.evidence]`.
 //!
 //! Shared leaves (they import none of their consumers):
 //! - [`error`]: `ConfigError` and `compile_regex`.
@@ -69,6 +73,9 @@
 //!   docker collector and the actions.
 //! - [`systemd`]: D-Bus access to systemd (proxies, connections, unit
 //!   helpers), for the systemd collector and the actions.
+//! - [`observed`]: what the background collectors last saw (a watched
+//!   path's size history, an LFS repository's over-limit objects), for the
+//!   evidence.
 
 pub mod actions;
 pub mod app;

@@ -45,7 +45,7 @@ impl Default for EvidenceConfig {
             lines: 20,
             max_item_bytes: 2048,
             max_incident_bytes: 6144,
-            timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(3),
             journalctl: PathBuf::from("/usr/bin/journalctl"),
             journal_root: PathBuf::new(),
             journal_directory: PathBuf::new(),

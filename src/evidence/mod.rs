@@ -6,7 +6,7 @@
 //! user, runtime, CPU and owner, an LFS repository's offending objects with
 //! their paths, a watched path's size history.
 //!
-//! One file per subject kind ([`unit`], [`container`], [`process`], [`lfs`],
+//! One file per subject kind ([`unit`](mod@unit), [`container`], [`process`], [`lfs`],
 //! [`path`]) reads it; this file decides what the subjects of an incident
 //! are ([`subjects`]), captures them concurrently, each under
 //! `receiver.evidence.timeout`, and bounds the result: every string is
@@ -341,6 +341,26 @@ impl Capture {
     }
 }
 
+/// Keeps, in the log-like sections of `after`, only the lines not already
+/// in the same subject's same section of `before` (a capture at
+/// verification then shows what happened since acting, not the same lines
+/// again); a section left empty goes.
+pub fn only_new(before: &[Item], after: &mut [Item]) {
+    for item in after.iter_mut() {
+        let Some(old) = before.iter().find(|b| b.subject == item.subject) else {
+            continue;
+        };
+        for s in item.sections.iter_mut().filter(|s| s.newest_last) {
+            let Some(seen) = old.sections.iter().find(|o| o.title == s.title) else {
+                continue;
+            };
+            s.lines.retain(|l| !seen.lines.contains(l));
+            s.title = format!("{} (new since before acting)", s.title);
+        }
+        item.sections.retain(|s| !s.lines.is_empty());
+    }
+}
+
 fn kind(s: &Subject) -> &'static str {
     match s {
         Subject::Unit { .. } => "unit",
@@ -425,6 +445,28 @@ mod tests {
         );
         let bad = alert(&[("unit", "x; rm -rf /"), ("container", "$(id)"), ("repo", "relative")]);
         assert!(subjects(&bad, &[]).is_empty());
+    }
+
+    #[test]
+    fn verification_capture_keeps_only_new_log_lines() {
+        let mut before = Item::new("docker:web", "container");
+        before.section("logs", vec!["a".into(), "b".into()], true);
+        before.section("objects", vec!["x".into()], false);
+        let mut after = before.clone();
+        after.sections[0].lines.push("c".into());
+        let mut unchanged = Item::new("docker:web", "container");
+        unchanged.section("logs", vec!["a".into()], true);
+        let mut other = Item::new("pid:7", "process");
+        other.section("logs", vec!["a".into()], true);
+        let mut all = [after, other];
+        only_new(&[before.clone()], &mut all);
+        assert_eq!(all[0].sections[0].lines, ["c"]);
+        assert_eq!(all[0].sections[0].title, "logs (new since before acting)");
+        assert_eq!(all[0].sections[1].lines, ["x"], "lists are kept whole");
+        assert_eq!(all[1].sections[0].lines, ["a"], "another subject is untouched");
+        let mut same = [unchanged];
+        only_new(&[before], &mut same);
+        assert!(same[0].sections.is_empty());
     }
 
     #[test]

@@ -65,7 +65,7 @@ impl Receiver {
             } => {
                 // An approval request or escalation carries the evidence of
                 // what its alert names (the plan's targets are not acted on).
-                let before = self.evidence(s, &id, &alert, &[], Stage::Before).await;
+                let before = self.evidence(s, &id, &alert, &[], None).await;
                 let text = evidence::render(&before, Stage::Before);
                 for ch in channels {
                     self.notify_with_evidence(s, &id, ch, kind, &alert, &title, &message, &text)
@@ -86,7 +86,7 @@ impl Receiver {
                     return;
                 };
                 let dry_run = s.env.dry_run || dry_run;
-                let before = self.evidence(s, &id, &alert, &targets, Stage::Before).await;
+                let before = self.evidence(s, &id, &alert, &targets, None).await;
                 let text = evidence::render(&before, Stage::Before);
                 let (all_ok, ran, verdict) = self
                     .run_actions(s, &id, rule, &target, &alert, &targets, dry_run, &text)
@@ -96,7 +96,7 @@ impl Receiver {
                 let after = if dry_run {
                     Vec::new()
                 } else {
-                    self.evidence(s, &id, &alert, &targets, Stage::Verification).await
+                    self.evidence(s, &id, &alert, &targets, Some(&before)).await
                 };
                 let rule = &s.rules[rule];
                 if !rule.cfg.notify.is_empty() {
@@ -208,19 +208,28 @@ impl Receiver {
     /// Captures the evidence about the subjects of `alert` and `targets`
     /// ([`evidence::subjects`]) and journals it with plan `id`; returns the
     /// items (empty when evidence is off or there is no subject).
+    /// At verification, log lines already captured before acting
+    /// (`before`) are left out ([`evidence::only_new`]).
     async fn evidence(
         &self,
         s: &Settings,
         id: &str,
         alert: &Alert,
         targets: &[Resolved],
-        stage: Stage,
+        before: Option<&[evidence::Item]>,
     ) -> Vec<evidence::Item> {
         let subjects = evidence::subjects(alert, targets);
         if id.is_empty() || subjects.is_empty() || !s.evidence.enabled {
             return Vec::new();
         }
-        let items = s.evidence.capture(&s.env, &subjects).await;
+        let mut items = s.evidence.capture(&s.env, &subjects).await;
+        let stage = match before {
+            None => Stage::Before,
+            Some(b) => {
+                evidence::only_new(b, &mut items);
+                Stage::Verification
+            }
+        };
         self.ledger
             .record(vec![Event::Evidence {
                 id: id.to_string(),
