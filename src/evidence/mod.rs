@@ -371,6 +371,28 @@ fn kind(s: &Subject) -> &'static str {
     }
 }
 
+/// Evidence bytes one notification carries: what fits the smallest
+/// channel limit (Telegram's and ntfy's 4096) beside a headline of 1 KiB.
+pub const NOTIFY_BUDGET: usize = 3072;
+
+/// [`render`] within `budget` bytes: the items are cut as [`Item`]'s bounds
+/// cut them (oldest log lines first, then the ends of lists), so the newest
+/// lines survive — where cutting the text would drop them.
+pub fn render_bounded(items: &[Item], stage: Stage, budget: usize) -> String {
+    let mut share = budget / items.len().max(1);
+    loop {
+        let mut cut: Vec<Item> = items.to_vec();
+        for item in &mut cut {
+            item.bound(share);
+        }
+        let text = render(&cut, stage);
+        if text.len() <= budget || share < 64 {
+            return text;
+        }
+        share = share * 9 / 10;
+    }
+}
+
 /// Plain text of a capture, for notifications and the incident log:
 /// per item a header line with its facts, then its sections indented,
 /// its errors and the command to look further.
@@ -467,6 +489,24 @@ mod tests {
         let mut same = [unchanged];
         only_new(&[before], &mut same);
         assert!(same[0].sections.is_empty());
+    }
+
+    #[test]
+    fn notification_text_keeps_the_newest_lines_within_its_budget() {
+        let mut item = Item::new("systemd:system:w.service", "unit");
+        item.fact("ExecMainStatus", 3);
+        item.section(
+            "journal",
+            (0..300).map(|i| format!("line {i:03} of the log")).collect(),
+            true,
+        );
+        let text = render_bounded(&[item], Stage::Before, NOTIFY_BUDGET);
+        assert!(text.len() <= NOTIFY_BUDGET, "{}", text.len());
+        assert!(
+            text.contains("line 299 of the log") && !text.contains("line 000"),
+            "{text}"
+        );
+        assert!(text.contains("ExecMainStatus=3") && text.contains("bytes cut to fit"));
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl Receiver {
                 // An approval request or escalation carries the evidence of
                 // what its alert names (the plan's targets are not acted on).
                 let before = self.evidence(s, &id, &alert, &[], None).await;
-                let text = evidence::render(&before, Stage::Before);
+                let text = evidence::render_bounded(&before, Stage::Before, evidence::NOTIFY_BUDGET);
                 for ch in channels {
                     self.notify_with_evidence(s, &id, ch, kind, &alert, &title, &message, &text)
                         .await;
@@ -87,7 +87,7 @@ impl Receiver {
                 };
                 let dry_run = s.env.dry_run || dry_run;
                 let before = self.evidence(s, &id, &alert, &targets, None).await;
-                let text = evidence::render(&before, Stage::Before);
+                let text = evidence::render_bounded(&before, Stage::Before, evidence::NOTIFY_BUDGET);
                 let (all_ok, ran, verdict) = self
                     .run_actions(s, &id, rule, &target, &alert, &targets, dry_run, &text)
                     .await;
@@ -307,14 +307,19 @@ impl Receiver {
 
 /// The evidence of an outcome notification: what was captured before acting
 /// (the why), then one line per subject of how it looked at verification.
+/// Both within [`evidence::NOTIFY_BUDGET`] (the state lines first).
 fn outcome_evidence(before: &[evidence::Item], after: &[evidence::Item]) -> String {
-    let mut text = evidence::render(before, Stage::Before);
+    let mut state = String::new();
     if !after.is_empty() {
-        text.push_str(&format!("State ({}):\n", Stage::Verification.heading()));
+        state.push_str(&format!("State ({}):\n", Stage::Verification.heading()));
         for item in after {
             let facts: Vec<String> = item.facts.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            text.push_str(&format!("[{}] {}\n", item.subject, facts.join(", ")));
+            let mut line = format!("[{}] {}", item.subject, facts.join(", "));
+            evidence::cut(&mut line, 300);
+            state.push_str(&line);
+            state.push('\n');
         }
     }
-    text
+    let budget = evidence::NOTIFY_BUDGET.saturating_sub(state.len()).max(512);
+    evidence::render_bounded(before, Stage::Before, budget) + &state
 }

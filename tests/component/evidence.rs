@@ -19,15 +19,21 @@ use serde_json::json;
 const SECRET: &str = "hunter2-s3cr3t-value";
 const BEARER: &str = "abcdef0123456789bearer";
 
-/// Logs a password, an Authorization header and its real error, then exits 3.
-const LEAKY: &str = "[Service]\nExecStart=/bin/sh -c 'echo \"connecting to db with password=hunter2-s3cr3t-value\"; \
+/// Logs 120 lines of progress, a password, an Authorization header and its
+/// real error, then exits 3.
+const LEAKY: &str = "[Service]\nExecStart=/bin/sh -c 'for i in $(seq 1 120); do echo \"import progress: batch $i of 120 written\"; done; \
+     echo \"connecting to db with password=hunter2-s3cr3t-value\"; \
      echo \"GET /feed Authorization: Bearer abcdef0123456789bearer\"; \
      echo \"ModuleNotFoundError: No module named feeds\" >&2; exit 3'\n\
      [Install]\nWantedBy=multi-user.target\n";
 
-/// A user unit of `medic` that logs a token and exits 4.
+/// A user unit of `medic` that logs a token and its error, then exits 4 a
+/// moment later: journald attributes a line to its user unit by the
+/// writer's cgroup, which it cannot read once the writer is gone (a line of
+/// a process that exits at once can lack `_SYSTEMD_USER_UNIT`; see
+/// docs/evidence.md).
 const USER_LEAKY: &str = "[Service]\nExecStart=/bin/sh -c 'echo \"user side token=tok-9999999 refused\"; \
-     echo \"FileNotFoundError: /home/medic/model.bin\" >&2; exit 4'\n";
+     echo \"FileNotFoundError: /home/medic/model.bin\" >&2; sleep 1; exit 4'\n";
 
 fn env(m: &SystemdMachine) -> ActionEnv {
     ActionEnv {
@@ -86,12 +92,14 @@ async fn unit_evidence_reads_the_machines_real_journal_redacted() {
             unit: "userleak.service".into(),
         },
     ];
-    // journald writes as the lines arrive; give it a moment for the last.
+    // journald writes as the lines arrive, and the user unit exits a
+    // moment after its last line: give both a moment.
     let mut items = Vec::new();
     for _ in 0..60 {
         items = cap.capture(&env, &subjects).await;
         let (sys, user) = (journal_text(&items[0]), journal_text(&items[1]));
-        if sys.contains("ModuleNotFoundError") && user.contains("FileNotFoundError") {
+        let exited = items[1].facts.contains_key("ExecMainStatus");
+        if sys.contains("ModuleNotFoundError") && user.contains("FileNotFoundError") && exited {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -162,6 +170,7 @@ async fn receiver_journals_and_notifies_redacted_evidence_within_the_limit() {
     let Some(m) = boot() else { return };
     let dir = common::receiver_dir("evidence-token");
     let d = dir.path();
+    std::fs::write(d.join("bot-token"), "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw\n").unwrap();
     let sink = Sink::start().await;
     let text = TestConfig::new()
         .disable(&["host", "hwmon", "docker", "processes"])
@@ -171,14 +180,24 @@ async fn receiver_journals_and_notifies_redacted_evidence_within_the_limit() {
                 .path("passwd_file", m.rootfs().join("etc/passwd"));
         })
         .receiver(d, |r| {
+            // Enough evidence that the Telegram message must be cut.
             r.path("bearer_token_file", d.join("token")).table("evidence", |e| {
-                e.path("journal_root", m.root()).set("lines", 10);
+                e.path("journal_root", m.root())
+                    .set("lines", 200)
+                    .set("max_item_bytes", 65536)
+                    .set("max_incident_bytes", 65536);
             });
         })
         .notify_webhook("sink", &sink.url("/hook"))
+        .notify("tg", "telegram", |c| {
+            c.set("api_base", sink.url("/tg"))
+                .path("bot_token_file", d.join("bot-token"))
+                .set("chat_id", -42)
+                .set("retries", 0);
+        })
         .rule(
             Rule::new("unit-failed", "HostmedicUnitFailed")
-                .strings("notify", ["sink"])
+                .strings("notify", ["sink", "tg"])
                 .action(Action::systemd("reset-failed", "{{ labels.unit }}")),
         )
         .render();
@@ -200,15 +219,30 @@ async fn receiver_journals_and_notifies_redacted_evidence_within_the_limit() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let mut hook = None;
+    let mut got = None;
     for _ in 0..120 {
-        if let Some(h) = sink.all().into_iter().find(|r| r.path == "/hook") {
-            hook = Some(h);
+        let all = sink.all();
+        let hook = all.iter().find(|r| r.path == "/hook").cloned();
+        let tg = all.iter().find(|r| r.path.starts_with("/tg/")).cloned();
+        if let (Some(h), Some(t)) = (hook, tg) {
+            got = Some((h, t));
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let hook = hook.expect("outcome notification at the sink");
+    let (hook, tg) = got.expect("outcome notifications at the sink (webhook and Telegram)");
+    // Telegram: within its 4096 characters, headline whole, the newest
+    // journal lines kept (the oldest progress lines went), the secret never.
+    let text = tg.json()["text"].as_str().unwrap().to_string();
+    assert!(text.encode_utf16().count() <= 4096, "{}", text.len());
+    assert!(
+        text.starts_with("unit-failed ran on systemd:system:leaky.service"),
+        "{text}"
+    );
+    assert!(text.contains("ModuleNotFoundError: No module named feeds"), "{text}");
+    assert!(text.contains("bytes cut to fit the limits"), "{text}");
+    assert!(!text.contains("batch 1 of 120"), "{text}");
+    assert!(!tg.body.contains(SECRET) && !tg.body.contains(BEARER));
     let msg = hook.json()["message"].as_str().unwrap().to_string();
     assert!(msg.contains("Evidence (before acting):"), "{msg}");
     assert!(msg.contains("ModuleNotFoundError: No module named feeds"), "{msg}");
