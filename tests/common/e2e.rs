@@ -352,10 +352,14 @@ pub fn tail(text: &str, n: usize) -> String {
 }
 
 /// Measures fault-to-remediation time and reports it in the line format
-/// `benches/e2e.sh` collects: `e2e S1 fault_to_remediation_seconds=7.3`.
+/// `benches/e2e.sh` collects: `e2e S1 fault_to_remediation_seconds=7.3`,
+/// followed by where those seconds went (`e2e S1 stages …`, see
+/// [`Stopwatch::remediated`]).
 pub struct Stopwatch {
     scenario: &'static str,
     start: Instant,
+    /// The same instant as Unix seconds, to compare with the journal's.
+    wall: f64,
 }
 
 impl Stopwatch {
@@ -364,6 +368,7 @@ impl Stopwatch {
         Stopwatch {
             scenario,
             start: Instant::now(),
+            wall: hostmedic::time::now(),
         }
     }
 
@@ -371,18 +376,63 @@ impl Stopwatch {
         self.start.elapsed().as_secs_f64()
     }
 
-    /// Call once the remediation is verified: prints the timing line (and
-    /// appends it to `$HOSTMEDIC_E2E_TIMINGS` when set).
-    pub fn remediated(&self) -> f64 {
+    /// Call once the remediation is verified: prints the timing line and
+    /// the stage line (and appends both to `$HOSTMEDIC_E2E_TIMINGS` when
+    /// set). The stages come from `st`'s journal
+    /// (`hostmedic::receiver::timeline::from_journal`), for the remediation
+    /// the scenario waited for: the latest run that ended verified, else
+    /// the latest run that ended ok. `fault_to_alert` is the fault to the
+    /// alert's `startsAt` (scrape, evaluation, the rule's `for:`),
+    /// `observed` the remediation's end to this call (the test's polling and
+    /// whatever else it waited for).
+    pub fn remediated(&self, st: &Stack) -> f64 {
         let secs = self.elapsed();
-        let line = format!("e2e {} fault_to_remediation_seconds={secs:.1}", self.scenario);
-        println!("{line}");
+        let now = hostmedic::time::now();
+        let mut lines = vec![format!("e2e {} fault_to_remediation_seconds={secs:.1}", self.scenario)];
+        if let Some(stages) = self.stages(&st.journal(), now) {
+            lines.push(format!("e2e {} stages {stages}", self.scenario));
+        }
+        for line in &lines {
+            println!("{line}");
+        }
         if let Ok(p) = std::env::var("HOSTMEDIC_E2E_TIMINGS") {
             use std::io::Write;
             if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(p) {
-                let _ = writeln!(f, "{line}");
+                for line in &lines {
+                    let _ = writeln!(f, "{line}");
+                }
             }
         }
         secs
+    }
+
+    /// `name=seconds` for each known stage of the remediation (see
+    /// [`Stopwatch::remediated`]) that ended between the fault and `now`.
+    fn stages(&self, journal: &[Entry], now: f64) -> Option<String> {
+        use hostmedic::receiver::timeline::{Stage, from_journal};
+        let runs = from_journal(journal);
+        let ended = |t: &&hostmedic::receiver::timeline::Timeline| {
+            t.verify_end
+                .or(t.action_end)
+                .filter(|e| t.succeeded && *e >= self.wall && *e <= now)
+        };
+        let pick = |verified: bool| {
+            runs.values()
+                .filter(|t| !verified || t.verify_end.is_some())
+                .filter_map(|t| Some((ended(&t)?, t)))
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+        };
+        let (end, t) = pick(true).or_else(|| pick(false))?;
+        let mut out = Vec::new();
+        if let Some(s) = t.starts_at {
+            out.push(format!("fault_to_alert={:.2}", s - self.wall));
+        }
+        for (stage, d) in t.stages() {
+            if stage != Stage::Total {
+                out.push(format!("{}={d:.2}", stage.as_str()));
+            }
+        }
+        out.push(format!("observed={:.2}", now - end));
+        Some(out.join(" "))
     }
 }

@@ -97,7 +97,7 @@ async fn s8_unhealthy_container_is_restarted_and_healthy_again() {
         st.verified("container-unhealthy", "docker:trading-bot")
     })
     .await;
-    sw.remediated();
+    sw.remediated(&st);
     let acts = st.actions("container-unhealthy");
     assert_eq!(acts.len(), 1, "{acts:?}");
     let (action, target, result, detail) = &acts[0];

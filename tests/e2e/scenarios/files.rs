@@ -70,7 +70,7 @@ async fn s5_lfs_object_over_remote_limit_is_reported_with_paths_and_nothing_dele
             Some((n, h))
         })
         .await;
-    sw.remediated();
+    sw.remediated(&st);
     let v: serde_json::Value = serde_json::from_str(&ntfy.body).unwrap();
     let msg = v["message"].as_str().unwrap();
     assert!(msg.contains("snapshots/2026-11-21.tar"), "offending path named: {msg}");
@@ -201,7 +201,7 @@ async fn s11_sqlite_wal_over_size_runs_the_configured_checkpoint() {
         (std::fs::metadata(&wal).ok()?.len() == 0).then_some(())
     })
     .await;
-    sw.remediated();
+    sw.remediated(&st);
 
     // The database kept its data (a checkpoint, not a deletion).
     let out = Command::new(sqlite)

@@ -355,7 +355,7 @@ actions = [
                 .find(|(t, _)| t == "restarted the chat bot: bot-health failing")
         })
         .await;
-    sw.remediated();
+    sw.remediated(&st);
     assert!(
         msg.contains("The command probe bot-health") && msg.contains("exit code 1"),
         "the health check's exit status: {msg}"

@@ -165,7 +165,7 @@ async fn s4_runaway_process_is_reported_and_killed_only_after_approval() {
         .unwrap()
         .to_string();
     assert!(text.contains(&format!("hostmedic approve {id}")), "{text}");
-    sw.remediated(); // the remediation for S4 by default is the notification
+    sw.remediated(&st); // the remediation for S4 by default is the notification
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(runaway.exited().is_none(), "nothing is killed without approval");
     assert!(st.actions("runaway-train").is_empty());
@@ -254,7 +254,7 @@ async fn s9_duplicate_workers_out_of_expected_range_are_reported() {
             st.sink.all().into_iter().find(|r| r.path.starts_with("/tg/"))
         })
         .await;
-    sw.remediated();
+    sw.remediated(&st);
     let text = serde_json::from_str::<serde_json::Value>(&note.body).unwrap()["text"]
         .as_str()
         .unwrap()
