@@ -19,6 +19,10 @@ use super::prometheus::{Prometheus, PrometheusOptions, shortened_rules_copy};
 use super::sink::Sink;
 use super::{Binary, client};
 
+/// How often the waits below look again: a tenth of a second is below what
+/// the scenarios measure and costs little (a journal read, a local query).
+const POLL: Duration = Duration::from_millis(100);
+
 /// The bearer token every e2e Alertmanager sends and every e2e hostmedic expects.
 pub const TOKEN: &str = "e2e-secret-token-7f3a9c";
 /// The Telegram bot token the sink sees in its request path; must never
@@ -197,6 +201,8 @@ impl Stack {
     /// Starts Alertmanager (webhook to hostmedic with the bearer token) and
     /// Prometheus (scraping hostmedic every second, evaluating the test copy
     /// of the shipped rules with `for:` clamped to `max_for` and `edits`).
+    /// `max_for` is `Duration::ZERO` where nothing before the fault can make
+    /// a rule true: every second of a `for:` is then only delay.
     pub async fn start_monitoring(&mut self, max_for: Duration, edits: &[(&str, &str)]) {
         let hm = self.hostmedic().addr;
         let am = Alertmanager::start(
@@ -289,7 +295,7 @@ impl Stack {
         s
     }
 
-    /// Polls `f` every 200 ms until Some, or panics after `timeout` with diagnostics.
+    /// Polls `f` every 100 ms until Some, or panics after `timeout` with diagnostics.
     pub async fn wait_for<T>(&self, timeout: Duration, what: &str, mut f: impl FnMut(&Stack) -> Option<T>) -> T {
         let deadline = Instant::now() + timeout;
         loop {
@@ -303,7 +309,7 @@ impl Stack {
                     self.diagnostics().await
                 );
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(POLL).await;
         }
     }
 
@@ -324,7 +330,7 @@ impl Stack {
                     self.diagnostics().await
                 );
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(POLL).await;
         }
     }
 

@@ -165,7 +165,6 @@ fn localize(file: &str, l: &Local) -> String {
             ),
         ],
         "alertmanager.yml" => vec![
-            ("group_wait: 10s", "group_wait: 1s".into()),
             ("group_interval: 1m", "group_interval: 1s".into()),
             ("localhost:9877", l.hostmedic.clone()),
             (

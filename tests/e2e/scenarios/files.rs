@@ -178,7 +178,9 @@ async fn s11_sqlite_wal_over_size_runs_the_configured_checkpoint() {
         )
         .render();
     st.start_hostmedic(&config);
-    st.start_monitoring(Duration::from_secs(2), &[]).await;
+    // `for:` 0s: nothing before the fault can make the rule true (no time
+    // window to wait out), so the alert fires at the first evaluation after it.
+    st.start_monitoring(Duration::ZERO, &[]).await;
     let q = "hostmedic_path_size_bytes{watch=\"app-wal\"}";
     st.wait_query(Duration::from_secs(30), q, |v| v > 0.0 && v < 8.0 * 1048576.0)
         .await;

@@ -106,7 +106,9 @@ async fn s4_runaway_process_is_reported_and_killed_only_after_approval() {
         )
         .render();
     st.start_hostmedic(&config);
-    st.start_monitoring(Duration::from_secs(3), &[]).await;
+    // `for:` 0s: nothing before the fault can make the rule true (no time
+    // window to wait out), so the alert fires at the first evaluation after it.
+    st.start_monitoring(Duration::ZERO, &[]).await;
 
     // Fault: the runaway starts. On a shared test machine (other builds,
     // each session its own scheduler autogroup) a busy loop does not get a
@@ -237,7 +239,9 @@ async fn s9_duplicate_workers_out_of_expected_range_are_reported() {
     };
     let _first = spawn();
     st.start_hostmedic(&config);
-    st.start_monitoring(Duration::from_secs(2), &[]).await;
+    // `for:` 0s: nothing before the fault can make the rule true (no time
+    // window to wait out), so the alert fires at the first evaluation after it.
+    st.start_monitoring(Duration::ZERO, &[]).await;
     st.wait_query(
         Duration::from_secs(30),
         "hostmedic_process_watch_processes{watch=\"worker\"}",

@@ -42,7 +42,9 @@ async fn s1_crash_loop_is_stopped_and_disabled_and_reported() {
     };
     let mut st = Stack::new("S1").await;
     st.start_hostmedic(&format!("{}{}", m.hostmedic_section(&[]), st.shipped_map(&[])));
-    st.start_monitoring(Duration::from_secs(3), &[]).await;
+    // `for:` 0s: nothing before the fault can make the rule true (no time
+    // window to wait out), so the alert fires at the first evaluation after it.
+    st.start_monitoring(Duration::ZERO, &[]).await;
     st.wait_query(
         Duration::from_secs(30),
         "hostmedic_systemd_unit_state{name=\"worker.service\",state=\"active\"}",
@@ -109,7 +111,9 @@ async fn s3_expected_unit_inactive_is_restarted_and_not_installed_is_only_report
         m.hostmedic_section(&["api.service", "payments-api.service"]),
         st.shipped_map(&[])
     ));
-    st.start_monitoring(Duration::from_secs(3), &[]).await;
+    // `for:` 0s: nothing before the fault can make the rule true (no time
+    // window to wait out), so the alert fires at the first evaluation after it.
+    st.start_monitoring(Duration::ZERO, &[]).await;
     st.wait_query(
         Duration::from_secs(30),
         "hostmedic_systemd_expected_unit_active{name=\"api.service\"}",
