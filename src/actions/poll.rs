@@ -12,14 +12,17 @@ use tokio::time::Instant;
 
 /// The first pause after a look.
 pub const FIRST: Duration = Duration::from_millis(100);
-/// The longest pause between two looks.
-pub const MAX: Duration = Duration::from_secs(1);
+/// The longest pause between two looks: a look is one local call (a D-Bus
+/// property read, a Docker inspect, a procfs read), and an effect that takes
+/// a second or two (a container's first health check) should be seen
+/// within half a second of it, not a second.
+pub const MAX: Duration = Duration::from_millis(500);
 /// How long a restarted unit or container must stay up, unchanged (same
 /// restart count / start time), to count as verified.
 pub const STABLE_FOR: Duration = Duration::from_secs(1);
 
 /// The pause after the `n`-th look (0-based): 100 ms, then ×1.5 per look,
-/// at most [`MAX`] (100, 150, 225, 338, 506, 759 ms, then 1 s).
+/// at most [`MAX`] (100, 150, 225, 337.5, then 500 ms).
 pub fn pause(n: u32) -> Duration {
     FIRST.mul_f64(1.5f64.powi(n.min(16) as i32)).min(MAX)
 }
@@ -110,7 +113,7 @@ mod tests {
     #[test]
     fn schedule_starts_fast_and_backs_off_to_a_second() {
         let ms: Vec<u128> = (0..8).map(|n| pause(n).as_millis()).collect();
-        assert_eq!(ms, [100, 150, 225, 337, 506, 759, 1000, 1000]);
+        assert_eq!(ms, [100, 150, 225, 337, 500, 500, 500, 500]);
         assert_eq!(pause(u32::MAX), MAX);
     }
 
@@ -128,7 +131,7 @@ mod tests {
             at.push(ms(next - start));
             now = next;
         }
-        // 100, +150, +225, +337.5, then +506 would pass 1200: clamped to it.
+        // 100, +150, +225, +337.5, then +500 would pass 1200: clamped to it.
         assert_eq!(at, [100, 250, 475, 812, 1200]);
         assert_eq!(p.next_at(until + Duration::from_secs(5), None), None);
     }
@@ -137,8 +140,8 @@ mod tests {
     fn a_stability_window_shortens_the_pause() {
         let now = Instant::now();
         let mut p = Poll::until(now + Duration::from_secs(30));
-        p.looks = 6; // the next pause would be 1 s
-        let by = now + Duration::from_millis(300);
+        p.looks = 6; // the next pause would be MAX
+        let by = now + Duration::from_millis(200);
         assert_eq!(p.next_at(now, Some(by)), Some(by));
         // A window already closed: the normal pause, no busy looking.
         assert_eq!(p.next_at(now, Some(now - Duration::from_millis(5))), Some(now + MAX));

@@ -259,6 +259,18 @@ impl Stack {
             .collect()
     }
 
+    /// [`Stack::actions`] once `rule` has at least `n` of them: an action
+    /// is journaled when it returns, a moment after its effect (a
+    /// notification at the sink) can be seen.
+    pub async fn actions_journaled(&self, rule: &str, n: usize) -> Vec<(String, String, String, String)> {
+        self.wait_for(
+            Duration::from_secs(10),
+            &format!("{n} actions of {rule} journaled"),
+            |st| Some(st.actions(rule)).filter(|a| a.len() >= n),
+        )
+        .await
+    }
+
     /// Value of an instant PromQL query (first sample), if any.
     pub async fn query(&self, q: &str) -> Option<f64> {
         self.prometheus.as_ref()?.query_value(q).await
@@ -390,12 +402,22 @@ impl Stopwatch {
     /// the latest run that ended ok. `fault_to_alert` is the fault to the
     /// alert's `startsAt` (scrape, evaluation, the rule's `for:`),
     /// `observed` the remediation's end to this call (the test's polling and
-    /// whatever else it waited for).
-    pub fn remediated(&self, st: &Stack) -> f64 {
+    /// whatever else it waited for; slightly negative for a notification,
+    /// which the sink sees before the action returns and is journaled: the
+    /// journal is then read again for up to 5 s, until that run is in it).
+    pub async fn remediated(&self, st: &Stack) -> f64 {
         let secs = self.elapsed();
         let now = hostmedic::time::now();
         let mut lines = vec![format!("e2e {} fault_to_remediation_seconds={secs:.1}", self.scenario)];
-        if let Some(stages) = self.stages(&st.journal(), now) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let stages = loop {
+            let found = self.stages(&st.journal(), now);
+            if found.is_some() || Instant::now() > deadline {
+                break found;
+            }
+            tokio::time::sleep(POLL).await;
+        };
+        if let Some(stages) = stages {
             lines.push(format!("e2e {} stages {stages}", self.scenario));
         }
         for line in &lines {
@@ -413,14 +435,15 @@ impl Stopwatch {
     }
 
     /// `name=seconds` for each known stage of the remediation (see
-    /// [`Stopwatch::remediated`]) that ended between the fault and `now`.
+    /// [`Stopwatch::remediated`]) that ended after the fault, by `now` (a
+    /// notification's run up to a second later).
     fn stages(&self, journal: &[Entry], now: f64) -> Option<String> {
         use hostmedic::receiver::timeline::{Stage, from_journal};
         let runs = from_journal(journal);
         let ended = |t: &&hostmedic::receiver::timeline::Timeline| {
             t.verify_end
                 .or(t.action_end)
-                .filter(|e| t.succeeded && *e >= self.wall && *e <= now)
+                .filter(|e| t.succeeded && *e >= self.wall && *e <= now + 1.0)
         };
         let pick = |verified: bool| {
             runs.values()

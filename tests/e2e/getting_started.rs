@@ -239,7 +239,7 @@ async fn guide_heals_the_demo_unit() {
         st.verified(RULE, DEMO_UNIT)
     })
     .await;
-    sw.remediated(&st);
+    sw.remediated(&st).await;
     assert_eq!(m.show(DEMO_UNIT, "ActiveState"), "active");
     let acts = st.actions(RULE);
     let kinds: Vec<&str> = acts.iter().map(|a| a.0.as_str()).collect();

@@ -99,7 +99,7 @@ async fn s8_unhealthy_container_is_restarted_and_healthy_again() {
         st.verified("container-unhealthy", "docker:trading-bot")
     })
     .await;
-    sw.remediated(&st);
+    sw.remediated(&st).await;
     let acts = st.actions("container-unhealthy");
     assert_eq!(acts.len(), 1, "{acts:?}");
     let (action, target, result, detail) = &acts[0];

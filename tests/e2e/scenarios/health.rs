@@ -357,12 +357,12 @@ actions = [
                 .find(|(t, _)| t == "restarted the chat bot: bot-health failing")
         })
         .await;
-    sw.remediated(&st);
+    sw.remediated(&st).await;
     assert!(
         msg.contains("The command probe bot-health") && msg.contains("exit code 1"),
         "the health check's exit status: {msg}"
     );
-    let acts = st.actions("bot-restart");
+    let acts = st.actions_journaled("bot-restart", 2).await;
     let kinds: Vec<&str> = acts.iter().map(|a| a.0.as_str()).collect();
     assert_eq!(kinds, ["exec", "notify"], "one restart: {acts:?}");
     assert!(acts.iter().all(|a| a.2 == "ok"), "{acts:?}");

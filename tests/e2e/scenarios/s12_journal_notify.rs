@@ -58,7 +58,7 @@ async fn s12_journal_status_markdown_and_three_channels_survive_kill9() {
             },
         )
         .await;
-    sw.remediated(&st);
+    sw.remediated(&st).await;
     assert_eq!(n, 3, "one request per channel: {:#?}", st.sink.all());
 
     // Request formats as the real services expect them.

@@ -69,7 +69,7 @@ async fn s1_crash_loop_is_stopped_and_disabled_and_reported() {
                 .find(|(t, _)| t == "stopped crash-looping worker.service")
         })
         .await;
-    sw.remediated(&st);
+    sw.remediated(&st).await;
     assert!(msg.contains("last exit status 3"), "{title}: {msg}");
     // "… per minute over the last 5 minutes; N restarts in total, …"
     let total: u64 = msg
@@ -129,7 +129,7 @@ async fn s3_expected_unit_inactive_is_restarted_and_not_installed_is_only_report
         st.verified("expected-unit-restart", "systemd:system:api.service")
     })
     .await;
-    sw.remediated(&st);
+    sw.remediated(&st).await;
     assert_eq!(m.show("api.service", "ActiveState"), "active");
 
     // The unit that does not exist: reported, never restarted.
@@ -193,7 +193,7 @@ async fn s2_timer_whose_service_keeps_failing_is_masked_and_stopped() {
                 .find(|(t, _)| t == "masked healthcheck.service, stopped healthcheck.timer")
         })
         .await;
-    sw.remediated(&st);
+    sw.remediated(&st).await;
     assert!(
         msg.contains("last exit status 2"),
         "dash exits 2 on a missing script: {msg}"
@@ -260,7 +260,7 @@ async fn s6_restarts_that_do_not_help_exhaust_the_budget_and_escalate() {
             })
         })
         .await;
-    sw.remediated(&st);
+    sw.remediated(&st).await;
     let restarts: Vec<_> = st
         .actions("expected-unit-restart")
         .into_iter()
