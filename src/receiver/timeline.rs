@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use super::journal::{Decision, Entry, Event};
+use super::journal::{Entry, Event};
 
 /// One stage of a remediation (the `stage` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -140,10 +140,11 @@ impl Timeline {
     }
 }
 
-/// The timeline of every plan that ran (decided `act`/`dry_run`, or
-/// approved) in `entries`, by plan id, rebuilt from the journal alone.
-/// Journals written before the `received` field use the alert entry's `ts`
-/// (the decision's batch time) instead.
+/// The timeline of every plan that ran an action in `entries` (decided
+/// `act`/`dry_run`, approved, or the exhausted actions of a spent budget),
+/// by plan id, rebuilt from the journal alone. Journals written before the
+/// `received` field use the alert entry's `ts` (the decision's batch time)
+/// instead.
 pub fn from_journal(entries: &[Entry]) -> BTreeMap<String, Timeline> {
     // The alert entry of each fingerprint most recently delivered: a
     // decision is journaled in the same batch, right after its alert.
@@ -160,12 +161,10 @@ pub fn from_journal(entries: &[Entry]) -> BTreeMap<String, Timeline> {
             } => {
                 alerts.insert(fingerprint, (status, starts_at, received.unwrap_or(e.ts)));
             }
-            Event::Decision {
-                id,
-                fingerprint,
-                decision: Decision::Act | Decision::DryRun,
-                ..
-            } => {
+            // Every decision: a skip for a spent budget may run the rule's
+            // exhausted actions under its id; plans that never ran an action
+            // are dropped below.
+            Event::Decision { id, fingerprint, .. } => {
                 if let Some((status, starts_at, received)) = alerts.get(fingerprint.as_str()) {
                     out.insert(id.clone(), Timeline::delivered(status, starts_at, *received, e.ts));
                 }
@@ -191,12 +190,14 @@ pub fn from_journal(entries: &[Entry]) -> BTreeMap<String, Timeline> {
             _ => {}
         }
     }
+    out.retain(|_, t| t.action_start.is_some());
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::receiver::journal::Decision;
 
     const STARTS: &str = "2026-12-01T12:00:00Z";
     const T0: f64 = 1_796_126_400.0; // STARTS as Unix seconds
@@ -354,9 +355,14 @@ mod tests {
             entry(10, T0 + 9.5, action("a9", "ok", 0.25)),
             // An action of an unknown plan (journal cut before it): ignored.
             entry(11, T0 + 9.6, action("a0", "ok", 0.1)),
+            // A spent budget: skipped, and the exhausted actions run.
+            entry(12, T0 + 20.0, alert("f3", Some(T0 + 19.9))),
+            entry(13, T0 + 20.0, decision("a13", "f3", Decision::Skip)),
+            entry(14, T0 + 20.5, action("a13", "ok", 0.3)),
         ];
         let tl = from_journal(&entries);
-        assert_eq!(tl.keys().collect::<Vec<_>>(), ["a2", "a4", "a9"]);
+        assert_eq!(tl.keys().collect::<Vec<_>>(), ["a13", "a2", "a4", "a9"], "a5 never ran");
+        assert!(close(get(&tl["a13"], Stage::DecisionToActionStart), 0.2));
         let a2 = &tl["a2"];
         assert!(close(get(a2, Stage::AlertToDelivery), 1.0));
         assert!(close(get(a2, Stage::DeliveryToDecision), 0.02));
