@@ -55,8 +55,9 @@ print("## end-to-end\n")
 print("Fault injected → remediation verified (journal entry with result `verified`, or the")
 print("notification at the local sink for notify-only scenarios), measured by each")
 print("`tests/e2e/scenarios/*.rs` test with real Prometheus (1 s scrape/eval, resend delay 1 s,")
-print("shipped rules with `for:` clamped in a test copy), real Alertmanager")
-print("(group_wait 1 s) and the real hostmedic binary. Produced by `benches/e2e.sh`")
+print("shipped rules with `for:` shortened in a test copy: 0 s where no time window binds the")
+print("scenario, docs/e2e.md), real Alertmanager (the shipped group_wait 1 s) and the real")
+print("hostmedic binary. Produced by `benches/e2e.sh`")
 load = open("/proc/loadavg").read().split()[:3]
 print(f"({runs} run(s), commit {rev}, {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, {os.cpu_count()}-core VM, "
       f"the scenarios running 4 at a time as in CI; load average {' '.join(load)} at the end).\n")
