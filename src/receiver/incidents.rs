@@ -807,6 +807,7 @@ mod tests {
             runbook_url: Some("docs/runbooks.md#hostmedicunitcrashlooping".into()),
             receiver: "hostmedic".into(),
             duplicate,
+            received: None,
         }
     }
 

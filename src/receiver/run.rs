@@ -16,6 +16,7 @@ use super::engine::Settings;
 use super::journal::Event;
 use super::lock;
 use super::messages::sep;
+use super::timeline::Timeline;
 use crate::actions::{Alert, OutcomeResult, Resolved, Verification};
 use crate::evidence::{self, Stage};
 
@@ -30,6 +31,9 @@ pub enum Job {
         alert: Alert,
         targets: Vec<Resolved>,
         dry_run: bool,
+        /// The instants so far (alert, delivery, decision); the run adds
+        /// the rest and the stages go to the latency histogram.
+        timeline: Timeline,
     },
     /// Tell channels something (an approval request, an escalation).
     Notify {
@@ -79,6 +83,7 @@ impl Receiver {
                 alert,
                 targets,
                 dry_run,
+                mut timeline,
             } => {
                 let lock = self.target_lock(&target);
                 let _serial = lock.lock().await;
@@ -89,9 +94,10 @@ impl Receiver {
                 let before = self.evidence(s, &id, &alert, &targets, None).await;
                 let text = evidence::render_bounded(&before, Stage::Before, evidence::NOTIFY_BUDGET);
                 let (all_ok, ran, verdict) = self
-                    .run_actions(s, &id, rule, &target, &alert, &targets, dry_run, &text)
+                    .run_actions(s, &id, rule, &target, &alert, &targets, dry_run, &text, &mut timeline)
                     .await;
                 drop(permit);
+                self.metrics.latency(&timeline);
                 // What the subjects look like now (nothing changed in a dry run).
                 let after = if dry_run {
                     Vec::new()
@@ -124,7 +130,8 @@ impl Receiver {
     /// Runs the actions in order (stopping at the first failure), then, when
     /// all succeeded for real and the rule asks, verifies each; `notify`
     /// actions carry `evidence`. Returns (all ok, one line per action ran,
-    /// the verification verdict).
+    /// the verification verdict); each action's start and end and the
+    /// verification's end go into `timeline`.
     #[allow(clippy::too_many_arguments)]
     async fn run_actions(
         &self,
@@ -136,6 +143,7 @@ impl Receiver {
         targets: &[Resolved],
         dry_run: bool,
         evidence: &str,
+        timeline: &mut Timeline,
     ) -> (bool, Vec<String>, String) {
         let rule = &s.rules[rule];
         let mut env = s.env.clone();
@@ -147,6 +155,7 @@ impl Receiver {
             let spec = t.spec();
             let timeout = rule.action_timeout.max(spec.suggested_timeout());
             let started = Instant::now();
+            let started_at = crate::time::now();
             let (result, detail) = match tokio::time::timeout(timeout, t.run(alert, &env)).await {
                 Ok(o) => (o.result.as_str(), o.detail),
                 Err(_) => (
@@ -155,6 +164,7 @@ impl Receiver {
                 ),
             };
             let took = started.elapsed().as_secs_f64();
+            timeline.action(started_at, started_at + took, result == "ok");
             self.metrics.action(&spec.name(), result);
             self.metrics.duration(&spec.name(), took);
             self.ledger
@@ -186,6 +196,7 @@ impl Receiver {
                     Verification::NotHelped(why) => ("not_helped", why),
                     Verification::NotApplicable => continue,
                 };
+                timeline.verified(crate::time::now(), result == "verified");
                 self.metrics.action(&t.name(), result);
                 self.ledger
                     .record(vec![Event::Verify {

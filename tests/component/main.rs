@@ -20,6 +20,7 @@ mod docker;
 mod evidence;
 mod exec_user;
 mod git_lfs;
+mod latency;
 mod logfile;
 mod paths;
 mod probes;
