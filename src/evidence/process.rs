@@ -1,7 +1,8 @@
 //! Evidence about a process: command line, user, state, runtime, CPU time
-//! (and its average share since start), resident memory, threads, and the
-//! cgroup it runs in (which names its unit or container), from the procfs
-//! leaf ([`crate::procfs`]) under the configured `procfs_root`.
+//! (and its average share since start), resident memory, threads, the
+//! cgroup it runs in and the unit (on its manager) or container that owns
+//! it ([`crate::cgroup::parse_owner`]), from the procfs leaf
+//! ([`crate::procfs`]) under the configured `procfs_root`.
 
 use super::Item;
 use crate::actions::ActionEnv;
@@ -29,8 +30,8 @@ pub fn capture(env: &ActionEnv, pid: i32) -> Item {
             cmdline
         },
     );
+    let passwd = crate::systemd::Passwd::load(&env.passwd_file);
     if let Some(uid) = procfs::read_euid(root, pid) {
-        let passwd = crate::systemd::Passwd::load(&env.passwd_file);
         item.fact(
             "user",
             passwd
@@ -61,8 +62,16 @@ pub fn capture(env: &ActionEnv, pid: i32) -> Item {
     }
     item.fact("threads", stat.threads);
     match procfs::read_cgroup(root, pid as i64) {
-        // cgroup v2: one `0::<path>` line; v1: the name=systemd hierarchy.
         Ok(text) => {
+            // Who owns it: its unit (on its manager) and its container.
+            let owner = crate::cgroup::parse_owner(&text, &passwd);
+            if let (Some(m), Some(u)) = (&owner.manager, &owner.unit) {
+                item.fact("unit", format!("{u} ({m})"));
+            }
+            if let Some(id) = &owner.container_id {
+                item.fact("container", id);
+            }
+            // cgroup v2: one `0::<path>` line; v1: the name=systemd hierarchy.
             let path = text.lines().find_map(|l| l.strip_prefix("0::")).or_else(|| {
                 text.lines()
                     .find_map(|l| l.split_once(":name=systemd:").map(|(_, p)| p))
@@ -79,6 +88,39 @@ pub fn capture(env: &ActionEnv, pid: i32) -> Item {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owner_from_a_fixture_procfs() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("4242");
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(
+            p.join("stat"),
+            "4242 (python3) R 1 4242 4242 0 -1 4194304 0 0 0 0 500 100 0 0 20 0 1 0 100 1000000 256 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n",
+        )
+        .unwrap();
+        std::fs::write(p.join("cmdline"), "python3\0worker.py\0").unwrap();
+        std::fs::write(
+            p.join("cgroup"),
+            "0::/user.slice/user-1000.slice/user@1000.service/app.slice/bot.service\n",
+        )
+        .unwrap();
+        std::fs::write(p.join("status"), "Name:\tpython3\nUid:\t1000\t1000\t1000\t1000\n").unwrap();
+        std::fs::write(dir.path().join("stat"), "cpu 1 2 3\nbtime 1700000000\n").unwrap();
+        let passwd = dir.path().join("passwd");
+        std::fs::write(&passwd, "medic:x:1000:1000::/home/medic:/bin/sh\n").unwrap();
+        let env = ActionEnv {
+            procfs_root: dir.path().to_path_buf(),
+            passwd_file: passwd,
+            ..ActionEnv::default()
+        };
+        let item = capture(&env, 4242);
+        assert_eq!(item.facts["cmdline"], "python3 worker.py");
+        assert_eq!(item.facts["user"], "medic (1000)");
+        assert_eq!(item.facts["unit"], "bot.service (user:medic)");
+        assert_eq!(item.facts["cpu_seconds"], "6.0");
+        assert!(item.facts["cgroup"].ends_with("app.slice/bot.service"));
+    }
 
     #[test]
     fn own_process_is_described() {

@@ -167,6 +167,19 @@ async fn s4_runaway_process_is_reported_and_killed_only_after_approval() {
         .unwrap()
         .to_string();
     assert!(text.contains(&format!("hostmedic approve {id}")), "{text}");
+    // The request carries the process's evidence (command line, user, CPU)
+    // within Telegram's 4096 characters.
+    assert!(text.contains(&format!("[pid:{pid}]")), "evidence: {text}");
+    assert!(
+        text.contains(&format!("train_{nonce}.py")) && text.contains("cpu_average="),
+        "{text}"
+    );
+    assert!(text.contains("user=root (0)"), "{text}");
+    assert!(
+        text.encode_utf16().count() <= hostmedic::notify::TELEGRAM_TEXT_MAX,
+        "{}",
+        text.len()
+    );
     sw.remediated(&st).await; // the remediation for S4 by default is the notification
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(runaway.exited().is_none(), "nothing is killed without approval");
