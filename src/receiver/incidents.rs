@@ -159,6 +159,29 @@ pub struct Plan {
     pub notifications: Vec<Notification>,
 }
 
+impl Plan {
+    /// A plan `id` known only by what followed it (its decision not read
+    /// yet, or before the window); the decision's fields are filled in
+    /// when there is one.
+    fn follow_ups_of(id: &str, at: f64) -> Plan {
+        Plan {
+            id: id.to_string(),
+            at,
+            rule: String::new(),
+            target: String::new(),
+            mode: String::new(),
+            decision: Decision::Act,
+            reason: None,
+            planned: Vec::new(),
+            approved_by: None,
+            evidence: Vec::new(),
+            actions: Vec::new(),
+            verification: None,
+            notifications: Vec::new(),
+        }
+    }
+}
+
 /// A hold being cleared.
 #[derive(Debug, Clone, Serialize)]
 pub struct Cleared {
@@ -339,19 +362,13 @@ impl<'a> Fold<'a> {
             } => {
                 let i = self.incident(alertname, fingerprint, None, e.ts);
                 self.incidents[i].plans.push(Plan {
-                    id: id.clone(),
-                    at: e.ts,
                     rule: rule.clone(),
                     target: target.clone(),
                     mode: mode.clone(),
                     decision: *decision,
                     reason: *reason,
                     planned: actions.clone(),
-                    approved_by: None,
-                    evidence: Vec::new(),
-                    actions: Vec::new(),
-                    verification: None,
-                    notifications: Vec::new(),
+                    ..Plan::follow_ups_of(id, e.ts)
                 });
                 self.plans.insert(id.clone(), (i, self.incidents[i].plans.len() - 1));
             }
@@ -551,13 +568,30 @@ fn render(entries: &[Entry], source: &str, since: Option<f64>, warnings: usize, 
     }
     if !open && !orphans.is_empty() {
         let _ = writeln!(out, "## Follow-ups of decisions before the window\n");
-        for e in orphans {
-            if let Some(id) = plan_id(&e.event) {
-                let _ = writeln!(out, "- {} [{id}] {}", clock(e.ts), follow_up(&e.event));
-            }
+        for p in orphan_plans(&orphans) {
+            let _ = writeln!(out, "- [{}]", p.id);
+            plan_lines(&mut out, &p);
         }
     }
     out
+}
+
+/// The follow-ups whose decision is not in the entries, gathered per plan
+/// id (first seen first), each under a plan without a decision.
+fn orphan_plans(orphans: &[&Entry]) -> Vec<Plan> {
+    let mut plans: Vec<Plan> = Vec::new();
+    for e in orphans {
+        let Some(id) = plan_id(&e.event) else { continue };
+        let i = match plans.iter().position(|p| p.id == id) {
+            Some(i) => i,
+            None => {
+                plans.push(Plan::follow_ups_of(id, e.ts));
+                plans.len() - 1
+            }
+        };
+        follow(&mut plans[i], e);
+    }
+    plans
 }
 
 fn plan_id(e: &Event) -> Option<&str> {
@@ -678,6 +712,11 @@ fn plan(out: &mut String, p: &Plan) {
         p.id,
         one_line(&what)
     );
+    plan_lines(out, p);
+}
+
+/// What followed a plan's decision, one indented line (or block) each.
+fn plan_lines(out: &mut String, p: &Plan) {
     if let Some(by) = &p.approved_by {
         let _ = writeln!(out, "  - approved by {by}");
     }
@@ -746,40 +785,6 @@ fn evidence(out: &mut String, c: &Captured) {
         if item.truncated_bytes > 0 {
             let _ = writeln!(out, "      - ({} bytes cut to fit the limits)", item.truncated_bytes);
         }
-    }
-}
-
-fn follow_up(e: &Event) -> String {
-    match e {
-        Event::Action {
-            description,
-            result,
-            detail,
-            duration_seconds,
-            ..
-        } => format!(
-            "{description}: **{result}** ({duration_seconds:.2} s){}",
-            sep_detail(detail)
-        ),
-        Event::Verify { result, detail, .. } => {
-            format!("verification: **{}**{}", result.replace('_', " "), sep_detail(detail))
-        }
-        Event::Approved { by, .. } => format!("approved by {by}"),
-        Event::Evidence { stage, items, .. } => {
-            format!("evidence {} ({} subject(s))", stage.heading(), items.len())
-        }
-        Event::Notified {
-            channel,
-            kind,
-            ok,
-            detail,
-            ..
-        } => format!(
-            "{kind} notification to {channel}: {}{}",
-            if *ok { "sent" } else { "FAILED" },
-            if *ok { String::new() } else { sep_detail(detail) }
-        ),
-        _ => String::new(),
     }
 }
 
@@ -924,6 +929,22 @@ mod tests {
             "3"
         );
         assert_eq!(all[0]["resolved_at"], 160.0);
+    }
+
+    #[test]
+    fn follow_ups_of_a_decision_before_the_window_are_listed_apart() {
+        let entries: Vec<Entry> = journal().into_iter().filter(|e| e.seq >= 3 && e.seq <= 5).collect();
+        let (incidents, orphans) = build(&entries);
+        assert!(incidents.is_empty());
+        assert_eq!(orphans.len(), 3);
+        let md = markdown(&entries, "j", Some(100.1), 0);
+        let tail = md.split("## Follow-ups of decisions before the window").nth(1).unwrap();
+        assert!(tail.contains("- [a1]"), "{md}");
+        assert!(
+            tail.contains("evidence before acting:") && tail.contains("ModuleNotFoundError"),
+            "{md}"
+        );
+        assert!(tail.contains("verification: **verified**"), "{md}");
     }
 
     #[test]

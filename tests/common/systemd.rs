@@ -263,6 +263,17 @@ impl SystemdMachine {
         )
     }
 
+    /// The actions' environment reaching this machine: its system bus, the
+    /// user managers under its `/run/user`, its passwd file.
+    pub fn action_env(&self) -> hostmedic::actions::ActionEnv {
+        hostmedic::actions::ActionEnv {
+            system_bus: Some(self.bus_address()),
+            user_runtime_dir: self.root().join("run/user"),
+            passwd_file: self.rootfs().join("etc/passwd"),
+            ..hostmedic::actions::ActionEnv::default()
+        }
+    }
+
     /// `[receiver.evidence]` reading this machine's journal files (its
     /// journald writes them below its root: `/run/log/journal`, then
     /// `/var/log/journal` once flushed), appended to a config.

@@ -16,12 +16,7 @@ const CRASHY: &str = "[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin
 const HEALTHY: &str = "[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n";
 
 fn env(m: &SystemdMachine) -> ActionEnv {
-    ActionEnv {
-        system_bus: Some(m.bus_address()),
-        user_runtime_dir: m.root().join("run/user"),
-        passwd_file: m.rootfs().join("etc/passwd"),
-        ..ActionEnv::default()
-    }
+    m.action_env()
 }
 
 fn alert(unit: &str) -> Alert {

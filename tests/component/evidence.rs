@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::config::{Action, Rule, TestConfig};
 use common::sink::Sink;
 use common::systemd::{Spec, SystemdMachine, boot_or_skip};
-use hostmedic::actions::{ActionEnv, Manager};
+use hostmedic::actions::Manager;
 use hostmedic::evidence::{EvidenceConfig, Item, Stage, Subject};
 use hostmedic::receiver::journal::{self, Event};
 use serde_json::json;
@@ -34,15 +34,6 @@ const LEAKY: &str = "[Service]\nExecStart=/bin/sh -c 'for i in $(seq 1 120); do 
 /// docs/evidence.md).
 const USER_LEAKY: &str = "[Service]\nExecStart=/bin/sh -c 'echo \"user side token=tok-9999999 refused\"; \
      echo \"FileNotFoundError: /home/medic/model.bin\" >&2; sleep 1; exit 4'\n";
-
-fn env(m: &SystemdMachine) -> ActionEnv {
-    ActionEnv {
-        system_bus: Some(m.bus_address()),
-        user_runtime_dir: m.root().join("run/user"),
-        passwd_file: m.rootfs().join("etc/passwd"),
-        ..ActionEnv::default()
-    }
-}
 
 fn boot() -> Option<SystemdMachine> {
     let m = boot_or_skip(
@@ -70,7 +61,7 @@ fn journal_text(item: &Item) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn unit_evidence_reads_the_machines_real_journal_redacted() {
     let Some(m) = boot() else { return };
-    let env = env(&m);
+    let env = m.action_env();
     m.wait_for(Duration::from_secs(30), "user manager up", |m| {
         m.show("user@1000.service", "ActiveState") == "active"
     });
