@@ -208,6 +208,21 @@ async fn s11_sqlite_wal_over_size_runs_the_configured_checkpoint() {
         })
         .await;
     assert_eq!(act.2, "ok", "{act:?}");
+    // The evidence: the WAL's size history as the paths collector measured
+    // it, ending over the limit, and the limit.
+    let ev = st.evidence("path:app-wal");
+    let (_, item) = ev.first().expect("evidence about the watched path");
+    assert_eq!(item.facts.get("max_size").map(String::as_str), Some("8MiB"), "{item:#?}");
+    let history = &item.sections.first().unwrap_or_else(|| panic!("{item:#?}")).lines;
+    let last = history.last().unwrap();
+    let bytes: u64 = last
+        .rsplit('(')
+        .next()
+        .and_then(|b| b.split(' ').next())
+        .and_then(|b| b.parse().ok())
+        .unwrap_or_else(|| panic!("{last}"));
+    assert!(bytes > 8 << 20, "last sample over the limit: {history:?}");
+    assert!(history.len() >= 2, "it grew from a smaller size: {history:?}");
     st.wait_for(Duration::from_secs(10), "WAL truncated to 0 bytes", |_| {
         (std::fs::metadata(&wal).ok()?.len() == 0).then_some(())
     })
