@@ -298,3 +298,57 @@ fn fields_of(m: &SystemdMachine, needle: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// Benchmark (run on purpose: `cargo nextest run --release --test component
+/// --run-ignored only -E 'test(/bench_unit_capture/)' --no-capture`): the
+/// evidence of one system unit (bus state + `journalctl --root … -n 20`)
+/// against, in the same run, the commands an operator runs for the same
+/// facts: `journalctl` alone with the same arguments, and `systemctl status
+/// -n 20` inside the machine. Prints medians and ratios for BENCHMARKS.md;
+/// asserts nothing about time.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark"]
+async fn bench_unit_capture() {
+    let Some(m) = boot() else { return };
+    let env = m.action_env();
+    let cap = EvidenceConfig {
+        journal_root: m.root(),
+        ..EvidenceConfig::default()
+    }
+    .compile("receiver.evidence")
+    .unwrap();
+    let subject = [Subject::Unit {
+        manager: Manager::System,
+        unit: "leaky.service".into(),
+    }];
+    let runs = 50;
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut capture = Vec::new();
+    let mut journalctl = Vec::new();
+    let mut status = Vec::new();
+    let args = hostmedic::evidence::unit::journal_args(&cap, &env, &Manager::System, "leaky.service").unwrap();
+    for _ in 0..runs {
+        let t = std::time::Instant::now();
+        let items = cap.capture(&env, &subject).await;
+        capture.push(t.elapsed().as_secs_f64() * 1e3);
+        assert!(items[0].errors.is_empty(), "{:?}", items[0]);
+        let t = std::time::Instant::now();
+        let out = std::process::Command::new("/usr/bin/journalctl").args(&args).output().unwrap();
+        journalctl.push(t.elapsed().as_secs_f64() * 1e3);
+        assert!(out.status.success());
+        let t = std::time::Instant::now();
+        let out = m.exec(&["systemctl", "status", "leaky.service", "-n", "20", "--no-pager"]);
+        status.push(t.elapsed().as_secs_f64() * 1e3);
+        assert!(!out.stdout.is_empty());
+    }
+    let (c, j, s) = (median(capture), median(journalctl), median(status));
+    println!(
+        "evidence-bench runs={runs} capture_ms={c:.1} journalctl_ms={j:.1} systemctl_status_ms={s:.1} \
+         capture/journalctl={:.2} capture/systemctl_status={:.2}",
+        c / j,
+        c / s
+    );
+}
