@@ -12,9 +12,10 @@
 //! [`engine`] holds the receiver and orchestrates one request
 //! ([`Receiver::accept`]); [`status`] builds the status document and
 //! [`persist`] writes it and the checkpoint. Underneath: [`config`] (rules
-//! compiled once, at validation), [`payload`], [`auth`], [`identity`]
-//! (fleet), [`journal`] (format and writer), [`state`] (what the journal
-//! folds into), [`metrics`], and [`incidents`] (`hostmedic incidents`).
+//! compiled once, at validation), [`quiet`] (their remediation windows),
+//! [`payload`], [`auth`], [`identity`] (fleet), [`journal`] (format and
+//! writer), [`state`] (what the journal folds into), [`metrics`], and
+//! [`incidents`] (`hostmedic incidents`).
 
 pub mod auth;
 pub mod config;
@@ -31,6 +32,7 @@ pub mod payload;
 pub mod persist;
 pub mod plan;
 pub mod policy;
+pub mod quiet;
 pub mod route;
 pub mod run;
 pub mod state;
