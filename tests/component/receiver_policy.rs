@@ -1,16 +1,20 @@
-//! The receiver's timing policies on real deliveries: remediation windows
-//! (`quiet`: the rule records and notifies instead of acting) and cooldown
-//! backoff (the cooldown grows per failed attempt and resets after one that
-//! helped, and survives a restart). Alerts arrive over real HTTP at a real
-//! in-process hostmedic; actions are real `exec`s; notifications reach the
-//! local HTTP sink. No clock is faked: windows are placed around the real
-//! "now", and backoff is read from the status document and the journal.
+//! What a rule may add to the plain act-when-matched, on real deliveries:
+//! remediation windows (`quiet`: the rule records and notifies instead of
+//! acting), cooldown backoff (the cooldown grows per failed attempt, resets
+//! after one that helped, and survives a restart), and a container restart
+//! that brings its dependents along (`restart_dependents`, on a private
+//! Docker engine with a real Debian `docker-compose` project). Alerts arrive
+//! over real HTTP at a real in-process hostmedic; actions are real `exec`s
+//! and engine calls; notifications reach the local HTTP sink. No clock is
+//! faked: windows are placed around the real "now", and backoff is read
+//! from the status document and the journal.
 
 use crate::common;
 
 use std::time::Duration;
 
 use common::config::{Action, Rule, TestConfig};
+use common::docker::{BUSYBOX_IMAGE, PrivateEngine};
 use common::sink::Sink;
 use common::*;
 use hostmedic::config::Config;
@@ -318,5 +322,204 @@ async fn cooldown_grows_per_failed_attempt_up_to_the_ceiling_and_resets_after_su
         details.iter().all(|d| d.starts_with("cooldown 1s until")),
         "{details:?}"
     );
+    srv.stop().await;
+}
+
+/// A Compose project as Debian's `docker-compose` (1.29, Compose v1) creates
+/// it: `b` shares `a`'s network (`network_mode: service:a`, which Compose
+/// writes as `container:<a's id>`), `c` has `depends_on: [a]`, which Compose
+/// v1 records in no label.
+const COMPOSE_FILE: &str = r#"version: "3.8"
+services:
+  a:
+    image: hostmedic-test/busybox
+    command: ["sleep", "3600"]
+    network_mode: none
+    stop_grace_period: 1s
+  b:
+    image: hostmedic-test/busybox
+    command: ["sleep", "3600"]
+    network_mode: "service:a"
+    stop_grace_period: 1s
+  c:
+    image: hostmedic-test/busybox
+    command: ["sleep", "3600"]
+    network_mode: none
+    stop_grace_period: 1s
+    depends_on: [a]
+"#;
+
+fn started_at(e: &PrivateEngine, name: &str) -> String {
+    e.inspect(name, "{{.State.StartedAt}}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_dependents_restarts_network_sharers_and_compose_dependents_after_the_target() {
+    let Some(e) = PrivateEngine::start_or_skip() else {
+        return;
+    };
+    if !std::path::Path::new("/usr/bin/docker-compose").exists() && skip_or_fail("docker-compose is not installed") {
+        return;
+    }
+    let dir = receiver_dir(TOKEN);
+    let d = dir.path();
+    let project = d.join("pp");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("docker-compose.yml"), COMPOSE_FILE).unwrap();
+    let up = std::process::Command::new("/usr/bin/docker-compose")
+        .args(["-p", "pp", "up", "-d"])
+        .current_dir(&project)
+        .env("DOCKER_HOST", e.docker_host())
+        .output()
+        .expect("docker-compose up");
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    // What Compose v1 really wrote: the network mode, no depends_on label.
+    let a_id = e.inspect("pp_a_1", "{{.Id}}");
+    assert_eq!(
+        e.inspect("pp_b_1", "{{.HostConfig.NetworkMode}}"),
+        format!("container:{a_id}")
+    );
+    assert_eq!(
+        e.inspect("pp_c_1", r#"{{index .Config.Labels "com.docker.compose.depends_on"}}"#),
+        ""
+    );
+    // A container as Compose v2 labels a service with `depends_on: [a]`.
+    e.run_detached(&[
+        "--name",
+        "pp-v2-1",
+        "--stop-timeout",
+        "1",
+        "--network",
+        "none",
+        "--label",
+        "com.docker.compose.project=pp",
+        "--label",
+        "com.docker.compose.service=v2",
+        "--label",
+        "com.docker.compose.depends_on=a:service_started:false",
+        BUSYBOX_IMAGE,
+        "sleep",
+        "3600",
+    ]);
+    // The same kind of pair for a rule without the opt-in.
+    for (name, network) in [("solo", "none"), ("solo-side", "container:solo")] {
+        e.run_detached(&[
+            "--name",
+            name,
+            "--stop-timeout",
+            "1",
+            "--network",
+            network,
+            BUSYBOX_IMAGE,
+            "sleep",
+            "3600",
+        ]);
+    }
+    let names = ["pp_a_1", "pp_b_1", "pp_c_1", "pp-v2-1", "solo", "solo-side"];
+    let before: Vec<String> = names.iter().map(|n| started_at(&e, n)).collect();
+
+    let restart = |dependents: bool| {
+        Action::new("docker")
+            .set("op", "restart")
+            .set("container", "{{ labels.container }}")
+            .set("restart_dependents", dependents)
+    };
+    let text = TestConfig::new()
+        .disable(&["host", "hwmon"])
+        .single_host("h1")
+        .section("docker", |s| {
+            s.set("host", e.docker_host());
+        })
+        .receiver(d, |r| {
+            r.path("bearer_token_file", d.join("token"));
+        })
+        .rule(
+            Rule::new("with-dependents", "ContainerDown")
+                .strings("matchers", [r#"container="pp_a_1""#])
+                .action(restart(true)),
+        )
+        .rule(
+            Rule::new("alone", "ContainerDown")
+                .strings("matchers", [r#"container="solo""#])
+                .action(restart(false)),
+        )
+        .render();
+    let srv = InProcess::start(Config::parse(&text, "test").unwrap()).await;
+    let alerts = vec![
+        alert(
+            "ContainerDown",
+            &[("container", "pp_a_1")],
+            "2026-01-01T00:00:00Z",
+            "firing",
+            "1111111111111111",
+        ),
+        alert(
+            "ContainerDown",
+            &[("container", "solo")],
+            "2026-01-01T00:00:00Z",
+            "firing",
+            "2222222222222222",
+        ),
+    ];
+    let (code, body) = post(&srv.url("/api/v1/alerts"), Some(TOKEN), &payload(alerts)).await;
+    assert_eq!(code, 200, "{body}");
+    // Verification covers every container restarted: 3 + 1.
+    let verified = eventually(Duration::from_secs(120), "four verifications", || async {
+        let v: Vec<(String, String)> = journal_of(d)
+            .into_iter()
+            .filter_map(|e| match e.event {
+                Event::Verify { rule, result, .. } => Some((rule, result)),
+                _ => None,
+            })
+            .collect();
+        (v.len() == 4).then_some(v)
+    })
+    .await;
+    assert!(verified.iter().all(|(_, r)| r == "verified"), "{verified:?}");
+
+    // One action result per container, the target first.
+    let restarted: Vec<(String, String, String)> = journal_of(d)
+        .into_iter()
+        .filter_map(|e| match e.event {
+            Event::Action {
+                rule,
+                description,
+                result,
+                ..
+            } => Some((rule, description, result)),
+            _ => None,
+        })
+        .collect();
+    let of = |rule: &str| -> Vec<&str> {
+        restarted
+            .iter()
+            .filter(|(r, _, result)| r == rule && result == "ok")
+            .map(|(_, d, _)| d.as_str())
+            .collect()
+    };
+    let with = of("with-dependents");
+    assert_eq!(with.len(), 3, "{restarted:?}");
+    assert_eq!(with[0], "docker.restart docker:pp_a_1");
+    let mut rest = with[1..].to_vec();
+    rest.sort();
+    assert_eq!(rest, ["docker.restart docker:pp-v2-1", "docker.restart docker:pp_b_1"]);
+    assert_eq!(of("alone"), ["docker.restart docker:solo"]);
+
+    // The engine agrees: restarted are the target, its network sharer and
+    // its Compose v2 dependent; not the v1 `depends_on` one, nor the
+    // network sharer of the container whose rule did not opt in.
+    let after: Vec<String> = names.iter().map(|n| started_at(&e, n)).collect();
+    let changed: Vec<&str> = names
+        .iter()
+        .zip(before.iter().zip(&after))
+        .filter(|(_, (b, a))| b != a)
+        .map(|(n, _)| *n)
+        .collect();
+    assert_eq!(changed, ["pp_a_1", "pp_b_1", "pp-v2-1", "solo"]);
+    // The sharer is in the restarted target's network namespace again.
+    let a_pid = e.inspect("pp_a_1", "{{.State.Pid}}");
+    let b_pid = e.inspect("pp_b_1", "{{.State.Pid}}");
+    let netns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    assert_eq!(netns(&a_pid), netns(&b_pid));
     srv.stop().await;
 }
