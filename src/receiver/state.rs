@@ -162,57 +162,7 @@ impl State {
                 let actions = self.pending.remove(id).map_or(0, |p| p.actions.len());
                 self.attempt(id, rule, target, actions, e.ts);
             }
-            Event::Action {
-                id,
-                rule,
-                target,
-                index,
-                action,
-                result,
-                detail,
-                ..
-            } => {
-                let outcome = match result.as_str() {
-                    "ok" => (*index + 1 >= self.streak_actions(rule, target, id)).then_some(AttemptOutcome::Helped),
-                    "dry_run" => None,
-                    _ => Some(AttemptOutcome::Failed),
-                };
-                if let Some(o) = outcome {
-                    self.conclude(rule, target, id, o);
-                }
-                self.push_last(LastAction {
-                    ts: e.ts,
-                    id: id.clone(),
-                    rule: rule.clone(),
-                    target: target.clone(),
-                    action: action.clone(),
-                    result: result.clone(),
-                    detail: detail.clone(),
-                })
-            }
-            Event::Verify {
-                id,
-                rule,
-                target,
-                result,
-                detail,
-            } => {
-                let o = if result == "verified" {
-                    AttemptOutcome::Helped
-                } else {
-                    AttemptOutcome::Failed
-                };
-                self.conclude(rule, target, id, o);
-                self.push_last(LastAction {
-                    ts: e.ts,
-                    id: id.clone(),
-                    rule: rule.clone(),
-                    target: target.clone(),
-                    action: "verify".into(),
-                    result: result.clone(),
-                    detail: detail.clone(),
-                })
-            }
+            Event::Action { .. } | Event::Verify { .. } => self.result(e),
             Event::Hold {
                 rule,
                 target,
@@ -241,6 +191,57 @@ impl State {
             }
             Event::Refused { .. } | Event::RefusedForeign { .. } | Event::Notified { .. } => {}
         }
+    }
+
+    /// An action's or a verification's result: it concludes the streak of
+    /// its attempt and joins the last actions.
+    fn result(&mut self, e: &Entry) {
+        let (id, rule, target, action, result, detail, outcome) = match &e.event {
+            Event::Action {
+                id,
+                rule,
+                target,
+                index,
+                action,
+                result,
+                detail,
+                ..
+            } => {
+                let outcome = match result.as_str() {
+                    "ok" => (*index + 1 >= self.streak_actions(rule, target, id)).then_some(AttemptOutcome::Helped),
+                    "dry_run" => None,
+                    _ => Some(AttemptOutcome::Failed),
+                };
+                (id, rule, target, action.as_str(), result, detail, outcome)
+            }
+            Event::Verify {
+                id,
+                rule,
+                target,
+                result,
+                detail,
+            } => {
+                let outcome = if result == "verified" {
+                    AttemptOutcome::Helped
+                } else {
+                    AttemptOutcome::Failed
+                };
+                (id, rule, target, "verify", result, detail, Some(outcome))
+            }
+            _ => return,
+        };
+        if let Some(o) = outcome {
+            self.conclude(rule, target, id, o);
+        }
+        self.push_last(LastAction {
+            ts: e.ts,
+            id: id.clone(),
+            rule: rule.clone(),
+            target: target.clone(),
+            action: action.to_string(),
+            result: result.clone(),
+            detail: detail.clone(),
+        });
     }
 
     /// A new attempt `id` of `actions` actions: it spends budget, starts the

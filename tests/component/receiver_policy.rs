@@ -199,6 +199,20 @@ async fn deliver_until_acted(srv: &InProcess, n: &mut u32) -> u32 {
     }
 }
 
+/// The `detail` of every cooldown skip among `entries`.
+fn cooldown_details<'a>(entries: impl Iterator<Item = &'a Entry>) -> Vec<String> {
+    entries
+        .filter_map(|e| match &e.event {
+            Event::Decision {
+                reason: Some(SkipReason::Cooldown),
+                detail,
+                ..
+            } => Some(detail.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn cooldown_grows_per_failed_attempt_up_to_the_ceiling_and_resets_after_success() {
     let dir = receiver_dir(TOKEN);
@@ -269,17 +283,7 @@ async fn cooldown_grows_per_failed_attempt_up_to_the_ceiling_and_resets_after_su
             i + 2
         );
     }
-    let skip_details: Vec<String> = entries
-        .iter()
-        .filter_map(|e| match &e.event {
-            Event::Decision {
-                reason: Some(SkipReason::Cooldown),
-                detail,
-                ..
-            } => Some(detail.clone()),
-            _ => None,
-        })
-        .collect();
+    let skip_details = cooldown_details(entries.iter());
     assert!(
         skip_details
             .iter()
@@ -304,19 +308,12 @@ async fn cooldown_grows_per_failed_attempt_up_to_the_ceiling_and_resets_after_su
     .await;
     assert_eq!(backoff_of(&srv, &key).await, None, "a success resets the backoff");
     let skipped = deliver_until_acted(&srv, &mut n).await;
-    let details: Vec<String> = journal_of(&d)
+    let entries = journal_of(&d);
+    let since_success = entries
         .iter()
         .rev()
-        .take_while(|e| !matches!(&e.event, Event::Action { result, .. } if result == "ok"))
-        .filter_map(|e| match &e.event {
-            Event::Decision {
-                reason: Some(SkipReason::Cooldown),
-                detail,
-                ..
-            } => Some(detail.clone()),
-            _ => None,
-        })
-        .collect();
+        .take_while(|e| !matches!(&e.event, Event::Action { result, .. } if result == "ok"));
+    let details = cooldown_details(since_success);
     assert_eq!(details.len() as u32, skipped);
     assert!(
         details.iter().all(|d| d.starts_with("cooldown 1s until")),
