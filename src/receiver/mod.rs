@@ -4,8 +4,8 @@
 //! ```text
 //! http ──▶ route ──▶ plan (policy) ──▶ ledger (journal, fsync) ──▶ 200
 //!  │         │          │                                            │
-//!  auth,     rules →    decide: duplicate/hold/cooldown/budget/      run (after the reply):
-//!  limits,   targets,   act/dry-run/pending approval                 lock per target, semaphore,
+//!  auth,     rules →    decide: duplicate/hold/quiet/cooldown/       run (after the reply):
+//!  limits,   targets,   budget/act/dry-run/pending approval          lock per target, semaphore,
 //!  payload   refusals                                                actions, verify, notify
 //! ```
 //!
