@@ -436,6 +436,12 @@ async fn restart_dependents_restarts_network_sharers_and_compose_dependents_afte
                 .action(restart(true)),
         )
         .rule(
+            Rule::new("preview", "ContainerDown")
+                .strings("matchers", [r#"container="pp_a_1""#])
+                .set("mode", "dry-run")
+                .action(restart(true)),
+        )
+        .rule(
             Rule::new("alone", "ContainerDown")
                 .strings("matchers", [r#"container="solo""#])
                 .action(restart(false)),
@@ -475,25 +481,43 @@ async fn restart_dependents_restarts_network_sharers_and_compose_dependents_afte
     assert!(verified.iter().all(|(_, r)| r == "verified"), "{verified:?}");
 
     // One action result per container, the target first.
-    let restarted: Vec<(String, String, String)> = journal_of(d)
+    let restarted: Vec<(String, String, String, String)> = journal_of(d)
         .into_iter()
         .filter_map(|e| match e.event {
             Event::Action {
                 rule,
                 description,
                 result,
+                detail,
                 ..
-            } => Some((rule, description, result)),
+            } => Some((rule, description, result, detail)),
             _ => None,
         })
         .collect();
     let of = |rule: &str| -> Vec<&str> {
         restarted
             .iter()
-            .filter(|(r, _, result)| r == rule && result == "ok")
-            .map(|(_, d, _)| d.as_str())
+            .filter(|(r, _, result, _)| r == rule && result == "ok")
+            .map(|(_, d, _, _)| d.as_str())
             .collect()
     };
+    // The dry run lists the same dependents and says what it would run.
+    let preview: Vec<&str> = restarted
+        .iter()
+        .filter(|(r, _, result, _)| r == "preview" && result == "dry_run")
+        .map(|(_, _, _, detail)| detail.as_str())
+        .collect();
+    assert_eq!(preview.len(), 3, "{restarted:?}");
+    assert!(
+        preview[0].starts_with("would run docker restart pp_a_1 "),
+        "{preview:?}"
+    );
+    assert!(
+        preview[1..]
+            .iter()
+            .all(|p| p.contains(" (depends on pp_a_1) (before: state running")),
+        "{preview:?}"
+    );
     let with = of("with-dependents");
     assert_eq!(with.len(), 3, "{restarted:?}");
     assert_eq!(with[0], "docker.restart docker:pp_a_1");
