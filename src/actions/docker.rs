@@ -4,7 +4,7 @@
 //! Also the engine connection `shed-load` uses for its containers.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -320,8 +320,9 @@ impl Resolved {
             .collect())
     }
 
-    /// Verified when: restart/start — running, healthy (or without a health
-    /// check) and not restarted between two looks a second apart; stop — not
+    /// Verified when: restart/start — running and not restarted for
+    /// [`super::poll::STABLE_FOR`], and healthy (or without a health check);
+    /// stop — not
     /// running; restart-policy — the policy reads as configured.
     pub(crate) async fn verify(&self, env: &ActionEnv, until: tokio::time::Instant) -> Verification {
         let (a, container) = (&self.spec, self.container.as_str());
@@ -330,19 +331,20 @@ impl Resolved {
             Err(e) => return Verification::NotHelped(format!("cannot reach the engine: {e}")),
         };
         let want_policy = a.policy.as_deref().and_then(|p| parse_policy(p).ok()).map(|p| p.name);
-        let mut stable: Option<(i64, Option<std::time::SystemTime>)> = None;
+        let mut poll = super::poll::Poll::until(until);
+        let mut up = super::poll::Stable::default();
         loop {
             let last = match conn.inspect(container).await {
                 Ok(s) => {
                     let ok = match a.op {
                         DockerOp::Stop => matches!(s.state, "exited" | "created" | "dead"),
                         DockerOp::RestartPolicy => Some(&s.restart_policy) == want_policy.as_ref(),
+                        // Stable: running, same start and restart count for
+                        // STABLE_FOR (a restart loop does not count); healthy
+                        // (or without a health check) at the look that ends it.
                         DockerOp::Restart | DockerOp::Start => {
-                            let up = s.state == "running" && matches!(s.health, "healthy" | "none");
-                            let mark = (s.restart_count, s.started_at);
-                            let seen_before = stable == Some(mark);
-                            stable = up.then_some(mark);
-                            up && seen_before
+                            let running = up.look((s.state == "running").then_some((s.restart_count, s.started_at)));
+                            running && matches!(s.health, "healthy" | "none")
                         }
                     };
                     if ok {
@@ -352,10 +354,9 @@ impl Resolved {
                 }
                 Err(e) => e.to_string(),
             };
-            if tokio::time::Instant::now() >= until {
+            if !poll.next(up.due()).await {
                 return Verification::NotHelped(format!("container {container}: {last}"));
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 }

@@ -14,7 +14,8 @@
 //! [`persist`] writes it and the checkpoint. Underneath: [`config`] (rules
 //! compiled once, at validation), [`quiet`] (their remediation windows),
 //! [`payload`], [`auth`], [`identity`] (fleet), [`journal`] (format and
-//! writer), [`state`] (what the journal folds into), [`metrics`], and
+//! writer), [`state`] (what the journal folds into), [`metrics`],
+//! [`timeline`] (where a remediation's seconds go) and
 //! [`incidents`] (`hostmedic incidents`).
 
 pub mod auth;
@@ -37,6 +38,7 @@ pub mod route;
 pub mod run;
 pub mod state;
 pub mod status;
+pub mod timeline;
 
 pub use auth::check_listen;
 pub use engine::Receiver;
