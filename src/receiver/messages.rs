@@ -20,7 +20,7 @@ pub fn approval(alert: &Alert, rule: &str, would_run: &[String], id: &str) -> St
 /// window (`why`), and what would have run.
 pub fn quiet(alert: &Alert, rule: &str, would_run: &[String], why: &str) -> String {
     format!(
-        "{}\nNot acting: {why}. Would have run:\n{}",
+        "{}\nNot acting: quiet {why}. Would have run:\n{}",
         matched(alert, rule),
         would_run.join("\n")
     )

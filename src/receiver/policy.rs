@@ -107,17 +107,19 @@ pub fn decide(s: &State, rule: &Rule, target: &str, now: f64, mode: Mode) -> Dec
     }
 }
 
-/// The decision's `detail` for the journal: the quiet window, or the
-/// cooldown's length, its growth and its end. Empty for other decisions.
+/// The decision's `detail` for the journal: the quiet window
+/// (`window "Mon-Fri 02:00-03:30" (UTC)`), or the cooldown's length, its
+/// growth and its end (`20m (backoff after 2 failed attempt(s)) until …`).
+/// Empty for other decisions.
 pub fn detail(s: &State, rule: &Rule, target: &str, now: f64, decision: Decision) -> String {
     match decision {
         Decision::Skip(SkipReason::Quiet) => match (quiet_window(rule, now), &rule.quiet) {
-            (Some(w), Some(q)) => format!("quiet window {:?} ({})", w.text, q.timezone),
+            (Some(w), Some(q)) => format!("window {:?} ({})", w.text, q.timezone),
             _ => String::new(),
         },
         Decision::Skip(SkipReason::Cooldown) => match cooldown(s, rule, target) {
             Some((last, failures, d)) => format!(
-                "cooldown {}{} until {}",
+                "{}{} until {}",
                 humantime::format_duration(Duration::from_secs(d.as_secs())),
                 if failures > 0 {
                     format!(" (backoff after {failures} failed attempt(s))")
@@ -431,7 +433,7 @@ timezone = "UTC""#,
     fn details_name_the_window_and_the_grown_cooldown() {
         let now = 1000.0;
         let d = detail(&State::default(), &quiet_now(), T, now, Skip(SkipReason::Quiet));
-        assert_eq!(d, r#"quiet window "Thu 00:00-01:00" (UTC)"#);
+        assert_eq!(d, r#"window "Thu 00:00-01:00" (UTC)"#);
         let d = detail(
             &streak(now - 100.0, 1, AttemptOutcome::Failed),
             &backoff(),
@@ -441,7 +443,7 @@ timezone = "UTC""#,
         );
         assert_eq!(
             d,
-            "cooldown 3m 20s (backoff after 2 failed attempt(s)) until 1970-01-01T00:18:20Z"
+            "3m 20s (backoff after 2 failed attempt(s)) until 1970-01-01T00:18:20Z"
         );
         assert_eq!(detail(&State::default(), &rule(), T, now, Decision::Act), "");
     }
