@@ -112,7 +112,7 @@ impl Window {
 
     /// True when the window covers a moment on `weekday` (Monday = 0) at
     /// `secs` seconds after midnight.
-    fn covers(&self, weekday: usize, secs: u32) -> bool {
+    pub(crate) fn covers(&self, weekday: usize, secs: u32) -> bool {
         if self.start < self.end {
             return self.days[weekday] && (self.start..self.end).contains(&secs);
         }
