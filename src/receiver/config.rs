@@ -81,6 +81,8 @@ pub struct ReceiverConfig {
     pub passwd_file: PathBuf,
     /// Where `exec` actions' `group` names are looked up (at each run).
     pub group_file: PathBuf,
+    /// `[receiver.heartbeat]`: the alert pipeline's dead-man's switch.
+    pub heartbeat: super::heartbeat::HeartbeatConfig,
 }
 
 impl Default for ReceiverConfig {
@@ -111,6 +113,7 @@ impl Default for ReceiverConfig {
             escalate: Vec::new(),
             passwd_file: PathBuf::from("/etc/passwd"),
             group_file: PathBuf::from("/etc/group"),
+            heartbeat: Default::default(),
         }
     }
 }
@@ -348,7 +351,7 @@ impl ReceiverConfig {
         for (i, c) in self.escalate.iter().enumerate() {
             check_channel(&format!("receiver.escalate[{i}]"), c, channels)?;
         }
-        Ok(())
+        self.heartbeat.validate(channels)
     }
 }
 

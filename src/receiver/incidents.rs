@@ -201,6 +201,9 @@ pub fn markdown(entries: &[Entry], source: &str, since: Option<f64>, warnings: u
                     code(identity)
                 );
             }
+            Event::Pipeline(p) => {
+                let _ = writeln!(out, "- {} **{}**", clock(e.ts), one_line(&p.message));
+            }
             Event::Action { id, .. }
             | Event::Verify { id, .. }
             | Event::Approved { id, .. }

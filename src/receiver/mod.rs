@@ -14,12 +14,16 @@
 //! [`persist`] writes it and the checkpoint. Underneath: [`config`] (rules
 //! compiled once, at validation), [`payload`], [`auth`], [`identity`]
 //! (fleet), [`journal`] (format and writer), [`state`] (what the journal
-//! folds into), [`metrics`], and [`incidents`] (`hostmedic incidents`).
+//! folds into), [`metrics`], and [`incidents`] (`hostmedic incidents`). Beside the
+//! pipeline: [`heartbeat`] (the dead-man's switch for the alert pipeline)
+//! and [`firing`] (the alerts firing as the deliveries tell).
 
 pub mod auth;
 pub mod config;
 pub mod engine;
+pub mod firing;
 mod fuzz;
+pub mod heartbeat;
 pub mod http;
 pub mod identity;
 pub mod incidents;
