@@ -44,11 +44,15 @@ fn table(out: &mut String, head: &[&str], rows: &[Vec<String>], empty: &str) {
         let _ = writeln!(out, "<p>{}</p>", html_escape(empty));
         return;
     }
-    out.push_str("<table><tr>");
-    for h in head {
-        let _ = write!(out, "<th>{}</th>", html_escape(h));
+    out.push_str("<table>");
+    if head.iter().any(|h| !h.is_empty()) {
+        out.push_str("<tr>");
+        for h in head {
+            let _ = write!(out, "<th>{}</th>", html_escape(h));
+        }
+        out.push_str("</tr>");
     }
-    out.push_str("</tr>\n");
+    out.push('\n');
     for r in rows {
         out.push_str("<tr>");
         for c in r {
