@@ -257,7 +257,7 @@ impl Matcher {
     }
 }
 
-fn positive(key: &str, d: Duration) -> Result<(), ConfigError> {
+pub(super) fn positive(key: &str, d: Duration) -> Result<(), ConfigError> {
     if d.is_zero() {
         return Err(ConfigError::invalid(key, "must be greater than 0"));
     }
@@ -358,7 +358,7 @@ impl ReceiverConfig {
 /// The configured `[notify.<name>]` channels.
 pub type Channels = crate::notify::Channels;
 
-fn check_channel(key: &str, name: &str, channels: &Channels) -> Result<(), ConfigError> {
+pub(super) fn check_channel(key: &str, name: &str, channels: &Channels) -> Result<(), ConfigError> {
     if channels.contains_key(name) {
         Ok(())
     } else {

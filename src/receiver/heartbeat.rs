@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::Receiver;
+use super::config::{check_channel, positive};
 use super::engine::Settings;
 use super::journal::Event;
 use super::payload::{Payload, Status};
@@ -75,14 +76,8 @@ impl HeartbeatConfig {
         if self.alertname.trim().is_empty() {
             return Err(ConfigError::invalid(format!("{KEY}.alertname"), "must not be empty"));
         }
-        for (k, d) in [
-            ("max_silence", self.max_silence),
-            ("check_interval", self.check_interval),
-        ] {
-            if d.is_zero() {
-                return Err(ConfigError::invalid(format!("{KEY}.{k}"), "must be greater than 0"));
-            }
-        }
+        positive(&format!("{KEY}.max_silence"), self.max_silence)?;
+        positive(&format!("{KEY}.check_interval"), self.check_interval)?;
         if self.check_interval > self.max_silence {
             return Err(ConfigError::invalid(
                 format!("{KEY}.check_interval"),
@@ -90,12 +85,7 @@ impl HeartbeatConfig {
             ));
         }
         for (i, c) in self.notify.iter().flatten().enumerate() {
-            if !channels.contains_key(c) {
-                return Err(ConfigError::invalid(
-                    format!("{KEY}.notify[{i}]"),
-                    format!("no [notify.{c}] channel configured"),
-                ));
-            }
+            check_channel(&format!("{KEY}.notify[{i}]"), c, channels)?;
         }
         Ok(())
     }

@@ -20,6 +20,17 @@ use serde_json::Value;
 
 use super::receiver::{TOKEN, alert, payload, post};
 
+/// Collectors these tests do not need (they would only slow the scrape).
+const UNUSED: [&str; 7] = [
+    "docker",
+    "systemd",
+    "processes",
+    "probes",
+    "logfile",
+    "git_lfs",
+    "paths",
+];
+
 async fn status(srv: &InProcess) -> Value {
     let r = client()
         .get(srv.url("/api/v1/status"))
@@ -50,15 +61,7 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
         .global(|g| {
             g.path("sysfs_root", &sysfs);
         })
-        .disable(&[
-            "docker",
-            "systemd",
-            "processes",
-            "probes",
-            "logfile",
-            "git_lfs",
-            "paths",
-        ])
+        .disable(&UNUSED)
         .single_host("h1")
         .receiver(d, |r| {
             r.path("bearer_token_file", d.join("token"));
@@ -107,12 +110,7 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
     let load = &host["load"];
     let cpus = load["cpus"].as_f64().unwrap();
     assert!(cpus >= 1.0, "{load}");
-    let load1: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("hostmedic_host_load1 "))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let load1 = sample_value(&metrics, "hostmedic_host_load1").unwrap();
     assert!(
         (load["load1_per_cpu"].as_f64().unwrap() - load1 / cpus).abs() < 1e-9,
         "{load}"
@@ -234,9 +232,7 @@ fn pipeline_events(dir: &std::path::Path) -> Vec<PipelineChange> {
 
 async fn metric(srv: &InProcess, name: &str) -> Option<f64> {
     let (_, body) = get(&srv.url("/metrics")).await;
-    body.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
+    common::sample_value(&body, name)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -247,16 +243,8 @@ async fn heartbeat_silence_is_told_once_survives_a_restart_and_ends_with_a_heart
     let text = format!(
         "{}\n[receiver.heartbeat]\nmax_silence = \"1s\"\ncheck_interval = \"100ms\"\n",
         TestConfig::new()
-            .disable(&[
-                "docker",
-                "systemd",
-                "processes",
-                "probes",
-                "logfile",
-                "git_lfs",
-                "paths",
-                "hwmon"
-            ])
+            .disable(&UNUSED)
+            .disable(&["hwmon"])
             .single_host("h1")
             .receiver(d, |r| {
                 r.path("bearer_token_file", d.join("token"));

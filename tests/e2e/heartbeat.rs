@@ -73,9 +73,7 @@ fn status(st: &Stack) -> serde_json::Value {
 
 async fn metric(st: &Stack, name: &str) -> Option<f64> {
     let (_, body) = common::get(&st.hostmedic().url("/metrics")).await;
-    body.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
+    common::sample_value(&body, name)
 }
 
 #[tokio::test(flavor = "multi_thread")]
