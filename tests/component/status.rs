@@ -2,8 +2,9 @@
 //! (`/api/v1/status`, `receiver.status_path`) and the landing page (`/`)
 //! after a real scrape of a fixture hwmon tree plus this machine's own
 //! disks and load, with firing and resolved deliveries adding and removing
-//! alerts; and the alert pipeline's dead-man's switch in-process (silence
-//! told once, remembered across a restart, "back" on the next heartbeat).
+//! alerts; and the alert pipeline's dead-man's switch (silence told once,
+//! remembered across a restart, "back" on the next heartbeat, switched on by
+//! a reload of the real binary, shown by `hostmedic incidents`).
 //! The whole loop with real Prometheus and Alertmanager is `tests/e2e/heartbeat.rs`.
 
 use crate::common;
@@ -321,4 +322,57 @@ async fn heartbeat_silence_is_told_once_survives_a_restart_and_ends_with_a_heart
         "heartbeats are not journaled as alerts"
     );
     srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn heartbeat_settings_follow_a_reload_and_the_incident_log_tells_the_silence() {
+    let dir = receiver_dir(TOKEN);
+    let d = dir.path();
+    let sink = Sink::start().await;
+    let config = |enabled: bool| {
+        format!(
+            "{}\n[receiver.heartbeat]\nenabled = {enabled}\nmax_silence = \"1s\"\ncheck_interval = \"100ms\"\n",
+            TestConfig::new()
+                .disable(&UNUSED)
+                .disable(&["hwmon"])
+                .single_host("h1")
+                .receiver(d, |r| {
+                    r.path("bearer_token_file", d.join("token"));
+                })
+                .notify_webhook("sink", &sink.url("/hook"))
+                .render()
+        )
+    };
+    let cfg = d.join("hostmedic.toml");
+    std::fs::write(&cfg, config(false)).unwrap();
+    let bin = Binary::start(&cfg, d);
+
+    // Off: many checks past max_silence, nothing is told or journaled.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(sink.all().is_empty(), "{:#?}", sink.all());
+    assert!(pipeline_events(d).is_empty());
+
+    // Switched on by a reload: the running check loop takes it up.
+    std::fs::write(&cfg, config(true)).unwrap();
+    let (code, body) = post(&bin.url("/-/reload"), Some(TOKEN), &Value::Null).await;
+    assert_eq!(code, 200, "{body}");
+    eventually(Duration::from_secs(30), "the silence told after the reload", || async {
+        sink.all()
+            .iter()
+            .any(|r| r.body.contains("alert pipeline silent since"))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(pipeline_events(d), [PipelineChange::Silent]);
+
+    let out = std::process::Command::new(binary_path())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["incidents", "--since", "1h"])
+        .output()
+        .unwrap();
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{md}");
+    assert!(md.contains("**alert pipeline silent since"), "{md}");
+    assert!(md.contains("Prometheus or Alertmanager down?"), "{md}");
 }
