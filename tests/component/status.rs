@@ -72,6 +72,11 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
                 .set("mode", "dry-run")
                 .action(Action::systemd("restart", "{{ labels.unit }}")),
         )
+        .rule(
+            Rule::new("ask-runaway", "Runaway")
+                .set("mode", "notify-only")
+                .action(Action::systemd("restart", "{{ labels.unit }}")),
+        )
         .render();
     let srv = InProcess::start(Config::parse(&text, "test").unwrap()).await;
 
@@ -140,18 +145,25 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
         "firing",
         "99",
     );
+    let runaway = alert(
+        "Runaway",
+        &[("severity", "info"), ("unit", "batch.service"), ("instance", "h1")],
+        "2026-11-01T07:00:00Z",
+        "firing",
+        "22cc33dd44ee55ff",
+    );
     let url = srv.url("/api/v1/alerts");
     let (code, body) = post(
         &url,
         Some(TOKEN),
-        &payload(vec![disk.clone(), worker.clone(), heartbeat]),
+        &payload(vec![disk.clone(), worker.clone(), heartbeat, runaway]),
     )
     .await;
     assert_eq!(code, 200, "{body}");
     let st = status(&srv).await;
     assert_eq!(
         names(&st["firing"]),
-        ["WorkerDown", "DiskSlow"],
+        ["WorkerDown", "DiskSlow", "Runaway"],
         "critical first: {}",
         st["firing"]
     );
@@ -168,6 +180,10 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
     );
     assert_eq!(st["pipeline"]["silent"], false);
 
+    let pending = st["pending_approvals"][0]["id"]
+        .as_str()
+        .expect("Runaway waits")
+        .to_string();
     // The landing page shows the same.
     let (_, page) = get(&srv.url("/")).await;
     for want in [
@@ -183,6 +199,7 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
         "ok; last Watchdog heartbeat",
         "<h2>Holds</h2>",
         "<h2>Pending approvals</h2>",
+        &format!("hostmedic approve {pending}"),
     ] {
         assert!(page.contains(want), "landing page lacks {want:?}:\n{page}");
     }
@@ -197,7 +214,7 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
     resolved["endsAt"] = "2026-11-01T10:05:00Z".into();
     let (code, _) = post(&url, Some(TOKEN), &payload(vec![resolved])).await;
     assert_eq!(code, 200);
-    assert_eq!(names(&status(&srv).await["firing"]), ["DiskSlow"]);
+    assert_eq!(names(&status(&srv).await["firing"]), ["DiskSlow", "Runaway"]);
     let (_, page) = get(&srv.url("/")).await;
     assert!(!page.contains("WorkerDown") && page.contains("DiskSlow"), "{page}");
     let file = d.join("status.json");
@@ -206,7 +223,8 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
         "the status file lists only DiskSlow",
         || async {
             let v: Value = serde_json::from_str(&std::fs::read_to_string(&file).ok()?).ok()?;
-            (names(&v["firing"]) == ["DiskSlow"] && v["host"]["temperatures"][0]["celsius"] == 101.0).then_some(())
+            (names(&v["firing"]) == ["DiskSlow", "Runaway"] && v["host"]["temperatures"][0]["celsius"] == 101.0)
+                .then_some(())
         },
     )
     .await;
@@ -214,7 +232,7 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
 
     // The firing list is state: rebuilt from the journal after a restart.
     let srv = InProcess::start(Config::parse(&text, "test").unwrap()).await;
-    assert_eq!(names(&status(&srv).await["firing"]), ["DiskSlow"]);
+    assert_eq!(names(&status(&srv).await["firing"]), ["DiskSlow", "Runaway"]);
     srv.stop().await;
 }
 
