@@ -393,4 +393,6 @@ async fn heartbeat_settings_follow_a_reload_and_the_incident_log_tells_the_silen
     assert!(out.status.success(), "{md}");
     assert!(md.contains("**alert pipeline silent since"), "{md}");
     assert!(md.contains("Prometheus or Alertmanager down?"), "{md}");
+    assert!(md.contains(" pipeline_silent notification to sink: sent"), "{md}");
+    assert!(!md.contains("[]"), "{md}");
 }

@@ -156,6 +156,8 @@ async fn killing_prometheus_makes_hostmedic_report_the_pipeline_silent_then_back
     })
     .await;
     assert_eq!(metric(&st, "hostmedic_pipeline_silent").await, Some(1.0));
+    let (_, page) = common::get(&st.hostmedic().url("/")).await;
+    assert!(page.contains("SILENT since"), "the landing page says so:\n{page}");
 
     // Prometheus comes back: the heartbeat returns, and so does the word.
     let am = st.alertmanager.take().unwrap();
