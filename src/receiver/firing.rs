@@ -145,6 +145,7 @@ mod tests {
             summary: Some(format!("summary {fp}")),
             receiver: "hostmedic".into(),
             duplicate: false,
+            received: None,
         }
     }
 

@@ -14,9 +14,10 @@
 //! [`persist`] writes it and the checkpoint. Underneath: [`config`] (rules
 //! compiled once, at validation), [`payload`], [`auth`], [`identity`]
 //! (fleet), [`journal`] (format and writer), [`state`] (what the journal
-//! folds into), [`metrics`], and [`incidents`] (`hostmedic incidents`). Beside the
-//! pipeline: [`heartbeat`] (the dead-man's switch for the alert pipeline)
-//! and [`firing`] (the alerts firing as the deliveries tell).
+//! folds into), [`metrics`], [`timeline`] (where a remediation's seconds go) and
+//! [`incidents`] (`hostmedic incidents`). Beside the pipeline: [`heartbeat`]
+//! (the dead-man's switch for the alert pipeline) and [`firing`] (the alerts
+//! firing as the deliveries tell).
 
 pub mod auth;
 pub mod config;
@@ -39,6 +40,7 @@ pub mod route;
 pub mod run;
 pub mod state;
 pub mod status;
+pub mod timeline;
 
 pub use auth::check_listen;
 pub use engine::Receiver;
