@@ -13,24 +13,17 @@
 
 use std::time::{Duration, Instant};
 
+use hostmedic::collectors::systemd::ACTIVE_STATES;
+use hostmedic::docker::{HEALTHS, STATES};
 use hostmedic::hostsummary::HostSummary;
 use hostmedic::metrics::MetricSet;
-
-const STATES: [&str; 6] = [
-    "active",
-    "activating",
-    "deactivating",
-    "inactive",
-    "failed",
-    "reloading",
-];
 
 fn snapshot() -> MetricSet {
     let mut m = MetricSet::new();
     for i in 0..200 {
         let name = format!("unit{i}.service");
         let current = if i % 67 == 5 { "failed" } else { "active" };
-        for st in STATES {
+        for st in ACTIVE_STATES {
             let l = [
                 ("manager", "system"),
                 ("name", name.as_str()),
@@ -62,7 +55,7 @@ fn snapshot() -> MetricSet {
     for i in 0..20 {
         let c = format!("app{i}");
         let sick = if i % 10 == 3 { "unhealthy" } else { "healthy" };
-        for h in ["healthy", "unhealthy", "starting", "none"] {
+        for h in HEALTHS {
             let l = [("container", c.as_str()), ("health", h)];
             m.gauge(
                 "hostmedic_docker_container_health",
@@ -71,15 +64,7 @@ fn snapshot() -> MetricSet {
                 if h == sick { 1.0 } else { 0.0 },
             );
         }
-        for s in [
-            "created",
-            "running",
-            "restarting",
-            "paused",
-            "exited",
-            "dead",
-            "removing",
-        ] {
+        for s in STATES {
             let l = [("container", c.as_str()), ("state", s)];
             m.gauge(
                 "hostmedic_docker_container_state",

@@ -254,23 +254,29 @@ async fn metric(srv: &InProcess, name: &str) -> Option<f64> {
     common::sample_value(&body, name)
 }
 
+/// A receiver in `dir` whose heartbeat (`enabled` or not) may be silent for
+/// 1 s, checked every 100 ms, telling the webhook channel `sink` only.
+fn heartbeat_config(dir: &std::path::Path, sink: &Sink, enabled: bool) -> String {
+    format!(
+        "{}\n[receiver.heartbeat]\nenabled = {enabled}\nmax_silence = \"1s\"\ncheck_interval = \"100ms\"\n",
+        TestConfig::new()
+            .disable(&UNUSED)
+            .disable(&["hwmon"])
+            .single_host("h1")
+            .receiver(dir, |r| {
+                r.path("bearer_token_file", dir.join("token"));
+            })
+            .notify_webhook("sink", &sink.url("/hook"))
+            .render()
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn heartbeat_silence_is_told_once_survives_a_restart_and_ends_with_a_heartbeat() {
     let dir = receiver_dir(TOKEN);
     let d = dir.path();
     let sink = Sink::start().await;
-    let text = format!(
-        "{}\n[receiver.heartbeat]\nmax_silence = \"1s\"\ncheck_interval = \"100ms\"\n",
-        TestConfig::new()
-            .disable(&UNUSED)
-            .disable(&["hwmon"])
-            .single_host("h1")
-            .receiver(d, |r| {
-                r.path("bearer_token_file", d.join("token"));
-            })
-            .notify_webhook("sink", &sink.url("/hook"))
-            .render()
-    );
+    let text = heartbeat_config(d, &sink, true);
     let bad = format!("{text}bogus = 1\n");
     let e = Config::parse(&bad, "test").unwrap_err().to_string();
     assert!(e.contains("bogus"), "unknown keys are refused: {e}");
@@ -347,20 +353,7 @@ async fn heartbeat_settings_follow_a_reload_and_the_incident_log_tells_the_silen
     let dir = receiver_dir(TOKEN);
     let d = dir.path();
     let sink = Sink::start().await;
-    let config = |enabled: bool| {
-        format!(
-            "{}\n[receiver.heartbeat]\nenabled = {enabled}\nmax_silence = \"1s\"\ncheck_interval = \"100ms\"\n",
-            TestConfig::new()
-                .disable(&UNUSED)
-                .disable(&["hwmon"])
-                .single_host("h1")
-                .receiver(d, |r| {
-                    r.path("bearer_token_file", d.join("token"));
-                })
-                .notify_webhook("sink", &sink.url("/hook"))
-                .render()
-        )
-    };
+    let config = |enabled| heartbeat_config(d, &sink, enabled);
     let cfg = d.join("hostmedic.toml");
     std::fs::write(&cfg, config(false)).unwrap();
     let bin = Binary::start(&cfg, d);
