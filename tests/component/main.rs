@@ -30,5 +30,6 @@ mod receiver_policy;
 mod reload;
 mod sd_notify;
 mod server;
+mod status;
 mod systemd;
 mod web_config;

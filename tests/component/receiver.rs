@@ -22,7 +22,7 @@ use hostmedic::config::Config;
 use hostmedic::receiver::journal::{self, Decision, Entry, Event};
 use serde_json::{Value, json};
 
-const TOKEN: &str = "t0ken-for-tests-0123456789";
+pub(crate) const TOKEN: &str = "t0ken-for-tests-0123456789";
 
 struct Fixture {
     dir: tempfile::TempDir,
