@@ -31,16 +31,9 @@ fn utc_clock(hours: i64) -> String {
     now.strftime("%H:%M").to_string()
 }
 
-/// The status document (`GET /api/v1/status`, bearer auth).
+/// The status document.
 async fn status(srv: &InProcess) -> Value {
-    let r = client()
-        .get(srv.url("/api/v1/status"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
+    srv.status(TOKEN).await
 }
 
 fn journal_of(dir: &std::path::Path) -> Vec<Entry> {
