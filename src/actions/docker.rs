@@ -300,10 +300,12 @@ impl Resolved {
         }
         let fail = |e: &dyn fmt::Display| format!("dependents of {}: {e}", self.container);
         let conn = connect(env).await.map_err(|e| fail(&e))?;
+        // The engine resolves a name or an id (prefix) to one container.
+        let id = conn.inspect(&self.container).await.map_err(|e| fail(&e))?.id;
         let all = conn.list().await.map_err(|e| fail(&e))?;
         let target = all
             .iter()
-            .find(|c| c.name == self.container || c.id == self.container || c.id.starts_with(&self.container))
+            .find(|c| c.id == id)
             .ok_or_else(|| fail(&"not in the engine's container list"))?;
         Ok(dependents_of(target, &all)
             .into_iter()
