@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::target;
 use super::template::{check_literal, render_field};
 use super::{ActionEnv, ActionError, Alert, ConfigError, Outcome, OutcomeResult, Verification};
+use crate::docker::Listed;
 
 /// `type = "docker"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,15 +110,12 @@ pub struct Resolved {
 ///
 /// A dependent that is not running is left alone (and so are the ones
 /// depending on it): a stopped container was stopped for a reason.
-pub fn dependents_of<'a>(
-    target: &crate::docker::Listed,
-    all: &'a [crate::docker::Listed],
-) -> Vec<&'a crate::docker::Listed> {
+pub fn dependents_of<'a>(target: &Listed, all: &'a [Listed]) -> Vec<&'a Listed> {
     use crate::docker::{COMPOSE_DEPENDS_ON_LABEL, COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL};
-    fn label<'c>(c: &'c crate::docker::Listed, k: &str) -> &'c str {
+    fn label<'c>(c: &'c Listed, k: &str) -> &'c str {
         c.labels.get(k).map(String::as_str).unwrap_or("")
     }
-    let depends = |b: &crate::docker::Listed, a: &crate::docker::Listed| {
+    let depends = |b: &Listed, a: &Listed| {
         let by_network = b
             .network_mode
             .strip_prefix("container:")
@@ -131,7 +129,7 @@ pub fn dependents_of<'a>(
                 .any(|entry| entry.split(':').next().map(str::trim) == Some(service));
         by_network || by_compose
     };
-    let mut found: Vec<&crate::docker::Listed> = Vec::new();
+    let mut found: Vec<&Listed> = Vec::new();
     let mut next = 0;
     let mut current = target;
     loop {
@@ -366,7 +364,6 @@ impl Resolved {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docker::Listed;
 
     fn c(id: &str, name: &str, running: bool, network: &str, labels: &[(&str, &str)]) -> Listed {
         Listed {
