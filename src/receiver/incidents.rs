@@ -148,6 +148,9 @@ pub struct Plan {
     pub decision: Decision,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<SkipReason>,
+    /// More about the decision (a skip's cooldown, backoff or window).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
     /// What runs (or would run), one description per action.
     pub planned: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -172,6 +175,7 @@ impl Plan {
             mode: String::new(),
             decision: Decision::Act,
             reason: None,
+            detail: String::new(),
             planned: Vec::new(),
             approved_by: None,
             evidence: Vec::new(),
@@ -226,6 +230,13 @@ pub struct Incident {
     pub holds: Vec<Held>,
     /// Why it was refused (foreign host, a label failing its grammar).
     pub refusals: Vec<String>,
+    /// What else the journal says about it (the alert pipeline's silence
+    /// and return).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Notifications that belong to no plan (the alert pipeline's own).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<Notification>,
     /// What to do or look at next: the runbook, the evidence's commands,
     /// an approval or a hold to clear.
     pub follow_up: Vec<String>,
@@ -249,6 +260,8 @@ impl Incident {
             plans: Vec::new(),
             holds: Vec::new(),
             refusals: Vec::new(),
+            notes: Vec::new(),
+            notifications: Vec::new(),
             follow_up: Vec::new(),
         }
     }
@@ -262,6 +275,8 @@ struct Fold<'a> {
     current: HashMap<String, usize>,
     plans: HashMap<String, (usize, usize)>,
     orphans: Vec<&'a Entry>,
+    /// The alert pipeline's current silence (an incident of its own).
+    pipeline: Option<usize>,
 }
 
 impl<'a> Fold<'a> {
@@ -357,6 +372,7 @@ impl<'a> Fold<'a> {
                 mode,
                 decision,
                 reason,
+                detail,
                 actions,
                 ..
             } => {
@@ -367,6 +383,7 @@ impl<'a> Fold<'a> {
                     mode: mode.clone(),
                     decision: *decision,
                     reason: *reason,
+                    detail: detail.clone(),
                     planned: actions.clone(),
                     ..Plan::follow_ups_of(id, e.ts)
                 });
@@ -402,6 +419,30 @@ impl<'a> Fold<'a> {
                     }
                 }
             }
+            Event::Pipeline(p) => self.pipeline(e, p),
+            // The pipeline's own notifications belong to no plan (no id).
+            Event::Notified {
+                id,
+                channel,
+                kind,
+                ok,
+                detail,
+            } if id.is_empty() => {
+                let i = match self.pipeline {
+                    Some(i) => i,
+                    None => {
+                        self.incidents.push(Incident::new("alert pipeline", "", "", e.ts));
+                        self.incidents.len() - 1
+                    }
+                };
+                self.incidents[i].notifications.push(Notification {
+                    at: e.ts,
+                    channel: channel.clone(),
+                    kind: kind.clone(),
+                    ok: *ok,
+                    detail: detail.clone(),
+                });
+            }
             Event::Action { id, .. }
             | Event::Verify { id, .. }
             | Event::Approved { id, .. }
@@ -416,6 +457,34 @@ impl<'a> Fold<'a> {
                 follow(&mut self.incidents[i].plans[p], e);
             }
         }
+    }
+}
+
+impl Fold<'_> {
+    /// A silence of the alert pipeline is an incident: it opens with the
+    /// `silent` event and is resolved by the `back` one.
+    fn pipeline(&mut self, e: &Entry, p: &super::heartbeat::PipelineEvent) {
+        use super::heartbeat::PipelineChange;
+        // The last silence, unless it is over and a new one begins.
+        let current = self
+            .pipeline
+            .filter(|&i| !(p.state == PipelineChange::Silent && self.incidents[i].resolved_at.is_some()));
+        let i = match current {
+            Some(i) => i,
+            None => {
+                let starts = crate::time::rfc3339_seconds(p.silent_since);
+                let mut inc = Incident::new(&p.alertname, "", &starts, e.ts);
+                inc.summary = Some(format!("alert pipeline silent (no {} heartbeat)", p.alertname));
+                self.incidents.push(inc);
+                self.incidents.len() - 1
+            }
+        };
+        let inc = &mut self.incidents[i];
+        inc.notes.push(format!("{} **{}**", clock(e.ts), one_line(&p.message)));
+        if p.state == PipelineChange::Back {
+            inc.resolved_at = Some(e.ts);
+        }
+        self.pipeline = Some(i);
     }
 }
 
@@ -662,6 +731,12 @@ fn incident(out: &mut String, inc: &Incident) {
     for r in &inc.refusals {
         let _ = writeln!(out, "- **{}** {r}", inc.alertname);
     }
+    for n in &inc.notes {
+        let _ = writeln!(out, "- {n}");
+    }
+    for n in &inc.notifications {
+        let _ = writeln!(out, "- {}", notification_line(n));
+    }
     for p in &inc.plans {
         plan(out, p);
     }
@@ -699,6 +774,9 @@ fn plan(out: &mut String, p: &Plan) {
             p.id,
             p.planned.join("; ")
         ),
+        (Decision::Skip, Some(r)) if !p.detail.is_empty() => {
+            format!("skipped ({}: {})", r.as_str().replace('_', " "), p.detail)
+        }
         (Decision::Skip, Some(r)) => format!("skipped ({})", r.as_str().replace('_', " ")),
         (Decision::Skip, None) => "skipped".into(),
     };
@@ -747,16 +825,19 @@ fn plan_lines(out: &mut String, p: &Plan) {
         evidence(out, c);
     }
     for n in &p.notifications {
-        let _ = writeln!(
-            out,
-            "  - {} {} notification to {}: {}{}",
-            clock(n.at),
-            n.kind,
-            n.channel,
-            if n.ok { "sent" } else { "FAILED" },
-            if n.ok { String::new() } else { sep_detail(&n.detail) }
-        );
+        let _ = writeln!(out, "  - {}", notification_line(n));
     }
+}
+
+fn notification_line(n: &Notification) -> String {
+    format!(
+        "{} {} notification to {}: {}{}",
+        clock(n.at),
+        n.kind,
+        n.channel,
+        if n.ok { "sent" } else { "FAILED" },
+        if n.ok { String::new() } else { sep_detail(&n.detail) }
+    )
 }
 
 fn sep_detail(detail: &str) -> String {
@@ -826,6 +907,7 @@ mod tests {
             mode: "auto".into(),
             decision,
             reason: None,
+            detail: String::new(),
             actions: vec!["systemd.stop systemd:system:worker.service".into()],
             alert: None,
         }

@@ -304,6 +304,7 @@ mod tests {
             mode: "auto".into(),
             decision,
             reason: None,
+            detail: String::new(),
             actions: vec![],
             alert: None,
         }

@@ -336,7 +336,10 @@ async fn bench_unit_capture() {
         capture.push(t.elapsed().as_secs_f64() * 1e3);
         assert!(items[0].errors.is_empty(), "{:?}", items[0]);
         let t = std::time::Instant::now();
-        let out = std::process::Command::new("/usr/bin/journalctl").args(&args).output().unwrap();
+        let out = std::process::Command::new("/usr/bin/journalctl")
+            .args(&args)
+            .output()
+            .unwrap();
         journalctl.push(t.elapsed().as_secs_f64() * 1e3);
         assert!(out.status.success());
         let t = std::time::Instant::now();

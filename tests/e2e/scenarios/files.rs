@@ -212,7 +212,11 @@ async fn s11_sqlite_wal_over_size_runs_the_configured_checkpoint() {
     // it, ending over the limit, and the limit.
     let ev = st.evidence("path:app-wal");
     let (_, item) = ev.first().expect("evidence about the watched path");
-    assert_eq!(item.facts.get("max_size").map(String::as_str), Some("8MiB"), "{item:#?}");
+    assert_eq!(
+        item.facts.get("max_size").map(String::as_str),
+        Some("8MiB"),
+        "{item:#?}"
+    );
     let history = &item.sections.first().unwrap_or_else(|| panic!("{item:#?}")).lines;
     let last = history.last().unwrap();
     let bytes: u64 = last
