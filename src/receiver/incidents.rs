@@ -1030,6 +1030,52 @@ mod tests {
     }
 
     #[test]
+    fn a_pipeline_silence_is_an_incident_resolved_when_it_is_back() {
+        use crate::receiver::heartbeat::{PipelineChange, PipelineEvent};
+        let ev = |state, message: &str| {
+            Event::Pipeline(PipelineEvent {
+                state,
+                alertname: "Watchdog".into(),
+                silent_since: 50.0,
+                last_heartbeat: Some(50.0),
+                message: message.into(),
+            })
+        };
+        let told = |kind: &str| Event::Notified {
+            id: String::new(),
+            channel: "sink".into(),
+            kind: kind.into(),
+            ok: true,
+            detail: String::new(),
+        };
+        let entries = vec![
+            entry(
+                1,
+                400.0,
+                ev(PipelineChange::Silent, "alert pipeline silent since 00:00:50: down?"),
+            ),
+            entry(2, 400.1, told("pipeline_silent")),
+            entry(3, 900.0, ev(PipelineChange::Back, "alert pipeline back")),
+            entry(4, 900.1, told("pipeline_back")),
+            entry(
+                5,
+                2000.0,
+                ev(PipelineChange::Silent, "alert pipeline silent since 00:33:00"),
+            ),
+        ];
+        let (inc, orphans) = build(&entries);
+        assert!(orphans.is_empty());
+        assert_eq!(inc.len(), 2, "{inc:#?}");
+        assert_eq!((inc[0].state, inc[0].resolved_at), (State::Resolved, Some(900.0)));
+        assert_eq!(inc[0].notifications.len(), 2);
+        assert_eq!(inc[1].state, State::Firing);
+        let md = markdown(&entries, "j", None, 0);
+        assert!(md.contains("**alert pipeline silent since 00:00:50: down?**"), "{md}");
+        assert!(md.contains(" pipeline_silent notification to sink: sent"), "{md}");
+        assert!(!md.contains("[]"), "{md}");
+    }
+
+    #[test]
     fn old_journal_lines_without_evidence_fields_still_read() {
         let line = r#"{"seq":1,"ts":1.0,"event":"alert","key":"k","alertname":"A","status":"firing","fingerprint":"f","starts_at":"s","labels":{},"receiver":"r","duplicate":false}"#;
         let e: Entry = serde_json::from_str(line).unwrap();
