@@ -94,11 +94,11 @@ async fn s1_crash_loop_is_stopped_and_disabled_and_reported() {
     assert_eq!(*stage, hostmedic::evidence::Stage::Before);
     let journal: Vec<&String> = before.sections.iter().flat_map(|s| &s.lines).collect();
     assert!(journal.iter().any(|l| l.contains(WHY)), "{before:#?}");
-    assert_eq!(
-        before.facts.get("ExecMainStatus").map(String::as_str),
-        Some("3"),
-        "{before:#?}"
-    );
+    // Taken at a random instant of the loop (the unit may be between two
+    // starts, or just started: no exit status then), the restart count is
+    // there either way.
+    let restarts: u32 = before.facts.get("NRestarts").and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(restarts >= 2, "{before:#?}");
     assert!(
         ev.iter().any(|(s, _)| *s == hostmedic::evidence::Stage::Verification),
         "evidence again at verification: {ev:#?}"
