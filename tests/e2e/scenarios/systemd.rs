@@ -99,10 +99,13 @@ async fn s1_crash_loop_is_stopped_and_disabled_and_reported() {
     // there either way.
     let restarts: u32 = before.facts.get("NRestarts").and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(restarts >= 2, "{before:#?}");
-    assert!(
-        ev.iter().any(|(s, _)| *s == hostmedic::evidence::Stage::Verification),
-        "evidence again at verification: {ev:#?}"
-    );
+    // And again at verification (journaled right after the verify entry).
+    st.wait_for(Duration::from_secs(10), "evidence at verification", |st| {
+        st.evidence("systemd:system:worker.service")
+            .into_iter()
+            .find(|(s, _)| *s == hostmedic::evidence::Stage::Verification)
+    })
+    .await;
 
     // Stopped and disabled; the loop is over (no new start of the process).
     let state = m.show("worker.service", "ActiveState");
