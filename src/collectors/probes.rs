@@ -6,9 +6,14 @@
 //! and stdout discarded; at the timeout the whole group gets SIGKILL, so a
 //! hanging check (and whatever it spawned) never outlives its timeout. A missing executable is
 //! reported as success 0, exit code -1, with one log line per change.
+//!
+//! HTTPS probes also report when the certificate the server presented
+//! expires (its leaf: reqwest hands out the leaf only, see
+//! [`leaf_not_after`]), so a renewal that silently stopped is seen weeks
+//! before the probe starts failing.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -87,6 +92,11 @@ pub struct HttpProbe {
     pub timeout: Duration,
     #[serde(default = "default_interval", with = "humantime_serde")]
     pub interval: Duration,
+    /// PEM file of the CA certificate(s) an `https` URL's server is checked
+    /// against, instead of the platform's roots (a private CA, a
+    /// self-signed server). Absolute path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[[probes.command]]`: a program whose exit code 0 means healthy.
@@ -138,6 +148,14 @@ impl Config {
                 .map_err(|e| ConfigError::invalid(format!("{k}.url"), format!("invalid URL: {e}")))?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(ConfigError::invalid(format!("{k}.url"), "scheme must be http or https"));
+            }
+            if let Some(ca) = &p.ca_file
+                && !ca.is_absolute()
+            {
+                return Err(ConfigError::invalid(
+                    format!("{k}.ca_file"),
+                    format!("{} must be an absolute path", ca.display()),
+                ));
             }
             if let Some(set) = &p.expected_status {
                 if set.codes().is_empty() {
@@ -216,6 +234,9 @@ pub struct ProbeResult {
     /// When the run finished.
     pub at: SystemTime,
     pub error: Option<String>,
+    /// notAfter (Unix seconds) of the leaf certificate the server presented
+    /// on the response's connection; None without TLS or without a response.
+    pub cert_not_after: Option<i64>,
 }
 
 type Results = Arc<Mutex<Vec<Option<ProbeResult>>>>;
@@ -223,10 +244,11 @@ type Results = Arc<Mutex<Vec<Option<ProbeResult>>>>;
 pub struct ProbesCollector {
     http: Vec<HttpProbe>,
     command: Vec<CommandProbe>,
-    /// The HTTP client, or why it could not be built (e.g. a host without a
-    /// system trust store): then the HTTP probes fail with that reason, and
-    /// hostmedic still starts and runs everything else.
-    client: Result<reqwest::Client, String>,
+    /// One HTTP client per http probe (probes without `ca_file` share one),
+    /// or why it could not be built (e.g. a host without a system trust
+    /// store): then those probes fail with that reason, and hostmedic still
+    /// starts and runs everything else.
+    clients: Vec<Result<reqwest::Client, String>>,
     /// Indexed http probes first, then command probes; None until the first run.
     results: Results,
 }
@@ -235,19 +257,21 @@ impl ProbesCollector {
     /// Checks the section ([`Config::validate`]) and builds the collector.
     pub fn new(cfg: &Config) -> Result<Self, ConfigError> {
         cfg.validate("probes")?;
-        crate::install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("hostmedic/", env!("CARGO_PKG_VERSION")))
-            // A health probe checks what this host reaches directly; a proxy
-            // from the environment would turn 127.0.0.1 into someone else.
-            .no_proxy()
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"));
+        let shared = http_client(None);
+        let clients = cfg
+            .http
+            .iter()
+            .enumerate()
+            .map(|(i, p)| match &p.ca_file {
+                None => Ok(shared.clone()),
+                Some(ca) => Ok(http_client(Some(&read_ca(&format!("probes.http[{i}].ca_file"), ca)?))),
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
         let n = cfg.http.len() + cfg.command.len();
         Ok(ProbesCollector {
             http: cfg.http.clone(),
             command: cfg.command.clone(),
-            client,
+            clients,
             results: Arc::new(Mutex::new(vec![None; n])),
         })
     }
@@ -261,12 +285,52 @@ impl ProbesCollector {
     }
 }
 
+/// The HTTP client of the probes: the platform's roots, or only `ca` when
+/// given; TLS details kept on each response for [`leaf_not_after`].
+pub fn http_client(ca: Option<&[reqwest::Certificate]>) -> Result<reqwest::Client, String> {
+    crate::install_crypto_provider();
+    let mut b = reqwest::Client::builder()
+        .user_agent(concat!("hostmedic/", env!("CARGO_PKG_VERSION")))
+        // A health probe checks what this host reaches directly; a proxy
+        // from the environment would turn 127.0.0.1 into someone else.
+        .no_proxy()
+        .tls_info(true);
+    if let Some(ca) = ca {
+        b = b.tls_certs_only(ca.iter().cloned());
+    }
+    b.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// The CA certificates of a probe's `ca_file` (`key` names it in errors).
+fn read_ca(key: &str, path: &Path) -> Result<Vec<reqwest::Certificate>, ConfigError> {
+    crate::web::tls::read_certs(key, path)?
+        .iter()
+        .map(|der| {
+            reqwest::Certificate::from_der(der)
+                .map_err(|e| ConfigError::invalid(key, format!("{}: not a usable CA certificate: {e}", path.display())))
+        })
+        .collect()
+}
+
+/// notAfter (Unix seconds) of the leaf certificate behind `resp`, when the
+/// response came over TLS. reqwest's `TlsInfo` carries the leaf only, not
+/// the intermediates (blackbox_exporter's `probe_ssl_earliest_cert_expiry`
+/// covers the whole chain); a leaf rarely outlives its issuer, and the
+/// renewal that fails is the leaf's.
+pub fn leaf_not_after(resp: &reqwest::Response) -> Option<i64> {
+    let der = resp.extensions().get::<reqwest::tls::TlsInfo>()?.peer_certificate()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(cert.validity().not_after.timestamp())
+}
+
 /// Runs one HTTP probe.
 pub async fn run_http(client: &reqwest::Client, p: &HttpProbe) -> ProbeResult {
     let start = Instant::now();
+    let mut cert_not_after = None;
     let res = tokio::time::timeout(p.timeout, async {
         let resp = client.get(&p.url).timeout(p.timeout).send().await?;
         let status = resp.status().as_u16();
+        cert_not_after = leaf_not_after(&resp);
         // Read (and drop) the body so a server that hangs mid-body counts too.
         let _ = resp.bytes().await?;
         Ok::<u16, reqwest::Error>(status)
@@ -327,6 +391,7 @@ pub async fn run_http(client: &reqwest::Client, p: &HttpProbe) -> ProbeResult {
         duration: start.elapsed(),
         at: SystemTime::now(),
         error,
+        cert_not_after,
     }
 }
 
@@ -346,6 +411,7 @@ pub async fn run_command(p: &CommandProbe, shutdown: &CancellationToken) -> Prob
         duration: start.elapsed(),
         at: SystemTime::now(),
         error,
+        cert_not_after: None,
     }
 }
 
@@ -450,6 +516,14 @@ impl Collector for ProbesCollector {
                 &lk,
                 at.as_secs_f64(),
             );
+            if let Some(t) = r.cert_not_after {
+                out.gauge(
+                    "hostmedic_probe_tls_cert_not_after_timestamp_seconds",
+                    "When the leaf TLS certificate the server presented on the last run expires (its notAfter), Unix seconds.",
+                    &[("probe", name)],
+                    t as f64,
+                );
+            }
         }
         Ok(())
     }
@@ -480,7 +554,7 @@ impl ProbesCollector {
                 Kind::Http => {
                     tokio::select! {
                         r = async {
-                            match &self.client {
+                            match &self.clients[i] {
                                 Ok(c) => run_http(c, &self.http[i]).await,
                                 Err(e) => ProbeResult {
                                     success: false,
@@ -488,6 +562,7 @@ impl ProbesCollector {
                                     duration: Duration::ZERO,
                                     at: SystemTime::now(),
                                     error: Some(e.clone()),
+                                    cert_not_after: None,
                                 },
                             }
                         } => r,

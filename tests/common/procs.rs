@@ -63,58 +63,83 @@ pub fn pids_with_cmdline(needle: &str) -> Vec<i32> {
 }
 
 /// A minimal HTTP/1.1 server on 127.0.0.1:0: `/ok` → 200, `/fail` → 500,
-/// `/hang` → accepts and never answers. Stops when dropped.
+/// `/hang` → accepts and never answers. Stops when dropped. Plain HTTP from
+/// [`HttpServer::start`], HTTPS from [`HttpServer::start_tls`].
 pub struct HttpServer {
     pub addr: std::net::SocketAddr,
+    scheme: &'static str,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl HttpServer {
     pub async fn start() -> HttpServer {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        Self::serve(None).await
+    }
+
+    /// The same server behind TLS with `tls` (certificate chain and key).
+    pub async fn start_tls(tls: std::sync::Arc<rustls::ServerConfig>) -> HttpServer {
+        Self::serve(Some(tokio_rustls::TlsAcceptor::from(tls))).await
+    }
+
+    async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> HttpServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut sock, _)) = listener.accept().await else {
+                let Ok((sock, _)) = listener.accept().await else {
                     return;
                 };
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let mut req = Vec::new();
-                    let mut buf = [0u8; 1024];
-                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match sock.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                    match tls {
+                        None => answer(sock).await,
+                        Some(acceptor) => {
+                            if let Ok(s) = acceptor.accept(sock).await {
+                                answer(s).await
+                            }
                         }
                     }
-                    let head = String::from_utf8_lossy(&req);
-                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-                    let (code, reason) = match path.as_str() {
-                        "/ok" => (200, "OK"),
-                        "/fail" => (500, "Internal Server Error"),
-                        "/hang" => {
-                            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
-                            return;
-                        }
-                        _ => (404, "Not Found"),
-                    };
-                    let body = format!("{code}\n");
-                    let resp = format!(
-                        "HTTP/1.1 {code} {reason}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = sock.write_all(resp.as_bytes()).await;
-                    let _ = sock.shutdown().await;
                 });
             }
         });
-        HttpServer { addr, task }
+        HttpServer { addr, scheme, task }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}://{}{}", self.scheme, self.addr, path)
     }
+}
+
+/// Reads one request head from `sock` and answers it (see [`HttpServer`]).
+async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut sock: S) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut req = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+        match sock.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => req.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&req);
+    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let (code, reason) = match path.as_str() {
+        "/ok" => (200, "OK"),
+        "/fail" => (500, "Internal Server Error"),
+        "/hang" => {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            return;
+        }
+        _ => (404, "Not Found"),
+    };
+    let body = format!("{code}\n");
+    let resp = format!(
+        "HTTP/1.1 {code} {reason}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = sock.write_all(resp.as_bytes()).await;
+    let _ = sock.shutdown().await;
 }
 
 impl Drop for HttpServer {

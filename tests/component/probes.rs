@@ -1,6 +1,8 @@
 //! Probes against real parts: a local HTTP server on 127.0.0.1:0 (200, 500,
-//! hang past the timeout) and real commands (exit 0, exit 1, hanging and
-//! killed with its process group, missing executable, minimal environment).
+//! hang past the timeout), the same server over TLS with a short-lived
+//! certificate from a CA made in the test, and real commands (exit 0, exit
+//! 1, hanging and killed with its process group, missing executable,
+//! minimal environment).
 
 use crate::common;
 
@@ -23,6 +25,7 @@ fn http(name: &str, url: String, timeout_ms: u64) -> HttpProbe {
         expected_status: None,
         timeout: Duration::from_millis(timeout_ms),
         interval: Duration::from_millis(200),
+        ca_file: None,
     }
 }
 
@@ -244,6 +247,138 @@ async fn collector_runs_probes_in_background_and_caches_results() {
         .await
         .unwrap()
         .unwrap();
+}
+
+/// A CA (valid for a year) and a server certificate for 127.0.0.1 it
+/// signed that expires at `not_after` (whole seconds): the server's
+/// config presents the chain leaf + CA.
+fn tls_server_config(dir: &std::path::Path, not_after: time::OffsetDateTime) -> Arc<rustls::ServerConfig> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let now = time::OffsetDateTime::now_utc();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "probe test CA");
+    ca.not_before = now - time::Duration::days(1);
+    ca.not_after = now + time::Duration::days(365);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, "short-lived");
+    leaf.not_before = now - time::Duration::hours(1);
+    leaf.not_after = not_after;
+    let key = KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    let chain = vec![cert.der().clone(), ca_cert.der().clone()];
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    hostmedic::install_crypto_provider();
+    Arc::new(
+        rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap(),
+    )
+}
+
+/// An HTTPS probe trusting the test CA through `ca_file` reports the
+/// served leaf's notAfter to the second; without the CA (platform roots)
+/// the same server fails the probe and no expiry is reported (nothing was
+/// verified); a plain HTTP probe has no expiry series.
+#[tokio::test(flavor = "multi_thread")]
+async fn https_probe_reports_the_certificate_not_after() {
+    let d = tempfile::tempdir().unwrap();
+    // Expires in 3 days: inside the shipped rule's 14-day window.
+    let not_after = (time::OffsetDateTime::now_utc() + time::Duration::days(3))
+        .replace_nanosecond(0)
+        .unwrap();
+    let tls = HttpServer::start_tls(tls_server_config(d.path(), not_after)).await;
+    let plain = HttpServer::start().await;
+    let mut trusted = http("tls", tls.url("/ok"), 5000);
+    trusted.ca_file = Some(d.path().join("ca.pem"));
+    let cfg = Config {
+        http: vec![
+            trusted,
+            http("tls-untrusted", tls.url("/ok"), 5000),
+            http("plain", plain.url("/ok"), 5000),
+        ],
+        ..Config::default()
+    };
+    let c = Arc::new(ProbesCollector::new(&cfg).unwrap());
+    let stop = CancellationToken::new();
+    let bg = tokio::spawn(c.clone().background(stop.clone()));
+    let m = eventually(Duration::from_secs(20), "every probe to have run", || async {
+        let mut m = MetricSet::new();
+        c.collect(&mut m).await.unwrap();
+        let n = m.get("hostmedic_probe_success").map(|f| f.samples.len()).unwrap_or(0);
+        (n == 3).then_some(m)
+    })
+    .await;
+    let v = |fam: &str, probe: &str| m.value(fam, &[("probe", probe)]);
+    assert_eq!(v("hostmedic_probe_success", "tls"), Some(1.0));
+    assert_eq!(v("hostmedic_probe_status_code", "tls"), Some(200.0));
+    assert_eq!(
+        v("hostmedic_probe_tls_cert_not_after_timestamp_seconds", "tls"),
+        Some(not_after.unix_timestamp() as f64)
+    );
+    assert_eq!(v("hostmedic_probe_success", "tls-untrusted"), Some(0.0));
+    assert_eq!(
+        v("hostmedic_probe_tls_cert_not_after_timestamp_seconds", "tls-untrusted"),
+        None
+    );
+    assert_eq!(v("hostmedic_probe_success", "plain"), Some(1.0));
+    assert_eq!(v("hostmedic_probe_tls_cert_not_after_timestamp_seconds", "plain"), None);
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), bg)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // The same through run_http with the probes' own client builder.
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(d.path().join("ca.pem")).unwrap()).unwrap();
+    let client = hostmedic::collectors::probes::http_client(Some(&[ca])).unwrap();
+    let r = run_http(&client, &http("direct", tls.url("/fail"), 5000)).await;
+    assert_eq!((r.success, r.code), (false, 500));
+    assert_eq!(
+        r.cert_not_after,
+        Some(not_after.unix_timestamp()),
+        "a wrong status still shows the certificate"
+    );
+}
+
+/// `ca_file` is checked at load: relative paths, missing files and files
+/// without a certificate are errors naming the key.
+#[test]
+fn ca_file_errors_name_the_key() {
+    let d = tempfile::tempdir().unwrap();
+    let mut cfg = Config::default();
+    cfg.http.push(http("a", "https://127.0.0.1:1/".into(), 1000));
+    cfg.http.push(http("b", "https://127.0.0.1:1/".into(), 1000));
+    cfg.http[1].ca_file = Some("ca.pem".into());
+    let e = ProbesCollector::new(&cfg).err().unwrap().to_string();
+    assert!(e.contains("probes.http[1].ca_file") && e.contains("absolute"), "{e}");
+    cfg.http[1].ca_file = Some(d.path().join("missing.pem"));
+    let e = ProbesCollector::new(&cfg).err().unwrap().to_string();
+    assert!(e.contains("probes.http[1].ca_file") && e.contains("missing.pem"), "{e}");
+    std::fs::write(d.path().join("empty.pem"), "not a certificate\n").unwrap();
+    cfg.http[1].ca_file = Some(d.path().join("empty.pem"));
+    let e = ProbesCollector::new(&cfg).err().unwrap().to_string();
+    assert!(
+        e.contains("probes.http[1].ca_file") && e.contains("no PEM certificate"),
+        "{e}"
+    );
+    // TOML spelling (loading reads the file).
+    tls_server_config(d.path(), time::OffsetDateTime::now_utc() + time::Duration::days(1));
+    let ca = d.path().join("ca.pem");
+    let parsed = hostmedic::config::Config::parse(
+        &format!(
+            "[[probes.http]]\nname = \"x\"\nurl = \"https://127.0.0.1:9/\"\nca_file = \"{}\"\n",
+            ca.display()
+        ),
+        "t",
+    )
+    .unwrap();
+    assert_eq!(parsed.probes.http[0].ca_file.as_deref(), Some(ca.as_path()));
 }
 
 #[test]
