@@ -539,12 +539,74 @@ def processes():
         ("Success", f"hostmedic_probe_success{{{H}}}"),
         ("HTTP status", f"hostmedic_probe_status_code{{{H}}}"),
         ("Exit code", f"hostmedic_probe_exit_code{{{H}}}"),
-    ], ["instance", "probe", "kind"]), 12, 8)
+        ("Certificate expires in", f"hostmedic_probe_tls_cert_not_after_timestamp_seconds{{{H}}} - time()"),
+    ], ["instance", "probe", "kind"], desc="Certificate expiry: https probes only; HostmedicProbeCertExpiringSoon fires under 14 days.",
+        units={"Certificate expires in": "s"}), 12, 8)
     l.add(timeseries("Probe duration", [
         target(f"hostmedic_probe_duration_seconds{{{H}}}", "{{instance}} {{probe}}"),
     ], "s", min_=0), 12, 8)
     return dashboard("hostmedic-processes", "hostmedic / Processes, logs and probes",
                      "Top CPU processes, process watches, log error patterns and probes.", l)
+
+
+def resources():
+    units_ = f'name!~".*[.]slice", {H}'
+    ri = "[$__rate_interval]"
+    l = Layout()
+    l.row("Host pressure (PSI)")
+    for res, title, limit, alert in [
+        ("cpu", "CPU pressure", 0.5, "HostmedicCpuPressureHigh fires above 50% (some, 60s) for 10 minutes."),
+        ("memory", "Memory pressure", 0.2, "HostmedicMemoryPressureHigh fires above 20% (some, 60s) for 5 minutes."),
+        ("io", "I/O pressure", 0.5, "HostmedicIoPressureHigh fires above 50% (some, 60s) for 10 minutes."),
+    ]:
+        l.add(timeseries(title, [
+            target(f'hostmedic_host_pressure_ratio{{resource="{res}", window="60s", {H}}}', "{{instance}} {{kind}}"),
+        ], "percentunit", "Share of time some (or all: full) tasks waited for the resource, kernel 60-second average. " + alert,
+            [(None, "green"), (limit, "red")], 0, 1), 8, 8)
+    l.add(timeseries("Stall time per second", [
+        target(f"rate(hostmedic_host_pressure_stalled_seconds_total{{{H}}}{ri})", "{{instance}} {{resource}} {{kind}}"),
+    ], "percentunit", "The same share from the stall counters, averaged over Prometheus' own window.", min_=0), 24, 8)
+
+    l.row("Units")
+    l.add(timeseries("Top units by CPU", [
+        target(f"topk(5, rate(hostmedic_systemd_unit_cpu_seconds_total{{{units_}}}{ri}))", "{{instance}} {{manager}} {{name}}"),
+    ], "percentunit", "CPU of the five busiest units at each point (1 = one full CPU); slices left out, they sum their units.", min_=0), 12, 8)
+    l.add(timeseries("Top units by memory", [
+        target(f"topk(5, hostmedic_systemd_unit_memory_current_bytes{{{units_}}})", "{{instance}} {{manager}} {{name}}"),
+    ], "bytes", "cgroup memory (memory.current) of the five largest units at each point.", min_=0), 12, 8)
+    l.add(timeseries("Top units by I/O", [
+        target(f"topk(5, rate(hostmedic_systemd_unit_io_read_bytes_total{{{units_}}}{ri}) + rate(hostmedic_systemd_unit_io_written_bytes_total{{{units_}}}{ri}))",
+               "{{instance}} {{manager}} {{name}}"),
+    ], "Bps", "Bytes read plus written per second.", min_=0), 12, 8)
+    l.add(timeseries("Top units by pressure stall", [
+        target(f"topk(5, rate(hostmedic_systemd_unit_pressure_stalled_seconds_total{{kind=\"some\", {units_}}}{ri}))",
+               "{{instance}} {{name}} {{resource}}"),
+    ], "percentunit", "Share of time some task of the unit waited for CPU, memory or I/O.", min_=0), 12, 8)
+    l.add(table("Units by CPU now", [
+        ("CPU", f"topk(20, rate(hostmedic_systemd_unit_cpu_seconds_total{{{units_}}}[5m]))"),
+        ("Memory", f"hostmedic_systemd_unit_memory_current_bytes{{{units_}}} and on (instance, manager, name) topk(20, rate(hostmedic_systemd_unit_cpu_seconds_total{{{units_}}}[5m]))"),
+        ("Memory peak", f"hostmedic_systemd_unit_memory_peak_bytes{{{units_}}} and on (instance, manager, name) topk(20, rate(hostmedic_systemd_unit_cpu_seconds_total{{{units_}}}[5m]))"),
+        ("Tasks", f"hostmedic_systemd_unit_tasks{{{units_}}} and on (instance, manager, name) topk(20, rate(hostmedic_systemd_unit_cpu_seconds_total{{{units_}}}[5m]))"),
+    ], ["instance", "manager", "name"], sort="CPU", desc="The 20 busiest units over the last 5 minutes.",
+        units={"CPU": "percentunit", "Memory": "bytes", "Memory peak": "bytes"}), 24, 8)
+
+    l.row("Containers")
+    l.add(timeseries("Top containers by CPU", [
+        target(f"topk(5, rate(hostmedic_docker_container_cpu_seconds_total{{{H}}}{ri}))", "{{instance}} {{container}}"),
+    ], "percentunit", "1 = one full CPU.", min_=0), 12, 8)
+    l.add(timeseries("Top containers by memory", [
+        target(f"topk(5, hostmedic_docker_container_memory_usage_bytes{{{H}}})", "{{instance}} {{container}}"),
+    ], "bytes", min_=0), 12, 8)
+    l.add(timeseries("Top containers by I/O", [
+        target(f"topk(5, rate(hostmedic_docker_container_io_read_bytes_total{{{H}}}{ri}) + rate(hostmedic_docker_container_io_written_bytes_total{{{H}}}{ri}))",
+               "{{instance}} {{container}}"),
+    ], "Bps", "Bytes read plus written per second.", min_=0), 12, 8)
+    l.add(timeseries("Top containers by pressure stall", [
+        target(f'topk(5, rate(hostmedic_docker_container_pressure_stalled_seconds_total{{kind="some", {H}}}{ri}))',
+               "{{instance}} {{container}} {{resource}}"),
+    ], "percentunit", "Share of time some task of the container waited for CPU, memory or I/O.", min_=0), 12, 8)
+    return dashboard("hostmedic-resources", "hostmedic / Resources and pressure",
+                     "Host pressure stall information and the units and containers that use the most CPU, memory and I/O.", l)
 
 
 def remediation():
@@ -649,6 +711,7 @@ DASHBOARDS = {
     "hostmedic-containers.json": containers,
     "hostmedic-files.json": files,
     "hostmedic-processes.json": processes,
+    "hostmedic-resources.json": resources,
     "hostmedic-remediation.json": remediation,
     "hostmedic-fleet.json": fleet,
 }

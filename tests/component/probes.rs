@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::eventually;
-use common::procs::{HttpServer, nonce, pids_with_cmdline};
+use common::procs::{HttpServer, nonce, pids_with_cmdline, tls_server_config};
 use hostmedic::collector::Collector;
 use hostmedic::collectors::probes::{
     CommandProbe, Config, DEFAULT_PATH, HttpProbe, ProbesCollector, StatusSet, run_command, run_http,
@@ -247,38 +247,6 @@ async fn collector_runs_probes_in_background_and_caches_results() {
         .await
         .unwrap()
         .unwrap();
-}
-
-/// A CA (valid for a year) and a server certificate for 127.0.0.1 it
-/// signed that expires at `not_after` (whole seconds): the server's
-/// config presents the chain leaf + CA.
-fn tls_server_config(dir: &std::path::Path, not_after: time::OffsetDateTime) -> Arc<rustls::ServerConfig> {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let now = time::OffsetDateTime::now_utc();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "probe test CA");
-    ca.not_before = now - time::Duration::days(1);
-    ca.not_after = now + time::Duration::days(365);
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-    leaf.distinguished_name.push(DnType::CommonName, "short-lived");
-    leaf.not_before = now - time::Duration::hours(1);
-    leaf.not_after = not_after;
-    let key = KeyPair::generate().unwrap();
-    let cert = leaf.signed_by(&key, &issuer).unwrap();
-    let chain = vec![cert.der().clone(), ca_cert.der().clone()];
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
-    hostmedic::install_crypto_provider();
-    Arc::new(
-        rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .unwrap(),
-    )
 }
 
 /// An HTTPS probe trusting the test CA through `ca_file` reports the

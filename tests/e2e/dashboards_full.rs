@@ -20,8 +20,9 @@
 //! - path watches: a file over its limit, a directory, a glob, a missing path;
 //! - processes: a watch that matches two processes (max 1) and a busy loop
 //!   (nice 19) among the top CPU processes;
-//! - a log file gaining error lines; an HTTP probe that succeeds and a
-//!   command probe that fails;
+//! - a log file gaining error lines; an HTTP probe that succeeds, an HTTPS
+//!   probe (its CA as `ca_file`) whose certificate expires in 10 days, and
+//!   a command probe that fails;
 //! - the receiver with `[[remediation]]` rules fed by the real Alertmanager
 //!   (shipped config) from Prometheus evaluating the test copy of the shipped
 //!   rules: an exec action that succeeds, one that fails, a systemd restart
@@ -44,7 +45,7 @@ use common::docker::{BUSYBOX_IMAGE, PrivateEngine};
 use common::e2e::{Stack, TOKEN};
 use common::git_lfs::{Repo, sha256_hex, tools_present};
 use common::grafana::*;
-use common::procs::{HttpServer, Spawned, alias, nonce};
+use common::procs::{HttpServer, Spawned, alias, nonce, tls_server_config};
 use common::prometheus::Prometheus;
 use common::skip_or_fail;
 use common::systemd::{Spec, SystemdMachine, boot_or_skip};
@@ -196,6 +197,8 @@ struct World<'a> {
     engine: &'a PrivateEngine,
     repo: &'a Path,
     probe_url: String,
+    /// An https URL whose certificate the CA in `dir/tls/ca.pem` signed.
+    tls_probe_url: String,
     watch_re: String,
     applog: &'a Path,
 }
@@ -225,6 +228,13 @@ fn sources_config(w: &World, base: TestConfig) -> TestConfig {
         p.push("http", |h| {
             h.set("name", "api")
                 .set("url", w.probe_url.as_str())
+                .set("timeout", "2s")
+                .set("interval", "1s");
+        })
+        .push("http", |h| {
+            h.set("name", "shop")
+                .set("url", w.tls_probe_url.as_str())
+                .path("ca_file", d.join("tls/ca.pem"))
                 .set("timeout", "2s")
                 .set("interval", "1s");
         })
@@ -326,6 +336,12 @@ async fn every_panel_query_returns_data_in_a_full_world() {
     let applog = dir.join("app.log");
     std::fs::write(&applog, "INFO started before hostmedic\n").unwrap();
     let srv = HttpServer::start().await;
+    std::fs::create_dir_all(dir.join("tls")).unwrap();
+    let tls_srv = HttpServer::start_tls(tls_server_config(
+        &dir.join("tls"),
+        time::OffsetDateTime::now_utc() + time::Duration::days(10),
+    ))
+    .await;
     let n = nonce();
     let sleep_arg = format!("3600.{n}");
     let _sleepers = [
@@ -352,6 +368,7 @@ async fn every_panel_query_returns_data_in_a_full_world() {
         engine: &engine,
         repo: &repo.dir,
         probe_url: srv.url("/ok"),
+        tls_probe_url: tls_srv.url("/ok"),
         watch_re: format!("^sleep {}$", regex::escape(&sleep_arg)),
         applog: &applog,
     };
