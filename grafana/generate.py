@@ -567,44 +567,34 @@ def resources():
         target(f"rate(hostmedic_host_pressure_stalled_seconds_total{{{H}}}{ri})", "{{instance}} {{resource}} {{kind}}"),
     ], "percentunit", "The same share from the stall counters, averaged over Prometheus' own window.", min_=0), 24, 8)
 
-    l.row("Units")
-    l.add(timeseries("Top units by CPU", [
-        target(f"topk(5, rate(hostmedic_systemd_unit_cpu_seconds_total{{{units_}}}{ri}))", "{{instance}} {{manager}} {{name}}"),
-    ], "percentunit", "CPU of the five busiest units at each point (1 = one full CPU); slices left out, they sum their units.", min_=0), 12, 8)
-    l.add(timeseries("Top units by memory", [
-        target(f"topk(5, hostmedic_systemd_unit_memory_current_bytes{{{units_}}})", "{{instance}} {{manager}} {{name}}"),
-    ], "bytes", "cgroup memory (memory.current) of the five largest units at each point.", min_=0), 12, 8)
-    l.add(timeseries("Top units by I/O", [
-        target(f"topk(5, rate(hostmedic_systemd_unit_io_read_bytes_total{{{units_}}}{ri}) + rate(hostmedic_systemd_unit_io_written_bytes_total{{{units_}}}{ri}))",
-               "{{instance}} {{manager}} {{name}}"),
-    ], "Bps", "Bytes read plus written per second.", min_=0), 12, 8)
-    l.add(timeseries("Top units by pressure stall", [
-        target(f"topk(5, rate(hostmedic_systemd_unit_pressure_stalled_seconds_total{{kind=\"some\", {units_}}}{ri}))",
-               "{{instance}} {{name}} {{resource}}"),
-    ], "percentunit", "Share of time some task of the unit waited for CPU, memory or I/O.", min_=0), 12, 8)
-    l.add(table("Units by CPU now", [
-        ("CPU", f"topk(20, rate(hostmedic_systemd_unit_cpu_seconds_total{{{units_}}}[5m]))"),
-        ("Memory", f"hostmedic_systemd_unit_memory_current_bytes{{{units_}}} and on (instance, manager, name) topk(20, rate(hostmedic_systemd_unit_cpu_seconds_total{{{units_}}}[5m]))"),
-        ("Memory peak", f"hostmedic_systemd_unit_memory_peak_bytes{{{units_}}} and on (instance, manager, name) topk(20, rate(hostmedic_systemd_unit_cpu_seconds_total{{{units_}}}[5m]))"),
-        ("Tasks", f"hostmedic_systemd_unit_tasks{{{units_}}} and on (instance, manager, name) topk(20, rate(hostmedic_systemd_unit_cpu_seconds_total{{{units_}}}[5m]))"),
-    ], ["instance", "manager", "name"], sort="CPU", desc="The 20 busiest units over the last 5 minutes.",
-        units={"CPU": "percentunit", "Memory": "bytes", "Memory peak": "bytes"}), 24, 8)
-
-    l.row("Containers")
-    l.add(timeseries("Top containers by CPU", [
-        target(f"topk(5, rate(hostmedic_docker_container_cpu_seconds_total{{{H}}}{ri}))", "{{instance}} {{container}}"),
-    ], "percentunit", "1 = one full CPU.", min_=0), 12, 8)
-    l.add(timeseries("Top containers by memory", [
-        target(f"topk(5, hostmedic_docker_container_memory_usage_bytes{{{H}}})", "{{instance}} {{container}}"),
-    ], "bytes", min_=0), 12, 8)
-    l.add(timeseries("Top containers by I/O", [
-        target(f"topk(5, rate(hostmedic_docker_container_io_read_bytes_total{{{H}}}{ri}) + rate(hostmedic_docker_container_io_written_bytes_total{{{H}}}{ri}))",
-               "{{instance}} {{container}}"),
-    ], "Bps", "Bytes read plus written per second.", min_=0), 12, 8)
-    l.add(timeseries("Top containers by pressure stall", [
-        target(f'topk(5, rate(hostmedic_docker_container_pressure_stalled_seconds_total{{kind="some", {H}}}{ri}))',
-               "{{instance}} {{container}} {{resource}}"),
-    ], "percentunit", "Share of time some task of the container waited for CPU, memory or I/O.", min_=0), 12, 8)
+    for kind, prefix, sel, legend, note in [
+        ("units", "hostmedic_systemd_unit", units_, "{{instance}} {{manager}} {{name}}", "; slices left out, they sum their units"),
+        ("containers", "hostmedic_docker_container", H, "{{instance}} {{container}}", ""),
+    ]:
+        memory = "memory_current_bytes" if kind == "units" else "memory_usage_bytes"
+        l.row(kind.capitalize())
+        l.add(timeseries(f"Top {kind} by CPU", [
+            target(f"topk(5, rate({prefix}_cpu_seconds_total{{{sel}}}{ri}))", legend),
+        ], "percentunit", f"CPU of the five busiest {kind} at each point (1 = one full CPU){note}.", min_=0), 12, 8)
+        l.add(timeseries(f"Top {kind} by memory", [
+            target(f"topk(5, {prefix}_{memory}{{{sel}}})", legend),
+        ], "bytes", f"cgroup memory of the five largest {kind} at each point.", min_=0), 12, 8)
+        l.add(timeseries(f"Top {kind} by I/O", [
+            target(f"topk(5, rate({prefix}_io_read_bytes_total{{{sel}}}{ri}) + rate({prefix}_io_written_bytes_total{{{sel}}}{ri}))",
+                   legend),
+        ], "Bps", "Bytes read plus written per second.", min_=0), 12, 8)
+        l.add(timeseries(f"Top {kind} by pressure stall", [
+            target(f'topk(5, rate({prefix}_pressure_stalled_seconds_total{{kind="some", {sel}}}{ri}))', legend + " {{resource}}"),
+        ], "percentunit", "Share of time some task inside waited for CPU, memory or I/O.", min_=0), 12, 8)
+        if kind == "units":
+            busiest = f"topk(20, rate({prefix}_cpu_seconds_total{{{sel}}}[5m]))"
+            l.add(table("Units by CPU now", [
+                ("CPU", busiest),
+                ("Memory", f"{prefix}_memory_current_bytes{{{sel}}} and on (instance, manager, name) {busiest}"),
+                ("Memory peak", f"{prefix}_memory_peak_bytes{{{sel}}} and on (instance, manager, name) {busiest}"),
+                ("Tasks", f"{prefix}_tasks{{{sel}}} and on (instance, manager, name) {busiest}"),
+            ], ["instance", "manager", "name"], sort="CPU", desc="The 20 busiest units over the last 5 minutes.",
+                units={"CPU": "percentunit", "Memory": "bytes", "Memory peak": "bytes"}), 24, 8)
     return dashboard("hostmedic-resources", "hostmedic / Resources and pressure",
                      "Host pressure stall information and the units and containers that use the most CPU, memory and I/O.", l)
 

@@ -159,21 +159,31 @@ async fn assert_shed_batches_only(st: &Stack, m: &SystemdMachine, rule: &str, ba
     assert!(!m.cgroup_pids("system.slice/api.service").is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn s10_high_load_sheds_the_non_essential_units_and_keeps_the_essential_one() {
-    let Some((m, batches, sw)) = boot_overloaded("S10") else {
-        return;
-    };
-    let mut st = Stack::new("S10").await;
+/// Both tests: the overloaded machine watched by the SHIPPED rules (test
+/// copy: thresholds unchanged, `for:` clamped) and the SHIPPED map plus its
+/// opt-in shed example `rule`, which must shed the batches only.
+/// The machine comes first: the stack (hostmedic on its bus) is dropped
+/// before the machine halts.
+async fn shed_by(scenario: &'static str, rule: &str) -> Option<(SystemdMachine, Stack)> {
+    let (m, batches, sw) = boot_overloaded(scenario)?;
+    let mut st = Stack::new(scenario).await;
     let config = format!(
         "{}{}\n{}",
         m.hostmedic_section(&[]),
         st.shipped_map(&[]),
-        shipped_opt_in_shed("shed-load", &batches)
+        shipped_opt_in_shed(rule, &batches)
     );
     st.start_hostmedic(&config);
     st.start_monitoring(Duration::from_secs(5), &[]).await;
-    assert_shed_batches_only(&st, &m, "shed-load", &batches, &sw).await;
+    assert_shed_batches_only(&st, &m, rule, &batches, &sw).await;
+    Some((m, st))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s10_high_load_sheds_the_non_essential_units_and_keeps_the_essential_one() {
+    let Some((_m, st)) = shed_by("S10", "shed-load").await else {
+        return;
+    };
 
     // The shipped notification for the load itself: the value per CPU and
     // the CPU count as hostmedic exported them.
@@ -222,21 +232,10 @@ async fn s10_high_load_sheds_the_non_essential_units_and_keeps_the_essential_one
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s10_cpu_pressure_sheds_the_non_essential_units_and_names_the_top_consumers() {
-    let Some((m, batches, sw)) = boot_overloaded("S10-pressure") else {
+    // Threshold unchanged (0.5 of the 60-second average).
+    let Some((_m, st)) = shed_by("S10-pressure", "shed-load-on-pressure").await else {
         return;
     };
-    let mut st = Stack::new("S10-pressure").await;
-    let config = format!(
-        "{}{}\n{}",
-        m.hostmedic_section(&[]),
-        st.shipped_map(&[]),
-        shipped_opt_in_shed("shed-load-on-pressure", &batches)
-    );
-    st.start_hostmedic(&config);
-    // Threshold unchanged (0.5 of the 60-second average); only `for:` is
-    // clamped.
-    st.start_monitoring(Duration::from_secs(5), &[]).await;
-    assert_shed_batches_only(&st, &m, "shed-load-on-pressure", &batches, &sw).await;
     assert!(st.actions("shed-load").is_empty(), "load per CPU only notifies here");
 
     // The shipped notification for the pressure: the share as hostmedic
