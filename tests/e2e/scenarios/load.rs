@@ -123,12 +123,11 @@ async fn assert_shed_batches_only(st: &Stack, m: &SystemdMachine, rule: &str, ba
         st.verified(rule, "shed-load")
     })
     .await;
-    // The title names the action and its target (the shed list's key).
+    // The title names the rule and its target (the shed list's key).
+    let title = format!("{rule} ran on shed-load: verified");
     let (_, outcome) = st
         .wait_for(Duration::from_secs(20), "shed-load outcome notification", |st| {
-            st.ntfy_messages()
-                .into_iter()
-                .find(|(t, _)| t == "shed-load ran on shed-load: verified")
+            st.ntfy_messages().into_iter().find(|(t, _)| *t == title)
         })
         .await;
     sw.remediated();
