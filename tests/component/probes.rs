@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use common::eventually;
 use common::procs::{HttpServer, nonce, pids_with_cmdline, tls_server_config};
 use hostmedic::collector::Collector;
+use hostmedic::collectors::probes::tls::{ProbeClient, ca_file_roots};
 use hostmedic::collectors::probes::{
     CommandProbe, Config, DEFAULT_PATH, HttpProbe, ProbesCollector, StatusSet, run_command, run_http,
 };
@@ -40,9 +41,8 @@ fn cmd(name: &str, argv: &[&str], timeout_ms: u64) -> CommandProbe {
     }
 }
 
-fn client() -> reqwest::Client {
-    hostmedic::install_crypto_provider();
-    reqwest::Client::new()
+fn client() -> ProbeClient {
+    ProbeClient::platform().unwrap()
 }
 
 #[tokio::test]
@@ -250,9 +250,9 @@ async fn collector_runs_probes_in_background_and_caches_results() {
 }
 
 /// An HTTPS probe trusting the test CA through `ca_file` reports the
-/// served leaf's notAfter to the second; without the CA (platform roots)
-/// the same server fails the probe and no expiry is reported (nothing was
-/// verified); a plain HTTP probe has no expiry series.
+/// served certificate's notAfter to the second; without the CA (platform
+/// roots) the same server fails the probe and no expiry is reported
+/// (nothing was verified); a plain HTTP probe has no expiry series.
 #[tokio::test(flavor = "multi_thread")]
 async fn https_probe_reports_the_certificate_not_after() {
     let d = tempfile::tempdir().unwrap();
@@ -260,7 +260,7 @@ async fn https_probe_reports_the_certificate_not_after() {
     let not_after = (time::OffsetDateTime::now_utc() + time::Duration::days(3))
         .replace_nanosecond(0)
         .unwrap();
-    let tls = HttpServer::start_tls(tls_server_config(d.path(), not_after)).await;
+    let tls = HttpServer::start_tls(tls_server_config(d.path(), not_after, None)).await;
     let plain = HttpServer::start().await;
     let mut trusted = http("tls", tls.url("/ok"), 5000);
     trusted.ca_file = Some(d.path().join("ca.pem"));
@@ -302,16 +302,34 @@ async fn https_probe_reports_the_certificate_not_after() {
         .unwrap()
         .unwrap();
 
-    // The same through run_http with the probes' own client builder.
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(d.path().join("ca.pem")).unwrap()).unwrap();
-    let client = hostmedic::collectors::probes::http_client(Some(&[ca])).unwrap();
-    let r = run_http(&client, &http("direct", tls.url("/fail"), 5000)).await;
-    assert_eq!((r.success, r.code), (false, 500));
-    assert_eq!(
-        r.cert_not_after,
-        Some(not_after.unix_timestamp()),
-        "a wrong status still shows the certificate"
-    );
+    // The same through run_http with the probes' own client: a wrong status
+    // still shows the certificate, every run shakes hands again (no pooled
+    // connection, no resumed session hides it).
+    let client = ProbeClient::new(ca_file_roots("t", &d.path().join("ca.pem")).unwrap()).unwrap();
+    for _ in 0..3 {
+        let r = run_http(&client, &http("direct", tls.url("/fail"), 5000)).await;
+        assert_eq!((r.success, r.code), (false, 500));
+        assert_eq!(r.cert_not_after, Some(not_after.unix_timestamp()));
+    }
+    // Plain HTTP on the same client afterwards: nothing left over.
+    let r = run_http(&client, &http("plain", plain.url("/ok"), 5000)).await;
+    assert_eq!((r.success, r.cert_not_after), (true, None));
+}
+
+/// The metric is the earliest expiry of the presented chain: a leaf valid
+/// for 60 days under an intermediate CA that expires in 5 days reports the
+/// intermediate's notAfter (like blackbox_exporter's
+/// `probe_ssl_earliest_cert_expiry`).
+#[tokio::test(flavor = "multi_thread")]
+async fn https_probe_reports_the_earliest_expiry_of_the_chain() {
+    let d = tempfile::tempdir().unwrap();
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let (leaf, intermediate) = (now + time::Duration::days(60), now + time::Duration::days(5));
+    let tls = HttpServer::start_tls(tls_server_config(d.path(), leaf, Some(intermediate))).await;
+    let client = ProbeClient::new(ca_file_roots("t", &d.path().join("ca.pem")).unwrap()).unwrap();
+    let r = run_http(&client, &http("chain", tls.url("/ok"), 5000)).await;
+    assert!(r.success, "{:?}", r.error);
+    assert_eq!(r.cert_not_after, Some(intermediate.unix_timestamp()));
 }
 
 /// `ca_file` is checked at load: relative paths, missing files and files
@@ -336,7 +354,11 @@ fn ca_file_errors_name_the_key() {
         "{e}"
     );
     // TOML spelling (loading reads the file).
-    tls_server_config(d.path(), time::OffsetDateTime::now_utc() + time::Duration::days(1));
+    tls_server_config(
+        d.path(),
+        time::OffsetDateTime::now_utc() + time::Duration::days(1),
+        None,
+    );
     let ca = d.path().join("ca.pem");
     let parsed = hostmedic::config::Config::parse(
         &format!(

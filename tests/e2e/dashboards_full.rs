@@ -340,6 +340,7 @@ async fn every_panel_query_returns_data_in_a_full_world() {
     let tls_srv = HttpServer::start_tls(tls_server_config(
         &dir.join("tls"),
         time::OffsetDateTime::now_utc() + time::Duration::days(10),
+        None,
     ))
     .await;
     let n = nonce();

@@ -7,13 +7,14 @@
 //! hanging check (and whatever it spawned) never outlives its timeout. A missing executable is
 //! reported as success 0, exit code -1, with one log line per change.
 //!
-//! HTTPS probes also report when the certificate the server presented
-//! expires (its leaf: reqwest hands out the leaf only, see
-//! [`leaf_not_after`]), so a renewal that silently stopped is seen weeks
-//! before the probe starts failing.
+//! HTTPS probes also report the earliest expiry of the certificates the
+//! server presented ([`tls`]), so a renewal that silently stopped is seen
+//! weeks before the probe starts failing.
+
+pub mod tls;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -234,8 +235,9 @@ pub struct ProbeResult {
     /// When the run finished.
     pub at: SystemTime,
     pub error: Option<String>,
-    /// notAfter (Unix seconds) of the leaf certificate the server presented
-    /// on the response's connection; None without TLS or without a response.
+    /// The earliest notAfter (Unix seconds) of the certificates the server
+    /// presented in the run's verified TLS handshakes; None without TLS or
+    /// when verification failed.
     pub cert_not_after: Option<i64>,
 }
 
@@ -244,11 +246,11 @@ type Results = Arc<Mutex<Vec<Option<ProbeResult>>>>;
 pub struct ProbesCollector {
     http: Vec<HttpProbe>,
     command: Vec<CommandProbe>,
-    /// One HTTP client per http probe (probes without `ca_file` share one),
-    /// or why it could not be built (e.g. a host without a system trust
-    /// store): then those probes fail with that reason, and hostmedic still
-    /// starts and runs everything else.
-    clients: Vec<Result<reqwest::Client, String>>,
+    /// One client per http probe (it records the probe's certificates), or
+    /// why it could not be built (e.g. a host without a system trust store):
+    /// then that probe fails with the reason, and hostmedic still starts and
+    /// runs everything else.
+    clients: Vec<Result<tls::ProbeClient, String>>,
     /// Indexed http probes first, then command probes; None until the first run.
     results: Results,
 }
@@ -257,14 +259,18 @@ impl ProbesCollector {
     /// Checks the section ([`Config::validate`]) and builds the collector.
     pub fn new(cfg: &Config) -> Result<Self, ConfigError> {
         cfg.validate("probes")?;
-        let shared = http_client(None);
+        // The platform's store is loaded once, and only when a probe uses it.
+        let platform = cfg.http.iter().any(|p| p.ca_file.is_none()).then(tls::platform_roots);
         let clients = cfg
             .http
             .iter()
             .enumerate()
-            .map(|(i, p)| match &p.ca_file {
-                None => Ok(shared.clone()),
-                Some(ca) => Ok(http_client(Some(&read_ca(&format!("probes.http[{i}].ca_file"), ca)?))),
+            .map(|(i, p)| {
+                let roots = match &p.ca_file {
+                    Some(ca) => Ok(tls::ca_file_roots(&format!("probes.http[{i}].ca_file"), ca)?),
+                    None => platform.clone().expect("loaded when a probe has no ca_file"),
+                };
+                Ok(roots.and_then(tls::ProbeClient::new))
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
         let n = cfg.http.len() + cfg.command.len();
@@ -285,52 +291,14 @@ impl ProbesCollector {
     }
 }
 
-/// The HTTP client of the probes: the platform's roots, or only `ca` when
-/// given; TLS details kept on each response for [`leaf_not_after`].
-pub fn http_client(ca: Option<&[reqwest::Certificate]>) -> Result<reqwest::Client, String> {
-    crate::install_crypto_provider();
-    let mut b = reqwest::Client::builder()
-        .user_agent(concat!("hostmedic/", env!("CARGO_PKG_VERSION")))
-        // A health probe checks what this host reaches directly; a proxy
-        // from the environment would turn 127.0.0.1 into someone else.
-        .no_proxy()
-        .tls_info(true);
-    if let Some(ca) = ca {
-        b = b.tls_certs_only(ca.iter().cloned());
-    }
-    b.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
-}
-
-/// The CA certificates of a probe's `ca_file` (`key` names it in errors).
-fn read_ca(key: &str, path: &Path) -> Result<Vec<reqwest::Certificate>, ConfigError> {
-    crate::web::tls::read_certs(key, path)?
-        .iter()
-        .map(|der| {
-            reqwest::Certificate::from_der(der)
-                .map_err(|e| ConfigError::invalid(key, format!("{}: not a usable CA certificate: {e}", path.display())))
-        })
-        .collect()
-}
-
-/// notAfter (Unix seconds) of the leaf certificate behind `resp`, when the
-/// response came over TLS. reqwest's `TlsInfo` carries the leaf only, not
-/// the intermediates (blackbox_exporter's `probe_ssl_earliest_cert_expiry`
-/// covers the whole chain); a leaf rarely outlives its issuer, and the
-/// renewal that fails is the leaf's.
-pub fn leaf_not_after(resp: &reqwest::Response) -> Option<i64> {
-    let der = resp.extensions().get::<reqwest::tls::TlsInfo>()?.peer_certificate()?;
-    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    Some(cert.validity().not_after.timestamp())
-}
-
 /// Runs one HTTP probe.
-pub async fn run_http(client: &reqwest::Client, p: &HttpProbe) -> ProbeResult {
+pub async fn run_http(client: &tls::ProbeClient, p: &HttpProbe) -> ProbeResult {
     let start = Instant::now();
-    let mut cert_not_after = None;
+    // A run cut short by the timeout may have left a record behind.
+    let _ = client.take_earliest_not_after();
     let res = tokio::time::timeout(p.timeout, async {
-        let resp = client.get(&p.url).timeout(p.timeout).send().await?;
+        let resp = client.http().get(&p.url).timeout(p.timeout).send().await?;
         let status = resp.status().as_u16();
-        cert_not_after = leaf_not_after(&resp);
         // Read (and drop) the body so a server that hangs mid-body counts too.
         let _ = resp.bytes().await?;
         Ok::<u16, reqwest::Error>(status)
@@ -391,7 +359,7 @@ pub async fn run_http(client: &reqwest::Client, p: &HttpProbe) -> ProbeResult {
         duration: start.elapsed(),
         at: SystemTime::now(),
         error,
-        cert_not_after,
+        cert_not_after: client.take_earliest_not_after(),
     }
 }
 
@@ -519,7 +487,7 @@ impl Collector for ProbesCollector {
             if let Some(t) = r.cert_not_after {
                 out.gauge(
                     "hostmedic_probe_tls_cert_not_after_timestamp_seconds",
-                    "When the leaf TLS certificate the server presented on the last run expires (its notAfter), Unix seconds.",
+                    "Earliest notAfter of the TLS certificates the server presented on the last run, Unix seconds.",
                     &[("probe", name)],
                     t as f64,
                 );
