@@ -59,7 +59,11 @@
 //! - [`bytes`]: byte sizes in configuration (`"2GiB"`).
 //! - [`sync`]: the one mutex-poisoning policy (`lock`, `read`, `write`).
 //! - [`procfs`]: bounded readers of `<procfs_root>`, for the processes
-//!   collector, the kill action and the docker cgroup-memory reader.
+//!   collector, the kill action and the cgroup leaf.
+//! - [`cgroup`]: cgroup v2/v1 file readers (CPU, memory, tasks, I/O, PSI),
+//!   the PSI line parser and the owner (unit, manager, container) of a
+//!   process, for the systemd, docker, processes and pressure collectors and
+//!   the incident evidence.
 //! - [`command`]: runs an argv (no shell, own process group, timeout that
 //!   kills the group, bounded output), for the command probes and the exec
 //!   action.
@@ -73,6 +77,7 @@
 pub mod actions;
 pub mod app;
 pub mod bytes;
+pub mod cgroup;
 pub mod cli;
 pub mod client;
 pub mod collector;

@@ -27,6 +27,7 @@ use super::payload::Payload;
 use super::plan::{Accepted, plan};
 use super::route::{route, to_alert};
 use super::run::Job;
+use super::timeline::Timeline;
 use crate::actions::ActionEnv;
 use crate::error::ConfigError;
 
@@ -283,6 +284,7 @@ impl Receiver {
                     alert,
                     targets,
                     dry_run: s.cfg.dry_run,
+                    timeline: Timeline::approved(b.now()),
                 };
                 Ok((target, job))
             })

@@ -14,7 +14,8 @@
 //! [`persist`] writes it and the checkpoint. Underneath: [`config`] (rules
 //! compiled once, at validation), [`payload`], [`auth`], [`identity`]
 //! (fleet), [`journal`] (format and writer), [`state`] (what the journal
-//! folds into), [`metrics`], and [`incidents`] (`hostmedic incidents`).
+//! folds into), [`metrics`], [`timeline`] (where a remediation's seconds go) and
+//! [`incidents`] (`hostmedic incidents`).
 
 pub mod auth;
 pub mod config;
@@ -35,6 +36,7 @@ pub mod route;
 pub mod run;
 pub mod state;
 pub mod status;
+pub mod timeline;
 
 pub use auth::check_listen;
 pub use engine::Receiver;

@@ -16,6 +16,7 @@ use super::engine::Settings;
 use super::journal::Event;
 use super::lock;
 use super::messages::sep;
+use super::timeline::Timeline;
 use crate::actions::{Alert, OutcomeResult, Resolved, Verification};
 
 /// Work to do after the webhook has been acknowledged.
@@ -29,6 +30,9 @@ pub enum Job {
         alert: Alert,
         targets: Vec<Resolved>,
         dry_run: bool,
+        /// The instants so far (alert, delivery, decision); the run adds
+        /// the rest and the stages go to the latency histogram.
+        timeline: Timeline,
     },
     /// Tell channels something (an approval request, an escalation).
     Notify {
@@ -73,6 +77,7 @@ impl Receiver {
                 alert,
                 targets,
                 dry_run,
+                mut timeline,
             } => {
                 let lock = self.target_lock(&target);
                 let _serial = lock.lock().await;
@@ -80,8 +85,11 @@ impl Receiver {
                     return;
                 };
                 let dry_run = s.env.dry_run || dry_run;
-                let (all_ok, ran, verdict) = self.run_actions(s, &id, rule, &target, &alert, &targets, dry_run).await;
+                let (all_ok, ran, verdict) = self
+                    .run_actions(s, &id, rule, &target, &alert, &targets, dry_run, &mut timeline)
+                    .await;
                 drop(permit);
+                self.metrics.latency(&timeline);
                 let rule = &s.rules[rule];
                 if !rule.cfg.notify.is_empty() {
                     let title = format!(
@@ -106,7 +114,8 @@ impl Receiver {
 
     /// Runs the actions in order (stopping at the first failure), then, when
     /// all succeeded for real and the rule asks, verifies each. Returns
-    /// (all ok, one line per action ran, the verification verdict).
+    /// (all ok, one line per action ran, the verification verdict); each
+    /// action's start and end and the verification's end go into `timeline`.
     #[allow(clippy::too_many_arguments)]
     async fn run_actions(
         &self,
@@ -117,6 +126,7 @@ impl Receiver {
         alert: &Alert,
         targets: &[Resolved],
         dry_run: bool,
+        timeline: &mut Timeline,
     ) -> (bool, Vec<String>, String) {
         let rule = &s.rules[rule];
         let mut env = s.env.clone();
@@ -127,6 +137,7 @@ impl Receiver {
             let spec = t.spec();
             let timeout = rule.action_timeout.max(spec.suggested_timeout());
             let started = Instant::now();
+            let started_at = crate::time::now();
             let (result, detail) = match tokio::time::timeout(timeout, t.run(alert, &env)).await {
                 Ok(o) => (o.result.as_str(), o.detail),
                 Err(_) => (
@@ -135,6 +146,7 @@ impl Receiver {
                 ),
             };
             let took = started.elapsed().as_secs_f64();
+            timeline.action(started_at, started_at + took, result == "ok");
             self.metrics.action(&spec.name(), result);
             self.metrics.duration(&spec.name(), took);
             self.ledger
@@ -166,6 +178,7 @@ impl Receiver {
                     Verification::NotHelped(why) => ("not_helped", why),
                     Verification::NotApplicable => continue,
                 };
+                timeline.verified(crate::time::now(), result == "verified");
                 self.metrics.action(&t.name(), result);
                 self.ledger
                     .record(vec![Event::Verify {

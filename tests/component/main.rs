@@ -19,6 +19,7 @@ mod collect_golden;
 mod docker;
 mod exec_user;
 mod git_lfs;
+mod latency;
 mod logfile;
 mod paths;
 mod probes;
