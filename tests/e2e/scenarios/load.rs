@@ -130,7 +130,7 @@ async fn assert_shed_batches_only(st: &Stack, m: &SystemdMachine, rule: &str, ba
             st.ntfy_messages().into_iter().find(|(t, _)| *t == title)
         })
         .await;
-    sw.remediated(&st).await;
+    sw.remediated(st).await;
     assert!(
         outcome.contains(&format!("shed-load: {BATCHES} of {BATCHES} stopped")),
         "{outcome}"
