@@ -188,6 +188,9 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "String::is_empty")]
         detail: String,
     },
+    /// The alert pipeline's heartbeat stopped (`silent`) or came back
+    /// (`back`); see `heartbeat`.
+    Pipeline(super::heartbeat::PipelineEvent),
 }
 
 /// The append side of the journal (one per process).

@@ -15,12 +15,16 @@
 //! compiled once, at validation), [`payload`], [`auth`], [`identity`]
 //! (fleet), [`journal`] (format and writer), [`state`] (what the journal
 //! folds into), [`metrics`], [`timeline`] (where a remediation's seconds go) and
-//! [`incidents`] (`hostmedic incidents`).
+//! [`incidents`] (`hostmedic incidents`). Beside the pipeline: [`heartbeat`]
+//! (the dead-man's switch for the alert pipeline) and [`firing`] (the alerts
+//! firing as the deliveries tell).
 
 pub mod auth;
 pub mod config;
 pub mod engine;
+pub mod firing;
 mod fuzz;
+pub mod heartbeat;
 pub mod http;
 pub mod identity;
 pub mod incidents;

@@ -200,7 +200,7 @@ impl Receiver {
 
     /// Sends one notification and journals how it went.
     #[allow(clippy::too_many_arguments)]
-    async fn notify_one(
+    pub(super) async fn notify_one(
         &self,
         s: &Settings,
         id: &str,

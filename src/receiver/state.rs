@@ -65,6 +65,10 @@ pub struct State {
     pub holds: BTreeMap<String, Hold>,
     pub pending: BTreeMap<String, Pending>,
     pub last_actions: VecDeque<LastAction>,
+    /// The alert pipeline's heartbeat (`heartbeat`).
+    pub pipeline: super::heartbeat::PipelineState,
+    /// Alerts firing as the deliveries tell (`firing`).
+    pub firing: super::firing::Firing,
 }
 
 /// The de-dup identity of a journal `key` (fingerprint|startsAt|status): the
@@ -88,6 +92,7 @@ impl State {
             return;
         }
         self.last_seq = e.seq;
+        self.firing.apply(e.ts, &e.event);
         match &e.event {
             Event::Alert { key, .. } => {
                 self.dedup.insert(dedup_digest(key), e.ts);
@@ -178,6 +183,7 @@ impl State {
                 self.attempts.remove(target);
                 self.cooldowns.retain(|k, _| !k.ends_with(&format!("|{target}")));
             }
+            Event::Pipeline(p) => self.pipeline.apply(e.ts, p),
             Event::Refused { .. } | Event::RefusedForeign { .. } | Event::Notified { .. } => {}
         }
     }

@@ -29,5 +29,6 @@ mod receiver;
 mod reload;
 mod sd_notify;
 mod server;
+mod status;
 mod systemd;
 mod web_config;
