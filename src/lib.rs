@@ -14,8 +14,8 @@
 //! webhook:  POST /api/v1/alerts ─ server ─ receiver::http (method, auth, limits, payload)
 //!             └─ receiver::engine::accept
 //!                  ├─ route   (rules → actions::ActionSpec::resolve → actions::Resolved)
-//!                  ├─ plan    (receiver::policy::decide: duplicate / hold / cooldown /
-//!                  │           budget / act / dry-run / pending approval)
+//!                  ├─ plan    (receiver::policy::decide: duplicate / hold / quiet window /
+//!                  │           cooldown (backoff) / budget / act / dry-run / pending approval)
 //!                  ├─ ledger  (journal append + fsync, then the 200)
 //!                  └─ run     (per-target lock, semaphore, Resolved::run / verify,
 //!                              notify channels) ─ ledger ─ status / persist

@@ -204,6 +204,17 @@ impl Resolved {
         }
     }
 
+    /// The actions this one brings along, to run right after it: the
+    /// restarts of the containers depending on a restarted container
+    /// (`restart_dependents`). Empty for every other action. Read-only, so
+    /// it is asked in dry runs too.
+    pub async fn followers(&self, env: &ActionEnv) -> Result<Vec<Resolved>, String> {
+        match self {
+            Resolved::Docker(r) => Ok(r.dependents(env).await?.into_iter().map(Resolved::Docker).collect()),
+            _ => Ok(Vec::new()),
+        }
+    }
+
     /// Checks, until `deadline` has passed, whether the action had its
     /// effect: unit active (inactive for stop, masked for mask, …), container
     /// running and healthy (or its restart policy changed), process gone.

@@ -165,6 +165,7 @@ mod tests {
                 mode: "auto".into(),
                 decision: super::super::journal::Decision::Act,
                 reason: None,
+                detail: String::new(),
                 actions: vec![],
                 alert: None,
             },

@@ -121,6 +121,7 @@ pub fn markdown(entries: &[Entry], source: &str, since: Option<f64>, warnings: u
                 target,
                 decision,
                 reason,
+                detail,
                 actions,
                 mode,
                 ..
@@ -133,6 +134,9 @@ pub fn markdown(entries: &[Entry], source: &str, since: Option<f64>, warnings: u
                             "waiting for approval (`hostmedic approve {id}`): {}",
                             actions.join("; ")
                         )
+                    }
+                    (Decision::Skip, Some(r)) if !detail.is_empty() => {
+                        format!("skipped ({}: {detail})", r.as_str().replace('_', " "))
                     }
                     (Decision::Skip, Some(r)) => format!("skipped ({})", r.as_str().replace('_', " ")),
                     (Decision::Skip, None) => "skipped".into(),

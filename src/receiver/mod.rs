@@ -4,19 +4,20 @@
 //! ```text
 //! http ──▶ route ──▶ plan (policy) ──▶ ledger (journal, fsync) ──▶ 200
 //!  │         │          │                                            │
-//!  auth,     rules →    decide: duplicate/hold/cooldown/budget/      run (after the reply):
-//!  limits,   targets,   act/dry-run/pending approval                 lock per target, semaphore,
+//!  auth,     rules →    decide: duplicate/hold/quiet/cooldown/       run (after the reply):
+//!  limits,   targets,   budget/act/dry-run/pending approval          lock per target, semaphore,
 //!  payload   refusals                                                actions, verify, notify
 //! ```
 //!
 //! [`engine`] holds the receiver and orchestrates one request
 //! ([`Receiver::accept`]); [`status`] builds the status document and
 //! [`persist`] writes it and the checkpoint. Underneath: [`config`] (rules
-//! compiled once, at validation), [`payload`], [`auth`], [`identity`]
-//! (fleet), [`journal`] (format and writer), [`state`] (what the journal
-//! folds into), [`metrics`], [`timeline`] (where a remediation's seconds go) and
-//! [`incidents`] (`hostmedic incidents`). Beside the pipeline: [`heartbeat`]
-//! (the dead-man's switch for the alert pipeline) and [`firing`] (the alerts
+//! compiled once, at validation), [`quiet`] (their remediation windows),
+//! [`payload`], [`auth`], [`identity`] (fleet), [`journal`] (format and
+//! writer), [`state`] (what the journal folds into), [`metrics`],
+//! [`timeline`] (where a remediation's seconds go) and [`incidents`]
+//! (`hostmedic incidents`). Beside the pipeline: [`heartbeat`] (the
+//! dead-man's switch for the alert pipeline) and [`firing`] (the alerts
 //! firing as the deliveries tell).
 
 pub mod auth;
@@ -36,6 +37,7 @@ pub mod payload;
 pub mod persist;
 pub mod plan;
 pub mod policy;
+pub mod quiet;
 pub mod route;
 pub mod run;
 pub mod state;

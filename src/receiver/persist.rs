@@ -41,7 +41,7 @@ impl Receiver {
                     let max_window = s
                         .rules
                         .iter()
-                        .map(|r| r.budget_window.max(r.cooldown))
+                        .map(|r| r.budget_window.max(r.longest_cooldown()))
                         .chain([s.cfg.budget_window, s.cfg.cooldown])
                         .max()
                         .unwrap_or_default()

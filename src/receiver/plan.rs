@@ -130,6 +130,7 @@ fn plan_hit(
     let mode = policy::mode(cfg.dry_run, rule);
     let id = batch.next_id();
     let decision = policy::decide(batch.state(), rule, &target, batch.now(), mode);
+    let detail = policy::detail(batch.state(), rule, &target, batch.now(), decision);
     let (journaled, reason, with_alert) = decision.journal();
     batch.push(Event::Decision {
         id: id.clone(),
@@ -140,6 +141,7 @@ fn plan_hit(
         mode: mode.as_str().to_string(),
         decision: journaled,
         reason,
+        detail: detail.clone(),
         actions: descriptions.clone(),
         alert: with_alert.then(|| Box::new(a.clone())),
     });
@@ -149,6 +151,17 @@ fn plan_hit(
             p.skips.push(reason.as_str());
             if reason == SkipReason::Budget {
                 exhausted(batch, rule, ri, a, alert, &id, &target, p);
+            }
+            if reason == SkipReason::Quiet {
+                // Recorded above; told instead of acted on.
+                p.jobs.push(Job::Notify {
+                    id: id.clone(),
+                    channels: rule.quiet_channels().to_vec(),
+                    kind: "quiet",
+                    alert: alert.clone(),
+                    title: format!("not acting (quiet window): {} on {target}", rule.cfg.name),
+                    message: messages::quiet(alert, &rule.cfg.name, &descriptions, &detail),
+                });
             }
         }
         Decision::PendingApproval => {

@@ -6,6 +6,7 @@
 //! This is the one place that runs or verifies actions ([`Receiver::run_actions`])
 //! and sends notifications ([`Receiver::send`]).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -112,10 +113,12 @@ impl Receiver {
         }
     }
 
-    /// Runs the actions in order (stopping at the first failure), then, when
-    /// all succeeded for real and the rule asks, verifies each. Returns
-    /// (all ok, one line per action ran, the verification verdict); each
-    /// action's start and end and the verification's end go into `timeline`.
+    /// Runs the actions in order, each followed by the actions it brings
+    /// along ([`Resolved::followers`]: a restarted container's dependents),
+    /// stopping at the first failure; then, when all succeeded for real and
+    /// the rule asks, verifies each one that ran. Returns (all ok, one line
+    /// per action ran, the verification verdict); each action's start and
+    /// end and the verification's end go into `timeline`.
     #[allow(clippy::too_many_arguments)]
     async fn run_actions(
         &self,
@@ -133,7 +136,22 @@ impl Receiver {
         env.dry_run = dry_run;
         let mut all_ok = true;
         let mut ran = Vec::new();
-        for (i, t) in targets.iter().enumerate() {
+        let event = |index, action, description, result: &str, detail, took| Event::Action {
+            id: id.to_string(),
+            rule: rule.cfg.name.clone(),
+            target: target.to_string(),
+            index,
+            action,
+            description,
+            result: result.to_string(),
+            detail,
+            duration_seconds: took,
+        };
+        // The rule's actions, each followed by what it brings along (the
+        // dependents of a restarted container), in order.
+        let mut work: VecDeque<Resolved> = targets.iter().cloned().collect();
+        let mut done: Vec<Resolved> = Vec::with_capacity(targets.len());
+        while let Some(t) = work.pop_front() {
             let spec = t.spec();
             let timeout = rule.action_timeout.max(spec.suggested_timeout());
             let started = Instant::now();
@@ -149,30 +167,51 @@ impl Receiver {
             timeline.action(started_at, started_at + took, result == "ok");
             self.metrics.action(&spec.name(), result);
             self.metrics.duration(&spec.name(), took);
+            let description = format!("{} {}", spec.name(), t);
             self.ledger
-                .record(vec![Event::Action {
-                    id: id.to_string(),
-                    rule: rule.cfg.name.clone(),
-                    target: target.to_string(),
-                    index: i,
-                    action: spec.name(),
-                    description: format!("{} {}", spec.name(), t),
-                    result: result.to_string(),
-                    detail: detail.clone(),
-                    duration_seconds: took,
-                }])
+                .record(vec![event(
+                    done.len(),
+                    spec.name(),
+                    description,
+                    result,
+                    detail.clone(),
+                    took,
+                )])
                 .await;
             ran.push(format!("{} {t}: {result}{}", spec.name(), sep(&detail)));
-            if result != "ok" {
-                all_ok = result == "dry_run" && all_ok;
-                if result != "dry_run" {
+            let stop = !matches!(result, "ok" | "dry_run");
+            all_ok &= matches!(result, "ok" | "dry_run");
+            let followers = if stop { Ok(Vec::new()) } else { t.followers(&env).await };
+            done.push(t);
+            match followers {
+                Ok(f) => f.into_iter().rev().for_each(|f| work.push_front(f)),
+                Err(e) => {
+                    // The dependents cannot be named: the plan fails here.
+                    let failed = OutcomeResult::Failed.as_str();
+                    self.metrics.action(&spec.name(), failed);
+                    let description = format!("{} dependents of {}", spec.name(), done[done.len() - 1]);
+                    self.ledger
+                        .record(vec![event(
+                            done.len(),
+                            spec.name(),
+                            description,
+                            failed,
+                            e.clone(),
+                            0.0,
+                        )])
+                        .await;
+                    ran.push(format!("{} dependents: {failed}{}", spec.name(), sep(&e)));
+                    all_ok = false;
                     break;
                 }
+            }
+            if stop {
+                break;
             }
         }
         let mut verdict = String::new();
         if all_ok && !env.dry_run && rule.cfg.verify {
-            for t in targets {
+            for t in &done {
                 let (result, detail) = match t.verify(&env, rule.verify_timeout).await {
                     Verification::Verified => ("verified", String::new()),
                     Verification::NotHelped(why) => ("not_helped", why),

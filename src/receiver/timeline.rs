@@ -301,6 +301,7 @@ mod tests {
             mode: "auto".into(),
             decision,
             reason: None,
+            detail: String::new(),
             actions: vec![],
             alert: None,
         }

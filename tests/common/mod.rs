@@ -59,6 +59,18 @@ impl InProcess {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// The receiver's status document (`GET /api/v1/status`, bearer `token`).
+    pub async fn status(&self, token: &str) -> serde_json::Value {
+        let r = client()
+            .get(self.url("/api/v1/status"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
     pub async fn stop(self) {
         self.shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(15), self.handle).await;

@@ -26,6 +26,7 @@ mod probes;
 mod processes;
 mod processes_logs_probes_binary;
 mod receiver;
+mod receiver_policy;
 mod reload;
 mod sd_notify;
 mod server;

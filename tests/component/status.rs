@@ -33,14 +33,7 @@ const UNUSED: [&str; 7] = [
 ];
 
 async fn status(srv: &InProcess) -> Value {
-    let r = client()
-        .get(srv.url("/api/v1/status"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
+    srv.status(TOKEN).await
 }
 
 fn names(firing: &Value) -> Vec<String> {
