@@ -521,14 +521,38 @@ pub struct Owner {
 /// `passwd` names the users of user managers. `None` when the file cannot be
 /// read (the process is gone).
 pub fn owner(procfs: &Path, pid: i32, passwd: &Passwd) -> Option<Owner> {
-    let text = crate::procfs::read_cgroup(procfs, i64::from(pid)).ok()?;
-    Some(parse_owner(&text, passwd))
+    owner_below(procfs, pid, "/", passwd)
 }
 
-/// [`owner`] from the text of `/proc/<pid>/cgroup`. The unit comes from the
-/// v2 line, else systemd's named v1 tree (`name=systemd`), else any line;
-/// the container from the first line naming one.
+/// [`owner`], naming units only below the cgroup `root` (a path as
+/// `/proc/<pid>/cgroup` shows it, e.g. `/lxc.payload.web`: the cgroup of a
+/// machine or container whose own systemd owns the units; `/`: this host's
+/// systemd). Units are named relative to `root`; a process outside it has no
+/// unit (its container is still named).
+pub fn owner_below(procfs: &Path, pid: i32, root: &str, passwd: &Passwd) -> Option<Owner> {
+    let text = crate::procfs::read_cgroup(procfs, i64::from(pid)).ok()?;
+    Some(parse_owner_below(&text, root, passwd))
+}
+
+/// [`owner`] from the text of `/proc/<pid>/cgroup`.
 pub fn parse_owner(text: &str, passwd: &Passwd) -> Owner {
+    parse_owner_below(text, "/", passwd)
+}
+
+/// `path` relative to `root`, component-wise (`None`: not below it).
+fn strip_root<'a>(path: &'a str, root: &str) -> Option<&'a str> {
+    let root = root.trim_matches('/');
+    if root.is_empty() {
+        return Some(path);
+    }
+    let rest = path.trim_start_matches('/').strip_prefix(root)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+/// [`owner_below`] from the text of `/proc/<pid>/cgroup`. The unit comes
+/// from the v2 line, else systemd's named v1 tree (`name=systemd`), else any
+/// line; the container from the first line naming one.
+pub fn parse_owner_below(text: &str, root: &str, passwd: &Passwd) -> Owner {
     let lines = parse_proc_cgroup(text);
     let mut ordered: Vec<&CgroupLine> = Vec::with_capacity(lines.len());
     ordered.extend(lines.iter().filter(|l| l.controllers.is_empty()));
@@ -541,7 +565,7 @@ pub fn parse_owner(text: &str, passwd: &Passwd) -> Owner {
     let mut o = Owner::default();
     for l in &ordered {
         if o.unit.is_none()
-            && let Some((manager, unit)) = unit_of_path(l.path, passwd)
+            && let Some((manager, unit)) = strip_root(l.path, root).and_then(|p| unit_of_path(p, passwd))
         {
             o.manager = Some(manager);
             o.unit = Some(unit);
@@ -878,6 +902,19 @@ mod tests {
         // Upper-case or short hex is not a Docker id.
         assert_eq!(own(&format!("0::/docker/{}\n", ID.to_uppercase())).container_id, None);
         assert_eq!(own("0::/docker/abc\n").container_id, None);
+
+        // A machine's systemd, seen from the host.
+        let m = "0::/hostmedic-test-9/system.slice/spin.service\n";
+        assert_eq!(own(m), Owner::default());
+        assert_eq!(
+            parse_owner_below(m, "/hostmedic-test-9/", &pw),
+            o(Some("system"), Some("spin.service"), None)
+        );
+        assert_eq!(parse_owner_below(m, "/hostmedic-test", &pw), Owner::default());
+        assert_eq!(
+            parse_owner_below("0::/system.slice/cron.service\n", "/hostmedic-test-9", &pw),
+            Owner::default()
+        );
 
         let t = tempfile::tempdir().unwrap();
         w(t.path().join("7/cgroup"), "0::/system.slice/x.service\n");

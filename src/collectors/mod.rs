@@ -9,6 +9,7 @@ pub mod host;
 pub mod hwmon;
 pub mod logfile;
 pub mod paths;
+pub mod pressure;
 pub mod probes;
 pub mod processes;
 pub mod systemd;
