@@ -26,6 +26,7 @@ mod processes;
 mod processes_logs_probes_binary;
 mod receiver;
 mod reload;
+mod resources;
 mod sd_notify;
 mod server;
 mod systemd;
