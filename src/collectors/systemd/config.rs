@@ -66,7 +66,7 @@ pub struct Config {
     /// `global.collector_timeout` so a hung bus is detected and dropped.
     #[serde(with = "humantime_serde")]
     pub call_timeout: Duration,
-    /// Units read at once per manager (each read is 1–5 pipelined `Get`s).
+    /// Units read at once per manager (each read is 1–6 pipelined `Get`s).
     pub max_concurrency: usize,
     /// Longest time a unit's cached properties are trusted without a change
     /// signal; `0s`: no cache, every unit of interest is read every scrape.

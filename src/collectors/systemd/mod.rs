@@ -5,8 +5,8 @@
 //! Cost per scrape and manager: one `ListUnits` (states of every unit), one
 //! `ListUnitsByNames` for expected units that are not loaded, then, per unit
 //! of interest whose properties are not cached, one batch of concurrent
-//! property `Get`s (only the 1–5 properties its type needs), all pipelined on
-//! the manager's one connection with bounded concurrency.
+//! property `Get`s (only the 1–6 properties its type needs), all pipelined
+//! on the manager's one connection with bounded concurrency.
 //!
 //! Why `Get`s and a cache rather than `GetAll`: measured on systemd 252,
 //! 1,000 services read serially took 0.33 s with one `Get` each, 5.3 s with
@@ -21,6 +21,14 @@
 //!
 //! Every call is bounded by `systemd.call_timeout`; a transport error or
 //! timeout drops the connection (and the cache) so the next scrape reconnects.
+//!
+//! Resources (`systemd.resources`, default services): for the exported units
+//! of those types the batch also gets `ControlGroup` (cached like the other
+//! properties: it changes only with the unit's state), and each scrape reads
+//! the unit's cgroup files directly under `systemd.cgroup_root`
+//! ([`crate::cgroup`]: CPU, memory, tasks, I/O, pressure), all units in one
+//! blocking task; no D-Bus call per accounting property, which would cost
+//! systemd a `GetAll`-like computation per unit.
 //!
 //! Files: `config.rs` (the section, its checks, the unit filters),
 //! `props.rs` (per-unit property reads), `encode.rs` (series), this file

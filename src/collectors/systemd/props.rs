@@ -73,8 +73,8 @@ pub(super) fn wanted_props(ty: &str, cgroup: bool) -> Vec<(&'static str, &'stati
 /// `Get`s, pipelined on one connection, each under `timeout`.
 /// At most this many property reads wait for replies at once on the one
 /// connection, whatever `max_concurrency` (units in flight) says: a service
-/// needs five `Get`s, and dbus-daemon refuses a connection's 129th pending
-/// call with `LimitsExceeded` (`max_replies_per_connection`, 128 on Debian's
+/// needs up to six `Get`s (five, plus `ControlGroup` with resources on), and
+/// dbus-daemon refuses a connection's 129th pending call with `LimitsExceeded` (`max_replies_per_connection`, 128 on Debian's
 /// system bus), which would lose those units' data for the scrape.
 pub(super) const MAX_PENDING_CALLS: usize = 96;
 
