@@ -249,19 +249,57 @@ pub fn parse_blkio(text: &str) -> IoBytes {
     io
 }
 
+/// The PSI file of each of [`PRESSURE_RESOURCES`].
+const PRESSURE_FILES: [&str; 3] = ["cpu.pressure", "memory.pressure", "io.pressure"];
+
 /// Reads a v2 cgroup directory (blocking; up to eight small reads; no
 /// `memory.stat`). Absent files give `None`; an absent directory gives an
 /// all-`None` [`Usage`].
 pub fn read_v2(dir: &Path) -> Usage {
+    read_v2_with(dir, |_| true)
+}
+
+/// [`read_v2`], opening the files of the `memory`, `pids` and `io`
+/// controllers only where `enabled(controller)` says the controller is on
+/// (`cpu.stat` and the pressure files are core files, in every cgroup).
+fn read_v2_with(dir: &Path, enabled: impl Fn(&str) -> bool) -> Usage {
+    let memory = enabled("memory");
     Usage {
         cpu_usec: read_text(&dir.join("cpu.stat")).and_then(|t| keyed(&t, "usage_usec")),
-        memory_current: read_u64(&dir.join("memory.current")),
-        memory_peak: read_u64(&dir.join("memory.peak")),
+        memory_current: memory.then(|| read_u64(&dir.join("memory.current"))).flatten(),
+        memory_peak: memory.then(|| read_u64(&dir.join("memory.peak"))).flatten(),
         memory_working_set: None,
-        tasks: read_u64(&dir.join("pids.current")),
-        io: read_text(&dir.join("io.stat")).map(|t| parse_io_stat(&t)),
-        pressure: PRESSURE_RESOURCES
-            .map(|r| read_text(&dir.join(format!("{r}.pressure"))).and_then(|t| parse_pressure(&t))),
+        tasks: enabled("pids").then(|| read_u64(&dir.join("pids.current"))).flatten(),
+        io: enabled("io")
+            .then(|| read_text(&dir.join("io.stat")).map(|t| parse_io_stat(&t)))
+            .flatten(),
+        pressure: PRESSURE_FILES.map(|f| read_text(&dir.join(f)).and_then(|t| parse_pressure(&t))),
+    }
+}
+
+/// Reads many v2 cgroup directories (the units of one scrape), remembering
+/// per parent directory which controllers its children have (the parent's
+/// `cgroup.subtree_control`): a child has a controller's files exactly when
+/// its parent enables the controller, so files that cannot exist are not
+/// opened (on a hybrid host, four of eight per unit). A parent whose
+/// `cgroup.subtree_control` cannot be read: every file is tried.
+#[derive(Debug, Default)]
+pub struct V2Reader {
+    parents: std::collections::HashMap<PathBuf, Option<String>>,
+}
+
+impl V2Reader {
+    /// [`read_v2`] of `dir` (blocking).
+    pub fn read(&mut self, dir: &Path) -> Usage {
+        let enabled = match dir.parent() {
+            Some(p) => self
+                .parents
+                .entry(p.to_path_buf())
+                .or_insert_with(|| read_text(&p.join("cgroup.subtree_control")))
+                .as_deref(),
+            None => None,
+        };
+        read_v2_with(dir, |c| enabled.is_none_or(|t| t.split_whitespace().any(|w| w == c)))
     }
 }
 
@@ -745,6 +783,31 @@ mod tests {
                 .report()
                 .all(|(_, ok, why)| !ok && why == "no_cgroup")
         );
+    }
+
+    #[test]
+    fn v2_reader_skips_controllers_the_parent_does_not_enable() {
+        let t = tempfile::tempdir().unwrap();
+        let (on, off, unknown) = (t.path().join("on"), t.path().join("off"), t.path().join("unknown"));
+        w(on.join("cgroup.subtree_control"), "cpu io memory pids\n");
+        w(off.join("cgroup.subtree_control"), "cpu\n");
+        for d in [&on, &off, &unknown] {
+            let u = d.join("a.service");
+            w(u.join("cpu.stat"), "usage_usec 5\n");
+            w(u.join("memory.current"), "10\n");
+            w(u.join("pids.current"), "2\n");
+            w(u.join("io.stat"), "8:0 rbytes=1 wbytes=2\n");
+        }
+        let mut r = V2Reader::default();
+        let got = |r: &mut V2Reader, d: &Path| {
+            let u = r.read(&d.join("a.service"));
+            (u.cpu_usec, u.memory_current, u.tasks, u.io.map(|i| i.written))
+        };
+        assert_eq!(got(&mut r, &on), (Some(5), Some(10), Some(2), Some(2)));
+        // A stale file a disabled controller left behind is not read.
+        assert_eq!(got(&mut r, &off), (Some(5), None, None, None));
+        assert_eq!(got(&mut r, &unknown), (Some(5), Some(10), Some(2), Some(2)));
+        assert_eq!(r.read(&on.join("a.service")), read_v2(&on.join("a.service")));
     }
 
     #[test]

@@ -401,16 +401,29 @@ impl SystemdCollector {
                 }
             }
         }
-        let root = self.cgroup_root.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            let h = crate::cgroup::Hierarchies::detect(&root);
-            wanted
-                .into_iter()
-                .filter_map(|(i, name, cg)| Some((i, name, crate::cgroup::read_v2(&h.v2_dir(&cg)?))))
-                .collect::<Vec<_>>()
-        })
+        // The reads are syscalls (the kernel formats each file): spread them
+        // over the CPUs, one blocking task per chunk of units.
+        let h = Arc::new(crate::cgroup::Hierarchies::detect(&self.cgroup_root));
+        let tasks = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+        let per_task = wanted.len().div_ceil(tasks).max(64);
+        let mut chunks = Vec::new();
+        while !wanted.is_empty() {
+            let rest = wanted.split_off(per_task.min(wanted.len()));
+            chunks.push(std::mem::replace(&mut wanted, rest));
+        }
+        let read = futures::future::join_all(chunks.into_iter().map(|chunk| {
+            let h = h.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut reader = crate::cgroup::V2Reader::default();
+                chunk
+                    .into_iter()
+                    .filter_map(|(i, name, cg)| Some((i, name, reader.read(&h.v2_dir(&cg)?))))
+                    .collect::<Vec<_>>()
+            })
+        }))
         .await
-        .unwrap_or_default();
+        .into_iter()
+        .flat_map(Result::unwrap_or_default);
         let mut avail = crate::cgroup::Availability::default();
         for (i, name, usage) in read {
             avail.note(&usage);
