@@ -256,33 +256,43 @@ const PRESSURE_FILES: [&str; 3] = ["cpu.pressure", "memory.pressure", "io.pressu
 /// `memory.stat`). Absent files give `None`; an absent directory gives an
 /// all-`None` [`Usage`].
 pub fn read_v2(dir: &Path) -> Usage {
-    read_v2_with(dir, |_| true)
+    read_v2_with(&mut |f| read_text(&dir.join(f)), |_| true)
 }
 
-/// [`read_v2`], opening the files of the `memory`, `pids` and `io`
-/// controllers only where `enabled(controller)` says the controller is on
-/// (`cpu.stat` and the pressure files are core files, in every cgroup).
-fn read_v2_with(dir: &Path, enabled: impl Fn(&str) -> bool) -> Usage {
+/// [`read_v2`] through `read` (a file name → its text), opening the files of
+/// the `memory`, `pids` and `io` controllers only where `enabled(controller)`
+/// says the controller is on (`cpu.stat` and the pressure files are core
+/// files, in every cgroup).
+fn read_v2_with(read: &mut dyn FnMut(&str) -> Option<String>, enabled: impl Fn(&str) -> bool) -> Usage {
     let memory = enabled("memory");
-    Usage {
-        cpu_usec: read_text(&dir.join("cpu.stat")).and_then(|t| keyed(&t, "usage_usec")),
-        memory_current: memory.then(|| read_u64(&dir.join("memory.current"))).flatten(),
-        memory_peak: memory.then(|| read_u64(&dir.join("memory.peak"))).flatten(),
-        memory_working_set: None,
-        tasks: enabled("pids").then(|| read_u64(&dir.join("pids.current"))).flatten(),
-        io: enabled("io")
-            .then(|| read_text(&dir.join("io.stat")).map(|t| parse_io_stat(&t)))
-            .flatten(),
-        pressure: PRESSURE_FILES.map(|f| read_text(&dir.join(f)).and_then(|t| parse_pressure(&t))),
+    let mut u = Usage {
+        cpu_usec: read("cpu.stat").and_then(|t| keyed(&t, "usage_usec")),
+        ..Usage::default()
+    };
+    if memory {
+        u.memory_current = read("memory.current").and_then(|t| t.trim().parse().ok());
+        u.memory_peak = read("memory.peak").and_then(|t| t.trim().parse().ok());
     }
+    if enabled("pids") {
+        u.tasks = read("pids.current").and_then(|t| t.trim().parse().ok());
+    }
+    if enabled("io") {
+        u.io = read("io.stat").map(|t| parse_io_stat(&t));
+    }
+    for (p, f) in u.pressure.iter_mut().zip(PRESSURE_FILES) {
+        *p = read(f).and_then(|t| parse_pressure(&t));
+    }
+    u
 }
 
-/// Reads many v2 cgroup directories (the units of one scrape), remembering
-/// per parent directory which controllers its children have (the parent's
-/// `cgroup.subtree_control`): a child has a controller's files exactly when
-/// its parent enables the controller, so files that cannot exist are not
-/// opened (on a hybrid host, four of eight per unit). A parent whose
-/// `cgroup.subtree_control` cannot be read: every file is tried.
+/// Reads many v2 cgroup directories (the units of one scrape) cheaply:
+/// - remembers per parent directory which controllers its children have
+///   (the parent's `cgroup.subtree_control`): a child has a controller's
+///   files exactly when its parent enables it, so files that cannot exist
+///   are not opened (on a hybrid host, four of eight per unit); a parent
+///   whose `cgroup.subtree_control` cannot be read: every file is tried;
+/// - opens each directory once and its files relative to it (`openat`), so
+///   the kernel walks the long cgroup path once per unit, not per file.
 #[derive(Debug, Default)]
 pub struct V2Reader {
     parents: std::collections::HashMap<PathBuf, Option<String>>,
@@ -291,6 +301,8 @@ pub struct V2Reader {
 impl V2Reader {
     /// [`read_v2`] of `dir` (blocking).
     pub fn read(&mut self, dir: &Path) -> Usage {
+        use nix::fcntl::{OFlag, open, openat};
+        use nix::sys::stat::Mode;
         let enabled = match dir.parent() {
             Some(p) => self
                 .parents
@@ -299,7 +311,26 @@ impl V2Reader {
                 .as_deref(),
             None => None,
         };
-        read_v2_with(dir, |c| enabled.is_none_or(|t| t.split_whitespace().any(|w| w == c)))
+        let Ok(dfd) = open(
+            dir,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) else {
+            return Usage::default();
+        };
+        let mut read = |name: &str| -> Option<String> {
+            let fd = openat(&dfd, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
+            let mut text = String::new();
+            std::io::Read::read_to_string(
+                &mut std::io::Read::take(std::fs::File::from(fd), FILE_LIMIT as u64),
+                &mut text,
+            )
+            .ok()?;
+            Some(text)
+        };
+        read_v2_with(&mut read, |c| {
+            enabled.is_none_or(|t| t.split_whitespace().any(|w| w == c))
+        })
     }
 }
 
