@@ -84,28 +84,16 @@ fn read(procfs: &Path) -> Result<[Option<Pressure>; 3], String> {
 
 /// Writes the series of docs/metrics.md (pressure section).
 fn write(out: &mut MetricSet, read: &[Option<Pressure>; 3]) {
-    out.declare(
-        STALLED,
-        "Time some (kind=some) or all (kind=full) non-idle tasks of the host were stalled on the resource (/proc/pressure total).",
-        crate::metrics::Kind::Counter,
-    );
-    out.declare(
-        RATIO,
-        "Share of wall time some (kind=some) or all (kind=full) non-idle tasks were stalled on the resource, averaged by the kernel over the window (/proc/pressure avgN / 100).",
-        crate::metrics::Kind::Gauge,
-    );
+    const STALLED_HELP: &str = "Time some (kind=some) or all (kind=full) non-idle tasks of the host were stalled on the resource (/proc/pressure total).";
+    const RATIO_HELP: &str = "Share of wall time some (kind=some) or all (kind=full) non-idle tasks were stalled on the resource, averaged by the kernel over the window (/proc/pressure avgN / 100).";
     for (resource, p) in PRESSURE_RESOURCES.iter().zip(read) {
         let Some(p) = p else { continue };
         for (kind, line) in p.kinds() {
             let l = [("resource", *resource), ("kind", kind)];
-            out.counter(STALLED, "", &l, line.total_usec as f64 / 1e6);
+            out.counter(STALLED, STALLED_HELP, &l, line.total_usec as f64 / 1e6);
             for (window, avg) in [("10s", line.avg10), ("60s", line.avg60), ("300s", line.avg300)] {
-                out.gauge(
-                    RATIO,
-                    "",
-                    &[("resource", *resource), ("kind", kind), ("window", window)],
-                    avg / 100.0,
-                );
+                let l = [("resource", *resource), ("kind", kind), ("window", window)];
+                out.gauge(RATIO, RATIO_HELP, &l, avg / 100.0);
             }
         }
     }
