@@ -573,7 +573,7 @@ pub fn write_usage(out: &mut MetricSet, names: &SeriesNames, labels: &[(&'static
 /// Who owns a process: its systemd unit (and that unit's manager) and its
 /// Docker container, from `/proc/<pid>/cgroup`. Each part is `None` when the
 /// path names none.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
 pub struct Owner {
     /// `system`, or `user:<name>` (`user:<uid>` when the uid has no passwd
     /// entry) for units of a user manager: the systemd collector's
