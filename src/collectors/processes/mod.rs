@@ -41,13 +41,13 @@ pub use crate::procfs::{
     same_process, start_time_seconds,
 };
 
-/// Label form of a command line: control characters replaced, cut to
-/// `max_chars` characters with a trailing `…`; kernel threads (empty cmdline)
-/// show as `[comm]` like ps.
 /// Most owners listed per watch by `hostmedic_process_watch_owner_processes`
 /// (those with the most matching processes): bounds its label sets.
 pub const MAX_OWNERS_PER_WATCH: usize = 5;
 
+/// Label form of a command line: control characters replaced, cut to
+/// `max_chars` characters with a trailing `…`; kernel threads (empty cmdline)
+/// show as `[comm]` like ps.
 pub fn shorten_cmdline(cmdline: &str, comm: &str, max_chars: usize) -> String {
     if cmdline.is_empty() {
         return format!("[{comm}]");
