@@ -14,8 +14,8 @@
 //! webhook:  POST /api/v1/alerts ─ server ─ receiver::http (method, auth, limits, payload)
 //!             └─ receiver::engine::accept
 //!                  ├─ route   (rules → actions::ActionSpec::resolve → actions::Resolved)
-//!                  ├─ plan    (receiver::policy::decide: duplicate / hold / cooldown /
-//!                  │           budget / act / dry-run / pending approval)
+//!                  ├─ plan    (receiver::policy::decide: duplicate / hold / quiet window /
+//!                  │           cooldown (backoff) / budget / act / dry-run / pending approval)
 //!                  ├─ ledger  (journal append + fsync, then the 200)
 //!                  └─ run     (per-target lock, semaphore, Resolved::run / verify,
 //!                              notify channels) ─ ledger ─ status / persist
@@ -36,6 +36,8 @@
 //! - [`selfmetrics`]: `process_*` (from the real `/proc/self`) and
 //!   `hostmedic_config_last_reload_*`.
 //! - [`server`]: hyper 1.x HTTP server and its route table.
+//! - [`landing`]: the landing page (`/`): collectors, host summary, alert
+//!   pipeline, firing alerts, holds and pending approvals.
 //! - [`web`]: the web layer before every endpoint (`--web.config.file` in
 //!   the exporter-toolkit format: TLS, basic auth, response headers).
 //!
@@ -44,6 +46,8 @@
 //!   scrape runner.
 //! - [`collectors`]: one file or folder per collector.
 //! - [`metrics`]: the per-scrape snapshot and its two text encodings.
+//! - [`hostsummary`]: the host at a glance from the last scrape's snapshot
+//!   (status document, landing page).
 //!
 //! Remediation side:
 //! - [`receiver`]: the Alertmanager webhook receiver as stages, one file each
@@ -86,7 +90,9 @@ pub mod command;
 pub mod config;
 pub mod docker;
 pub mod error;
+pub mod hostsummary;
 pub mod http;
+pub mod landing;
 pub mod metrics;
 pub mod notify;
 pub mod procfs;

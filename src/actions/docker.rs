@@ -1,15 +1,17 @@
 //! `type = "docker"`: restart, stop or start a container, or change its
-//! restart policy, through the Docker engine ([`crate::docker`]). Also the
-//! engine connection `shed-load` uses for its containers.
+//! restart policy, through the Docker engine ([`crate::docker`]); a restart
+//! can bring the containers that depend on it along (`restart_dependents`).
+//! Also the engine connection `shed-load` uses for its containers.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use super::target;
 use super::template::{check_literal, render_field};
 use super::{ActionEnv, ActionError, Alert, ConfigError, Outcome, OutcomeResult, Verification};
+use crate::docker::Listed;
 
 /// `type = "docker"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +24,10 @@ pub struct DockerAction {
     /// `on-failure` or `on-failure:N`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// For `op = "restart"`: also restart, after it, the running containers
+    /// that depend on it ([`dependents_of`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restart_dependents: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +57,12 @@ impl DockerAction {
 
     pub(crate) fn validate(&self, key: &str) -> Result<(), ConfigError> {
         check_literal(&format!("{key}.container"), &self.container, target::validate_container)?;
+        if self.restart_dependents && self.op != DockerOp::Restart {
+            return Err(ConfigError::invalid(
+                format!("{key}.restart_dependents"),
+                "only valid with op = \"restart\"",
+            ));
+        }
         match (self.op, &self.policy) {
             (DockerOp::RestartPolicy, None) => Err(ConfigError::invalid(
                 format!("{key}.policy"),
@@ -73,6 +85,7 @@ impl DockerAction {
         Ok(Resolved {
             spec: self.clone(),
             container,
+            dependent_of: None,
         })
     }
 }
@@ -82,6 +95,56 @@ impl DockerAction {
 pub struct Resolved {
     pub spec: DockerAction,
     pub container: String,
+    /// For the restart of a dependent: the container it depends on.
+    pub dependent_of: Option<String>,
+}
+
+/// The running containers that depend on `target`, transitively, breadth
+/// first (so in an order that restarts what a container depends on before
+/// it), each once and never `target` itself. `B` depends on `A` when
+///
+/// - `B`'s network mode is `container:<A's id, id prefix or name>` (also
+///   how Compose writes `network_mode: service:a`), or
+/// - `B` belongs to `A`'s Compose project and its Compose v2
+///   `com.docker.compose.depends_on` label names `A`'s service.
+///
+/// A dependent that is not running is left alone (and so are the ones
+/// depending on it): a stopped container was stopped for a reason.
+pub fn dependents_of<'a>(target: &Listed, all: &'a [Listed]) -> Vec<&'a Listed> {
+    use crate::docker::{COMPOSE_DEPENDS_ON_LABEL, COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL};
+    fn label<'c>(c: &'c Listed, k: &str) -> &'c str {
+        c.labels.get(k).map(String::as_str).unwrap_or("")
+    }
+    let depends = |b: &Listed, a: &Listed| {
+        let by_network = b
+            .network_mode
+            .strip_prefix("container:")
+            .is_some_and(|r| !r.is_empty() && (r == a.name || r == a.id || (r.len() >= 12 && a.id.starts_with(r))));
+        let (project, service) = (label(a, COMPOSE_PROJECT_LABEL), label(a, COMPOSE_SERVICE_LABEL));
+        let by_compose = !project.is_empty()
+            && !service.is_empty()
+            && label(b, COMPOSE_PROJECT_LABEL) == project
+            && label(b, COMPOSE_DEPENDS_ON_LABEL)
+                .split(',')
+                .any(|entry| entry.split(':').next().map(str::trim) == Some(service));
+        by_network || by_compose
+    };
+    let mut found: Vec<&Listed> = Vec::new();
+    let mut next = 0;
+    let mut current = target;
+    loop {
+        for c in all {
+            let known = c.id == target.id || found.iter().any(|f| f.id == c.id);
+            if c.running && !known && depends(c, current) {
+                found.push(c);
+            }
+        }
+        let Some(n) = found.get(next) else {
+            return found;
+        };
+        current = n;
+        next += 1;
+    }
 }
 
 impl fmt::Display for Resolved {
@@ -176,11 +239,12 @@ impl Resolved {
             (DockerOp::Stop, _) => Call::Stop,
             (DockerOp::Start, _) => Call::Start,
         };
-        let what = match &call {
-            Call::Policy(p) => format!(
+        let what = match (&call, &self.dependent_of) {
+            (Call::Policy(p), _) => format!(
                 "docker update --restart={} {container}",
                 a.policy.as_deref().unwrap_or(&p.name)
             ),
+            (_, Some(of)) => format!("docker {op} {container} (depends on {of})"),
             _ => format!("docker {op} {container}"),
         };
         let conn = match connect(env).await {
@@ -225,8 +289,40 @@ impl Resolved {
         }
     }
 
-    /// Verified when: restart/start — running, healthy (or without a health
-    /// check) and not restarted between two looks a second apart; stop — not
+    /// With `restart_dependents`: the restarts of the running containers that
+    /// depend on this one ([`dependents_of`]), in order; empty otherwise.
+    /// Read-only (so dry runs list them too).
+    pub(crate) async fn dependents(&self, env: &ActionEnv) -> Result<Vec<Resolved>, String> {
+        if !self.spec.restart_dependents {
+            return Ok(Vec::new());
+        }
+        let fail = |e: &dyn fmt::Display| format!("dependents of {}: {e}", self.container);
+        let conn = connect(env).await.map_err(|e| fail(&e))?;
+        // The engine resolves a name or an id (prefix) to one container.
+        let id = conn.inspect(&self.container).await.map_err(|e| fail(&e))?.id;
+        let all = conn.list().await.map_err(|e| fail(&e))?;
+        let target = all
+            .iter()
+            .find(|c| c.id == id)
+            .ok_or_else(|| fail(&"not in the engine's container list"))?;
+        Ok(dependents_of(target, &all)
+            .into_iter()
+            .map(|d| Resolved {
+                spec: DockerAction {
+                    op: DockerOp::Restart,
+                    container: d.name.clone(),
+                    policy: None,
+                    restart_dependents: false,
+                },
+                container: d.name.clone(),
+                dependent_of: Some(self.container.clone()),
+            })
+            .collect())
+    }
+
+    /// Verified when: restart/start — running and not restarted for
+    /// [`super::poll::STABLE_FOR`], and healthy (or without a health check);
+    /// stop — not
     /// running; restart-policy — the policy reads as configured.
     pub(crate) async fn verify(&self, env: &ActionEnv, until: tokio::time::Instant) -> Verification {
         let (a, container) = (&self.spec, self.container.as_str());
@@ -235,19 +331,20 @@ impl Resolved {
             Err(e) => return Verification::NotHelped(format!("cannot reach the engine: {e}")),
         };
         let want_policy = a.policy.as_deref().and_then(|p| parse_policy(p).ok()).map(|p| p.name);
-        let mut stable: Option<(i64, Option<std::time::SystemTime>)> = None;
+        let mut poll = super::poll::Poll::until(until);
+        let mut up = super::poll::Stable::default();
         loop {
             let last = match conn.inspect(container).await {
                 Ok(s) => {
                     let ok = match a.op {
                         DockerOp::Stop => matches!(s.state, "exited" | "created" | "dead"),
                         DockerOp::RestartPolicy => Some(&s.restart_policy) == want_policy.as_ref(),
+                        // Stable: running, same start and restart count for
+                        // STABLE_FOR (a restart loop does not count); healthy
+                        // (or without a health check) at the look that ends it.
                         DockerOp::Restart | DockerOp::Start => {
-                            let up = s.state == "running" && matches!(s.health, "healthy" | "none");
-                            let mark = (s.restart_count, s.started_at);
-                            let seen_before = stable == Some(mark);
-                            stable = up.then_some(mark);
-                            up && seen_before
+                            let running = up.look((s.state == "running").then_some((s.restart_count, s.started_at)));
+                            running && matches!(s.health, "healthy" | "none")
                         }
                     };
                     if ok {
@@ -257,10 +354,94 @@ impl Resolved {
                 }
                 Err(e) => e.to_string(),
             };
-            if tokio::time::Instant::now() >= until {
+            if !poll.next(up.due()).await {
                 return Verification::NotHelped(format!("container {container}: {last}"));
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(id: &str, name: &str, running: bool, network: &str, labels: &[(&str, &str)]) -> Listed {
+        Listed {
+            id: id.into(),
+            name: name.into(),
+            running,
+            network_mode: network.into(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    fn compose(project: &str, service: &str, depends: &str) -> Vec<(&'static str, String)> {
+        let mut l = vec![
+            ("com.docker.compose.project", project.to_string()),
+            ("com.docker.compose.service", service.to_string()),
+        ];
+        if !depends.is_empty() {
+            l.push(("com.docker.compose.depends_on", depends.to_string()));
+        }
+        l
+    }
+
+    fn labelled(id: &str, name: &str, running: bool, labels: Vec<(&'static str, String)>) -> Listed {
+        let l: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        c(id, name, running, "bridge", &l)
+    }
+
+    fn names(v: Vec<&Listed>) -> Vec<&str> {
+        v.into_iter().map(|c| c.name.as_str()).collect()
+    }
+
+    #[test]
+    fn dependents_by_network_mode_and_compose_labels_transitively_in_order() {
+        let a_id = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        let all = vec![
+            labelled(a_id, "p-db-1", true, compose("p", "db", "")),
+            // Compose v1's network_mode: service:db — the full id.
+            c("b1", "sidecar", true, &format!("container:{a_id}"), &[]),
+            // `docker run --network container:<name or short id>`.
+            c("b2", "by-name", true, "container:p-db-1", &[]),
+            c("b3", "by-prefix", true, "container:aaaaaaaaaaaa", &[]),
+            // Compose v2's label, same project; and one that depends on it.
+            labelled(
+                "b4",
+                "p-web-1",
+                true,
+                compose("p", "web", "db:service_healthy:false,cache:service_started:true"),
+            ),
+            labelled(
+                "b5",
+                "p-proxy-1",
+                true,
+                compose("p", "proxy", "web:service_started:false"),
+            ),
+            // Not dependents: another project, a stopped one, an unrelated one.
+            labelled("x1", "q-web-1", true, compose("q", "web", "db:service_started:false")),
+            c("x2", "stopped", false, "container:p-db-1", &[]),
+            c("x3", "shares-stopped", true, "container:stopped", &[]),
+            labelled("x4", "p-cache-1", true, compose("p", "cache", "")),
+            c("x5", "plain", true, "container:", &[]),
+        ];
+        let got = names(dependents_of(&all[0], &all));
+        assert_eq!(got, ["sidecar", "by-name", "by-prefix", "p-web-1", "p-proxy-1"]);
+        // Nothing depends on the proxy; a cycle ends.
+        assert!(dependents_of(&all[5], &all).is_empty());
+        let cycle = vec![
+            c("c1", "one", true, "container:two", &[]),
+            c("c2", "two", true, "container:one", &[]),
+        ];
+        assert_eq!(names(dependents_of(&cycle[0], &cycle)), ["two"]);
+    }
+
+    #[test]
+    fn restart_dependents_only_with_restart() {
+        let a: DockerAction = toml::from_str("op = \"stop\"\ncontainer = \"x\"\nrestart_dependents = true").unwrap();
+        let e = a.validate("remediation[0].actions[0]").unwrap_err().to_string();
+        assert!(e.contains("remediation[0].actions[0].restart_dependents"), "{e}");
+        let a: DockerAction = toml::from_str("op = \"restart\"\ncontainer = \"x\"\nrestart_dependents = true").unwrap();
+        a.validate("k").unwrap();
     }
 }

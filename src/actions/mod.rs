@@ -26,6 +26,7 @@ pub mod exec;
 pub mod kill;
 pub mod notify;
 pub mod outcome;
+pub mod poll;
 pub mod shed;
 pub mod systemd;
 pub mod target;
@@ -200,6 +201,17 @@ impl Resolved {
             Resolved::Exec(r) => r.run(alert, env, started).await,
             Resolved::Notify(r) => r.run(alert, env, started).await,
             Resolved::ShedLoad(r) => r.run(env, started).await,
+        }
+    }
+
+    /// The actions this one brings along, to run right after it: the
+    /// restarts of the containers depending on a restarted container
+    /// (`restart_dependents`). Empty for every other action. Read-only, so
+    /// it is asked in dry runs too.
+    pub async fn followers(&self, env: &ActionEnv) -> Result<Vec<Resolved>, String> {
+        match self {
+            Resolved::Docker(r) => Ok(r.dependents(env).await?.into_iter().map(Resolved::Docker).collect()),
+            _ => Ok(Vec::new()),
         }
     }
 

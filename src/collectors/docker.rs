@@ -213,18 +213,7 @@ impl DockerCollector {
             })?;
         let ids: Vec<String> = list
             .into_iter()
-            .filter(|c| {
-                // A linked container also carries names like /other/alias;
-                // its own name is the one with a single slash.
-                let names = c.names.as_deref().unwrap_or_default();
-                let name = names
-                    .iter()
-                    .find(|n| n.matches('/').count() == 1)
-                    .or(names.first())
-                    .map(|n| n.trim_start_matches('/'))
-                    .unwrap_or_default();
-                self.keeps(name)
-            })
+            .filter(|c| self.keeps(crate::docker::own_name(c.names.as_deref().unwrap_or_default())))
             .filter_map(|c| c.id)
             .collect();
 

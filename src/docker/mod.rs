@@ -15,12 +15,14 @@ use std::time::{Duration, SystemTime};
 
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
+use bollard::models::ContainerSummaryStateEnum;
 use bollard::models::{
     ContainerInspectResponse, ContainerStateStatusEnum, ContainerUpdateBody, HealthStatusEnum, RestartPolicy,
     RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    InspectContainerOptions, RestartContainerOptions, StartContainerOptions, StatsOptions, StopContainerOptions,
+    InspectContainerOptions, ListContainersOptions, RestartContainerOptions, StartContainerOptions, StatsOptions,
+    StopContainerOptions,
 };
 use futures::StreamExt;
 
@@ -31,6 +33,10 @@ pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 /// Compose's labels, exported on `hostmedic_docker_container_info`.
 pub const COMPOSE_PROJECT_LABEL: &str = "com.docker.compose.project";
 pub const COMPOSE_SERVICE_LABEL: &str = "com.docker.compose.service";
+/// Compose v2's record of a service's `depends_on`:
+/// `service:condition:restart,…` (e.g. `db:service_healthy:false`).
+/// Compose v1 (Debian 12's `docker-compose` 1.29) writes none.
+pub const COMPOSE_DEPENDS_ON_LABEL: &str = "com.docker.compose.depends_on";
 
 /// Why talking to the engine failed.
 #[derive(Debug, thiserror::Error)]
@@ -305,6 +311,27 @@ impl Connection {
         self.set_restart_policy(name, "no", None).await
     }
 
+    /// Lists every container, running or not (`GET /containers/json?all=1`).
+    pub async fn list(&self) -> Result<Vec<Listed>, DockerError> {
+        let opts = ListContainersOptions {
+            all: true,
+            ..Default::default()
+        };
+        let list = self
+            .run("container list".into(), self.docker.list_containers(Some(opts)))
+            .await?;
+        Ok(list
+            .into_iter()
+            .map(|c| Listed {
+                name: own_name(c.names.as_deref().unwrap_or_default()).to_string(),
+                id: c.id.unwrap_or_default(),
+                running: c.state == Some(ContainerSummaryStateEnum::RUNNING),
+                network_mode: c.host_config.and_then(|h| h.network_mode).unwrap_or_default(),
+                labels: c.labels.unwrap_or_default(),
+            })
+            .collect())
+    }
+
     /// Inspects one container (`GET /containers/{name}/json`).
     pub async fn inspect(&self, name: &str) -> Result<ContainerStatus, DockerError> {
         let resp = self
@@ -337,6 +364,31 @@ impl Connection {
             Some(crate::cgroup::working_set(usage, |k| stats.get(k).copied()))
         }))
     }
+}
+
+/// One container as the engine lists it: enough to find who depends on whom.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Listed {
+    pub id: String,
+    /// Its own name, without the leading slash ([`own_name`]).
+    pub name: String,
+    pub running: bool,
+    /// `HostConfig.NetworkMode`: `bridge`, `host`, `none`, a network's name,
+    /// or `container:<id or name>` for one that shares another's network.
+    pub network_mode: String,
+    pub labels: HashMap<String, String>,
+}
+
+/// A container's own name among the names the list gives: a linked
+/// container also carries names like `/other/alias`; its own is the one
+/// with a single slash. Without the slash.
+pub fn own_name(names: &[String]) -> &str {
+    names
+        .iter()
+        .find(|n| n.matches('/').count() == 1)
+        .or(names.first())
+        .map(|n| n.trim_start_matches('/'))
+        .unwrap_or_default()
 }
 
 /// Container states, in the order of the one-hot `state` label.

@@ -81,6 +81,8 @@ pub struct ReceiverConfig {
     pub passwd_file: PathBuf,
     /// Where `exec` actions' `group` names are looked up (at each run).
     pub group_file: PathBuf,
+    /// `[receiver.heartbeat]`: the alert pipeline's dead-man's switch.
+    pub heartbeat: super::heartbeat::HeartbeatConfig,
 }
 
 impl Default for ReceiverConfig {
@@ -111,6 +113,7 @@ impl Default for ReceiverConfig {
             escalate: Vec::new(),
             passwd_file: PathBuf::from("/etc/passwd"),
             group_file: PathBuf::from("/etc/group"),
+            heartbeat: Default::default(),
         }
     }
 }
@@ -172,6 +175,23 @@ pub struct RuleConfig {
     /// Overrides `receiver.cooldown`.
     #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub cooldown: Option<Duration>,
+    /// Cooldown growth per consecutive failed attempt on (rule, target):
+    /// the cooldown after `n` failures is `cooldown × backoff_factor^n`,
+    /// at most `backoff_max` (docs/receiver.md, "Backoff").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_factor: Option<f64>,
+    /// Ceiling of the grown cooldown (default 24h).
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub backoff_max: Option<Duration>,
+    /// Remediation windows in which the rule records and notifies instead
+    /// of acting, e.g. `["Mon-Fri 02:00-03:30", "Sun 00:00-06:00"]`
+    /// (syntax in `receiver::quiet`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quiet: Vec<String>,
+    /// The time zone `quiet` is read in: `local` (default), `UTC` or an
+    /// IANA name such as `Europe/Berlin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
     /// Overrides `receiver.budget_attempts`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_attempts: Option<u32>,
@@ -254,7 +274,7 @@ impl Matcher {
     }
 }
 
-fn positive(key: &str, d: Duration) -> Result<(), ConfigError> {
+pub(super) fn positive(key: &str, d: Duration) -> Result<(), ConfigError> {
     if d.is_zero() {
         return Err(ConfigError::invalid(key, "must be greater than 0"));
     }
@@ -348,14 +368,14 @@ impl ReceiverConfig {
         for (i, c) in self.escalate.iter().enumerate() {
             check_channel(&format!("receiver.escalate[{i}]"), c, channels)?;
         }
-        Ok(())
+        self.heartbeat.validate(channels)
     }
 }
 
 /// The configured `[notify.<name>]` channels.
 pub type Channels = crate::notify::Channels;
 
-fn check_channel(key: &str, name: &str, channels: &Channels) -> Result<(), ConfigError> {
+pub(super) fn check_channel(key: &str, name: &str, channels: &Channels) -> Result<(), ConfigError> {
     if channels.contains_key(name) {
         Ok(())
     } else {
@@ -388,7 +408,37 @@ pub struct Rule {
     pub verify_timeout: Duration,
     /// The rule's `escalate` channels, then `receiver.escalate`'s (no repeats).
     pub escalate: Vec<String>,
+    /// `backoff_factor` (1: no growth) and the ceiling of the grown cooldown.
+    pub backoff_factor: f64,
+    pub backoff_max: Duration,
+    /// `quiet` and `timezone`, parsed; `None` without windows.
+    pub quiet: Option<super::quiet::QuietWindows>,
 }
+
+impl Rule {
+    /// Who hears that a quiet window kept the rule from acting: its
+    /// `notify` channels, else its escalation channels.
+    pub fn quiet_channels(&self) -> &[String] {
+        if self.cfg.notify.is_empty() {
+            &self.escalate
+        } else {
+            &self.cfg.notify
+        }
+    }
+
+    /// The longest a cooldown of this rule can last (its backoff ceiling
+    /// when it grows): the state keeps attempts at least this long.
+    pub fn longest_cooldown(&self) -> Duration {
+        if self.backoff_factor > 1.0 {
+            self.backoff_max.max(self.cooldown)
+        } else {
+            self.cooldown
+        }
+    }
+}
+
+/// Ceiling of a grown cooldown when `backoff_max` is not set.
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(24 * 3600);
 
 /// Validates the `[[remediation]]` list (`channels` are the configured
 /// notification channel names) by compiling it.
@@ -467,6 +517,9 @@ fn compile_rule(key: &str, r: &RuleConfig, rc: &ReceiverConfig, channels: &Chann
     for (j, c) in r.notify.iter().enumerate() {
         check_channel(&format!("{key}.notify[{j}]"), c, channels)?;
     }
+    let cooldown = r.cooldown.unwrap_or(rc.cooldown);
+    let (backoff_factor, backoff_max) = compile_backoff(key, r, cooldown)?;
+    let quiet = compile_quiet(key, r)?;
     let mut escalate = r.escalate.clone();
     for c in &rc.escalate {
         if !escalate.contains(c) {
@@ -476,19 +529,141 @@ fn compile_rule(key: &str, r: &RuleConfig, rc: &ReceiverConfig, channels: &Chann
     Ok(Rule {
         cfg: r.clone(),
         matchers,
-        cooldown: r.cooldown.unwrap_or(rc.cooldown),
+        cooldown,
         budget_attempts: r.budget_attempts.unwrap_or(rc.budget_attempts),
         budget_window: r.budget_window.unwrap_or(rc.budget_window),
         action_timeout: r.action_timeout.unwrap_or(rc.action_timeout),
         verify_timeout: r.verify_timeout.unwrap_or(rc.verify_timeout),
         escalate,
+        backoff_factor,
+        backoff_max,
+        quiet,
     })
+}
+
+/// `backoff_factor` ≥ 1 (finite) on a rule with a cooldown; `backoff_max`
+/// only with a factor, and not below the cooldown.
+fn compile_backoff(key: &str, r: &RuleConfig, cooldown: Duration) -> Result<(f64, Duration), ConfigError> {
+    let Some(f) = r.backoff_factor else {
+        if r.backoff_max.is_some() {
+            return Err(ConfigError::invalid(
+                format!("{key}.backoff_max"),
+                "has no effect without backoff_factor",
+            ));
+        }
+        return Ok((1.0, DEFAULT_BACKOFF_MAX));
+    };
+    if !f.is_finite() || !(1.0..=100.0).contains(&f) {
+        return Err(ConfigError::invalid(
+            format!("{key}.backoff_factor"),
+            format!("{f} is not between 1 and 100"),
+        ));
+    }
+    if f > 1.0 && cooldown.is_zero() {
+        return Err(ConfigError::invalid(
+            format!("{key}.backoff_factor"),
+            "grows the cooldown, but the rule's cooldown is 0s: set `cooldown`",
+        ));
+    }
+    let max = r.backoff_max.unwrap_or(DEFAULT_BACKOFF_MAX.max(cooldown));
+    if max < cooldown {
+        return Err(ConfigError::invalid(
+            format!("{key}.backoff_max"),
+            format!(
+                "{} is below the rule's cooldown of {}",
+                humantime::format_duration(max),
+                humantime::format_duration(cooldown)
+            ),
+        ));
+    }
+    Ok((f, max))
+}
+
+/// `quiet` entries and their `timezone`; the error names the entry.
+fn compile_quiet(key: &str, r: &RuleConfig) -> Result<Option<super::quiet::QuietWindows>, ConfigError> {
+    if r.quiet.is_empty() {
+        if r.timezone.is_some() {
+            return Err(ConfigError::invalid(
+                format!("{key}.timezone"),
+                "only applies to `quiet` windows, and the rule has none",
+            ));
+        }
+        return Ok(None);
+    }
+    let tz = r.timezone.as_deref().unwrap_or("local");
+    super::quiet::QuietWindows::parse(&r.quiet, tz)
+        .map(Some)
+        .map_err(|(i, e)| match i {
+            Some(i) => ConfigError::invalid(format!("{key}.quiet[{i}]"), format!("{:?}: {e}", r.quiet[i])),
+            None => ConfigError::invalid(format!("{key}.timezone"), e),
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    fn compile(extra: &str) -> Result<Rule, String> {
+        let cfg: RuleConfig = toml::from_str(&format!(
+            "name = \"r\"\nalertname = \"A\"\n{extra}\nactions = [{{ type = \"exec\", argv = [\"/usr/bin/true\"] }}]"
+        ))
+        .map_err(|e| e.to_string())?;
+        compile_rules(&[cfg], &ReceiverConfig::default(), &Default::default())
+            .map(|mut v| v.remove(0))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn quiet_windows_and_backoff_are_validated_naming_the_key() {
+        let r = compile("quiet = [\"Mon-Fri 02:00-03:30\"]\ntimezone = \"Europe/Berlin\"").unwrap();
+        assert_eq!(r.quiet.unwrap().windows.len(), 1);
+        let r = compile("cooldown = \"1m\"\nbackoff_factor = 2.0").unwrap();
+        assert_eq!((r.backoff_factor, r.backoff_max), (2.0, DEFAULT_BACKOFF_MAX));
+        assert_eq!(r.longest_cooldown(), DEFAULT_BACKOFF_MAX);
+        for (extra, key, why) in [
+            (
+                "quiet = [\"Mon 02:00-03:00\", \"Mo 02:00-03:00\"]",
+                "remediation[0].quiet[1]",
+                "unknown day",
+            ),
+            ("quiet = [\"02:00\"]", "remediation[0].quiet[0]", "\"02:00\""),
+            (
+                "quiet = [\"02:00-03:00\"]\ntimezone = \"Mars/Base\"",
+                "remediation[0].timezone",
+                "unknown time zone",
+            ),
+            ("timezone = \"UTC\"", "remediation[0].timezone", "no"),
+            (
+                "backoff_factor = 0.5",
+                "remediation[0].backoff_factor",
+                "between 1 and 100",
+            ),
+            (
+                "backoff_factor = nan",
+                "remediation[0].backoff_factor",
+                "between 1 and 100",
+            ),
+            (
+                "cooldown = \"0s\"\nbackoff_factor = 2.0",
+                "remediation[0].backoff_factor",
+                "cooldown is 0s",
+            ),
+            (
+                "backoff_max = \"1h\"",
+                "remediation[0].backoff_max",
+                "without backoff_factor",
+            ),
+            (
+                "cooldown = \"2h\"\nbackoff_factor = 2.0\nbackoff_max = \"1h\"",
+                "remediation[0].backoff_max",
+                "below the rule's cooldown",
+            ),
+        ] {
+            let e = compile(extra).unwrap_err();
+            assert!(e.contains(key) && e.contains(why), "{extra}: {e}");
+        }
+    }
 
     #[test]
     fn matchers_parse_and_match() {

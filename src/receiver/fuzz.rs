@@ -4,8 +4,8 @@
 use super::{config, payload};
 
 /// One fuzz/randomized-test iteration over untrusted bytes: the payload
-/// parser, label/timestamp validators, matcher parser and target grammars
-/// must not panic, and what the parser accepts must hold its promises.
+/// parser, label/timestamp validators, matcher and quiet-window parsers and
+/// target grammars must not panic, and what the parser accepts must hold its promises.
 /// Called by `fuzz/fuzz_targets/webhook_payload.rs` and a stable test.
 #[doc(hidden)]
 pub fn fuzz_check(data: &[u8]) {
@@ -38,6 +38,13 @@ pub fn fuzz_check(data: &[u8]) {
         let _ = crate::time::parse_rfc3339(s);
         let _ = payload::valid_label_name(s);
         let _ = config::Matcher::parse(s);
+        if let Ok(w) = super::quiet::Window::parse(s) {
+            for day in 0..7 {
+                for secs in [0, 1, 43_200, 86_399] {
+                    let _ = w.covers(day, secs);
+                }
+            }
+        }
         if target::validate_unit_name(s).is_ok() {
             assert!(safe_unit(s), "unit name {s:?} accepted");
         }
@@ -60,6 +67,7 @@ mod tests {
             include_bytes!("../../fuzz/seeds/real.json").to_vec(),
             include_bytes!("../../fuzz/seeds/matcher.txt").to_vec(),
             include_bytes!("../../fuzz/seeds/unit.txt").to_vec(),
+            include_bytes!("../../fuzz/seeds/quiet.txt").to_vec(),
         ];
         let tokens: &[&[u8]] = &[
             b"\"",

@@ -44,6 +44,8 @@ pub enum SkipReason {
     Hold,
     NotifyOnly,
     NoRule,
+    /// A `quiet` window of the rule covers the moment: recorded and notified.
+    Quiet,
 }
 
 impl SkipReason {
@@ -55,6 +57,7 @@ impl SkipReason {
             SkipReason::Hold => "hold",
             SkipReason::NotifyOnly => "notify_only",
             SkipReason::NoRule => "no_rule",
+            SkipReason::Quiet => "quiet",
         }
     }
 }
@@ -89,6 +92,10 @@ pub enum Event {
         summary: Option<String>,
         receiver: String,
         duplicate: bool,
+        /// When the webhook request carrying it arrived (Unix seconds);
+        /// `ts` is when it was planned. Absent in journals written before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        received: Option<f64>,
     },
     /// A request that was rejected because a value naming a target failed
     /// its grammar; nothing of the request ran.
@@ -110,6 +117,10 @@ pub enum Event {
         decision: Decision,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<SkipReason>,
+        /// Why, in words, for `quiet` (the window) and `cooldown` (how long,
+        /// grown by backoff after failed attempts).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        detail: String,
         /// What would run / runs, one description per action.
         actions: Vec<String>,
         /// The alert itself, kept for pending approvals so an approval after a
@@ -184,6 +195,9 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "String::is_empty")]
         detail: String,
     },
+    /// The alert pipeline's heartbeat stopped (`silent`) or came back
+    /// (`back`); see `heartbeat`.
+    Pipeline(super::heartbeat::PipelineEvent),
 }
 
 /// The append side of the journal (one per process).

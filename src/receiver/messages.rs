@@ -1,5 +1,5 @@
-//! The texts people read: the approval request, the budget-exhausted
-//! escalation, and the one-line outcome of an action. Pure functions.
+//! The texts people read: the approval request, the quiet-window notice,
+//! the budget-exhausted escalation, and the one-line outcome of an action. Pure functions.
 
 use super::config::Rule;
 use super::state::LastAction;
@@ -9,6 +9,26 @@ use crate::actions::Alert;
 /// (summary and description annotations, when present), what would run, and
 /// how to approve.
 pub fn approval(alert: &Alert, rule: &str, would_run: &[String], id: &str) -> String {
+    format!(
+        "{}\nWould run:\n{}\nApprove: POST /api/v1/actions/{id}/approve or `hostmedic approve {id}`",
+        matched(alert, rule),
+        would_run.join("\n")
+    )
+}
+
+/// What a rule in a quiet window tells instead of acting: the alert, the
+/// window (`why`), and what would have run.
+pub fn quiet(alert: &Alert, rule: &str, would_run: &[String], why: &str) -> String {
+    format!(
+        "{}\nNot acting: quiet {why}. Would have run:\n{}",
+        matched(alert, rule),
+        would_run.join("\n")
+    )
+}
+
+/// The alert that matched a rule, with its summary and description
+/// annotations when present.
+fn matched(alert: &Alert, rule: &str) -> String {
     let mut m = format!("{} ({}) matched rule {rule}.", alert.alertname, alert.status);
     for key in ["summary", "description"] {
         if let Some(text) = alert.annotations.get(key).filter(|t| !t.trim().is_empty()) {
@@ -16,10 +36,7 @@ pub fn approval(alert: &Alert, rule: &str, would_run: &[String], id: &str) -> St
             m.push_str(text.trim());
         }
     }
-    format!(
-        "{m}\nWould run:\n{}\nApprove: POST /api/v1/actions/{id}/approve or `hostmedic approve {id}`",
-        would_run.join("\n")
-    )
+    m
 }
 
 /// The escalation when a target's budget is spent: what happened, how to

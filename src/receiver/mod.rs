@@ -4,22 +4,28 @@
 //! ```text
 //! http ──▶ route ──▶ plan (policy) ──▶ ledger (journal, fsync) ──▶ 200
 //!  │         │          │                                            │
-//!  auth,     rules →    decide: duplicate/hold/cooldown/budget/      run (after the reply):
-//!  limits,   targets,   act/dry-run/pending approval                 lock per target, semaphore,
+//!  auth,     rules →    decide: duplicate/hold/quiet/cooldown/       run (after the reply):
+//!  limits,   targets,   budget/act/dry-run/pending approval          lock per target, semaphore,
 //!  payload   refusals                                                actions, verify, notify
 //! ```
 //!
 //! [`engine`] holds the receiver and orchestrates one request
 //! ([`Receiver::accept`]); [`status`] builds the status document and
 //! [`persist`] writes it and the checkpoint. Underneath: [`config`] (rules
-//! compiled once, at validation), [`payload`], [`auth`], [`identity`]
-//! (fleet), [`journal`] (format and writer), [`state`] (what the journal
-//! folds into), [`metrics`], and [`incidents`] (`hostmedic incidents`).
+//! compiled once, at validation), [`quiet`] (their remediation windows),
+//! [`payload`], [`auth`], [`identity`] (fleet), [`journal`] (format and
+//! writer), [`state`] (what the journal folds into), [`metrics`],
+//! [`timeline`] (where a remediation's seconds go) and [`incidents`]
+//! (`hostmedic incidents`). Beside the pipeline: [`heartbeat`] (the
+//! dead-man's switch for the alert pipeline) and [`firing`] (the alerts
+//! firing as the deliveries tell).
 
 pub mod auth;
 pub mod config;
 pub mod engine;
+pub mod firing;
 mod fuzz;
+pub mod heartbeat;
 pub mod http;
 pub mod identity;
 pub mod incidents;
@@ -31,10 +37,12 @@ pub mod payload;
 pub mod persist;
 pub mod plan;
 pub mod policy;
+pub mod quiet;
 pub mod route;
 pub mod run;
 pub mod state;
 pub mod status;
+pub mod timeline;
 
 pub use auth::check_listen;
 pub use engine::Receiver;

@@ -41,7 +41,7 @@ impl Receiver {
                     let max_window = s
                         .rules
                         .iter()
-                        .map(|r| r.budget_window.max(r.cooldown))
+                        .map(|r| r.budget_window.max(r.longest_cooldown()))
                         .chain([s.cfg.budget_window, s.cfg.cooldown])
                         .max()
                         .unwrap_or_default()
@@ -65,7 +65,7 @@ impl Receiver {
         let s = self.settings();
         let (checkpoint, status) = {
             let mut core = self.ledger.core().await;
-            let status = super::status::document(&s.cfg, &s.rules, &core.state);
+            let status = super::status::document(&s.cfg, &s.rules, &core.state, self.host.json());
             // Checkpoint only a state whose every entry is on disk.
             let durable = self.ledger.durable();
             let cp = if want_cp && core.state.last_seq == durable.seq {

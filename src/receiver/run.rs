@@ -6,6 +6,7 @@
 //! This is the one place that runs or verifies actions ([`Receiver::run_actions`])
 //! and sends notifications ([`Receiver::send`]).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,6 +17,7 @@ use super::engine::Settings;
 use super::journal::Event;
 use super::lock;
 use super::messages::sep;
+use super::timeline::Timeline;
 use crate::actions::{Alert, OutcomeResult, Resolved, Verification};
 
 /// Work to do after the webhook has been acknowledged.
@@ -29,6 +31,9 @@ pub enum Job {
         alert: Alert,
         targets: Vec<Resolved>,
         dry_run: bool,
+        /// The instants so far (alert, delivery, decision); the run adds
+        /// the rest and the stages go to the latency histogram.
+        timeline: Timeline,
     },
     /// Tell channels something (an approval request, an escalation).
     Notify {
@@ -73,6 +78,7 @@ impl Receiver {
                 alert,
                 targets,
                 dry_run,
+                mut timeline,
             } => {
                 let lock = self.target_lock(&target);
                 let _serial = lock.lock().await;
@@ -80,8 +86,11 @@ impl Receiver {
                     return;
                 };
                 let dry_run = s.env.dry_run || dry_run;
-                let (all_ok, ran, verdict) = self.run_actions(s, &id, rule, &target, &alert, &targets, dry_run).await;
+                let (all_ok, ran, verdict) = self
+                    .run_actions(s, &id, rule, &target, &alert, &targets, dry_run, &mut timeline)
+                    .await;
                 drop(permit);
+                self.metrics.latency(&timeline);
                 let rule = &s.rules[rule];
                 if !rule.cfg.notify.is_empty() {
                     let title = format!(
@@ -104,9 +113,12 @@ impl Receiver {
         }
     }
 
-    /// Runs the actions in order (stopping at the first failure), then, when
-    /// all succeeded for real and the rule asks, verifies each. Returns
-    /// (all ok, one line per action ran, the verification verdict).
+    /// Runs the actions in order, each followed by the actions it brings
+    /// along ([`Resolved::followers`]: a restarted container's dependents),
+    /// stopping at the first failure; then, when all succeeded for real and
+    /// the rule asks, verifies each one that ran. Returns (all ok, one line
+    /// per action ran, the verification verdict); each action's start and
+    /// end and the verification's end go into `timeline`.
     #[allow(clippy::too_many_arguments)]
     async fn run_actions(
         &self,
@@ -117,16 +129,33 @@ impl Receiver {
         alert: &Alert,
         targets: &[Resolved],
         dry_run: bool,
+        timeline: &mut Timeline,
     ) -> (bool, Vec<String>, String) {
         let rule = &s.rules[rule];
         let mut env = s.env.clone();
         env.dry_run = dry_run;
         let mut all_ok = true;
         let mut ran = Vec::new();
-        for (i, t) in targets.iter().enumerate() {
+        let event = |index, action, description, result: &str, detail, took| Event::Action {
+            id: id.to_string(),
+            rule: rule.cfg.name.clone(),
+            target: target.to_string(),
+            index,
+            action,
+            description,
+            result: result.to_string(),
+            detail,
+            duration_seconds: took,
+        };
+        // The rule's actions, each followed by what it brings along (the
+        // dependents of a restarted container), in order.
+        let mut work: VecDeque<Resolved> = targets.iter().cloned().collect();
+        let mut done: Vec<Resolved> = Vec::with_capacity(targets.len());
+        while let Some(t) = work.pop_front() {
             let spec = t.spec();
             let timeout = rule.action_timeout.max(spec.suggested_timeout());
             let started = Instant::now();
+            let started_at = crate::time::now();
             let (result, detail) = match tokio::time::timeout(timeout, t.run(alert, &env)).await {
                 Ok(o) => (o.result.as_str(), o.detail),
                 Err(_) => (
@@ -135,37 +164,60 @@ impl Receiver {
                 ),
             };
             let took = started.elapsed().as_secs_f64();
+            timeline.action(started_at, started_at + took, result == "ok");
             self.metrics.action(&spec.name(), result);
             self.metrics.duration(&spec.name(), took);
+            let description = format!("{} {}", spec.name(), t);
             self.ledger
-                .record(vec![Event::Action {
-                    id: id.to_string(),
-                    rule: rule.cfg.name.clone(),
-                    target: target.to_string(),
-                    index: i,
-                    action: spec.name(),
-                    description: format!("{} {}", spec.name(), t),
-                    result: result.to_string(),
-                    detail: detail.clone(),
-                    duration_seconds: took,
-                }])
+                .record(vec![event(
+                    done.len(),
+                    spec.name(),
+                    description,
+                    result,
+                    detail.clone(),
+                    took,
+                )])
                 .await;
             ran.push(format!("{} {t}: {result}{}", spec.name(), sep(&detail)));
-            if result != "ok" {
-                all_ok = result == "dry_run" && all_ok;
-                if result != "dry_run" {
+            let stop = !matches!(result, "ok" | "dry_run");
+            all_ok &= matches!(result, "ok" | "dry_run");
+            let followers = if stop { Ok(Vec::new()) } else { t.followers(&env).await };
+            done.push(t);
+            match followers {
+                Ok(f) => f.into_iter().rev().for_each(|f| work.push_front(f)),
+                Err(e) => {
+                    // The dependents cannot be named: the plan fails here.
+                    let failed = OutcomeResult::Failed.as_str();
+                    self.metrics.action(&spec.name(), failed);
+                    let description = format!("{} dependents of {}", spec.name(), done[done.len() - 1]);
+                    self.ledger
+                        .record(vec![event(
+                            done.len(),
+                            spec.name(),
+                            description,
+                            failed,
+                            e.clone(),
+                            0.0,
+                        )])
+                        .await;
+                    ran.push(format!("{} dependents: {failed}{}", spec.name(), sep(&e)));
+                    all_ok = false;
                     break;
                 }
+            }
+            if stop {
+                break;
             }
         }
         let mut verdict = String::new();
         if all_ok && !env.dry_run && rule.cfg.verify {
-            for t in targets {
+            for t in &done {
                 let (result, detail) = match t.verify(&env, rule.verify_timeout).await {
                     Verification::Verified => ("verified", String::new()),
                     Verification::NotHelped(why) => ("not_helped", why),
                     Verification::NotApplicable => continue,
                 };
+                timeline.verified(crate::time::now(), result == "verified");
                 self.metrics.action(&t.name(), result);
                 self.ledger
                     .record(vec![Event::Verify {
@@ -187,7 +239,7 @@ impl Receiver {
 
     /// Sends one notification and journals how it went.
     #[allow(clippy::too_many_arguments)]
-    async fn notify_one(
+    pub(super) async fn notify_one(
         &self,
         s: &Settings,
         id: &str,

@@ -46,6 +46,44 @@ pub struct LastAction {
     pub detail: String,
 }
 
+/// How the latest attempt on a (rule, target) went, as far as the journal
+/// has told: backoff counts the failed ones (docs/receiver.md, "Backoff").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    /// Running (or cut short by a crash): no result yet.
+    Open,
+    /// Every action `ok` and no verification `not_helped`.
+    Helped,
+    /// An action ended other than `ok` (failed, refused, timed out…) or a
+    /// verification said `not_helped`.
+    Failed,
+}
+
+/// The failure streak of one (rule, target).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Streak {
+    /// Consecutive failed attempts before the latest one.
+    pub before: u32,
+    /// The latest attempt's plan id, its number of actions and its outcome.
+    pub id: String,
+    pub actions: usize,
+    pub outcome: AttemptOutcome,
+}
+
+impl Streak {
+    /// Consecutive failed attempts now: the latest counts once it failed, a
+    /// latest that helped resets the count, one still open keeps the count
+    /// of those before it.
+    pub fn failures(&self) -> u32 {
+        match self.outcome {
+            AttemptOutcome::Failed => self.before + 1,
+            AttemptOutcome::Helped => 0,
+            AttemptOutcome::Open => self.before,
+        }
+    }
+}
+
 /// The folded state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -62,9 +100,15 @@ pub struct State {
     pub attempts: BTreeMap<String, Vec<f64>>,
     /// `rule|target` → time of the last attempt.
     pub cooldowns: BTreeMap<String, f64>,
+    /// `rule|target` → its failure streak (grows the cooldown by backoff).
+    pub streaks: BTreeMap<String, Streak>,
     pub holds: BTreeMap<String, Hold>,
     pub pending: BTreeMap<String, Pending>,
     pub last_actions: VecDeque<LastAction>,
+    /// The alert pipeline's heartbeat (`heartbeat`).
+    pub pipeline: super::heartbeat::PipelineState,
+    /// Alerts firing as the deliveries tell (`firing`).
+    pub firing: super::firing::Firing,
 }
 
 /// The de-dup identity of a journal `key` (fingerprint|startsAt|status): the
@@ -88,6 +132,7 @@ impl State {
             return;
         }
         self.last_seq = e.seq;
+        self.firing.apply(e.ts, &e.event);
         match &e.event {
             Event::Alert { key, .. } => {
                 self.dedup.insert(dedup_digest(key), e.ts);
@@ -101,7 +146,7 @@ impl State {
                 alert,
                 ..
             } => match decision {
-                Decision::Act => self.attempt(rule, target, e.ts),
+                Decision::Act => self.attempt(id, rule, target, actions.len(), e.ts),
                 Decision::PendingApproval => {
                     if let Some(alert) = alert {
                         self.pending.insert(
@@ -119,41 +164,10 @@ impl State {
                 Decision::DryRun | Decision::Skip => {}
             },
             Event::Approved { id, rule, target, .. } => {
-                self.pending.remove(id);
-                self.attempt(rule, target, e.ts);
+                let actions = self.pending.remove(id).map_or(0, |p| p.actions.len());
+                self.attempt(id, rule, target, actions, e.ts);
             }
-            Event::Action {
-                id,
-                rule,
-                target,
-                action,
-                result,
-                detail,
-                ..
-            } => self.push_last(LastAction {
-                ts: e.ts,
-                id: id.clone(),
-                rule: rule.clone(),
-                target: target.clone(),
-                action: action.clone(),
-                result: result.clone(),
-                detail: detail.clone(),
-            }),
-            Event::Verify {
-                id,
-                rule,
-                target,
-                result,
-                detail,
-            } => self.push_last(LastAction {
-                ts: e.ts,
-                id: id.clone(),
-                rule: rule.clone(),
-                target: target.clone(),
-                action: "verify".into(),
-                result: result.clone(),
-                detail: detail.clone(),
-            }),
+            Event::Action { .. } | Event::Verify { .. } => self.result(e),
             Event::Hold {
                 rule,
                 target,
@@ -176,15 +190,107 @@ impl State {
                 self.holds.remove(target);
                 // A person (or the resolution) starts the target afresh.
                 self.attempts.remove(target);
-                self.cooldowns.retain(|k, _| !k.ends_with(&format!("|{target}")));
+                let suffix = format!("|{target}");
+                self.cooldowns.retain(|k, _| !k.ends_with(&suffix));
+                self.streaks.retain(|k, _| !k.ends_with(&suffix));
             }
+            Event::Pipeline(p) => self.pipeline.apply(e.ts, p),
             Event::Refused { .. } | Event::RefusedForeign { .. } | Event::Notified { .. } => {}
         }
     }
 
-    fn attempt(&mut self, rule: &str, target: &str, ts: f64) {
+    /// An action's or a verification's result: it concludes the streak of
+    /// its attempt and joins the last actions.
+    fn result(&mut self, e: &Entry) {
+        let (id, rule, target, action, result, detail, outcome) = match &e.event {
+            Event::Action {
+                id,
+                rule,
+                target,
+                index,
+                action,
+                result,
+                detail,
+                ..
+            } => {
+                let outcome = match result.as_str() {
+                    "ok" => (*index + 1 >= self.streak_actions(rule, target, id)).then_some(AttemptOutcome::Helped),
+                    "dry_run" => None,
+                    _ => Some(AttemptOutcome::Failed),
+                };
+                (id, rule, target, action.as_str(), result, detail, outcome)
+            }
+            Event::Verify {
+                id,
+                rule,
+                target,
+                result,
+                detail,
+            } => {
+                let outcome = if result == "verified" {
+                    AttemptOutcome::Helped
+                } else {
+                    AttemptOutcome::Failed
+                };
+                (id, rule, target, "verify", result, detail, Some(outcome))
+            }
+            _ => return,
+        };
+        if let Some(o) = outcome {
+            self.conclude(rule, target, id, o);
+        }
+        self.push_last(LastAction {
+            ts: e.ts,
+            id: id.clone(),
+            rule: rule.clone(),
+            target: target.clone(),
+            action: action.to_string(),
+            result: result.clone(),
+            detail: detail.clone(),
+        });
+    }
+
+    /// A new attempt `id` of `actions` actions: it spends budget, starts the
+    /// cooldown, and concludes the streak's previous attempt (one that ended
+    /// without a failure counts as helped).
+    fn attempt(&mut self, id: &str, rule: &str, target: &str, actions: usize, ts: f64) {
         self.attempts.entry(target.to_string()).or_default().push(ts);
-        self.cooldowns.insert(cooldown_key(rule, target), ts);
+        let key = cooldown_key(rule, target);
+        let before = self.streaks.get(&key).map_or(0, |s| match s.outcome {
+            AttemptOutcome::Failed => s.before + 1,
+            AttemptOutcome::Helped | AttemptOutcome::Open => 0,
+        });
+        self.streaks.insert(
+            key.clone(),
+            Streak {
+                before,
+                id: id.to_string(),
+                actions,
+                outcome: AttemptOutcome::Open,
+            },
+        );
+        self.cooldowns.insert(key, ts);
+    }
+
+    /// The number of actions of attempt `id` (`usize::MAX` when it is not
+    /// the latest: no result of it concludes the streak).
+    fn streak_actions(&self, rule: &str, target: &str, id: &str) -> usize {
+        self.streaks
+            .get(&cooldown_key(rule, target))
+            .filter(|s| s.id == id)
+            .map_or(usize::MAX, |s| s.actions)
+    }
+
+    /// Records a result of attempt `id`; a failure is final, results of
+    /// anything but the latest attempt (exhausted actions, an older plan)
+    /// are not the streak's.
+    fn conclude(&mut self, rule: &str, target: &str, id: &str, outcome: AttemptOutcome) {
+        if let Some(s) = self.streaks.get_mut(&cooldown_key(rule, target))
+            && s.id == id
+            && s.outcome != AttemptOutcome::Failed
+        {
+            s.outcome = outcome;
+        }
     }
 
     fn push_last(&mut self, a: LastAction) {
@@ -210,6 +316,8 @@ impl State {
         }
         self.attempts.retain(|_, v| !v.is_empty());
         self.cooldowns.retain(|_, t| now - *t < max_window);
+        let cooldowns = &self.cooldowns;
+        self.streaks.retain(|k, _| cooldowns.contains_key(k));
         self.pending.retain(|_, p| now - p.at < approval_ttl);
     }
 
@@ -269,7 +377,8 @@ mod tests {
                 mode: "auto".into(),
                 decision: Decision::Act,
                 reason: None,
-                actions: vec![],
+                detail: String::new(),
+                actions: vec!["exec x".into()],
                 alert: None,
             },
         }
@@ -306,6 +415,87 @@ mod tests {
         });
         assert!(s.holds.is_empty() && s.attempts.is_empty() && s.cooldowns.is_empty());
         s.prune(10_000.0, 10.0, 10.0, 10.0);
+    }
+
+    fn result(seq: u64, id: &str, event: &str, index: usize, result: &str) -> Entry {
+        let (rule, target) = ("r".to_string(), "t".to_string());
+        let event = match event {
+            "action" => Event::Action {
+                id: id.into(),
+                rule,
+                target,
+                index,
+                action: "exec".into(),
+                description: "exec x".into(),
+                result: result.into(),
+                detail: String::new(),
+                duration_seconds: 0.1,
+            },
+            _ => Event::Verify {
+                id: id.into(),
+                rule,
+                target,
+                result: result.into(),
+                detail: String::new(),
+            },
+        };
+        Entry {
+            seq,
+            ts: seq as f64,
+            event,
+        }
+    }
+
+    #[test]
+    fn failure_streaks_count_failed_attempts_and_reset_on_help() {
+        let mut s = State::default();
+        let failures = |s: &State| s.streaks[&cooldown_key("r", "t")].failures();
+        // a1 fails its action, a3's verification says not helped.
+        s.apply(&decision(1, 1.0, "t"));
+        assert_eq!(failures(&s), 0, "open, nothing failed before");
+        s.apply(&result(2, "a1", "action", 0, "failed"));
+        assert_eq!(failures(&s), 1);
+        s.apply(&decision(3, 3.0, "t"));
+        assert_eq!(failures(&s), 1, "running: keeps the level");
+        s.apply(&result(4, "a3", "action", 0, "ok"));
+        s.apply(&result(5, "a3", "verify", 0, "not_helped"));
+        assert_eq!(failures(&s), 2);
+        // Exhausted actions and older plans are not the streak's.
+        s.apply(&result(6, "a1", "action", 0, "ok"));
+        s.apply(&result(7, "a9", "verify", 0, "verified"));
+        assert_eq!(failures(&s), 2);
+        // A refusal counts as a failure; so does anything that is not ok.
+        s.apply(&decision(8, 8.0, "t"));
+        s.apply(&result(9, "a8", "action", 0, "refused"));
+        assert_eq!(failures(&s), 3);
+        // A helped attempt resets: its last action ok, then verified.
+        s.apply(&decision(10, 10.0, "t"));
+        s.apply(&result(11, "a10", "action", 0, "ok"));
+        assert_eq!(failures(&s), 0);
+        s.apply(&result(12, "a10", "verify", 0, "verified"));
+        assert_eq!(failures(&s), 0);
+        // …and the next failure starts from one; a later failure of the
+        // same attempt does not count twice.
+        s.apply(&decision(13, 13.0, "t"));
+        s.apply(&result(14, "a13", "action", 0, "failed"));
+        s.apply(&result(15, "a13", "verify", 0, "not_helped"));
+        assert_eq!(failures(&s), 1);
+        // A checkpoint round trip keeps the streak (restart, kill -9).
+        let back: State = serde_json::from_slice(&serde_json::to_vec(&s).unwrap()).unwrap();
+        assert_eq!(back.streaks, s.streaks);
+        // Pruned with its cooldown; cleared with a hold.
+        let mut p = s.clone();
+        p.prune(1000.0, 10.0, 100.0, 10.0);
+        assert!(p.streaks.is_empty() && p.cooldowns.is_empty());
+        s.apply(&Entry {
+            seq: 16,
+            ts: 16.0,
+            event: Event::HoldCleared {
+                target: "t".into(),
+                by: "api".into(),
+            },
+        });
+        assert!(s.streaks.is_empty());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The status stage: the status document (holds, attempts per target,
-//! cooldowns, pending approvals, last actions) served at `/api/v1/status`
-//! and written to `receiver.status_path`, and the holds view for metrics.
+//! cooldowns and their backoff, rules in a quiet window, pending approvals,
+//! last actions, the alerts firing, the alert pipeline's heartbeat and the
+//! host summary of the last scrape) served at `/api/v1/status` and written
+//! to `receiver.status_path`, and the holds view for metrics.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +15,7 @@ impl Receiver {
     pub async fn status_json(&self) -> serde_json::Value {
         let s = self.settings();
         let core = self.ledger.core().await;
-        document(&s.cfg, &s.rules, &core.state)
+        document(&s.cfg, &s.rules, &core.state, self.host.json())
     }
 
     /// Current holds as (rule, target).
@@ -23,8 +25,9 @@ impl Receiver {
 }
 
 /// Builds the status document; attempts count within the longest budget
-/// window any rule uses.
-pub fn document(cfg: &ReceiverConfig, rules: &[Rule], s: &State) -> serde_json::Value {
+/// window any rule uses. `host` is the last scrape's summary
+/// ([`crate::hostsummary`]).
+pub fn document(cfg: &ReceiverConfig, rules: &[Rule], s: &State, host: serde_json::Value) -> serde_json::Value {
     let now = crate::time::now();
     let max_window = rules
         .iter()
@@ -44,6 +47,32 @@ pub fn document(cfg: &ReceiverConfig, rules: &[Rule], s: &State) -> serde_json::
             )
         })
         .collect();
+    // Cooldowns grown by failed attempts: how many, how long, until when.
+    let backoff: BTreeMap<&String, serde_json::Value> = s
+        .cooldowns
+        .keys()
+        .filter_map(|key| {
+            let (rule, target) = key.split_once('|')?;
+            let rule = rules.iter().find(|r| r.cfg.name == rule)?;
+            let (last, failures, d) = super::policy::cooldown(s, rule, target)?;
+            (failures > 0).then(|| {
+                (
+                    key,
+                    serde_json::json!({"failures": failures, "cooldown_seconds": d.as_secs_f64(),
+                                       "until": last + d.as_secs_f64()}),
+                )
+            })
+        })
+        .collect();
+    // Rules a quiet window keeps from acting right now.
+    let quiet: Vec<serde_json::Value> = rules
+        .iter()
+        .filter_map(|r| {
+            let w = super::policy::quiet_window(r, now)?;
+            let tz = r.quiet.as_ref().map(|q| q.timezone.as_str());
+            Some(serde_json::json!({"rule": r.cfg.name, "window": w.text, "timezone": tz}))
+        })
+        .collect();
     serde_json::json!({
         "updated": now,
         "dry_run": cfg.dry_run,
@@ -51,10 +80,15 @@ pub fn document(cfg: &ReceiverConfig, rules: &[Rule], s: &State) -> serde_json::
         "holds": s.holds,
         "budgets": budgets,
         "cooldowns": s.cooldowns,
+        "backoff": backoff,
+        "quiet": quiet,
         "pending_approvals": s.pending.iter().map(|(id, p)| serde_json::json!({
             "id": id, "rule": p.rule, "target": p.target, "at": p.at,
             "alertname": p.alert.alertname(), "actions": p.actions,
         })).collect::<Vec<_>>(),
         "last_actions": s.last_actions,
+        "firing": s.firing.list(),
+        "pipeline": s.pipeline.status(&cfg.heartbeat),
+        "host": host,
     })
 }

@@ -59,6 +59,18 @@ impl InProcess {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// The receiver's status document (`GET /api/v1/status`, bearer `token`).
+    pub async fn status(&self, token: &str) -> serde_json::Value {
+        let r = client()
+            .get(self.url("/api/v1/status"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
     pub async fn stop(self) {
         self.shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(15), self.handle).await;
@@ -306,4 +318,12 @@ pub fn promtool_check_metrics(body: &str) {
         out.status.success() && findings.trim().is_empty(),
         "promtool findings:\n{findings}"
     );
+}
+
+/// The value of the unlabelled sample `name` in a text exposition (`/metrics`).
+pub fn sample_value(exposition: &str, name: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
 }

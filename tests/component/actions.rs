@@ -558,6 +558,7 @@ fn docker_spec(op: DockerOp, policy: Option<&str>) -> ActionSpec {
         op,
         container: "{{ labels.container }}".into(),
         policy: policy.map(str::to_string),
+        restart_dependents: false,
     })
 }
 
