@@ -17,24 +17,13 @@
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
 use crate::cgroup::{PRESSURE_RESOURCES, Pressure, parse_pressure};
 use crate::collector::{CollectError, Collector};
 use crate::metrics::MetricSet;
 
-/// `[pressure]` section.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    pub enabled: bool,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config { enabled: true }
-    }
-}
+/// `[pressure]` section: only `enabled`.
+pub type Config = super::Switch;
 
 pub struct PressureCollector {
     procfs: PathBuf,
