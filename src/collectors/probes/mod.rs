@@ -304,6 +304,13 @@ pub async fn run_http(client: &tls::ProbeClient, p: &HttpProbe) -> ProbeResult {
         Ok::<u16, reqwest::Error>(status)
     })
     .await;
+    let timed_out = || {
+        let e = ProbeError::HttpTimeout {
+            url: p.url.clone(),
+            timeout: p.timeout,
+        };
+        (false, 0, Some(e.to_string()))
+    };
     let (success, code, error) = match res {
         Ok(Ok(status)) => {
             let ok = match &p.expected_status {
@@ -319,17 +326,7 @@ pub async fn run_http(client: &tls::ProbeClient, p: &HttpProbe) -> ProbeResult {
             });
             (ok, status as i64, err)
         }
-        Ok(Err(e)) if e.is_timeout() => (
-            false,
-            0,
-            Some(
-                ProbeError::HttpTimeout {
-                    url: p.url.clone(),
-                    timeout: p.timeout,
-                }
-                .to_string(),
-            ),
-        ),
+        Ok(Err(e)) if e.is_timeout() => timed_out(),
         Ok(Err(e)) => (
             false,
             e.status().map(|s| s.as_u16() as i64).unwrap_or(0),
@@ -341,17 +338,7 @@ pub async fn run_http(client: &tls::ProbeClient, p: &HttpProbe) -> ProbeResult {
                 .to_string(),
             ),
         ),
-        Err(_) => (
-            false,
-            0,
-            Some(
-                ProbeError::HttpTimeout {
-                    url: p.url.clone(),
-                    timeout: p.timeout,
-                }
-                .to_string(),
-            ),
-        ),
+        Err(_) => timed_out(),
     };
     ProbeResult {
         success,
