@@ -249,19 +249,88 @@ pub fn parse_blkio(text: &str) -> IoBytes {
     io
 }
 
+/// The PSI file of each of [`PRESSURE_RESOURCES`].
+const PRESSURE_FILES: [&str; 3] = ["cpu.pressure", "memory.pressure", "io.pressure"];
+
 /// Reads a v2 cgroup directory (blocking; up to eight small reads; no
 /// `memory.stat`). Absent files give `None`; an absent directory gives an
 /// all-`None` [`Usage`].
 pub fn read_v2(dir: &Path) -> Usage {
-    Usage {
-        cpu_usec: read_text(&dir.join("cpu.stat")).and_then(|t| keyed(&t, "usage_usec")),
-        memory_current: read_u64(&dir.join("memory.current")),
-        memory_peak: read_u64(&dir.join("memory.peak")),
-        memory_working_set: None,
-        tasks: read_u64(&dir.join("pids.current")),
-        io: read_text(&dir.join("io.stat")).map(|t| parse_io_stat(&t)),
-        pressure: PRESSURE_RESOURCES
-            .map(|r| read_text(&dir.join(format!("{r}.pressure"))).and_then(|t| parse_pressure(&t))),
+    read_v2_with(&mut |f| read_text(&dir.join(f)), |_| true)
+}
+
+/// [`read_v2`] through `read` (a file name → its text), opening the files of
+/// the `memory`, `pids` and `io` controllers only where `enabled(controller)`
+/// says the controller is on (`cpu.stat` and the pressure files are core
+/// files, in every cgroup).
+fn read_v2_with(read: &mut dyn FnMut(&str) -> Option<String>, enabled: impl Fn(&str) -> bool) -> Usage {
+    let memory = enabled("memory");
+    let mut u = Usage {
+        cpu_usec: read("cpu.stat").and_then(|t| keyed(&t, "usage_usec")),
+        ..Usage::default()
+    };
+    if memory {
+        u.memory_current = read("memory.current").and_then(|t| t.trim().parse().ok());
+        u.memory_peak = read("memory.peak").and_then(|t| t.trim().parse().ok());
+    }
+    if enabled("pids") {
+        u.tasks = read("pids.current").and_then(|t| t.trim().parse().ok());
+    }
+    if enabled("io") {
+        u.io = read("io.stat").map(|t| parse_io_stat(&t));
+    }
+    for (p, f) in u.pressure.iter_mut().zip(PRESSURE_FILES) {
+        *p = read(f).and_then(|t| parse_pressure(&t));
+    }
+    u
+}
+
+/// Reads many v2 cgroup directories (the units of one scrape) cheaply:
+/// - remembers per parent directory which controllers its children have
+///   (the parent's `cgroup.subtree_control`): a child has a controller's
+///   files exactly when its parent enables it, so files that cannot exist
+///   are not opened (on a hybrid host, four of eight per unit); a parent
+///   whose `cgroup.subtree_control` cannot be read: every file is tried;
+/// - opens each directory once and its files relative to it (`openat`), so
+///   the kernel walks the long cgroup path once per unit, not per file.
+#[derive(Debug, Default)]
+pub struct V2Reader {
+    parents: std::collections::HashMap<PathBuf, Option<String>>,
+}
+
+impl V2Reader {
+    /// [`read_v2`] of `dir` (blocking).
+    pub fn read(&mut self, dir: &Path) -> Usage {
+        use nix::fcntl::{OFlag, open, openat};
+        use nix::sys::stat::Mode;
+        let enabled = match dir.parent() {
+            Some(p) => self
+                .parents
+                .entry(p.to_path_buf())
+                .or_insert_with(|| read_text(&p.join("cgroup.subtree_control")))
+                .as_deref(),
+            None => None,
+        };
+        let Ok(dfd) = open(
+            dir,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) else {
+            return Usage::default();
+        };
+        let mut read = |name: &str| -> Option<String> {
+            let fd = openat(&dfd, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
+            let mut text = String::new();
+            std::io::Read::read_to_string(
+                &mut std::io::Read::take(std::fs::File::from(fd), FILE_LIMIT as u64),
+                &mut text,
+            )
+            .ok()?;
+            Some(text)
+        };
+        read_v2_with(&mut read, |c| {
+            enabled.is_none_or(|t| t.split_whitespace().any(|w| w == c))
+        })
     }
 }
 
@@ -504,7 +573,7 @@ pub fn write_usage(out: &mut MetricSet, names: &SeriesNames, labels: &[(&'static
 /// Who owns a process: its systemd unit (and that unit's manager) and its
 /// Docker container, from `/proc/<pid>/cgroup`. Each part is `None` when the
 /// path names none.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
 pub struct Owner {
     /// `system`, or `user:<name>` (`user:<uid>` when the uid has no passwd
     /// entry) for units of a user manager: the systemd collector's
@@ -521,14 +590,38 @@ pub struct Owner {
 /// `passwd` names the users of user managers. `None` when the file cannot be
 /// read (the process is gone).
 pub fn owner(procfs: &Path, pid: i32, passwd: &Passwd) -> Option<Owner> {
-    let text = crate::procfs::read_cgroup(procfs, i64::from(pid)).ok()?;
-    Some(parse_owner(&text, passwd))
+    owner_below(procfs, pid, "/", passwd)
 }
 
-/// [`owner`] from the text of `/proc/<pid>/cgroup`. The unit comes from the
-/// v2 line, else systemd's named v1 tree (`name=systemd`), else any line;
-/// the container from the first line naming one.
+/// [`owner`], naming units only below the cgroup `root` (a path as
+/// `/proc/<pid>/cgroup` shows it, e.g. `/lxc.payload.web`: the cgroup of a
+/// machine or container whose own systemd owns the units; `/`: this host's
+/// systemd). Units are named relative to `root`; a process outside it has no
+/// unit (its container is still named).
+pub fn owner_below(procfs: &Path, pid: i32, root: &str, passwd: &Passwd) -> Option<Owner> {
+    let text = crate::procfs::read_cgroup(procfs, i64::from(pid)).ok()?;
+    Some(parse_owner_below(&text, root, passwd))
+}
+
+/// [`owner`] from the text of `/proc/<pid>/cgroup`.
 pub fn parse_owner(text: &str, passwd: &Passwd) -> Owner {
+    parse_owner_below(text, "/", passwd)
+}
+
+/// `path` relative to `root`, component-wise (`None`: not below it).
+fn strip_root<'a>(path: &'a str, root: &str) -> Option<&'a str> {
+    let root = root.trim_matches('/');
+    if root.is_empty() {
+        return Some(path);
+    }
+    let rest = path.trim_start_matches('/').strip_prefix(root)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+/// [`owner_below`] from the text of `/proc/<pid>/cgroup`. The unit comes
+/// from the v2 line, else systemd's named v1 tree (`name=systemd`), else any
+/// line; the container from the first line naming one.
+pub fn parse_owner_below(text: &str, root: &str, passwd: &Passwd) -> Owner {
     let lines = parse_proc_cgroup(text);
     let mut ordered: Vec<&CgroupLine> = Vec::with_capacity(lines.len());
     ordered.extend(lines.iter().filter(|l| l.controllers.is_empty()));
@@ -541,7 +634,7 @@ pub fn parse_owner(text: &str, passwd: &Passwd) -> Owner {
     let mut o = Owner::default();
     for l in &ordered {
         if o.unit.is_none()
-            && let Some((manager, unit)) = unit_of_path(l.path, passwd)
+            && let Some((manager, unit)) = strip_root(l.path, root).and_then(|p| unit_of_path(p, passwd))
         {
             o.manager = Some(manager);
             o.unit = Some(unit);
@@ -724,6 +817,31 @@ mod tests {
     }
 
     #[test]
+    fn v2_reader_skips_controllers_the_parent_does_not_enable() {
+        let t = tempfile::tempdir().unwrap();
+        let (on, off, unknown) = (t.path().join("on"), t.path().join("off"), t.path().join("unknown"));
+        w(on.join("cgroup.subtree_control"), "cpu io memory pids\n");
+        w(off.join("cgroup.subtree_control"), "cpu\n");
+        for d in [&on, &off, &unknown] {
+            let u = d.join("a.service");
+            w(u.join("cpu.stat"), "usage_usec 5\n");
+            w(u.join("memory.current"), "10\n");
+            w(u.join("pids.current"), "2\n");
+            w(u.join("io.stat"), "8:0 rbytes=1 wbytes=2\n");
+        }
+        let mut r = V2Reader::default();
+        let got = |r: &mut V2Reader, d: &Path| {
+            let u = r.read(&d.join("a.service"));
+            (u.cpu_usec, u.memory_current, u.tasks, u.io.map(|i| i.written))
+        };
+        assert_eq!(got(&mut r, &on), (Some(5), Some(10), Some(2), Some(2)));
+        // A stale file a disabled controller left behind is not read.
+        assert_eq!(got(&mut r, &off), (Some(5), None, None, None));
+        assert_eq!(got(&mut r, &unknown), (Some(5), Some(10), Some(2), Some(2)));
+        assert_eq!(r.read(&on.join("a.service")), read_v2(&on.join("a.service")));
+    }
+
+    #[test]
     fn detects_unified_tree() {
         let t = tempfile::tempdir().unwrap();
         assert_eq!(Hierarchies::detect(t.path()).unified, None);
@@ -878,6 +996,19 @@ mod tests {
         // Upper-case or short hex is not a Docker id.
         assert_eq!(own(&format!("0::/docker/{}\n", ID.to_uppercase())).container_id, None);
         assert_eq!(own("0::/docker/abc\n").container_id, None);
+
+        // A machine's systemd, seen from the host.
+        let m = "0::/hostmedic-test-9/system.slice/spin.service\n";
+        assert_eq!(own(m), Owner::default());
+        assert_eq!(
+            parse_owner_below(m, "/hostmedic-test-9/", &pw),
+            o(Some("system"), Some("spin.service"), None)
+        );
+        assert_eq!(parse_owner_below(m, "/hostmedic-test", &pw), Owner::default());
+        assert_eq!(
+            parse_owner_below("0::/system.slice/cron.service\n", "/hostmedic-test-9", &pw),
+            Owner::default()
+        );
 
         let t = tempfile::tempdir().unwrap();
         w(t.path().join("7/cgroup"), "0::/system.slice/x.service\n");

@@ -26,6 +26,7 @@ pub struct Config {
     pub global: GlobalConfig,
     pub host: collectors::host::Config,
     pub hwmon: collectors::hwmon::Config,
+    pub pressure: collectors::pressure::Config,
     pub processes: collectors::processes::Config,
     pub logfile: collectors::logfile::Config,
     pub probes: collectors::probes::Config,
@@ -189,6 +190,16 @@ pub const COLLECTORS: &[Registration] = &[
         },
     },
     Registration {
+        name: "pressure",
+        section: "pressure",
+        wanted: |c| c.pressure.enabled,
+        build: |c| {
+            Ok(Arc::new(collectors::pressure::PressureCollector::new(
+                &c.global.procfs_root,
+            )))
+        },
+    },
+    Registration {
         name: "processes",
         section: "processes",
         wanted: |c| c.processes.enabled,
@@ -196,6 +207,7 @@ pub const COLLECTORS: &[Registration] = &[
             Ok(Arc::new(collectors::processes::ProcessesCollector::new(
                 &c.processes,
                 &c.global.procfs_root,
+                &c.systemd.passwd_file,
             )?))
         },
     },
@@ -227,7 +239,10 @@ pub const COLLECTORS: &[Registration] = &[
         wanted: |c| c.systemd.enabled,
         build: |c| {
             c.systemd.check_limits("systemd", c.global.collector_timeout)?;
-            Ok(Arc::new(collectors::systemd::SystemdCollector::new(&c.systemd)?))
+            Ok(Arc::new(collectors::systemd::SystemdCollector::new(
+                &c.systemd,
+                &c.global.sysfs_root,
+            )?))
         },
     },
     Registration {

@@ -7,8 +7,8 @@
 //! scrape:   GET /metrics ─ server ─ app::App::scrape
 //!             └─ collector::Runner (every collector concurrently, each under
 //!                global.collector_timeout; a failing one never fails the scrape)
-//!                  └─ collectors::{host, hwmon, processes, logfile, probes,
-//!                     docker, systemd, git_lfs, paths}  (built from config::COLLECTORS)
+//!                  └─ collectors::{host, hwmon, pressure, processes, logfile,
+//!                     probes, docker, systemd, git_lfs, paths}  (built from config::COLLECTORS)
 //!                       └─ metrics::MetricSet (the snapshot) ─ encode (OpenMetrics | 0.0.4)
 //!
 //! webhook:  POST /api/v1/alerts ─ server ─ receiver::http (method, auth, limits, payload)

@@ -9,30 +9,12 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
 use crate::collector::{CollectError, Collector};
-use crate::error::ConfigError;
 use crate::metrics::MetricSet;
 
-/// `[hwmon]` section.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    pub enabled: bool,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config { enabled: true }
-    }
-}
-
-impl Config {
-    pub fn validate(&self, _key: &str) -> Result<(), ConfigError> {
-        Ok(())
-    }
-}
+/// `[hwmon]` section: only `enabled`.
+pub type Config = super::Switch;
 
 pub struct HwmonCollector {
     sysfs: PathBuf,

@@ -9,6 +9,29 @@ pub mod host;
 pub mod hwmon;
 pub mod logfile;
 pub mod paths;
+pub mod pressure;
 pub mod probes;
 pub mod processes;
 pub mod systemd;
+
+/// A collector section whose only key is `enabled` (default `true`): the
+/// `[hwmon]` and `[pressure]` sections, whose sources are fixed files under
+/// the global roots.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Switch {
+    pub enabled: bool,
+}
+
+impl Default for Switch {
+    fn default() -> Self {
+        Switch { enabled: true }
+    }
+}
+
+impl Switch {
+    /// Nothing to check beyond the types.
+    pub fn validate(&self, _key: &str) -> Result<(), crate::error::ConfigError> {
+        Ok(())
+    }
+}

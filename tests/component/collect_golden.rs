@@ -1,6 +1,7 @@
 //! Golden-file test of `hostmedic collect` (node_exporter's `e2e-output.txt`
 //! idea): the real binary scrapes the fixture trees `tests/fixtures/sysfs`
-//! (hwmon) and `tests/fixtures/procfs` (processes: top-K and watches) once,
+//! (hwmon) and `tests/fixtures/procfs` (processes: top-K and watches with
+//! their owners from `<pid>/cgroup`; host pressure from `pressure/*`) once,
 //! and its output must equal `tests/fixtures/collect-output.txt`, so any
 //! change in the exported series (a name, a label, help text, a value, the
 //! order) shows as a diff in review.
@@ -72,6 +73,10 @@ fn golden_config(dir: &Path) -> PathBuf {
                 .path("procfs_root", fx.join("procfs"));
         })
         .disable(&["host", "docker", "systemd"])
+        // Names the user of the user-manager unit in the owner labels.
+        .section("systemd", |s| {
+            s.path("passwd_file", fx.join("passwd"));
+        })
         .section("processes", |p| {
             p.set("top_k", 6)
                 .push("watch", |w| {

@@ -29,6 +29,7 @@ mod processes_logs_probes_binary;
 mod receiver;
 mod receiver_policy;
 mod reload;
+mod resources;
 mod sd_notify;
 mod server;
 mod status;

@@ -51,7 +51,7 @@ async fn busy_loop_child_is_in_top_k_with_rising_cpu_seconds() {
         sample_interval: Duration::from_millis(500),
         ..Config::default()
     };
-    let c = Arc::new(ProcessesCollector::new(&cfg, Path::new("/proc")).unwrap());
+    let c = Arc::new(ProcessesCollector::new(&cfg, Path::new("/proc"), Path::new("/etc/passwd")).unwrap());
     let stop = CancellationToken::new();
     tokio::spawn(c.clone().background(stop.clone()));
 
@@ -105,7 +105,7 @@ async fn busy_loop_child_is_in_top_k_with_rising_cpu_seconds() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn default_top_k_is_five() {
-    let c = ProcessesCollector::new(&Config::default(), Path::new("/proc")).unwrap();
+    let c = ProcessesCollector::new(&Config::default(), Path::new("/proc"), Path::new("/etc/passwd")).unwrap();
     let m = scrape(&c).await; // no background sampler: the scrape takes its own window
     let n = m.get("hostmedic_process_top_cpu_seconds").unwrap().samples.len();
     assert_eq!(n, 5);
@@ -160,7 +160,7 @@ async fn watches_count_real_processes_zero_one_three() {
         ..Config::default()
     };
     cfg.validate("processes").unwrap();
-    let c = Arc::new(ProcessesCollector::new(&cfg, Path::new("/proc")).unwrap());
+    let c = Arc::new(ProcessesCollector::new(&cfg, Path::new("/proc"), Path::new("/etc/passwd")).unwrap());
 
     // Zero matches still report 0 (and no oldest start time).
     let m = scrape(&c).await;
@@ -247,7 +247,7 @@ async fn watch_cpu_seconds_is_a_counter_across_exits() {
         watch: vec![watch("burn", None, Some(regex_escape(&marker)), None, None)],
         ..Config::default()
     };
-    let c = Arc::new(ProcessesCollector::new(&cfg, Path::new("/proc")).unwrap());
+    let c = Arc::new(ProcessesCollector::new(&cfg, Path::new("/proc"), Path::new("/etc/passwd")).unwrap());
     let stop = CancellationToken::new();
     tokio::spawn(c.clone().background(stop.clone()));
     // Burns CPU for a bounded amount of work, then exits by itself.
@@ -284,7 +284,7 @@ async fn watch_cpu_seconds_is_a_counter_across_exits() {
 #[tokio::test]
 async fn missing_procfs_is_reported_as_absent() {
     let empty = tempfile::tempdir().unwrap();
-    let c = ProcessesCollector::new(&Config::default(), &empty.path().join("nope")).unwrap();
+    let c = ProcessesCollector::new(&Config::default(), &empty.path().join("nope"), Path::new("/etc/passwd")).unwrap();
     let err = c.collect(&mut MetricSet::new()).await.unwrap_err();
     assert!(matches!(err, CollectError::Unavailable(_)), "{err}");
 }

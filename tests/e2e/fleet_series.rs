@@ -87,8 +87,9 @@ async fn series_of_a_host_with_200_units_and_20_containers() {
             &cfg,
             format!(
                 "[systemd]\nbus_address = \"{bus}\"\nuser_managers = \"none\"\nunit_state_series = \"{mode}\"\n\
-                 [docker]\nhost = \"{docker}\"\n",
+                 cgroup_root = \"{cg}\"\n[docker]\nhost = \"{docker}\"\n",
                 bus = m.bus_address(),
+                cg = m.cgroup().display(),
                 docker = engine.docker_host(),
             ),
         )

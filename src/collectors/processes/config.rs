@@ -22,6 +22,12 @@ pub struct Config {
     pub cmdline_max_chars: usize,
     /// `[[processes.watch]]` entries.
     pub watch: Vec<Watch>,
+    /// The cgroup (a path as `/proc/<pid>/cgroup` shows it) of the systemd
+    /// whose units the `unit`/`manager` owner labels name: `/` for this
+    /// host's systemd; a machine's or container's cgroup (e.g.
+    /// `/lxc.payload.web`) to name the units of the systemd inside it.
+    /// Processes outside it get no unit label.
+    pub owner_cgroup_root: String,
 }
 
 impl Default for Config {
@@ -32,6 +38,7 @@ impl Default for Config {
             sample_interval: Duration::from_secs(5),
             cmdline_max_chars: 80,
             watch: Vec::new(),
+            owner_cgroup_root: "/".into(),
         }
     }
 }
@@ -89,6 +96,15 @@ impl Config {
             return Err(ConfigError::invalid(
                 format!("{key}.cmdline_max_chars"),
                 "must be at least 8",
+            ));
+        }
+        if !self.owner_cgroup_root.starts_with('/') {
+            return Err(ConfigError::invalid(
+                format!("{key}.owner_cgroup_root"),
+                format!(
+                    "must be an absolute cgroup path (\"/\" or e.g. \"/lxc.payload.web\"), got {:?}",
+                    self.owner_cgroup_root
+                ),
             ));
         }
         let mut names = HashSet::new();

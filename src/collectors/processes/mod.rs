@@ -17,7 +17,7 @@
 //! sample that is at least one second old, so the ratio is meaningful from
 //! the first scrape on (1.0 = one full CPU).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,6 +40,10 @@ pub use crate::procfs::{
     ProcError, ProcStat, START_TIME_TOLERANCE_SECONDS, boot_time, clock_ticks_per_second, parse_stat, read_stat,
     same_process, start_time_seconds,
 };
+
+/// Most owners listed per watch by `hostmedic_process_watch_owner_processes`
+/// (those with the most matching processes): bounds its label sets.
+pub const MAX_OWNERS_PER_WATCH: usize = 5;
 
 /// Label form of a command line: control characters replaced, cut to
 /// `max_chars` characters with a trailing `…`; kernel threads (empty cmdline)
@@ -102,6 +106,11 @@ pub struct ProcessesCollector {
 
 struct Inner {
     procfs: PathBuf,
+    /// See `processes.owner_cgroup_root`.
+    owner_cgroup_root: String,
+    /// Names the users of user managers in the owner labels (the systemd
+    /// collector's `systemd.passwd_file`, re-read every scrape).
+    passwd_file: PathBuf,
     top_k: usize,
     sample_interval: Duration,
     cmdline_max_chars: usize,
@@ -117,20 +126,23 @@ const MIN_WINDOW: Duration = Duration::from_secs(1);
 const FALLBACK_WINDOW: Duration = Duration::from_millis(500);
 
 impl ProcessesCollector {
-    pub fn new(cfg: &Config, procfs_root: &Path) -> Result<Self, ConfigError> {
+    /// `passwd_file` names user managers' users in the owner labels.
+    pub fn new(cfg: &Config, procfs_root: &Path, passwd_file: &Path) -> Result<Self, ConfigError> {
         Ok(ProcessesCollector {
-            inner: Arc::new(Inner::new(cfg, procfs_root)?),
+            inner: Arc::new(Inner::new(cfg, procfs_root, passwd_file)?),
         })
     }
 }
 
 impl Inner {
-    fn new(cfg: &Config, procfs_root: &Path) -> Result<Self, ConfigError> {
+    fn new(cfg: &Config, procfs_root: &Path, passwd_file: &Path) -> Result<Self, ConfigError> {
         let watches = cfg.build("processes")?.into_iter().map(WatchState::new).collect();
         let hz = clock_ticks_per_second().map_err(|e| ConfigError::invalid("processes", e))?;
         let page_size = page_size().map_err(|e| ConfigError::invalid("processes", e))?;
         Ok(Inner {
             procfs: procfs_root.to_path_buf(),
+            owner_cgroup_root: cfg.owner_cgroup_root.clone(),
+            passwd_file: passwd_file.to_path_buf(),
             top_k: cfg.top_k,
             sample_interval: cfg.sample_interval,
             cmdline_max_chars: cfg.cmdline_max_chars,
@@ -236,6 +248,10 @@ impl Inner {
                 .then(a.1.stat.pid.cmp(&b.1.stat.pid))
         });
 
+        let passwd = crate::systemd::Passwd::load(&self.passwd_file);
+        let owner_of = |pid: i32| {
+            crate::cgroup::owner_below(&self.procfs, pid, &self.owner_cgroup_root, &passwd).unwrap_or_default()
+        };
         for (ratio, p) in ranked.iter().take(self.top_k) {
             let pid = p.stat.pid.to_string();
             let cmdline = match &p.cmdline {
@@ -247,12 +263,14 @@ impl Inner {
                 Some(uid) => Self::user_name(&mut st.users, uid),
                 None => String::new(),
             };
-            let l = [
+            let owner = owner_of(p.stat.pid);
+            let mut l = vec![
                 ("pid", pid.as_str()),
                 ("comm", p.stat.comm.as_str()),
                 ("cmdline", cmdline.as_str()),
                 ("user", user.as_str()),
             ];
+            owner_labels(&mut l, &owner);
             out.gauge(
                 "hostmedic_process_top_cpu_usage_ratio",
                 "CPU used by this process since the previous sample (1.0 = one full CPU).",
@@ -312,6 +330,20 @@ impl Inner {
                     ticks_to_unix(btime, oldest, self.hz),
                 );
             }
+            let mut owners: BTreeMap<crate::cgroup::Owner, u64> = BTreeMap::new();
+            for p in &matching {
+                *owners.entry(owner_of(p.stat.pid)).or_default() += 1;
+            }
+            for (owner, n) in crate::cgroup::top_owners(&owners, MAX_OWNERS_PER_WATCH) {
+                let mut ol = vec![("watch", w.cfg.name.as_str())];
+                owner_labels(&mut ol, owner);
+                out.gauge(
+                    "hostmedic_process_watch_owner_processes",
+                    "Matching processes per owner (systemd unit and manager, Docker container; from /proc/<pid>/cgroup), for the owners with the most processes.",
+                    &ol,
+                    n as f64,
+                );
+            }
             let rss: u64 = matching.iter().map(|p| p.stat.rss_pages).sum();
             out.gauge(
                 "hostmedic_process_watch_resident_memory_bytes",
@@ -321,6 +353,20 @@ impl Inner {
             );
         }
         Ok(())
+    }
+}
+
+/// Appends the `manager`, `unit`, `container` labels an owner has (a part it
+/// lacks adds no label).
+fn owner_labels<'a>(l: &mut Vec<(&'static str, &'a str)>, o: &'a crate::cgroup::Owner) {
+    for (k, v) in [
+        ("manager", &o.manager),
+        ("unit", &o.unit),
+        ("container", &o.container_id),
+    ] {
+        if let Some(v) = v {
+            l.push((k, v.as_str()));
+        }
     }
 }
 

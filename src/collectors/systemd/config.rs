@@ -66,7 +66,7 @@ pub struct Config {
     /// `global.collector_timeout` so a hung bus is detected and dropped.
     #[serde(with = "humantime_serde")]
     pub call_timeout: Duration,
-    /// Units read at once per manager (each read is 1–5 pipelined `Get`s).
+    /// Units read at once per manager (each read is 1–6 pipelined `Get`s).
     pub max_concurrency: usize,
     /// Longest time a unit's cached properties are trusted without a change
     /// signal; `0s`: no cache, every unit of interest is read every scrape.
@@ -74,7 +74,21 @@ pub struct Config {
     pub refresh_interval: Duration,
     /// `"all"` (one-hot, 6 series per unit) or `"current"` (1 per unit).
     pub unit_state_series: UnitStateSeries,
+    /// Unit types whose cgroup resources (CPU, memory, tasks, I/O, pressure)
+    /// are exported, of the units the filters keep: any of
+    /// [`RESOURCE_UNIT_TYPES`]; `[]` turns resource reading off.
+    pub resources: Vec<String>,
+    /// The cgroup v2 directory that the managers' `ControlGroup` paths are
+    /// relative to (their cgroup namespace's root, seen from hostmedic).
+    /// Empty: `<global.sysfs_root>/fs/cgroup`, or its `unified` subdirectory
+    /// on a hybrid (v1 + v2) host. Set it when systemd runs in another
+    /// cgroup namespace than hostmedic (a container's or machine's systemd:
+    /// its cgroup directory on this host).
+    pub cgroup_root: PathBuf,
 }
+
+/// Unit types that own a cgroup, for `systemd.resources`.
+pub const RESOURCE_UNIT_TYPES: [&str; 6] = ["service", "scope", "slice", "socket", "mount", "swap"];
 
 impl Default for Config {
     fn default() -> Self {
@@ -92,6 +106,8 @@ impl Default for Config {
             max_concurrency: 32,
             refresh_interval: Duration::from_secs(300),
             unit_state_series: UnitStateSeries::All,
+            resources: vec!["service".into()],
+            cgroup_root: PathBuf::new(),
         }
     }
 }
@@ -127,6 +143,19 @@ impl Config {
             return Err(ConfigError::invalid(
                 format!("{key}.max_concurrency"),
                 "must be at least 1",
+            ));
+        }
+        if let Some(bad) = self
+            .resources
+            .iter()
+            .find(|t| !RESOURCE_UNIT_TYPES.contains(&t.as_str()))
+        {
+            return Err(ConfigError::invalid(
+                format!("{key}.resources"),
+                format!(
+                    "unknown unit type {bad:?}: expected some of {}",
+                    RESOURCE_UNIT_TYPES.join(", ")
+                ),
             ));
         }
         match &self.user_managers {

@@ -72,6 +72,17 @@ pub(super) const UNITS: &str = "hostmedic_systemd_units";
 pub(super) const INFO: &str = "hostmedic_systemd_info";
 pub(super) const MANAGER_UP: &str = "hostmedic_systemd_manager_up";
 
+/// The per-unit cgroup series (`systemd.resources`).
+pub(super) const UNIT_SERIES: crate::cgroup::SeriesNames = crate::cgroup::SeriesNames {
+    cpu: "hostmedic_systemd_unit_cpu_seconds",
+    memory_current: Some("hostmedic_systemd_unit_memory_current_bytes"),
+    memory_peak: Some("hostmedic_systemd_unit_memory_peak_bytes"),
+    tasks: Some("hostmedic_systemd_unit_tasks"),
+    io_read: "hostmedic_systemd_unit_io_read_bytes",
+    io_written: "hostmedic_systemd_unit_io_written_bytes",
+    pressure: "hostmedic_systemd_unit_pressure_stalled_seconds",
+};
+
 pub(super) fn declare(out: &mut MetricSet) {
     use crate::metrics::Kind::{Counter, Gauge};
     for (name, help, kind) in [
@@ -184,6 +195,9 @@ pub(super) fn emit(out: &mut MetricSet, md: &ManagerData, series: UnitStateSerie
         }
         if let Some(s) = d.props.exec_main_status {
             out.gauge(EXEC_MAIN_STATUS, "", &short, s as f64);
+        }
+        if let Some(u) = md.usage.get(name) {
+            crate::cgroup::write_usage(out, &UNIT_SERIES, &short, u);
         }
         if let Some(target) = &d.props.timer_unit {
             let l = [("manager", mgr), ("timer", name.as_str()), ("unit", target.as_str())];

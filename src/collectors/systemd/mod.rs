@@ -5,8 +5,8 @@
 //! Cost per scrape and manager: one `ListUnits` (states of every unit), one
 //! `ListUnitsByNames` for expected units that are not loaded, then, per unit
 //! of interest whose properties are not cached, one batch of concurrent
-//! property `Get`s (only the 1–5 properties its type needs), all pipelined on
-//! the manager's one connection with bounded concurrency.
+//! property `Get`s (only the 1–6 properties its type needs), all pipelined
+//! on the manager's one connection with bounded concurrency.
 //!
 //! Why `Get`s and a cache rather than `GetAll`: measured on systemd 252,
 //! 1,000 services read serially took 0.33 s with one `Get` each, 5.3 s with
@@ -21,6 +21,14 @@
 //!
 //! Every call is bounded by `systemd.call_timeout`; a transport error or
 //! timeout drops the connection (and the cache) so the next scrape reconnects.
+//!
+//! Resources (`systemd.resources`, default services): for the exported units
+//! of those types the batch also gets `ControlGroup` (cached like the other
+//! properties: it changes only with the unit's state), and each scrape reads
+//! the unit's cgroup files directly under `systemd.cgroup_root`
+//! ([`crate::cgroup`]: CPU, memory, tasks, I/O, pressure), all units in one
+//! blocking task; no D-Bus call per accounting property, which would cost
+//! systemd a `GetAll`-like computation per unit.
 //!
 //! Files: `config.rs` (the section, its checks, the unit filters),
 //! `props.rs` (per-unit property reads), `encode.rs` (series), this file
@@ -49,6 +57,9 @@ use self::props::*;
 
 pub struct SystemdCollector {
     cfg: Config,
+    /// Where the managers' `ControlGroup` paths are read (see
+    /// `systemd.cgroup_root`); unused when `resources` is empty.
+    cgroup_root: PathBuf,
     include: regex::Regex,
     exclude: regex::Regex,
     /// Expected unit names per manager label.
@@ -95,13 +106,20 @@ impl SystemdCollector {
 }
 
 impl SystemdCollector {
-    pub fn new(cfg: &Config) -> Result<Self, ConfigError> {
+    /// `sysfs_root` (`global.sysfs_root`) gives the default cgroup root.
+    pub fn new(cfg: &Config, sysfs_root: &std::path::Path) -> Result<Self, ConfigError> {
         let Filters {
             include,
             exclude,
             expect,
         } = cfg.filters("systemd")?;
+        let cgroup_root = if cfg.cgroup_root.as_os_str().is_empty() {
+            sysfs_root.join("fs/cgroup")
+        } else {
+            cfg.cgroup_root.clone()
+        };
         let mut c = SystemdCollector {
+            cgroup_root,
             include,
             exclude,
             cfg: cfg.clone(),
@@ -170,6 +188,9 @@ struct ManagerData {
     /// Units read only because a timer of interest triggers them.
     triggered: HashMap<String, UnitData>,
     expected: Vec<String>,
+    /// cgroup figures of the exported units of the `resources` types that
+    /// have a cgroup (filled by [`SystemdCollector::read_resources`]).
+    usage: HashMap<String, crate::cgroup::Usage>,
 }
 
 impl SystemdCollector {
@@ -259,6 +280,7 @@ impl SystemdCollector {
             units,
             triggered: triggered.into_iter().collect(),
             expected: expected.to_vec(),
+            usage: HashMap::new(),
         })
     }
 
@@ -319,7 +341,9 @@ impl SystemdCollector {
                 // Generation before the read: a change signal arriving during
                 // or after it makes the entry stale again.
                 let generation = changes.as_ref().map(|c| c.generation(entry.path.as_str())).unwrap_or(0);
-                let res = read_props(conn, &entry.path, unit_type(&entry.name), timeout, calls).await;
+                let ty = unit_type(&entry.name);
+                let cgroup = self.cfg.resources.iter().any(|t| t == ty);
+                let res = read_props(conn, &entry.path, ty, cgroup, timeout, calls).await;
                 (entry, generation, res)
             }
         }))
@@ -361,6 +385,54 @@ impl SystemdCollector {
     }
 }
 
+impl SystemdCollector {
+    /// Reads the cgroup files of every exported unit of a `resources` type
+    /// that has a cgroup, for all managers at once, in one blocking task
+    /// (a few small file reads per unit, no D-Bus call: the `ControlGroup`
+    /// paths came with the batched property reads). Returns what could be
+    /// read this scrape, for `hostmedic_cgroup_resource_available`.
+    async fn read_resources(&self, managers: &mut [&mut ManagerData]) -> crate::cgroup::Availability {
+        let mut wanted: Vec<(usize, String, String)> = Vec::new();
+        for (i, md) in managers.iter().enumerate() {
+            for (name, d) in &md.units {
+                let cg = d.props.control_group.as_deref().unwrap_or_default();
+                if !cg.is_empty() && self.cfg.resources.iter().any(|t| t == unit_type(name)) {
+                    wanted.push((i, name.clone(), cg.to_string()));
+                }
+            }
+        }
+        // The reads are syscalls (the kernel formats each file): spread them
+        // over the CPUs, one blocking task per chunk of units.
+        let h = Arc::new(crate::cgroup::Hierarchies::detect(&self.cgroup_root));
+        let tasks = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+        let per_task = wanted.len().div_ceil(tasks).max(64);
+        let mut chunks = Vec::new();
+        while !wanted.is_empty() {
+            let rest = wanted.split_off(per_task.min(wanted.len()));
+            chunks.push(std::mem::replace(&mut wanted, rest));
+        }
+        let read = futures::future::join_all(chunks.into_iter().map(|chunk| {
+            let h = h.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut reader = crate::cgroup::V2Reader::default();
+                chunk
+                    .into_iter()
+                    .filter_map(|(i, name, cg)| Some((i, name, reader.read(&h.v2_dir(&cg)?))))
+                    .collect::<Vec<_>>()
+            })
+        }))
+        .await
+        .into_iter()
+        .flat_map(Result::unwrap_or_default);
+        let mut avail = crate::cgroup::Availability::default();
+        for (i, name, usage) in read {
+            avail.note(&usage);
+            managers[i].usage.insert(name, usage);
+        }
+        avail
+    }
+}
+
 #[async_trait]
 impl Collector for SystemdCollector {
     fn name(&self) -> &'static str {
@@ -380,11 +452,17 @@ impl Collector for SystemdCollector {
             ));
         }
         let empty = Vec::new();
-        let results = futures::future::join_all(buses.iter().map(|(mgr, _)| {
+        let mut results = futures::future::join_all(buses.iter().map(|(mgr, _)| {
             let expected = self.expect.get(&mgr.bus.target.label).unwrap_or(&empty);
             self.collect_manager(mgr, expected)
         }))
         .await;
+        let avail = if self.cfg.resources.is_empty() {
+            None
+        } else {
+            let mut read: Vec<&mut ManagerData> = results.iter_mut().filter_map(|r| r.as_mut().ok()).collect();
+            Some(self.read_resources(&mut read).await)
+        };
 
         declare(out);
         let mut system_err = None;
@@ -404,6 +482,9 @@ impl Collector for SystemdCollector {
                     }
                 }
             }
+        }
+        if let Some(a) = avail {
+            a.write(out, "systemd");
         }
         match system_err {
             // Never reached and no socket: this host has no system bus.
@@ -492,12 +573,132 @@ mod tests {
 
     #[test]
     fn default_filter_drops_noise() {
-        let c = SystemdCollector::new(&Config::default()).unwrap();
+        let c = SystemdCollector::new(&Config::default(), std::path::Path::new("/sys")).unwrap();
         assert!(c.wanted("crashy.service"));
         assert!(c.wanted("backup.timer"));
         for noise in ["dev-sda.device", "home.mount", "user-1000.slice", "session-1.scope"] {
             assert!(!c.wanted(noise), "{noise}");
         }
+    }
+
+    /// A unit as `ListUnits` and the property reads would give it.
+    fn unit(name: &str, control_group: Option<&str>) -> UnitData {
+        UnitData {
+            entry: Some(UnitEntry {
+                name: name.into(),
+                description: String::new(),
+                load_state: "loaded".into(),
+                active_state: "active".into(),
+                sub_state: "running".into(),
+                following: String::new(),
+                path: zbus::OwnedObjectPath::try_from("/org/freedesktop/systemd1/unit/x").unwrap(),
+                job_id: 0,
+                job_type: String::new(),
+                job_path: zbus::OwnedObjectPath::try_from("/").unwrap(),
+            }),
+            props: Props {
+                control_group: control_group.map(Into::into),
+                ..Props::default()
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn unit_resources_from_the_fixture_cgroup_tree() {
+        let sysfs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sysfs");
+        let cfg = Config {
+            resources: vec!["service".into(), "scope".into()],
+            ..Config::default()
+        };
+        let c = SystemdCollector::new(&cfg, &sysfs).unwrap();
+        let mut md = ManagerData {
+            label: "system".into(),
+            version: "252".into(),
+            counts: BTreeMap::new(),
+            units: BTreeMap::new(),
+            triggered: HashMap::new(),
+            expected: Vec::new(),
+            usage: HashMap::new(),
+        };
+        for (name, cg) in [
+            ("worker.service", Some("/system.slice/worker.service")),
+            // Only cpu.stat: memory, tasks, io absent, not zero.
+            ("ssh.service", Some("/system.slice/ssh.service")),
+            // Inactive: no cgroup.
+            ("idle.service", Some("")),
+            // Its cgroup is gone (stopped between the reads).
+            ("gone.service", Some("/system.slice/gone.service")),
+            // Not a `resources` type: never read.
+            ("backup.timer", None),
+        ] {
+            md.units.insert(name.into(), unit(name, cg));
+        }
+        let avail = c.read_resources(&mut [&mut md]).await;
+        let mut out = MetricSet::new();
+        emit(&mut out, &md, UnitStateSeries::All);
+        avail.write(&mut out, "systemd");
+        let w = [("manager", "system"), ("name", "worker.service")];
+        let v = |name: &str, l: &[(&str, &str)]| out.value(name, l);
+        assert_eq!(v("hostmedic_systemd_unit_cpu_seconds", &w), Some(12.5));
+        assert_eq!(v("hostmedic_systemd_unit_memory_current_bytes", &w), Some(268435456.0));
+        assert_eq!(v("hostmedic_systemd_unit_memory_peak_bytes", &w), Some(536870912.0));
+        assert_eq!(v("hostmedic_systemd_unit_tasks", &w), Some(7.0));
+        assert_eq!(v("hostmedic_systemd_unit_io_read_bytes", &w), Some(1049600.0));
+        assert_eq!(v("hostmedic_systemd_unit_io_written_bytes", &w), Some(4194304.0));
+        let p = |r: &'static str, k: &'static str| {
+            v(
+                "hostmedic_systemd_unit_pressure_stalled_seconds",
+                &[w[0], w[1], ("resource", r), ("kind", k)],
+            )
+        };
+        assert_eq!(p("cpu", "some"), Some(4.0));
+        assert_eq!(p("io", "full"), Some(2.0));
+        let s = [("manager", "system"), ("name", "ssh.service")];
+        assert_eq!(v("hostmedic_systemd_unit_cpu_seconds", &s), Some(0.5));
+        assert_eq!(v("hostmedic_systemd_unit_memory_current_bytes", &s), None);
+        assert_eq!(v("hostmedic_systemd_unit_tasks", &s), None);
+        for name in ["idle.service", "gone.service", "backup.timer"] {
+            let l = [("manager", "system"), ("name", name)];
+            assert_eq!(v("hostmedic_systemd_unit_cpu_seconds", &l), None, "{name}");
+        }
+        let a = |r: &str| {
+            v(
+                crate::cgroup::AVAILABLE,
+                &[("collector", "systemd"), ("resource", r), ("reason", "")],
+            )
+        };
+        assert_eq!(a("memory"), Some(1.0));
+        assert_eq!(a("pressure"), Some(1.0));
+
+        // Resources off: nothing read, no availability series.
+        let off = SystemdCollector::new(
+            &Config {
+                resources: Vec::new(),
+                ..Config::default()
+            },
+            &sysfs,
+        )
+        .unwrap();
+        assert!(off.cfg.resources.is_empty());
+        let bad = Config {
+            resources: vec!["timer".into()],
+            ..Config::default()
+        };
+        let err = bad.validate("systemd", Duration::from_secs(5)).unwrap_err().to_string();
+        assert!(err.contains("systemd.resources"), "{err}");
+    }
+
+    #[test]
+    fn control_group_is_read_only_for_resource_types() {
+        assert!(wanted_props("service", true).contains(&(systemd::proxies::SERVICE_INTERFACE, "ControlGroup")));
+        assert!(!wanted_props("service", false).iter().any(|(_, p)| *p == "ControlGroup"));
+        assert_eq!(
+            wanted_props("slice", true),
+            [
+                (systemd::proxies::UNIT_INTERFACE, "ActiveEnterTimestamp"),
+                ("org.freedesktop.systemd1.Slice", "ControlGroup")
+            ]
+        );
     }
 
     #[test]

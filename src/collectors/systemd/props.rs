@@ -24,10 +24,24 @@ pub(super) struct Props {
     pub(super) last_trigger_usec: Option<u64>,
     pub(super) next_elapse_realtime: Option<u64>,
     pub(super) next_elapse_monotonic: Option<u64>,
+    /// `ControlGroup` (read only for the unit types of `resources`): the
+    /// unit's cgroup path below the manager's cgroup root; empty while the
+    /// unit has none (inactive).
+    pub(super) control_group: Option<String>,
 }
 
-/// The properties read for a unit of type `ty`: (interface, property).
-pub(super) fn wanted_props(ty: &str) -> Vec<(&'static str, &'static str)> {
+/// The D-Bus interface carrying `ControlGroup` for a unit type (the slice
+/// interface has no `Result`, so it is not in [`systemd::type_interface`]).
+fn cgroup_interface(ty: &str) -> Option<&'static str> {
+    match ty {
+        "slice" => Some("org.freedesktop.systemd1.Slice"),
+        t => systemd::type_interface(t),
+    }
+}
+
+/// The properties read for a unit of type `ty`: (interface, property);
+/// `cgroup`: also its `ControlGroup` (resources are exported for the type).
+pub(super) fn wanted_props(ty: &str, cgroup: bool) -> Vec<(&'static str, &'static str)> {
     use systemd::proxies::{SERVICE_INTERFACE as S, TIMER_INTERFACE as T, UNIT_INTERFACE as U};
     let mut v = vec![(U, "ActiveEnterTimestamp")];
     match ty {
@@ -49,6 +63,9 @@ pub(super) fn wanted_props(ty: &str) -> Vec<(&'static str, &'static str)> {
             }
         }
     }
+    if cgroup && let Some(iface) = cgroup_interface(ty) {
+        v.push((iface, "ControlGroup"));
+    }
     v
 }
 
@@ -56,8 +73,8 @@ pub(super) fn wanted_props(ty: &str) -> Vec<(&'static str, &'static str)> {
 /// `Get`s, pipelined on one connection, each under `timeout`.
 /// At most this many property reads wait for replies at once on the one
 /// connection, whatever `max_concurrency` (units in flight) says: a service
-/// needs five `Get`s, and dbus-daemon refuses a connection's 129th pending
-/// call with `LimitsExceeded` (`max_replies_per_connection`, 128 on Debian's
+/// needs up to six `Get`s (five, plus `ControlGroup` with resources on), and
+/// dbus-daemon refuses a connection's 129th pending call with `LimitsExceeded` (`max_replies_per_connection`, 128 on Debian's
 /// system bus), which would lose those units' data for the scrape.
 pub(super) const MAX_PENDING_CALLS: usize = 96;
 
@@ -65,10 +82,11 @@ pub(super) async fn read_props(
     conn: &zbus::Connection,
     path: &zbus::OwnedObjectPath,
     ty: &str,
+    cgroup: bool,
     timeout: Duration,
     calls: &tokio::sync::Semaphore,
 ) -> Result<Props, SystemdError> {
-    let gets = wanted_props(ty).into_iter().map(|(iface, prop)| async move {
+    let gets = wanted_props(ty, cgroup).into_iter().map(|(iface, prop)| async move {
         // Closed only if the scrape is dropped; then nothing waits for us.
         let _call = calls.acquire().await.ok();
         let fut = async {
@@ -98,6 +116,7 @@ pub(super) async fn read_props(
             "LastTriggerUSec" => p.last_trigger_usec = u64::try_from(v).ok(),
             "NextElapseUSecRealtime" => p.next_elapse_realtime = u64::try_from(v).ok(),
             "NextElapseUSecMonotonic" => p.next_elapse_monotonic = u64::try_from(v).ok(),
+            "ControlGroup" => p.control_group = String::try_from(v).ok(),
             _ => {}
         }
     }
