@@ -637,16 +637,10 @@ def remediation():
     ], ["instance", "rule", "target"]), 24, 6)
 
     l.row("Latency")
-    l.add(timeseries("Fault to verified remediation (total)", [
-        target(latency_quantile(0.5, 'stage="total", '), "{{instance}} p50"),
-        target(latency_quantile(0.9, 'stage="total", '), "{{instance}} p90"),
-    ], "s", min_=0,
+    l.add(timeseries("Fault to verified remediation (total)", latency_quantiles('stage="total", ', "{{instance}}"), "s", min_=0,
         desc="From the alert's startsAt (Prometheus' clock, after the rule's for:) to the remediation verified; "
              "only runs that succeeded for real. No value: nothing was remediated in the window."), 12, 8)
-    l.add(timeseries("Remediation latency by stage", [
-        target(latency_quantile(0.5, 'stage!="total", '), "{{instance}} {{stage}} p50"),
-        target(latency_quantile(0.9, 'stage!="total", '), "{{instance}} {{stage}} p90"),
-    ], "s", min_=0,
+    l.add(timeseries("Remediation latency by stage", latency_quantiles('stage!="total", ', "{{instance}} {{stage}}"), "s", min_=0,
         desc="Where the seconds go: alert_to_delivery (Alertmanager grouping), delivery_to_decision, "
              "decision_to_action_start, action, verification (docs/metrics.md)."), 12, 8)
 
@@ -666,10 +660,17 @@ def remediation():
                      "remediation latency and the alert pipeline's heartbeat.", l)
 
 
-def latency_quantile(q, matchers):
-    """p`q` of hostmedic_remediation_latency_seconds by stage (matchers: extra label matchers, with a trailing ', ')."""
-    return (f"histogram_quantile({q}, sum by (instance, stage, le) "
-            f"(rate(hostmedic_remediation_latency_seconds_bucket{{{matchers}{H}}}[$__rate_interval])))")
+def latency_quantiles(matchers, legend):
+    """p50 and p90 of hostmedic_remediation_latency_seconds by instance and stage, over the rate of its buckets.
+
+    matchers: extra label matchers with a trailing ', '; legend: the legend before " p50"/" p90".
+    """
+    return [
+        target(f"histogram_quantile({q}, sum by (instance, stage, le) "
+               f"(rate(hostmedic_remediation_latency_seconds_bucket{{{matchers}{H}}}[$__rate_interval])))",
+               f"{legend} p{round(q * 100)}")
+        for q in (0.5, 0.9)
+    ]
 
 
 def heartbeat_age():

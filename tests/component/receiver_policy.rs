@@ -155,7 +155,7 @@ async fn a_quiet_window_covering_now_records_and_notifies_instead_of_acting() {
     let (_, page) = get(&srv.url("/")).await;
     let row = format!(
         "<tr><td>backup-quiet</td><td>{}</td><td>UTC</td></tr>",
-        hostmedic::landing::html_escape(&window)
+        hostmedic::landing::html_escape(window)
     );
     let section = page
         .split_once("<h2>Quiet windows now</h2>")
