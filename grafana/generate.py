@@ -635,8 +635,47 @@ def remediation():
     l.add(table("Held targets", [
         ("Held", f"hostmedic_remediation_hold{{{H}}}"),
     ], ["instance", "rule", "target"]), 24, 6)
+
+    l.row("Latency")
+    l.add(timeseries("Fault to verified remediation (total)", latency_quantiles('stage="total", ', "{{instance}}"), "s", min_=0,
+        desc="From the alert's startsAt (Prometheus' clock, after the rule's for:) to the remediation verified; "
+             "only runs that succeeded for real. No value: nothing was remediated in the window."), 12, 8)
+    l.add(timeseries("Remediation latency by stage", latency_quantiles('stage!="total", ', "{{instance}} {{stage}}"), "s", min_=0,
+        desc="Where the seconds go: alert_to_delivery (Alertmanager grouping), delivery_to_decision, "
+             "decision_to_action_start, action, verification (docs/metrics.md)."), 12, 8)
+
+    l.row("Alert pipeline")
+    l.add(stat("Pipeline silent", f"hostmedic_pipeline_silent{{{H}}}", steps=[(None, "green"), (1, "red")],
+               desc="1: no heartbeat (the always-firing Watchdog alert) arrived within receiver.heartbeat.max_silence; "
+                    "Prometheus or Alertmanager is down or cannot reach hostmedic."), 6, 8)
+    l.add(stat("Last heartbeat age", heartbeat_age(), "s", steps=[(None, "green"), (150, "yellow"), (300, "red")],
+               desc="Seconds since Alertmanager last delivered the heartbeat. No value: none since the state was created."),
+          6, 8)
+    l.add(timeseries("Heartbeat age", [
+        target(heartbeat_age(), "{{instance}}"),
+    ], "s", min_=0, steps=[(None, "green"), (300, "red")],
+        desc="Saw-tooth of the heartbeat route's repeat_interval; the red line is the default max_silence (5m)."), 12, 8)
     return dashboard("hostmedic-remediation", "hostmedic / Remediation",
-                     "Alerts received, actions taken and their results, skips and holds.", l)
+                     "Alerts received, actions taken and their results, skips, holds, "
+                     "remediation latency and the alert pipeline's heartbeat.", l)
+
+
+def latency_quantiles(matchers, legend):
+    """p50 and p90 of hostmedic_remediation_latency_seconds by instance and stage, over the rate of its buckets.
+
+    matchers: extra label matchers with a trailing ', '; legend: the legend before " p50"/" p90".
+    """
+    return [
+        target(f"histogram_quantile({q}, sum by (instance, stage, le) "
+               f"(rate(hostmedic_remediation_latency_seconds_bucket{{{matchers}{H}}}[$__rate_interval])))",
+               f"{legend} p{round(q * 100)}")
+        for q in (0.5, 0.9)
+    ]
+
+
+def heartbeat_age():
+    """Seconds since the last heartbeat; none while no heartbeat ever arrived (the gauge is 0 then)."""
+    return f"time() - (hostmedic_pipeline_heartbeat_last_timestamp_seconds{{{H}}} > 0)"
 
 
 def fleet():

@@ -1,10 +1,11 @@
 //! The landing page's sections after the collectors' table: the host at a
 //! glance (the last scrape's [`HostSummary`]) and, with the receiver on, the
-//! alert pipeline's heartbeat, the alerts firing, holds and pending
-//! approvals, all rendered from the same status document `/api/v1/status`
+//! alert pipeline's heartbeat, the alerts firing, holds, grown cooldowns
+//! (backoff), the rules in a quiet window and pending approvals, all rendered from the same status document `/api/v1/status`
 //! serves, so the page and the JSON cannot disagree.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -246,6 +247,42 @@ pub fn receiver(out: &mut String, st: &Value) {
         .collect();
     table(out, &["target", "rule", "alert", "since", "attempts"], &rows, "none");
 
+    out.push_str("<h2>Grown cooldowns (backoff)</h2>\n");
+    let rows: Vec<Vec<String>> = st["backoff"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(key, b)| {
+            // The status document keys backoff by `rule|target`.
+            let (rule, target) = key.split_once('|').unwrap_or((key.as_str(), ""));
+            vec![
+                target.to_string(),
+                rule.to_string(),
+                s(&b["failures"]),
+                b["cooldown_seconds"]
+                    .as_f64()
+                    .map(|d| humantime::format_duration(Duration::from_secs(d.round() as u64)).to_string())
+                    .unwrap_or_default(),
+                b["until"].as_f64().map(time).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &["target", "rule", "failed attempts", "cooldown", "until"],
+        &rows,
+        "none",
+    );
+
+    out.push_str("<h2>Quiet windows now</h2>\n");
+    let rows: Vec<Vec<String>> = st["quiet"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|q| vec![s(&q["rule"]), s(&q["window"]), s(&q["timezone"])])
+        .collect();
+    table(out, &["rule (not acting)", "window", "timezone"], &rows, "none");
+
     out.push_str("<h2>Pending approvals</h2>\n");
     let rows: Vec<Vec<String>> = st["pending_approvals"]
         .as_array()
@@ -290,11 +327,38 @@ mod tests {
             "pipeline": {"enabled": true, "alertname": "Watchdog", "silent": true, "silent_since": 0.0},
             "firing": [{"name": "X<script>", "severity": "critical", "since": "t", "summary": "a & b"}],
             "holds": {}, "pending_approvals": [],
+            "backoff": {"fix<b>|exec:/bin/x \"a&b\"": {"failures": 2, "cooldown_seconds": 1200.0, "until": 60.0}},
+            "quiet": [{"rule": "nightly<i>", "window": "Mon-Fri 02:00-03:30", "timezone": "Europe/Berlin"}],
         });
         let html = sections(None, Some(&st));
         assert!(html.contains("not scraped yet"));
         assert!(html.contains("SILENT since 1970-01-01T00:00:00Z"), "{html}");
         assert!(html.contains("X&lt;script&gt;") && html.contains("a &amp; b"), "{html}");
         assert!(!html.contains("<script>"));
+        assert!(
+            html.contains(
+                "<tr><td>exec:/bin/x &quot;a&amp;b&quot;</td><td>fix&lt;b&gt;</td><td>2</td><td>20m</td>\
+                 <td>1970-01-01T00:01:00Z</td></tr>"
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains("<tr><td>nightly&lt;i&gt;</td><td>Mon-Fri 02:00-03:30</td><td>Europe/Berlin</td></tr>"),
+            "{html}"
+        );
+        assert!(!html.contains("<b>") && !html.contains("<i>"));
+    }
+
+    #[test]
+    fn no_backoff_and_no_quiet_window_say_none() {
+        let st = serde_json::json!({"pipeline": {}, "firing": [], "holds": {}, "pending_approvals": [],
+                                    "backoff": {}, "quiet": []});
+        let html = sections(None, Some(&st));
+        for h in [
+            "<h2>Grown cooldowns (backoff)</h2>\n<p>none</p>",
+            "<h2>Quiet windows now</h2>\n<p>none</p>",
+        ] {
+            assert!(html.contains(h), "{html}");
+        }
     }
 }

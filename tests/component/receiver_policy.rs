@@ -151,6 +151,21 @@ async fn a_quiet_window_covering_now_records_and_notifies_instead_of_acting() {
             .any(|q| q["rule"] == "backup-quiet" && q["window"] == window),
         "{quiet:?}"
     );
+    // The landing page lists it next to holds and pending approvals.
+    let (_, page) = get(&srv.url("/")).await;
+    let row = format!(
+        "<tr><td>backup-quiet</td><td>{}</td><td>UTC</td></tr>",
+        hostmedic::landing::html_escape(window)
+    );
+    let section = page
+        .split_once("<h2>Quiet windows now</h2>")
+        .map(|(_, rest)| rest.split("<h2>").next().unwrap_or_default())
+        .unwrap_or_else(|| panic!("no quiet section:\n{page}"));
+    assert!(section.contains(&row), "landing page lacks {row:?}:\n{page}");
+    assert!(
+        !section.contains(&elsewhere),
+        "a window not covering now is not shown:\n{page}"
+    );
     let (_, metrics) = get(&srv.url("/metrics")).await;
     assert!(
         metrics.contains("hostmedic_actions_skipped_total{reason=\"quiet\"} 1"),
@@ -249,6 +264,14 @@ async fn cooldown_grows_per_failed_attempt_up_to_the_ceiling_and_resets_after_su
             srv.stop().await;
             srv = InProcess::start(Config::load(Some(&cfg_path)).unwrap()).await;
             assert_eq!(backoff_of(&srv, &key).await, Some((2, 4.0)), "after a restart");
+            // The landing page shows the grown cooldown next to the holds.
+            let (_, page) = get(&srv.url("/")).await;
+            let row = format!(
+                "<tr><td>{}</td><td>flaky</td><td>2</td><td>4s</td>",
+                hostmedic::landing::html_escape(&target)
+            );
+            assert!(page.contains("<h2>Grown cooldowns (backoff)</h2>"), "{page}");
+            assert!(page.contains(&row), "landing page lacks {row:?}:\n{page}");
         }
     }
     // The journal: attempts spaced by at least the cooldown in force, and

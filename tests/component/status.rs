@@ -191,6 +191,9 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
         "DiskSlow",
         "ok; last Watchdog heartbeat",
         "<h2>Holds</h2>",
+        // No rule failed and none has a quiet window: both sections say so.
+        "<h2>Grown cooldowns (backoff)</h2>\n<p>none</p>",
+        "<h2>Quiet windows now</h2>\n<p>none</p>",
         "<h2>Pending approvals</h2>",
         &format!("hostmedic approve {pending}"),
     ] {

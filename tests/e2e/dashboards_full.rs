@@ -26,8 +26,10 @@
 //! - the receiver with `[[remediation]]` rules fed by the real Alertmanager
 //!   (shipped config) from Prometheus evaluating the test copy of the shipped
 //!   rules: an exec action that succeeds, one that fails, a systemd restart
-//!   (verified) and two alerts on one target so the second finds the budget
-//!   spent and holds it;
+//!   (verified, so every stage of `hostmedic_remediation_latency_seconds` is
+//!   observed) and two alerts on one target so the second finds the budget
+//!   spent and holds it; the shipped always-firing `Watchdog` rule reaches
+//!   the receiver on its own route as the pipeline's heartbeat;
 //! - a second scrape target nobody listens on (a host that is down).
 //!
 //! Required: every query returns data with `host` = All; with `host` = the
@@ -483,6 +485,18 @@ async fn every_panel_query_returns_data_in_a_full_world() {
         (
             "sum(hostmedic_actions_total{action=\"systemd.restart\",result=\"ok\"})",
             "queue.service restarted",
+        ),
+        (
+            "hostmedic_remediation_latency_seconds_count{stage=\"verification\"}",
+            "a remediation verified (its latency stages observed)",
+        ),
+        (
+            "hostmedic_remediation_latency_seconds_count{stage=\"total\"}",
+            "a remediation's total latency observed",
+        ),
+        (
+            "hostmedic_pipeline_heartbeat_last_timestamp_seconds > 0",
+            "the Watchdog heartbeat delivered by Alertmanager",
         ),
     ] {
         println!("waiting for {what}");
