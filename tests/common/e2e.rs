@@ -15,7 +15,7 @@ use hostmedic::receiver::journal::{self, Entry, Event};
 
 use super::alertmanager::{Alertmanager, WebhookTarget};
 use super::config::TestConfig;
-use super::prometheus::{Prometheus, PrometheusOptions, shortened_rules_copy};
+use super::prometheus::{MACHINE_BOUND_ALERTS, Prometheus, PrometheusOptions, shortened_rules_copy_keeping};
 use super::sink::Sink;
 use super::{Binary, client};
 
@@ -33,8 +33,21 @@ pub const BOT_TOKEN: &str = "123456:e2e-bot-secret-Zq9";
 /// `max_for`, see `prometheus::shortened_rules_copy`) with each `(from, to)`
 /// text replacement of `edits` applied. A scenario that must change a
 /// threshold says so where it calls this; each edit must match exactly once.
+/// The [`MACHINE_BOUND_ALERTS`] keep their shipped `for:` unless `watch_machine`.
 pub fn rules_test_copy(dst: &Path, max_for: Duration, edits: &[(&str, &str)]) -> Vec<PathBuf> {
-    let files = shortened_rules_copy(dst, max_for);
+    rules_test_copy_watching(dst, max_for, false, edits)
+}
+
+/// [`rules_test_copy`], with the machine-bound alerts' `for:` clamped too when
+/// `watch_machine` (a scenario about this machine's own pressure).
+pub fn rules_test_copy_watching(
+    dst: &Path,
+    max_for: Duration,
+    watch_machine: bool,
+    edits: &[(&str, &str)],
+) -> Vec<PathBuf> {
+    let keep = if watch_machine { &[][..] } else { MACHINE_BOUND_ALERTS };
+    let files = shortened_rules_copy_keeping(dst, max_for, keep);
     let mut applied = vec![0usize; edits.len()];
     for f in &files {
         let mut text = std::fs::read_to_string(f).unwrap();
@@ -59,6 +72,9 @@ pub struct Stack {
     pub sink: Sink,
     pub dir: tempfile::TempDir,
     pub scenario: &'static str,
+    /// The machine-bound alerts (this machine's own pressure) get their
+    /// `for:` clamped like the others: only for a scenario about them.
+    pub watch_machine: bool,
 }
 
 impl Stack {
@@ -78,6 +94,7 @@ impl Stack {
             sink: Sink::start().await,
             dir,
             scenario,
+            watch_machine: false,
         }
     }
 
@@ -214,7 +231,7 @@ impl Stack {
             },
             None,
         );
-        let rules = rules_test_copy(&self.path("rules"), max_for, edits);
+        let rules = rules_test_copy_watching(&self.path("rules"), max_for, self.watch_machine, edits);
         let prom = Prometheus::start(PrometheusOptions {
             targets: vec![hm.to_string()],
             alertmanagers: vec![am.addr()],

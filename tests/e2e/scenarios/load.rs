@@ -173,6 +173,8 @@ async fn shed_by(scenario: &'static str, rule: &str) -> Option<(SystemdMachine, 
         shipped_opt_in_shed(rule, &batches)
     );
     st.start_hostmedic(&config);
+    // This scenario is about the machine's own load and pressure.
+    st.watch_machine = true;
     st.start_monitoring(Duration::from_secs(5), &[]).await;
     assert_shed_batches_only(&st, &m, rule, &batches, &sw).await;
     Some((m, st))
