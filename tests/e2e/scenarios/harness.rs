@@ -68,9 +68,10 @@ async fn prometheus_alertmanager_deliver_hostmedic_metric_alert_with_bearer() {
 #[test]
 fn test_copy_edits_must_match_once() {
     let dir = tempfile::tempdir().unwrap();
-    let files = rules_test_copy(
+    let files = rules_test_copy_watching(
         dir.path(),
         Duration::from_secs(2),
+        true,
         &[(
             "hostmedic_host_load1 / hostmedic_host_cpus > 2",
             "hostmedic_host_load1 / hostmedic_host_cpus > 1",
@@ -79,6 +80,18 @@ fn test_copy_edits_must_match_once() {
     let all: String = files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect();
     assert!(all.contains("hostmedic_host_load1 / hostmedic_host_cpus > 1"));
     assert!(!all.contains("for: 10m") && !all.contains("for: 5m"));
+    // By default the machine-bound alerts keep their shipped `for:`.
+    let kept = tempfile::tempdir().unwrap();
+    let all: String = rules_test_copy(kept.path(), Duration::from_secs(2), &[])
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    let after = |alert: &str| all.split(&format!("- alert: {alert}\n")).nth(1).unwrap_or_default();
+    for alert in common::prometheus::MACHINE_BOUND_ALERTS {
+        let rest = after(alert);
+        let own = rest.split("- alert:").next().unwrap();
+        assert!(!own.contains("for: 2s") && own.contains("for: "), "{alert}: {own}");
+    }
     let r = std::panic::catch_unwind(|| rules_test_copy(dir.path(), Duration::from_secs(2), &[("no such text", "x")]));
     assert!(r.is_err(), "an edit that matches nothing is refused");
 }
