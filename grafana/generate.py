@@ -539,12 +539,64 @@ def processes():
         ("Success", f"hostmedic_probe_success{{{H}}}"),
         ("HTTP status", f"hostmedic_probe_status_code{{{H}}}"),
         ("Exit code", f"hostmedic_probe_exit_code{{{H}}}"),
-    ], ["instance", "probe", "kind"]), 12, 8)
+        ("Certificate expires in", f"hostmedic_probe_tls_cert_not_after_timestamp_seconds{{{H}}} - time()"),
+    ], ["instance", "probe", "kind"], desc="Certificate expiry: https probes only; HostmedicProbeCertExpiringSoon fires under 14 days.",
+        units={"Certificate expires in": "s"}), 12, 8)
     l.add(timeseries("Probe duration", [
         target(f"hostmedic_probe_duration_seconds{{{H}}}", "{{instance}} {{probe}}"),
     ], "s", min_=0), 12, 8)
     return dashboard("hostmedic-processes", "hostmedic / Processes, logs and probes",
                      "Top CPU processes, process watches, log error patterns and probes.", l)
+
+
+def resources():
+    units_ = f'name!~".*[.]slice", {H}'
+    ri = "[$__rate_interval]"
+    l = Layout()
+    l.row("Host pressure (PSI)")
+    for res, title, limit, alert in [
+        ("cpu", "CPU pressure", 0.5, "HostmedicCpuPressureHigh fires above 50% (some, 60s) for 10 minutes."),
+        ("memory", "Memory pressure", 0.2, "HostmedicMemoryPressureHigh fires above 20% (some, 60s) for 5 minutes."),
+        ("io", "I/O pressure", 0.5, "HostmedicIoPressureHigh fires above 50% (some, 60s) for 10 minutes."),
+    ]:
+        l.add(timeseries(title, [
+            target(f'hostmedic_host_pressure_ratio{{resource="{res}", window="60s", {H}}}', "{{instance}} {{kind}}"),
+        ], "percentunit", "Share of time some (or all: full) tasks waited for the resource, kernel 60-second average. " + alert,
+            [(None, "green"), (limit, "red")], 0, 1), 8, 8)
+    l.add(timeseries("Stall time per second", [
+        target(f"rate(hostmedic_host_pressure_stalled_seconds_total{{{H}}}{ri})", "{{instance}} {{resource}} {{kind}}"),
+    ], "percentunit", "The same share from the stall counters, averaged over Prometheus' own window.", min_=0), 24, 8)
+
+    for kind, prefix, sel, legend, note in [
+        ("units", "hostmedic_systemd_unit", units_, "{{instance}} {{manager}} {{name}}", "; slices left out, they sum their units"),
+        ("containers", "hostmedic_docker_container", H, "{{instance}} {{container}}", ""),
+    ]:
+        memory = "memory_current_bytes" if kind == "units" else "memory_usage_bytes"
+        l.row(kind.capitalize())
+        l.add(timeseries(f"Top {kind} by CPU", [
+            target(f"topk(5, rate({prefix}_cpu_seconds_total{{{sel}}}{ri}))", legend),
+        ], "percentunit", f"CPU of the five busiest {kind} at each point (1 = one full CPU){note}.", min_=0), 12, 8)
+        l.add(timeseries(f"Top {kind} by memory", [
+            target(f"topk(5, {prefix}_{memory}{{{sel}}})", legend),
+        ], "bytes", f"cgroup memory of the five largest {kind} at each point.", min_=0), 12, 8)
+        l.add(timeseries(f"Top {kind} by I/O", [
+            target(f"topk(5, rate({prefix}_io_read_bytes_total{{{sel}}}{ri}) + rate({prefix}_io_written_bytes_total{{{sel}}}{ri}))",
+                   legend),
+        ], "Bps", "Bytes read plus written per second.", min_=0), 12, 8)
+        l.add(timeseries(f"Top {kind} by pressure stall", [
+            target(f'topk(5, rate({prefix}_pressure_stalled_seconds_total{{kind="some", {sel}}}{ri}))', legend + " {{resource}}"),
+        ], "percentunit", "Share of time some task inside waited for CPU, memory or I/O.", min_=0), 12, 8)
+        if kind == "units":
+            busiest = f"topk(20, rate({prefix}_cpu_seconds_total{{{sel}}}[5m]))"
+            l.add(table("Units by CPU now", [
+                ("CPU", busiest),
+                ("Memory", f"{prefix}_memory_current_bytes{{{sel}}} and on (instance, manager, name) {busiest}"),
+                ("Memory peak", f"{prefix}_memory_peak_bytes{{{sel}}} and on (instance, manager, name) {busiest}"),
+                ("Tasks", f"{prefix}_tasks{{{sel}}} and on (instance, manager, name) {busiest}"),
+            ], ["instance", "manager", "name"], sort="CPU", desc="The 20 busiest units over the last 5 minutes.",
+                units={"CPU": "percentunit", "Memory": "bytes", "Memory peak": "bytes"}), 24, 8)
+    return dashboard("hostmedic-resources", "hostmedic / Resources and pressure",
+                     "Host pressure stall information and the units and containers that use the most CPU, memory and I/O.", l)
 
 
 def remediation():
@@ -649,6 +701,7 @@ DASHBOARDS = {
     "hostmedic-containers.json": containers,
     "hostmedic-files.json": files,
     "hostmedic-processes.json": processes,
+    "hostmedic-resources.json": resources,
     "hostmedic-remediation.json": remediation,
     "hostmedic-fleet.json": fleet,
 }

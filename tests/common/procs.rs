@@ -63,57 +63,138 @@ pub fn pids_with_cmdline(needle: &str) -> Vec<i32> {
 }
 
 /// A minimal HTTP/1.1 server on 127.0.0.1:0: `/ok` → 200, `/fail` → 500,
-/// `/hang` → accepts and never answers. Stops when dropped.
+/// `/hang` → accepts and never answers; connections are kept alive. Stops
+/// when dropped. Plain HTTP from
+/// [`HttpServer::start`], HTTPS from [`HttpServer::start_tls`].
 pub struct HttpServer {
     pub addr: std::net::SocketAddr,
+    scheme: &'static str,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl HttpServer {
     pub async fn start() -> HttpServer {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        Self::serve(None).await
+    }
+
+    /// The same server behind TLS with `tls` (certificate chain and key).
+    pub async fn start_tls(tls: std::sync::Arc<rustls::ServerConfig>) -> HttpServer {
+        Self::serve(Some(tokio_rustls::TlsAcceptor::from(tls))).await
+    }
+
+    async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> HttpServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut sock, _)) = listener.accept().await else {
+                let Ok((sock, _)) = listener.accept().await else {
                     return;
                 };
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let mut req = Vec::new();
-                    let mut buf = [0u8; 1024];
-                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match sock.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                    match tls {
+                        None => answer(sock).await,
+                        Some(acceptor) => {
+                            if let Ok(s) = acceptor.accept(sock).await {
+                                answer(s).await
+                            }
                         }
                     }
-                    let head = String::from_utf8_lossy(&req);
-                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-                    let (code, reason) = match path.as_str() {
-                        "/ok" => (200, "OK"),
-                        "/fail" => (500, "Internal Server Error"),
-                        "/hang" => {
-                            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
-                            return;
-                        }
-                        _ => (404, "Not Found"),
-                    };
-                    let body = format!("{code}\n");
-                    let resp = format!(
-                        "HTTP/1.1 {code} {reason}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = sock.write_all(resp.as_bytes()).await;
-                    let _ = sock.shutdown().await;
                 });
             }
         });
-        HttpServer { addr, task }
+        HttpServer { addr, scheme, task }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}://{}{}", self.scheme, self.addr, path)
+    }
+}
+
+/// For [`HttpServer::start_tls`]: a root CA (valid for a year, written to
+/// `dir/ca.pem`) and a server certificate for 127.0.0.1 that expires at
+/// `leaf_not_after`. Signed by the root directly (presented chain: leaf +
+/// root), or, with `intermediate_not_after`, by an intermediate CA the root
+/// signed that expires then (presented chain: leaf + intermediate).
+pub fn tls_server_config(
+    dir: &std::path::Path,
+    leaf_not_after: time::OffsetDateTime,
+    intermediate_not_after: Option<time::OffsetDateTime>,
+) -> std::sync::Arc<rustls::ServerConfig> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let now = time::OffsetDateTime::now_utc();
+    let ca_params = |cn: &str, not_after| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.not_before = now - time::Duration::days(1);
+        p.not_after = not_after;
+        p
+    };
+    let root = ca_params("probe test root CA", now + time::Duration::days(365));
+    let root_key = KeyPair::generate().unwrap();
+    let root_cert = root.self_signed(&root_key).unwrap();
+    std::fs::write(dir.join("ca.pem"), root_cert.pem()).unwrap();
+    let root = Issuer::new(root, root_key);
+    let (issuer, second) = match intermediate_not_after {
+        None => (root, root_cert.der().clone()),
+        Some(t) => {
+            let params = ca_params("probe test intermediate CA", t);
+            let key = KeyPair::generate().unwrap();
+            let cert = params.signed_by(&key, &root).unwrap();
+            (Issuer::new(params, key), cert.der().clone())
+        }
+    };
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, "short-lived");
+    leaf.not_before = now - time::Duration::hours(1);
+    leaf.not_after = leaf_not_after;
+    let key = KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    hostmedic::install_crypto_provider();
+    std::sync::Arc::new(
+        rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone(), second], key)
+            .unwrap(),
+    )
+}
+
+/// Answers the requests of one connection (see [`HttpServer`]), keeping
+/// it open between them (HTTP/1.1 keep-alive) until the client closes it.
+async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut sock: S) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = [0u8; 1024];
+    loop {
+        // GETs only: a request is its head.
+        let mut req = Vec::new();
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+            match sock.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => req.extend_from_slice(&buf[..n]),
+            }
+        }
+        let head = String::from_utf8_lossy(&req);
+        let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let (code, reason) = match path.as_str() {
+            "/ok" => (200, "OK"),
+            "/fail" => (500, "Internal Server Error"),
+            "/hang" => {
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                return;
+            }
+            _ => (404, "Not Found"),
+        };
+        let body = format!("{code}\n");
+        let resp = format!(
+            "HTTP/1.1 {code} {reason}\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if sock.write_all(resp.as_bytes()).await.is_err() {
+            return;
+        }
     }
 }
 

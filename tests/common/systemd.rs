@@ -250,12 +250,14 @@ impl SystemdMachine {
     /// D-Bus address of the machine's system bus.
     /// hostmedic config for a scenario on this machine: `[systemd]` on its
     /// system bus (user managers looked up inside its rootfs) expecting
-    /// `expect`; docker and processes off (not part of systemd scenarios).
+    /// `expect`; docker and processes off (not part of systemd scenarios);
+    /// the units' cgroups read under the machine's own cgroup (`cgroup_root`).
     pub fn hostmedic_section(&self, expect: &[&str]) -> String {
         let expect: Vec<String> = expect.iter().map(|u| format!("\"{u}\"")).collect();
         format!(
             "\n[docker]\nenabled = false\n[processes]\nenabled = false\n[systemd]\nbus_address = \"{bus}\"\n\
-             user_runtime_dir = \"{root}/run/user\"\npasswd_file = \"{rootfs}/etc/passwd\"\nexpect = [{expect}]\n",
+             user_runtime_dir = \"{root}/run/user\"\npasswd_file = \"{rootfs}/etc/passwd\"\nexpect = [{expect}]\ncgroup_root = \"{cg}\"\n",
+            cg = self.cgroup().display(),
             bus = self.bus_address(),
             root = self.root().display(),
             rootfs = self.rootfs().display(),

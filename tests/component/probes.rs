@@ -1,6 +1,8 @@
 //! Probes against real parts: a local HTTP server on 127.0.0.1:0 (200, 500,
-//! hang past the timeout) and real commands (exit 0, exit 1, hanging and
-//! killed with its process group, missing executable, minimal environment).
+//! hang past the timeout), the same server over TLS with a short-lived
+//! certificate from a CA made in the test, and real commands (exit 0, exit
+//! 1, hanging and killed with its process group, missing executable,
+//! minimal environment).
 
 use crate::common;
 
@@ -8,8 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::eventually;
-use common::procs::{HttpServer, nonce, pids_with_cmdline};
+use common::procs::{HttpServer, nonce, pids_with_cmdline, tls_server_config};
 use hostmedic::collector::Collector;
+use hostmedic::collectors::probes::tls::{ProbeClient, ca_file_roots};
 use hostmedic::collectors::probes::{
     CommandProbe, Config, DEFAULT_PATH, HttpProbe, ProbesCollector, StatusSet, run_command, run_http,
 };
@@ -23,6 +26,7 @@ fn http(name: &str, url: String, timeout_ms: u64) -> HttpProbe {
         expected_status: None,
         timeout: Duration::from_millis(timeout_ms),
         interval: Duration::from_millis(200),
+        ca_file: None,
     }
 }
 
@@ -37,9 +41,8 @@ fn cmd(name: &str, argv: &[&str], timeout_ms: u64) -> CommandProbe {
     }
 }
 
-fn client() -> reqwest::Client {
-    hostmedic::install_crypto_provider();
-    reqwest::Client::new()
+fn client() -> ProbeClient {
+    ProbeClient::platform().unwrap()
 }
 
 #[tokio::test]
@@ -244,6 +247,128 @@ async fn collector_runs_probes_in_background_and_caches_results() {
         .await
         .unwrap()
         .unwrap();
+}
+
+/// An HTTPS probe trusting the test CA through `ca_file` reports the
+/// served certificate's notAfter to the second; without the CA (platform
+/// roots) the same server fails the probe and no expiry is reported
+/// (nothing was verified); a plain HTTP probe has no expiry series.
+#[tokio::test(flavor = "multi_thread")]
+async fn https_probe_reports_the_certificate_not_after() {
+    let d = tempfile::tempdir().unwrap();
+    // Expires in 3 days: inside the shipped rule's 14-day window.
+    let not_after = (time::OffsetDateTime::now_utc() + time::Duration::days(3))
+        .replace_nanosecond(0)
+        .unwrap();
+    let tls = HttpServer::start_tls(tls_server_config(d.path(), not_after, None)).await;
+    let plain = HttpServer::start().await;
+    let mut trusted = http("tls", tls.url("/ok"), 5000);
+    trusted.ca_file = Some(d.path().join("ca.pem"));
+    let cfg = Config {
+        http: vec![
+            trusted,
+            http("tls-untrusted", tls.url("/ok"), 5000),
+            http("plain", plain.url("/ok"), 5000),
+        ],
+        ..Config::default()
+    };
+    let c = Arc::new(ProbesCollector::new(&cfg).unwrap());
+    let stop = CancellationToken::new();
+    let bg = tokio::spawn(c.clone().background(stop.clone()));
+    let m = eventually(Duration::from_secs(20), "every probe to have run", || async {
+        let mut m = MetricSet::new();
+        c.collect(&mut m).await.unwrap();
+        let n = m.get("hostmedic_probe_success").map(|f| f.samples.len()).unwrap_or(0);
+        (n == 3).then_some(m)
+    })
+    .await;
+    let v = |fam: &str, probe: &str| m.value(fam, &[("probe", probe)]);
+    assert_eq!(v("hostmedic_probe_success", "tls"), Some(1.0));
+    assert_eq!(v("hostmedic_probe_status_code", "tls"), Some(200.0));
+    assert_eq!(
+        v("hostmedic_probe_tls_cert_not_after_timestamp_seconds", "tls"),
+        Some(not_after.unix_timestamp() as f64)
+    );
+    assert_eq!(v("hostmedic_probe_success", "tls-untrusted"), Some(0.0));
+    assert_eq!(
+        v("hostmedic_probe_tls_cert_not_after_timestamp_seconds", "tls-untrusted"),
+        None
+    );
+    assert_eq!(v("hostmedic_probe_success", "plain"), Some(1.0));
+    assert_eq!(v("hostmedic_probe_tls_cert_not_after_timestamp_seconds", "plain"), None);
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), bg)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // The same through run_http with the probes' own client: a wrong status
+    // still shows the certificate, every run shakes hands again (no pooled
+    // connection, no resumed session hides it).
+    let client = ProbeClient::new(ca_file_roots("t", &d.path().join("ca.pem")).unwrap()).unwrap();
+    for _ in 0..3 {
+        let r = run_http(&client, &http("direct", tls.url("/fail"), 5000)).await;
+        assert_eq!((r.success, r.code), (false, 500));
+        assert_eq!(r.cert_not_after, Some(not_after.unix_timestamp()));
+    }
+    // Plain HTTP on the same client afterwards: nothing left over.
+    let r = run_http(&client, &http("plain", plain.url("/ok"), 5000)).await;
+    assert_eq!((r.success, r.cert_not_after), (true, None));
+}
+
+/// The metric is the earliest expiry of the presented chain: a leaf valid
+/// for 60 days under an intermediate CA that expires in 5 days reports the
+/// intermediate's notAfter (like blackbox_exporter's
+/// `probe_ssl_earliest_cert_expiry`).
+#[tokio::test(flavor = "multi_thread")]
+async fn https_probe_reports_the_earliest_expiry_of_the_chain() {
+    let d = tempfile::tempdir().unwrap();
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let (leaf, intermediate) = (now + time::Duration::days(60), now + time::Duration::days(5));
+    let tls = HttpServer::start_tls(tls_server_config(d.path(), leaf, Some(intermediate))).await;
+    let client = ProbeClient::new(ca_file_roots("t", &d.path().join("ca.pem")).unwrap()).unwrap();
+    let r = run_http(&client, &http("chain", tls.url("/ok"), 5000)).await;
+    assert!(r.success, "{:?}", r.error);
+    assert_eq!(r.cert_not_after, Some(intermediate.unix_timestamp()));
+}
+
+/// `ca_file` is checked at load: relative paths, missing files and files
+/// without a certificate are errors naming the key.
+#[test]
+fn ca_file_errors_name_the_key() {
+    let d = tempfile::tempdir().unwrap();
+    let mut cfg = Config::default();
+    cfg.http.push(http("a", "https://127.0.0.1:1/".into(), 1000));
+    cfg.http.push(http("b", "https://127.0.0.1:1/".into(), 1000));
+    cfg.http[1].ca_file = Some("ca.pem".into());
+    let e = ProbesCollector::new(&cfg).err().unwrap().to_string();
+    assert!(e.contains("probes.http[1].ca_file") && e.contains("absolute"), "{e}");
+    cfg.http[1].ca_file = Some(d.path().join("missing.pem"));
+    let e = ProbesCollector::new(&cfg).err().unwrap().to_string();
+    assert!(e.contains("probes.http[1].ca_file") && e.contains("missing.pem"), "{e}");
+    std::fs::write(d.path().join("empty.pem"), "not a certificate\n").unwrap();
+    cfg.http[1].ca_file = Some(d.path().join("empty.pem"));
+    let e = ProbesCollector::new(&cfg).err().unwrap().to_string();
+    assert!(
+        e.contains("probes.http[1].ca_file") && e.contains("no PEM certificate"),
+        "{e}"
+    );
+    // TOML spelling (loading reads the file).
+    tls_server_config(
+        d.path(),
+        time::OffsetDateTime::now_utc() + time::Duration::days(1),
+        None,
+    );
+    let ca = d.path().join("ca.pem");
+    let parsed = hostmedic::config::Config::parse(
+        &format!(
+            "[[probes.http]]\nname = \"x\"\nurl = \"https://127.0.0.1:9/\"\nca_file = \"{}\"\n",
+            ca.display()
+        ),
+        "t",
+    )
+    .unwrap();
+    assert_eq!(parsed.probes.http[0].ca_file.as_deref(), Some(ca.as_path()));
 }
 
 #[test]

@@ -20,8 +20,9 @@
 //! - path watches: a file over its limit, a directory, a glob, a missing path;
 //! - processes: a watch that matches two processes (max 1) and a busy loop
 //!   (nice 19) among the top CPU processes;
-//! - a log file gaining error lines; an HTTP probe that succeeds and a
-//!   command probe that fails;
+//! - a log file gaining error lines; an HTTP probe that succeeds, an HTTPS
+//!   probe (its CA as `ca_file`) whose certificate expires in 10 days, and
+//!   a command probe that fails;
 //! - the receiver with `[[remediation]]` rules fed by the real Alertmanager
 //!   (shipped config) from Prometheus evaluating the test copy of the shipped
 //!   rules: an exec action that succeeds, one that fails, a systemd restart
@@ -44,7 +45,7 @@ use common::docker::{BUSYBOX_IMAGE, PrivateEngine};
 use common::e2e::{Stack, TOKEN};
 use common::git_lfs::{Repo, sha256_hex, tools_present};
 use common::grafana::*;
-use common::procs::{HttpServer, Spawned, alias, nonce};
+use common::procs::{HttpServer, Spawned, alias, nonce, tls_server_config};
 use common::prometheus::Prometheus;
 use common::skip_or_fail;
 use common::systemd::{Spec, SystemdMachine, boot_or_skip};
@@ -56,6 +57,39 @@ const PRESENT: &[&str] = &["hostmedic_"];
 /// bad state a panel lists (failed units, unhealthy and OOM-killed
 /// containers, unscannable repositories, failed actions, holds, a host down).
 const MAY_BE_EMPTY: &[(&str, &str)] = &[];
+
+/// Unit panels that need a cgroup v2 controller in the units' tree:
+/// (controller, dashboard, panel). Where the machine's `system.slice` does
+/// not enable it, the files behind the metric do not exist and the metric is
+/// absent by design (docs/systemd.md: a hybrid host such as this test
+/// machine keeps memory, io and pids on cgroup v1); then, and only then,
+/// the panel may be empty. CPU and pressure exist in every v2 cgroup.
+const NEEDS_UNIT_CONTROLLER: &[(&str, &str, &str)] = &[
+    ("memory", "hostmedic-resources", "Top units by memory"),
+    ("memory", "hostmedic-resources", "Units by CPU now"),
+    ("io", "hostmedic-resources", "Top units by I/O"),
+    ("pids", "hostmedic-resources", "Units by CPU now"),
+];
+
+/// The [`NEEDS_UNIT_CONTROLLER`] panels whose controller the machine's
+/// `system.slice` does not enable, as (dashboard, panel).
+fn unit_controller_gaps(m: &SystemdMachine) -> Vec<(&'static str, &'static str)> {
+    let file = m.cgroup().join("system.slice/cgroup.subtree_control");
+    let enabled = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    println!("units' cgroup controllers ({}): {:?}", file.display(), enabled.trim());
+    let enabled: Vec<&str> = enabled.split_whitespace().collect();
+    let mut gaps: Vec<(&str, &str)> = NEEDS_UNIT_CONTROLLER
+        .iter()
+        .filter(|(c, _, _)| !enabled.contains(c))
+        .map(|(_, d, p)| (*d, *p))
+        .collect();
+    gaps.sort();
+    gaps.dedup();
+    for (d, p) in &gaps {
+        println!("may be empty on this machine (controller not enabled for units): {d} / {p}");
+    }
+    gaps
+}
 
 /// Queries that may be empty with `host` = the live hostmedic alone.
 const MAY_BE_EMPTY_LIVE_HOST: &[(&str, &str)] = &[
@@ -196,6 +230,8 @@ struct World<'a> {
     engine: &'a PrivateEngine,
     repo: &'a Path,
     probe_url: String,
+    /// An https URL whose certificate the CA in `dir/tls/ca.pem` signed.
+    tls_probe_url: String,
     watch_re: String,
     applog: &'a Path,
 }
@@ -228,6 +264,13 @@ fn sources_config(w: &World, base: TestConfig) -> TestConfig {
                 .set("timeout", "2s")
                 .set("interval", "1s");
         })
+        .push("http", |h| {
+            h.set("name", "shop")
+                .set("url", w.tls_probe_url.as_str())
+                .path("ca_file", d.join("tls/ca.pem"))
+                .set("timeout", "2s")
+                .set("interval", "1s");
+        })
         .push("command", |c| {
             c.set("name", "db-check")
                 .strings("argv", ["/bin/sh", "-c", "echo connection refused >&2; exit 3"])
@@ -241,6 +284,8 @@ fn sources_config(w: &World, base: TestConfig) -> TestConfig {
         s.set("bus_address", w.machine.bus_address())
             .path("user_runtime_dir", w.machine.root().join("run/user"))
             .path("passwd_file", w.machine.rootfs().join("etc/passwd"))
+            // The units' cgroups are under the machine's own cgroup.
+            .path("cgroup_root", w.machine.cgroup())
             .strings("expect", ["api.service", "queue.service", "payments-api.service"]);
     })
     .section("git_lfs", |g| {
@@ -326,6 +371,13 @@ async fn every_panel_query_returns_data_in_a_full_world() {
     let applog = dir.join("app.log");
     std::fs::write(&applog, "INFO started before hostmedic\n").unwrap();
     let srv = HttpServer::start().await;
+    std::fs::create_dir_all(dir.join("tls")).unwrap();
+    let tls_srv = HttpServer::start_tls(tls_server_config(
+        &dir.join("tls"),
+        time::OffsetDateTime::now_utc() + time::Duration::days(10),
+        None,
+    ))
+    .await;
     let n = nonce();
     let sleep_arg = format!("3600.{n}");
     let _sleepers = [
@@ -352,6 +404,7 @@ async fn every_panel_query_returns_data_in_a_full_world() {
         engine: &engine,
         repo: &repo.dir,
         probe_url: srv.url("/ok"),
+        tls_probe_url: tls_srv.url("/ok"),
         watch_re: format!("^sleep {}$", regex::escape(&sleep_arg)),
         applog: &applog,
     };
@@ -377,7 +430,7 @@ async fn every_panel_query_returns_data_in_a_full_world() {
     st.wait_query(
         Duration::from_secs(30),
         &format!("count(hostmedic_collector_source_present{{instance=\"{hm}\"}} == 1)"),
-        |v| v == 9.0,
+        |v| v == 10.0,
     )
     .await;
     st.wait_query(
@@ -441,10 +494,17 @@ async fn every_panel_query_returns_data_in_a_full_world() {
     // sample before increase()/rate() see it, so retry briefly.
     let prom = st.prometheus.as_ref().unwrap();
     let live = grafana_regex_escape(&hm);
+    let gaps = unit_controller_gaps(&machine);
+    let may_all: Vec<(&str, &str)> = MAY_BE_EMPTY.iter().copied().chain(gaps.iter().copied()).collect();
+    let may_live: Vec<(&str, &str)> = MAY_BE_EMPTY_LIVE_HOST
+        .iter()
+        .copied()
+        .chain(gaps.iter().copied())
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(30);
     let (all, live_report) = loop {
-        let (all, mut failures) = run_panel_queries(prom, &[".*"], PRESENT, MAY_BE_EMPTY).await;
-        let (one, f) = run_panel_queries(prom, &[&live], PRESENT, MAY_BE_EMPTY_LIVE_HOST).await;
+        let (all, mut failures) = run_panel_queries(prom, &[".*"], PRESENT, &may_all).await;
+        let (one, f) = run_panel_queries(prom, &[&live], PRESENT, &may_live).await;
         failures.extend(f);
         if failures.is_empty() {
             break (all, one);
@@ -458,11 +518,20 @@ async fn every_panel_query_returns_data_in_a_full_world() {
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     };
+    // Only the listed panels are optional (every query of them).
+    let only_listed = |report: &[String], may: &[(&str, &str)]| {
+        for line in report.iter().filter(|l| !l.ends_with("[required]")) {
+            assert!(
+                may.iter().any(|(d, p)| line.starts_with(&format!("{d} / {p} ["))),
+                "not required: {line}"
+            );
+        }
+    };
     let required = print_report("panel queries, host = All, full world", &all);
-    assert_eq!(required, all.len(), "with host = All every query is required");
+    only_listed(&all, &may_all);
     assert!(required >= 140, "too few queries: {required}");
-    let required_live = print_report(&format!("panel queries, host = {hm}"), &live_report);
-    assert_eq!(required_live, live_report.len() - MAY_BE_EMPTY_LIVE_HOST.len());
+    print_report(&format!("panel queries, host = {hm}"), &live_report);
+    only_listed(&live_report, &may_live);
 
     // What the panels show (legends, table columns) are labels the series carry.
     let missing = shown_labels_missing(prom, ".*", MAY_LACK).await;

@@ -6,6 +6,12 @@
 //! and stdout discarded; at the timeout the whole group gets SIGKILL, so a
 //! hanging check (and whatever it spawned) never outlives its timeout. A missing executable is
 //! reported as success 0, exit code -1, with one log line per change.
+//!
+//! HTTPS probes also report the earliest expiry of the certificates the
+//! server presented ([`tls`]), so a renewal that silently stopped is seen
+//! weeks before the probe starts failing.
+
+pub mod tls;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -87,6 +93,11 @@ pub struct HttpProbe {
     pub timeout: Duration,
     #[serde(default = "default_interval", with = "humantime_serde")]
     pub interval: Duration,
+    /// PEM file of the CA certificate(s) an `https` URL's server is checked
+    /// against, instead of the platform's roots (a private CA, a
+    /// self-signed server). Absolute path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[[probes.command]]`: a program whose exit code 0 means healthy.
@@ -138,6 +149,14 @@ impl Config {
                 .map_err(|e| ConfigError::invalid(format!("{k}.url"), format!("invalid URL: {e}")))?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(ConfigError::invalid(format!("{k}.url"), "scheme must be http or https"));
+            }
+            if let Some(ca) = &p.ca_file
+                && !ca.is_absolute()
+            {
+                return Err(ConfigError::invalid(
+                    format!("{k}.ca_file"),
+                    format!("{} must be an absolute path", ca.display()),
+                ));
             }
             if let Some(set) = &p.expected_status {
                 if set.codes().is_empty() {
@@ -216,6 +235,10 @@ pub struct ProbeResult {
     /// When the run finished.
     pub at: SystemTime,
     pub error: Option<String>,
+    /// The earliest notAfter (Unix seconds) of the certificates the server
+    /// presented in the run's verified TLS handshakes; None without TLS or
+    /// when verification failed.
+    pub cert_not_after: Option<i64>,
 }
 
 type Results = Arc<Mutex<Vec<Option<ProbeResult>>>>;
@@ -223,10 +246,11 @@ type Results = Arc<Mutex<Vec<Option<ProbeResult>>>>;
 pub struct ProbesCollector {
     http: Vec<HttpProbe>,
     command: Vec<CommandProbe>,
-    /// The HTTP client, or why it could not be built (e.g. a host without a
-    /// system trust store): then the HTTP probes fail with that reason, and
-    /// hostmedic still starts and runs everything else.
-    client: Result<reqwest::Client, String>,
+    /// One client per http probe (it records the probe's certificates), or
+    /// why it could not be built (e.g. a host without a system trust store):
+    /// then that probe fails with the reason, and hostmedic still starts and
+    /// runs everything else.
+    clients: Vec<Result<tls::ProbeClient, String>>,
     /// Indexed http probes first, then command probes; None until the first run.
     results: Results,
 }
@@ -235,19 +259,25 @@ impl ProbesCollector {
     /// Checks the section ([`Config::validate`]) and builds the collector.
     pub fn new(cfg: &Config) -> Result<Self, ConfigError> {
         cfg.validate("probes")?;
-        crate::install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("hostmedic/", env!("CARGO_PKG_VERSION")))
-            // A health probe checks what this host reaches directly; a proxy
-            // from the environment would turn 127.0.0.1 into someone else.
-            .no_proxy()
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"));
+        // The platform's store is loaded once, and only when a probe uses it.
+        let platform = cfg.http.iter().any(|p| p.ca_file.is_none()).then(tls::platform_roots);
+        let clients = cfg
+            .http
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let roots = match &p.ca_file {
+                    Some(ca) => Ok(tls::ca_file_roots(&format!("probes.http[{i}].ca_file"), ca)?),
+                    None => platform.clone().expect("loaded when a probe has no ca_file"),
+                };
+                Ok(roots.and_then(tls::ProbeClient::new))
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
         let n = cfg.http.len() + cfg.command.len();
         Ok(ProbesCollector {
             http: cfg.http.clone(),
             command: cfg.command.clone(),
-            client,
+            clients,
             results: Arc::new(Mutex::new(vec![None; n])),
         })
     }
@@ -262,16 +292,25 @@ impl ProbesCollector {
 }
 
 /// Runs one HTTP probe.
-pub async fn run_http(client: &reqwest::Client, p: &HttpProbe) -> ProbeResult {
+pub async fn run_http(client: &tls::ProbeClient, p: &HttpProbe) -> ProbeResult {
     let start = Instant::now();
+    // A run cut short by the timeout may have left a record behind.
+    let _ = client.take_earliest_not_after();
     let res = tokio::time::timeout(p.timeout, async {
-        let resp = client.get(&p.url).timeout(p.timeout).send().await?;
+        let resp = client.http().get(&p.url).timeout(p.timeout).send().await?;
         let status = resp.status().as_u16();
         // Read (and drop) the body so a server that hangs mid-body counts too.
         let _ = resp.bytes().await?;
         Ok::<u16, reqwest::Error>(status)
     })
     .await;
+    let timed_out = || {
+        let e = ProbeError::HttpTimeout {
+            url: p.url.clone(),
+            timeout: p.timeout,
+        };
+        (false, 0, Some(e.to_string()))
+    };
     let (success, code, error) = match res {
         Ok(Ok(status)) => {
             let ok = match &p.expected_status {
@@ -287,17 +326,7 @@ pub async fn run_http(client: &reqwest::Client, p: &HttpProbe) -> ProbeResult {
             });
             (ok, status as i64, err)
         }
-        Ok(Err(e)) if e.is_timeout() => (
-            false,
-            0,
-            Some(
-                ProbeError::HttpTimeout {
-                    url: p.url.clone(),
-                    timeout: p.timeout,
-                }
-                .to_string(),
-            ),
-        ),
+        Ok(Err(e)) if e.is_timeout() => timed_out(),
         Ok(Err(e)) => (
             false,
             e.status().map(|s| s.as_u16() as i64).unwrap_or(0),
@@ -309,17 +338,7 @@ pub async fn run_http(client: &reqwest::Client, p: &HttpProbe) -> ProbeResult {
                 .to_string(),
             ),
         ),
-        Err(_) => (
-            false,
-            0,
-            Some(
-                ProbeError::HttpTimeout {
-                    url: p.url.clone(),
-                    timeout: p.timeout,
-                }
-                .to_string(),
-            ),
-        ),
+        Err(_) => timed_out(),
     };
     ProbeResult {
         success,
@@ -327,6 +346,7 @@ pub async fn run_http(client: &reqwest::Client, p: &HttpProbe) -> ProbeResult {
         duration: start.elapsed(),
         at: SystemTime::now(),
         error,
+        cert_not_after: client.take_earliest_not_after(),
     }
 }
 
@@ -346,6 +366,7 @@ pub async fn run_command(p: &CommandProbe, shutdown: &CancellationToken) -> Prob
         duration: start.elapsed(),
         at: SystemTime::now(),
         error,
+        cert_not_after: None,
     }
 }
 
@@ -450,6 +471,14 @@ impl Collector for ProbesCollector {
                 &lk,
                 at.as_secs_f64(),
             );
+            if let Some(t) = r.cert_not_after {
+                out.gauge(
+                    "hostmedic_probe_tls_cert_not_after_timestamp_seconds",
+                    "Earliest notAfter of the TLS certificates the server presented on the last run, Unix seconds.",
+                    &[("probe", name)],
+                    t as f64,
+                );
+            }
         }
         Ok(())
     }
@@ -480,7 +509,7 @@ impl ProbesCollector {
                 Kind::Http => {
                     tokio::select! {
                         r = async {
-                            match &self.client {
+                            match &self.clients[i] {
                                 Ok(c) => run_http(c, &self.http[i]).await,
                                 Err(e) => ProbeResult {
                                     success: false,
@@ -488,6 +517,7 @@ impl ProbesCollector {
                                     duration: Duration::ZERO,
                                     at: SystemTime::now(),
                                     error: Some(e.clone()),
+                                    cert_not_after: None,
                                 },
                             }
                         } => r,
