@@ -256,31 +256,112 @@ const PRESSURE_FILES: [&str; 3] = ["cpu.pressure", "memory.pressure", "io.pressu
 /// `memory.stat`). Absent files give `None`; an absent directory gives an
 /// all-`None` [`Usage`].
 pub fn read_v2(dir: &Path) -> Usage {
-    read_v2_with(&mut |f| read_text(&dir.join(f)), |_| true)
+    let mut buf = Vec::new();
+    read_v2_with(&mut PathFiles { dir, buf: &mut buf }, |_| true, true)
 }
 
-/// [`read_v2`] through `read` (a file name → its text), opening the files of
-/// the `memory`, `pids` and `io` controllers only where `enabled(controller)`
+/// Where [`read_v2_with`] gets a cgroup file's text: borrowed from one
+/// buffer the source reuses, so reading a unit allocates nothing per file.
+trait Files {
+    /// The text of the file `name` of the cgroup; `None`: absent or unreadable.
+    fn text(&mut self, name: &str) -> Option<&str>;
+}
+
+/// Reads `file` into `buf` (cleared first), one `read` per buffer-full, at
+/// most [`FILE_LIMIT`] bytes. A read that leaves the buffer part empty is
+/// the end: cgroup files are kernfs seq_files, whose `read` hands out all it
+/// has up to the size asked (and a regular file's only stops short at its
+/// end), so the usual extra `read` that returns 0 is saved. The buffer
+/// starts at one page, more than every cgroup file but a many-device
+/// `io.stat` needs, and grows by doubling.
+fn read_into(mut file: std::fs::File, buf: &mut Vec<u8>) -> Option<()> {
+    use std::io::Read;
+    buf.clear();
+    if buf.capacity() < 4096 {
+        buf.reserve(4096);
+    }
+    loop {
+        let len = buf.len();
+        let cap = buf.capacity().min(FILE_LIMIT);
+        buf.resize(cap, 0);
+        let n = file.read(&mut buf[len..]);
+        buf.truncate(len + *n.as_ref().unwrap_or(&0));
+        let n = match n {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        };
+        if n == 0 || buf.len() < cap || cap == FILE_LIMIT {
+            return Some(());
+        }
+        buf.reserve(cap);
+    }
+}
+
+/// [`Files`] by path (`dir/name`), for one-off reads and for a cgroup of
+/// which only one file is wanted (one path walk either way, no directory
+/// descriptor to open and close).
+struct PathFiles<'a> {
+    dir: &'a Path,
+    buf: &'a mut Vec<u8>,
+}
+
+impl Files for PathFiles<'_> {
+    fn text(&mut self, name: &str) -> Option<&str> {
+        read_into(std::fs::File::open(self.dir.join(name)).ok()?, self.buf)?;
+        std::str::from_utf8(self.buf).ok()
+    }
+}
+
+/// [`Files`] relative to the cgroup's open directory (`openat`): the kernel
+/// walks the long cgroup path once per cgroup, not once per file.
+struct DirFiles<'a> {
+    dir: std::os::fd::OwnedFd,
+    buf: &'a mut Vec<u8>,
+}
+
+impl Files for DirFiles<'_> {
+    fn text(&mut self, name: &str) -> Option<&str> {
+        use nix::fcntl::{OFlag, openat};
+        let fd = openat(
+            &self.dir,
+            name,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ok()?;
+        read_into(std::fs::File::from(fd), self.buf)?;
+        std::str::from_utf8(self.buf).ok()
+    }
+}
+
+/// The figures of one v2 cgroup from `files`, opening the files of the
+/// `memory`, `pids` and `io` controllers only where `enabled(controller)`
 /// says the controller is on (`cpu.stat` and the pressure files are core
-/// files, in every cgroup).
-fn read_v2_with(read: &mut dyn FnMut(&str) -> Option<String>, enabled: impl Fn(&str) -> bool) -> Usage {
-    let memory = enabled("memory");
+/// files, in every cgroup), and the three pressure files only with
+/// `pressure`.
+fn read_v2_with(files: &mut dyn Files, enabled: impl Fn(&str) -> bool, pressure: bool) -> Usage {
+    fn number(t: &str) -> Option<u64> {
+        t.trim().parse().ok()
+    }
     let mut u = Usage {
-        cpu_usec: read("cpu.stat").and_then(|t| keyed(&t, "usage_usec")),
+        cpu_usec: files.text("cpu.stat").and_then(|t| keyed(t, "usage_usec")),
         ..Usage::default()
     };
-    if memory {
-        u.memory_current = read("memory.current").and_then(|t| t.trim().parse().ok());
-        u.memory_peak = read("memory.peak").and_then(|t| t.trim().parse().ok());
+    if enabled("memory") {
+        u.memory_current = files.text("memory.current").and_then(number);
+        u.memory_peak = files.text("memory.peak").and_then(number);
     }
     if enabled("pids") {
-        u.tasks = read("pids.current").and_then(|t| t.trim().parse().ok());
+        u.tasks = files.text("pids.current").and_then(number);
     }
     if enabled("io") {
-        u.io = read("io.stat").map(|t| parse_io_stat(&t));
+        u.io = files.text("io.stat").map(parse_io_stat);
     }
-    for (p, f) in u.pressure.iter_mut().zip(PRESSURE_FILES) {
-        *p = read(f).and_then(|t| parse_pressure(&t));
+    if pressure {
+        for (p, f) in u.pressure.iter_mut().zip(PRESSURE_FILES) {
+            *p = files.text(f).and_then(parse_pressure);
+        }
     }
     u
 }
@@ -291,46 +372,56 @@ fn read_v2_with(read: &mut dyn FnMut(&str) -> Option<String>, enabled: impl Fn(&
 ///   files exactly when its parent enables it, so files that cannot exist
 ///   are not opened (on a hybrid host, four of eight per unit); a parent
 ///   whose `cgroup.subtree_control` cannot be read: every file is tried;
-/// - opens each directory once and its files relative to it (`openat`), so
-///   the kernel walks the long cgroup path once per unit, not per file.
+/// - reads the pressure files only when asked to (three of the files, and
+///   six series, per cgroup);
+/// - opens a directory (`O_PATH`) and its files relative to it (`openat`)
+///   when more than one file is wanted, else the one file by path;
+/// - reads every file into one reused buffer with one `read` (see
+///   [`read_into`]) and parses it in place: no allocation per file.
 #[derive(Debug, Default)]
 pub struct V2Reader {
+    pressure: bool,
     parents: std::collections::HashMap<PathBuf, Option<String>>,
+    buf: Vec<u8>,
 }
 
 impl V2Reader {
-    /// [`read_v2`] of `dir` (blocking).
+    /// A reader that also reads the `{cpu,memory,io}.pressure` files with
+    /// `pressure`.
+    pub fn new(pressure: bool) -> Self {
+        V2Reader {
+            pressure,
+            ..V2Reader::default()
+        }
+    }
+
+    /// The [`Usage`] of the cgroup directory `dir` (blocking).
     pub fn read(&mut self, dir: &Path) -> Usage {
-        use nix::fcntl::{OFlag, open, openat};
-        use nix::sys::stat::Mode;
+        use nix::fcntl::{OFlag, open};
+        let V2Reader { pressure, parents, buf } = self;
         let enabled = match dir.parent() {
-            Some(p) => self
-                .parents
-                .entry(p.to_path_buf())
-                .or_insert_with(|| read_text(&p.join("cgroup.subtree_control")))
-                .as_deref(),
+            Some(p) => {
+                if !parents.contains_key(p) {
+                    parents.insert(p.to_path_buf(), read_text(&p.join("cgroup.subtree_control")));
+                }
+                parents[p].as_deref()
+            }
             None => None,
         };
-        let Ok(dfd) = open(
-            dir,
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) else {
+        let enabled = |c: &str| enabled.is_none_or(|t| t.split_whitespace().any(|w| w == c));
+        let wanted = 1
+            + 2 * usize::from(enabled("memory"))
+            + usize::from(enabled("pids"))
+            + usize::from(enabled("io"))
+            + 3 * usize::from(*pressure);
+        if wanted == 1 {
+            return read_v2_with(&mut PathFiles { dir, buf }, enabled, *pressure);
+        }
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let Ok(fd) = open(dir, flags, nix::sys::stat::Mode::empty()) else {
             return Usage::default();
         };
-        let mut read = |name: &str| -> Option<String> {
-            let fd = openat(&dfd, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
-            let mut text = String::new();
-            std::io::Read::read_to_string(
-                &mut std::io::Read::take(std::fs::File::from(fd), FILE_LIMIT as u64),
-                &mut text,
-            )
-            .ok()?;
-            Some(text)
-        };
-        read_v2_with(&mut read, |c| {
-            enabled.is_none_or(|t| t.split_whitespace().any(|w| w == c))
-        })
+        read_v2_with(&mut DirFiles { dir: fd, buf }, enabled, *pressure)
     }
 }
 
@@ -436,13 +527,16 @@ pub const RESOURCES: [(&str, &str); 6] = [
 /// read, none had the file: the controller is not enabled for them, or
 /// cgroup v1 for pressure) or `reason="no_cgroup"` (no cgroup directory
 /// could be read at all: nothing running, no v2 tree, or the paths lie
-/// outside the configured root).
+/// outside the configured root) or `reason="disabled"` (the collector was
+/// configured not to read it: `systemd.resource_pressure = false`).
 #[derive(Debug, Clone, Default)]
 pub struct Availability {
     /// cgroups whose directory existed.
     read: u64,
     /// Per resource of [`RESOURCES`]: cgroups that had it.
     had: [u64; 6],
+    /// Per resource of [`RESOURCES`]: not read by configuration.
+    disabled: [bool; 6],
 }
 
 /// `hostmedic_cgroup_resource_available`.
@@ -468,16 +562,28 @@ impl Availability {
         }
     }
 
+    /// Marks `resource` (one of [`RESOURCES`]) as not read by configuration.
+    pub fn disable(&mut self, resource: &str) {
+        if let Some(i) = RESOURCES.iter().position(|(r, _)| *r == resource) {
+            self.disabled[i] = true;
+        }
+    }
+
     /// `(resource, available, reason)` for every resource.
     pub fn report(&self) -> impl Iterator<Item = (&'static str, bool, &'static str)> + '_ {
-        RESOURCES.iter().zip(self.had).map(|((r, _), n)| {
-            let reason = match (n, self.read) {
-                (0, 0) => "no_cgroup",
-                (0, _) => "file_absent",
-                _ => "",
-            };
-            (*r, n > 0, reason)
-        })
+        RESOURCES
+            .iter()
+            .zip(self.had)
+            .zip(self.disabled)
+            .map(|(((r, _), n), off)| {
+                let reason = match (n, self.read) {
+                    _ if off => "disabled",
+                    (0, 0) => "no_cgroup",
+                    (0, _) => "file_absent",
+                    _ => "",
+                };
+                (*r, n > 0 && !off, reason)
+            })
     }
 
     /// Writes the series for `collector`, and logs (debug) what is missing.
@@ -488,7 +594,7 @@ impl Availability {
             }
             out.gauge(
                 AVAILABLE,
-                "1 when at least one cgroup read by this collector had the resource's file this scrape; 0 with the reason (file_absent: controller not enabled or cgroup v1; no_cgroup: no cgroup directory readable).",
+                "1 when at least one cgroup read by this collector had the resource's file this scrape; 0 with the reason (file_absent: controller not enabled or cgroup v1; no_cgroup: no cgroup directory readable; disabled: not read by configuration).",
                 &[("collector", collector), ("resource", resource), ("reason", reason)],
                 f64::from(u8::from(ok)),
             );
@@ -829,7 +935,7 @@ mod tests {
             w(u.join("pids.current"), "2\n");
             w(u.join("io.stat"), "8:0 rbytes=1 wbytes=2\n");
         }
-        let mut r = V2Reader::default();
+        let mut r = V2Reader::new(true);
         let got = |r: &mut V2Reader, d: &Path| {
             let u = r.read(&d.join("a.service"));
             (u.cpu_usec, u.memory_current, u.tasks, u.io.map(|i| i.written))
@@ -839,6 +945,50 @@ mod tests {
         assert_eq!(got(&mut r, &off), (Some(5), None, None, None));
         assert_eq!(got(&mut r, &unknown), (Some(5), Some(10), Some(2), Some(2)));
         assert_eq!(r.read(&on.join("a.service")), read_v2(&on.join("a.service")));
+    }
+
+    #[test]
+    fn v2_reader_reads_pressure_only_when_asked_and_big_files_whole() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("p/a.service");
+        w(t.path().join("p/cgroup.subtree_control"), "io\n");
+        w(d.join("cpu.stat"), "usage_usec 5\n");
+        w(
+            d.join("cpu.pressure"),
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total=9\n",
+        );
+        // An io.stat of many devices, longer than the first buffer (a page).
+        let devices: String = (0..300)
+            .map(|i| format!("8:{i} rbytes=1 wbytes=2 rios=1 wios=1\n"))
+            .collect();
+        assert!(devices.len() > 2 * 4096);
+        w(d.join("io.stat"), &devices);
+        let mut off = V2Reader::new(false);
+        let u = off.read(&d);
+        assert_eq!(u.pressure, [None; 3]);
+        assert_eq!(
+            u.io,
+            Some(IoBytes {
+                read: 300,
+                written: 600
+            })
+        );
+        let mut on = V2Reader::new(true);
+        let u = on.read(&d);
+        assert_eq!(u.pressure[0].unwrap().some.unwrap().total_usec, 9);
+        assert_eq!(u.cpu_usec, Some(5));
+        // Only cpu.stat wanted (no controller, no pressure): read by path.
+        let e = t.path().join("q/b.service");
+        w(t.path().join("q/cgroup.subtree_control"), "\n");
+        w(e.join("cpu.stat"), "usage_usec 7\n");
+        assert_eq!(off.read(&e).cpu_usec, Some(7));
+        assert_eq!(off.read(&t.path().join("q/gone.service")), Usage::default());
+        let mut a = Availability::default();
+        a.note(&off.read(&e));
+        a.disable("pressure");
+        let r: Vec<_> = a.report().collect();
+        assert_eq!(r[0], ("cpu", true, ""));
+        assert_eq!(r[5], ("pressure", false, "disabled"));
     }
 
     #[test]

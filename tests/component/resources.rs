@@ -119,7 +119,7 @@ async fn spinning_unit_is_the_top_unit_and_owns_its_process() {
          [processes]\ntop_k = {top}\nsample_interval = \"500ms\"\nowner_cgroup_root = \"{root}\"\n\
          [systemd]\nbus_address = \"{bus}\"\ncall_timeout = \"1s\"\nuser_managers = \"auto\"\n\
          user_runtime_dir = \"{run}\"\npasswd_file = \"{passwd}\"\n\
-         resources = [\"service\"]\ncgroup_root = \"{cg}\"\n",
+         resources = [\"service\"]\nresource_pressure = true\ncgroup_root = \"{cg}\"\n",
         top = hostmedic::collectors::processes::MAX_TOP_K,
         root = cgroup_path_of(&machine_cg),
         bus = m.bus_address(),

@@ -78,6 +78,13 @@ pub struct Config {
     /// are exported, of the units the filters keep: any of
     /// [`RESOURCE_UNIT_TYPES`]; `[]` turns resource reading off.
     pub resources: Vec<String>,
+    /// Also read each `resources` unit's `{cpu,memory,io}.pressure` files
+    /// and export its 6 `hostmedic_systemd_unit_pressure_stalled_seconds`
+    /// series. Off by default: three more files and six more series per
+    /// unit, the largest part of the resources' cost (BENCHMARKS.md,
+    /// "Per-unit resources"); the host's pressure is always exported by the
+    /// `pressure` collector.
+    pub resource_pressure: bool,
     /// The cgroup v2 directory that the managers' `ControlGroup` paths are
     /// relative to (their cgroup namespace's root, seen from hostmedic).
     /// Empty: `<global.sysfs_root>/fs/cgroup`, or its `unified` subdirectory
@@ -107,6 +114,7 @@ impl Default for Config {
             refresh_interval: Duration::from_secs(300),
             unit_state_series: UnitStateSeries::All,
             resources: vec!["service".into()],
+            resource_pressure: false,
             cgroup_root: PathBuf::new(),
         }
     }

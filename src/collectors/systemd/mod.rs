@@ -26,9 +26,11 @@
 //! of those types the batch also gets `ControlGroup` (cached like the other
 //! properties: it changes only with the unit's state), and each scrape reads
 //! the unit's cgroup files directly under `systemd.cgroup_root`
-//! ([`crate::cgroup`]: CPU, memory, tasks, I/O, pressure), all units in one
-//! blocking task; no D-Bus call per accounting property, which would cost
-//! systemd a `GetAll`-like computation per unit.
+//! ([`crate::cgroup`]: CPU, memory, tasks, I/O; pressure only with
+//! `systemd.resource_pressure`, off by default: three more files and six
+//! series per unit, the larger part of the per-unit cost), the units split
+//! over a few blocking tasks; no D-Bus call per accounting property, which
+//! would cost systemd a `GetAll`-like computation per unit.
 //!
 //! Files: `config.rs` (the section, its checks, the unit filters),
 //! `props.rs` (per-unit property reads), `encode.rs` (series), this file
@@ -411,10 +413,11 @@ impl SystemdCollector {
             let rest = wanted.split_off(per_task.min(wanted.len()));
             chunks.push(std::mem::replace(&mut wanted, rest));
         }
+        let pressure = self.cfg.resource_pressure;
         let read = futures::future::join_all(chunks.into_iter().map(|chunk| {
             let h = h.clone();
             tokio::task::spawn_blocking(move || {
-                let mut reader = crate::cgroup::V2Reader::default();
+                let mut reader = crate::cgroup::V2Reader::new(pressure);
                 chunk
                     .into_iter()
                     .filter_map(|(i, name, cg)| Some((i, name, reader.read(&h.v2_dir(&cg)?))))
@@ -425,6 +428,9 @@ impl SystemdCollector {
         .into_iter()
         .flat_map(Result::unwrap_or_default);
         let mut avail = crate::cgroup::Availability::default();
+        if !pressure {
+            avail.disable("pressure");
+        }
         for (i, name, usage) in read {
             avail.note(&usage);
             managers[i].usage.insert(name, usage);
@@ -608,6 +614,7 @@ mod tests {
         let sysfs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sysfs");
         let cfg = Config {
             resources: vec!["service".into(), "scope".into()],
+            resource_pressure: true,
             ..Config::default()
         };
         let c = SystemdCollector::new(&cfg, &sysfs).unwrap();
@@ -669,6 +676,35 @@ mod tests {
         };
         assert_eq!(a("memory"), Some(1.0));
         assert_eq!(a("pressure"), Some(1.0));
+
+        // resource_pressure = false (the default): the same units, their
+        // other figures, no pressure series, and pressure "disabled".
+        let nop = SystemdCollector::new(
+            &Config {
+                resource_pressure: false,
+                ..cfg.clone()
+            },
+            &sysfs,
+        )
+        .unwrap();
+        md.usage.clear();
+        let avail = nop.read_resources(&mut [&mut md]).await;
+        let mut out = MetricSet::new();
+        emit(&mut out, &md, UnitStateSeries::All);
+        avail.write(&mut out, "systemd");
+        let v = |name: &str, l: &[(&str, &str)]| out.value(name, l);
+        assert_eq!(v("hostmedic_systemd_unit_cpu_seconds", &w), Some(12.5));
+        assert_eq!(v("hostmedic_systemd_unit_io_written_bytes", &w), Some(4194304.0));
+        assert!(
+            out.get("hostmedic_systemd_unit_pressure_stalled_seconds")
+                .is_none_or(|f| f.samples.is_empty())
+        );
+        let pa = [
+            ("collector", "systemd"),
+            ("resource", "pressure"),
+            ("reason", "disabled"),
+        ];
+        assert_eq!(v(crate::cgroup::AVAILABLE, &pa), Some(0.0));
 
         // Resources off: nothing read, no availability series.
         let off = SystemdCollector::new(
