@@ -375,15 +375,24 @@ impl Committer {
 /// Reads entries from byte `offset` on. Unparseable lines are skipped with a
 /// warning (a torn last line after a crash); `warnings` counts them.
 pub fn read_from(path: &Path, offset: u64) -> Result<(Vec<Entry>, usize), JournalError> {
+    let mut entries = Vec::new();
+    let warnings = replay_from(path, offset, |e| entries.push(e))?;
+    Ok((entries, warnings))
+}
+
+/// Streams the entries from byte `offset` on to `each`, one at a time (a
+/// restart replays up to a de-dup window of journal without holding it all
+/// in memory). An offset past the end reads from the start. Unparseable
+/// lines are skipped with a warning; returns how many.
+pub fn replay_from(path: &Path, offset: u64, mut each: impl FnMut(Entry)) -> Result<usize, JournalError> {
     let mut file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(io(path)(e)),
     };
     let len = file.metadata().map_err(io(path))?.len();
     let offset = if offset > len { 0 } else { offset };
     file.seek(SeekFrom::Start(offset)).map_err(io(path))?;
-    let mut entries = Vec::new();
     let mut warnings = 0;
     let mut reader = BufReader::new(file);
     let mut line = Vec::new();
@@ -401,7 +410,7 @@ pub fn read_from(path: &Path, offset: u64) -> Result<(Vec<Entry>, usize), Journa
             continue;
         }
         match serde_json::from_slice::<Entry>(text) {
-            Ok(e) => entries.push(e),
+            Ok(e) => each(e),
             Err(err) => {
                 warnings += 1;
                 if complete {
@@ -412,7 +421,7 @@ pub fn read_from(path: &Path, offset: u64) -> Result<(Vec<Entry>, usize), Journa
             }
         }
     }
-    Ok((entries, warnings))
+    Ok(warnings)
 }
 
 #[cfg(test)]

@@ -4,6 +4,13 @@
 //! records the journal offset it covers; at start the checkpoint is loaded
 //! and the journal after that offset replayed, so budgets and holds survive
 //! a restart or a `kill -9` even if the checkpoint is stale.
+//!
+//! The de-dup memory (one entry per alert delivered within
+//! `receiver.dedup_window`, the one part that grows with the alert stream)
+//! is not in the checkpoint: the checkpoint names the journal offset from
+//! which a replay rebuilds it (`dedup_offset`), so a checkpoint costs the
+//! same whatever the alert rate, and nothing per remembered alert is copied
+//! or serialized every 10 s (see `docs/receiver.md`, "Memory").
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
@@ -54,10 +61,15 @@ pub struct State {
     pub last_seq: u64,
     /// Journal byte offset this state covers (checkpoint only).
     pub journal_offset: u64,
-    /// De-dup key digest ([`dedup_digest`]) → last time it was delivered.
-    /// A fixed-size key keeps the map's clone for the checkpoint a copy of
-    /// one table instead of one allocation per remembered alert.
-    pub dedup: HashMap<u128, f64>,
+    /// De-dup key digest ([`dedup_digest`]) → last time it was delivered:
+    /// 16 bytes (plus one control byte) per remembered alert in one flat
+    /// table, no allocation per entry. Never checkpointed: rebuilt by
+    /// replaying the journal from `dedup_offset`.
+    #[serde(skip)]
+    pub dedup: HashMap<u64, f64>,
+    /// Journal byte offset from which a replay sees every delivery of the
+    /// last de-dup window (checkpoint only; 0: the whole journal).
+    pub dedup_offset: u64,
     /// Target → times of attempts (an `act` decision or an approval).
     pub attempts: BTreeMap<String, Vec<f64>>,
     /// `rule|target` → time of the last attempt.
@@ -68,12 +80,15 @@ pub struct State {
 }
 
 /// The de-dup identity of a journal `key` (fingerprint|startsAt|status): the
-/// first 128 bits of its SHA-256, stable across versions and restarts.
-pub fn dedup_digest(key: &str) -> u128 {
+/// first 64 bits of its SHA-256. With the de-dup memory rebuilt from the
+/// journal at start (never stored), it only has to be stable within one
+/// process; 64 bits make a false duplicate among even a million remembered
+/// alerts a chance of about 1 in 10^13 per delivery.
+pub fn dedup_digest(key: &str) -> u64 {
     let d = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&d.as_ref()[..16]);
-    u128::from_be_bytes(b)
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d.as_ref()[..8]);
+    u64::from_be_bytes(b)
 }
 
 pub fn cooldown_key(rule: &str, target: &str) -> String {
@@ -182,6 +197,30 @@ impl State {
         }
     }
 
+    /// Applies only what an entry the checkpoint already covers adds to the
+    /// de-dup memory (which the checkpoint leaves out).
+    pub fn remember(&mut self, e: &Entry) {
+        if let Event::Alert { key, .. } = &e.event {
+            self.dedup.insert(dedup_digest(key), e.ts);
+        }
+    }
+
+    /// What a checkpoint writes: everything but the de-dup memory (cloning
+    /// that would copy one table entry per remembered alert every 10 s).
+    pub fn checkpoint(&self) -> State {
+        State {
+            last_seq: self.last_seq,
+            journal_offset: self.journal_offset,
+            dedup: HashMap::new(),
+            dedup_offset: self.dedup_offset,
+            attempts: self.attempts.clone(),
+            cooldowns: self.cooldowns.clone(),
+            holds: self.holds.clone(),
+            pending: self.pending.clone(),
+            last_actions: self.last_actions.clone(),
+        }
+    }
+
     fn attempt(&mut self, rule: &str, target: &str, ts: f64) {
         self.attempts.entry(target.to_string()).or_default().push(ts);
         self.cooldowns.insert(cooldown_key(rule, target), ts);
@@ -205,6 +244,10 @@ impl State {
     /// Forgets what no rule can need any more.
     pub fn prune(&mut self, now: f64, dedup_window: f64, max_window: f64, approval_ttl: f64) {
         self.dedup.retain(|_, t| now - *t < dedup_window);
+        // A burst that has left the window gives its table back.
+        if self.dedup.capacity() > 4 * self.dedup.len().max(1024) {
+            self.dedup.shrink_to(2 * self.dedup.len());
+        }
         for v in self.attempts.values_mut() {
             v.retain(|t| now - *t < max_window);
         }
