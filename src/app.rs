@@ -204,6 +204,8 @@ impl App {
         let flush = tokio_util::task::TaskTracker::new();
         if let Some(r) = &self.receiver {
             flush.spawn(r.clone().background(shutdown.clone()));
+            // Plans a crash of the previous process cut short.
+            tokio::spawn(r.clone().recover_interrupted());
         }
         flush.close();
         flush

@@ -51,6 +51,51 @@ pub struct ActionEnv {
     pub procfs_root: PathBuf,
     /// Report what would run, change nothing.
     pub dry_run: bool,
+    /// Where actions report the processes they start (`None`: nobody asks).
+    pub spawned: Option<SpawnSink>,
+}
+
+/// A process an action started, as it started: the leader of its own
+/// process group, with its start time so a later reader can tell it from a
+/// newer process that reuses the pid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spawned {
+    pub pid: u32,
+    pub pgid: u32,
+    /// Clock ticks since boot (`/proc/<pid>/stat` field 22).
+    pub start_ticks: u64,
+}
+
+/// The sending side of the channel on which an action reports each process
+/// it starts (the receiver journals them: a restart after a crash looks for
+/// survivors).
+#[derive(Debug, Clone)]
+pub struct SpawnSink(tokio::sync::mpsc::UnboundedSender<Spawned>);
+
+impl SpawnSink {
+    /// A sink and the receiver of what is sent to it.
+    pub fn channel() -> (SpawnSink, tokio::sync::mpsc::UnboundedReceiver<Spawned>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (SpawnSink(tx), rx)
+    }
+
+    /// Reports `pid`, reading its process group and start time from
+    /// `procfs` now (while it is still our unreaped child, the pid cannot
+    /// have been reused). Nothing is sent when procfs cannot tell.
+    pub fn report(&self, procfs: &std::path::Path, pid: u32) {
+        match crate::procfs::read_stat(procfs, pid as i32) {
+            Ok(st) => {
+                let _ = self.0.send(Spawned {
+                    pid,
+                    pgid: st.pgrp as u32,
+                    start_ticks: st.start_ticks,
+                });
+            }
+            Err(e) => {
+                tracing::warn!(pid, error = %e, "cannot read a started process's start time; it is not journaled")
+            }
+        }
+    }
 }
 
 impl Default for ActionEnv {
@@ -67,6 +112,7 @@ impl Default for ActionEnv {
             exec_accounts: super::exec::Accounts::default(),
             procfs_root: PathBuf::from("/proc"),
             dry_run: false,
+            spawned: None,
         }
     }
 }

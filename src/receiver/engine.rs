@@ -110,6 +110,9 @@ pub struct Receiver {
     pub(super) target_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
     pub metrics: Metrics,
     pub(super) last_checkpoint: std::sync::Mutex<Option<Instant>>,
+    /// The plans the previous process left acting (a crash cut them short),
+    /// taken from the rebuilt state before any request; see `recover`.
+    pub(super) interrupted: std::sync::Mutex<Vec<(String, super::state::Acting)>>,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -126,6 +129,7 @@ impl Receiver {
     pub fn new(settings: Settings) -> Result<Arc<Receiver>, ConfigError> {
         let cfg = &settings.cfg;
         let ledger = Ledger::open(cfg)?;
+        let ledger_acting = ledger.acting();
         if let Some((holds, pending, last_seq)) = ledger.summary() {
             tracing::info!(
                 rules = settings.rules.len(),
@@ -143,6 +147,7 @@ impl Receiver {
             target_locks: Default::default(),
             metrics: Metrics::default(),
             last_checkpoint: std::sync::Mutex::new(None),
+            interrupted: std::sync::Mutex::new(ledger_acting),
         }))
     }
 

@@ -54,7 +54,10 @@ pub fn markdown(entries: &[Entry], source: &str, since: Option<f64>, warnings: u
     let mut follow: HashMap<&str, Vec<&Entry>> = HashMap::new();
     for e in entries {
         let id = match &e.event {
-            Event::Action { id, .. } | Event::Verify { id, .. } | Event::Approved { id, .. } => id,
+            Event::Action { id, .. }
+            | Event::Verify { id, .. }
+            | Event::Approved { id, .. }
+            | Event::Spawned { id, .. } => id,
             Event::Notified { id, .. } if !id.is_empty() => id,
             _ => continue,
         };
@@ -204,6 +207,7 @@ pub fn markdown(entries: &[Entry], source: &str, since: Option<f64>, warnings: u
             Event::Action { id, .. }
             | Event::Verify { id, .. }
             | Event::Approved { id, .. }
+            | Event::Spawned { id, .. }
             | Event::Notified { id, .. } => {
                 // Shown under their decision; orphans (decision outside the
                 // --since window) are shown on their own.
@@ -242,6 +246,9 @@ fn follow_up(e: &Event) -> String {
             }
         ),
         Event::Approved { by, .. } => format!("approved by {by}"),
+        Event::Spawned { index, pid, pgid, .. } => {
+            format!("action {} started pid {pid} (process group {pgid})", index + 1)
+        }
         Event::Notified {
             channel,
             kind,

@@ -112,8 +112,9 @@ pub enum Event {
         reason: Option<SkipReason>,
         /// What would run / runs, one description per action.
         actions: Vec<String>,
-        /// The alert itself, kept for pending approvals so an approval after a
-        /// restart can still run.
+        /// The alert itself, kept for pending approvals (so an approval after
+        /// a restart can still run) and for `act` decisions (so a restart
+        /// after a crash can verify a plan it interrupted).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         alert: Option<Box<PayloadAlert>>,
     },
@@ -132,11 +133,24 @@ pub enum Event {
         index: usize,
         action: String,
         description: String,
-        /// ok, failed, dry_run, refused
+        /// ok, failed, dry_run, refused, interrupted
         result: String,
         #[serde(default, skip_serializing_if = "String::is_empty")]
         detail: String,
         duration_seconds: f64,
+    },
+    /// An action started a process (an `exec` program, the leader of its
+    /// own process group), journaled as it starts, so that the next start
+    /// after a crash can find what survived (same pid, same start time).
+    Spawned {
+        id: String,
+        index: usize,
+        pid: u32,
+        pgid: u32,
+        /// Start time in clock ticks since boot (`/proc/<pid>/stat` field 22).
+        start_ticks: u64,
+        /// `/proc/sys/kernel/random/boot_id`: after a reboot nothing survived.
+        boot_id: String,
     },
     /// The effect check after acting.
     Verify {

@@ -196,6 +196,15 @@ impl Ledger {
         Some((core.state.holds.len(), core.state.pending.len(), core.state.last_seq))
     }
 
+    /// The plans acting in the state, when it is not locked (at start it
+    /// never is: then they are what a crash interrupted).
+    pub fn acting(&self) -> Vec<(String, super::state::Acting)> {
+        self.core
+            .try_lock()
+            .map(|c| c.state.acting.iter().map(|(id, p)| (id.clone(), p.clone())).collect())
+            .unwrap_or_default()
+    }
+
     /// What the writer has made durable (sequence and journal length).
     pub fn durable(&self) -> journal::Durable {
         self.committer.durable()

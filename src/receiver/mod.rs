@@ -14,7 +14,8 @@
 //! [`persist`] writes it and the checkpoint. Underneath: [`config`] (rules
 //! compiled once, at validation), [`payload`], [`auth`], [`identity`]
 //! (fleet), [`journal`] (format and writer), [`state`] (what the journal
-//! folds into), [`metrics`], and [`incidents`] (`hostmedic incidents`).
+//! folds into), [`recover`] (plans a crash interrupted, survivors of their
+//! processes), [`metrics`], and [`incidents`] (`hostmedic incidents`).
 
 pub mod auth;
 pub mod config;
@@ -31,6 +32,7 @@ pub mod payload;
 pub mod persist;
 pub mod plan;
 pub mod policy;
+pub mod recover;
 pub mod route;
 pub mod run;
 pub mod state;

@@ -12,11 +12,12 @@ use std::time::Instant;
 use tokio::sync::Mutex;
 
 use super::Receiver;
+use super::config::Rule;
 use super::engine::Settings;
 use super::journal::Event;
 use super::lock;
 use super::messages::sep;
-use crate::actions::{Alert, OutcomeResult, Resolved, Verification};
+use crate::actions::{ActionEnv, Alert, OutcomeResult, Resolved, SpawnSink, Verification};
 
 /// Work to do after the webhook has been acknowledged.
 #[derive(Debug)]
@@ -121,13 +122,17 @@ impl Receiver {
         let rule = &s.rules[rule];
         let mut env = s.env.clone();
         env.dry_run = dry_run;
+        // The processes the actions start are journaled as they start.
+        let (sink, mut spawned) = SpawnSink::channel();
+        env.spawned = Some(sink);
         let mut all_ok = true;
         let mut ran = Vec::new();
         for (i, t) in targets.iter().enumerate() {
             let spec = t.spec();
             let timeout = rule.action_timeout.max(spec.suggested_timeout());
             let started = Instant::now();
-            let (result, detail) = match tokio::time::timeout(timeout, t.run(alert, &env)).await {
+            let run = tokio::time::timeout(timeout, t.run(alert, &env));
+            let (result, detail) = match self.journal_spawned(&mut spawned, id, i, run).await {
                 Ok(o) => (o.result.as_str(), o.detail),
                 Err(_) => (
                     OutcomeResult::Failed.as_str(),
@@ -160,34 +165,50 @@ impl Receiver {
         }
         let mut verdict = String::new();
         if all_ok && !env.dry_run && rule.cfg.verify {
-            for t in targets {
-                let (result, detail) = match t.verify(&env, rule.verify_timeout).await {
-                    Verification::Verified => ("verified", String::new()),
-                    Verification::NotHelped(why) => ("not_helped", why),
-                    Verification::NotApplicable => continue,
-                };
-                self.metrics.action(&t.name(), result);
-                self.ledger
-                    .record(vec![Event::Verify {
-                        id: id.to_string(),
-                        rule: rule.cfg.name.clone(),
-                        target: target.to_string(),
-                        result: result.to_string(),
-                        detail: detail.clone(),
-                    }])
-                    .await;
-                verdict = format!("{result}{}", sep(&detail));
-                if result == "not_helped" {
-                    break;
-                }
-            }
+            verdict = self.verify_plan(rule, id, target, targets, &env).await;
         }
         (all_ok, ran, verdict)
     }
 
+    /// Verifies each action of a plan (stopping at the first that did not
+    /// help), journaling each verdict; returns the last one ("" when no
+    /// action can be verified).
+    pub(super) async fn verify_plan(
+        &self,
+        rule: &Rule,
+        id: &str,
+        target: &str,
+        targets: &[Resolved],
+        env: &ActionEnv,
+    ) -> String {
+        let mut verdict = String::new();
+        for t in targets {
+            let (result, detail) = match t.verify(env, rule.verify_timeout).await {
+                Verification::Verified => ("verified", String::new()),
+                Verification::NotHelped(why) => ("not_helped", why),
+                Verification::NotApplicable => continue,
+            };
+            self.metrics.action(&t.name(), result);
+            self.ledger
+                .record(vec![Event::Verify {
+                    id: id.to_string(),
+                    rule: rule.cfg.name.clone(),
+                    target: target.to_string(),
+                    result: result.to_string(),
+                    detail: detail.clone(),
+                }])
+                .await;
+            verdict = format!("{result}{}", sep(&detail));
+            if result == "not_helped" {
+                break;
+            }
+        }
+        verdict
+    }
+
     /// Sends one notification and journals how it went.
     #[allow(clippy::too_many_arguments)]
-    async fn notify_one(
+    pub(super) async fn notify_one(
         &self,
         s: &Settings,
         id: &str,
@@ -231,7 +252,7 @@ impl Receiver {
 
     /// The lock serializing actions on one target (the map forgets unused
     /// locks once it grows past 1024).
-    fn target_lock(&self, target: &str) -> Arc<Mutex<()>> {
+    pub(super) fn target_lock(&self, target: &str) -> Arc<Mutex<()>> {
         let mut locks = lock(&self.target_locks);
         if locks.len() > 1024 {
             locks.retain(|_, l| Arc::strong_count(l) > 1);

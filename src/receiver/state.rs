@@ -53,6 +53,38 @@ pub struct LastAction {
     pub detail: String,
 }
 
+/// A plan that is acting: an `act` decision or an approval whose actions
+/// have not all journaled an outcome yet (they run in order and stop at the
+/// first that is not ok). One that is still here at start was cut short by
+/// a crash: the start journals it `interrupted` (see `recover`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Acting {
+    pub rule: String,
+    pub target: String,
+    /// When the decision (or approval) was journaled.
+    pub since: f64,
+    /// One description per action, as the decision listed them.
+    pub actions: Vec<String>,
+    /// How many actions have journaled an outcome.
+    pub done: usize,
+    /// The alert, to resolve the plan's targets again for its verification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<Box<PayloadAlert>>,
+    /// Processes its actions started, as journaled (`spawned`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<Child>,
+}
+
+/// A process an action of an acting plan started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Child {
+    pub index: usize,
+    pub pid: u32,
+    pub pgid: u32,
+    pub start_ticks: u64,
+    pub boot_id: String,
+}
+
 /// The folded state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -76,6 +108,8 @@ pub struct State {
     pub cooldowns: BTreeMap<String, f64>,
     pub holds: BTreeMap<String, Hold>,
     pub pending: BTreeMap<String, Pending>,
+    /// Plan id → the plan whose actions are running or waiting to run.
+    pub acting: BTreeMap<String, Acting>,
     pub last_actions: VecDeque<LastAction>,
 }
 
@@ -116,7 +150,10 @@ impl State {
                 alert,
                 ..
             } => match decision {
-                Decision::Act => self.attempt(rule, target, e.ts),
+                Decision::Act => {
+                    self.attempt(rule, target, e.ts);
+                    self.start_acting(id, rule, target, e.ts, actions, alert.clone());
+                }
                 Decision::PendingApproval => {
                     if let Some(alert) = alert {
                         self.pending.insert(
@@ -134,8 +171,28 @@ impl State {
                 Decision::DryRun | Decision::Skip => {}
             },
             Event::Approved { id, rule, target, .. } => {
-                self.pending.remove(id);
+                if let Some(p) = self.pending.remove(id) {
+                    self.start_acting(id, rule, target, e.ts, &p.actions, Some(Box::new(p.alert)));
+                }
                 self.attempt(rule, target, e.ts);
+            }
+            Event::Spawned {
+                id,
+                index,
+                pid,
+                pgid,
+                start_ticks,
+                boot_id,
+            } => {
+                if let Some(p) = self.acting.get_mut(id) {
+                    p.children.push(Child {
+                        index: *index,
+                        pid: *pid,
+                        pgid: *pgid,
+                        start_ticks: *start_ticks,
+                        boot_id: boot_id.clone(),
+                    });
+                }
             }
             Event::Action {
                 id,
@@ -145,15 +202,24 @@ impl State {
                 result,
                 detail,
                 ..
-            } => self.push_last(LastAction {
-                ts: e.ts,
-                id: id.clone(),
-                rule: rule.clone(),
-                target: target.clone(),
-                action: action.clone(),
-                result: result.clone(),
-                detail: detail.clone(),
-            }),
+            } => {
+                if let Some(p) = self.acting.get_mut(id) {
+                    p.done += 1;
+                    // The plan stops at the first action that is not ok.
+                    if p.done >= p.actions.len() || !matches!(result.as_str(), "ok" | "dry_run") {
+                        self.acting.remove(id);
+                    }
+                }
+                self.push_last(LastAction {
+                    ts: e.ts,
+                    id: id.clone(),
+                    rule: rule.clone(),
+                    target: target.clone(),
+                    action: action.clone(),
+                    result: result.clone(),
+                    detail: detail.clone(),
+                })
+            }
             Event::Verify {
                 id,
                 rule,
@@ -217,8 +283,35 @@ impl State {
             cooldowns: self.cooldowns.clone(),
             holds: self.holds.clone(),
             pending: self.pending.clone(),
+            acting: self.acting.clone(),
             last_actions: self.last_actions.clone(),
         }
+    }
+
+    fn start_acting(
+        &mut self,
+        id: &str,
+        rule: &str,
+        target: &str,
+        ts: f64,
+        actions: &[String],
+        alert: Option<Box<PayloadAlert>>,
+    ) {
+        if actions.is_empty() {
+            return;
+        }
+        self.acting.insert(
+            id.to_string(),
+            Acting {
+                rule: rule.to_string(),
+                target: target.to_string(),
+                since: ts,
+                actions: actions.to_vec(),
+                done: 0,
+                alert,
+                children: Vec::new(),
+            },
+        );
     }
 
     fn attempt(&mut self, rule: &str, target: &str, ts: f64) {
@@ -349,6 +442,94 @@ mod tests {
         });
         assert!(s.holds.is_empty() && s.attempts.is_empty() && s.cooldowns.is_empty());
         s.prune(10_000.0, 10.0, 10.0, 10.0);
+    }
+
+    fn action(seq: u64, id: &str, index: usize, result: &str) -> Entry {
+        Entry {
+            seq,
+            ts: seq as f64,
+            event: Event::Action {
+                id: id.into(),
+                rule: "r".into(),
+                target: "t".into(),
+                index,
+                action: "exec".into(),
+                description: "exec x".into(),
+                result: result.into(),
+                detail: String::new(),
+                duration_seconds: 0.0,
+            },
+        }
+    }
+
+    #[test]
+    fn a_plan_is_acting_until_every_action_or_the_first_failure_has_an_outcome() {
+        let mut s = State::default();
+        let mut d = decision(1, 1.0, "t");
+        if let Event::Decision { actions, .. } = &mut d.event {
+            *actions = vec!["exec a".into(), "exec b".into()];
+        }
+        s.apply(&d);
+        assert_eq!(s.acting["a1"].actions.len(), 2);
+        s.apply(&Entry {
+            seq: 2,
+            ts: 2.0,
+            event: Event::Spawned {
+                id: "a1".into(),
+                index: 0,
+                pid: 42,
+                pgid: 42,
+                start_ticks: 7,
+                boot_id: "b".into(),
+            },
+        });
+        s.apply(&action(3, "a1", 0, "ok"));
+        assert_eq!(s.acting["a1"].done, 1);
+        assert_eq!(s.acting["a1"].children[0].pid, 42);
+        // What a checkpoint keeps, a restart finds.
+        let cp: State = serde_json::from_str(&serde_json::to_string(&s.checkpoint()).unwrap()).unwrap();
+        assert_eq!(cp.acting, s.acting);
+        s.apply(&action(4, "a1", 1, "ok"));
+        assert!(s.acting.is_empty());
+
+        // Stopped by a failure, or by an interruption journaled at start.
+        for (seq, result) in [(10, "failed"), (20, "interrupted")] {
+            let mut d = decision(seq, 1.0, "t");
+            if let Event::Decision { actions, .. } = &mut d.event {
+                *actions = vec!["exec a".into(), "exec b".into()];
+            }
+            s.apply(&d);
+            s.apply(&action(seq + 1, &format!("a{seq}"), 0, result));
+            assert!(s.acting.is_empty(), "{result}");
+        }
+        // A plan without actions has nothing to interrupt.
+        s.apply(&decision(30, 1.0, "t"));
+        assert!(s.acting.is_empty());
+        // An approval acts with the pending plan's actions and alert.
+        s.pending.insert(
+            "a40".into(),
+            Pending {
+                rule: "r".into(),
+                target: "t".into(),
+                at: 1.0,
+                alert: serde_json::from_str(
+                    r#"{"status":"firing","labels":{"alertname":"A"},"annotations":{},"startsAt":"2026-01-01T00:00:00Z","fingerprint":"f"}"#,
+                )
+                .unwrap(),
+                actions: vec!["exec a".into()],
+            },
+        );
+        s.apply(&Entry {
+            seq: 41,
+            ts: 41.0,
+            event: Event::Approved {
+                id: "a40".into(),
+                rule: "r".into(),
+                target: "t".into(),
+                by: "cli".into(),
+            },
+        });
+        assert!(s.acting["a40"].alert.is_some() && s.pending.is_empty());
     }
 
     #[test]
