@@ -105,14 +105,15 @@ done
 echo "soak: $DURATION, $SCRAPE_RATE scrapes/s and $ALERT_RATE alerts/s per binary, dedup_window $DEDUP_WINDOW, sample every ${SAMPLE}s"
 
 kib() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$2/status"; }
-sample() { # minute label pid
-  local rss hwm fds
+sample() { # minute label pid dir
+  local rss hwm fds alerts
   rss=$(kib VmRSS "$3") hwm=$(kib VmHWM "$3")
   fds=$(find "/proc/$3/fd" -mindepth 1 -maxdepth 1 | wc -l)
-  printf '%s %s %s %s %s\n' "$1" "$2" "$rss" "$hwm" "$fds" >>"$BASE/samples"
+  alerts=$(grep -c '"event":"alert"' "$4/journal.jsonl" || true)
+  printf '%s %s %s %s %s %s\n' "$1" "$2" "$rss" "$hwm" "$fds" "$alerts" >>"$BASE/samples"
 }
 start=$(date +%s)
-for j in "${!PIDS[@]}"; do sample 0 "${LABELS[j]}" "${PIDS[j]}"; done
+for j in "${!PIDS[@]}"; do sample 0 "${LABELS[j]}" "${PIDS[j]}" "${DIRS[j]}"; done
 while :; do
   now=$(date +%s)
   next=$((start + (($(cat "$BASE/samples" | wc -l) / ${#PIDS[@]})) * SAMPLE))
@@ -121,18 +122,18 @@ while :; do
   t=$(($(date +%s) - start))
   for j in "${!PIDS[@]}"; do
     kill -0 "${PIDS[j]}" 2>/dev/null || { echo "${LABELS[j]} died"; cat "${DIRS[j]}/hostmedic.log"; exit 1; }
-    sample "$(awk -v t="$t" 'BEGIN{printf "%.1f", t/60}')" "${LABELS[j]}" "${PIDS[j]}"
+    sample "$(awk -v t="$t" 'BEGIN{printf "%.1f", t/60}')" "${LABELS[j]}" "${PIDS[j]}" "${DIRS[j]}"
   done
 done
 for p in "${WRKS[@]}"; do wait "$p" || true; done
 WRKS=()
 
 echo
-echo "== RSS (MiB), peak RSS (MiB) and open fds per binary, every ${SAMPLE}s"
+echo "== RSS (MiB), peak RSS (MiB), open fds and alerts remembered so far, per binary, every ${SAMPLE}s"
 awk -v labels="${LABELS[*]}" '
-  BEGIN { n = split(labels, L, " "); printf "| minute |"; for (i = 1; i <= n; i++) printf " %s RSS | %s peak | %s fds |", L[i], L[i], L[i]; printf "\n|---|"; for (i = 1; i <= n; i++) printf "---|---|---|"; printf "\n" }
-  { key[$1] = 1; order[++m] = $1; rss[$1, $2] = $3; hwm[$1, $2] = $4; fds[$1, $2] = $5 }
-  END { for (k = 1; k <= m; k++) { t = order[k]; if (seen[t]++) continue; printf "| %s |", t; for (i = 1; i <= n; i++) printf " %.1f | %.1f | %s |", rss[t, L[i]] / 1024, hwm[t, L[i]] / 1024, fds[t, L[i]]; printf "\n" } }
+  BEGIN { n = split(labels, L, " "); printf "| minute | alerts |"; for (i = 1; i <= n; i++) printf " %s RSS | %s peak | %s fds |", L[i], L[i], L[i]; printf "\n|---|---|"; for (i = 1; i <= n; i++) printf "---|---|---|"; printf "\n" }
+  { order[++m] = $1; rss[$1, $2] = $3; hwm[$1, $2] = $4; fds[$1, $2] = $5; al[$1] = $6 }
+  END { for (k = 1; k <= m; k++) { t = order[k]; if (seen[t]++) continue; printf "| %s | %s |", t, al[t]; for (i = 1; i <= n; i++) printf " %.1f | %.1f | %s |", rss[t, L[i]] / 1024, hwm[t, L[i]] / 1024, fds[t, L[i]]; printf "\n" } }
 ' "$BASE/samples"
 
 echo
@@ -143,9 +144,11 @@ for j in "${!PIDS[@]}"; do
   bad() { awk '/Non-2xx/ {print $NF}' "$1"; }
   alerts=$(grep -c '"event":"alert"' "$dir/journal.jsonl" || true)
   dry=$(grep -c '"result":"dry_run"' "$dir/journal.jsonl" || true)
-  rss0=$(awk -v l="${LABELS[j]}" '$2 == l {print $3; exit}' "$BASE/samples")
-  rss1=$(awk -v l="${LABELS[j]}" '$2 == l {v = $3} END {print v}' "$BASE/samples")
-  echo "${LABELS[j]}: scrapes $(reqs "$dir/scrape.out") (non-2xx $(bad "$dir/scrape.out" || true)), deliveries $(reqs "$dir/alerts.out") (non-2xx $(bad "$dir/alerts.out" || true)), alerts journaled $alerts, dry-run results $dry, RSS +$(((rss1 - rss0) / 1024)) MiB"
+  # Growth per remembered alert after the first sample past start (warm-up:
+  # allocator arenas, connection buffers, first scrapes).
+  slope=$(awk -v l="${LABELS[j]}" '$2 == l { n++; if (n == 2) { r0 = $3; a0 = $6 } r1 = $3; a1 = $6 }
+    END { if (a1 > a0) printf "%.0f B/alert (%.1f -> %.1f MiB over %d alerts after the first sample)", (r1 - r0) * 1024 / (a1 - a0), r0 / 1024, r1 / 1024, a1 - a0; else print "n/a" }' "$BASE/samples")
+  echo "${LABELS[j]}: scrapes $(reqs "$dir/scrape.out") (non-2xx $(bad "$dir/scrape.out" || true)), deliveries $(reqs "$dir/alerts.out") (non-2xx $(bad "$dir/alerts.out" || true)), alerts journaled $alerts, dry-run results $dry; RSS growth $slope"
   [ "$alerts" -gt 0 ] && [ "$dry" -eq "$alerts" ] || { echo "FAIL ${LABELS[j]}: not every alert reached its dry-run action"; fail=1; }
   grep -q 'Non-2xx' "$dir/scrape.out" "$dir/alerts.out" && { echo "FAIL ${LABELS[j]}: some requests were not answered 2xx"; fail=1; }
 done

@@ -85,6 +85,8 @@ pub struct ProcStat {
     pub state: char,
     /// Process group (field 5).
     pub pgrp: i32,
+    /// Session (field 6).
+    pub session: i32,
     /// utime + stime, in clock ticks (the process itself, not its children).
     pub cpu_ticks: u64,
     /// Start time in clock ticks since boot (field 22).
@@ -112,6 +114,7 @@ pub fn parse_stat(text: &str) -> Option<ProcStat> {
         comm,
         state: rest.first()?.chars().next()?,
         pgrp: rest.get(2)?.parse().ok()?,
+        session: rest.get(3)?.parse().ok()?,
         cpu_ticks: field(14)? + field(15)?,
         start_ticks: field(22)?,
         rss_pages: field(24)?,
@@ -209,15 +212,17 @@ pub fn boot_id(procfs: &Path) -> Result<String, ProcError> {
     Ok(String::from_utf8_lossy(&raw).trim().to_string())
 }
 
-/// The live members of process group `pgid` that started at or after
-/// `since_ticks` (clock ticks since boot): what is left of a group whose
-/// leader started then. Zombies are not counted (they are dead; their new
-/// parent reaps them).
-pub fn group_members(procfs: &Path, pgid: i32, since_ticks: u64) -> Result<Vec<ProcStat>, ProcError> {
+/// The live members of process group `pgid` in session `session` that
+/// started at or after `since_ticks` (clock ticks since boot): what is left
+/// of a group whose leader started then. Zombies are not counted (they are
+/// dead; their new parent reaps them).
+pub fn group_members(procfs: &Path, pgid: i32, session: i32, since_ticks: u64) -> Result<Vec<ProcStat>, ProcError> {
     Ok(pids(procfs)?
         .into_iter()
         .filter_map(|pid| read_stat(procfs, pid).ok())
-        .filter(|s| s.pgrp == pgid && s.start_ticks >= since_ticks && !matches!(s.state, 'Z' | 'X'))
+        .filter(|s| {
+            s.pgrp == pgid && s.session == session && s.start_ticks >= since_ticks && !matches!(s.state, 'Z' | 'X')
+        })
         .collect())
 }
 
@@ -243,7 +248,7 @@ mod tests {
         assert_eq!(s.pid, 4242);
         assert_eq!(s.comm, "we ird) (x)");
         assert_eq!(s.state, 'S');
-        assert_eq!(s.pgrp, 4242);
+        assert_eq!((s.pgrp, s.session), (4242, 4242));
         assert_eq!(s.cpu_ticks, 300);
         assert_eq!(s.start_ticks, 123456);
         assert_eq!(s.rss_pages, 321);

@@ -62,6 +62,8 @@ pub struct ActionEnv {
 pub struct Spawned {
     pub pid: u32,
     pub pgid: u32,
+    /// Its session (inherited from hostmedic).
+    pub sid: u32,
     /// Clock ticks since boot (`/proc/<pid>/stat` field 22).
     pub start_ticks: u64,
 }
@@ -88,6 +90,7 @@ impl SpawnSink {
                 let _ = self.0.send(Spawned {
                     pid,
                     pgid: st.pgrp as u32,
+                    sid: st.session as u32,
                     start_ticks: st.start_ticks,
                 });
             }

@@ -147,6 +147,8 @@ pub enum Event {
         index: usize,
         pid: u32,
         pgid: u32,
+        /// Session id (hostmedic's own, which the program inherits).
+        sid: u32,
         /// Start time in clock ticks since boot (`/proc/<pid>/stat` field 22).
         start_ticks: u64,
         /// `/proc/sys/kernel/random/boot_id`: after a reboot nothing survived.

@@ -7,8 +7,9 @@
 //! the start:
 //!
 //! 1. looks for survivors of the processes it started — members of the
-//!    recorded process group that started no earlier than its leader, in the
-//!    same boot — and kills the group (SIGKILL), naming what it killed;
+//!    recorded process group and session that started no earlier than its
+//!    leader, in the same boot — and kills the group (SIGKILL), naming what
+//!    it killed;
 //! 2. journals the action that was running (or next to run) as
 //!    `interrupted`, with that report; the attempt was counted when the plan
 //!    was decided, so it stays spent;
@@ -59,6 +60,7 @@ impl Receiver {
                             index,
                             pid: p.pid,
                             pgid: p.pgid,
+                            sid: p.sid,
                             start_ticks: p.start_ticks,
                             boot_id,
                         }])
@@ -168,7 +170,7 @@ async fn reap(procfs: &Path, c: &Child, boot: Option<&str>) -> String {
     if boot.is_some_and(|b| !c.boot_id.is_empty() && b != c.boot_id) {
         return format!("{group}: ended with the reboot since");
     }
-    let members = match crate::procfs::group_members(procfs, c.pgid as i32, c.start_ticks) {
+    let members = match crate::procfs::group_members(procfs, c.pgid as i32, c.sid as i32, c.start_ticks) {
         Ok(m) => m,
         Err(e) => return format!("{group}: cannot look for survivors: {e}"),
     };
@@ -188,7 +190,7 @@ async fn reap(procfs: &Path, c: &Child, boot: Option<&str>) -> String {
     }
     let until = tokio::time::Instant::now() + REAP_WAIT;
     loop {
-        let left = crate::procfs::group_members(procfs, c.pgid as i32, c.start_ticks).unwrap_or_default();
+        let left = crate::procfs::group_members(procfs, c.pgid as i32, c.sid as i32, c.start_ticks).unwrap_or_default();
         if left.is_empty() {
             return format!("{group}: survived hostmedic: killed {}", named.join(", "));
         }

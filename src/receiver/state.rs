@@ -81,6 +81,7 @@ pub struct Child {
     pub index: usize,
     pub pid: u32,
     pub pgid: u32,
+    pub sid: u32,
     pub start_ticks: u64,
     pub boot_id: String,
 }
@@ -181,6 +182,7 @@ impl State {
                 index,
                 pid,
                 pgid,
+                sid,
                 start_ticks,
                 boot_id,
             } => {
@@ -189,6 +191,7 @@ impl State {
                         index: *index,
                         pid: *pid,
                         pgid: *pgid,
+                        sid: *sid,
                         start_ticks: *start_ticks,
                         boot_id: boot_id.clone(),
                     });
@@ -479,6 +482,7 @@ mod tests {
                 index: 0,
                 pid: 42,
                 pgid: 42,
+                sid: 1,
                 start_ticks: 7,
                 boot_id: "b".into(),
             },
