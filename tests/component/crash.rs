@@ -37,6 +37,24 @@ fn read_pid(path: &std::path::Path) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
+/// Delivers one firing alert with `labels` (an Alertmanager v4 payload).
+async fn post_firing(bin: &Binary, labels: serde_json::Value, fingerprint: &str) {
+    let alert = json!({"status": "firing", "labels": labels, "annotations": {"summary": "test"},
+        "startsAt": "2026-01-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prom/graph", "fingerprint": fingerprint});
+    let body = json!({"receiver": "hostmedic", "status": "firing", "alerts": [alert],
+        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am",
+        "version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0});
+    let r = client()
+        .post(bin.url("/api/v1/alerts"))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn kill9_mid_action_ends_interrupted_kills_the_surviving_group_and_verifies() {
     let dir = receiver_dir(TOKEN);
@@ -67,22 +85,8 @@ async fn kill9_mid_action_ends_interrupted_kills_the_surviving_group_and_verifie
         )
         .write(d.join("hostmedic.toml"));
     let mut bin = Binary::start(&cfg, d);
-    let alert = json!({"status": "firing",
-        "labels": {"alertname": "Stuck", "pid": runaway.pid().to_string()},
-        "annotations": {"summary": "a stuck worker"},
-        "startsAt": "2026-01-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
-        "generatorURL": "http://prom/graph", "fingerprint": "5e1f5e1f5e1f5e1f"});
-    let body = json!({"receiver": "hostmedic", "status": "firing", "alerts": [alert],
-        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am",
-        "version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0});
-    let r = client()
-        .post(bin.url("/api/v1/alerts"))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    let pid = runaway.pid().to_string();
+    post_firing(&bin, json!({"alertname": "Stuck", "pid": pid}), "5e1f5e1f5e1f5e1f").await;
 
     // The exec is running and its start is journaled.
     let (leader, child, spawned) = eventually(Duration::from_secs(20), "exec running and journaled", || async {
@@ -233,19 +237,7 @@ async fn an_interrupted_plan_whose_processes_ended_reports_them_ended() {
         .rule(Rule::new("slow", "Slow").action(Action::exec(["/bin/sh", "-c", &script]).set("timeout", "10m")))
         .write(d.join("hostmedic.toml"));
     let mut bin = Binary::start(&cfg, d);
-    let body = json!({"receiver": "hostmedic", "status": "firing", "alerts": [{"status": "firing",
-        "labels": {"alertname": "Slow"}, "annotations": {}, "startsAt": "2026-01-01T00:00:00Z",
-        "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prom/graph", "fingerprint": "0123"}],
-        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am",
-        "version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0});
-    let r = client()
-        .post(bin.url("/api/v1/alerts"))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    post_firing(&bin, json!({"alertname": "Slow"}), "0123").await;
     let leader = eventually(Duration::from_secs(20), "exec journaled", || async {
         let l = read_pid(&d.join("leader.pid"))?;
         journal_of(d)
