@@ -129,7 +129,7 @@ for p in "${WRKS[@]}"; do wait "$p" || true; done
 WRKS=()
 
 echo
-echo "== RSS (MiB), peak RSS (MiB), open fds and alerts remembered so far, per binary, every ${SAMPLE}s"
+echo "== RSS (MiB), peak RSS (MiB), open fds and alerts delivered so far (to the first binary), per binary, every ${SAMPLE}s"
 awk -v labels="${LABELS[*]}" '
   BEGIN { n = split(labels, L, " "); printf "| minute | alerts |"; for (i = 1; i <= n; i++) printf " %s RSS | %s peak | %s fds |", L[i], L[i], L[i]; printf "\n|---|---|"; for (i = 1; i <= n; i++) printf "---|---|---|"; printf "\n" }
   { order[++m] = $1; rss[$1, $2] = $3; hwm[$1, $2] = $4; fds[$1, $2] = $5; al[$1] = $6 }
@@ -144,10 +144,11 @@ for j in "${!PIDS[@]}"; do
   bad() { awk '/Non-2xx/ {print $NF}' "$1"; }
   alerts=$(grep -c '"event":"alert"' "$dir/journal.jsonl" || true)
   dry=$(grep -c '"result":"dry_run"' "$dir/journal.jsonl" || true)
-  # Growth per remembered alert after the first sample past start (warm-up:
-  # allocator arenas, connection buffers, first scrapes).
+  # Growth per delivered alert after the first sample past start (warm-up:
+  # allocator arenas, connection buffers, first scrapes). Per remembered
+  # alert only while the run is shorter than DEDUP_WINDOW.
   slope=$(awk -v l="${LABELS[j]}" '$2 == l { n++; if (n == 2) { r0 = $3; a0 = $6 } r1 = $3; a1 = $6 }
-    END { if (a1 > a0) printf "%.0f B/alert (%.1f -> %.1f MiB over %d alerts after the first sample)", (r1 - r0) * 1024 / (a1 - a0), r0 / 1024, r1 / 1024, a1 - a0; else print "n/a" }' "$BASE/samples")
+    END { if (a1 > a0) printf "%.0f B per delivered alert (%.1f -> %.1f MiB over %d alerts after the first sample)", (r1 - r0) * 1024 / (a1 - a0), r0 / 1024, r1 / 1024, a1 - a0; else print "n/a" }' "$BASE/samples")
   echo "${LABELS[j]}: scrapes $(reqs "$dir/scrape.out") (non-2xx $(bad "$dir/scrape.out" || true)), deliveries $(reqs "$dir/alerts.out") (non-2xx $(bad "$dir/alerts.out" || true)), alerts journaled $alerts, dry-run results $dry; RSS growth $slope"
   [ "$alerts" -gt 0 ] && [ "$dry" -eq "$alerts" ] || { echo "FAIL ${LABELS[j]}: not every alert reached its dry-run action"; fail=1; }
   grep -q 'Non-2xx' "$dir/scrape.out" "$dir/alerts.out" && { echo "FAIL ${LABELS[j]}: some requests were not answered 2xx"; fail=1; }
