@@ -129,7 +129,7 @@ for p in "${WRKS[@]}"; do wait "$p" || true; done
 WRKS=()
 
 echo
-echo "== RSS (MiB), peak RSS (MiB), open fds and alerts delivered so far (to the first binary), per binary, every ${SAMPLE}s"
+echo "== RSS (MiB), peak RSS (MiB), open fds and alerts delivered so far (to the last binary listed), per binary, every ${SAMPLE}s"
 awk -v labels="${LABELS[*]}" '
   BEGIN { n = split(labels, L, " "); printf "| minute | alerts |"; for (i = 1; i <= n; i++) printf " %s RSS | %s peak | %s fds |", L[i], L[i], L[i]; printf "\n|---|---|"; for (i = 1; i <= n; i++) printf "---|---|---|"; printf "\n" }
   { order[++m] = $1; rss[$1, $2] = $3; hwm[$1, $2] = $4; fds[$1, $2] = $5; al[$1] = $6 }
