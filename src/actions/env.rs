@@ -55,6 +55,10 @@ pub struct ActionEnv {
     pub spawned: Option<SpawnSink>,
 }
 
+/// Where hostmedic reads its own children: the `/proc` of its own pid
+/// namespace (like `process_*` self metrics), whatever `procfs_root` says.
+pub const OWN_PROCFS: &str = "/proc";
+
 /// A process an action started, as it started: the leader of its own
 /// process group, with its start time so a later reader can tell it from a
 /// newer process that reuses the pid.
@@ -81,11 +85,14 @@ impl SpawnSink {
         (SpawnSink(tx), rx)
     }
 
-    /// Reports `pid`, reading its process group and start time from
-    /// `procfs` now (while it is still our unreaped child, the pid cannot
-    /// have been reused). Nothing is sent when procfs cannot tell.
-    pub fn report(&self, procfs: &std::path::Path, pid: u32) {
-        match crate::procfs::read_stat(procfs, pid as i32) {
+    /// Reports `pid`, reading its process group, session and start time
+    /// now (while it is still our unreaped child, the pid cannot have been
+    /// reused). Read from this process's own `/proc`, not `procfs_root`:
+    /// the pid is one of our children, in our pid namespace, even when
+    /// `procfs_root` is a host's procfs mounted into a container. Nothing is
+    /// sent when procfs cannot tell.
+    pub fn report(&self, pid: u32) {
+        match crate::procfs::read_stat(std::path::Path::new(OWN_PROCFS), pid as i32) {
             Ok(st) => {
                 let _ = self.0.send(Spawned {
                     pid,

@@ -205,7 +205,7 @@ impl Resolved {
         };
         let report = |pid| {
             if let Some(sink) = &env.spawned {
-                sink.report(&env.procfs_root, pid);
+                sink.report(pid);
             }
         };
         let out = match cmd.run_observed(None, report).await {

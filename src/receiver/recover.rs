@@ -16,6 +16,10 @@
 //! 3. runs the plan's verification (its targets resolved again from the
 //!    alert the decision kept) and tells the rule's channels.
 //!
+//! The processes are our own children, so they are read from the `/proc` of
+//! our own pid namespace ([`OWN_PROCFS`]), not from `global.procfs_root`
+//! (which may be a host's procfs mounted into a container).
+//!
 //! Under systemd the default `KillMode=control-group` has already killed
 //! the unit's remaining processes when the main process died; the search
 //! then finds the groups ended and says so.
@@ -32,6 +36,7 @@ use super::journal::Event;
 use super::lock;
 use super::route::to_alert;
 use super::state::{Acting, Child};
+use crate::actions::env::OWN_PROCFS;
 use crate::actions::{OutcomeResult, Spawned};
 
 /// How long to wait for killed survivors to be gone before reporting.
@@ -47,13 +52,13 @@ impl Receiver {
         index: usize,
         action: F,
     ) -> F::Output {
-        let procfs = self.settings().env.procfs_root.clone();
+        let procfs = Path::new(OWN_PROCFS);
         tokio::pin!(action);
         loop {
             tokio::select! {
                 out = &mut action => return out,
                 Some(p) = spawned.recv() => {
-                    let boot_id = crate::procfs::boot_id(&procfs).unwrap_or_default();
+                    let boot_id = crate::procfs::boot_id(procfs).unwrap_or_default();
                     self.ledger
                         .record(vec![Event::Spawned {
                             id: id.to_string(),
@@ -87,7 +92,7 @@ impl Receiver {
         let s = self.settings();
         let lock = self.target_lock(&plan.target);
         let _serial = lock.lock().await;
-        let procfs = &s.env.procfs_root;
+        let procfs = Path::new(OWN_PROCFS);
         let boot = crate::procfs::boot_id(procfs).ok();
         let mut groups: Vec<&Child> = Vec::new();
         for c in &plan.children {
