@@ -16,6 +16,7 @@ use arc_swap::ArcSwap;
 
 use crate::collector::Runner;
 use crate::config::{Config, ConfigError};
+use crate::landing::html_escape;
 use crate::metrics::MetricSet;
 use crate::receiver::engine::Settings;
 use crate::selfmetrics::ReloadStatus;
@@ -64,6 +65,9 @@ pub struct App {
     /// Serializes reloads (a SIGHUP and a `POST /-/reload` at once).
     reloading: tokio::sync::Mutex<()>,
     reload_status: ReloadStatus,
+    /// The host summary of the last scrape (the receiver's, when it runs,
+    /// so its status document shows it too).
+    host: Arc<crate::hostsummary::LastScrape>,
 }
 
 /// The receiver's swappable settings as `config` asks for them.
@@ -95,7 +99,9 @@ impl App {
         } else {
             None
         };
+        let host = receiver.as_ref().map(|r| r.host.clone()).unwrap_or_default();
         Ok(Arc::new(App {
+            host,
             config: ArcSwap::from_pointee(config),
             runner,
             started: SystemTime::now(),
@@ -195,7 +201,7 @@ impl App {
     }
 
     /// Starts background work: collectors' and the receiver's (checkpoints,
-    /// status file, pruning). Everything returns when `shutdown` is cancelled.
+    /// status file, pruning, the heartbeat's silence check). Everything returns when `shutdown` is cancelled.
     /// The returned tracker holds the work that must finish before the
     /// process exits (the receiver's last checkpoint and status file);
     /// collectors have nothing to flush.
@@ -204,6 +210,7 @@ impl App {
         let flush = tokio_util::task::TaskTracker::new();
         if let Some(r) = &self.receiver {
             flush.spawn(r.clone().background(shutdown.clone()));
+            tokio::spawn(r.clone().watch_heartbeat(shutdown.clone()));
             // Plans a crash of the previous process cut short.
             tokio::spawn(r.clone().recover_interrupted());
         }
@@ -214,6 +221,8 @@ impl App {
     /// One full scrape: every collector plus hostmedic's own metrics.
     pub async fn scrape(&self) -> MetricSet {
         let mut set = self.runner.gather().await;
+        self.host
+            .store(crate::hostsummary::HostSummary::from_set(&set, crate::time::now()));
         set.gauge(
             "hostmedic_build_info",
             "hostmedic build information; always 1.",
@@ -231,12 +240,15 @@ impl App {
         crate::selfmetrics::write_process(&mut set);
         if let Some(r) = &self.receiver {
             r.metrics.write(&mut set, &r.holds());
+            r.write_pipeline_metrics(&mut set).await;
         }
         set
     }
 
-    /// The HTML landing page: links and each collector's last status.
-    pub fn landing_page(&self) -> String {
+    /// The HTML landing page: links, each collector's last status, then the
+    /// host summary of the last scrape and the receiver's view
+    /// ([`crate::landing`]).
+    pub async fn landing_page(&self) -> String {
         let mut rows = String::new();
         let status = self.runner.status();
         for c in self.runner.collectors() {
@@ -260,6 +272,11 @@ impl App {
                 at
             ));
         }
+        let status = match &self.receiver {
+            Some(r) => Some(r.status_json().await),
+            None => None,
+        };
+        let sections = crate::landing::sections(self.host.load().as_deref(), status.as_ref());
         format!(
             r#"<!doctype html>
 <html><head><meta charset="utf-8"><title>hostmedic</title>
@@ -271,25 +288,9 @@ impl App {
 <h2>Collectors</h2>
 <table><tr><th>collector</th><th>status</th><th>detail</th><th>last scrape</th></tr>
 {rows}</table>
-</body></html>
+{sections}</body></html>
 "#,
             version = env!("CARGO_PKG_VERSION"),
         )
     }
-}
-
-/// Escapes text for HTML element content and attribute values.
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

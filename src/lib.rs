@@ -36,6 +36,8 @@
 //! - [`selfmetrics`]: `process_*` (from the real `/proc/self`) and
 //!   `hostmedic_config_last_reload_*`.
 //! - [`server`]: hyper 1.x HTTP server and its route table.
+//! - [`landing`]: the landing page (`/`): collectors, host summary, alert
+//!   pipeline, firing alerts, holds and pending approvals.
 //! - [`web`]: the web layer before every endpoint (`--web.config.file` in
 //!   the exporter-toolkit format: TLS, basic auth, response headers).
 //!
@@ -44,6 +46,8 @@
 //!   scrape runner.
 //! - [`collectors`]: one file or folder per collector.
 //! - [`metrics`]: the per-scrape snapshot and its two text encodings.
+//! - [`hostsummary`]: the host at a glance from the last scrape's snapshot
+//!   (status document, landing page).
 //!
 //! Remediation side:
 //! - [`receiver`]: the Alertmanager webhook receiver as stages, one file each
@@ -59,7 +63,11 @@
 //! - [`bytes`]: byte sizes in configuration (`"2GiB"`).
 //! - [`sync`]: the one mutex-poisoning policy (`lock`, `read`, `write`).
 //! - [`procfs`]: bounded readers of `<procfs_root>`, for the processes
-//!   collector, the kill action and the docker cgroup-memory reader.
+//!   collector, the kill action and the cgroup leaf.
+//! - [`cgroup`]: cgroup v2/v1 file readers (CPU, memory, tasks, I/O, PSI),
+//!   the PSI line parser and the owner (unit, manager, container) of a
+//!   process, for the systemd, docker, processes and pressure collectors and
+//!   the incident evidence.
 //! - [`command`]: runs an argv (no shell, own process group, timeout that
 //!   kills the group, bounded output), for the command probes and the exec
 //!   action.
@@ -73,6 +81,7 @@
 pub mod actions;
 pub mod app;
 pub mod bytes;
+pub mod cgroup;
 pub mod cli;
 pub mod client;
 pub mod collector;
@@ -81,7 +90,9 @@ pub mod command;
 pub mod config;
 pub mod docker;
 pub mod error;
+pub mod hostsummary;
 pub mod http;
+pub mod landing;
 pub mod metrics;
 pub mod notify;
 pub mod procfs;

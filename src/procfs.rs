@@ -1,6 +1,6 @@
 //! Reading procfs under a configurable root (`global.procfs_root`): process
 //! stat, start time, command line, owner and cgroup. A leaf shared by the
-//! processes collector, the kill action and the docker cgroup-memory reader;
+//! processes collector, the kill action and the cgroup leaf;
 //! it imports nothing of them.
 //!
 //! Hand-written rather than the `procfs` crate: the crate can open processes

@@ -122,7 +122,7 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             if !get_only(&req) {
                 return method_not_allowed("GET, HEAD");
             }
-            response(StatusCode::OK, HTML_TYPE, app.landing_page())
+            response(StatusCode::OK, HTML_TYPE, app.landing_page().await)
         }
         "/-/healthy" | "/-/ready" => {
             if !get_only(&req) {

@@ -3,7 +3,7 @@
 //! engine connection `shed-load` uses for its containers.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -225,8 +225,9 @@ impl Resolved {
         }
     }
 
-    /// Verified when: restart/start — running, healthy (or without a health
-    /// check) and not restarted between two looks a second apart; stop — not
+    /// Verified when: restart/start — running and not restarted for
+    /// [`super::poll::STABLE_FOR`], and healthy (or without a health check);
+    /// stop — not
     /// running; restart-policy — the policy reads as configured.
     pub(crate) async fn verify(&self, env: &ActionEnv, until: tokio::time::Instant) -> Verification {
         let (a, container) = (&self.spec, self.container.as_str());
@@ -235,19 +236,20 @@ impl Resolved {
             Err(e) => return Verification::NotHelped(format!("cannot reach the engine: {e}")),
         };
         let want_policy = a.policy.as_deref().and_then(|p| parse_policy(p).ok()).map(|p| p.name);
-        let mut stable: Option<(i64, Option<std::time::SystemTime>)> = None;
+        let mut poll = super::poll::Poll::until(until);
+        let mut up = super::poll::Stable::default();
         loop {
             let last = match conn.inspect(container).await {
                 Ok(s) => {
                     let ok = match a.op {
                         DockerOp::Stop => matches!(s.state, "exited" | "created" | "dead"),
                         DockerOp::RestartPolicy => Some(&s.restart_policy) == want_policy.as_ref(),
+                        // Stable: running, same start and restart count for
+                        // STABLE_FOR (a restart loop does not count); healthy
+                        // (or without a health check) at the look that ends it.
                         DockerOp::Restart | DockerOp::Start => {
-                            let up = s.state == "running" && matches!(s.health, "healthy" | "none");
-                            let mark = (s.restart_count, s.started_at);
-                            let seen_before = stable == Some(mark);
-                            stable = up.then_some(mark);
-                            up && seen_before
+                            let running = up.look((s.state == "running").then_some((s.restart_count, s.started_at)));
+                            running && matches!(s.health, "healthy" | "none")
                         }
                     };
                     if ok {
@@ -257,10 +259,9 @@ impl Resolved {
                 }
                 Err(e) => e.to_string(),
             };
-            if tokio::time::Instant::now() >= until {
+            if !poll.next(up.due()).await {
                 return Verification::NotHelped(format!("container {container}: {last}"));
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 }

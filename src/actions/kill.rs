@@ -297,6 +297,7 @@ impl Resolved {
     /// process on the PID than `start_time` names).
     pub(crate) async fn verify(&self, env: &ActionEnv, until: tokio::time::Instant) -> Verification {
         let (pid, start_time) = (self.pid, self.start_time);
+        let mut poll = super::poll::Poll::until(until);
         loop {
             let last = match proc_info(&env.procfs_root, pid) {
                 Err(_) => return Verification::Verified,
@@ -306,13 +307,12 @@ impl Resolved {
                 }
                 Ok(i) => i,
             };
-            if tokio::time::Instant::now() >= until {
+            if !poll.next(None).await {
                 return Verification::NotHelped(format!(
                     "pid {pid} ({}) is still running",
                     super::truncate(last.cmdline, 200)
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }

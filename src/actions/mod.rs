@@ -26,6 +26,7 @@ pub mod exec;
 pub mod kill;
 pub mod notify;
 pub mod outcome;
+pub mod poll;
 pub mod shed;
 pub mod systemd;
 pub mod target;

@@ -127,6 +127,7 @@ impl Resolved {
     /// is not running.
     pub(crate) async fn verify(&self, env: &ActionEnv, until: tokio::time::Instant) -> Verification {
         let (manager, units, containers) = (&self.manager, &self.spec.units, &self.spec.containers);
+        let mut poll = super::poll::Poll::until(until);
         loop {
             let mut still = Vec::new();
             for unit in units {
@@ -153,10 +154,9 @@ impl Resolved {
             if still.is_empty() {
                 return Verification::Verified;
             }
-            if tokio::time::Instant::now() >= until {
+            if !poll.next(None).await {
                 return Verification::NotHelped(still.join("; "));
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 }

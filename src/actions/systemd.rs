@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use zbus::Connection;
@@ -226,8 +226,8 @@ impl Resolved {
         Outcome::acted(&what, perform(&conn, op, unit).await, &before_line, started)
     }
 
-    /// Verified when: restart/start — active on two looks a second apart with
-    /// no automatic restart in between; stop — inactive or failed; mask —
+    /// Verified when: restart/start — active for [`super::poll::STABLE_FOR`]
+    /// with no automatic restart in between; stop — inactive or failed; mask —
     /// masked (an administrator's unit: disabled); unmask — no longer masked; disable — unit file not enabled;
     /// reset-failed — not failed.
     pub(crate) async fn verify(&self, env: &ActionEnv, until: tokio::time::Instant) -> Verification {
@@ -236,17 +236,15 @@ impl Resolved {
             Ok(c) => c,
             Err(e) => return Verification::NotHelped(e),
         };
-        let mut seen_up: Option<Option<u32>> = None;
+        let mut poll = super::poll::Poll::until(until);
+        let mut up = super::poll::Stable::default();
         loop {
             let (ok, last) = match sd::unit_status(&conn, unit).await {
                 Err(e) => (false, e.to_string()),
                 Ok(st) => {
                     let ok = match op {
                         SystemdOp::Restart | SystemdOp::Start => {
-                            let up = st.active_state == "active";
-                            let stable = up && seen_up == Some(st.n_restarts);
-                            seen_up = up.then_some(st.n_restarts);
-                            stable
+                            up.look((st.active_state == "active").then_some(st.n_restarts))
                         }
                         SystemdOp::Stop => matches!(st.active_state.as_str(), "inactive" | "failed"),
                         // An administrator's unit cannot be masked: the action
@@ -274,10 +272,9 @@ impl Resolved {
             if ok {
                 return Verification::Verified;
             }
-            if tokio::time::Instant::now() >= until {
+            if !poll.next(up.due()).await {
                 return Verification::NotHelped(format!("{unit} ({manager}): {last}"));
             }
-            tokio::time::sleep(Duration::from_millis(if seen_up.is_some() { 1000 } else { 200 })).await;
         }
     }
 }

@@ -5,8 +5,9 @@
 //!
 //! One scrape = one `GET /containers/json?all=1`, then one inspect per kept
 //! container (concurrently, bounded by `concurrency`, each under `timeout`),
-//! then memory usage of the running ones from their cgroup files, found
-//! through the main process's `/proc/<pid>/cgroup`. The engine's one-shot
+//! then memory, CPU, I/O and pressure of the running ones from their cgroup
+//! files ([`crate::cgroup`]), found through the main process's
+//! `/proc/<pid>/cgroup`. The engine's one-shot
 //! stats (`stream=false&one-shot=true`) are only the fallback (or
 //! `memory_source = "stats"`): engine 20.10 answers them at its stats
 //! collector's next 1 s tick, so they cost up to 1 s per round of requests,
@@ -141,9 +142,22 @@ pub struct DockerCollector {
 struct Sample {
     status: ContainerStatus,
     memory_usage: Option<u64>,
+    /// Its cgroup's files (running containers, `memory_source = "cgroup"`).
+    cgroup: Option<crate::cgroup::Usage>,
 }
 
 const STATE: &str = "hostmedic_docker_container_state";
+
+/// The per-container cgroup series (memory has its own, older series).
+const CGROUP_SERIES: crate::cgroup::SeriesNames = crate::cgroup::SeriesNames {
+    cpu: "hostmedic_docker_container_cpu_seconds",
+    memory_current: None,
+    memory_peak: None,
+    tasks: None,
+    io_read: "hostmedic_docker_container_io_read_bytes",
+    io_written: "hostmedic_docker_container_io_written_bytes",
+    pressure: "hostmedic_docker_container_pressure_stalled_seconds",
+};
 const HEALTH: &str = "hostmedic_docker_container_health";
 
 impl DockerCollector {
@@ -238,7 +252,7 @@ impl DockerCollector {
         // those whose cgroup could not be read.
         let has_memory = |s: &ContainerStatus| s.state == "running" || s.state == "paused";
         let pids: Vec<Option<i64>> = statuses.iter().map(|s| s.pid.filter(|_| has_memory(s))).collect();
-        let from_cgroup: Vec<Option<u64>> = if self.cfg.memory_source == MemorySource::Cgroup {
+        let from_cgroup: Vec<Option<crate::cgroup::Usage>> = if self.cfg.memory_source == MemorySource::Cgroup {
             let (procfs, sysfs) = (self.procfs.clone(), self.sysfs.clone());
             tokio::task::spawn_blocking(move || read_cgroups(&procfs, &sysfs, &pids))
                 .await
@@ -246,12 +260,16 @@ impl DockerCollector {
         } else {
             Vec::new()
         };
+        let mut from_cgroup = from_cgroup.into_iter();
         let mut out: Vec<Sample> = statuses
             .into_iter()
-            .enumerate()
-            .map(|(i, status)| Sample {
-                memory_usage: from_cgroup.get(i).copied().flatten(),
-                status,
+            .map(|status| {
+                let cgroup = from_cgroup.next().flatten();
+                Sample {
+                    memory_usage: cgroup.as_ref().and_then(|u| u.memory_working_set),
+                    cgroup,
+                    status,
+                }
             })
             .collect();
         let missing: Vec<usize> = (0..out.len())
@@ -285,9 +303,12 @@ impl DockerCollector {
     }
 }
 
-fn read_cgroups(procfs: &Path, sysfs: &Path, pids: &[Option<i64>]) -> Vec<Option<u64>> {
+/// The cgroup files of each container's main process (`None`: not running,
+/// or its cgroup cannot be read), under `<sysfs>/fs/cgroup`.
+fn read_cgroups(procfs: &Path, sysfs: &Path, pids: &[Option<i64>]) -> Vec<Option<crate::cgroup::Usage>> {
+    let h = crate::cgroup::Hierarchies::detect(&sysfs.join("fs/cgroup"));
     pids.iter()
-        .map(|p| p.and_then(|pid| crate::docker::cgroup_memory_usage(procfs, sysfs, pid)))
+        .map(|p| p.and_then(|pid| crate::cgroup::process_usage(procfs, &h, pid)))
         .collect()
 }
 
@@ -392,6 +413,9 @@ fn write(out: &mut MetricSet, conn: &Connection, samples: &[Sample]) {
                 m as f64,
             );
         }
+        if let Some(u) = &s.cgroup {
+            crate::cgroup::write_usage(out, &CGROUP_SERIES, &[("container", c)], u);
+        }
         if let Some(m) = st.memory_limit {
             out.gauge(
                 "hostmedic_docker_container_memory_limit_bytes",
@@ -421,6 +445,14 @@ impl Collector for DockerCollector {
         match self.read(&conn).await {
             Ok(samples) => {
                 write(out, &conn, &samples);
+                if self.cfg.memory_source == MemorySource::Cgroup {
+                    let mut avail = crate::cgroup::Availability::default();
+                    samples
+                        .iter()
+                        .filter_map(|s| s.cgroup.as_ref())
+                        .for_each(|u| avail.note(u));
+                    avail.write(out, "docker");
+                }
                 Ok(())
             }
             Err(e) => {

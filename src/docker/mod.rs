@@ -24,9 +24,6 @@ use bollard::query_parameters::{
 };
 use futures::StreamExt;
 
-mod cgroup;
-pub use self::cgroup::{cgroup_memory_usage, working_set};
-
 /// The engine address used when neither the configuration nor `DOCKER_HOST`
 /// names one.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
@@ -324,7 +321,7 @@ impl Connection {
     /// `docker stats` shows it. One-shot skips the second CPU sample, but
     /// engine 20.10 still answers only at its stats collector's next 1 s tick,
     /// so this takes up to 1 s; the collector reads the cgroup files instead
-    /// ([`cgroup_memory_usage`]) and uses this only as the fallback.
+    /// ([`crate::cgroup::process_usage`]) and uses this only as the fallback.
     pub async fn memory_usage(&self, name: &str) -> Result<Option<u64>, DockerError> {
         let opts = StatsOptions {
             stream: false,
@@ -337,7 +334,7 @@ impl Connection {
         Ok(first.and_then(|s| s.memory_stats).and_then(|m| {
             let usage = m.usage?;
             let stats = m.stats.unwrap_or_default();
-            Some(working_set(usage, &stats))
+            Some(crate::cgroup::working_set(usage, |k| stats.get(k).copied()))
         }))
     }
 }

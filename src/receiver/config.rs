@@ -81,6 +81,8 @@ pub struct ReceiverConfig {
     pub passwd_file: PathBuf,
     /// Where `exec` actions' `group` names are looked up (at each run).
     pub group_file: PathBuf,
+    /// `[receiver.heartbeat]`: the alert pipeline's dead-man's switch.
+    pub heartbeat: super::heartbeat::HeartbeatConfig,
 }
 
 impl Default for ReceiverConfig {
@@ -111,6 +113,7 @@ impl Default for ReceiverConfig {
             escalate: Vec::new(),
             passwd_file: PathBuf::from("/etc/passwd"),
             group_file: PathBuf::from("/etc/group"),
+            heartbeat: Default::default(),
         }
     }
 }
@@ -254,7 +257,7 @@ impl Matcher {
     }
 }
 
-fn positive(key: &str, d: Duration) -> Result<(), ConfigError> {
+pub(super) fn positive(key: &str, d: Duration) -> Result<(), ConfigError> {
     if d.is_zero() {
         return Err(ConfigError::invalid(key, "must be greater than 0"));
     }
@@ -348,14 +351,14 @@ impl ReceiverConfig {
         for (i, c) in self.escalate.iter().enumerate() {
             check_channel(&format!("receiver.escalate[{i}]"), c, channels)?;
         }
-        Ok(())
+        self.heartbeat.validate(channels)
     }
 }
 
 /// The configured `[notify.<name>]` channels.
 pub type Channels = crate::notify::Channels;
 
-fn check_channel(key: &str, name: &str, channels: &Channels) -> Result<(), ConfigError> {
+pub(super) fn check_channel(key: &str, name: &str, channels: &Channels) -> Result<(), ConfigError> {
     if channels.contains_key(name) {
         Ok(())
     } else {

@@ -27,6 +27,7 @@ use super::payload::Payload;
 use super::plan::{Accepted, plan};
 use super::route::{route, to_alert};
 use super::run::Job;
+use super::timeline::Timeline;
 use crate::actions::ActionEnv;
 use crate::error::ConfigError;
 
@@ -110,6 +111,9 @@ pub struct Receiver {
     pub(super) target_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
     pub metrics: Metrics,
     pub(super) last_checkpoint: std::sync::Mutex<Option<Instant>>,
+    /// The host summary of the last scrape, for the status document (the
+    /// app stores it after each scrape).
+    pub host: Arc<crate::hostsummary::LastScrape>,
     /// The plans the previous process left acting (a crash cut them short),
     /// taken from the rebuilt state before any request; see `recover`.
     pub(super) interrupted: std::sync::Mutex<Vec<(String, super::state::Acting)>>,
@@ -147,6 +151,7 @@ impl Receiver {
             target_locks: Default::default(),
             metrics: Metrics::default(),
             last_checkpoint: std::sync::Mutex::new(None),
+            host: Default::default(),
             interrupted: std::sync::Mutex::new(ledger_acting),
         }))
     }
@@ -178,6 +183,8 @@ impl Receiver {
     pub async fn accept(self: &Arc<Self>, mut payload: Payload) -> Result<Accepted, AcceptError> {
         let s = self.settings();
         let received = payload.alerts.len();
+        // Heartbeats are the pipeline's, not the host's: never routed.
+        self.take_heartbeats(&s, &mut payload).await?;
         let foreign = self.refuse_foreign(&s.identity, &mut payload).await?;
         // Targets are resolved before taking the lock: a refusal rejects the
         // whole request and nothing of it counts.
@@ -288,6 +295,7 @@ impl Receiver {
                     alert,
                     targets,
                     dry_run: s.cfg.dry_run,
+                    timeline: Timeline::approved(b.now()),
                 };
                 Ok((target, job))
             })

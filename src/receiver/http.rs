@@ -123,6 +123,7 @@ impl Receiver {
     }
 
     async fn webhook(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        let received = crate::time::now();
         if let Some(r) = self.refusal(&req, &[Method::POST], "POST") {
             return r;
         }
@@ -164,7 +165,10 @@ impl Receiver {
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")),
         };
         let payload = match payload::parse(&body, self.settings().cfg.max_alerts_per_request) {
-            Ok(p) => p,
+            Ok(p) => payload::Payload {
+                received: Some(received),
+                ..p
+            },
             Err(e @ payload::PayloadError::TooManyAlerts { .. }) => return error(StatusCode::PAYLOAD_TOO_LARGE, e),
             Err(e) => return error(StatusCode::BAD_REQUEST, e),
         };

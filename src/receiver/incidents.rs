@@ -204,6 +204,9 @@ pub fn markdown(entries: &[Entry], source: &str, since: Option<f64>, warnings: u
                     code(identity)
                 );
             }
+            Event::Pipeline(p) => {
+                let _ = writeln!(out, "- {} **{}**", clock(e.ts), one_line(&p.message));
+            }
             Event::Action { id, .. }
             | Event::Verify { id, .. }
             | Event::Approved { id, .. }
@@ -212,7 +215,13 @@ pub fn markdown(entries: &[Entry], source: &str, since: Option<f64>, warnings: u
                 // Shown under their decision; orphans (decision outside the
                 // --since window) are shown on their own.
                 if !printed_ids.contains(id.as_str()) {
-                    let _ = writeln!(out, "- {} [{id}] {}", clock(e.ts), follow_up(&e.event));
+                    // The pipeline's own notifications belong to no plan: no id.
+                    let id = if id.is_empty() {
+                        String::new()
+                    } else {
+                        format!("[{id}] ")
+                    };
+                    let _ = writeln!(out, "- {} {id}{}", clock(e.ts), follow_up(&e.event));
                 }
             }
         }

@@ -89,6 +89,10 @@ pub enum Event {
         summary: Option<String>,
         receiver: String,
         duplicate: bool,
+        /// When the webhook request carrying it arrived (Unix seconds);
+        /// `ts` is when it was planned. Absent in journals written before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        received: Option<f64>,
     },
     /// A request that was rejected because a value naming a target failed
     /// its grammar; nothing of the request ran.
@@ -200,6 +204,9 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "String::is_empty")]
         detail: String,
     },
+    /// The alert pipeline's heartbeat stopped (`silent`) or came back
+    /// (`back`); see `heartbeat`.
+    Pipeline(super::heartbeat::PipelineEvent),
 }
 
 /// The append side of the journal (one per process).

@@ -302,6 +302,7 @@ mod tests {
                 summary: None,
                 receiver: "r".into(),
                 duplicate: false,
+                received: None,
             },
         }
     }

@@ -4,17 +4,50 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use super::timeline::{Stage, Timeline};
 use crate::metrics::MetricSet;
 
 /// Upper bounds of the action-duration histogram, in seconds.
 const BUCKETS: [f64; 12] = [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0];
 
-#[derive(Debug, Default, Clone)]
+/// Upper bounds of the remediation-latency histogram, in seconds: 10 ms
+/// (the receiver's own stages) to 2 minutes (a `for:` window in front of
+/// the total), finest around the few seconds of the alert pipeline's floor.
+const LATENCY_BUCKETS: [f64; 17] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 30.0, 60.0, 120.0,
+];
+
+#[derive(Debug, Clone)]
 struct Histogram {
+    bounds: &'static [f64],
     sum: f64,
     count: u64,
-    /// Per bucket (last one is +Inf).
-    buckets: [u64; BUCKETS.len() + 1],
+    /// Per bound, plus the last one for +Inf (not cumulative).
+    buckets: Vec<u64>,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            sum: 0.0,
+            count: 0,
+            buckets: vec![0; bounds.len() + 1],
+        }
+    }
+
+    fn observe(&mut self, v: f64) {
+        self.sum += v;
+        self.count += 1;
+        let i = self.bounds.iter().position(|&b| v <= b).unwrap_or(self.bounds.len());
+        self.buckets[i] += 1;
+    }
+
+    fn write(&self, out: &mut MetricSet, name: &str, help: &str, labels: &[(&'static str, &str)]) {
+        let mut buckets: Vec<(f64, u64)> = self.bounds.iter().copied().zip(self.buckets.iter().copied()).collect();
+        buckets.push((f64::INFINITY, self.buckets[self.bounds.len()]));
+        out.histogram(name, help, labels, self.sum, self.count, buckets);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -24,6 +57,7 @@ struct Inner {
     actions: BTreeMap<(String, String), u64>,
     skipped: BTreeMap<&'static str, u64>,
     durations: BTreeMap<String, Histogram>,
+    latency: BTreeMap<Stage, Histogram>,
 }
 
 #[derive(Debug, Default)]
@@ -54,11 +88,23 @@ impl Metrics {
 
     pub fn duration(&self, action: &str, seconds: f64) {
         self.with(|m| {
-            let h = m.durations.entry(action.to_string()).or_default();
-            h.sum += seconds;
-            h.count += 1;
-            let i = BUCKETS.iter().position(|&b| seconds <= b).unwrap_or(BUCKETS.len());
-            h.buckets[i] += 1;
+            m.durations
+                .entry(action.to_string())
+                .or_insert_with(|| Histogram::new(&BUCKETS))
+                .observe(seconds)
+        });
+    }
+
+    /// Observes every known stage of a finished run's timeline.
+    pub fn latency(&self, timeline: &Timeline) {
+        let stages = timeline.stages();
+        self.with(|m| {
+            for (stage, seconds) in stages {
+                m.latency
+                    .entry(stage)
+                    .or_insert_with(|| Histogram::new(&LATENCY_BUCKETS))
+                    .observe(seconds);
+            }
         });
     }
 
@@ -98,15 +144,19 @@ impl Metrics {
                 );
             }
             for (action, h) in &m.durations {
-                let mut buckets: Vec<(f64, u64)> = BUCKETS.iter().copied().zip(h.buckets.iter().copied()).collect();
-                buckets.push((f64::INFINITY, h.buckets[BUCKETS.len()]));
-                out.histogram(
+                h.write(
+                    out,
                     "hostmedic_action_duration_seconds",
                     "Time one remediation action took.",
                     &[("action", action)],
-                    h.sum,
-                    h.count,
-                    buckets,
+                );
+            }
+            for (stage, h) in &m.latency {
+                h.write(
+                    out,
+                    "hostmedic_remediation_latency_seconds",
+                    "Seconds of each stage from an alert's startsAt to its remediation verified (docs/metrics.md).",
+                    &[("stage", stage.as_str())],
                 );
             }
         });

@@ -15,12 +15,17 @@
 //! compiled once, at validation), [`payload`], [`auth`], [`identity`]
 //! (fleet), [`journal`] (format and writer), [`state`] (what the journal
 //! folds into), [`recover`] (plans a crash interrupted, survivors of their
-//! processes), [`metrics`], and [`incidents`] (`hostmedic incidents`).
+//! processes), [`metrics`], [`timeline`] (where a remediation's seconds go) and
+//! [`incidents`] (`hostmedic incidents`). Beside the pipeline: [`heartbeat`]
+//! (the dead-man's switch for the alert pipeline) and [`firing`] (the alerts
+//! firing as the deliveries tell).
 
 pub mod auth;
 pub mod config;
 pub mod engine;
+pub mod firing;
 mod fuzz;
+pub mod heartbeat;
 pub mod http;
 pub mod identity;
 pub mod incidents;
@@ -37,6 +42,7 @@ pub mod route;
 pub mod run;
 pub mod state;
 pub mod status;
+pub mod timeline;
 
 pub use auth::check_listen;
 pub use engine::Receiver;

@@ -52,6 +52,10 @@ pub struct Payload {
     #[serde(default, rename = "externalURL")]
     pub external_url: String,
     pub alerts: Vec<PayloadAlert>,
+    /// When the request arrived (Unix seconds; set by the webhook handler,
+    /// never read from the body). `None`: the planning time stands in.
+    #[serde(skip)]
+    pub received: Option<f64>,
 }
 
 /// One alert of the payload.

@@ -14,6 +14,7 @@ use super::policy::{self, Decision};
 use super::route::{self, Hit};
 use super::run::Job;
 use super::state::LastAction;
+use super::timeline::Timeline;
 use crate::actions::Alert;
 
 /// What the webhook handler reports back.
@@ -34,6 +35,9 @@ pub struct Plan {
     pub accepted: Accepted,
     pub jobs: Vec<Job>,
     pub skips: Vec<&'static str>,
+    /// When the request arrived (the planning time when unknown): where
+    /// each run's [`Timeline`] starts.
+    pub received: f64,
 }
 
 /// Plans every alert of `payload` (`hits` from the route stage, same order).
@@ -44,7 +48,10 @@ pub fn plan(
     payload: &Payload,
     hits: Vec<Vec<Hit>>,
 ) -> Plan {
-    let mut p = Plan::default();
+    let mut p = Plan {
+        received: payload.received.unwrap_or(batch.now()),
+        ..Plan::default()
+    };
     for (a, hits) in payload.alerts.iter().zip(hits) {
         let key = a.dedup_key();
         let duplicate = policy::duplicate(batch.state(), &key, batch.now(), cfg.dedup_window);
@@ -58,6 +65,7 @@ pub fn plan(
             summary: a.annotations.get("summary").cloned(),
             receiver: payload.receiver.clone(),
             duplicate,
+            received: payload.received,
         });
         if duplicate {
             p.accepted.duplicates += 1;
@@ -164,6 +172,7 @@ fn plan_hit(
                 alert: alert.clone(),
                 targets,
                 dry_run: decision == Decision::DryRun,
+                timeline: Timeline::delivered(a.status.as_str(), &a.starts_at, p.received, batch.now()),
             });
         }
     }
@@ -218,6 +227,7 @@ fn exhausted(
             alert: alert.clone(),
             targets,
             dry_run: false,
+            timeline: Timeline::delivered(a.status.as_str(), &a.starts_at, p.received, batch.now()),
         }),
         Err(e) => batch.push(Event::Refused {
             alertname: alert.alertname.clone(),

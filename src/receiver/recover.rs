@@ -146,7 +146,7 @@ impl Receiver {
             && rule.cfg.verify
         {
             match rule.resolve(alert) {
-                Ok((_, targets)) => verdict = self.verify_plan(rule, &id, &plan.target, &targets, &s.env).await,
+                Ok((_, targets)) => verdict = self.verify_plan(rule, &id, &plan.target, &targets, &s.env, None).await,
                 Err(e) => tracing::warn!(id, error = %e, "cannot resolve the interrupted plan's targets; not verified"),
             }
         }

@@ -17,6 +17,7 @@ use super::engine::Settings;
 use super::journal::Event;
 use super::lock;
 use super::messages::sep;
+use super::timeline::Timeline;
 use crate::actions::{ActionEnv, Alert, OutcomeResult, Resolved, SpawnSink, Verification};
 
 /// Work to do after the webhook has been acknowledged.
@@ -30,6 +31,9 @@ pub enum Job {
         alert: Alert,
         targets: Vec<Resolved>,
         dry_run: bool,
+        /// The instants so far (alert, delivery, decision); the run adds
+        /// the rest and the stages go to the latency histogram.
+        timeline: Timeline,
     },
     /// Tell channels something (an approval request, an escalation).
     Notify {
@@ -74,6 +78,7 @@ impl Receiver {
                 alert,
                 targets,
                 dry_run,
+                mut timeline,
             } => {
                 let lock = self.target_lock(&target);
                 let _serial = lock.lock().await;
@@ -81,8 +86,11 @@ impl Receiver {
                     return;
                 };
                 let dry_run = s.env.dry_run || dry_run;
-                let (all_ok, ran, verdict) = self.run_actions(s, &id, rule, &target, &alert, &targets, dry_run).await;
+                let (all_ok, ran, verdict) = self
+                    .run_actions(s, &id, rule, &target, &alert, &targets, dry_run, &mut timeline)
+                    .await;
                 drop(permit);
+                self.metrics.latency(&timeline);
                 let rule = &s.rules[rule];
                 if !rule.cfg.notify.is_empty() {
                     let title = format!(
@@ -107,7 +115,8 @@ impl Receiver {
 
     /// Runs the actions in order (stopping at the first failure), then, when
     /// all succeeded for real and the rule asks, verifies each. Returns
-    /// (all ok, one line per action ran, the verification verdict).
+    /// (all ok, one line per action ran, the verification verdict); each
+    /// action's start and end and the verification's end go into `timeline`.
     #[allow(clippy::too_many_arguments)]
     async fn run_actions(
         &self,
@@ -118,6 +127,7 @@ impl Receiver {
         alert: &Alert,
         targets: &[Resolved],
         dry_run: bool,
+        timeline: &mut Timeline,
     ) -> (bool, Vec<String>, String) {
         let rule = &s.rules[rule];
         let mut env = s.env.clone();
@@ -131,6 +141,7 @@ impl Receiver {
             let spec = t.spec();
             let timeout = rule.action_timeout.max(spec.suggested_timeout());
             let started = Instant::now();
+            let started_at = crate::time::now();
             let run = tokio::time::timeout(timeout, t.run(alert, &env));
             let (result, detail) = match self.journal_spawned(&mut spawned, id, i, run).await {
                 Ok(o) => (o.result.as_str(), o.detail),
@@ -140,6 +151,7 @@ impl Receiver {
                 ),
             };
             let took = started.elapsed().as_secs_f64();
+            timeline.action(started_at, started_at + took, result == "ok");
             self.metrics.action(&spec.name(), result);
             self.metrics.duration(&spec.name(), took);
             self.ledger
@@ -165,14 +177,15 @@ impl Receiver {
         }
         let mut verdict = String::new();
         if all_ok && !env.dry_run && rule.cfg.verify {
-            verdict = self.verify_plan(rule, id, target, targets, &env).await;
+            verdict = self.verify_plan(rule, id, target, targets, &env, Some(timeline)).await;
         }
         (all_ok, ran, verdict)
     }
 
     /// Verifies each action of a plan (stopping at the first that did not
-    /// help), journaling each verdict; returns the last one ("" when no
-    /// action can be verified).
+    /// help), journaling each verdict (and its end into `timeline`, when the
+    /// run keeps one); returns the last one ("" when no action can be
+    /// verified).
     pub(super) async fn verify_plan(
         &self,
         rule: &Rule,
@@ -180,6 +193,7 @@ impl Receiver {
         target: &str,
         targets: &[Resolved],
         env: &ActionEnv,
+        mut timeline: Option<&mut Timeline>,
     ) -> String {
         let mut verdict = String::new();
         for t in targets {
@@ -188,6 +202,9 @@ impl Receiver {
                 Verification::NotHelped(why) => ("not_helped", why),
                 Verification::NotApplicable => continue,
             };
+            if let Some(tl) = timeline.as_deref_mut() {
+                tl.verified(crate::time::now(), result == "verified");
+            }
             self.metrics.action(&t.name(), result);
             self.ledger
                 .record(vec![Event::Verify {

@@ -112,6 +112,10 @@ pub struct State {
     /// Plan id → the plan whose actions are running or waiting to run.
     pub acting: BTreeMap<String, Acting>,
     pub last_actions: VecDeque<LastAction>,
+    /// The alert pipeline's heartbeat (`heartbeat`).
+    pub pipeline: super::heartbeat::PipelineState,
+    /// Alerts firing as the deliveries tell (`firing`).
+    pub firing: super::firing::Firing,
 }
 
 /// The de-dup identity of a journal `key` (fingerprint|startsAt|status): the
@@ -138,6 +142,7 @@ impl State {
             return;
         }
         self.last_seq = e.seq;
+        self.firing.apply(e.ts, &e.event);
         match &e.event {
             Event::Alert { key, .. } => {
                 self.dedup.insert(dedup_digest(key), e.ts);
@@ -262,6 +267,7 @@ impl State {
                 self.attempts.remove(target);
                 self.cooldowns.retain(|k, _| !k.ends_with(&format!("|{target}")));
             }
+            Event::Pipeline(p) => self.pipeline.apply(e.ts, p),
             Event::Refused { .. } | Event::RefusedForeign { .. } | Event::Notified { .. } => {}
         }
     }
@@ -288,6 +294,8 @@ impl State {
             pending: self.pending.clone(),
             acting: self.acting.clone(),
             last_actions: self.last_actions.clone(),
+            pipeline: self.pipeline.clone(),
+            firing: self.firing.clone(),
         }
     }
 

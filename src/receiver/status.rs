@@ -1,6 +1,8 @@
 //! The status stage: the status document (holds, attempts per target,
-//! cooldowns, pending approvals, last actions) served at `/api/v1/status`
-//! and written to `receiver.status_path`, and the holds view for metrics.
+//! cooldowns, pending approvals, last actions, the alerts firing, the alert
+//! pipeline's heartbeat and the host summary of the last scrape) served at
+//! `/api/v1/status` and written to `receiver.status_path`, and the holds view
+//! for metrics.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +15,7 @@ impl Receiver {
     pub async fn status_json(&self) -> serde_json::Value {
         let s = self.settings();
         let core = self.ledger.core().await;
-        document(&s.cfg, &s.rules, &core.state)
+        document(&s.cfg, &s.rules, &core.state, self.host.json())
     }
 
     /// Current holds as (rule, target).
@@ -23,8 +25,9 @@ impl Receiver {
 }
 
 /// Builds the status document; attempts count within the longest budget
-/// window any rule uses.
-pub fn document(cfg: &ReceiverConfig, rules: &[Rule], s: &State) -> serde_json::Value {
+/// window any rule uses. `host` is the last scrape's summary
+/// ([`crate::hostsummary`]).
+pub fn document(cfg: &ReceiverConfig, rules: &[Rule], s: &State, host: serde_json::Value) -> serde_json::Value {
     let now = crate::time::now();
     let max_window = rules
         .iter()
@@ -56,5 +59,8 @@ pub fn document(cfg: &ReceiverConfig, rules: &[Rule], s: &State) -> serde_json::
             "alertname": p.alert.alertname(), "actions": p.actions,
         })).collect::<Vec<_>>(),
         "last_actions": s.last_actions,
+        "firing": s.firing.list(),
+        "pipeline": s.pipeline.status(&cfg.heartbeat),
+        "host": host,
     })
 }

@@ -1,7 +1,7 @@
 //! Real Alertmanager processes for tests: Debian's `prometheus-alertmanager`
 //! on 127.0.0.1 with free ports, running the shipped `compose/alertmanager.yml`
-//! (only group_wait/group_interval, the webhook URL and the token file are
-//! substituted, see `common::prometheus::alertmanager_config`), optionally in
+//! (only group_interval, the webhook URL and the token file are substituted,
+//! see `common::prometheus::alertmanager_config`), optionally in
 //! a gossip cluster, stopped by PID on drop.
 //!
 //! One harness for the receiver tests and the rules / end-to-end tests: the

@@ -19,6 +19,10 @@ use super::prometheus::{Prometheus, PrometheusOptions, shortened_rules_copy};
 use super::sink::Sink;
 use super::{Binary, client};
 
+/// How often the waits below look again: a tenth of a second is below what
+/// the scenarios measure and costs little (a journal read, a local query).
+const POLL: Duration = Duration::from_millis(100);
+
 /// The bearer token every e2e Alertmanager sends and every e2e hostmedic expects.
 pub const TOKEN: &str = "e2e-secret-token-7f3a9c";
 /// The Telegram bot token the sink sees in its request path; must never
@@ -197,6 +201,8 @@ impl Stack {
     /// Starts Alertmanager (webhook to hostmedic with the bearer token) and
     /// Prometheus (scraping hostmedic every second, evaluating the test copy
     /// of the shipped rules with `for:` clamped to `max_for` and `edits`).
+    /// `max_for` is `Duration::ZERO` where nothing before the fault can make
+    /// a rule true: every second of a `for:` is then only delay.
     pub async fn start_monitoring(&mut self, max_for: Duration, edits: &[(&str, &str)]) {
         let hm = self.hostmedic().addr;
         let am = Alertmanager::start(
@@ -253,6 +259,18 @@ impl Stack {
             .collect()
     }
 
+    /// [`Stack::actions`] once `rule` has at least `n` of them: an action
+    /// is journaled when it returns, a moment after its effect (a
+    /// notification at the sink) can be seen.
+    pub async fn actions_journaled(&self, rule: &str, n: usize) -> Vec<(String, String, String, String)> {
+        self.wait_for(
+            Duration::from_secs(10),
+            &format!("{n} actions of {rule} journaled"),
+            |st| Some(st.actions(rule)).filter(|a| a.len() >= n),
+        )
+        .await
+    }
+
     /// Value of an instant PromQL query (first sample), if any.
     pub async fn query(&self, q: &str) -> Option<f64> {
         self.prometheus.as_ref()?.query_value(q).await
@@ -289,7 +307,7 @@ impl Stack {
         s
     }
 
-    /// Polls `f` every 200 ms until Some, or panics after `timeout` with diagnostics.
+    /// Polls `f` every 100 ms until Some, or panics after `timeout` with diagnostics.
     pub async fn wait_for<T>(&self, timeout: Duration, what: &str, mut f: impl FnMut(&Stack) -> Option<T>) -> T {
         let deadline = Instant::now() + timeout;
         loop {
@@ -303,7 +321,7 @@ impl Stack {
                     self.diagnostics().await
                 );
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(POLL).await;
         }
     }
 
@@ -324,7 +342,7 @@ impl Stack {
                     self.diagnostics().await
                 );
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(POLL).await;
         }
     }
 
@@ -352,10 +370,14 @@ pub fn tail(text: &str, n: usize) -> String {
 }
 
 /// Measures fault-to-remediation time and reports it in the line format
-/// `benches/e2e.sh` collects: `e2e S1 fault_to_remediation_seconds=7.3`.
+/// `benches/e2e.sh` collects: `e2e S1 fault_to_remediation_seconds=7.3`,
+/// followed by where those seconds went (`e2e S1 stages …`, see
+/// [`Stopwatch::remediated`]).
 pub struct Stopwatch {
     scenario: &'static str,
     start: Instant,
+    /// The same instant as Unix seconds, to compare with the journal's.
+    wall: f64,
 }
 
 impl Stopwatch {
@@ -364,6 +386,7 @@ impl Stopwatch {
         Stopwatch {
             scenario,
             start: Instant::now(),
+            wall: hostmedic::time::now(),
         }
     }
 
@@ -371,18 +394,74 @@ impl Stopwatch {
         self.start.elapsed().as_secs_f64()
     }
 
-    /// Call once the remediation is verified: prints the timing line (and
-    /// appends it to `$HOSTMEDIC_E2E_TIMINGS` when set).
-    pub fn remediated(&self) -> f64 {
+    /// Call once the remediation is verified: prints the timing line and
+    /// the stage line (and appends both to `$HOSTMEDIC_E2E_TIMINGS` when
+    /// set). The stages come from `st`'s journal
+    /// (`hostmedic::receiver::timeline::from_journal`), for the remediation
+    /// the scenario waited for: the latest run that ended verified, else
+    /// the latest run that ended ok. `fault_to_alert` is the fault to the
+    /// alert's `startsAt` (scrape, evaluation, the rule's `for:`),
+    /// `observed` the remediation's end to this call (the test's polling and
+    /// whatever else it waited for; slightly negative for a notification,
+    /// which the sink sees before the action returns and is journaled: the
+    /// journal is then read again for up to 5 s, until that run is in it).
+    pub async fn remediated(&self, st: &Stack) -> f64 {
         let secs = self.elapsed();
-        let line = format!("e2e {} fault_to_remediation_seconds={secs:.1}", self.scenario);
-        println!("{line}");
+        let now = hostmedic::time::now();
+        let mut lines = vec![format!("e2e {} fault_to_remediation_seconds={secs:.1}", self.scenario)];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let stages = loop {
+            let found = self.stages(&st.journal(), now);
+            if found.is_some() || Instant::now() > deadline {
+                break found;
+            }
+            tokio::time::sleep(POLL).await;
+        };
+        if let Some(stages) = stages {
+            lines.push(format!("e2e {} stages {stages}", self.scenario));
+        }
+        for line in &lines {
+            println!("{line}");
+        }
         if let Ok(p) = std::env::var("HOSTMEDIC_E2E_TIMINGS") {
             use std::io::Write;
             if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(p) {
-                let _ = writeln!(f, "{line}");
+                for line in &lines {
+                    let _ = writeln!(f, "{line}");
+                }
             }
         }
         secs
+    }
+
+    /// `name=seconds` for each known stage of the remediation (see
+    /// [`Stopwatch::remediated`]) that ended after the fault, by `now` (a
+    /// notification's run up to a second later).
+    fn stages(&self, journal: &[Entry], now: f64) -> Option<String> {
+        use hostmedic::receiver::timeline::{Stage, from_journal};
+        let runs = from_journal(journal);
+        let ended = |t: &&hostmedic::receiver::timeline::Timeline| {
+            t.verify_end
+                .or(t.action_end)
+                .filter(|e| t.succeeded && *e >= self.wall && *e <= now + 1.0)
+        };
+        let pick = |verified: bool| {
+            runs.values()
+                .filter(|t| !verified || t.verify_end.is_some())
+                .filter_map(|t| Some((ended(&t)?, t)))
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+        };
+        let (end, t) = pick(true).or_else(|| pick(false))?;
+        let mut out = Vec::new();
+        if let Some(s) = t.starts_at {
+            out.push(format!("fault_to_alert={:.2}", s - self.wall));
+        }
+        for (stage, d) in t.stages() {
+            if stage != Stage::Total {
+                out.push(format!("{}={d:.2}", stage.as_str()));
+            }
+        }
+        out.push(format!("observed={:.2}", now - end));
+        Some(out.join(" "))
     }
 }

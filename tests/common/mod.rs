@@ -307,3 +307,11 @@ pub fn promtool_check_metrics(body: &str) {
         "promtool findings:\n{findings}"
     );
 }
+
+/// The value of the unlabelled sample `name` in a text exposition (`/metrics`).
+pub fn sample_value(exposition: &str, name: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}

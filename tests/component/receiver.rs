@@ -22,7 +22,7 @@ use hostmedic::config::Config;
 use hostmedic::receiver::journal::{self, Decision, Entry, Event};
 use serde_json::{Value, json};
 
-const TOKEN: &str = "t0ken-for-tests-0123456789";
+pub(crate) const TOKEN: &str = "t0ken-for-tests-0123456789";
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -86,7 +86,7 @@ impl Fixture {
     }
 }
 
-fn alert(name: &str, labels: &[(&str, &str)], starts: &str, status: &str, fp: &str) -> Value {
+pub(crate) fn alert(name: &str, labels: &[(&str, &str)], starts: &str, status: &str, fp: &str) -> Value {
     let mut l = serde_json::Map::new();
     l.insert("alertname".into(), json!(name));
     for (k, v) in labels {
@@ -97,7 +97,7 @@ fn alert(name: &str, labels: &[(&str, &str)], starts: &str, status: &str, fp: &s
            "generatorURL": "http://prom/graph", "fingerprint": fp})
 }
 
-fn payload(alerts: Vec<Value>) -> Value {
+pub(crate) fn payload(alerts: Vec<Value>) -> Value {
     let status = if alerts.iter().any(|a| a["status"] == "firing") {
         "firing"
     } else {
@@ -118,7 +118,7 @@ fn worker(starts: &str) -> Value {
     )
 }
 
-async fn post(url: &str, token: Option<&str>, body: &Value) -> (u16, String) {
+pub(crate) async fn post(url: &str, token: Option<&str>, body: &Value) -> (u16, String) {
     let mut r = client().post(url).json(body);
     if let Some(t) = token {
         r = r.bearer_auth(t);

@@ -85,7 +85,10 @@ fn remediation_example_covers_every_alert_safely() {
     let example = read("config/remediation.example.toml");
     parse_with_token("config/remediation.example.toml");
     let rules = active_rules(&example);
-    for alert in alert_names() {
+    // The heartbeat is the pipeline's, not the host's: hostmedic takes it
+    // before routing ([receiver.heartbeat]), so no rule maps it.
+    let heartbeat = hostmedic::receiver::heartbeat::DEFAULT_ALERTNAME;
+    for alert in alert_names().into_iter().filter(|a| a != heartbeat) {
         assert!(
             rules.iter().any(|(_, a, _)| *a == alert),
             "{alert}: no [[remediation]] rule in config/remediation.example.toml"

@@ -165,7 +165,6 @@ fn localize(file: &str, l: &Local) -> String {
             ),
         ],
         "alertmanager.yml" => vec![
-            ("group_wait: 10s", "group_wait: 1s".into()),
             ("group_interval: 1m", "group_interval: 1s".into()),
             ("localhost:9877", l.hostmedic.clone()),
             (
@@ -240,7 +239,7 @@ async fn guide_heals_the_demo_unit() {
         st.verified(RULE, DEMO_UNIT)
     })
     .await;
-    sw.remediated();
+    sw.remediated(&st).await;
     assert_eq!(m.show(DEMO_UNIT, "ActiveState"), "active");
     let acts = st.actions(RULE);
     let kinds: Vec<&str> = acts.iter().map(|a| a.0.as_str()).collect();

@@ -2,7 +2,8 @@
 //! with real Prometheus, Alertmanager and hostmedic wired as in production,
 //! the fleet deployment in network namespaces (`fleet`) and the series a
 //! realistic host costs (`fleet_series`), the getting-started
-//! guide run with its own files (`getting_started`), and the shipped
+//! guide run with its own files (`getting_started`), the alert pipeline's
+//! dead-man's switch with Prometheus killed and restarted (`heartbeat`), and the shipped
 //! artefacts checked against real tools: alerting rules (`rules`), Grafana
 //! dashboards (`dashboards`, `dashboards_full`) and the compose stack
 //! (`compose`), and the web layer (TLS, basic auth) against real clients
@@ -25,6 +26,7 @@ mod deploy_unit;
 mod fleet;
 mod fleet_series;
 mod getting_started;
+mod heartbeat;
 mod rules;
 mod scenarios;
 mod tls;

@@ -79,7 +79,9 @@ async fn s8_unhealthy_container_is_restarted_and_healthy_again() {
     ]);
     let mut st = Stack::new("S8").await;
     st.start_hostmedic(&format!("{}{}", docker_section(&e), st.shipped_map(&[])));
-    st.start_monitoring(Duration::from_secs(3), &[]).await;
+    // `for:` 0s: nothing before the fault can make the rule true (no time
+    // window to wait out), so the alert fires at the first evaluation after it.
+    st.start_monitoring(Duration::ZERO, &[]).await;
     st.wait_query(
         Duration::from_secs(60),
         "hostmedic_docker_container_health{container=\"trading-bot\",health=\"healthy\"}",
@@ -97,7 +99,7 @@ async fn s8_unhealthy_container_is_restarted_and_healthy_again() {
         st.verified("container-unhealthy", "docker:trading-bot")
     })
     .await;
-    sw.remediated();
+    sw.remediated(&st).await;
     let acts = st.actions("container-unhealthy");
     assert_eq!(acts.len(), 1, "{acts:?}");
     let (action, target, result, detail) = &acts[0];

@@ -70,7 +70,7 @@ async fn s5_lfs_object_over_remote_limit_is_reported_with_paths_and_nothing_dele
             Some((n, h))
         })
         .await;
-    sw.remediated();
+    sw.remediated(&st).await;
     let v: serde_json::Value = serde_json::from_str(&ntfy.body).unwrap();
     let msg = v["message"].as_str().unwrap();
     assert!(msg.contains("snapshots/2026-11-21.tar"), "offending path named: {msg}");
@@ -81,7 +81,7 @@ async fn s5_lfs_object_over_remote_limit_is_reported_with_paths_and_nothing_dele
     );
     let v: serde_json::Value = serde_json::from_str(&hook.body).unwrap();
     assert_eq!(v["alert"]["labels"]["repo"], repo.dir.display().to_string());
-    let acts = st.actions("lfs-over-limit");
+    let acts = st.actions_journaled("lfs-over-limit", 2).await;
     assert!(acts.len() == 2 && acts.iter().all(|a| a.2 == "ok"), "{acts:?}");
 
     // The metrics say which object and which path (the facts the rule used).
@@ -178,7 +178,9 @@ async fn s11_sqlite_wal_over_size_runs_the_configured_checkpoint() {
         )
         .render();
     st.start_hostmedic(&config);
-    st.start_monitoring(Duration::from_secs(2), &[]).await;
+    // `for:` 0s: nothing before the fault can make the rule true (no time
+    // window to wait out), so the alert fires at the first evaluation after it.
+    st.start_monitoring(Duration::ZERO, &[]).await;
     let q = "hostmedic_path_size_bytes{watch=\"app-wal\"}";
     st.wait_query(Duration::from_secs(30), q, |v| v > 0.0 && v < 8.0 * 1048576.0)
         .await;
@@ -201,7 +203,7 @@ async fn s11_sqlite_wal_over_size_runs_the_configured_checkpoint() {
         (std::fs::metadata(&wal).ok()?.len() == 0).then_some(())
     })
     .await;
-    sw.remediated();
+    sw.remediated(&st).await;
 
     // The database kept its data (a checkpoint, not a deletion).
     let out = Command::new(sqlite)

@@ -106,7 +106,7 @@ notify = ["ops"]
                 .find(|(t, _)| t == "shed-load ran on shed-load: verified")
         })
         .await;
-    sw.remediated();
+    sw.remediated(&st).await;
     assert!(
         outcome.contains(&format!("shed-load: {BATCHES} of {BATCHES} stopped")),
         "{outcome}"

@@ -36,7 +36,9 @@ async fn s12_journal_status_markdown_and_three_channels_survive_kill9() {
         )
         .render();
     st.start_hostmedic(&config);
-    st.start_monitoring(Duration::from_secs(2), &[]).await;
+    // `for:` 0s: nothing before the fault can make the rule true (no time
+    // window to wait out), so the alert fires at the first evaluation after it.
+    st.start_monitoring(Duration::ZERO, &[]).await;
     st.wait_query(Duration::from_secs(30), "hostmedic_hwmon_temp_celsius", |v| v == 71.0)
         .await;
 
@@ -56,7 +58,7 @@ async fn s12_journal_status_markdown_and_three_channels_survive_kill9() {
             },
         )
         .await;
-    sw.remediated();
+    sw.remediated(&st).await;
     assert_eq!(n, 3, "one request per channel: {:#?}", st.sink.all());
 
     // Request formats as the real services expect them.

@@ -42,7 +42,9 @@ async fn s1_crash_loop_is_stopped_and_disabled_and_reported() {
     };
     let mut st = Stack::new("S1").await;
     st.start_hostmedic(&format!("{}{}", m.hostmedic_section(&[]), st.shipped_map(&[])));
-    st.start_monitoring(Duration::from_secs(3), &[]).await;
+    // `for:` 0s: nothing before the fault can make the rule true (no time
+    // window to wait out), so the alert fires at the first evaluation after it.
+    st.start_monitoring(Duration::ZERO, &[]).await;
     st.wait_query(
         Duration::from_secs(30),
         "hostmedic_systemd_unit_state{name=\"worker.service\",state=\"active\"}",
@@ -67,7 +69,7 @@ async fn s1_crash_loop_is_stopped_and_disabled_and_reported() {
                 .find(|(t, _)| t == "stopped crash-looping worker.service")
         })
         .await;
-    sw.remediated();
+    sw.remediated(&st).await;
     assert!(msg.contains("last exit status 3"), "{title}: {msg}");
     // "… per minute over the last 5 minutes; N restarts in total, …"
     let total: u64 = msg
@@ -109,7 +111,9 @@ async fn s3_expected_unit_inactive_is_restarted_and_not_installed_is_only_report
         m.hostmedic_section(&["api.service", "payments-api.service"]),
         st.shipped_map(&[])
     ));
-    st.start_monitoring(Duration::from_secs(3), &[]).await;
+    // `for:` 0s: nothing before the fault can make the rule true (no time
+    // window to wait out), so the alert fires at the first evaluation after it.
+    st.start_monitoring(Duration::ZERO, &[]).await;
     st.wait_query(
         Duration::from_secs(30),
         "hostmedic_systemd_expected_unit_active{name=\"api.service\"}",
@@ -125,7 +129,7 @@ async fn s3_expected_unit_inactive_is_restarted_and_not_installed_is_only_report
         st.verified("expected-unit-restart", "systemd:system:api.service")
     })
     .await;
-    sw.remediated();
+    sw.remediated(&st).await;
     assert_eq!(m.show("api.service", "ActiveState"), "active");
 
     // The unit that does not exist: reported, never restarted.
@@ -189,7 +193,7 @@ async fn s2_timer_whose_service_keeps_failing_is_masked_and_stopped() {
                 .find(|(t, _)| t == "masked healthcheck.service, stopped healthcheck.timer")
         })
         .await;
-    sw.remediated();
+    sw.remediated(&st).await;
     assert!(
         msg.contains("last exit status 2"),
         "dash exits 2 on a missing script: {msg}"
@@ -256,7 +260,7 @@ async fn s6_restarts_that_do_not_help_exhaust_the_budget_and_escalate() {
             })
         })
         .await;
-    sw.remediated();
+    sw.remediated(&st).await;
     let restarts: Vec<_> = st
         .actions("expected-unit-restart")
         .into_iter()
