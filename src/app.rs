@@ -211,6 +211,8 @@ impl App {
         if let Some(r) = &self.receiver {
             flush.spawn(r.clone().background(shutdown.clone()));
             tokio::spawn(r.clone().watch_heartbeat(shutdown.clone()));
+            // Plans a crash of the previous process cut short.
+            tokio::spawn(r.clone().recover_interrupted());
         }
         flush.close();
         flush

@@ -103,17 +103,18 @@ struct GroupGuard(Option<u32>);
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if let Some(pgid) = self.0.take() {
-            kill_group(pgid);
+            let _ = kill_group(pgid);
         }
     }
 }
 
-fn kill_group(pgid: u32) {
-    // The child is its own process group leader (process_group(0)).
-    let _ = nix::sys::signal::killpg(
+/// SIGKILLs process group `pgid` (a child run here is its own group's
+/// leader, `process_group(0)`).
+pub fn kill_group(pgid: u32) -> nix::Result<()> {
+    nix::sys::signal::killpg(
         nix::unistd::Pid::from_raw(pgid as i32),
         nix::sys::signal::Signal::SIGKILL,
-    );
+    )
 }
 
 /// Reads all of `r`, keeping the first `max` bytes.
@@ -153,6 +154,17 @@ impl Command {
     /// Runs the command to its end, its timeout or `cancel`. `Err` only when
     /// it could not be started (argv empty, program missing, not executable…).
     pub async fn run(&self, cancel: Option<&CancellationToken>) -> std::io::Result<Output> {
+        self.run_observed(cancel, |_| {}).await
+    }
+
+    /// [`Command::run`], calling `started` with the child's pid (which is
+    /// also its process group id) right after it was spawned, before
+    /// waiting for it: a caller can record it while it runs.
+    pub async fn run_observed(
+        &self,
+        cancel: Option<&CancellationToken>,
+        started: impl FnOnce(u32),
+    ) -> std::io::Result<Output> {
         let Some(program) = self.argv.first() else {
             return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty argv"));
         };
@@ -182,6 +194,9 @@ impl Command {
         }
         let mut child = cmd.spawn()?;
         let pgid = child.id();
+        if let Some(pid) = pgid {
+            started(pid);
+        }
         let mut guard = GroupGuard(pgid);
         let stdout = match (child.stdout.take(), self.stdout_max) {
             (Some(s), Some(max)) => Some(tokio::spawn(capture(s, max))),
@@ -204,7 +219,7 @@ impl Command {
         };
         if matches!(ended, Ended::TimedOut | Ended::Cancelled) {
             if let Some(pgid) = pgid {
-                kill_group(pgid);
+                let _ = kill_group(pgid);
             }
             let _ = tokio::time::timeout(REAP_AFTER_KILL, child.wait()).await;
         }

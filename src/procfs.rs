@@ -83,6 +83,10 @@ pub struct ProcStat {
     pub comm: String,
     /// State letter (R, S, D, Z, …).
     pub state: char,
+    /// Process group (field 5).
+    pub pgrp: i32,
+    /// Session (field 6).
+    pub session: i32,
     /// utime + stime, in clock ticks (the process itself, not its children).
     pub cpu_ticks: u64,
     /// Start time in clock ticks since boot (field 22).
@@ -109,6 +113,8 @@ pub fn parse_stat(text: &str) -> Option<ProcStat> {
         pid,
         comm,
         state: rest.first()?.chars().next()?,
+        pgrp: rest.get(2)?.parse().ok()?,
+        session: rest.get(3)?.parse().ok()?,
         cpu_ticks: field(14)? + field(15)?,
         start_ticks: field(22)?,
         rss_pages: field(24)?,
@@ -199,6 +205,27 @@ pub fn read_cgroup(procfs: &Path, pid: i64) -> Result<String, ProcError> {
     })
 }
 
+/// This boot's identity, `<procfs>/sys/kernel/random/boot_id` (start times
+/// in clock ticks only compare within one boot).
+pub fn boot_id(procfs: &Path) -> Result<String, ProcError> {
+    let raw = read_limited(&procfs.join("sys/kernel/random/boot_id"), 64)?;
+    Ok(String::from_utf8_lossy(&raw).trim().to_string())
+}
+
+/// The live members of process group `pgid` in session `session` that
+/// started at or after `since_ticks` (clock ticks since boot): what is left
+/// of a group whose leader started then. Zombies are not counted (they are
+/// dead; their new parent reaps them).
+pub fn group_members(procfs: &Path, pgid: i32, session: i32, since_ticks: u64) -> Result<Vec<ProcStat>, ProcError> {
+    Ok(pids(procfs)?
+        .into_iter()
+        .filter_map(|pid| read_stat(procfs, pid).ok())
+        .filter(|s| {
+            s.pgrp == pgid && s.session == session && s.start_ticks >= since_ticks && !matches!(s.state, 'Z' | 'X')
+        })
+        .collect())
+}
+
 /// The pids listed under `procfs` (its numeric entries), in directory order.
 pub fn pids(procfs: &Path) -> Result<Vec<i32>, ProcError> {
     let rd = std::fs::read_dir(procfs).map_err(io_err(procfs))?;
@@ -221,6 +248,7 @@ mod tests {
         assert_eq!(s.pid, 4242);
         assert_eq!(s.comm, "we ird) (x)");
         assert_eq!(s.state, 'S');
+        assert_eq!((s.pgrp, s.session), (4242, 4242));
         assert_eq!(s.cpu_ticks, 300);
         assert_eq!(s.start_ticks, 123456);
         assert_eq!(s.rss_pages, 321);

@@ -55,6 +55,61 @@ pub struct ActionEnv {
     /// `notify` actions append it to their message within the channel's
     /// limit. Empty outside a remediation.
     pub evidence: String,
+    /// Where actions report the processes they start (`None`: nobody asks).
+    pub spawned: Option<SpawnSink>,
+}
+
+/// Where hostmedic reads its own children: the `/proc` of its own pid
+/// namespace (like `process_*` self metrics), whatever `procfs_root` says.
+pub const OWN_PROCFS: &str = "/proc";
+
+/// A process an action started, as it started: the leader of its own
+/// process group, with its start time so a later reader can tell it from a
+/// newer process that reuses the pid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spawned {
+    pub pid: u32,
+    pub pgid: u32,
+    /// Its session (inherited from hostmedic).
+    pub sid: u32,
+    /// Clock ticks since boot (`/proc/<pid>/stat` field 22).
+    pub start_ticks: u64,
+}
+
+/// The sending side of the channel on which an action reports each process
+/// it starts (the receiver journals them: a restart after a crash looks for
+/// survivors).
+#[derive(Debug, Clone)]
+pub struct SpawnSink(tokio::sync::mpsc::UnboundedSender<Spawned>);
+
+impl SpawnSink {
+    /// A sink and the receiver of what is sent to it.
+    pub fn channel() -> (SpawnSink, tokio::sync::mpsc::UnboundedReceiver<Spawned>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (SpawnSink(tx), rx)
+    }
+
+    /// Reports `pid`, reading its process group, session and start time
+    /// now (while it is still our unreaped child, the pid cannot have been
+    /// reused). Read from this process's own `/proc`, not `procfs_root`:
+    /// the pid is one of our children, in our pid namespace, even when
+    /// `procfs_root` is a host's procfs mounted into a container. Nothing is
+    /// sent when procfs cannot tell.
+    pub fn report(&self, pid: u32) {
+        match crate::procfs::read_stat(std::path::Path::new(OWN_PROCFS), pid as i32) {
+            Ok(st) => {
+                let _ = self.0.send(Spawned {
+                    pid,
+                    pgid: st.pgrp as u32,
+                    sid: st.session as u32,
+                    start_ticks: st.start_ticks,
+                });
+            }
+            Err(e) => {
+                tracing::warn!(pid, error = %e, "cannot read a started process's start time; it is not journaled")
+            }
+        }
+    }
 }
 
 impl Default for ActionEnv {
@@ -72,6 +127,7 @@ impl Default for ActionEnv {
             procfs_root: PathBuf::from("/proc"),
             dry_run: false,
             evidence: String::new(),
+            spawned: None,
         }
     }
 }

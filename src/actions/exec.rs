@@ -3,7 +3,9 @@
 //! bounded output), with a minimal environment (`PATH` and the alert as
 //! `HOSTMEDIC_ALERT_*`) and `/` as working directory, optionally as another
 //! user and group (`user`/`group`, looked up at run time in the passwd and
-//! group files [`Accounts`] names).
+//! group files [`Accounts`] names). The program's pid and start time are
+//! reported as it starts ([`ActionEnv::spawned`]), so the receiver can
+//! journal them and a restart after a crash can find what survived.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -201,7 +203,12 @@ impl Resolved {
             drain: Duration::from_millis(500),
             run_as,
         };
-        let out = match cmd.run(None).await {
+        let report = |pid| {
+            if let Some(sink) = &env.spawned {
+                sink.report(pid);
+            }
+        };
+        let out = match cmd.run_observed(None, report).await {
             Ok(o) => o,
             Err(e) => return Outcome::new(OutcomeResult::Failed, format!("cannot start {shown}: {e}"), started),
         };

@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::error::ConfigError;
 pub use crate::notify::{NotifyChannel, NtfyChannel, TelegramChannel, WebhookChannel};
 pub use docker::{DockerAction, DockerOp};
-pub use env::{ActionEnv, Alert};
+pub use env::{ActionEnv, Alert, SpawnSink, Spawned};
 pub use exec::ExecAction;
 pub use kill::KillAction;
 pub use notify::NotifyAction;

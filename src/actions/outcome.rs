@@ -1,5 +1,5 @@
 //! What running and verifying an action produce: one [`OutcomeResult`]
-//! (spelled `ok`, `failed`, `refused`, `dry_run` everywhere: journal,
+//! (spelled `ok`, `failed`, `refused`, `dry_run`, `interrupted` everywhere: journal,
 //! metrics, API), the [`Outcome`] that carries it with its detail and
 //! duration, and the [`Verification`] of its effect.
 
@@ -25,6 +25,10 @@ pub enum OutcomeResult {
     /// say it.
     #[serde(alias = "dry-run")]
     DryRun,
+    /// hostmedic stopped (crash, `kill -9`, power loss) while the action was
+    /// running or waiting to run; journaled by the next start, which counts
+    /// the attempt as spent and verifies the plan.
+    Interrupted,
 }
 
 impl OutcomeResult {
@@ -35,6 +39,7 @@ impl OutcomeResult {
             OutcomeResult::Failed => "failed",
             OutcomeResult::Refused => "refused",
             OutcomeResult::DryRun => "dry_run",
+            OutcomeResult::Interrupted => "interrupted",
         }
     }
 }

@@ -117,6 +117,9 @@ pub struct Receiver {
     /// The host summary of the last scrape, for the status document (the
     /// app stores it after each scrape).
     pub host: Arc<crate::hostsummary::LastScrape>,
+    /// The plans the previous process left acting (a crash cut them short),
+    /// taken from the rebuilt state before any request; see `recover`.
+    pub(super) interrupted: std::sync::Mutex<Vec<(String, super::state::Acting)>>,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -133,6 +136,7 @@ impl Receiver {
     pub fn new(settings: Settings) -> Result<Arc<Receiver>, ConfigError> {
         let cfg = &settings.cfg;
         let ledger = Ledger::open(cfg)?;
+        let ledger_acting = ledger.acting();
         if let Some((holds, pending, last_seq)) = ledger.summary() {
             tracing::info!(
                 rules = settings.rules.len(),
@@ -151,6 +155,7 @@ impl Receiver {
             metrics: Metrics::default(),
             last_checkpoint: std::sync::Mutex::new(None),
             host: Default::default(),
+            interrupted: std::sync::Mutex::new(ledger_acting),
         }))
     }
 

@@ -420,6 +420,9 @@ impl<'a> Fold<'a> {
                 }
             }
             Event::Pipeline(p) => self.pipeline(e, p),
+            // A started process matters only when a crash interrupts its
+            // plan: the `interrupted` outcome then names the survivors.
+            Event::Spawned { .. } => {}
             // The pipeline's own notifications belong to no plan (no id).
             Event::Notified {
                 id,

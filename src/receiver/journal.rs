@@ -129,8 +129,9 @@ pub enum Event {
         detail: String,
         /// What would run / runs, one description per action.
         actions: Vec<String>,
-        /// The alert itself, kept for pending approvals so an approval after a
-        /// restart can still run.
+        /// The alert itself, kept for pending approvals (so an approval after
+        /// a restart can still run) and for `act` decisions (so a restart
+        /// after a crash can verify a plan it interrupted).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         alert: Option<Box<PayloadAlert>>,
     },
@@ -149,11 +150,26 @@ pub enum Event {
         index: usize,
         action: String,
         description: String,
-        /// ok, failed, dry_run, refused
+        /// ok, failed, dry_run, refused, interrupted
         result: String,
         #[serde(default, skip_serializing_if = "String::is_empty")]
         detail: String,
         duration_seconds: f64,
+    },
+    /// An action started a process (an `exec` program, the leader of its
+    /// own process group), journaled as it starts, so that the next start
+    /// after a crash can find what survived (same pid, same start time).
+    Spawned {
+        id: String,
+        index: usize,
+        pid: u32,
+        pgid: u32,
+        /// Session id (hostmedic's own, which the program inherits).
+        sid: u32,
+        /// Start time in clock ticks since boot (`/proc/<pid>/stat` field 22).
+        start_ticks: u64,
+        /// `/proc/sys/kernel/random/boot_id`: after a reboot nothing survived.
+        boot_id: String,
     },
     /// The effect check after acting.
     Verify {
@@ -404,15 +420,24 @@ impl Committer {
 /// Reads entries from byte `offset` on. Unparseable lines are skipped with a
 /// warning (a torn last line after a crash); `warnings` counts them.
 pub fn read_from(path: &Path, offset: u64) -> Result<(Vec<Entry>, usize), JournalError> {
+    let mut entries = Vec::new();
+    let warnings = replay_from(path, offset, |e| entries.push(e))?;
+    Ok((entries, warnings))
+}
+
+/// Streams the entries from byte `offset` on to `each`, one at a time (a
+/// restart replays up to a de-dup window of journal without holding it all
+/// in memory). An offset past the end reads from the start. Unparseable
+/// lines are skipped with a warning; returns how many.
+pub fn replay_from(path: &Path, offset: u64, mut each: impl FnMut(Entry)) -> Result<usize, JournalError> {
     let mut file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(io(path)(e)),
     };
     let len = file.metadata().map_err(io(path))?.len();
     let offset = if offset > len { 0 } else { offset };
     file.seek(SeekFrom::Start(offset)).map_err(io(path))?;
-    let mut entries = Vec::new();
     let mut warnings = 0;
     let mut reader = BufReader::new(file);
     let mut line = Vec::new();
@@ -430,7 +455,7 @@ pub fn read_from(path: &Path, offset: u64) -> Result<(Vec<Entry>, usize), Journa
             continue;
         }
         match serde_json::from_slice::<Entry>(text) {
-            Ok(e) => entries.push(e),
+            Ok(e) => each(e),
             Err(err) => {
                 warnings += 1;
                 if complete {
@@ -441,7 +466,7 @@ pub fn read_from(path: &Path, offset: u64) -> Result<(Vec<Entry>, usize), Journa
             }
         }
     }
-    Ok((entries, warnings))
+    Ok(warnings)
 }
 
 #[cfg(test)]

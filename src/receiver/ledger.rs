@@ -5,6 +5,7 @@
 //! it is on disk; a failed write rebuilds the state from disk, so nothing of
 //! the batch counts. Also rebuilds the state at start (checkpoint + replay).
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -21,6 +22,27 @@ pub struct Core {
     pub state: State,
     /// Last sequence number handed out (never reused, even after a failed write).
     pub next_seq: u64,
+    /// (time, journal length) of past checkpoints, oldest first: the newest
+    /// one at least a de-dup window old is where a replay must start to
+    /// rebuild the de-dup memory ([`Core::dedup_offset`]).
+    pub dedup_marks: VecDeque<(f64, u64)>,
+}
+
+impl Core {
+    /// Records a checkpoint at `now` covering the journal up to `len` and
+    /// returns the offset from which a replay sees every delivery of the
+    /// last `window` seconds: the newest mark at least `window` old (the
+    /// loaded checkpoint's own offset until one is).
+    pub fn dedup_offset(&mut self, now: f64, len: u64, window: f64) -> u64 {
+        if self.dedup_marks.is_empty() {
+            self.dedup_marks.push_back((f64::NEG_INFINITY, self.state.dedup_offset));
+        }
+        self.dedup_marks.push_back((now, len));
+        while self.dedup_marks.get(1).is_some_and(|m| now - m.0 >= window) {
+            self.dedup_marks.pop_front();
+        }
+        self.dedup_marks[0].1
+    }
 }
 
 /// Entries planned under the core lock, applied to the state as they are
@@ -85,6 +107,7 @@ impl Ledger {
             core: Mutex::new(Core {
                 next_seq: state.last_seq,
                 state,
+                dedup_marks: VecDeque::new(),
             }),
             committer,
             journal_path: rc.journal_path.clone(),
@@ -173,6 +196,15 @@ impl Ledger {
         Some((core.state.holds.len(), core.state.pending.len(), core.state.last_seq))
     }
 
+    /// The plans acting in the state, when it is not locked (at start it
+    /// never is: then they are what a crash interrupted).
+    pub fn acting(&self) -> Vec<(String, super::state::Acting)> {
+        self.core
+            .try_lock()
+            .map(|c| c.state.acting.iter().map(|(id, p)| (id.clone(), p.clone())).collect())
+            .unwrap_or_default()
+    }
+
     /// What the writer has made durable (sequence and journal length).
     pub fn durable(&self) -> journal::Durable {
         self.committer.durable()
@@ -215,24 +247,121 @@ fn holds_of(state: &State) -> Vec<(String, String)> {
     state.holds.iter().map(|(t, h)| (h.rule.clone(), t.clone())).collect()
 }
 
-/// Loads the checkpoint and replays the journal after it. A checkpoint that
-/// does not line up with the journal (journal replaced or cut) is dropped and
-/// the whole journal replayed.
+/// Loads the checkpoint and replays the journal after it; the entries from
+/// the checkpoint's `dedup_offset` up to what it covers only refill the
+/// de-dup memory (which checkpoints leave out). A checkpoint that does not
+/// line up with the journal (journal replaced or cut) is dropped and the
+/// whole journal replayed.
 pub fn rebuild(state_path: &std::path::Path, journal_path: &std::path::Path) -> Result<State, JournalError> {
     let mut state = State::load_checkpoint(state_path);
-    let (mut entries, mut warnings) = journal::read_from(journal_path, state.journal_offset)?;
-    let lines_up = state.last_seq == 0
-        || entries.first().is_none_or(|e| e.seq == state.last_seq + 1)
-            && std::fs::metadata(journal_path).map(|m| m.len()).unwrap_or(0) >= state.journal_offset;
-    if !lines_up || state.last_seq == 0 {
-        state = State::default();
-        (entries, warnings) = journal::read_from(journal_path, 0)?;
+    let journal_len = std::fs::metadata(journal_path).map(|m| m.len()).unwrap_or(0);
+    let covered = state.last_seq;
+    // The first entry after the checkpoint must follow it without a gap.
+    let mut lines_up = covered != 0 && journal_len >= state.journal_offset;
+    let mut next = covered + 1;
+    let from = state.dedup_offset.min(state.journal_offset);
+    let mut warnings = 0;
+    if lines_up {
+        warnings = journal::replay_from(journal_path, from, |e| {
+            if e.seq <= covered {
+                state.remember(&e);
+            } else if lines_up && e.seq == next {
+                state.apply(&e);
+                next += 1;
+            } else {
+                lines_up = false;
+            }
+        })?;
     }
-    for e in &entries {
-        state.apply(e);
+    if !lines_up {
+        state = State::default();
+        warnings = journal::replay_from(journal_path, 0, |e| state.apply(&e))?;
     }
     if warnings > 0 {
         tracing::warn!(skipped = warnings, "journal lines skipped while rebuilding state");
     }
     Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::receiver::state::dedup_digest;
+
+    fn alert(seq: u64, key: &str) -> Entry {
+        Entry {
+            seq,
+            ts: seq as f64,
+            event: Event::Alert {
+                key: key.into(),
+                alertname: "A".into(),
+                status: "firing".into(),
+                fingerprint: key.into(),
+                starts_at: "2026-01-01T00:00:00Z".into(),
+                labels: Default::default(),
+                summary: None,
+                description: None,
+                runbook_url: None,
+                receiver: "r".into(),
+                duplicate: false,
+                received: None,
+            },
+        }
+    }
+
+    #[test]
+    fn checkpoint_leaves_dedup_out_and_replay_from_its_offset_refills_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (jp, sp) = (dir.path().join("journal.jsonl"), dir.path().join("state.json"));
+        let mut w = JournalWriter::open(&jp).unwrap();
+        let mut state = State::default();
+        let mut offsets = vec![];
+        for (seq, key) in [(1, "old"), (2, "recent")] {
+            w.append(&[alert(seq, key)]).unwrap();
+            state.apply(&alert(seq, key));
+            offsets.push(w.len().unwrap());
+        }
+        // Checkpoint after seq 2; the de-dup window starts after seq 1.
+        state.journal_offset = offsets[1];
+        state.dedup_offset = offsets[0];
+        let cp = serde_json::to_string(&state.checkpoint()).unwrap();
+        assert!(!cp.contains(&dedup_digest("recent").to_string()), "{cp}");
+        std::fs::write(&sp, cp).unwrap();
+        w.append(&[alert(3, "new")]).unwrap();
+        let s = rebuild(&sp, &jp).unwrap();
+        assert_eq!(s.last_seq, 3);
+        let known = |k: &str| s.dedup.contains_key(&dedup_digest(k));
+        assert!(!known("old") && known("recent") && known("new"));
+
+        // A gap after the checkpoint: the whole journal is replayed.
+        w.append(&[alert(9, "gap")]).unwrap();
+        let mut cp = State::load_checkpoint(&sp);
+        cp.last_seq = 1;
+        std::fs::write(&sp, serde_json::to_string(&cp).unwrap()).unwrap();
+        let s = rebuild(&sp, &jp).unwrap();
+        assert_eq!(s.last_seq, 9);
+        assert!(
+            ["old", "recent", "new", "gap"]
+                .iter()
+                .all(|k| s.dedup.contains_key(&dedup_digest(k)))
+        );
+    }
+
+    #[test]
+    fn dedup_offset_is_the_newest_checkpoint_a_window_old() {
+        let mut core = Core {
+            state: State {
+                dedup_offset: 7,
+                ..State::default()
+            },
+            next_seq: 0,
+            dedup_marks: VecDeque::new(),
+        };
+        // Until a checkpoint is a window old, the loaded offset stands.
+        assert_eq!(core.dedup_offset(100.0, 500, 60.0), 7);
+        assert_eq!(core.dedup_offset(150.0, 900, 60.0), 7);
+        assert_eq!(core.dedup_offset(160.0, 1000, 60.0), 500);
+        assert_eq!(core.dedup_offset(215.0, 1200, 60.0), 900);
+        assert!(core.dedup_marks.len() <= 3, "{:?}", core.dedup_marks);
+    }
 }

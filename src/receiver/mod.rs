@@ -14,7 +14,8 @@
 //! [`persist`] writes it and the checkpoint. Underneath: [`config`] (rules
 //! compiled once, at validation), [`quiet`] (their remediation windows),
 //! [`payload`], [`auth`], [`identity`] (fleet), [`journal`] (format and
-//! writer), [`state`] (what the journal folds into), [`metrics`],
+//! writer), [`state`] (what the journal folds into), [`recover`] (plans a
+//! crash interrupted, survivors of their processes), [`metrics`],
 //! [`timeline`] (where a remediation's seconds go) and [`incidents`]
 //! (`hostmedic incidents`). Beside the pipeline: [`heartbeat`] (the
 //! dead-man's switch for the alert pipeline) and [`firing`] (the alerts
@@ -38,6 +39,7 @@ pub mod persist;
 pub mod plan;
 pub mod policy;
 pub mod quiet;
+pub mod recover;
 pub mod route;
 pub mod run;
 pub mod state;

@@ -1,5 +1,6 @@
 //! Background upkeep: the status file after each change (debounced), the
-//! checkpoint (the whole state) at most every 10 s, pruning once a minute,
+//! checkpoint (the state but the de-dup memory, which the journal replay
+//! from the checkpoint's `dedup_offset` rebuilds) at most every 10 s, pruning once a minute,
 //! and both files once more at shutdown.
 
 use std::sync::Arc;
@@ -55,8 +56,9 @@ impl Receiver {
     }
 
     /// Writes the status file (small, every change, debounced) and, at most
-    /// every 10 s or when `force`, the checkpoint (the whole state, cloned
-    /// under the lock and serialized outside it). Both atomically.
+    /// every 10 s or when `force`, the checkpoint (the state without the
+    /// de-dup memory, cloned under the lock and serialized outside it). Both
+    /// atomically.
     pub async fn persist(&self, force: bool) {
         if !self.ledger.take_dirty() && !force {
             return;
@@ -70,7 +72,9 @@ impl Receiver {
             let durable = self.ledger.durable();
             let cp = if want_cp && core.state.last_seq == durable.seq {
                 core.state.journal_offset = durable.len;
-                Some(core.state.clone())
+                let window = s.cfg.dedup_window.as_secs_f64();
+                core.state.dedup_offset = core.dedup_offset(crate::time::now(), durable.len, window);
+                Some(core.state.checkpoint())
             } else {
                 None
             };

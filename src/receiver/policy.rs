@@ -29,7 +29,9 @@ impl Decision {
     pub fn journal(self) -> (journal::Decision, Option<SkipReason>, bool) {
         match self {
             Decision::Skip(r) => (journal::Decision::Skip, Some(r), false),
-            Decision::Act => (journal::Decision::Act, None, false),
+            // The alert is kept for what a person (approval) or a restart
+            // after a crash (verifying an interrupted plan) needs later.
+            Decision::Act => (journal::Decision::Act, None, true),
             Decision::DryRun => (journal::Decision::DryRun, None, false),
             Decision::PendingApproval => (journal::Decision::PendingApproval, None, true),
         }

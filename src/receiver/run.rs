@@ -13,12 +13,13 @@ use std::time::Instant;
 use tokio::sync::Mutex;
 
 use super::Receiver;
+use super::config::Rule;
 use super::engine::Settings;
 use super::journal::Event;
 use super::lock;
 use super::messages::sep;
 use super::timeline::Timeline;
-use crate::actions::{Alert, OutcomeResult, Resolved, Verification};
+use crate::actions::{ActionEnv, Alert, OutcomeResult, Resolved, SpawnSink, Verification};
 use crate::evidence::{self, Stage};
 
 /// Work to do after the webhook has been acknowledged.
@@ -152,6 +153,9 @@ impl Receiver {
         let mut env = s.env.clone();
         env.dry_run = dry_run;
         env.evidence = evidence.to_string();
+        // The processes the actions start are journaled as they start.
+        let (sink, mut spawned) = SpawnSink::channel();
+        env.spawned = Some(sink);
         let mut all_ok = true;
         let mut ran = Vec::new();
         let event = |index, action, description, result: &str, detail, took| Event::Action {
@@ -174,7 +178,8 @@ impl Receiver {
             let timeout = rule.action_timeout.max(spec.suggested_timeout());
             let started = Instant::now();
             let started_at = crate::time::now();
-            let (result, detail) = match tokio::time::timeout(timeout, t.run(alert, &env)).await {
+            let run = tokio::time::timeout(timeout, t.run(alert, &env));
+            let (result, detail) = match self.journal_spawned(&mut spawned, id, done.len(), run).await {
                 Ok(o) => (o.result.as_str(), o.detail),
                 Err(_) => (
                     OutcomeResult::Failed.as_str(),
@@ -229,30 +234,50 @@ impl Receiver {
         }
         let mut verdict = String::new();
         if all_ok && !env.dry_run && rule.cfg.verify {
-            for t in &done {
-                let (result, detail) = match t.verify(&env, rule.verify_timeout).await {
-                    Verification::Verified => ("verified", String::new()),
-                    Verification::NotHelped(why) => ("not_helped", why),
-                    Verification::NotApplicable => continue,
-                };
-                timeline.verified(crate::time::now(), result == "verified");
-                self.metrics.action(&t.name(), result);
-                self.ledger
-                    .record(vec![Event::Verify {
-                        id: id.to_string(),
-                        rule: rule.cfg.name.clone(),
-                        target: target.to_string(),
-                        result: result.to_string(),
-                        detail: detail.clone(),
-                    }])
-                    .await;
-                verdict = format!("{result}{}", sep(&detail));
-                if result == "not_helped" {
-                    break;
-                }
-            }
+            verdict = self.verify_plan(rule, id, target, &done, &env, Some(timeline)).await;
         }
         (all_ok, ran, verdict)
+    }
+
+    /// Verifies each action of a plan (stopping at the first that did not
+    /// help), journaling each verdict (and its end into `timeline`, when the
+    /// run keeps one); returns the last one ("" when no action can be
+    /// verified).
+    pub(super) async fn verify_plan(
+        &self,
+        rule: &Rule,
+        id: &str,
+        target: &str,
+        targets: &[Resolved],
+        env: &ActionEnv,
+        mut timeline: Option<&mut Timeline>,
+    ) -> String {
+        let mut verdict = String::new();
+        for t in targets {
+            let (result, detail) = match t.verify(env, rule.verify_timeout).await {
+                Verification::Verified => ("verified", String::new()),
+                Verification::NotHelped(why) => ("not_helped", why),
+                Verification::NotApplicable => continue,
+            };
+            if let Some(tl) = timeline.as_deref_mut() {
+                tl.verified(crate::time::now(), result == "verified");
+            }
+            self.metrics.action(&t.name(), result);
+            self.ledger
+                .record(vec![Event::Verify {
+                    id: id.to_string(),
+                    rule: rule.cfg.name.clone(),
+                    target: target.to_string(),
+                    result: result.to_string(),
+                    detail: detail.clone(),
+                }])
+                .await;
+            verdict = format!("{result}{}", sep(&detail));
+            if result == "not_helped" {
+                break;
+            }
+        }
+        verdict
     }
 
     /// Captures the evidence about the subjects of `alert` and `targets`
@@ -363,7 +388,7 @@ impl Receiver {
 
     /// The lock serializing actions on one target (the map forgets unused
     /// locks once it grows past 1024).
-    fn target_lock(&self, target: &str) -> Arc<Mutex<()>> {
+    pub(super) fn target_lock(&self, target: &str) -> Arc<Mutex<()>> {
         let mut locks = lock(&self.target_locks);
         if locks.len() > 1024 {
             locks.retain(|_, l| Arc::strong_count(l) > 1);

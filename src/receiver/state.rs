@@ -4,6 +4,13 @@
 //! records the journal offset it covers; at start the checkpoint is loaded
 //! and the journal after that offset replayed, so budgets and holds survive
 //! a restart or a `kill -9` even if the checkpoint is stale.
+//!
+//! The de-dup memory (one entry per alert delivered within
+//! `receiver.dedup_window`, the one part that grows with the alert stream)
+//! is not in the checkpoint: the checkpoint names the journal offset from
+//! which a replay rebuilds it (`dedup_offset`), so a checkpoint costs the
+//! same whatever the alert rate, and nothing per remembered alert is copied
+//! or serialized every 10 s (see `docs/receiver.md`, "Memory").
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
@@ -84,6 +91,39 @@ impl Streak {
     }
 }
 
+/// A plan that is acting: an `act` decision or an approval whose actions
+/// have not all journaled an outcome yet (they run in order and stop at the
+/// first that is not ok). One that is still here at start was cut short by
+/// a crash: the start journals it `interrupted` (see `recover`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Acting {
+    pub rule: String,
+    pub target: String,
+    /// When the decision (or approval) was journaled.
+    pub since: f64,
+    /// One description per action, as the decision listed them.
+    pub actions: Vec<String>,
+    /// How many actions have journaled an outcome.
+    pub done: usize,
+    /// The alert, to resolve the plan's targets again for its verification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<Box<PayloadAlert>>,
+    /// Processes its actions started, as journaled (`spawned`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<Child>,
+}
+
+/// A process an action of an acting plan started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Child {
+    pub index: usize,
+    pub pid: u32,
+    pub pgid: u32,
+    pub sid: u32,
+    pub start_ticks: u64,
+    pub boot_id: String,
+}
+
 /// The folded state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -92,10 +132,15 @@ pub struct State {
     pub last_seq: u64,
     /// Journal byte offset this state covers (checkpoint only).
     pub journal_offset: u64,
-    /// De-dup key digest ([`dedup_digest`]) → last time it was delivered.
-    /// A fixed-size key keeps the map's clone for the checkpoint a copy of
-    /// one table instead of one allocation per remembered alert.
-    pub dedup: HashMap<u128, f64>,
+    /// De-dup key digest ([`dedup_digest`]) → last time it was delivered:
+    /// 16 bytes (plus one control byte) per remembered alert in one flat
+    /// table, no allocation per entry. Never checkpointed: rebuilt by
+    /// replaying the journal from `dedup_offset`.
+    #[serde(skip)]
+    pub dedup: HashMap<u64, f64>,
+    /// Journal byte offset from which a replay sees every delivery of the
+    /// last de-dup window (checkpoint only; 0: the whole journal).
+    pub dedup_offset: u64,
     /// Target → times of attempts (an `act` decision or an approval).
     pub attempts: BTreeMap<String, Vec<f64>>,
     /// `rule|target` → time of the last attempt.
@@ -104,6 +149,8 @@ pub struct State {
     pub streaks: BTreeMap<String, Streak>,
     pub holds: BTreeMap<String, Hold>,
     pub pending: BTreeMap<String, Pending>,
+    /// Plan id → the plan whose actions are running or waiting to run.
+    pub acting: BTreeMap<String, Acting>,
     pub last_actions: VecDeque<LastAction>,
     /// The alert pipeline's heartbeat (`heartbeat`).
     pub pipeline: super::heartbeat::PipelineState,
@@ -112,12 +159,15 @@ pub struct State {
 }
 
 /// The de-dup identity of a journal `key` (fingerprint|startsAt|status): the
-/// first 128 bits of its SHA-256, stable across versions and restarts.
-pub fn dedup_digest(key: &str) -> u128 {
+/// first 64 bits of its SHA-256. With the de-dup memory rebuilt from the
+/// journal at start (never stored), it only has to be stable within one
+/// process; 64 bits make a false duplicate among even a million remembered
+/// alerts a chance of about 1 in 10^13 per delivery.
+pub fn dedup_digest(key: &str) -> u64 {
     let d = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&d.as_ref()[..16]);
-    u128::from_be_bytes(b)
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d.as_ref()[..8]);
+    u64::from_be_bytes(b)
 }
 
 pub fn cooldown_key(rule: &str, target: &str) -> String {
@@ -146,7 +196,10 @@ impl State {
                 alert,
                 ..
             } => match decision {
-                Decision::Act => self.attempt(id, rule, target, actions.len(), e.ts),
+                Decision::Act => {
+                    self.attempt(id, rule, target, actions.len(), e.ts);
+                    self.start_acting(id, rule, target, e.ts, actions, alert.clone());
+                }
                 Decision::PendingApproval => {
                     if let Some(alert) = alert {
                         self.pending.insert(
@@ -164,10 +217,44 @@ impl State {
                 Decision::DryRun | Decision::Skip => {}
             },
             Event::Approved { id, rule, target, .. } => {
-                let actions = self.pending.remove(id).map_or(0, |p| p.actions.len());
+                let pending = self.pending.remove(id);
+                let actions = pending.as_ref().map_or(0, |p| p.actions.len());
+                if let Some(p) = pending {
+                    self.start_acting(id, rule, target, e.ts, &p.actions, Some(Box::new(p.alert)));
+                }
                 self.attempt(id, rule, target, actions, e.ts);
             }
-            Event::Action { .. } | Event::Verify { .. } => self.result(e),
+            Event::Spawned {
+                id,
+                index,
+                pid,
+                pgid,
+                sid,
+                start_ticks,
+                boot_id,
+            } => {
+                if let Some(p) = self.acting.get_mut(id) {
+                    p.children.push(Child {
+                        index: *index,
+                        pid: *pid,
+                        pgid: *pgid,
+                        sid: *sid,
+                        start_ticks: *start_ticks,
+                        boot_id: boot_id.clone(),
+                    });
+                }
+            }
+            Event::Action { id, result, .. } => {
+                if let Some(p) = self.acting.get_mut(id) {
+                    p.done += 1;
+                    // The plan stops at the first action that is not ok.
+                    if p.done >= p.actions.len() || !matches!(result.as_str(), "ok" | "dry_run") {
+                        self.acting.remove(id);
+                    }
+                }
+                self.result(e)
+            }
+            Event::Verify { .. } => self.result(e),
             Event::Hold {
                 rule,
                 target,
@@ -250,6 +337,60 @@ impl State {
         });
     }
 
+    /// Applies only what an entry the checkpoint already covers adds to the
+    /// de-dup memory (which the checkpoint leaves out).
+    pub fn remember(&mut self, e: &Entry) {
+        if let Event::Alert { key, .. } = &e.event {
+            self.dedup.insert(dedup_digest(key), e.ts);
+        }
+    }
+
+    /// What a checkpoint writes: everything but the de-dup memory (cloning
+    /// that would copy one table entry per remembered alert every 10 s).
+    pub fn checkpoint(&self) -> State {
+        State {
+            last_seq: self.last_seq,
+            journal_offset: self.journal_offset,
+            dedup: HashMap::new(),
+            dedup_offset: self.dedup_offset,
+            attempts: self.attempts.clone(),
+            cooldowns: self.cooldowns.clone(),
+            streaks: self.streaks.clone(),
+            holds: self.holds.clone(),
+            pending: self.pending.clone(),
+            acting: self.acting.clone(),
+            last_actions: self.last_actions.clone(),
+            pipeline: self.pipeline.clone(),
+            firing: self.firing.clone(),
+        }
+    }
+
+    fn start_acting(
+        &mut self,
+        id: &str,
+        rule: &str,
+        target: &str,
+        ts: f64,
+        actions: &[String],
+        alert: Option<Box<PayloadAlert>>,
+    ) {
+        if actions.is_empty() {
+            return;
+        }
+        self.acting.insert(
+            id.to_string(),
+            Acting {
+                rule: rule.to_string(),
+                target: target.to_string(),
+                since: ts,
+                actions: actions.to_vec(),
+                done: 0,
+                alert,
+                children: Vec::new(),
+            },
+        );
+    }
+
     /// A new attempt `id` of `actions` actions: it spends budget, starts the
     /// cooldown, and concludes the streak's previous attempt (one that ended
     /// without a failure counts as helped).
@@ -311,6 +452,10 @@ impl State {
     /// Forgets what no rule can need any more.
     pub fn prune(&mut self, now: f64, dedup_window: f64, max_window: f64, approval_ttl: f64) {
         self.dedup.retain(|_, t| now - *t < dedup_window);
+        // A burst that has left the window gives its table back.
+        if self.dedup.capacity() > 4 * self.dedup.len().max(1024) {
+            self.dedup.shrink_to(2 * self.dedup.len());
+        }
         for v in self.attempts.values_mut() {
             v.retain(|t| now - *t < max_window);
         }
@@ -446,6 +591,10 @@ mod tests {
         }
     }
 
+    fn action(seq: u64, id: &str, index: usize, outcome: &str) -> Entry {
+        result(seq, id, "action", index, outcome)
+    }
+
     #[test]
     fn failure_streaks_count_failed_attempts_and_reset_on_help() {
         let mut s = State::default();
@@ -496,6 +645,81 @@ mod tests {
             },
         });
         assert!(s.streaks.is_empty());
+    }
+
+    #[test]
+    fn a_plan_is_acting_until_every_action_or_the_first_failure_has_an_outcome() {
+        let mut s = State::default();
+        let mut d = decision(1, 1.0, "t");
+        if let Event::Decision { actions, .. } = &mut d.event {
+            *actions = vec!["exec a".into(), "exec b".into()];
+        }
+        s.apply(&d);
+        assert_eq!(s.acting["a1"].actions.len(), 2);
+        s.apply(&Entry {
+            seq: 2,
+            ts: 2.0,
+            event: Event::Spawned {
+                id: "a1".into(),
+                index: 0,
+                pid: 42,
+                pgid: 42,
+                sid: 1,
+                start_ticks: 7,
+                boot_id: "b".into(),
+            },
+        });
+        s.apply(&action(3, "a1", 0, "ok"));
+        assert_eq!(s.acting["a1"].done, 1);
+        assert_eq!(s.acting["a1"].children[0].pid, 42);
+        // What a checkpoint keeps, a restart finds.
+        let cp: State = serde_json::from_str(&serde_json::to_string(&s.checkpoint()).unwrap()).unwrap();
+        assert_eq!(cp.acting, s.acting);
+        s.apply(&action(4, "a1", 1, "ok"));
+        assert!(s.acting.is_empty());
+
+        // Stopped by a failure, or by an interruption journaled at start.
+        for (seq, result) in [(10, "failed"), (20, "interrupted")] {
+            let mut d = decision(seq, 1.0, "t");
+            if let Event::Decision { actions, .. } = &mut d.event {
+                *actions = vec!["exec a".into(), "exec b".into()];
+            }
+            s.apply(&d);
+            s.apply(&action(seq + 1, &format!("a{seq}"), 0, result));
+            assert!(s.acting.is_empty(), "{result}");
+        }
+        // A plan without actions has nothing to interrupt.
+        let mut d = decision(30, 1.0, "t");
+        if let Event::Decision { actions, .. } = &mut d.event {
+            actions.clear();
+        }
+        s.apply(&d);
+        assert!(s.acting.is_empty());
+        // An approval acts with the pending plan's actions and alert.
+        s.pending.insert(
+            "a40".into(),
+            Pending {
+                rule: "r".into(),
+                target: "t".into(),
+                at: 1.0,
+                alert: serde_json::from_str(
+                    r#"{"status":"firing","labels":{"alertname":"A"},"annotations":{},"startsAt":"2026-01-01T00:00:00Z","fingerprint":"f"}"#,
+                )
+                .unwrap(),
+                actions: vec!["exec a".into()],
+            },
+        );
+        s.apply(&Entry {
+            seq: 41,
+            ts: 41.0,
+            event: Event::Approved {
+                id: "a40".into(),
+                rule: "r".into(),
+                target: "t".into(),
+                by: "cli".into(),
+            },
+        });
+        assert!(s.acting["a40"].alert.is_some() && s.pending.is_empty());
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod common;
 mod actions;
 mod actions_systemd;
 mod collect_golden;
+mod crash;
 mod docker;
 mod evidence;
 mod exec_user;

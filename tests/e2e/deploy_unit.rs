@@ -85,6 +85,11 @@ actions = [{{ type = "kill", allow = '^/bin/sleep 86400$', start_time = "{{{{ la
 name = "checkpoint-as-nobody"
 alertname = "DeployTestCheckpoint"
 actions = [{{ type = "exec", argv = ["/usr/bin/id"], user = "nobody", group = "nogroup", timeout = "10s" }}]
+
+[[remediation]]
+name = "slow-exec"
+alertname = "DeployTestSlow"
+actions = [{{ type = "exec", argv = ["/bin/sleep", "600"], timeout = "20m" }}]
 "#
     )
 }
@@ -578,6 +583,54 @@ fn packaged_unit_runs_every_action_under_its_hardening() {
             .all(|e| e.seq > seq_before),
         "the sequence goes on after the reload"
     );
+
+    // kill -9 in the middle of an action, under systemd: the default
+    // KillMode=control-group ends the exec with the main process; the unit
+    // comes back (Restart=on-failure) and journals the plan `interrupted`,
+    // its process group already ended.
+    post(&m, alert("DeployTestSlow", &[], "0000000000000006"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pid = loop {
+        let j = journal_of(&m);
+        let id = j.iter().find_map(|e| match &e.event {
+            Event::Decision { id, rule, .. } if rule == "slow-exec" => Some(id.clone()),
+            _ => None,
+        });
+        let spawned = id.and_then(|id| {
+            j.iter().find_map(|e| match &e.event {
+                Event::Spawned { id: s, pid, .. } if *s == id => Some(*pid),
+                _ => None,
+            })
+        });
+        if let Some(pid) = spawned {
+            break pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slow exec never started:\n{}",
+            unit_log(&m)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let alive = |pid: u32| m.exec(&["test", "-e", &format!("/proc/{pid}")]).status.success();
+    assert!(alive(pid), "the exec runs");
+    let main_before = m.show("hostmedic.service", "MainPID");
+    run_ok(
+        &m,
+        &["systemctl", "kill", "--signal=SIGKILL", "--kill-whom=main", "hostmedic"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let detail = loop {
+        if let Some(a) = actions_of(&m, "slow-exec").into_iter().find(|a| a.1 == "interrupted") {
+            break a.2;
+        }
+        assert!(Instant::now() < deadline, "no interrupted outcome:\n{}", unit_log(&m));
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_ne!(m.show("hostmedic.service", "MainPID"), main_before, "restarted");
+    assert_ne!(m.show("hostmedic.service", "NRestarts"), "0");
+    assert!(!alive(pid), "systemd ended the exec with the main process");
+    assert!(detail.contains("had already ended"), "{detail}");
 
     // A clean stop writes the final checkpoint: it covers the whole journal.
     run_ok(&m, &["systemctl", "stop", "hostmedic"]);
