@@ -45,6 +45,32 @@ pub(super) fn decision(id: &str, fp: &str, decision: Decision) -> Event {
     }
 }
 
+/// Plan `a1`'s action `action` on worker.service, ok after `took` seconds.
+fn action_ok(action: &str, took: f64) -> Event {
+    Event::Action {
+        id: "a1".into(),
+        rule: "unit-crash-loop".into(),
+        target: "systemd:system:worker.service".into(),
+        index: 0,
+        action: action.into(),
+        description: format!("{action} systemd:system:worker.service"),
+        result: "ok".into(),
+        detail: String::new(),
+        duration_seconds: took,
+    }
+}
+
+/// Plan `a1`'s verification: verified.
+fn verified() -> Event {
+    Event::Verify {
+        id: "a1".into(),
+        rule: "unit-crash-loop".into(),
+        target: "systemd:system:worker.service".into(),
+        result: "verified".into(),
+        detail: String::new(),
+    }
+}
+
 pub(super) fn journal() -> Vec<Entry> {
     let mut item = Item::new("systemd:system:worker.service", "unit");
     item.fact("ExecMainStatus", 3);
@@ -67,32 +93,8 @@ pub(super) fn journal() -> Vec<Entry> {
                 items: vec![item],
             },
         ),
-        entry(
-            4,
-            100.2,
-            Event::Action {
-                id: "a1".into(),
-                rule: "unit-crash-loop".into(),
-                target: "systemd:system:worker.service".into(),
-                index: 0,
-                action: "systemd.stop".into(),
-                description: "systemd.stop systemd:system:worker.service".into(),
-                result: "ok".into(),
-                detail: String::new(),
-                duration_seconds: 0.1,
-            },
-        ),
-        entry(
-            5,
-            101.0,
-            Event::Verify {
-                id: "a1".into(),
-                rule: "unit-crash-loop".into(),
-                target: "systemd:system:worker.service".into(),
-                result: "verified".into(),
-                detail: String::new(),
-            },
-        ),
+        entry(4, 100.2, action_ok("systemd.stop", 0.1)),
+        entry(5, 101.0, verified()),
         entry(6, 102.0, alert("firing", fp, "HostmedicUnitCrashLooping", true)),
         entry(7, 160.0, alert("resolved", fp, "HostmedicUnitCrashLooping", false)),
         entry(8, 200.0, alert("firing", "f2", "Runaway", false)),
@@ -113,32 +115,8 @@ pub(super) fn timed_journal() -> (Vec<Entry>, f64) {
     let entries = vec![
         entry(1, t0 + 1.25, delivered),
         entry(2, t0 + 1.25, decision("a1", "f1", Decision::Act)),
-        entry(
-            3,
-            t0 + 2.0,
-            Event::Action {
-                id: "a1".into(),
-                rule: "unit-crash-loop".into(),
-                target: "systemd:system:worker.service".into(),
-                index: 0,
-                action: "systemd.restart".into(),
-                description: "systemd.restart systemd:system:worker.service".into(),
-                result: "ok".into(),
-                detail: String::new(),
-                duration_seconds: 0.5,
-            },
-        ),
-        entry(
-            4,
-            t0 + 3.5,
-            Event::Verify {
-                id: "a1".into(),
-                rule: "unit-crash-loop".into(),
-                target: "systemd:system:worker.service".into(),
-                result: "verified".into(),
-                detail: String::new(),
-            },
-        ),
+        entry(3, t0 + 2.0, action_ok("systemd.restart", 0.5)),
+        entry(4, t0 + 3.5, verified()),
         entry(5, t0 + 4.0, alert("firing", "f2", "Runaway", false)),
         entry(6, t0 + 4.0, decision("a2", "f2", Decision::PendingApproval)),
     ];
