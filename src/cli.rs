@@ -181,11 +181,7 @@ pub fn main() -> anyhow::Result<std::process::ExitCode> {
                     crate::receiver::incidents::markdown_open(&entries, &shown, since, warnings)
                 ),
                 (IncidentFormat::Json, open) => {
-                    let (mut incidents, _) = crate::receiver::incidents::build(&entries);
-                    if *open {
-                        incidents = crate::receiver::incidents::open_only(incidents);
-                    }
-                    println!("{}", serde_json::to_string_pretty(&incidents)?)
+                    println!("{}", crate::receiver::incidents::json(&entries, *open)?)
                 }
             }
             Ok(std::process::ExitCode::SUCCESS)

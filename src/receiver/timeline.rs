@@ -13,10 +13,13 @@
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
+
 use super::journal::{Entry, Event};
 
-/// One stage of a remediation (the `stage` label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// One stage of a remediation (the `stage` label; serialized the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Stage {
     /// `startsAt` (Prometheus: the evaluation at which the alert fired) →
     /// the webhook request received: Prometheus' notifier, Alertmanager's
@@ -64,17 +67,23 @@ impl Stage {
 /// The instants of one remediation, Unix seconds; `None` when unknown (an
 /// approved plan has no delivery of its own, an action without a
 /// verification has no verification end).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Timeline {
     /// The alert's `startsAt` (firing alerts only: a resolution's `startsAt`
     /// is when the problem began, not when the resolution was sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub starts_at: Option<f64>,
     /// The webhook request arrived.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub received: Option<f64>,
     /// The decision (or, for an approved plan, the approval).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub decided: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub action_start: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub action_end: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub verify_end: Option<f64>,
     /// Every action ran for real and ok (not a dry run), and the
     /// verification (if any) verified.

@@ -172,6 +172,22 @@ async fn s12_journal_status_markdown_and_three_channels_survive_kill9() {
     }
     let json = run("json");
     assert!(json.contains("HostmedicTemperatureOverMax"));
+    // The acting plan's timeline, from real Prometheus and Alertmanager
+    // instants: one markdown line, and the JSON stages up to the total.
+    assert!(md.contains("  - timeline: alert→delivery "), "{md}");
+    let incidents: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let timeline = incidents
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| i["plans"].as_array().unwrap())
+        .find(|p| p["rule"] == "cpu-temperature" && p["decision"] == "act")
+        .map(|p| p["timeline"].clone())
+        .unwrap_or_default();
+    for stage in ["alert_to_delivery", "action", "total"] {
+        assert!(timeline["stages"][stage].as_f64().is_some(), "no {stage}: {timeline}");
+    }
+    assert_eq!(timeline["succeeded"], true, "{timeline}");
     st.assert_no_secrets();
     assert!(!md.contains(BOT_TOKEN) && !json.contains(BOT_TOKEN));
 }
