@@ -68,7 +68,8 @@
 //! - [`sync`]: the one mutex-poisoning policy (`lock`, `read`, `write`).
 //! - [`procfs`]: bounded readers of `<procfs_root>`, for the processes
 //!   collector, the kill action and the cgroup leaf.
-//! - [`cgroup`]: cgroup v2/v1 file readers (CPU, memory, tasks, I/O, PSI),
+//! - [`cgroup`]: cgroup v2/v1 file readers (CPU, memory, tasks, I/O, PSI; one
+//!   file each: `v2`, `v1`, `psi`, `owner`, `availability`, `series`),
 //!   the PSI line parser and the owner (unit, manager, container) of a
 //!   process, for the systemd, docker, processes and pressure collectors and
 //!   the incident evidence.
