@@ -216,8 +216,24 @@ async fn kill9_mid_action_ends_interrupted_kills_the_surviving_group_and_verifie
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let md = String::from_utf8(out.stdout).unwrap();
     assert!(md.contains("**interrupted**"), "{md}");
-    assert!(md.contains(&format!("started pid {leader}")), "{md}");
     assert!(md.contains("killed"), "{md}");
+    // The markdown keeps each detail to one short line; JSON has it whole.
+    let out = std::process::Command::new(binary_path())
+        .args(["--config", cfg.to_str().unwrap(), "incidents", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let interrupted: Vec<&serde_json::Value> = json[0]["plans"][0]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["result"] == "interrupted")
+        .collect();
+    assert_eq!(interrupted.len(), 1, "{json}");
+    let detail = interrupted[0]["detail"].as_str().unwrap();
+    assert!(detail.contains(&format!("process group {leader}")), "{detail}");
+    assert!(detail.contains("killed"), "{detail}");
 }
 
 /// Under systemd-like conditions the group is already gone when the next

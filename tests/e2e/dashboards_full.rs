@@ -288,6 +288,8 @@ fn sources_config(w: &World, base: TestConfig) -> TestConfig {
             .path("passwd_file", w.machine.rootfs().join("etc/passwd"))
             // The units' cgroups are under the machine's own cgroup.
             .path("cgroup_root", w.machine.cgroup())
+            // Per-unit pressure is opt-in; the dashboards show it when on.
+            .set("resource_pressure", true)
             .strings("expect", ["api.service", "queue.service", "payments-api.service"]);
     })
     .section("git_lfs", |g| {
