@@ -29,3 +29,21 @@ impl ConfigError {
 pub fn compile_regex(key: &str, pattern: &str) -> Result<regex::Regex, ConfigError> {
     regex::Regex::new(pattern).map_err(|e| ConfigError::invalid(key, format!("invalid regex: {e}")))
 }
+
+/// `e` and every cause under it, joined by ": " (a cause whose text the
+/// level above already ends with is left out): reqwest's "error sending
+/// request for url (…)" alone tells an operator nothing, its causes say
+/// "Connection refused" or "certificate verify failed".
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !text.is_empty() && !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = c.source();
+    }
+    out
+}

@@ -217,6 +217,115 @@ fn state_line(s: &crate::docker::ContainerStatus) -> String {
     )
 }
 
+/// How many times one engine call is made when the engine answers that the
+/// container changed state under it ([`crate::docker::DockerError::is_transient`]).
+const TRIES: u32 = 8;
+
+/// How long the restart of a dependent waits for the container it depends
+/// on to run again (a `network_mode: container:` sharer cannot start while
+/// its parent is down; a parent in a restart loop is up now and then).
+const PARENT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The pause before try `n + 1` (1-based `n`): 50 ms doubling, at most 800 ms.
+fn retry_pause(n: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(50 << n.min(4))
+}
+
+/// The answers of the tries that raced the container's own state changes.
+#[derive(Debug, Default)]
+struct Tries(Vec<String>);
+
+impl Tries {
+    fn done(&self) -> String {
+        match self.0.len() {
+            0 => "done".to_string(),
+            n => format!(
+                "done on try {} (the engine first answered, as the container changed state on its own: {})",
+                n + 1,
+                self.0.join("; ")
+            ),
+        }
+    }
+}
+
+/// Makes `call`, again (after reading the container's state again) while
+/// the engine answers that the container changed state under it, at most
+/// [`TRIES`] times. A container in a restart loop is running, exiting and
+/// waiting to restart in turn; every op is correct in each of those states,
+/// only the engine's answer to a request made during a change is not.
+/// `Err` is the last answer with the earlier ones and the state read last.
+/// The restart of a dependent first waits for its `parent` to run.
+async fn act(
+    conn: &crate::docker::Connection,
+    container: &str,
+    call: &Call,
+    parent: Option<&str>,
+) -> Result<Tries, String> {
+    let mut tries = Tries::default();
+    for n in 1..=TRIES {
+        let parent_start = match parent {
+            Some(parent) => wait_running(conn, parent, PARENT_WAIT).await,
+            None => None,
+        };
+        let res = match call {
+            Call::Restart => conn.restart_container(container, None).await,
+            Call::Stop => conn.stop_container(container, None).await,
+            Call::Start => conn.start_container(container).await,
+            Call::Policy(p) => conn.set_restart_policy(container, &p.name, p.maximum_retry_count).await,
+        };
+        let e = match res {
+            Ok(()) => return Ok(tries),
+            Err(e) => e,
+        };
+        let state = match conn.inspect(container).await {
+            Ok(s) => format!("state {}", s.state),
+            Err(e) => format!("inspect: {e}"),
+        };
+        let line = format!("{} (then {state})", crate::error::chain(&e));
+        // A sharer of a parent's namespaces fails in many ways (runc's
+        // errors) when the parent exits while it starts: whatever the
+        // answer, a parent that is no longer the one seen running makes it
+        // a race.
+        let parent_moved = match (parent, parent_start) {
+            (Some(p), Some(seen)) => !conn
+                .inspect(p)
+                .await
+                .is_ok_and(|s| s.state == "running" && s.started_at == Some(seen)),
+            _ => false,
+        };
+        if !(e.is_transient() || parent_moved) || n == TRIES {
+            if tries.0.is_empty() {
+                return Err(line);
+            }
+            return Err(format!("{line}; after {n} tries: {}", tries.0.join("; ")));
+        }
+        tries.0.push(line);
+        tokio::time::sleep(retry_pause(n)).await;
+    }
+    unreachable!("the last try returns")
+}
+
+/// Waits until `container` runs (at most `within`) and returns when it
+/// started; a container that never does is left to the call that needs it,
+/// whose error then says why (`None`).
+async fn wait_running(
+    conn: &crate::docker::Connection,
+    container: &str,
+    within: std::time::Duration,
+) -> Option<std::time::SystemTime> {
+    let mut poll = super::poll::Poll::until(tokio::time::Instant::now() + within);
+    loop {
+        if let Ok(s) = conn.inspect(container).await
+            && s.state == "running"
+        {
+            return s.started_at;
+        }
+        if !poll.next(None).await {
+            return None;
+        }
+    }
+}
+
 impl Resolved {
     pub(crate) async fn run(&self, env: &ActionEnv, started: Instant) -> Outcome {
         let (a, container) = (&self.spec, self.container.as_str());
@@ -266,26 +375,20 @@ impl Resolved {
         if env.dry_run {
             return Outcome::would_run(&what, &before_line, started);
         }
-        let res = match &call {
-            Call::Restart => conn.restart_container(container, None).await,
-            Call::Stop => conn.stop_container(container, None).await,
-            Call::Start => conn.start_container(container).await,
-            Call::Policy(p) => conn.set_restart_policy(container, &p.name, p.maximum_retry_count).await,
-        };
-        match res {
-            Ok(()) => {
+        match act(&conn, container, &call, self.dependent_of.as_deref()).await {
+            Ok(tries) => {
                 let after = match conn.inspect(container).await {
                     Ok(s) => state_line(&s),
                     Err(e) => format!("inspect after: {e}"),
                 };
                 Outcome::acted(
                     &what,
-                    Ok("done".into()),
+                    Ok(tries.done()),
                     &format!("{before_line}; after: {after}"),
                     started,
                 )
             }
-            Err(e) => Outcome::acted(&what, Err(e.to_string()), &before_line, started),
+            Err(e) => Outcome::acted(&what, Err(e), &before_line, started),
         }
     }
 
@@ -320,10 +423,12 @@ impl Resolved {
             .collect())
     }
 
-    /// Verified when: restart/start — running and not restarted for
+    /// Verified on the end state, whatever the state the action saw:
+    /// restart/start — running and not restarted for
     /// [`super::poll::STABLE_FOR`], and healthy (or without a health check);
-    /// stop — not
-    /// running; restart-policy — the policy reads as configured.
+    /// stop — not running, and not started again, for `STABLE_FOR`;
+    /// restart-policy — the policy reads as configured (for `no`: and no
+    /// restart for `STABLE_FOR`, the loop is over).
     pub(crate) async fn verify(&self, env: &ActionEnv, until: tokio::time::Instant) -> Verification {
         let (a, container) = (&self.spec, self.container.as_str());
         let conn = match connect(env).await {
@@ -337,8 +442,25 @@ impl Resolved {
             let last = match conn.inspect(container).await {
                 Ok(s) => {
                     let ok = match a.op {
-                        DockerOp::Stop => matches!(s.state, "exited" | "created" | "dead"),
-                        DockerOp::RestartPolicy => Some(&s.restart_policy) == want_policy.as_ref(),
+                        // Down, and staying down: a container stopped while
+                        // its restart loop was waiting must not come back.
+                        DockerOp::Stop => up.look(
+                            matches!(s.state, "exited" | "created" | "dead")
+                                .then_some((s.restart_count, s.finished_at)),
+                        ),
+                        // The policy reads as configured; "no" must also have
+                        // ended a restart loop: not restarting, and the restart
+                        // count unchanged for STABLE_FOR (the engine still
+                        // carries out a restart it had already scheduled).
+                        DockerOp::RestartPolicy => {
+                            let policy = Some(&s.restart_policy) == want_policy.as_ref();
+                            if want_policy.as_deref() == Some("no") {
+                                let settled = policy && s.state != "restarting";
+                                up.look(settled.then_some((s.restart_count, s.finished_at)))
+                            } else {
+                                policy
+                            }
+                        }
                         // Stable: running, same start and restart count for
                         // STABLE_FOR (a restart loop does not count); healthy
                         // (or without a health check) at the look that ends it.

@@ -85,6 +85,7 @@ impl KillAction {
             spec: self.clone(),
             pid,
             start_time,
+            pinned: Pinned::default(),
         })
     }
 }
@@ -96,6 +97,32 @@ pub struct Resolved {
     pub pid: i32,
     /// The start time the alert names (Unix seconds), if any.
     pub start_time: Option<f64>,
+    /// The start time of the process the run found on the PID.
+    pub pinned: Pinned,
+}
+
+/// The start time (Unix seconds) of the process a run found on the PID,
+/// shared by the clones of one resolved action: verification judges that
+/// process, so a new process on the reused PID (a loop that forks and exits
+/// reuses PIDs fast) is never taken for the one that was to go.
+#[derive(Debug, Clone, Default)]
+pub struct Pinned(std::sync::Arc<std::sync::OnceLock<f64>>);
+
+impl Pinned {
+    fn set(&self, start_time: f64) {
+        let _ = self.0.set(start_time);
+    }
+
+    fn get(&self) -> Option<f64> {
+        self.0.get().copied()
+    }
+}
+
+/// Two resolved kills are the same action whatever their runs found.
+impl PartialEq for Pinned {
+    fn eq(&self, _: &Pinned) -> bool {
+        true
+    }
 }
 
 impl fmt::Display for Resolved {
@@ -186,6 +213,19 @@ impl Resolved {
     pub(crate) async fn run(&self, env: &ActionEnv, started: Instant) -> Outcome {
         let (a, pid, expected_start) = (&self.spec, self.pid, self.start_time);
         let refuse = |d: String| Outcome::new(OutcomeResult::Refused, d, started);
+        let gone = |d: String| {
+            let what = if env.dry_run {
+                "would signal nothing"
+            } else {
+                "nothing to signal"
+            };
+            let result = if env.dry_run {
+                OutcomeResult::DryRun
+            } else {
+                OutcomeResult::Ok
+            };
+            Outcome::new(result, format!("kill: {d} before it was signalled: {what}"), started)
+        };
         let allow = match regex::Regex::new(&a.allow) {
             Ok(r) => r,
             Err(e) => return refuse(format!("kill: invalid allow pattern: {e}")),
@@ -196,7 +236,8 @@ impl Resolved {
         // Pin the process first, then identify it.
         let pidfd = match Pid::from_raw(pid).map(|p| pidfd_open(p, PidfdFlags::empty())) {
             Some(Ok(fd)) => fd,
-            Some(Err(rustix::io::Errno::SRCH)) => return refuse(format!("kill: no process with pid {pid}")),
+            // The process the alert named is gone: what the kill is for.
+            Some(Err(rustix::io::Errno::SRCH)) => return gone(format!("no process with pid {pid}")),
             Some(Err(e)) => {
                 return Outcome::new(OutcomeResult::Failed, format!("kill: pidfd_open({pid}): {e}"), started);
             }
@@ -205,10 +246,12 @@ impl Resolved {
         let procfs = env.procfs_root.clone();
         let info = match proc_info(&procfs, pid) {
             Ok(i) => i,
+            // Exited between pidfd_open and the read: the pidfd says so.
+            Err(_) if has_exited(&pidfd) => return gone(format!("pid {pid} exited")),
             Err(e) => return refuse(format!("kill: cannot read pid {pid}: {e}")),
         };
         if is_gone(info.state) {
-            return refuse(format!("kill: pid {pid} has already exited"));
+            return gone(format!("pid {pid} has exited"));
         }
         if let Some(exp) = expected_start
             && (info.start_time - exp).abs() > START_TIME_TOLERANCE
@@ -225,6 +268,7 @@ impl Resolved {
                 a.allow
             ));
         }
+        self.pinned.set(info.start_time);
         let who = format!("pid {pid} ({})", super::truncate(info.cmdline.clone(), 200));
         if env.dry_run {
             return Outcome::new(
@@ -294,9 +338,9 @@ impl Resolved {
     }
 
     /// Verified when the process is gone (no such PID, a zombie, or a different
-    /// process on the PID than `start_time` names).
+    /// process on the PID than the one the run found, or `start_time` names).
     pub(crate) async fn verify(&self, env: &ActionEnv, until: tokio::time::Instant) -> Verification {
-        let (pid, start_time) = (self.pid, self.start_time);
+        let (pid, start_time) = (self.pid, self.pinned.get().or(self.start_time));
         let mut poll = super::poll::Poll::until(until);
         loop {
             let last = match proc_info(&env.procfs_root, pid) {

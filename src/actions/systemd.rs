@@ -228,8 +228,10 @@ impl Resolved {
         Outcome::acted(&what, perform(&conn, op, unit).await, &before_line, started)
     }
 
-    /// Verified when: restart/start — active for [`super::poll::STABLE_FOR`]
-    /// with no automatic restart in between; stop — inactive or failed; mask —
+    /// Verified on the end state, whatever the state the action saw (a unit
+    /// in `activating (auto-restart)` flips on its own): restart/start —
+    /// active for [`super::poll::STABLE_FOR`] with no automatic restart in
+    /// between; stop — inactive or failed for `STABLE_FOR`; mask —
     /// masked (an administrator's unit: disabled); unmask — no longer masked; disable — unit file not enabled;
     /// reset-failed — not failed.
     pub(crate) async fn verify(&self, env: &ActionEnv, until: tokio::time::Instant) -> Verification {
@@ -248,7 +250,11 @@ impl Resolved {
                         SystemdOp::Restart | SystemdOp::Start => {
                             up.look((st.active_state == "active").then_some(st.n_restarts))
                         }
-                        SystemdOp::Stop => matches!(st.active_state.as_str(), "inactive" | "failed"),
+                        // Down, and staying down: a stop that raced an
+                        // automatic restart must not see the unit come back.
+                        SystemdOp::Stop => {
+                            up.look(matches!(st.active_state.as_str(), "inactive" | "failed").then_some(st.n_restarts))
+                        }
                         // An administrator's unit cannot be masked: the action
                         // disables it instead (see `perform`).
                         SystemdOp::Mask => {

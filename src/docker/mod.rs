@@ -71,11 +71,49 @@ pub enum DockerError {
     },
 }
 
+/// What the engine answers when a container changed state on its own while
+/// a request about it was being carried out (a restart loop exits, or is
+/// restarted by the engine, between the engine's check and its runtime
+/// call). Seen from Docker 20.10's `update`: "Cannot update container …:
+/// cannot update a stopped container: unknown" and "… cannot update a
+/// deleted process"; 409 conflicts ("… is restarting, wait until the
+/// container is running") and a dependent's "cannot join network of a non
+/// running container" (or runc's "namespace path: lstat /proc/…/ns/net: no
+/// such file or directory") have the same cause.
+const RACED_ANSWERS: &[&str] = &[
+    "cannot update a stopped container",
+    "cannot update a deleted process",
+    "is restarting",
+    "is not running",
+    "not running",
+    "cannot join network of a non running container",
+    // A `network_mode: container:` sharer started as its parent exits:
+    // runc finds the parent's namespace gone.
+    "namespace path: lstat /proc/",
+    "no such process",
+];
+
 impl DockerError {
     /// True when no engine is there at all (socket missing), as opposed to an
     /// engine that exists but fails.
     pub fn is_absent(&self) -> bool {
         matches!(self, DockerError::SocketAbsent(_))
+    }
+
+    /// True for the engine's answers that a state change racing the request
+    /// produced ([`RACED_ANSWERS`], any 409 conflict): the same request,
+    /// made again once the state is read again, is expected to succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DockerError::Engine {
+                source: BollardError::DockerResponseServerError { status_code, message },
+                ..
+            } => {
+                let m = message.to_ascii_lowercase();
+                *status_code == 409 || (*status_code >= 500 && RACED_ANSWERS.iter().any(|r| m.contains(r)))
+            }
+            _ => false,
+        }
     }
 }
 

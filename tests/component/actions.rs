@@ -356,7 +356,7 @@ async fn kill_refuses_a_command_line_outside_allow() {
 }
 
 #[tokio::test]
-async fn kill_refuses_missing_and_own_pids() {
+async fn kill_of_a_process_already_gone_is_ok_and_own_pid_refused() {
     let mut p = Proc::spawn(&["true"]);
     let gone = p.pid();
     p.wait_exit(Duration::from_secs(5));
@@ -366,8 +366,14 @@ async fn kill_refuses_missing_and_own_pids() {
         start_time: None,
         grace: Duration::from_secs(1),
     });
-    let (_, o) = resolve_and_run(&spec, &alert(&[("pid", &gone.to_string())]), &ActionEnv::default()).await;
-    assert_eq!(o.result, OutcomeResult::Refused, "{}", o.detail);
+    // The process the alert named has exited: what the kill was for.
+    let (t, o) = resolve_and_run(&spec, &alert(&[("pid", &gone.to_string())]), &ActionEnv::default()).await;
+    assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
+    assert!(o.detail.contains("nothing to signal"), "{}", o.detail);
+    assert_eq!(
+        t.verify(&ActionEnv::default(), Duration::from_secs(1)).await,
+        Verification::Verified
+    );
     let me = std::process::id().to_string();
     let (_, o) = resolve_and_run(&spec, &alert(&[("pid", &me)]), &ActionEnv::default()).await;
     assert_eq!(o.result, OutcomeResult::Refused, "{}", o.detail);
