@@ -238,22 +238,26 @@ impl Judging {
             return;
         }
         let rc = &cfg.receiver;
+        let mut missing: Vec<&Path> = Vec::new();
         for (key, path) in [
             ("receiver.journal_path", &rc.journal_path),
             ("receiver.state_path", &rc.state_path),
             ("receiver.status_path", &rc.status_path),
         ] {
             let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            if !dir.is_dir() {
-                let e = ConfigError::invalid(
-                    key,
-                    format!(
-                        "directory {} does not exist; hostmedic creates no directories: create it, writable by the user hostmedic runs as (the package's /var/lib/hostmedic exists)",
-                        dir.display()
-                    ),
-                );
-                self.config_errors(doc, cfg, e);
+            if dir.is_dir() || missing.contains(&dir) {
+                continue;
             }
+            missing.push(dir);
+            let e = ConfigError::invalid(
+                key,
+                format!(
+                    "directory {} does not exist: create it, writable only by the user hostmedic runs as \
+                     (hostmedic creates no directories; the package and the unit's StateDirectory= make /var/lib/hostmedic)",
+                    dir.display()
+                ),
+            );
+            self.config_errors(doc, cfg, e);
         }
     }
 

@@ -309,9 +309,16 @@ async fn concurrent_reloads_and_sighup_all_succeed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn embedded_default_has_nothing_to_reload() {
     let srv = InProcess::start(hostmedic::config::Config::load(None).unwrap()).await;
-    let r = client().post(srv.url("/-/reload")).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    assert!(r.text().await.unwrap().contains("no configuration file to re-read"));
+    // Not "applied": nothing was re-read (409), and hostmedic keeps running.
+    for _ in 0..2 {
+        let r = client().post(srv.url("/-/reload")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 409);
+        let body = r.text().await.unwrap();
+        assert!(body.contains("no configuration file to re-read"), "{body}");
+        assert!(!body.contains("reloaded") && !body.contains("applied"), "{body}");
+    }
+    let (code, _) = crate::common::get(&srv.url("/-/healthy")).await;
+    assert_eq!(code, 200);
     srv.stop().await;
 }
 
