@@ -201,7 +201,9 @@ pub fn main() -> anyhow::Result<std::process::ExitCode> {
             eprint!("{}", verdict.report());
             let errors = verdict.errors().count();
             let Ok(cfg) = verdict.accepted() else {
-                eprintln!("refusing to start: {errors} error(s) in the configuration (`hostmedic check-config` reports the same)");
+                eprintln!(
+                    "refusing to start: {errors} error(s) in the configuration (`hostmedic check-config` reports the same)"
+                );
                 return Ok(std::process::ExitCode::FAILURE);
             };
             let web = crate::web::Layer::load(cli.web_config.as_deref()).with_context(|| {

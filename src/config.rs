@@ -106,9 +106,7 @@ impl Config {
         }
         errors.extend(crate::notify::validate_channels(&self.notify).err());
         errors.extend(self.receiver.validate(&self.notify).err());
-        errors.extend(
-            crate::receiver::config::compile_rules(&self.remediation, &self.receiver, &self.notify).err(),
-        );
+        errors.extend(crate::receiver::config::compile_rules(&self.remediation, &self.receiver, &self.notify).err());
         if let Some(f) = &self.fleet {
             errors.extend(f.validate("fleet").err());
         }

@@ -95,9 +95,15 @@ mod tests {
         let e = regex_syntax_error("ab(c").unwrap();
         assert_eq!(e, "invalid regex \"ab(c\": unclosed group at character 3 (\"(\")");
         let e = regex_syntax_error("x{2,1}").unwrap();
-        assert!(e.starts_with("invalid regex \"x{2,1}\": ") && e.contains("character 2"), "{e}");
+        assert!(
+            e.starts_with("invalid regex \"x{2,1}\": ") && e.contains("character 2"),
+            "{e}"
+        );
         assert!(regex_syntax_error("a|b").is_none());
         let e = compile_regex("k", "a)").unwrap_err().to_string();
-        assert!(e.contains("config key `k`") && e.contains("\"a)\"") && e.contains("character 2"), "{e}");
+        assert!(
+            e.contains("config key `k`") && e.contains("\"a)\"") && e.contains("character 2"),
+            "{e}"
+        );
     }
 }

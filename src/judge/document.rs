@@ -106,10 +106,11 @@ impl<'i> Document<'i> {
                         let mut one = DeArray::new();
                         one.push(rule.clone());
                         let part = Spanned::new(value.span(), DeValue::Array(one));
-                        errors.extend(self.deserialize_part(key, part).err().map(|e| PartError {
-                            rule: Some(i),
-                            ..e
-                        }));
+                        errors.extend(
+                            self.deserialize_part(key, part)
+                                .err()
+                                .map(|e| PartError { rule: Some(i), ..e }),
+                        );
                     }
                 }
                 _ => errors.extend(self.deserialize_part(key, value.clone()).err()),
@@ -119,7 +120,11 @@ impl<'i> Document<'i> {
         errors
     }
 
-    fn deserialize_part(&self, key: &Spanned<std::borrow::Cow<'i, str>>, value: Spanned<DeValue<'i>>) -> Result<Config, PartError> {
+    fn deserialize_part(
+        &self,
+        key: &Spanned<std::borrow::Cow<'i, str>>,
+        value: Spanned<DeValue<'i>>,
+    ) -> Result<Config, PartError> {
         let mut table = DeTable::new();
         table.insert(key.clone(), value);
         deserialize(Spanned::new(self.root.span(), table))
@@ -174,7 +179,12 @@ mod tests {
     fn keys_are_found_at_their_line() {
         assert_eq!(
             segments("remediation[2].matchers[0]"),
-            [Seg::Key("remediation"), Seg::Index(2), Seg::Key("matchers"), Seg::Index(0)]
+            [
+                Seg::Key("remediation"),
+                Seg::Index(2),
+                Seg::Key("matchers"),
+                Seg::Index(0)
+            ]
         );
         let doc = Document::parse(TEXT).map_err(|_| ()).unwrap();
         assert_eq!(doc.line_of_key("web.listen_address"), Some(2));
@@ -199,6 +209,11 @@ mod tests {
             .iter()
             .map(|e| (doc.line_of(e.span.clone().unwrap().start), e.rule))
             .collect();
-        assert_eq!(lines, [(2, None), (4, None), (6, Some(0)), (12, Some(2))], "{:?}", errors.iter().map(|e| &e.message).collect::<Vec<_>>());
+        assert_eq!(
+            lines,
+            [(2, None), (4, None), (6, Some(0)), (12, Some(2))],
+            "{:?}",
+            errors.iter().map(|e| &e.message).collect::<Vec<_>>()
+        );
     }
 }

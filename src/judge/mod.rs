@@ -106,7 +106,10 @@ impl Verdict {
 /// Judges `inputs` (see the module documentation).
 pub fn judge(inputs: &Inputs<'_>) -> Verdict {
     let (origin, text) = match inputs.config {
-        None => ("<embedded default>".to_string(), crate::config::DEFAULT_CONFIG.to_string()),
+        None => (
+            "<embedded default>".to_string(),
+            crate::config::DEFAULT_CONFIG.to_string(),
+        ),
         Some(p) => match std::fs::read_to_string(p) {
             Ok(t) => (p.display().to_string(), t),
             Err(e) => {
@@ -227,7 +230,8 @@ impl Judging {
             Some(Ok(w)) => w.users.keys().cloned().collect(),
             Some(Err(e)) => {
                 let origin = web.map(|p| p.display().to_string()).unwrap_or_default();
-                self.findings.push(error(&origin, None, None, format!("web config invalid: {e}")));
+                self.findings
+                    .push(error(&origin, None, None, format!("web config invalid: {e}")));
                 return;
             }
         };
@@ -244,7 +248,10 @@ impl Judging {
             ("receiver.state_path", &rc.state_path),
             ("receiver.status_path", &rc.status_path),
         ] {
-            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             if dir.is_dir() || missing.contains(&dir) {
                 continue;
             }
@@ -271,11 +278,15 @@ impl Judging {
                 Level::Warning,
                 line,
                 None,
-                format!("{n} [[remediation]] rule(s) will never run: the receiver is off (set receiver.enabled = true)"),
+                format!(
+                    "{n} [[remediation]] rule(s) will never run: the receiver is off (set receiver.enabled = true)"
+                ),
             );
         }
         for (i, rule) in cfg.remediation.iter().enumerate() {
-            let Some(shipped) = shipped::shipped().get(&rule.alertname) else { continue };
+            let Some(shipped) = shipped::shipped().get(&rule.alertname) else {
+                continue;
+            };
             let line = doc.rule(i).1;
             for (field, name) in rule_placeholders(rule) {
                 if let Some(why) = not_carried(&rule.alertname, shipped, &name) {
@@ -320,7 +331,10 @@ fn rule_placeholders(rule: &crate::receiver::config::RuleConfig) -> Vec<(String,
         }
     }
     let mut found = Vec::new();
-    for (list, actions) in [("actions", &rule.actions), ("exhausted_actions", &rule.exhausted_actions)] {
+    for (list, actions) in [
+        ("actions", &rule.actions),
+        ("exhausted_actions", &rule.exhausted_actions),
+    ] {
         for (j, a) in actions.iter().enumerate() {
             let mut texts = Vec::new();
             strings(&serde_json::to_value(a).unwrap_or_default(), &mut texts);
@@ -347,7 +361,11 @@ fn locate(doc: &Document<'_>, cfg: &Config, key: &str) -> (Option<usize>, Option
 }
 
 fn line_of_text(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
 }
 
 /// A duration written without a unit (`cooldown = "10"`, `= 10`): the
@@ -395,49 +413,92 @@ mod tests {
         let l = lines(&v);
         assert_eq!(v.errors().count(), 3, "{l:#?}");
         assert!(l[0].starts_with("error: h.toml:11: rule \"first\": config key `remediation[0].matchers[0]`: invalid regex \"ab(c\": unclosed group at character 3"), "{l:#?}");
-        assert!(l.iter().any(|f| f.starts_with("error: h.toml:19: rule \"second\": config key `remediation[1].escalate[0]`")), "{l:#?}");
+        assert!(
+            l.iter()
+                .any(|f| f.starts_with("error: h.toml:19: rule \"second\": config key `remediation[1].escalate[0]`")),
+            "{l:#?}"
+        );
         // Checked against this [receiver]'s cooldown (1h), not the default.
-        assert!(l.iter().any(|f| f.starts_with("error: h.toml:18: rule \"second\": config key `remediation[1].backoff_max`") && f.contains("below the rule's cooldown of 1h")), "{l:#?}");
+        assert!(
+            l.iter().any(|f| f
+                .starts_with("error: h.toml:18: rule \"second\": config key `remediation[1].backoff_max`")
+                && f.contains("below the rule's cooldown of 1h")),
+            "{l:#?}"
+        );
         assert!(v.accepted().is_err());
     }
 
     #[test]
     fn type_errors_of_every_part_and_a_unit_hint() {
-        let v = judge_text("[receiver]\ncooldown = \"10\"\n\n[web]\nlisten_adress = \"x\"\n\n[[remediation]]\nname = \"r\"\nalertname = \"A\"\nverify = \"yes\"\nactions = []\n");
+        let v = judge_text(
+            "[receiver]\ncooldown = \"10\"\n\n[web]\nlisten_adress = \"x\"\n\n[[remediation]]\nname = \"r\"\nalertname = \"A\"\nverify = \"yes\"\nactions = []\n",
+        );
         let l = lines(&v);
         assert_eq!(l.len(), 3, "{l:#?}");
-        assert!(l[0].starts_with("error: h.toml:2: ") && l[0].ends_with("did you mean \"10s\"?"), "{l:#?}");
-        assert!(l[1].starts_with("error: h.toml:5: ") && l[1].contains("listen_adress"), "{l:#?}");
+        assert!(
+            l[0].starts_with("error: h.toml:2: ") && l[0].ends_with("did you mean \"10s\"?"),
+            "{l:#?}"
+        );
+        assert!(
+            l[1].starts_with("error: h.toml:5: ") && l[1].contains("listen_adress"),
+            "{l:#?}"
+        );
         assert!(l[2].starts_with("error: h.toml:10: rule \"r\": "), "{l:#?}");
     }
 
     #[test]
     fn missing_journal_directory_is_an_error_and_rules_without_receiver_a_warning() {
-        let v = judge_text("[receiver]\nenabled = true\njournal_path = \"@DIR@/nope/j.jsonl\"\nstate_path = \"@DIR@/s\"\nstatus_path = \"@DIR@/st\"\n");
+        let v = judge_text(
+            "[receiver]\nenabled = true\njournal_path = \"@DIR@/nope/j.jsonl\"\nstate_path = \"@DIR@/s\"\nstatus_path = \"@DIR@/st\"\n",
+        );
         let l = lines(&v);
-        assert!(l.len() == 1 && l[0].contains("h.toml:3: config key `receiver.journal_path`: directory") && l[0].contains("nope does not exist"), "{l:#?}");
-        let v = judge_text("[[remediation]]\nname = \"r\"\nalertname = \"A\"\nactions = [{ type = \"exec\", argv = [\"/usr/bin/true\"] }]\n");
+        assert!(
+            l.len() == 1
+                && l[0].contains("h.toml:3: config key `receiver.journal_path`: directory")
+                && l[0].contains("nope does not exist"),
+            "{l:#?}"
+        );
+        let v = judge_text(
+            "[[remediation]]\nname = \"r\"\nalertname = \"A\"\nactions = [{ type = \"exec\", argv = [\"/usr/bin/true\"] }]\n",
+        );
         let l = lines(&v);
         assert!(v.errors().next().is_none() && l.len() == 1, "{l:#?}");
-        assert!(l[0].starts_with("warning: h.toml:2: 1 [[remediation]] rule(s) will never run"), "{l:#?}");
+        assert!(
+            l[0].starts_with("warning: h.toml:2: 1 [[remediation]] rule(s) will never run"),
+            "{l:#?}"
+        );
         assert!(v.accepted().is_ok());
     }
 
     #[test]
     fn a_label_the_shipped_alert_never_carries_is_a_warning() {
         let rule = |alert: &str, unit: &str| {
-            format!("{RECEIVER}[[remediation]]\nname = \"r\"\nalertname = \"{alert}\"\nactions = [{{ type = \"systemd\", op = \"restart\", unit = \"{unit}\" }}]\n")
+            format!(
+                "{RECEIVER}[[remediation]]\nname = \"r\"\nalertname = \"{alert}\"\nactions = [{{ type = \"systemd\", op = \"restart\", unit = \"{unit}\" }}]\n"
+            )
         };
         let v = judge_text(&rule("Watchdog", "{{ labels.unit }}"));
         let l = lines(&v);
         assert!(v.errors().next().is_none(), "{l:#?}");
         assert!(l.len() == 1 && l[0].starts_with("warning: h.toml:7: rule \"r\": actions[0]: `{{ labels.unit }}`: the shipped alert Watchdog carries no label \"unit\""), "{l:#?}");
         // Labels the expression keeps from its series cannot be listed: no warning.
-        assert!(judge_text(&rule("HostmedicUnitFailed", "{{ labels.unit }}")).findings.is_empty());
-        assert!(judge_text(&rule("HostmedicUnitFailed", "{{ labels.whatever }}")).findings.is_empty());
+        assert!(
+            judge_text(&rule("HostmedicUnitFailed", "{{ labels.unit }}"))
+                .findings
+                .is_empty()
+        );
+        assert!(
+            judge_text(&rule("HostmedicUnitFailed", "{{ labels.whatever }}"))
+                .findings
+                .is_empty()
+        );
         // Annotations are always known.
         let v = judge_text(&rule("HostmedicUnitFailed", "{{ annotations.sumary }}.service"));
-        assert!(lines(&v)[0].contains("has no annotation \"sumary\""), "{:#?}", lines(&v));
+        assert!(
+            lines(&v)[0].contains("has no annotation \"sumary\""),
+            "{:#?}",
+            lines(&v)
+        );
     }
 
     #[test]

@@ -83,7 +83,11 @@ const AGGREGATIONS: &[&str] = &["sum", "min", "max", "avg", "count", "group", "s
 /// names; `None` for anything else.
 fn expr_labels(expr: &str) -> Option<BTreeSet<String>> {
     let e = strip_parens(expr.trim());
-    if is_number(e) || e.replace(' ', "").strip_prefix("vector(").is_some_and(|r| is_number(r.trim_end_matches(')'))) {
+    if is_number(e)
+        || e.replace(' ', "")
+            .strip_prefix("vector(")
+            .is_some_and(|r| is_number(r.trim_end_matches(')')))
+    {
         return Some(BTreeSet::new());
     }
     if let Some((left, right)) = split_comparison(e) {
@@ -172,11 +176,16 @@ fn split_comparison(e: &str) -> Option<(&str, &str)> {
     let top = top_level(e);
     if ["and", "or", "unless", "on", "ignoring", "group_left", "group_right"]
         .iter()
-        .any(|w| top.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').any(|t| t == *w))
+        .any(|w| {
+            top.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .any(|t| t == *w)
+        })
     {
         return None;
     }
-    let at = ["==", "!=", ">=", "<=", ">", "<"].iter().find_map(|op| top.find(op).map(|i| (i, op.len())))?;
+    let at = ["==", "!=", ">=", "<=", ">", "<"]
+        .iter()
+        .find_map(|op| top.find(op).map(|i| (i, op.len())))?;
     let right = e[at.0 + at.1..].trim();
     let right = right.strip_prefix("bool").map_or(right, str::trim_start);
     Some((e[..at.0].trim(), right))
@@ -235,7 +244,10 @@ mod tests {
     #[test]
     fn only_expressions_that_name_their_labels_are_known() {
         assert_eq!(expr_labels("vector(1)"), set(&[]));
-        assert_eq!(expr_labels("sum by (instance, job) (rate(x[5m])) > 3"), set(&["instance", "job"]));
+        assert_eq!(
+            expr_labels("sum by (instance, job) (rate(x[5m])) > 3"),
+            set(&["instance", "job"])
+        );
         assert_eq!(expr_labels("max(x) by (unit)"), set(&["unit"]));
         assert_eq!(expr_labels("count(up == 0)"), set(&[]));
         assert_eq!(

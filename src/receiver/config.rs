@@ -328,7 +328,8 @@ impl ReceiverConfig {
         }
         errs.keep(self.evidence.compile("receiver.evidence"));
         if self.max_body_bytes < 1024 {
-            errs.0.push(ConfigError::invalid("receiver.max_body_bytes", "must be at least 1024"));
+            errs.0
+                .push(ConfigError::invalid("receiver.max_body_bytes", "must be at least 1024"));
         }
         if self.max_alerts_per_request == 0 {
             errs.0.push(ConfigError::invalid(
@@ -343,7 +344,8 @@ impl ReceiverConfig {
             ));
         }
         if self.budget_attempts == 0 {
-            errs.0.push(ConfigError::invalid("receiver.budget_attempts", "must be at least 1"));
+            errs.0
+                .push(ConfigError::invalid("receiver.budget_attempts", "must be at least 1"));
         }
         errs.keep(positive("receiver.action_timeout", self.action_timeout));
         errs.keep(positive("receiver.verify_timeout", self.verify_timeout));
@@ -504,7 +506,8 @@ fn check_rule_keys(key: &str, r: &RuleConfig, channels: &Channels, errs: &mut Er
         ));
     }
     if r.alertname.is_empty() {
-        errs.0.push(ConfigError::invalid(format!("{key}.alertname"), "must not be empty"));
+        errs.0
+            .push(ConfigError::invalid(format!("{key}.alertname"), "must not be empty"));
     }
     if r.actions.is_empty() {
         errs.0.push(ConfigError::invalid(
@@ -548,7 +551,9 @@ fn compile_rule(key: &str, r: &RuleConfig, rc: &ReceiverConfig, channels: &Chann
         .matchers
         .iter()
         .enumerate()
-        .filter_map(|(j, m)| errs.keep(Matcher::parse(m).map_err(|e| ConfigError::invalid(format!("{key}.matchers[{j}]"), e))))
+        .filter_map(|(j, m)| {
+            errs.keep(Matcher::parse(m).map_err(|e| ConfigError::invalid(format!("{key}.matchers[{j}]"), e)))
+        })
         .collect();
     check_rule_keys(key, r, channels, &mut errs);
     let cooldown = r.cooldown.unwrap_or(rc.cooldown);

@@ -52,7 +52,11 @@ fn args(dir: &Path, case: &Case) -> Vec<String> {
 }
 
 fn check_config(args: &[String]) -> (bool, Vec<String>) {
-    let out = Command::new(binary_path()).args(args).arg("check-config").output().unwrap();
+    let out = Command::new(binary_path())
+        .args(args)
+        .arg("check-config")
+        .output()
+        .unwrap();
     (out.status.success(), findings(&String::from_utf8_lossy(&out.stderr)))
 }
 
@@ -144,7 +148,12 @@ fn cases(d: &Path) -> Vec<Case> {
     };
     vec![
         case("plain", base(), true, vec![]),
-        case("receiver_with_a_rule", receiver(&|_| {}).rule(true_rule("r", "A")), true, vec![]),
+        case(
+            "receiver_with_a_rule",
+            receiver(&|_| {}).rule(true_rule("r", "A")),
+            true,
+            vec![],
+        ),
         Case {
             listen: NON_LOOPBACK,
             ..case(
@@ -233,9 +242,7 @@ fn cases(d: &Path) -> Vec<Case> {
         ),
         case(
             "label_the_shipped_alert_never_carries",
-            receiver(&|_| {}).rule(
-                Rule::new("hb", "Watchdog").action(Action::systemd("restart", "{{ labels.unit }}")),
-            ),
+            receiver(&|_| {}).rule(Rule::new("hb", "Watchdog").action(Action::systemd("restart", "{{ labels.unit }}"))),
             true,
             vec!["warning: ", "the shipped alert Watchdog carries no label \"unit\""],
         ),
@@ -255,8 +262,14 @@ fn check_config_and_serve_give_the_same_verdict_and_findings() {
         let (checked, check_findings) = check_config(&args);
         let (served, serve_findings) = serve(&args);
         let name = case.name;
-        assert_eq!(checked, case.accept, "{name}: check-config verdict; findings {check_findings:#?}");
-        assert_eq!(served, case.accept, "{name}: serve verdict; findings {serve_findings:#?}");
+        assert_eq!(
+            checked, case.accept,
+            "{name}: check-config verdict; findings {check_findings:#?}"
+        );
+        assert_eq!(
+            served, case.accept,
+            "{name}: serve verdict; findings {serve_findings:#?}"
+        );
         assert_eq!(check_findings, serve_findings, "{name}: the same findings from both");
         let text = check_findings.join("\n");
         if case.findings.is_empty() {
