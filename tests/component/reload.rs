@@ -287,6 +287,70 @@ async fn post_reload_refuses_an_invalid_file_and_fixed_keys_keeping_the_running_
     assert_eq!(sample(&scrape(&bin).await, OK), Some(1.0));
 }
 
+/// A reload is judged as `check-config` judges the file: every error, each
+/// with the file, its line and its rule, and the rules checked against the
+/// file's own `[receiver]` (its 1h cooldown is above the rule's backoff
+/// ceiling). The running configuration stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn reload_lists_every_error_as_check_config_does() {
+    let fx = Fixture::new();
+    let cfg = fx.write(&fx.config(&[]));
+    let bin = Binary::start(&cfg, fx.dir.path());
+    let d = fx.dir.path();
+    let broken = fx
+        .config(&[])
+        .receiver(d, |r| {
+            r.set("cooldown", "1h");
+        })
+        .rule(
+            Rule::new("grow", "Other")
+                .action(effect(d, "grow"))
+                .set("backoff_factor", 2.0)
+                .set("backoff_max", "10m"),
+        )
+        .rule(
+            Rule::new("re", "Other")
+                .action(effect(d, "re"))
+                .strings("matchers", ["unit=~\"a(\""]),
+        );
+    fx.write(&broken);
+    let (code, body) = post(&bin.url("/-/reload"), Some(TOKEN), None).await;
+    assert_eq!(code, 500, "{body}");
+    let errors: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.split_once("error: ").map(|(_, e)| e))
+        .collect();
+    let file = cfg.display().to_string();
+    assert_eq!(errors.len(), 2, "{body}");
+    assert!(
+        errors[0].starts_with(&format!("{file}:"))
+            && errors[0].contains(": rule \"grow\": config key `remediation[1].backoff_max`"),
+        "{body}"
+    );
+    assert!(
+        errors[1].starts_with(&format!("{file}:"))
+            && errors[1].contains(": rule \"re\": config key `remediation[2].matchers[0]`: invalid regex \"a(\""),
+        "{body}"
+    );
+    // The same lines as check-config's on the same file.
+    let out = std::process::Command::new(binary_path())
+        .arg("check-config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let checked = String::from_utf8_lossy(&out.stderr);
+    for e in &errors {
+        assert!(
+            checked.contains(&format!("error: {e}")),
+            "{e}\nnot in check-config's\n{checked}"
+        );
+    }
+    assert_eq!(sample(&scrape(&bin).await, OK), Some(0.0));
+    fire(&bin.url("/api/v1/alerts"), "WorkerDown", "2026-01-01T00:00:00Z").await;
+    wait_effects(&fx, "worker", 1).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_reloads_and_sighup_all_succeed() {
     let fx = Fixture::new();
