@@ -226,16 +226,19 @@ impl Judging {
     /// listens beyond loopback, and the directories its files go in.
     fn startup(&mut self, doc: &Document<'_>, cfg: &Config, web: Option<&Path>) {
         let users = match web.map(crate::web::check) {
-            None => Vec::new(),
-            Some(Ok(w)) => w.users.keys().cloned().collect(),
+            None => Some(Vec::new()),
+            Some(Ok(w)) => Some(w.users.keys().cloned().collect()),
             Some(Err(e)) => {
                 let origin = web.map(|p| p.display().to_string()).unwrap_or_default();
                 self.findings
                     .push(error(&origin, None, None, format!("web config invalid: {e}")));
-                return;
+                None
             }
         };
-        if let Err(e) = crate::receiver::check_listen(&cfg.receiver, cfg.web.listen_address, &users) {
+        // Without a valid web config its users are unknown: no listen check.
+        if let Some(users) = users
+            && let Err(e) = crate::receiver::check_listen(&cfg.receiver, cfg.web.listen_address, &users)
+        {
             self.config_errors(doc, cfg, e);
         }
         if !cfg.receiver.enabled {
