@@ -31,6 +31,15 @@ pub struct Source {
 }
 
 impl Source {
+    /// What a reload judges ([`crate::judge`]), with the web config file.
+    pub fn inputs<'a>(&'a self, web_config: Option<&'a std::path::Path>) -> crate::judge::Inputs<'a> {
+        crate::judge::Inputs {
+            config: self.path.as_deref(),
+            web_config,
+            listen_address: self.listen_address,
+        }
+    }
+
     /// Loads the configuration (the embedded default without a path).
     pub fn load(&self) -> Result<Config, ConfigError> {
         let mut cfg = Config::load(self.path.as_deref())?;
@@ -147,11 +156,9 @@ impl App {
     /// against what cannot change and builds everything from them, then
     /// swaps. Nothing is swapped before every check has passed.
     fn apply(&self) -> Result<String, ConfigError> {
+        // The judge `serve` started with: every error, start-up checks included.
+        let next = crate::judge::judge(&self.source.inputs(self.web.file())).accepted()?;
         let web = self.web.prepare_reload()?;
-        let users = match &web {
-            Some(next) => crate::web::Layer::users_of(next),
-            None => self.web.users(),
-        };
         let web_note = match self.web.file() {
             Some(f) => format!("; web config reloaded from {}", f.display()),
             None => String::new(),
@@ -159,13 +166,11 @@ impl App {
         let running = self.config();
         let Some(path) = self.source.path.as_ref() else {
             // Embedded default: only the web config has a file to re-read.
-            crate::receiver::check_listen(&running.receiver, running.web.listen_address, &users)?;
             if let Some(next) = web {
                 self.web.commit(next);
             }
             return Ok(format!("no configuration file (embedded default){web_note}\n"));
         };
-        let next = self.source.load()?;
         if next.web.listen_address != running.web.listen_address {
             return Err(ConfigError::invalid(
                 "web.listen_address",
@@ -181,7 +186,6 @@ impl App {
                 "cannot change while hostmedic runs; restart it to apply",
             ));
         }
-        crate::receiver::check_listen(&next.receiver, next.web.listen_address, &users)?;
         let built = next.build_collectors()?;
         if let Some(r) = &self.receiver {
             r.reload(receiver_settings(&next)?)?;

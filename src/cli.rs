@@ -122,28 +122,28 @@ pub fn main() -> anyhow::Result<std::process::ExitCode> {
     init_logging(&cli)?;
     match &cli.command {
         Some(Command::CheckConfig { file }) => {
+            // The same judge, with the same inputs, as `serve` at start.
             let path = file.as_ref().or(cli.config.as_ref());
-            let cfg = match Config::load(path.map(|p| p.as_path())) {
-                Ok(cfg) => cfg,
-                Err(e) => {
-                    eprintln!("config invalid: {e}");
-                    return Ok(std::process::ExitCode::FAILURE);
+            let verdict = crate::judge::judge(&crate::judge::Inputs {
+                config: path.map(|p| p.as_path()),
+                ..inputs(&cli)
+            });
+            eprint!("{}", verdict.report());
+            let errors = verdict.errors().count();
+            match verdict.accepted() {
+                Ok(cfg) => {
+                    print!("{}", cfg.to_toml());
+                    if cli.web_config.is_some() {
+                        eprintln!("web config OK");
+                    }
+                    eprintln!("config OK");
+                    Ok(std::process::ExitCode::SUCCESS)
                 }
-            };
-            if let Some(web) = &cli.web_config {
-                let checked = crate::web::check(web).and_then(|w| {
-                    let users: Vec<String> = w.users.keys().cloned().collect();
-                    cfg.receiver.check_web_users(&users)
-                });
-                if let Err(e) = checked {
-                    eprintln!("web config {} invalid: {e}", web.display());
-                    return Ok(std::process::ExitCode::FAILURE);
+                Err(_) => {
+                    eprintln!("config invalid: {errors} error(s)");
+                    Ok(std::process::ExitCode::FAILURE)
                 }
-                eprintln!("web config OK");
             }
-            print!("{}", cfg.to_toml());
-            eprintln!("config OK");
-            Ok(std::process::ExitCode::SUCCESS)
         }
         Some(Command::Collect) => {
             let cfg = load(&cli)?;
@@ -197,7 +197,15 @@ pub fn main() -> anyhow::Result<std::process::ExitCode> {
             control(&cfg, cli.web_config.as_deref(), client, &path)
         }
         None | Some(Command::Serve) => {
-            let cfg = load(&cli)?;
+            let verdict = crate::judge::judge(&inputs(&cli));
+            eprint!("{}", verdict.report());
+            let errors = verdict.errors().count();
+            let Ok(cfg) = verdict.accepted() else {
+                eprintln!(
+                    "refusing to start: {errors} error(s) in the configuration (`hostmedic check-config` reports the same)"
+                );
+                return Ok(std::process::ExitCode::FAILURE);
+            };
             let web = crate::web::Layer::load(cli.web_config.as_deref()).with_context(|| {
                 let file = cli.web_config.as_deref().unwrap_or(std::path::Path::new(""));
                 format!("loading --web.config.file {}", file.display())
@@ -212,6 +220,15 @@ pub fn main() -> anyhow::Result<std::process::ExitCode> {
 fn source(cli: &Cli) -> Source {
     Source {
         path: cli.config.clone(),
+        listen_address: cli.listen_address,
+    }
+}
+
+/// What `check-config`, `serve` and a reload judge ([`crate::judge`]).
+fn inputs(cli: &Cli) -> crate::judge::Inputs<'_> {
+    crate::judge::Inputs {
+        config: cli.config.as_deref(),
+        web_config: cli.web_config.as_deref(),
         listen_address: cli.listen_address,
     }
 }
@@ -255,8 +272,8 @@ pub async fn serve(cfg: Config, source: Source, web: std::sync::Arc<crate::web::
     let hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    // `cfg` passed the judge (`crate::judge`), the start-up checks included.
     let addr = cfg.web.listen_address;
-    crate::receiver::check_listen(&cfg.receiver, addr, &web.users())?;
     let app = App::with_source(cfg, source, web.clone())?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -90,24 +90,27 @@ impl Config {
 
     /// Checks everything that types alone cannot. The single place where
     /// configuration is validated; every collector section is checked by
-    /// building the collector that would run from it (enabled or not).
+    /// building the collector that would run from it (enabled or not), the
+    /// rules by compiling them against this `[receiver]`. Every section and
+    /// rule is checked: several errors come back as [`ConfigError::Many`].
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut errors = Vec::new();
         if self.global.collector_timeout.is_zero() {
-            return Err(ConfigError::invalid(
+            errors.push(ConfigError::invalid(
                 "global.collector_timeout",
                 "must be greater than 0",
             ));
         }
         for c in COLLECTORS {
-            (c.build)(self)?;
+            errors.extend((c.build)(self).err());
         }
-        crate::notify::validate_channels(&self.notify)?;
-        self.receiver.validate(&self.notify)?;
-        crate::receiver::config::validate_rules(&self.remediation, &self.notify)?;
+        errors.extend(crate::notify::validate_channels(&self.notify).err());
+        errors.extend(self.receiver.validate(&self.notify).err());
+        errors.extend(crate::receiver::config::compile_rules(&self.remediation, &self.receiver, &self.notify).err());
         if let Some(f) = &self.fleet {
-            f.validate("fleet")?;
+            errors.extend(f.validate("fleet").err());
         }
-        Ok(())
+        ConfigError::from_list(errors.into_iter().flat_map(ConfigError::into_list).collect())
     }
 
     /// Builds the collectors the configuration asks for, in registry order,

@@ -14,6 +14,16 @@ pub enum ConfigError {
     Parse { origin: String, message: String },
     #[error("config key `{key}`: {message}")]
     Invalid { key: String, message: String },
+    /// The judge's findings (`crate::judge`), one a line, with file and line.
+    #[error("{0}")]
+    Report(String),
+    /// Several independent errors, each naming its key, in file order.
+    #[error("{}", list(.0))]
+    Many(Vec<ConfigError>),
+}
+
+fn list(errors: &[ConfigError]) -> String {
+    errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
 }
 
 impl ConfigError {
@@ -25,9 +35,77 @@ impl ConfigError {
     }
 }
 
-/// Compiles a regex from config, naming the key on error.
+impl ConfigError {
+    /// One error for a list: `Ok` when empty, the error itself when alone.
+    pub fn from_list(mut errors: Vec<ConfigError>) -> Result<(), ConfigError> {
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(ConfigError::Many(errors)),
+        }
+    }
+
+    /// The errors this one stands for (itself, or each of [`ConfigError::Many`]).
+    pub fn into_list(self) -> Vec<ConfigError> {
+        match self {
+            ConfigError::Many(list) => list.into_iter().flat_map(ConfigError::into_list).collect(),
+            e => vec![e],
+        }
+    }
+}
+
+/// Why `pattern` is not a regex, pointing at what the user wrote: the
+/// pattern, the character where it goes wrong and that part of it
+/// (`invalid regex "ab(c": unclosed group at character 3 ("(")`). `None`
+/// when the syntax is fine (a size limit can still refuse it).
+pub fn regex_syntax_error(pattern: &str) -> Option<String> {
+    let e = regex_syntax::Parser::new().parse(pattern).err()?;
+    let (kind, span) = match &e {
+        regex_syntax::Error::Parse(e) => (e.kind().to_string(), *e.span()),
+        regex_syntax::Error::Translate(e) => (e.kind().to_string(), *e.span()),
+        other => return Some(format!("invalid regex {pattern:?}: {other}")),
+    };
+    let at = pattern.get(span.start.offset..span.end.offset).unwrap_or_default();
+    let at = if at.is_empty() {
+        "at the end".to_string()
+    } else {
+        format!("({at:?})")
+    };
+    Some(format!(
+        "invalid regex {pattern:?}: {kind} at character {} {at}",
+        span.start.column
+    ))
+}
+
+/// Compiles a regex from config, naming the key on error (a syntax error
+/// points into the pattern as written, [`regex_syntax_error`]).
 pub fn compile_regex(key: &str, pattern: &str) -> Result<regex::Regex, ConfigError> {
-    regex::Regex::new(pattern).map_err(|e| ConfigError::invalid(key, format!("invalid regex: {e}")))
+    if let Some(why) = regex_syntax_error(pattern) {
+        return Err(ConfigError::invalid(key, why));
+    }
+    regex::Regex::new(pattern).map_err(|e| ConfigError::invalid(key, format!("invalid regex {pattern:?}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regex_errors_point_at_the_pattern_as_written() {
+        let e = regex_syntax_error("ab(c").unwrap();
+        assert_eq!(e, "invalid regex \"ab(c\": unclosed group at character 3 (\"(\")");
+        let e = regex_syntax_error("x{2,1}").unwrap();
+        assert!(
+            e.starts_with("invalid regex \"x{2,1}\": ") && e.contains("character 2"),
+            "{e}"
+        );
+        assert!(regex_syntax_error("a|b").is_none());
+        let e = compile_regex("k", "a)").unwrap_err().to_string();
+        assert!(
+            e.contains("config key `k`") && e.contains("\"a)\"") && e.contains("character 2"),
+            "{e}"
+        );
+    }
 }
 
 /// `e` and every cause under it, joined by ": " (a cause whose text the

@@ -30,6 +30,9 @@
 //!   `clear-hold`), with TLS and basic auth.
 //! - [`config`]: the TOML schema, embedded default, validation by building
 //!   what runs, and the collector registry [`config::COLLECTORS`].
+//! - [`judge`]: the one judge of a configuration (file, web config,
+//!   listen address) for `check-config`, `serve` and reload: every error
+//!   with file, line and rule, and warnings.
 //! - [`app`]: the running application (collectors, receiver) shared by the
 //!   HTTP handlers, and its reload (SIGHUP, `POST /-/reload`): the file is
 //!   re-read and validated whole, then the receiver's settings and the
@@ -101,6 +104,7 @@ pub mod error;
 pub mod evidence;
 pub mod hostsummary;
 pub mod http;
+pub mod judge;
 pub mod landing;
 pub mod metrics;
 pub mod notify;

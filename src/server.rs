@@ -136,7 +136,8 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
 }
 
 /// `POST /-/reload` (or `PUT`, as Prometheus): 200 once reloaded, 500 with
-/// the error when the file was refused. Asks for the receiver's credentials
+/// the error when the file was refused, 409 when there is no file to
+/// re-read (started on the embedded default without a web config). Asks for the receiver's credentials
 /// when it has them, like its other control endpoints.
 async fn reload(app: &App, req: &Request<Incoming>) -> Response<Body> {
     if !matches!(*req.method(), Method::POST | Method::PUT) {
@@ -147,7 +148,8 @@ async fn reload(app: &App, req: &Request<Incoming>) -> Response<Body> {
     }
     match app.reload().await {
         Ok(summary) => text(StatusCode::OK, summary),
-        Err(e @ crate::app::ReloadError::NoFile) => text(StatusCode::OK, format!("{e}\n")),
+        // Nothing was re-read, so nothing is "applied": 409, still running.
+        Err(e @ crate::app::ReloadError::NoFile) => text(StatusCode::CONFLICT, format!("{e}\n")),
         Err(e) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("failed to reload config: {e}\n"),

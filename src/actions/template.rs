@@ -76,6 +76,21 @@ pub fn check(template: &str) -> Result<(), TemplateError> {
     walk(template, |_| Ok(()))
 }
 
+/// The labels and annotations `template` reads, as written
+/// (`labels.unit`, `annotations.summary`); nothing when it is malformed.
+pub fn placeholders(template: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let _ = walk(template, |piece| {
+        match piece {
+            Piece::Field(Field::Label(n), _) => out.push(format!("labels.{n}")),
+            Piece::Field(Field::Annotation(n), _) => out.push(format!("annotations.{n}")),
+            _ => {}
+        }
+        Ok(())
+    });
+    out
+}
+
 /// True when `template` contains at least one placeholder.
 pub fn has_placeholders(template: &str) -> bool {
     template.contains("{{")

@@ -257,7 +257,12 @@ impl Matcher {
         } else {
             value.to_string()
         };
-        let re = |v: &str| regex::Regex::new(&format!("^(?:{v})$")).map_err(|e| format!("invalid regex: {e}"));
+        // The pattern must be a regex on its own (errors point into what
+        // the user wrote); only the anchored form is compiled.
+        let re = |v: &str| match crate::error::regex_syntax_error(v) {
+            Some(why) => Err(why),
+            None => regex::Regex::new(&format!("^(?:{v})$")).map_err(|e| format!("invalid regex {v:?}: {e}")),
+        };
         Ok(match op {
             "=" => Matcher::Equal(name.into(), value),
             "!=" => Matcher::NotEqual(name.into(), value),
@@ -308,52 +313,55 @@ impl ReceiverConfig {
 
     /// Validates `[receiver]` against the known notification channels.
     pub fn validate(&self, channels: &Channels) -> Result<(), ConfigError> {
+        let mut errs = Errors::default();
         if !self.path.starts_with('/') || self.path.contains(char::is_whitespace) {
-            return Err(ConfigError::invalid(
+            errs.0.push(ConfigError::invalid(
                 "receiver.path",
                 "must start with `/` and contain no spaces",
             ));
         }
         if crate::receiver::RESERVED_PATHS.contains(&self.path.as_str()) || self.path.starts_with("/api/v1/holds/") {
-            return Err(ConfigError::invalid(
+            errs.0.push(ConfigError::invalid(
                 "receiver.path",
                 "collides with a built-in endpoint",
             ));
         }
-        self.evidence.compile("receiver.evidence")?;
+        errs.keep(self.evidence.compile("receiver.evidence"));
         if self.max_body_bytes < 1024 {
-            return Err(ConfigError::invalid("receiver.max_body_bytes", "must be at least 1024"));
+            errs.0
+                .push(ConfigError::invalid("receiver.max_body_bytes", "must be at least 1024"));
         }
         if self.max_alerts_per_request == 0 {
-            return Err(ConfigError::invalid(
+            errs.0.push(ConfigError::invalid(
                 "receiver.max_alerts_per_request",
                 "must be at least 1",
             ));
         }
         if self.max_concurrent_actions == 0 {
-            return Err(ConfigError::invalid(
+            errs.0.push(ConfigError::invalid(
                 "receiver.max_concurrent_actions",
                 "must be at least 1",
             ));
         }
         if self.budget_attempts == 0 {
-            return Err(ConfigError::invalid("receiver.budget_attempts", "must be at least 1"));
+            errs.0
+                .push(ConfigError::invalid("receiver.budget_attempts", "must be at least 1"));
         }
-        positive("receiver.action_timeout", self.action_timeout)?;
-        positive("receiver.verify_timeout", self.verify_timeout)?;
-        positive("receiver.budget_window", self.budget_window)?;
-        positive("receiver.dedup_window", self.dedup_window)?;
-        positive("receiver.approval_ttl", self.approval_ttl)?;
+        errs.keep(positive("receiver.action_timeout", self.action_timeout));
+        errs.keep(positive("receiver.verify_timeout", self.verify_timeout));
+        errs.keep(positive("receiver.budget_window", self.budget_window));
+        errs.keep(positive("receiver.dedup_window", self.dedup_window));
+        errs.keep(positive("receiver.approval_ttl", self.approval_ttl));
         if let Some(name) = &self.bearer_token_env
             && (name.is_empty() || name.contains('='))
         {
-            return Err(ConfigError::invalid(
+            errs.0.push(ConfigError::invalid(
                 "receiver.bearer_token_env",
                 "must name an environment variable",
             ));
         }
         if self.basic_auth_username.is_some() != self.basic_auth_password_file.is_some() {
-            return Err(ConfigError::invalid(
+            errs.0.push(ConfigError::invalid(
                 "receiver.basic_auth_username",
                 "basic_auth_username and basic_auth_password_file go together",
             ));
@@ -361,19 +369,20 @@ impl ReceiverConfig {
         if let Some(u) = &self.basic_auth_username
             && (u.is_empty() || u.contains(':'))
         {
-            return Err(ConfigError::invalid(
+            errs.0.push(ConfigError::invalid(
                 "receiver.basic_auth_username",
                 "must be non-empty without `:`",
             ));
         }
         if self.enabled {
             // Secrets must be readable at start, not at the first alert.
-            super::auth::Auth::load(self)?;
+            errs.keep(super::auth::Auth::load(self));
         }
         for (i, c) in self.escalate.iter().enumerate() {
-            check_channel(&format!("receiver.escalate[{i}]"), c, channels)?;
+            errs.keep(check_channel(&format!("receiver.escalate[{i}]"), c, channels));
         }
-        self.heartbeat.validate(channels)
+        errs.keep(self.heartbeat.validate(channels));
+        ConfigError::from_list(errs.0)
     }
 }
 
@@ -445,51 +454,63 @@ impl Rule {
 /// Ceiling of a grown cooldown when `backoff_max` is not set.
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(24 * 3600);
 
-/// Validates the `[[remediation]]` list (`channels` are the configured
-/// notification channel names) by compiling it.
-pub fn validate_rules(rules: &[RuleConfig], channels: &Channels) -> Result<(), ConfigError> {
-    compile_rules(rules, &ReceiverConfig::default(), channels).map(drop)
-}
-
-/// Validates and compiles the `[[remediation]]` list against `[receiver]`'s
-/// defaults; every error names its key (`remediation[2].matchers[0]`).
+/// Validates and compiles the `[[remediation]]` list against `[receiver]`
+/// (its defaults: `cooldown`, budgets, timeouts, `escalate`), the one this
+/// configuration runs with; every error names its key
+/// (`remediation[2].matchers[0]`). Every rule is checked, and every key of
+/// each: all the errors come back, in file order ([`ConfigError::Many`]).
 pub fn compile_rules(rules: &[RuleConfig], rc: &ReceiverConfig, channels: &Channels) -> Result<Vec<Rule>, ConfigError> {
     let mut names = std::collections::BTreeSet::new();
     let mut compiled = Vec::with_capacity(rules.len());
+    let mut errors = Vec::new();
     for (i, r) in rules.iter().enumerate() {
         let key = format!("remediation[{i}]");
         if !names.insert(r.name.as_str()) {
-            return Err(ConfigError::invalid(
+            errors.push(ConfigError::invalid(
                 format!("{key}.name"),
                 format!("duplicate rule name {:?}", r.name),
             ));
         }
-        compiled.push(compile_rule(&key, r, rc, channels)?);
+        match compile_rule(&key, r, rc, channels) {
+            Ok(rule) => compiled.push(rule),
+            Err(e) => errors.extend(e),
+        }
     }
+    ConfigError::from_list(errors)?;
     Ok(compiled)
 }
 
-fn compile_rule(key: &str, r: &RuleConfig, rc: &ReceiverConfig, channels: &Channels) -> Result<Rule, ConfigError> {
+/// Collects the errors of independent checks.
+#[derive(Default)]
+struct Errors(Vec<ConfigError>);
+
+impl Errors {
+    /// The value of `r`, keeping its error.
+    fn keep<T>(&mut self, r: Result<T, ConfigError>) -> Option<T> {
+        r.map_err(|e| self.0.push(e)).ok()
+    }
+}
+
+/// The keys of one rule that need no `[receiver]` default: name, alertname,
+/// actions, budget, durations and channels.
+fn check_rule_keys(key: &str, r: &RuleConfig, channels: &Channels, errs: &mut Errors) {
     if r.name.is_empty()
         || !r
             .name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     {
-        return Err(ConfigError::invalid(
+        errs.0.push(ConfigError::invalid(
             format!("{key}.name"),
             "must be non-empty: letters, digits, - _ .",
         ));
     }
     if r.alertname.is_empty() {
-        return Err(ConfigError::invalid(format!("{key}.alertname"), "must not be empty"));
-    }
-    let mut matchers = Vec::with_capacity(r.matchers.len());
-    for (j, m) in r.matchers.iter().enumerate() {
-        matchers.push(Matcher::parse(m).map_err(|e| ConfigError::invalid(format!("{key}.matchers[{j}]"), e))?);
+        errs.0
+            .push(ConfigError::invalid(format!("{key}.alertname"), "must not be empty"));
     }
     if r.actions.is_empty() {
-        return Err(ConfigError::invalid(
+        errs.0.push(ConfigError::invalid(
             format!("{key}.actions"),
             "at least one action is needed",
         ));
@@ -497,12 +518,13 @@ fn compile_rule(key: &str, r: &RuleConfig, rc: &ReceiverConfig, channels: &Chann
     for (list, actions) in [("actions", &r.actions), ("exhausted_actions", &r.exhausted_actions)] {
         for (j, a) in actions.iter().enumerate() {
             let k = format!("{key}.{list}[{j}]");
-            a.validate(&k)?;
-            a.validate_refs(&k, channels)?;
+            if errs.keep(a.validate(&k)).is_some() {
+                errs.keep(a.validate_refs(&k, channels));
+            }
         }
     }
     if r.budget_attempts == Some(0) {
-        return Err(ConfigError::invalid(
+        errs.0.push(ConfigError::invalid(
             format!("{key}.budget_attempts"),
             "must be at least 1",
         ));
@@ -513,18 +535,33 @@ fn compile_rule(key: &str, r: &RuleConfig, rc: &ReceiverConfig, channels: &Chann
         ("verify_timeout", r.verify_timeout),
     ] {
         if let Some(d) = d {
-            positive(&format!("{key}.{k}"), d)?;
+            errs.keep(positive(&format!("{key}.{k}"), d));
         }
     }
-    for (j, c) in r.escalate.iter().enumerate() {
-        check_channel(&format!("{key}.escalate[{j}]"), c, channels)?;
+    for (list, names) in [("escalate", &r.escalate), ("notify", &r.notify)] {
+        for (j, c) in names.iter().enumerate() {
+            errs.keep(check_channel(&format!("{key}.{list}[{j}]"), c, channels));
+        }
     }
-    for (j, c) in r.notify.iter().enumerate() {
-        check_channel(&format!("{key}.notify[{j}]"), c, channels)?;
-    }
+}
+
+fn compile_rule(key: &str, r: &RuleConfig, rc: &ReceiverConfig, channels: &Channels) -> Result<Rule, Vec<ConfigError>> {
+    let mut errs = Errors::default();
+    let matchers: Vec<Matcher> = r
+        .matchers
+        .iter()
+        .enumerate()
+        .filter_map(|(j, m)| {
+            errs.keep(Matcher::parse(m).map_err(|e| ConfigError::invalid(format!("{key}.matchers[{j}]"), e)))
+        })
+        .collect();
+    check_rule_keys(key, r, channels, &mut errs);
     let cooldown = r.cooldown.unwrap_or(rc.cooldown);
-    let (backoff_factor, backoff_max) = compile_backoff(key, r, cooldown)?;
-    let quiet = compile_quiet(key, r)?;
+    let backoff = errs.keep(compile_backoff(key, r, cooldown));
+    let quiet = errs.keep(compile_quiet(key, r));
+    let (Some((backoff_factor, backoff_max)), Some(quiet), true) = (backoff, quiet, errs.0.is_empty()) else {
+        return Err(errs.0);
+    };
     let mut escalate = r.escalate.clone();
     for c in &rc.escalate {
         if !escalate.contains(c) {

@@ -55,7 +55,9 @@ pub fn document(cfg: &ReceiverConfig, rules: &[Rule], s: &State, host: serde_jso
             let (rule, target) = key.split_once('|')?;
             let rule = rules.iter().find(|r| r.cfg.name == rule)?;
             let (last, failures, d) = super::policy::cooldown(s, rule, target)?;
-            (failures > 0).then(|| {
+            // Only a cooldown that grew: failures on a rule without
+            // backoff leave it as it is (that is a plain cooldown).
+            (failures > 0 && d > rule.cooldown).then(|| {
                 (
                     key,
                     serde_json::json!({"failures": failures, "cooldown_seconds": d.as_secs_f64(),
@@ -91,4 +93,45 @@ pub fn document(cfg: &ReceiverConfig, rules: &[Rule], s: &State, host: serde_jso
         "pipeline": s.pipeline.status(&cfg.heartbeat),
         "host": host,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::receiver::config::{RuleConfig, compile_rules};
+    use crate::receiver::state::{AttemptOutcome, Streak};
+
+    fn rule(name: &str, extra: &str) -> Rule {
+        let cfg: RuleConfig = toml::from_str(&format!(
+            "name = \"{name}\"\nalertname = \"A\"\ncooldown = \"60s\"\n{extra}\nactions = [{{ type = \"exec\", argv = [\"/usr/bin/true\"] }}]"
+        ))
+        .unwrap();
+        compile_rules(&[cfg], &ReceiverConfig::default(), &Default::default())
+            .unwrap()
+            .remove(0)
+    }
+
+    #[test]
+    fn backoff_lists_only_cooldowns_that_grew() {
+        let rules = [rule("plain", ""), rule("grows", "backoff_factor = 2.0")];
+        let mut s = State::default();
+        let now = crate::time::now();
+        for r in ["plain", "grows"] {
+            let key = crate::receiver::state::cooldown_key(r, "t");
+            s.cooldowns.insert(key.clone(), now);
+            let streak = Streak {
+                before: 1,
+                id: "a1".into(),
+                actions: 1,
+                outcome: AttemptOutcome::Failed,
+            };
+            s.streaks.insert(key, streak);
+        }
+        let doc = document(&ReceiverConfig::default(), &rules, &s, serde_json::Value::Null);
+        let backoff = doc["backoff"].as_object().unwrap();
+        assert_eq!(backoff.keys().collect::<Vec<_>>(), ["grows|t"], "{backoff:?}");
+        assert_eq!(backoff["grows|t"]["cooldown_seconds"], 240.0);
+        // The plain cooldown is still in the status document, as a cooldown.
+        assert!(doc["cooldowns"].get("plain|t").is_some());
+    }
 }

@@ -15,6 +15,7 @@ mod common;
 
 mod actions;
 mod actions_systemd;
+mod check_config;
 mod churn;
 mod collect_golden;
 mod crash;

@@ -287,6 +287,70 @@ async fn post_reload_refuses_an_invalid_file_and_fixed_keys_keeping_the_running_
     assert_eq!(sample(&scrape(&bin).await, OK), Some(1.0));
 }
 
+/// A reload is judged as `check-config` judges the file: every error, each
+/// with the file, its line and its rule, and the rules checked against the
+/// file's own `[receiver]` (its 1h cooldown is above the rule's backoff
+/// ceiling). The running configuration stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn reload_lists_every_error_as_check_config_does() {
+    let fx = Fixture::new();
+    let cfg = fx.write(&fx.config(&[]));
+    let bin = Binary::start(&cfg, fx.dir.path());
+    let d = fx.dir.path();
+    let broken = fx
+        .config(&[])
+        .receiver(d, |r| {
+            r.set("cooldown", "1h");
+        })
+        .rule(
+            Rule::new("grow", "Other")
+                .action(effect(d, "grow"))
+                .set("backoff_factor", 2.0)
+                .set("backoff_max", "10m"),
+        )
+        .rule(
+            Rule::new("re", "Other")
+                .action(effect(d, "re"))
+                .strings("matchers", ["unit=~\"a(\""]),
+        );
+    fx.write(&broken);
+    let (code, body) = post(&bin.url("/-/reload"), Some(TOKEN), None).await;
+    assert_eq!(code, 500, "{body}");
+    let errors: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.split_once("error: ").map(|(_, e)| e))
+        .collect();
+    let file = cfg.display().to_string();
+    assert_eq!(errors.len(), 2, "{body}");
+    assert!(
+        errors[0].starts_with(&format!("{file}:"))
+            && errors[0].contains(": rule \"grow\": config key `remediation[1].backoff_max`"),
+        "{body}"
+    );
+    assert!(
+        errors[1].starts_with(&format!("{file}:"))
+            && errors[1].contains(": rule \"re\": config key `remediation[2].matchers[0]`: invalid regex \"a(\""),
+        "{body}"
+    );
+    // The same lines as check-config's on the same file.
+    let out = std::process::Command::new(binary_path())
+        .arg("check-config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let checked = String::from_utf8_lossy(&out.stderr);
+    for e in &errors {
+        assert!(
+            checked.contains(&format!("error: {e}")),
+            "{e}\nnot in check-config's\n{checked}"
+        );
+    }
+    assert_eq!(sample(&scrape(&bin).await, OK), Some(0.0));
+    fire(&bin.url("/api/v1/alerts"), "WorkerDown", "2026-01-01T00:00:00Z").await;
+    wait_effects(&fx, "worker", 1).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_reloads_and_sighup_all_succeed() {
     let fx = Fixture::new();
@@ -309,9 +373,16 @@ async fn concurrent_reloads_and_sighup_all_succeed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn embedded_default_has_nothing_to_reload() {
     let srv = InProcess::start(hostmedic::config::Config::load(None).unwrap()).await;
-    let r = client().post(srv.url("/-/reload")).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    assert!(r.text().await.unwrap().contains("no configuration file to re-read"));
+    // Not "applied": nothing was re-read (409), and hostmedic keeps running.
+    for _ in 0..2 {
+        let r = client().post(srv.url("/-/reload")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 409);
+        let body = r.text().await.unwrap();
+        assert!(body.contains("no configuration file to re-read"), "{body}");
+        assert!(!body.contains("reloaded") && !body.contains("applied"), "{body}");
+    }
+    let (code, _) = crate::common::get(&srv.url("/-/healthy")).await;
+    assert_eq!(code, 200);
     srv.stop().await;
 }
 

@@ -193,9 +193,9 @@ impl Config {
         // escape the anchoring group); only the anchored form is compiled.
         let anchored = |name: &str, re: &str| {
             let key = format!("{key}.{name}");
-            regex_syntax::ast::parse::Parser::new()
-                .parse(re)
-                .map_err(|e| ConfigError::invalid(&key, format!("invalid regex: {e}")))?;
+            if let Some(why) = crate::error::regex_syntax_error(re) {
+                return Err(ConfigError::invalid(&key, why));
+            }
             compile_regex(&key, &format!("^(?:{re})$"))
         };
         let mut expect: BTreeMap<String, Vec<String>> = BTreeMap::new();
