@@ -190,7 +190,7 @@ impl Receiver {
             timeline.action(started_at, started_at + took, result == "ok");
             self.metrics.action(&spec.name(), result);
             self.metrics.duration(&spec.name(), took);
-            let description = format!("{} {}", spec.name(), t);
+            let description = t.describe();
             self.ledger
                 .record(vec![event(
                     done.len(),
@@ -201,7 +201,7 @@ impl Receiver {
                     took,
                 )])
                 .await;
-            ran.push(format!("{} {t}: {result}{}", spec.name(), sep(&detail)));
+            ran.push(format!("{}: {result}{}", t.describe(), sep(&detail)));
             let stop = !matches!(result, "ok" | "dry_run");
             all_ok &= matches!(result, "ok" | "dry_run");
             let followers = if stop { Ok(Vec::new()) } else { t.followers(&env).await };

@@ -653,7 +653,7 @@ async fn notify_only_waits_for_approval_via_api_and_cli() {
     assert!(md.contains("**Runaway** firing `pid=4242`"), "{md}");
     assert!(md.contains("waiting for approval"), "{md}");
     assert!(md.contains("approved by api"), "{md}");
-    assert!(md.contains("exec exec:/usr/bin/mktemp"), "{md}");
+    assert!(md.contains("exec /usr/bin/mktemp") && !md.contains("exec exec:"), "{md}");
     let out = std::process::Command::new(binary_path())
         .args(["--config"])
         .arg(&cfg)
