@@ -20,7 +20,10 @@ fn main() {
     // A new commit or checkout changes HEAD or the ref it points to.
     if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
         println!("cargo:rerun-if-changed={dir}/HEAD");
-        if let (Some(r), Some(common)) = (git(&["symbolic-ref", "-q", "HEAD"]), git(&["rev-parse", "--git-common-dir"])) {
+        if let (Some(r), Some(common)) = (
+            git(&["symbolic-ref", "-q", "HEAD"]),
+            git(&["rev-parse", "--git-common-dir"]),
+        ) {
             println!("cargo:rerun-if-changed={common}/{r}");
         }
     }

@@ -39,7 +39,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     crate::install_crypto_provider();
     init_logging(cli.log())?;
-    match cli.command() {
+    match cli.subcommand() {
         Command::CheckConfig {
             file,
             config,
@@ -180,7 +180,11 @@ fn incidents(
              (--config FILE or ${}) or the journal itself (--journal FILE)",
             path.display(),
             config_origin(config.as_deref()),
-            if cfg.receiver.enabled { "" } else { ", where the receiver is off" },
+            if cfg.receiver.enabled {
+                ""
+            } else {
+                ", where the receiver is off"
+            },
             crate::invocation::CONFIG_ENV,
         );
     }

@@ -259,7 +259,10 @@ mod tests {
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(describe_status(&ExitStatus::from_raw(0)), "exit status 0");
         assert_eq!(describe_status(&ExitStatus::from_raw(3 << 8)), "exit status 3");
-        assert_eq!(describe_status(&ExitStatus::from_raw(9)), "killed by signal 9 (SIGKILL)");
+        assert_eq!(
+            describe_status(&ExitStatus::from_raw(9)),
+            "killed by signal 9 (SIGKILL)"
+        );
     }
 
     fn sh(script: &str, timeout: Duration) -> Command {

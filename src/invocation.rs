@@ -113,7 +113,10 @@ mod tests {
             "hostmedic --config '/srv/my hostmedic.toml' approve a1"
         );
         assert_eq!(
-            spell(Some(&running(PACKAGED_CONFIG, Some("/etc/hostmedic/web.yml"))), "approve a1"),
+            spell(
+                Some(&running(PACKAGED_CONFIG, Some("/etc/hostmedic/web.yml"))),
+                "approve a1"
+            ),
             "hostmedic --web.config.file /etc/hostmedic/web.yml approve a1"
         );
         assert_eq!(spell(None, "approve a1"), "hostmedic approve a1");

@@ -228,7 +228,11 @@ impl Resolved {
                 started,
             ),
             Ended::Exited(st) => Outcome::new(
-                if st.success() { OutcomeResult::Ok } else { OutcomeResult::Failed },
+                if st.success() {
+                    OutcomeResult::Ok
+                } else {
+                    OutcomeResult::Failed
+                },
                 format!("{shown}: {}\n{output}", crate::command::describe_status(&st)),
                 started,
             ),

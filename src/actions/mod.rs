@@ -197,7 +197,10 @@ impl Resolved {
     pub fn describe(&self) -> String {
         let (name, target) = (self.name(), self.to_string());
         let kind = self.spec().kind();
-        match target.strip_prefix(kind).map(|rest| rest.strip_prefix(':').unwrap_or(rest)) {
+        match target
+            .strip_prefix(kind)
+            .map(|rest| rest.strip_prefix(':').unwrap_or(rest))
+        {
             Some("") => name,
             Some(rest) if name == kind => format!("{name} {rest}"),
             _ => format!("{name} {target}"),

@@ -197,15 +197,13 @@ pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
     if !s.contains(':') {
         return Err(format!("{s:?}: expected host:port or :port"));
     }
-    let mut addrs = s
-        .to_socket_addrs()
-        .map_err(|e| format!("{s:?}: cannot resolve: {e}"))?;
+    let mut addrs = s.to_socket_addrs().map_err(|e| format!("{s:?}: cannot resolve: {e}"))?;
     addrs.next().ok_or_else(|| format!("{s:?}: the name has no address"))
 }
 
 impl Cli {
     /// The subcommand (`serve` when none is given).
-    pub fn command(&self) -> Command {
+    pub fn subcommand(&self) -> Command {
         match &self.command {
             Some(c) => c.clone(),
             None => Command::Serve(ServeArgs::default()),
@@ -223,7 +221,11 @@ impl Cli {
         sub.web_config
             .clone()
             .or_else(|| self.top.web_config.web_config.clone())
-            .or_else(|| std::env::var_os("HOSTMEDIC_WEB_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from))
+            .or_else(|| {
+                std::env::var_os("HOSTMEDIC_WEB_CONFIG")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
     }
 
     /// The log flags in force: the subcommand's, else those given before it.
@@ -246,7 +248,7 @@ mod tests {
 
     #[test]
     fn clap_definition_is_consistent_and_every_flag_is_described() {
-        let cmd = Cli::command();
+        let cmd = <Cli as CommandFactory>::command();
         cmd.clone().debug_assert();
         let mut missing = Vec::new();
         let mut check = |c: &clap::Command| {
@@ -264,7 +266,10 @@ mod tests {
     #[test]
     fn listen_address_like_node_exporter() {
         assert_eq!(parse_listen_address(":9877").unwrap(), "0.0.0.0:9877".parse().unwrap());
-        assert_eq!(parse_listen_address("127.0.0.1:1").unwrap(), "127.0.0.1:1".parse().unwrap());
+        assert_eq!(
+            parse_listen_address("127.0.0.1:1").unwrap(),
+            "127.0.0.1:1".parse().unwrap()
+        );
         assert_eq!(parse_listen_address("[::1]:2").unwrap(), "[::1]:2".parse().unwrap());
         assert!(parse_listen_address("localhost:9877").unwrap().ip().is_loopback());
         assert!(parse_listen_address(":port").is_err());
@@ -274,12 +279,12 @@ mod tests {
     #[test]
     fn a_flag_after_the_subcommand_wins() {
         let cli = Cli::try_parse_from(["hostmedic", "--config", "a", "approve", "--config", "b", "x"]).unwrap();
-        let Command::Approve { control, .. } = cli.command() else {
+        let Command::Approve { control, .. } = cli.subcommand() else {
             panic!("approve")
         };
         assert_eq!(cli.config_flag(&control.config), Some(PathBuf::from("b")));
         let cli = Cli::try_parse_from(["hostmedic", "--config", "a", "approve", "x"]).unwrap();
-        let Command::Approve { control, .. } = cli.command() else {
+        let Command::Approve { control, .. } = cli.subcommand() else {
             panic!("approve")
         };
         assert_eq!(cli.config_flag(&control.config), Some(PathBuf::from("a")));

@@ -226,7 +226,13 @@ impl State {
                 Decision::DryRun | Decision::Skip => {}
             },
             Event::Approved { id, rule, target, by } => {
-                self.approved.insert(id.clone(), Approval { by: by.clone(), at: e.ts });
+                self.approved.insert(
+                    id.clone(),
+                    Approval {
+                        by: by.clone(),
+                        at: e.ts,
+                    },
+                );
                 let pending = self.pending.remove(id);
                 let actions = pending.as_ref().map_or(0, |p| p.actions.len());
                 if let Some(p) = pending {

@@ -15,6 +15,7 @@ mod common;
 
 mod actions;
 mod actions_systemd;
+mod cli;
 mod collect_golden;
 mod crash;
 mod docker;

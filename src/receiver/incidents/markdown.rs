@@ -7,8 +7,7 @@ use std::fmt::Write as _;
 
 use super::fold::follow;
 use super::{
-    Captured, Incident, Notification, Plan, PlanTimeline, State, build, clock, code, one_line, open_only, time,
-    zone_of,
+    Captured, Incident, Notification, Plan, PlanTimeline, State, build, clock, code, one_line, open_only, time, zone_of,
 };
 use crate::evidence::Stage;
 use crate::receiver::journal::{Decision, Entry, Event};

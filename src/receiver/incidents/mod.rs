@@ -317,11 +317,17 @@ fn settle(inc: &mut Incident) {
     }
     if inc.state != State::Resolved {
         for p in &waiting {
-            next.push(format!("approve: {}", crate::invocation::command(&format!("approve {}", p.id))));
+            next.push(format!(
+                "approve: {}",
+                crate::invocation::command(&format!("approve {}", p.id))
+            ));
         }
         for h in &held {
             let target = crate::invocation::quote(&h.target);
-            next.push(format!("once fixed: {}", crate::invocation::command(&format!("clear-hold {target}"))));
+            next.push(format!(
+                "once fixed: {}",
+                crate::invocation::command(&format!("clear-hold {target}"))
+            ));
         }
     }
     for item in inc.plans.iter().flat_map(|p| &p.evidence).flat_map(|c| &c.items) {
