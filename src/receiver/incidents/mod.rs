@@ -363,8 +363,18 @@ mod tests {
         assert_eq!(b.state, State::WaitingForApproval);
         assert!(b.follow_up.contains(&"approve: hostmedic approve a2".to_string()));
         let md = markdown(&entries, "j", None, 0);
+        // Times are in this process's zone (TZ), named.
+        let resolved = format!(
+            "HostmedicUnitCrashLooping — critical — **resolved at {}**",
+            crate::time::display(160.0)
+        );
+        assert!(md.contains(&resolved), "lacks {resolved:?}:\n{md}");
+        let heading = format!(
+            "## 1970-01-01 (times in {})",
+            crate::time::display(0.0).get(20..).unwrap()
+        );
+        assert!(md.contains(&heading), "lacks {heading:?}:\n{md}");
         for want in [
-            "HostmedicUnitCrashLooping — critical — **resolved at 1970-01-01T00:02:40Z**",
             "**What happened**: worker.service is crash-looping",
             "> It restarted 5 times in 2 minutes.",
             "evidence before acting:",
