@@ -47,10 +47,12 @@ pub fn config_from_env(flag: Option<PathBuf>) -> Option<PathBuf> {
 /// its configuration: `--config`, else `$HOSTMEDIC_CONFIG`, else the
 /// packaged file when it exists, else `None` (the embedded default).
 pub fn locate_config(flag: Option<PathBuf>) -> Option<PathBuf> {
-    config_from_env(flag).or_else(|| {
-        let packaged = PathBuf::from(PACKAGED_CONFIG);
-        packaged.is_file().then_some(packaged)
-    })
+    locate(config_from_env(flag), Path::new(PACKAGED_CONFIG))
+}
+
+/// `given` (the flag or the environment), else `packaged` when it is a file.
+fn locate(given: Option<PathBuf>, packaged: &Path) -> Option<PathBuf> {
+    given.or_else(|| packaged.is_file().then(|| packaged.to_path_buf()))
 }
 
 /// `hostmedic <args>` as a person pastes it: with `--config` when the
@@ -93,6 +95,17 @@ pub fn quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_flag_or_env_wins_then_the_packaged_file_when_it_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let packaged = dir.path().join("hostmedic.toml");
+        let given = PathBuf::from("/srv/given.toml");
+        assert_eq!(locate(None, &packaged), None, "no packaged file: the embedded default");
+        std::fs::write(&packaged, "").unwrap();
+        assert_eq!(locate(None, &packaged), Some(packaged.clone()));
+        assert_eq!(locate(Some(given.clone()), &packaged), Some(given));
+    }
 
     #[test]
     fn quote_leaves_plain_words_and_quotes_the_rest() {

@@ -132,7 +132,7 @@ fn my_name() -> String {
 /// A packaged install: `approve`, `clear-hold` and `incidents` without
 /// `--config` reach the running hostmedic (the configuration from
 /// `HOSTMEDIC_CONFIG`), the approval note's command names the
-/// configuration, a second approval and an unknown hold say what is true,
+/// configuration (there and on the landing page), a second approval and an unknown hold say what is true,
 /// "approved by" names the uid's account when `$USER` is unset, and the
 /// command `incidents` prints works when pasted into a shell.
 #[tokio::test(flavor = "multi_thread")]
@@ -157,6 +157,11 @@ async fn control_subcommands_find_the_running_hostmedic_and_say_what_is_true() {
         sink.all().into_iter().find(|r| r.body.contains(&pasted))
     })
     .await;
+
+    // The landing page's "approve with" is the same pasteable command.
+    let page = client().get(bin.url("/")).bearer_auth(TOKEN).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    assert!(page.contains(&pasted), "landing page lacks {pasted:?}:\n{page}");
 
     let out = operator(&cfg, &["approve", &ids[0]]);
     assert!(out.status.success(), "{}", text(&out));
