@@ -1,109 +1,28 @@
-//! Command-line interface: flags in the exporter convention, subcommands, and
-//! logging set-up.
+//! Command-line interface: the subcommands, where each finds its
+//! configuration, and logging set-up; the flags themselves are in
+//! [`flags`].
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+mod flags;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{App, Source};
 use crate::config::Config;
+use crate::invocation::{config_from_env, locate_config};
+use flags::{Cli, Command, ControlArgs, IncidentFormat, LogFormat, LogLevel};
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "hostmedic",
-    version,
-    about = "Prometheus exporter and Alertmanager webhook receiver that heals a Linux host"
-)]
-pub struct Cli {
-    /// Configuration file (TOML). Without it the embedded default is used.
-    #[arg(long, global = true, env = "HOSTMEDIC_CONFIG")]
-    pub config: Option<PathBuf>,
+pub use flags::{VERSION, parse_listen_address};
 
-    /// Web configuration file (YAML, the exporter-toolkit format): TLS,
-    /// client certificates, basic auth and response headers for every
-    /// endpoint; see docs/security.md. `approve`/`clear-hold` read it too
-    /// (https when TLS is on, the served certificate as the default CA).
-    #[arg(long = "web.config.file", global = true, env = "HOSTMEDIC_WEB_CONFIG")]
-    pub web_config: Option<PathBuf>,
-
-    /// Address to listen on (overrides `web.listen_address`).
-    #[arg(long = "web.listen-address", global = true)]
-    pub listen_address: Option<SocketAddr>,
-
-    /// Log level: error, warn, info, debug, trace (or a tracing filter).
-    #[arg(long = "log.level", global = true, default_value = "info")]
-    pub log_level: String,
-
-    /// Log format.
-    #[arg(long = "log.format", global = true, value_enum, default_value_t = LogFormat::Logfmt)]
-    pub log_format: LogFormat,
-
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormat {
-    Logfmt,
-    Json,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the exporter and webhook receiver (the default).
-    Serve,
-    /// Validate a configuration file and print the effective configuration.
-    CheckConfig {
-        /// File to check (defaults to --config, else the embedded default).
-        file: Option<PathBuf>,
-    },
-    /// Run one collection and print it to stdout in the Prometheus text format.
-    Collect,
-    /// Render the incident journal (`receiver.journal_path`) as markdown or JSON.
-    Incidents {
-        /// Only entries newer than a duration ago (`2h`, `7d`) or an RFC 3339 timestamp.
-        #[arg(long)]
-        since: Option<String>,
-        #[arg(long, value_enum, default_value_t = IncidentFormat::Md)]
-        format: IncidentFormat,
-        /// Only the incidents not resolved (still firing, held, waiting for approval).
-        #[arg(long)]
-        open: bool,
-        /// Journal file (defaults to `receiver.journal_path`).
-        #[arg(long)]
-        journal: Option<PathBuf>,
-    },
-    /// Approve a pending notify-only remediation on the running hostmedic.
-    Approve {
-        /// The action id from the notification or the journal (e.g. `a42`).
-        id: String,
-        #[command(flatten)]
-        client: crate::client::ClientArgs,
-    },
-    /// Clear the hold on a target (after its remediation budget was spent).
-    ClearHold {
-        /// Target key as in the journal/status, e.g. `systemd:system:worker.service`.
-        target: String,
-        #[command(flatten)]
-        client: crate::client::ClientArgs,
-    },
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum IncidentFormat {
-    Md,
-    Json,
-}
-
-fn init_logging(cli: &Cli) -> anyhow::Result<()> {
+fn init_logging((level, format): (LogLevel, LogFormat)) -> anyhow::Result<()> {
     use tracing_subscriber::prelude::*;
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
-        .with_context(|| format!("invalid --log.level {:?}", cli.log_level))?;
+    let filter = tracing_subscriber::EnvFilter::try_new(level.as_str()).context("log level")?;
     let registry = tracing_subscriber::registry().with(filter);
-    match cli.log_format {
+    match format {
         LogFormat::Logfmt => registry
             .with(tracing_logfmt::builder().layer().with_writer(std::io::stderr))
             .try_init(),
@@ -116,144 +35,213 @@ fn init_logging(cli: &Cli) -> anyhow::Result<()> {
 }
 
 /// Entry point behind `main`.
-pub fn main() -> anyhow::Result<std::process::ExitCode> {
+pub fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     crate::install_crypto_provider();
-    init_logging(&cli)?;
-    match &cli.command {
-        Some(Command::CheckConfig { file }) => {
-            // The same judge, with the same inputs, as `serve` at start.
-            let path = file.as_ref().or(cli.config.as_ref());
-            let verdict = crate::judge::judge(&crate::judge::Inputs {
-                config: path.map(|p| p.as_path()),
-                ..inputs(&cli)
-            });
-            eprint!("{}", verdict.report());
-            let errors = verdict.errors().count();
-            match verdict.accepted() {
-                Ok(cfg) => {
-                    print!("{}", cfg.to_toml());
-                    if cli.web_config.is_some() {
-                        eprintln!("web config OK");
-                    }
-                    eprintln!("config OK");
-                    Ok(std::process::ExitCode::SUCCESS)
-                }
-                Err(_) => {
-                    eprintln!("config invalid: {errors} error(s)");
-                    Ok(std::process::ExitCode::FAILURE)
-                }
-            }
+    init_logging(cli.log())?;
+    match cli.subcommand() {
+        Command::CheckConfig {
+            file,
+            config,
+            web_config,
+        } => {
+            let path = file.or_else(|| config_from_env(cli.config_flag(&config)));
+            let web_config = cli.web_config(&web_config);
+            Ok(check_config(&crate::judge::Inputs {
+                config: path.as_deref(),
+                web_config: web_config.as_deref(),
+                listen_address: cli.top.listen_address,
+            }))
         }
-        Some(Command::Collect) => {
-            let cfg = load(&cli)?;
-            let rt = runtime()?;
-            rt.block_on(async {
+        Command::Collect { config, .. } => {
+            let cfg = load(config_from_env(cli.config_flag(&config)), &cli)?;
+            runtime()?.block_on(async {
                 let app = App::new(cfg)?;
-                let set = app.scrape().await;
-                print!("{}", set.encode_classic());
+                print!("{}", app.scrape().await.encode_classic());
                 anyhow::Ok(())
             })?;
-            Ok(std::process::ExitCode::SUCCESS)
+            Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Incidents {
+        Command::Incidents {
             since,
             format,
             open,
             journal,
-        }) => {
-            let cfg = load(&cli)?;
-            let path = journal.clone().unwrap_or(cfg.receiver.journal_path.clone());
-            let since = since
-                .as_deref()
-                .map(|s| crate::receiver::incidents::parse_since(s, crate::time::now()))
-                .transpose()
-                .map_err(anyhow::Error::msg)?;
-            let (entries, warnings) = crate::receiver::incidents::load(&path, since)?;
-            let shown = path.display().to_string();
-            match (format, open) {
-                (IncidentFormat::Md, false) => print!(
-                    "{}",
-                    crate::receiver::incidents::markdown(&entries, &shown, since, warnings)
-                ),
-                (IncidentFormat::Md, true) => print!(
-                    "{}",
-                    crate::receiver::incidents::markdown_open(&entries, &shown, since, warnings)
-                ),
-                (IncidentFormat::Json, open) => {
-                    println!("{}", crate::receiver::incidents::json(&entries, *open)?)
-                }
-            }
-            Ok(std::process::ExitCode::SUCCESS)
+            config,
+        } => {
+            let path = locate_config(cli.config_flag(&config));
+            crate::invocation::set(path.as_deref(), cli.web_config(&Default::default()).as_deref());
+            incidents(&cli, path, since.as_deref(), format, open, journal)
         }
-        Some(Command::Approve { id, client }) => {
-            let cfg = load(&cli)?;
-            let path = format!("/api/v1/actions/{}/approve", crate::http::percent_encode(id));
-            control(&cfg, cli.web_config.as_deref(), client, &path)
+        Command::Approve { id, control } => {
+            let path = format!("/api/v1/actions/{}/approve", crate::http::percent_encode(&id));
+            control_request(&cli, &control, &path)
         }
-        Some(Command::ClearHold { target, client }) => {
-            let cfg = load(&cli)?;
-            let path = format!("/api/v1/holds/{}/clear", crate::http::percent_encode(target));
-            control(&cfg, cli.web_config.as_deref(), client, &path)
+        Command::ClearHold { target, control } => {
+            let path = format!("/api/v1/holds/{}/clear", crate::http::percent_encode(&target));
+            control_request(&cli, &control, &path)
         }
-        None | Some(Command::Serve) => {
-            let verdict = crate::judge::judge(&inputs(&cli));
+        Command::Serve(args) => {
+            let config = config_from_env(cli.config_flag(&args.config));
+            let web_config = cli.web_config(&args.web_config);
+            let listen_address = args.listen_address.or(cli.top.listen_address);
+            // The same judge, with the same inputs, as `check-config`.
+            let verdict = crate::judge::judge(&crate::judge::Inputs {
+                config: config.as_deref(),
+                web_config: web_config.as_deref(),
+                listen_address,
+            });
             eprint!("{}", verdict.report());
             let errors = verdict.errors().count();
             let Ok(cfg) = verdict.accepted() else {
                 eprintln!(
                     "refusing to start: {errors} error(s) in the configuration (`hostmedic check-config` reports the same)"
                 );
-                return Ok(std::process::ExitCode::FAILURE);
+                return Ok(ExitCode::FAILURE);
             };
-            let web = crate::web::Layer::load(cli.web_config.as_deref()).with_context(|| {
-                let file = cli.web_config.as_deref().unwrap_or(std::path::Path::new(""));
+            let source = Source {
+                path: config.clone(),
+                listen_address,
+            };
+            let web = crate::web::Layer::load(web_config.as_deref()).with_context(|| {
+                let file = web_config.as_deref().unwrap_or(Path::new(""));
                 format!("loading --web.config.file {}", file.display())
             })?;
-            runtime()?.block_on(serve(cfg, source(&cli), web))?;
-            Ok(std::process::ExitCode::SUCCESS)
+            crate::invocation::set(config.as_deref(), web_config.as_deref());
+            runtime()?.block_on(serve(cfg, source, web))?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-/// Where the configuration comes from (read again on reload).
-fn source(cli: &Cli) -> Source {
-    Source {
-        path: cli.config.clone(),
-        listen_address: cli.listen_address,
+/// An error and its causes on one line, each cause once: a cause whose
+/// text its context already shows (`reading config file F: <cause>`) is not
+/// repeated.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut last = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !last.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        last = text;
+    }
+    out
+}
+
+/// `check-config`: the same judge, with the same inputs, as `serve` at
+/// start ([`crate::judge`]); every finding, then the effective config.
+fn check_config(inputs: &crate::judge::Inputs<'_>) -> ExitCode {
+    let verdict = crate::judge::judge(inputs);
+    eprint!("{}", verdict.report());
+    let errors = verdict.errors().count();
+    match verdict.accepted() {
+        Ok(cfg) => {
+            print!("{}", cfg.to_toml());
+            if inputs.web_config.is_some() {
+                eprintln!("web config OK");
+            }
+            eprintln!("config OK");
+            ExitCode::SUCCESS
+        }
+        Err(_) => {
+            eprintln!("config invalid: {errors} error(s)");
+            ExitCode::FAILURE
+        }
     }
 }
 
-/// What `check-config`, `serve` and a reload judge ([`crate::judge`]).
-fn inputs(cli: &Cli) -> crate::judge::Inputs<'_> {
-    crate::judge::Inputs {
-        config: cli.config.as_deref(),
-        web_config: cli.web_config.as_deref(),
-        listen_address: cli.listen_address,
+/// The configuration at `path` (the embedded default without one), with
+/// `--web.listen-address` given before the subcommand.
+fn load(path: Option<PathBuf>, cli: &Cli) -> anyhow::Result<Config> {
+    let source = Source {
+        path,
+        listen_address: cli.top.listen_address,
+    };
+    source.load().context("loading configuration")
+}
+
+/// What a person reads when a configuration was chosen for them.
+fn config_origin(path: Option<&Path>) -> String {
+    match path {
+        Some(p) => p.display().to_string(),
+        None => format!(
+            "the embedded default (no --config, no ${}, no {})",
+            crate::invocation::CONFIG_ENV,
+            crate::invocation::PACKAGED_CONFIG
+        ),
     }
 }
 
-fn load(cli: &Cli) -> anyhow::Result<Config> {
-    source(cli).load().context("loading configuration")
+/// `incidents`: the journal the configuration names (or `--journal`),
+/// rendered; a journal that does not exist is an error, not "0 incidents".
+fn incidents(
+    cli: &Cli,
+    config: Option<PathBuf>,
+    since: Option<&str>,
+    format: IncidentFormat,
+    open: bool,
+    journal: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    use crate::receiver::incidents;
+    let cfg = load(config.clone(), cli)?;
+    let path = journal.unwrap_or(cfg.receiver.journal_path.clone());
+    if !path.exists() {
+        anyhow::bail!(
+            "no journal at {} (configuration: {}{}); pass the configuration the running hostmedic uses \
+             (--config FILE or ${}) or the journal itself (--journal FILE)",
+            path.display(),
+            config_origin(config.as_deref()),
+            if cfg.receiver.enabled {
+                ""
+            } else {
+                ", where the receiver is off"
+            },
+            crate::invocation::CONFIG_ENV,
+        );
+    }
+    let since = since
+        .map(|s| incidents::parse_since(s, crate::time::now()))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let (entries, warnings) = incidents::load(&path, since)?;
+    let shown = path.display().to_string();
+    match (format, open) {
+        (IncidentFormat::Md, false) => print!("{}", incidents::markdown(&entries, &shown, since, warnings)),
+        (IncidentFormat::Md, true) => print!("{}", incidents::markdown_open(&entries, &shown, since, warnings)),
+        (IncidentFormat::Json, open) => println!("{}", incidents::json(&entries, open)?),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// POSTs to a control endpoint of the running hostmedic with the configured
 /// credentials; prints the answer.
-fn control(
-    cfg: &Config,
-    web_config: Option<&std::path::Path>,
-    args: &crate::client::ClientArgs,
-    path: &str,
-) -> anyhow::Result<std::process::ExitCode> {
-    let client = crate::client::Control::new(cfg, web_config, args)?;
-    let (status, body) = runtime()?.block_on(client.post(path))?;
+fn control_request(cli: &Cli, args: &ControlArgs, path: &str) -> anyhow::Result<ExitCode> {
+    let config = locate_config(cli.config_flag(&args.config));
+    let cfg = load(config.clone(), cli)?;
+    let web_config = cli.web_config(&args.web_config);
+    let client = crate::client::Control::new(&cfg, web_config.as_deref(), &args.client)?;
+    let (status, body) = runtime()?
+        .block_on(client.post(path))
+        .with_context(|| format!("configuration: {}", config_origin(config.as_deref())))?;
     print!("{body}");
     if status.is_success() {
-        Ok(std::process::ExitCode::SUCCESS)
-    } else {
-        eprintln!("hostmedic answered {status}");
-        Ok(std::process::ExitCode::FAILURE)
+        return Ok(ExitCode::SUCCESS);
     }
+    eprintln!("hostmedic answered {status}");
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        eprintln!(
+            "hint: the credentials come from the configuration ({}); pass the one the running hostmedic uses \
+             (--config FILE or ${})",
+            config_origin(config.as_deref()),
+            crate::invocation::CONFIG_ENV
+        );
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -283,7 +271,7 @@ pub async fn serve(cfg: Config, source: Source, web: std::sync::Arc<crate::web::
     let flush = app.spawn_background(&shutdown);
     tokio::spawn(signal_shutdown(term, int, shutdown.clone()));
     tokio::spawn(reload_on_hangup(hup, app.clone(), shutdown.clone()));
-    tracing::info!(address = %local, tls = web.tls_enabled(), version = env!("CARGO_PKG_VERSION"), "listening");
+    tracing::info!(address = %local, tls = web.tls_enabled(), version = VERSION, "listening");
     // The socket is bound and listening (connections queue from here on), so
     // systemd may start what depends on us.
     notify_systemd(&[

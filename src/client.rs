@@ -101,7 +101,7 @@ impl Control {
 
     /// POSTs to `path`; the answer's status and body.
     pub async fn post(&self, path: &str) -> anyhow::Result<(reqwest::StatusCode, String)> {
-        let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+        let actor = format!("cli:{}", user_name());
         let mut req = self
             .client
             .post(format!("{}{path}", self.base))
@@ -113,6 +113,19 @@ impl Control {
         let r = req.send().await.with_context(|| format!("POST {url}"))?;
         let status = r.status();
         Ok((status, r.text().await.unwrap_or_default()))
+    }
+}
+
+/// Who runs the CLI, for the journal's "approved by": `$USER`, else the
+/// name of the real uid in the passwd database, else the uid itself.
+fn user_name() -> String {
+    if let Some(u) = std::env::var("USER").ok().filter(|u| !u.is_empty()) {
+        return u;
+    }
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(u)) => u.name,
+        _ => uid.to_string(),
     }
 }
 

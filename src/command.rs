@@ -87,6 +87,20 @@ pub enum Ended {
     WaitFailed(std::io::Error),
 }
 
+/// How a program ended, in the one spelling hostmedic uses everywhere:
+/// `exit status 0`, `exit status 3`, `killed by signal 9 (SIGKILL)`.
+pub fn describe_status(st: &ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (st.code(), st.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => match nix::sys::signal::Signal::try_from(sig) {
+            Ok(s) => format!("killed by signal {sig} ({})", s.as_str()),
+            Err(_) => format!("killed by signal {sig}"),
+        },
+        (None, None) => st.to_string(),
+    }
+}
+
 /// What a run produced.
 #[derive(Debug)]
 pub struct Output {
@@ -239,6 +253,17 @@ impl Command {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn exit_statuses_have_one_spelling() {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(describe_status(&ExitStatus::from_raw(0)), "exit status 0");
+        assert_eq!(describe_status(&ExitStatus::from_raw(3 << 8)), "exit status 3");
+        assert_eq!(
+            describe_status(&ExitStatus::from_raw(9)),
+            "killed by signal 9 (SIGKILL)"
+        );
+    }
 
     fn sh(script: &str, timeout: Duration) -> Command {
         Command {

@@ -295,7 +295,7 @@ pub fn receiver(out: &mut String, st: &Value) {
                 s(&a["target"]),
                 s(&a["alertname"]),
                 a["at"].as_f64().map(time).unwrap_or_default(),
-                format!("hostmedic approve {}", s(&a["id"])),
+                crate::invocation::command(&format!("approve {}", s(&a["id"]))),
             ]
         })
         .collect();

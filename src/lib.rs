@@ -66,6 +66,9 @@
 //! Shared leaves (they import none of their consumers):
 //! - [`error`]: `ConfigError` and `compile_regex`.
 //! - [`http`]: response helpers and path percent coding.
+//! - [`invocation`]: the configuration the control subcommands find
+//!   (`--config`, `HOSTMEDIC_CONFIG`, the packaged file) and the commands
+//!   printed for a person to paste (`--config` when not the packaged one).
 //! - [`time`]: Unix-seconds clock and the one RFC 3339 parser.
 //! - [`bytes`]: byte sizes in configuration (`"2GiB"`).
 //! - [`sync`]: the one mutex-poisoning policy (`lock`, `read`, `write`).
@@ -104,6 +107,7 @@ pub mod error;
 pub mod evidence;
 pub mod hostsummary;
 pub mod http;
+pub mod invocation;
 pub mod judge;
 pub mod landing;
 pub mod metrics;

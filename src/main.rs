@@ -4,7 +4,7 @@ fn main() -> std::process::ExitCode {
     match hostmedic::cli::main() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("hostmedic: {e:#}");
+            eprintln!("hostmedic: {}", hostmedic::cli::error_text(&e));
             std::process::ExitCode::FAILURE
         }
     }

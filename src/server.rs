@@ -4,6 +4,7 @@
 //! basic auth, headers) before it reaches a route.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,10 +67,14 @@ pub async fn serve(
                     let service = hyper::service::service_fn(move |mut req| {
                         let (app, web) = (app.clone(), web.clone());
                         async move {
+                            let (method, path) = (req.method().clone(), req.uri().path().to_string());
                             let mut resp = match web.authorize(&mut req).await {
                                 Some(refused) => refused,
                                 None => route(app, req).await,
                             };
+                            if resp.status().is_client_error() {
+                                resp = log_refusal(resp, peer, &method, &path).await;
+                            }
                             web.decorate(&mut resp);
                             Ok::<_, Infallible>(resp)
                         }
@@ -93,6 +98,30 @@ pub async fn serve(
         tracing::warn!("connections still open after 10s; closing them");
     }
     Ok(())
+}
+
+/// Logs a refused request (4xx) with the reason it was given and who sent
+/// it: a wrong token, a wrong path, a payload too large are setup errors
+/// an operator finds in the service log. Returns the response unchanged.
+async fn log_refusal(resp: Response<Body>, peer: SocketAddr, method: &Method, path: &str) -> Response<Body> {
+    use http_body_util::BodyExt;
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    let reason = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_string))
+        .unwrap_or_else(|| text.lines().next().unwrap_or("").to_string());
+    let reason: String = reason.chars().take(200).collect();
+    tracing::warn!(
+        status = parts.status.as_u16(),
+        %peer,
+        method = %method,
+        path = %path.chars().take(200).collect::<String>(),
+        reason = %reason,
+        "request refused"
+    );
+    Response::from_parts(parts, Body::new(bytes))
 }
 
 async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {

@@ -24,6 +24,26 @@ pub fn rfc3339_seconds(ts: f64) -> String {
     humantime::format_rfc3339_seconds(system_time(ts)).to_string()
 }
 
+/// The zone times are shown to people in: `TZ` when set, else the system's
+/// (`/etc/localtime`), else UTC.
+pub fn zone() -> jiff::tz::TimeZone {
+    jiff::tz::TimeZone::system()
+}
+
+/// `ts` (Unix seconds) in `tz` as `2026-12-07 09:30:00 UTC`: date, time to
+/// the second and the zone's abbreviation, so no time is read without its zone.
+pub fn display_in(ts: f64, tz: &jiff::tz::TimeZone) -> String {
+    match jiff::Timestamp::from_second(ts.floor() as i64) {
+        Ok(t) => t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M:%S %Z").to_string(),
+        Err(_) => format!("{} UTC", rfc3339_seconds(ts).replace('T', " ").trim_end_matches('Z')),
+    }
+}
+
+/// [`display_in`] the [`zone`] of this process.
+pub fn display(ts: f64) -> String {
+    display_in(ts, &zone())
+}
+
 /// RFC 3339 as Alertmanager and the Docker Engine write it
 /// (`2026-11-22T07:07:46.877Z`, up to nanoseconds, also with a numeric
 /// offset). Go's zero time `0001-01-01T00:00:00Z` is valid.
@@ -94,6 +114,14 @@ pub fn parse_rfc3339(s: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_names_the_zone() {
+        let utc = jiff::tz::TimeZone::UTC;
+        assert_eq!(display_in(1_796_636_400.0, &utc), "2026-12-07 09:40:00 UTC");
+        let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+        assert_eq!(display_in(1_796_636_400.0, &berlin), "2026-12-07 10:40:00 CET");
+    }
 
     #[test]
     fn timestamps() {

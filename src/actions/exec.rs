@@ -227,10 +227,15 @@ impl Resolved {
                 ),
                 started,
             ),
-            Ended::Exited(st) if st.success() => {
-                Outcome::new(OutcomeResult::Ok, format!("{shown}: exit status 0\n{output}"), started)
-            }
-            Ended::Exited(st) => Outcome::new(OutcomeResult::Failed, format!("{shown}: {st}\n{output}"), started),
+            Ended::Exited(st) => Outcome::new(
+                if st.success() {
+                    OutcomeResult::Ok
+                } else {
+                    OutcomeResult::Failed
+                },
+                format!("{shown}: {}\n{output}", crate::command::describe_status(&st)),
+                started,
+            ),
         }
     }
 }

@@ -190,6 +190,23 @@ impl Resolved {
         self.spec().name()
     }
 
+    /// The action and its target for people (journal, notifications,
+    /// `incidents`): `systemd.restart systemd:system:worker.service`,
+    /// `exec /usr/bin/cleanup --old` (the target's kind is not repeated
+    /// when it is the action's name), `shed-load`.
+    pub fn describe(&self) -> String {
+        let (name, target) = (self.name(), self.to_string());
+        let kind = self.spec().kind();
+        match target
+            .strip_prefix(kind)
+            .map(|rest| rest.strip_prefix(':').unwrap_or(rest))
+        {
+            Some("") => name,
+            Some(rest) if name == kind => format!("{name} {rest}"),
+            _ => format!("{name} {target}"),
+        }
+    }
+
     /// Runs the action. With `env.dry_run` nothing changes and the result
     /// is [`OutcomeResult::DryRun`] with what would have run.
     pub async fn run(&self, alert: &Alert, env: &ActionEnv) -> Outcome {

@@ -119,7 +119,9 @@ async fn journal(cap: &Capture, env: &ActionEnv, manager: &Manager, unit: &str) 
     let stderr = String::from_utf8_lossy(&out.stderr.kept).trim().to_string();
     match out.ended {
         Ended::Exited(st) if st.success() => {}
-        Ended::Exited(st) => return Err(format!("journalctl {st}: {stderr}")),
+        Ended::Exited(st) => {
+            return Err(format!("journalctl {}: {stderr}", crate::command::describe_status(&st)));
+        }
         Ended::TimedOut => return Err("journalctl timed out".into()),
         Ended::Cancelled => return Err("journalctl cancelled".into()),
         Ended::WaitFailed(e) => return Err(format!("journalctl: {e}")),

@@ -43,7 +43,8 @@ pub enum AcceptError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
-    #[error("no pending action with id {0:?}")]
+    /// Nothing to approve or clear: 404.
+    #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
@@ -261,14 +262,24 @@ impl Receiver {
         let (target, job) = self
             .ledger
             .append(|b| {
+                if let Some(a) = b.state().approved.get(id) {
+                    return Err(ControlError::Conflict(format!(
+                        "action {id:?} was already approved by {} at {}",
+                        a.by,
+                        crate::time::display(a.at)
+                    )));
+                }
                 let p = b
                     .state()
                     .pending
                     .get(id)
                     .cloned()
-                    .ok_or_else(|| ControlError::NotFound(id.to_string()))?;
+                    .ok_or_else(|| ControlError::NotFound(format!("no pending action with id {id:?}")))?;
                 if b.now() - p.at > s.cfg.approval_ttl.as_secs_f64() {
-                    return Err(ControlError::NotFound(format!("{id} (expired)")));
+                    return Err(ControlError::NotFound(format!(
+                        "pending action {id:?} expired (receiver.approval_ttl {})",
+                        humantime::format_duration(s.cfg.approval_ttl)
+                    )));
                 }
                 let Some(ri) = s.rules.iter().position(|r| r.cfg.name == p.rule) else {
                     return Err(ControlError::Conflict(format!(
@@ -311,8 +322,14 @@ impl Receiver {
     pub async fn clear_hold(&self, target: &str, by: &str) -> Result<(), ControlError> {
         self.ledger
             .append(|b| {
-                if !b.state().holds.contains_key(target) {
-                    return Err(ControlError::NotFound(format!("hold on {target}")));
+                let holds = &b.state().holds;
+                if !holds.contains_key(target) {
+                    let held: Vec<&str> = holds.keys().map(String::as_str).collect();
+                    return Err(ControlError::NotFound(if held.is_empty() {
+                        format!("no hold on target {target:?}; no target is held")
+                    } else {
+                        format!("no hold on target {target:?}; held: {}", held.join(", "))
+                    }));
                 }
                 b.push(Event::HoldCleared {
                     target: target.to_string(),

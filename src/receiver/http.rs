@@ -72,10 +72,8 @@ impl Receiver {
         let path = req.uri().path().to_string();
         if path == self.settings().cfg.path {
             let r = self.webhook(req).await;
+            // A refusal (4xx) is logged by the server with its reason and peer.
             self.metrics.request(r.status().as_u16());
-            if r.status().is_client_error() || r.status().is_server_error() {
-                tracing::info!(status = r.status().as_u16(), path = %path, "webhook request rejected");
-            }
             return r;
         }
         if path == STATUS_PATH {

@@ -76,6 +76,18 @@ pub enum Decision {
     Skip,
 }
 
+impl Decision {
+    /// The journal's spelling (`act`, `dry_run`, `pending_approval`, `skip`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Act => "act",
+            Decision::DryRun => "dry_run",
+            Decision::PendingApproval => "pending_approval",
+            Decision::Skip => "skip",
+        }
+    }
+}
+
 /// One journal event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]

@@ -10,9 +10,10 @@ use crate::actions::Alert;
 /// how to approve.
 pub fn approval(alert: &Alert, rule: &str, would_run: &[String], id: &str) -> String {
     format!(
-        "{}\nWould run:\n{}\nApprove: POST /api/v1/actions/{id}/approve or `hostmedic approve {id}`",
+        "{}\nWould run:\n{}\nApprove: POST /api/v1/actions/{id}/approve or `{}`",
         matched(alert, rule),
-        would_run.join("\n")
+        would_run.join("\n"),
+        crate::invocation::command(&format!("approve {}", crate::invocation::quote(id)))
     )
 }
 
@@ -45,10 +46,11 @@ pub fn exhausted(rule: &Rule, target: &str, alert: &Alert, attempts: u32, histor
     let mut m = format!(
         "{} is still firing for {target} after {attempts} remediation attempt(s) within {} (rule {}). \
          Remediation stopped; the target is held until the alert resolves or a person clears it \
-         (`hostmedic clear-hold '{target}'`).\n",
+         (`{}`).\n",
         alert.alertname,
         humantime::format_duration(rule.budget_window),
-        rule.cfg.name
+        rule.cfg.name,
+        crate::invocation::command(&format!("clear-hold {}", crate::invocation::quote(target)))
     );
     if !history.is_empty() {
         m.push_str("History:\n");

@@ -138,6 +138,17 @@ fn plan_hit(
     let decision = policy::decide(batch.state(), rule, &target, batch.now(), mode);
     let detail = policy::detail(batch.state(), rule, &target, batch.now(), decision);
     let (journaled, reason, with_alert) = decision.journal();
+    tracing::info!(
+        id = %id,
+        rule = %rule.cfg.name,
+        target = %target,
+        alertname = %alert.alertname,
+        decision = journaled.as_str(),
+        reason = reason.map(SkipReason::as_str).unwrap_or(""),
+        detail = %detail,
+        actions = %descriptions.join("; "),
+        "remediation decision"
+    );
     batch.push(Event::Decision {
         id: id.clone(),
         rule: rule.cfg.name.clone(),

@@ -63,7 +63,7 @@ pub struct Hit {
 impl Hit {
     /// One line per action as it would run (`restart systemd:system:x.service`).
     pub fn descriptions(&self) -> Vec<String> {
-        self.targets.iter().map(|t| format!("{} {t}", t.name())).collect()
+        self.targets.iter().map(Resolved::describe).collect()
     }
 }
 

@@ -190,7 +190,8 @@ impl Receiver {
             timeline.action(started_at, started_at + took, result == "ok");
             self.metrics.action(&spec.name(), result);
             self.metrics.duration(&spec.name(), took);
-            let description = format!("{} {}", spec.name(), t);
+            let description = t.describe();
+            log_outcome(id, &rule.cfg.name, target, &description, result, &detail);
             self.ledger
                 .record(vec![event(
                     done.len(),
@@ -201,7 +202,7 @@ impl Receiver {
                     took,
                 )])
                 .await;
-            ran.push(format!("{} {t}: {result}{}", spec.name(), sep(&detail)));
+            ran.push(format!("{}: {result}{}", t.describe(), sep(&detail)));
             let stop = !matches!(result, "ok" | "dry_run");
             all_ok &= matches!(result, "ok" | "dry_run");
             let followers = if stop { Ok(Vec::new()) } else { t.followers(&env).await };
@@ -272,6 +273,7 @@ impl Receiver {
                     detail: detail.clone(),
                 }])
                 .await;
+            log_outcome(id, &rule.cfg.name, target, &t.describe(), result, &detail);
             verdict = format!("{result}{}", sep(&detail));
             if result == "not_helped" {
                 break;
@@ -347,6 +349,11 @@ impl Receiver {
         evidence: &str,
     ) {
         let (ok, detail) = self.send(s, &channel, alert, title, message, evidence).await;
+        if ok {
+            tracing::info!(id, channel = %channel, kind, "notification sent");
+        } else {
+            tracing::warn!(id, channel = %channel, kind, detail = %detail, "notification failed");
+        }
         self.ledger
             .record(vec![Event::Notified {
                 id: id.to_string(),
@@ -414,4 +421,24 @@ fn outcome_evidence(before: &[evidence::Item], after: &[evidence::Item]) -> Stri
     }
     let budget = evidence::NOTIFY_BUDGET.saturating_sub(state.len()).max(512);
     evidence::render_bounded(before, Stage::Before, budget) + &state
+}
+
+/// One line in the service log per action outcome and verification: info
+/// when it went as hoped, a warning when it did not (the first line of its
+/// detail says why).
+fn log_outcome(id: &str, rule: &str, target: &str, action: &str, result: &str, detail: &str) {
+    let why = detail.lines().next().unwrap_or("");
+    if matches!(result, "ok" | "dry_run" | "verified") {
+        tracing::info!(id, rule, target, action, result, detail = why, "remediation action");
+    } else {
+        tracing::warn!(
+            id,
+            rule,
+            target,
+            action,
+            result,
+            detail = why,
+            "remediation action did not succeed"
+        );
+    }
 }

@@ -41,6 +41,13 @@ pub struct Pending {
     pub actions: Vec<String>,
 }
 
+/// Who approved a plan, and when: a second approval of it is told so.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    pub by: String,
+    pub at: f64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LastAction {
     pub ts: f64,
@@ -149,6 +156,8 @@ pub struct State {
     pub streaks: BTreeMap<String, Streak>,
     pub holds: BTreeMap<String, Hold>,
     pub pending: BTreeMap<String, Pending>,
+    /// Plan id → its approval (kept as long as a pending plan would be).
+    pub approved: BTreeMap<String, Approval>,
     /// Plan id → the plan whose actions are running or waiting to run.
     pub acting: BTreeMap<String, Acting>,
     pub last_actions: VecDeque<LastAction>,
@@ -216,7 +225,14 @@ impl State {
                 }
                 Decision::DryRun | Decision::Skip => {}
             },
-            Event::Approved { id, rule, target, .. } => {
+            Event::Approved { id, rule, target, by } => {
+                self.approved.insert(
+                    id.clone(),
+                    Approval {
+                        by: by.clone(),
+                        at: e.ts,
+                    },
+                );
                 let pending = self.pending.remove(id);
                 let actions = pending.as_ref().map_or(0, |p| p.actions.len());
                 if let Some(p) = pending {
@@ -358,6 +374,7 @@ impl State {
             streaks: self.streaks.clone(),
             holds: self.holds.clone(),
             pending: self.pending.clone(),
+            approved: self.approved.clone(),
             acting: self.acting.clone(),
             last_actions: self.last_actions.clone(),
             pipeline: self.pipeline.clone(),
@@ -464,6 +481,7 @@ impl State {
         let cooldowns = &self.cooldowns;
         self.streaks.retain(|k, _| cooldowns.contains_key(k));
         self.pending.retain(|_, p| now - p.at < approval_ttl);
+        self.approved.retain(|_, a| now - a.at < approval_ttl);
     }
 
     /// Loads a checkpoint; a missing or unreadable one yields the empty state

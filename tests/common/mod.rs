@@ -118,6 +118,17 @@ impl Binary {
     /// `extra` may name its own listen address (a restart on the same port)
     /// and log level (default debug).
     pub fn start_with_prefix(prefix: &[&str], config: &Path, dir: &Path, extra: &[&str]) -> Binary {
+        Binary::spawn(prefix, config, dir, extra, true)
+    }
+
+    /// Like [`Binary::start_with`], at the binary's own default log level
+    /// (no `--log.level` unless `extra` names one): what an operator's
+    /// `journalctl` shows.
+    pub fn start_at_default_log_level(config: &Path, dir: &Path, extra: &[&str]) -> Binary {
+        Binary::spawn(&[], config, dir, extra, false)
+    }
+
+    fn spawn(prefix: &[&str], config: &Path, dir: &Path, extra: &[&str], debug_log: bool) -> Binary {
         let default_unless_given = |flag: &'static str, value: &'static str| -> Vec<&str> {
             if extra.contains(&flag) {
                 vec![]
@@ -137,7 +148,11 @@ impl Binary {
             .arg("--config")
             .arg(config)
             .args(default_unless_given("--web.listen-address", "127.0.0.1:0"))
-            .args(default_unless_given("--log.level", "debug"))
+            .args(if debug_log {
+                default_unless_given("--log.level", "debug")
+            } else {
+                vec![]
+            })
             .args(extra)
             .arg("serve")
             .stdout(Stdio::null())

@@ -151,7 +151,7 @@ async fn exec_failure_and_truncated_output() {
     let (_, o) = resolve_and_run(&spec, &alert(&[]), &ActionEnv::default()).await;
     assert_eq!(o.result, OutcomeResult::Failed, "{}", o.detail);
     assert!(o.detail.len() <= actions::DETAIL_MAX, "{}", o.detail.len());
-    assert!(o.detail.contains("exit status: 3"), "{}", &o.detail[..200]);
+    assert!(o.detail.contains("exit status 3"), "{}", &o.detail[..200]);
     assert!(o.detail.contains("82000 bytes"), "{}", &o.detail[..200]);
 }
 

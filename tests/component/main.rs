@@ -17,6 +17,7 @@ mod actions;
 mod actions_systemd;
 mod check_config;
 mod churn;
+mod cli;
 mod collect_golden;
 mod crash;
 mod docker;

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use super::fold::follow;
 use super::{
-    Captured, Incident, Notification, Plan, PlanTimeline, State, build, clock, code, one_line, open_only, time,
+    Captured, Incident, Notification, Plan, PlanTimeline, State, build, clock, code, one_line, open_only, time, zone_of,
 };
 use crate::evidence::Stage;
 use crate::receiver::journal::{Decision, Entry, Event};
@@ -50,7 +50,7 @@ fn render(entries: &[Entry], source: &str, since: Option<f64>, warnings: usize, 
         let t = time(inc.first_seen);
         if t.get(..10) != Some(day.as_str()) {
             day = t.get(..10).unwrap_or("").to_string();
-            let _ = writeln!(out, "## {day}\n");
+            let _ = writeln!(out, "## {day} (times in {})\n", zone_of(inc.first_seen));
         }
         incident(&mut out, inc);
     }
@@ -189,8 +189,8 @@ fn plan(out: &mut String, p: &Plan) {
         (Decision::Act, _) => format!("acting: {}", p.planned.join("; ")),
         (Decision::DryRun, _) => format!("dry run, would run: {}", p.planned.join("; ")),
         (Decision::PendingApproval, _) => format!(
-            "waiting for approval (`hostmedic approve {}`): {}",
-            p.id,
+            "waiting for approval (`{}`): {}",
+            crate::invocation::command(&format!("approve {}", p.id)),
             p.planned.join("; ")
         ),
         (Decision::Skip, Some(r)) if !p.detail.is_empty() => {

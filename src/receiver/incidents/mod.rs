@@ -31,13 +31,22 @@ pub use json::{PlanTimeline, json};
 pub use markdown::{markdown, markdown_open};
 pub use since::{load, parse_since};
 
+/// `2026-12-07 09:30:00 UTC`: in `TZ` (else the system's zone), named.
 fn time(ts: f64) -> String {
-    humantime::format_rfc3339_seconds(crate::time::system_time(ts)).to_string()
+    crate::time::display(ts)
 }
 
+/// The time of day of [`time`] (`09:30:00`), under a heading naming the
+/// day and the zone.
 fn clock(ts: f64) -> String {
     let t = time(ts);
     t.get(11..19).unwrap_or(&t).to_string()
+}
+
+/// The zone of [`time`] (`UTC`, `CET`).
+fn zone_of(ts: f64) -> String {
+    let t = time(ts);
+    t.get(20..).unwrap_or("").to_string()
 }
 
 fn code(s: &str) -> String {
@@ -308,10 +317,17 @@ fn settle(inc: &mut Incident) {
     }
     if inc.state != State::Resolved {
         for p in &waiting {
-            next.push(format!("approve: hostmedic approve {}", p.id));
+            next.push(format!(
+                "approve: {}",
+                crate::invocation::command(&format!("approve {}", p.id))
+            ));
         }
         for h in &held {
-            next.push(format!("once fixed: hostmedic clear-hold {}", h.target));
+            let target = crate::invocation::quote(&h.target);
+            next.push(format!(
+                "once fixed: {}",
+                crate::invocation::command(&format!("clear-hold {target}"))
+            ));
         }
     }
     for item in inc.plans.iter().flat_map(|p| &p.evidence).flat_map(|c| &c.items) {
@@ -347,8 +363,18 @@ mod tests {
         assert_eq!(b.state, State::WaitingForApproval);
         assert!(b.follow_up.contains(&"approve: hostmedic approve a2".to_string()));
         let md = markdown(&entries, "j", None, 0);
+        // Times are in this process's zone (TZ), named.
+        let resolved = format!(
+            "HostmedicUnitCrashLooping — critical — **resolved at {}**",
+            crate::time::display(160.0)
+        );
+        assert!(md.contains(&resolved), "lacks {resolved:?}:\n{md}");
+        let heading = format!(
+            "## 1970-01-01 (times in {})",
+            crate::time::display(0.0).get(20..).unwrap()
+        );
+        assert!(md.contains(&heading), "lacks {heading:?}:\n{md}");
         for want in [
-            "HostmedicUnitCrashLooping — critical — **resolved at 1970-01-01T00:02:40Z**",
             "**What happened**: worker.service is crash-looping",
             "> It restarted 5 times in 2 minutes.",
             "evidence before acting:",
