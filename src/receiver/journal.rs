@@ -483,7 +483,7 @@ mod tests {
         w.append(&[entry(1), entry(2)]).unwrap();
         drop(w);
         // Simulate a crash in the middle of a write.
-        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
         f.write_all(b"{\"seq\":3,\"ts\":1.0,\"event\":\"hold_cle").unwrap();
         drop(f);
         let (got, warn) = read_from(&p, 0).unwrap();
