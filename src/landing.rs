@@ -11,10 +11,11 @@ use serde_json::Value;
 
 use crate::hostsummary::HostSummary;
 
-/// Escapes text for HTML element content and attribute values.
+/// Escapes text for HTML element content and attribute values (control
+/// characters first, as everywhere alert text is shown: [`crate::text`]).
 pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
+    for c in crate::text::escape(s).chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),

@@ -63,6 +63,8 @@
 //! Shared leaves (they import none of their consumers):
 //! - [`error`]: `ConfigError` and `compile_regex`.
 //! - [`http`]: response helpers and path percent coding.
+//! - [`text`]: the one escaping of alert text (control characters, line
+//!   separators, bidi overrides) wherever it is rendered for a person.
 //! - [`time`]: Unix-seconds clock and the one RFC 3339 parser.
 //! - [`bytes`]: byte sizes in configuration (`"2GiB"`).
 //! - [`sync`]: the one mutex-poisoning policy (`lock`, `read`, `write`).
@@ -115,6 +117,7 @@ pub mod selfmetrics;
 pub mod server;
 pub mod sync;
 pub mod systemd;
+pub mod text;
 pub mod time;
 pub mod web;
 

@@ -412,7 +412,10 @@ impl Client {
         alert: &impl Serialize,
     ) -> Result<String, String> {
         let alert = serde_json::to_value(alert).map_err(|e| format!("alert: {e}"))?;
-        let p = ch.prepare(title, message, evidence, &alert)?;
+        // Whoever composed the text, no control character reaches a
+        // person raw: the title on one line, the message with its lines.
+        let (title, message) = (crate::text::escape(title), crate::text::escape_lines(message));
+        let p = ch.prepare(&title, &message, &crate::text::escape_lines(evidence), &alert)?;
         let secrets: Vec<&str> = p.secrets.iter().map(String::as_str).collect();
         let (retries, backoff, timeout) = ch.policy();
         let client = self.http()?;
