@@ -136,3 +136,98 @@ async fn journal_state_and_status_files_are_0600_in_0700_directories() {
     }
     drop(b);
 }
+
+const TOKEN: &str = "t0ken-for-tests-0123456789";
+
+/// A receiver with bearer auth and one notify-only rule (`Runaway`: an
+/// approval waits), `status_public` as given.
+fn receiver_config(d: &Path, status_public: bool) -> std::path::PathBuf {
+    TestConfig::new()
+        .disable(&["host", "hwmon", "processes", "pressure", "docker", "systemd", "git_lfs"])
+        .single_host("h1")
+        .receiver(d, |r| {
+            r.path("bearer_token_file", d.join("token"))
+                .set("status_public", status_public);
+        })
+        .rule(
+            common::config::Rule::new("runaway", "Runaway")
+                .set("mode", "notify-only")
+                .action(common::config::Action::exec(["/bin/true"])),
+        )
+        .write(d.join(format!("public-{status_public}.toml")))
+}
+
+async fn post_alert(b: &Binary, alertname: &str, summary: &str) {
+    let body = json!({"receiver": "hostmedic", "status": "firing", "version": "4",
+        "groupKey": "{}:{}", "truncatedAlerts": 0, "groupLabels": {}, "commonLabels": {},
+        "commonAnnotations": {}, "externalURL": "http://am",
+        "alerts": [{"status": "firing", "labels": {"alertname": alertname, "instance": "h1", "pid": "4242"},
+            "annotations": {"summary": summary}, "startsAt": "2026-01-01T00:00:00Z", "fingerprint": "0b"}]});
+    let r = client()
+        .post(b.url("/api/v1/alerts"))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+}
+
+async fn page(b: &Binary, token: Option<&str>, path: &str) -> (u16, String) {
+    let mut r = client().get(b.url(path));
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_landing_page_hides_what_the_status_api_protects() {
+    let dir = receiver_dir(TOKEN);
+    let b = Binary::start(&receiver_config(dir.path(), false), dir.path());
+    post_alert(&b, "Runaway", "pid 4242 is busy").await;
+    let (code, status) = page(&b, Some(TOKEN), "/api/v1/status").await;
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let id = status["pending_approvals"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a pending approval: {status}"))
+        .to_string();
+
+    // Without credentials: 401 from the API, and the page hides the same.
+    assert_eq!(page(&b, None, "/api/v1/status").await.0, 401);
+    let (code, html) = page(&b, None, "/").await;
+    assert_eq!(code, 200);
+    assert!(html.contains("details hidden: authenticate"), "{html}");
+    for secret in [id.as_str(), "Runaway", "pid 4242 is busy"] {
+        assert!(!html.contains(secret), "{secret:?} shown unauthenticated:\n{html}");
+    }
+    // With them: everything.
+    let (_, html) = page(&b, Some(TOKEN), "/").await;
+    assert!(html.contains(&id) && html.contains("Runaway"), "{html}");
+    assert!(!html.contains("details hidden"), "{html}");
+    drop(b);
+
+    // `status_public = true`: both open, alike.
+    let b = Binary::start(&receiver_config(dir.path(), true), dir.path());
+    assert_eq!(page(&b, None, "/api/v1/status").await.0, 200);
+    let (_, html) = page(&b, None, "/").await;
+    assert!(html.contains(&id) && !html.contains("details hidden"), "{html}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_newline_in_alert_text_is_escaped_on_the_page_and_in_the_log() {
+    let dir = receiver_dir(TOKEN);
+    let b = Binary::start(&receiver_config(dir.path(), false), dir.path());
+    post_alert(&b, "Runaway", "busy\n# forged\u{1b}[2J").await;
+    let (_, html) = page(&b, Some(TOKEN), "/").await;
+    assert!(html.contains("busy\\n# forged\\u{1b}[2J"), "{html}");
+    assert!(!html.contains('\u{1b}') && !html.contains("busy\n"), "{html}");
+    let (_, status) = page(&b, Some(TOKEN), "/api/v1/status").await;
+    assert!(status.contains("Runaway"), "{status}");
+    // Every log line is a logfmt record: nothing an alert carries starts one.
+    for line in b.log().lines() {
+        assert!(line.starts_with("ts=") || line.contains("level="), "forged log line {line:?}");
+    }
+}
