@@ -74,7 +74,7 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
     let srv = InProcess::start(Config::parse(&text, "test").unwrap()).await;
 
     // Before the first scrape the host part says so.
-    let (_, page) = get(&srv.url("/")).await;
+    let (_, page) = get_with_token(&srv.url("/"), TOKEN).await;
     assert!(page.contains("not scraped yet"), "{page}");
     assert_eq!(status(&srv).await["host"], Value::Null);
 
@@ -177,8 +177,9 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
         .as_str()
         .expect("Runaway waits")
         .to_string();
-    // The landing page shows the same.
-    let (_, page) = get(&srv.url("/")).await;
+    // The landing page shows the same, to the same credentials (without
+    // them it hides what the status API protects: tests/component/security.rs).
+    let (_, page) = get_with_token(&srv.url("/"), TOKEN).await;
     for want in [
         "<h2>Host</h2>",
         "coretemp/temp1 (Package id 0)",
@@ -211,7 +212,7 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
     let (code, _) = post(&url, Some(TOKEN), &payload(vec![resolved])).await;
     assert_eq!(code, 200);
     assert_eq!(names(&status(&srv).await["firing"]), ["DiskSlow", "Runaway"]);
-    let (_, page) = get(&srv.url("/")).await;
+    let (_, page) = get_with_token(&srv.url("/"), TOKEN).await;
     assert!(!page.contains("WorkerDown") && page.contains("DiskSlow"), "{page}");
     let file = d.join("status.json");
     eventually(

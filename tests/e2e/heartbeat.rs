@@ -156,7 +156,7 @@ async fn killing_prometheus_makes_hostmedic_report_the_pipeline_silent_then_back
     })
     .await;
     assert_eq!(metric(&st, "hostmedic_pipeline_silent").await, Some(1.0));
-    let (_, page) = common::get(&st.hostmedic().url("/")).await;
+    let (_, page) = common::get_with_token(&st.hostmedic().url("/"), TOKEN).await;
     assert!(page.contains("SILENT since"), "the landing page says so:\n{page}");
 
     // Prometheus comes back: the heartbeat returns, and so does the word.
