@@ -646,7 +646,7 @@ def remediation():
 
     l.row("Alert pipeline")
     l.add(stat("Pipeline silent", f"hostmedic_pipeline_silent{{{H}}}", steps=[(None, "green"), (1, "red")],
-               desc="1: no heartbeat (the always-firing Watchdog alert) arrived within receiver.heartbeat.max_silence; "
+               desc="1: no heartbeat (the always-firing HostmedicWatchdog alert) arrived within receiver.heartbeat.max_silence; "
                     "Prometheus or Alertmanager is down or cannot reach hostmedic."), 6, 8)
     l.add(stat("Last heartbeat age", heartbeat_age(), "s", steps=[(None, "green"), (150, "yellow"), (300, "red")],
                desc="Seconds since Alertmanager last delivered the heartbeat. No value: none since the state was created."),

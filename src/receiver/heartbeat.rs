@@ -1,7 +1,7 @@
 //! The dead-man's switch for the alert pipeline. On a small host Prometheus,
 //! Alertmanager and the failing services share one box, so the pipeline that
 //! brings alerts to hostmedic dies exactly when healing is needed. The shipped
-//! always-firing `Watchdog` rule, routed to hostmedic with a short
+//! always-firing `HostmedicWatchdog` rule, routed to hostmedic with a short
 //! `repeat_interval`, is a heartbeat: while it keeps arriving, the pipeline
 //! works. When none arrives within `receiver.heartbeat.max_silence`, hostmedic
 //! tells its notification channels itself ("alert pipeline silent since …"),
@@ -31,7 +31,7 @@ use crate::metrics::MetricSet;
 use crate::notify::Channels;
 
 /// The alert name of the shipped heartbeat rule.
-pub const DEFAULT_ALERTNAME: &str = "Watchdog";
+pub const DEFAULT_ALERTNAME: &str = "HostmedicWatchdog";
 
 /// `[receiver.heartbeat]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -406,7 +406,7 @@ mod tests {
     fn ev(state: PipelineChange, since: f64) -> PipelineEvent {
         PipelineEvent {
             state,
-            alertname: "Watchdog".into(),
+            alertname: "HostmedicWatchdog".into(),
             silent_since: since,
             last_heartbeat: None,
             message: String::new(),

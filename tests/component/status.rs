@@ -132,7 +132,7 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
         "11bb22cc33dd44ee",
     );
     let heartbeat = alert(
-        "Watchdog",
+        "HostmedicWatchdog",
         &[("severity", "info")],
         "2026-11-01T08:00:00Z",
         "firing",
@@ -190,7 +190,7 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
         "<h2>Alerts firing</h2>",
         "WorkerDown",
         "DiskSlow",
-        "ok; last Watchdog heartbeat",
+        "ok; last HostmedicWatchdog heartbeat",
         "<h2>Holds</h2>",
         // No rule failed and none has a quiet window: both sections say so.
         "<h2>Grown cooldowns (backoff)</h2>\n<p>none</p>",
@@ -201,7 +201,7 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
         assert!(page.contains(want), "landing page lacks {want:?}:\n{page}");
     }
     assert!(
-        !page.contains(">Watchdog<"),
+        !page.contains(">HostmedicWatchdog<"),
         "the heartbeat is not an alert of the host"
     );
 
@@ -287,7 +287,7 @@ async fn heartbeat_silence_is_told_once_survives_a_restart_and_ends_with_a_heart
     .await;
     let body = sink.all()[0].body.clone();
     assert!(
-        body.contains("no Watchdog heartbeat has come since hostmedic started"),
+        body.contains("no HostmedicWatchdog heartbeat has come since hostmedic started"),
         "{body}"
     );
     assert_eq!(pipeline_events(d), [PipelineChange::Silent]);
@@ -310,7 +310,7 @@ async fn heartbeat_silence_is_told_once_survives_a_restart_and_ends_with_a_heart
     let url = srv.url("/api/v1/alerts");
     let hb = |status: &str| {
         alert(
-            "Watchdog",
+            "HostmedicWatchdog",
             &[("severity", "info")],
             "2026-11-01T08:00:00Z",
             status,

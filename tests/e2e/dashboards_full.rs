@@ -28,7 +28,7 @@
 //!   rules: an exec action that succeeds, one that fails, a systemd restart
 //!   (verified, so every stage of `hostmedic_remediation_latency_seconds` is
 //!   observed) and two alerts on one target so the second finds the budget
-//!   spent and holds it; the shipped always-firing `Watchdog` rule reaches
+//!   spent and holds it; the shipped always-firing `HostmedicWatchdog` rule reaches
 //!   the receiver on its own route as the pipeline's heartbeat;
 //! - a second scrape target nobody listens on (a host that is down).
 //!
@@ -498,7 +498,7 @@ async fn every_panel_query_returns_data_in_a_full_world() {
         ),
         (
             "hostmedic_pipeline_heartbeat_last_timestamp_seconds > 0",
-            "the Watchdog heartbeat delivered by Alertmanager",
+            "the HostmedicWatchdog heartbeat delivered by Alertmanager",
         ),
     ] {
         println!("waiting for {what}");

@@ -391,7 +391,7 @@ mod tests {
         let ev = |state, message: &str| {
             Event::Pipeline(PipelineEvent {
                 state,
-                alertname: "Watchdog".into(),
+                alertname: "HostmedicWatchdog".into(),
                 silent_since: 50.0,
                 last_heartbeat: Some(50.0),
                 message: message.into(),
