@@ -47,7 +47,10 @@ pub fn escape_lines(s: &str) -> Cow<'_, str> {
     if !s.chars().any(|c| c != '\n' && is_unsafe(c)) {
         return Cow::Borrowed(s);
     }
-    let lines: Vec<Cow<str>> = s.split('\n').map(|l| escape(l.strip_suffix('\r').unwrap_or(l))).collect();
+    let lines: Vec<Cow<str>> = s
+        .split('\n')
+        .map(|l| escape(l.strip_suffix('\r').unwrap_or(l)))
+        .collect();
     Cow::Owned(lines.join("\n"))
 }
 

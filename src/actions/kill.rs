@@ -314,10 +314,7 @@ impl Resolved {
                 Ok(i) => i,
             };
             if !poll.next(None).await {
-                return Verification::NotHelped(format!(
-                    "pid {pid} ({}) is still running",
-                    shown(&last.cmdline)
-                ));
+                return Verification::NotHelped(format!("pid {pid} ({}) is still running", shown(&last.cmdline)));
             }
         }
     }

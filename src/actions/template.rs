@@ -255,7 +255,8 @@ mod tests {
     fn lenient_rendering_escapes_control_characters_strict_keeps_them() {
         let mut a = alert();
         a.labels.insert("unit".into(), "w.service\n# forged".into());
-        a.annotations.insert("description".into(), "line 1\nline 2\u{1b}[2J".into());
+        a.annotations
+            .insert("description".into(), "line 1\nline 2\u{1b}[2J".into());
         let t = "{{ alertname }} {{ labels.unit }}: {{ annotations.description }}";
         assert_eq!(
             render_lenient(t, &a).unwrap(),

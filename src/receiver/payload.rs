@@ -162,7 +162,10 @@ fn check_version(version: &str) -> Result<(), PayloadError> {
     let message = match version {
         "4" => return Ok(()),
         "" => "missing: Alertmanager's webhook payload carries \"version\": \"4\"".to_string(),
-        v => format!("unsupported webhook payload version {:?} (expected \"4\")", printable(v)),
+        v => format!(
+            "unsupported webhook payload version {:?} (expected \"4\")",
+            printable(v)
+        ),
     };
     Err(PayloadError::Invalid {
         path: "version".into(),

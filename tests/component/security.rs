@@ -68,7 +68,10 @@ async fn a_password_in_a_running_process_argv_never_reaches_metrics() {
         top_lines(&b, &comm)
     })
     .await;
-    let want = format!("cmdline=\"{} -c while :; do :; done {comm} --password=[REDACTED]\"", sh.display());
+    let want = format!(
+        "cmdline=\"{} -c while :; do :; done {comm} --password=[REDACTED]\"",
+        sh.display()
+    );
     assert!(lines.iter().all(|l| l.contains(&want)), "{want}\n{lines:#?}");
     let (_, body) = get(&b.url("/metrics")).await;
     assert!(!body.contains(&secret), "the secret is in /metrics");
@@ -228,6 +231,9 @@ async fn a_newline_in_alert_text_is_escaped_on_the_page_and_in_the_log() {
     assert!(status.contains("Runaway"), "{status}");
     // Every log line is a logfmt record: nothing an alert carries starts one.
     for line in b.log().lines() {
-        assert!(line.starts_with("ts=") || line.contains("level="), "forged log line {line:?}");
+        assert!(
+            line.starts_with("ts=") || line.contains("level="),
+            "forged log line {line:?}"
+        );
     }
 }

@@ -109,9 +109,15 @@ fn remediation_example_covers_every_alert_safely() {
     for alert in alert_names().into_iter().filter(|a| a != heartbeat) {
         let mapped = rules.iter().any(|(_, a, _)| *a == alert);
         if info.contains(&alert) {
-            assert!(!mapped, "{alert} is info-level: no [[remediation]] rule may notify about it");
+            assert!(
+                !mapped,
+                "{alert} is info-level: no [[remediation]] rule may notify about it"
+            );
         } else {
-            assert!(mapped, "{alert}: no [[remediation]] rule in config/remediation.example.toml");
+            assert!(
+                mapped,
+                "{alert}: no [[remediation]] rule in config/remediation.example.toml"
+            );
         }
     }
     let names = alert_names();

@@ -47,7 +47,10 @@ fn the_healthy_host_rule_test_covers_every_alert() {
                 .unwrap_or_else(|| panic!("healthy_host.test.yml: no case for {name} at {t}"));
             let fired = case["exp_alerts"].as_sequence().unwrap();
             if severity != "info" {
-                assert!(fired.is_empty(), "{name} ({severity}) is expected to fire on a healthy host at {t}");
+                assert!(
+                    fired.is_empty(),
+                    "{name} ({severity}) is expected to fire on a healthy host at {t}"
+                );
             }
             for a in fired {
                 assert_eq!(a["exp_labels"]["severity"].as_str(), Some("info"), "{name} at {t}");
@@ -110,7 +113,10 @@ fn every_shipped_alertmanager_config_routes_info_to_nobody() {
         let inst = format!("instance={instance}");
         let quiet = route(file, &["severity=info", "alertname=HostmedicNoSwap", &inst]);
         assert!(!quiet.contains(','), "{file}: info goes to several receivers: {quiet}");
-        assert!(notifies_nobody(file, &quiet), "{file}: info goes to {quiet}, which notifies");
+        assert!(
+            notifies_nobody(file, &quiet),
+            "{file}: info goes to {quiet}, which notifies"
+        );
         // The heartbeat (also info) still reaches hostmedic; a warning too.
         let hb = route(file, &["severity=info", "alertname=HostmedicWatchdog"]);
         assert!(hb.contains(host_receiver), "{file}: the heartbeat goes to {hb}");

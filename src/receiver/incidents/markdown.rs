@@ -383,7 +383,7 @@ mod tests {
                     ..
                 } => {
                     labels.insert("unit".into(), forged.into());
-                    *alertname = format!("HostmedicUnitCrashLooping\n## forged day");
+                    *alertname = "HostmedicUnitCrashLooping\n## forged day".to_string();
                     *summary = Some("crash-looping\r\n### forged incident".into());
                 }
                 Event::Decision { target, .. } => *target = format!("systemd:system:{forged}"),
@@ -392,8 +392,14 @@ mod tests {
         }
         let md = markdown(&entries, "j", None, 0);
         for line in md.lines() {
-            assert!(!line.trim_start().starts_with("# forged"), "forged line {line:?} in:\n{md}");
-            assert!(!line.starts_with("## forged") && !line.starts_with("### forged"), "{line:?}:\n{md}");
+            assert!(
+                !line.trim_start().starts_with("# forged"),
+                "forged line {line:?} in:\n{md}"
+            );
+            assert!(
+                !line.starts_with("## forged") && !line.starts_with("### forged"),
+                "{line:?}:\n{md}"
+            );
             assert!(!line.contains('\u{1b}') && !line.contains('\r'), "{line:?}");
         }
         assert!(md.contains("unit=worker.service\\n# forged heading\\r\\n"), "{md}");
