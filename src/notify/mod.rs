@@ -134,6 +134,11 @@ impl NotifyChannel {
         evidence: &str,
         alert: &serde_json::Value,
     ) -> Result<Prepared, String> {
+        // Whoever composed the text, no control character reaches a person
+        // raw (`crate::text`): the title on one line, message and evidence
+        // with their line breaks.
+        let (title, message) = (&*crate::text::escape(title), &*crate::text::escape_lines(message));
+        let evidence = &*crate::text::escape_lines(evidence);
         match self {
             NotifyChannel::Ntfy(c) => c.prepare(title, &compose(message, evidence, NTFY_MESSAGE_MAX, Measure::Bytes)),
             NotifyChannel::Telegram(c) => {
@@ -412,10 +417,7 @@ impl Client {
         alert: &impl Serialize,
     ) -> Result<String, String> {
         let alert = serde_json::to_value(alert).map_err(|e| format!("alert: {e}"))?;
-        // Whoever composed the text, no control character reaches a
-        // person raw: the title on one line, the message with its lines.
-        let (title, message) = (crate::text::escape(title), crate::text::escape_lines(message));
-        let p = ch.prepare(&title, &message, &crate::text::escape_lines(evidence), &alert)?;
+        let p = ch.prepare(title, message, evidence, &alert)?;
         let secrets: Vec<&str> = p.secrets.iter().map(String::as_str).collect();
         let (retries, backoff, timeout) = ch.policy();
         let client = self.http()?;
