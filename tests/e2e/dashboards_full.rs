@@ -246,12 +246,16 @@ fn sources_config(w: &World, base: TestConfig) -> TestConfig {
         g.path("sysfs_root", w.sysfs);
     })
     .section("processes", |p| {
-        p.set("top_k", 5).set("sample_interval", "1s").push("watch", |x| {
-            x.set("name", "sleepers")
-                .set("cmdline", w.watch_re.as_str())
-                .set("min", 1)
-                .set("max", 1);
-        });
+        // The opt-in cmdline label, for the processes table's column.
+        p.set("top_k", 5)
+            .set("sample_interval", "1s")
+            .set("cmdline_label", true)
+            .push("watch", |x| {
+                x.set("name", "sleepers")
+                    .set("cmdline", w.watch_re.as_str())
+                    .set("min", 1)
+                    .set("max", 1);
+            });
     })
     .section("logfile", |l| {
         l.set("interval", "100ms").push("watch", |x| {
