@@ -1,7 +1,8 @@
 //! The dead-man's switch for the alert pipeline. On a small host Prometheus,
 //! Alertmanager and the failing services share one box, so the pipeline that
 //! brings alerts to hostmedic dies exactly when healing is needed. The shipped
-//! always-firing `HostmedicWatchdog` rule, routed to hostmedic with a short
+//! always-firing `HostmedicWatchdog` rule (once `Watchdog`, a name other rule
+//! sets use for their own heartbeat), routed to hostmedic with a short
 //! `repeat_interval`, is a heartbeat: while it keeps arriving, the pipeline
 //! works. When none arrives within `receiver.heartbeat.max_silence`, hostmedic
 //! tells its notification channels itself ("alert pipeline silent since …"),
@@ -459,6 +460,13 @@ mod tests {
         assert!(!m.contains("401"), "{m}");
         let m = back_message(&c, "web-1", 0.0, 420.0);
         assert!(m.starts_with("alert pipeline back after 7m on web-1"), "{m}");
+    }
+
+    #[test]
+    fn the_heartbeat_is_hostmedics_own_name() {
+        // `Watchdog` is what other rule sets call theirs: not ours by default.
+        assert_eq!(HeartbeatConfig::default().alertname, "HostmedicWatchdog");
+        assert_eq!(DEFAULT_ALERTNAME, "HostmedicWatchdog");
     }
 
     #[test]
