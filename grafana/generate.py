@@ -17,6 +17,9 @@ import os
 import sys
 
 H = 'instance=~"$host"'
+# The firing-alert counts leave info-level facts out (HostmedicNoSwap on a
+# healthy host without swap must not keep a stat red).
+NOT_INFO = "No value: nothing is firing. Info-level facts (severity info, e.g. HostmedicNoSwap) are not counted."
 DS = {"type": "prometheus", "uid": "${datasource}"}
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -301,8 +304,8 @@ def host_overview():
                desc="0 means no swap (HostmedicNoSwap)."), 4, 4)
     l.add(stat("Hottest sensor", f"max by (instance) (hostmedic_hwmon_temp_celsius{{{H}}})", "celsius",
                [(None, "green"), (75, "yellow"), (85, "red")]), 4, 4)
-    l.add(stat("Firing alerts", f'count by (instance) (ALERTS{{alertstate="firing", {H}}})', "short",
-               [(None, "green"), (1, "red")], desc="No value: nothing is firing."), 4, 4)
+    l.add(stat("Firing alerts", f'count by (instance) (ALERTS{{alertstate="firing", severity!="info", {H}}})', "short",
+               [(None, "green"), (1, "red")], desc=NOT_INFO), 4, 4)
 
     l.row("Temperatures")
     l.add(timeseries("Temperatures", [
@@ -604,8 +607,8 @@ def remediation():
     l.row("Alerts")
     l.add(stat("Holds active", f"hostmedic_remediation_holds_active{{{H}}}", steps=[(None, "green"), (1, "red")],
                desc="Targets hostmedic stopped acting on after their budget was spent."), 6, 4)
-    l.add(stat("Alerts firing", f'count by (instance) (ALERTS{{alertstate="firing", {H}}})', steps=[(None, "green"), (1, "red")],
-               desc="No value: nothing is firing."), 6, 4)
+    l.add(stat("Alerts firing", f'count by (instance) (ALERTS{{alertstate="firing", severity!="info", {H}}})', steps=[(None, "green"), (1, "red")],
+               desc=NOT_INFO), 6, 4)
     l.add(timeseries("Alerts received per minute", [
         target(f"sum by (instance, status) (rate(hostmedic_alerts_received_total{{{H}}}[$__rate_interval])) * 60", "{{instance}} {{status}}"),
     ], "short", min_=0), 12, 8)
@@ -646,7 +649,7 @@ def remediation():
 
     l.row("Alert pipeline")
     l.add(stat("Pipeline silent", f"hostmedic_pipeline_silent{{{H}}}", steps=[(None, "green"), (1, "red")],
-               desc="1: no heartbeat (the always-firing Watchdog alert) arrived within receiver.heartbeat.max_silence; "
+               desc="1: no heartbeat (the always-firing HostmedicWatchdog alert) arrived within receiver.heartbeat.max_silence; "
                     "Prometheus or Alertmanager is down or cannot reach hostmedic."), 6, 8)
     l.add(stat("Last heartbeat age", heartbeat_age(), "s", steps=[(None, "green"), (150, "yellow"), (300, "red")],
                desc="Seconds since Alertmanager last delivered the heartbeat. No value: none since the state was created."),
@@ -684,7 +687,7 @@ def fleet():
         "sum by (instance) (\n"
         f'  label_replace(100 * (1 - {up}), "part", "down", "", "")\n'
         f'  or label_replace(10 * count by (instance) (ALERTS{{alertstate="firing", severity="critical", {H}}}), "part", "critical", "", "")\n'
-        f'  or label_replace(count by (instance) (ALERTS{{alertstate="firing", severity!="critical", {H}}}), "part", "other", "", "")\n'
+        f'  or label_replace(count by (instance) (ALERTS{{alertstate="firing", severity!~"critical|info", {H}}}), "part", "other", "", "")\n'
         ")"
     )
     l = Layout()
@@ -692,7 +695,8 @@ def fleet():
     l.add(stat("Hosts up", f'count(up{{job=~"hostmedic.*", {H}}} == 1)', legend="up"), 4, 4)
     l.add(stat("Hosts down", f'count(up{{job=~"hostmedic.*", {H}}} == 0)', steps=[(None, "red")], legend="down",
                desc="No value: every host is up."), 4, 4)
-    l.add(stat("Alerts firing", f'count(ALERTS{{alertstate="firing", {H}}})', steps=[(None, "green"), (1, "red")], legend="firing"), 4, 4)
+    l.add(stat("Alerts firing", f'count(ALERTS{{alertstate="firing", severity!="info", {H}}})', steps=[(None, "green"), (1, "red")], legend="firing",
+               desc=NOT_INFO), 4, 4)
     l.add(stat("Holds active", f"sum(hostmedic_remediation_holds_active{{{H}}})", steps=[(None, "green"), (1, "red")], legend="holds"), 4, 4)
     l.add(stat("Actions failed (range)", f'sum(increase(hostmedic_actions_total{{result="failed", {H}}}[$__range]))',
                steps=[(None, "green"), (1, "red")], legend="failed"), 4, 4)
@@ -701,7 +705,7 @@ def fleet():
         ("Score", score),
         ("Up", up),
         ("Critical", f'count by (instance) (ALERTS{{alertstate="firing", severity="critical", {H}}})'),
-        ("Warnings", f'count by (instance) (ALERTS{{alertstate="firing", severity!="critical", {H}}})'),
+        ("Warnings", f'count by (instance) (ALERTS{{alertstate="firing", severity!~"critical|info", {H}}})'),
         ("Load per CPU", f"hostmedic_host_load1{{{H}}} / hostmedic_host_cpus{{{H}}}"),
         ("Memory available", f"hostmedic_host_memory_available_bytes{{{H}}} / hostmedic_host_memory_total_bytes{{{H}}}"),
         ("Fullest disk", f"max by (instance) (1 - hostmedic_host_filesystem_avail_bytes{{{H}}} / hostmedic_host_filesystem_size_bytes{{{H}}})"),
@@ -712,7 +716,7 @@ def fleet():
     ], ["instance"], sort="Score",
         desc="Score = 100 if hostmedic is down + 10 per critical alert + 1 per other alert; highest first.",
         units={"Memory available": "percentunit", "Fullest disk": "percentunit", "Hottest sensor": "celsius"}), 24, 10)
-    l.add(bargauge("Firing alerts per host", f'sort_desc(count by (instance) (ALERTS{{alertstate="firing", {H}}}))',
+    l.add(bargauge("Firing alerts per host", f'sort_desc(count by (instance) (ALERTS{{alertstate="firing", severity!="info", {H}}}))',
                    "{{instance}}", steps=[(None, "green"), (1, "orange"), (5, "red")]), 8, 8)
     l.add(bargauge("Load per CPU, worst 10", f"topk(10, hostmedic_host_load1{{{H}}} / hostmedic_host_cpus{{{H}}})",
                    "{{instance}}", steps=[(None, "green"), (1, "yellow"), (2, "red")]), 8, 8)

@@ -252,7 +252,10 @@ impl App {
     /// The HTML landing page: links, each collector's last status, then the
     /// host summary of the last scrape and the receiver's view
     /// ([`crate::landing`]).
-    pub async fn landing_page(&self) -> String {
+    /// The landing page; without `details` (a request the status API would
+    /// refuse, see `Receiver::may_read_status`) the receiver's sections are
+    /// replaced by one line asking to authenticate.
+    pub async fn landing_page(&self, details: bool) -> String {
         let mut rows = String::new();
         let status = self.runner.status();
         for c in self.runner.collectors() {
@@ -277,10 +280,13 @@ impl App {
             ));
         }
         let status = match &self.receiver {
-            Some(r) => Some(r.status_json().await),
-            None => None,
+            Some(r) if details => Some(r.status_json().await),
+            _ => None,
         };
-        let sections = crate::landing::sections(self.host.load().as_deref(), status.as_ref());
+        let mut sections = crate::landing::sections(self.host.load().as_deref(), status.as_ref());
+        if self.receiver.is_some() && !details {
+            sections.push_str(crate::landing::DETAILS_HIDDEN);
+        }
         format!(
             r#"<!doctype html>
 <html><head><meta charset="utf-8"><title>hostmedic</title>

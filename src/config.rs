@@ -207,10 +207,13 @@ pub const COLLECTORS: &[Registration] = &[
         section: "processes",
         wanted: |c| c.processes.enabled,
         build: |c| {
-            Ok(Arc::new(collectors::processes::ProcessesCollector::new(
+            // The `cmdline` label is redacted like the incident evidence.
+            let redactor = crate::redact::Redactor::new("receiver.evidence.redact", &c.receiver.evidence.redact)?;
+            Ok(Arc::new(collectors::processes::ProcessesCollector::with_redactor(
                 &c.processes,
                 &c.global.procfs_root,
                 &c.systemd.passwd_file,
+                redactor,
             )?))
         },
     },

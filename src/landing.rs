@@ -11,10 +11,11 @@ use serde_json::Value;
 
 use crate::hostsummary::HostSummary;
 
-/// Escapes text for HTML element content and attribute values.
+/// Escapes text for HTML element content and attribute values (control
+/// characters first, as everywhere alert text is shown: [`crate::text`]).
 pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
+    for c in crate::text::escape(s).chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
@@ -26,6 +27,12 @@ pub fn html_escape(s: &str) -> String {
     }
     out
 }
+
+/// What replaces the receiver's sections for a request that the status API
+/// would refuse (`Receiver::may_read_status`).
+pub const DETAILS_HIDDEN: &str = "<p class=\"details-hidden\">details hidden: authenticate \
+(the receiver's credentials, as for <a href=\"api/v1/status\">/api/v1/status</a>) to see the alert \
+pipeline, firing alerts, holds and pending approvals</p>\n";
 
 fn time(ts: f64) -> String {
     humantime::format_rfc3339_seconds(crate::time::system_time(ts)).to_string()

@@ -61,7 +61,7 @@
 //!   resolution, run, verify) behind the delegating `ActionSpec`/`Resolved`.
 //! - [`evidence`]: what is captured about an incident's subjects before
 //!   acting and at verification (one file per subject kind), its
-//!   redaction and bounds, `[receiver.evidence]`.
+//!   redaction (through [`redact`]) and bounds, `[receiver.evidence]`.
 //!
 //! Shared leaves (they import none of their consumers):
 //! - [`error`]: `ConfigError` and `compile_regex`.
@@ -69,9 +69,14 @@
 //! - [`invocation`]: the configuration the control subcommands find
 //!   (`--config`, `HOSTMEDIC_CONFIG`, the packaged file) and the commands
 //!   printed for a person to paste (`--config` when not the packaged one).
+//! - [`text`]: the one escaping of alert text (control characters, line
+//!   separators, bidi overrides) wherever it is rendered for a person.
 //! - [`time`]: Unix-seconds clock and the one RFC 3339 parser.
 //! - [`bytes`]: byte sizes in configuration (`"2GiB"`).
 //! - [`sync`]: the one mutex-poisoning policy (`lock`, `read`, `write`).
+//! - [`redact`]: secrets out of text hostmedic exports or records (incident
+//!   evidence, the processes collector's `cmdline` label, the kill action's
+//!   messages).
 //! - [`procfs`]: bounded readers of `<procfs_root>`, for the processes
 //!   collector, the kill action and the cgroup leaf.
 //! - [`cgroup`]: cgroup v2/v1 file readers (CPU, memory, tasks, I/O, PSI; one
@@ -115,10 +120,12 @@ pub mod notify;
 pub mod observed;
 pub mod procfs;
 pub mod receiver;
+pub mod redact;
 pub mod selfmetrics;
 pub mod server;
 pub mod sync;
 pub mod systemd;
+pub mod text;
 pub mod time;
 pub mod web;
 

@@ -151,7 +151,9 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             if !get_only(&req) {
                 return method_not_allowed("GET, HEAD");
             }
-            response(StatusCode::OK, HTML_TYPE, app.landing_page().await)
+            // The receiver's sections follow the status API's rule.
+            let details = app.receiver.as_ref().is_none_or(|r| r.may_read_status(&req));
+            response(StatusCode::OK, HTML_TYPE, app.landing_page(details).await)
         }
         "/-/healthy" | "/-/ready" => {
             if !get_only(&req) {

@@ -168,6 +168,12 @@ pub fn proc_info(procfs: &Path, pid: i32) -> Result<ProcInfo, ProcError> {
     })
 }
 
+/// A command line as the action's messages (journal, notifications, logs)
+/// show it: redacted, then cut to 200 characters.
+fn shown(cmdline: &str) -> String {
+    super::truncate(crate::redact::defaults().redact(cmdline), 200)
+}
+
 fn is_gone(state: char) -> bool {
     matches!(state, 'Z' | 'X' | 'x')
 }
@@ -264,12 +270,12 @@ impl Resolved {
         if !allow.is_match(&info.cmdline) {
             return refuse(format!(
                 "kill: pid {pid} command line {:?} does not match allow pattern {:?}",
-                super::truncate(info.cmdline.clone(), 200),
+                shown(&info.cmdline),
                 a.allow
             ));
         }
         self.pinned.set(info.start_time);
-        let who = format!("pid {pid} ({})", super::truncate(info.cmdline.clone(), 200));
+        let who = format!("pid {pid} ({})", shown(&info.cmdline));
         if env.dry_run {
             return Outcome::new(
                 OutcomeResult::DryRun,
@@ -352,10 +358,7 @@ impl Resolved {
                 Ok(i) => i,
             };
             if !poll.next(None).await {
-                return Verification::NotHelped(format!(
-                    "pid {pid} ({}) is still running",
-                    super::truncate(last.cmdline, 200)
-                ));
+                return Verification::NotHelped(format!("pid {pid} ({}) is still running", shown(&last.cmdline)));
             }
         }
     }
@@ -378,5 +381,11 @@ mod tests {
         );
         assert!(!me.cmdline.is_empty());
         assert!(!is_gone(me.state));
+    }
+
+    #[test]
+    fn messages_show_the_command_line_redacted() {
+        let s = shown("worker --password=hunter2 --queue high");
+        assert_eq!(s, "worker --password=[REDACTED] --queue high");
     }
 }

@@ -127,7 +127,7 @@ impl Resolved {
 
 /// Default title: `"<alertname> (<status>)"`.
 pub fn default_title(alert: &Alert) -> String {
-    format!("{} ({})", alert.alertname, alert.status)
+    format!("{} ({})", crate::text::escape(&alert.alertname), alert.status)
 }
 
 /// Default message: summary/description annotations and the labels.
@@ -135,11 +135,15 @@ pub fn default_message(alert: &Alert) -> String {
     let mut m = String::new();
     for k in ["summary", "description"] {
         if let Some(v) = alert.annotations.get(k) {
-            m.push_str(v);
+            m.push_str(&crate::text::escape_lines(v));
             m.push('\n');
         }
     }
-    let labels: Vec<String> = alert.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let labels: Vec<String> = alert
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={}", crate::text::escape(v)))
+        .collect();
     m.push_str(&labels.join(", "));
     m
 }

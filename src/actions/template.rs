@@ -129,6 +129,17 @@ fn render_with(template: &str, alert: &Alert, lenient: bool) -> Result<String, T
             Field::StartsAt => Some(alert.starts_at.as_str()),
         };
         match v {
+            // Lenient rendering is for text a person reads: a label's
+            // control characters are escaped (an annotation keeps its line
+            // breaks), see `crate::text`.
+            Some(v) if lenient && matches!(f, Field::Annotation(_)) => {
+                out.push_str(&crate::text::escape_lines(v));
+                Ok(())
+            }
+            Some(v) if lenient => {
+                out.push_str(&crate::text::escape(v));
+                Ok(())
+            }
             Some(v) => {
                 out.push_str(v);
                 Ok(())
@@ -253,6 +264,21 @@ mod tests {
         );
         assert!(render_lenient("{{ bogus }}", &a).is_err());
         assert!(render_lenient("{{ labels.x", &a).is_err());
+    }
+
+    #[test]
+    fn lenient_rendering_escapes_control_characters_strict_keeps_them() {
+        let mut a = alert();
+        a.labels.insert("unit".into(), "w.service\n# forged".into());
+        a.annotations
+            .insert("description".into(), "line 1\nline 2\u{1b}[2J".into());
+        let t = "{{ alertname }} {{ labels.unit }}: {{ annotations.description }}";
+        assert_eq!(
+            render_lenient(t, &a).unwrap(),
+            "UnitCrashLoop w.service\\n# forged: line 1\nline 2\\u{1b}[2J"
+        );
+        // Strict rendering feeds argv and targets, whose grammars judge it.
+        assert_eq!(render("{{ labels.unit }}", &a).unwrap(), "w.service\n# forged");
     }
 
     #[test]

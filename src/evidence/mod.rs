@@ -22,7 +22,9 @@ pub mod container;
 pub mod lfs;
 pub mod path;
 pub mod process;
-pub mod redact;
+/// The redaction moved to the shared leaf [`crate::redact`] (the processes
+/// collector and the kill action use it too); its old path stays.
+pub use crate::redact;
 pub mod unit;
 
 use std::collections::BTreeMap;

@@ -134,6 +134,11 @@ impl NotifyChannel {
         evidence: &str,
         alert: &serde_json::Value,
     ) -> Result<Prepared, String> {
+        // Whoever composed the text, no control character reaches a person
+        // raw (`crate::text`): the title on one line, message and evidence
+        // with their line breaks.
+        let (title, message) = (&*crate::text::escape(title), &*crate::text::escape_lines(message));
+        let evidence = &*crate::text::escape_lines(evidence);
         match self {
             NotifyChannel::Ntfy(c) => c.prepare(title, &compose(message, evidence, NTFY_MESSAGE_MAX, Measure::Bytes)),
             NotifyChannel::Telegram(c) => {

@@ -118,3 +118,36 @@ fn telegram_text_carries_title_message_and_evidence_within_4096() {
     assert!(text.starts_with("title\nmessage\n\neee"), "{}", &text[..40]);
     assert!(text.encode_utf16().count() <= 4096);
 }
+
+#[test]
+fn control_characters_never_reach_the_channel_raw() {
+    let d = tempfile::tempdir().unwrap();
+    let tok = d.path().join("t");
+    std::fs::write(&tok, "123456:secret-token-value\n").unwrap();
+    let ch = NotifyChannel::Telegram(TelegramChannel {
+        api_base: "http://127.0.0.1:1".into(),
+        bot_token_file: tok,
+        chat_id: ChatId::Id(1),
+        retries: 0,
+        backoff: Duration::from_secs(1),
+        timeout: Duration::from_secs(1),
+    });
+    let p = ch
+        .prepare(
+            "Runaway\nApprove: now",
+            "line 1\r\nline 2\u{1b}[2J",
+            "log \u{202e}txt",
+            &serde_json::json!({}),
+        )
+        .unwrap();
+    let text = p.body["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("Runaway\\nApprove: now\nline 1\nline 2\\u{1b}[2J"),
+        "{text}"
+    );
+    assert!(text.contains("log \\u{202e}txt"), "{text}");
+    assert!(
+        !text.contains('\r') && !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+        "{text}"
+    );
+}

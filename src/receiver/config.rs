@@ -37,6 +37,11 @@ pub struct ReceiverConfig {
     /// Explicitly allow serving the receiver without authentication on a
     /// non-loopback address (refused otherwise).
     pub allow_unauthenticated_non_loopback: bool,
+    /// Let anyone read the receiver's state (alerts, targets, holds,
+    /// approval ids) without credentials: `/api/v1/status` and the landing
+    /// page's receiver sections alike (`Receiver::may_read_status`). Off:
+    /// both need the credentials the webhook needs (when it has any).
+    pub status_public: bool,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Most alerts accepted in one request (more → 413).
@@ -99,6 +104,7 @@ impl Default for ReceiverConfig {
             basic_auth_password_file: None,
             web_users: None,
             allow_unauthenticated_non_loopback: false,
+            status_public: false,
             max_body_bytes: 1 << 20,
             max_alerts_per_request: 1000,
             journal_path: PathBuf::from("/var/lib/hostmedic/journal.jsonl"),

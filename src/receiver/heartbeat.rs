@@ -1,7 +1,8 @@
 //! The dead-man's switch for the alert pipeline. On a small host Prometheus,
 //! Alertmanager and the failing services share one box, so the pipeline that
 //! brings alerts to hostmedic dies exactly when healing is needed. The shipped
-//! always-firing `Watchdog` rule, routed to hostmedic with a short
+//! always-firing `HostmedicWatchdog` rule (once `Watchdog`, a name other rule
+//! sets use for their own heartbeat), routed to hostmedic with a short
 //! `repeat_interval`, is a heartbeat: while it keeps arriving, the pipeline
 //! works. When none arrives within `receiver.heartbeat.max_silence`, hostmedic
 //! tells its notification channels itself ("alert pipeline silent since …"),
@@ -31,7 +32,7 @@ use crate::metrics::MetricSet;
 use crate::notify::Channels;
 
 /// The alert name of the shipped heartbeat rule.
-pub const DEFAULT_ALERTNAME: &str = "Watchdog";
+pub const DEFAULT_ALERTNAME: &str = "HostmedicWatchdog";
 
 /// `[receiver.heartbeat]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -171,13 +172,31 @@ fn took(secs: f64) -> String {
 }
 
 /// The silence message (the operator reads it on the phone).
-fn silent_message(cfg: &HeartbeatConfig, host: &str, since: f64, last: Option<f64>, now: f64) -> String {
+/// `refused`: webhook requests refused 401 since the silence began (how
+/// many, the last one's time): then the pipeline is up and its deliveries
+/// carry the wrong credentials, so the message says that instead of
+/// blaming Prometheus.
+fn silent_message(
+    cfg: &HeartbeatConfig,
+    host: &str,
+    (since, last): (f64, Option<f64>),
+    now: f64,
+    refused: Option<(usize, f64)>,
+) -> String {
     let seen = match last {
         Some(t) => format!("the last {} heartbeat came at {}", cfg.alertname, rfc3339(t)),
         None => format!("no {} heartbeat has come since hostmedic started", cfg.alertname),
     };
+    let why = match refused {
+        Some((n, at)) => format!(
+            "{n} webhook request(s) were refused 401 since then (the last at {}): Alertmanager is delivering \
+             with the wrong token (its credentials_file must hold receiver.bearer_token_file's token)",
+            rfc3339(at)
+        ),
+        None => "Prometheus or Alertmanager down?".to_string(),
+    };
     format!(
-        "alert pipeline silent since {} on {host} ({} without a heartbeat; {seen}): Prometheus or Alertmanager down? \
+        "alert pipeline silent since {} on {host} ({} without a heartbeat; {seen}): {why}. \
          Until it is back no alert reaches hostmedic and nothing is remediated.",
         rfc3339(since),
         took(now - since),
@@ -295,6 +314,7 @@ impl Receiver {
             return Ok(None);
         }
         let max = hb.max_silence.as_secs_f64();
+        let metrics = &self.metrics;
         let silent = self
             .ledger
             .append(|b| {
@@ -312,7 +332,13 @@ impl Receiver {
                     alertname: hb.alertname.clone(),
                     silent_since: since,
                     last_heartbeat: p.last_heartbeat,
-                    message: silent_message(hb, &s.identity.name, since, p.last_heartbeat, b.now()),
+                    message: silent_message(
+                        hb,
+                        &s.identity.name,
+                        (since, p.last_heartbeat),
+                        b.now(),
+                        metrics.unauthorized_since(since),
+                    ),
                 };
                 b.push(Event::Pipeline(ev.clone()));
                 Some(ev)
@@ -381,7 +407,7 @@ mod tests {
     fn ev(state: PipelineChange, since: f64) -> PipelineEvent {
         PipelineEvent {
             state,
-            alertname: "Watchdog".into(),
+            alertname: "HostmedicWatchdog".into(),
             silent_since: since,
             last_heartbeat: None,
             message: String::new(),
@@ -425,13 +451,49 @@ mod tests {
     #[test]
     fn messages_say_what_happened() {
         let c = HeartbeatConfig::default();
-        let m = silent_message(&c, "web-1", 0.0, Some(0.0), 360.0);
+        let m = silent_message(&c, "web-1", (0.0, Some(0.0)), 360.0, None);
         assert!(
             m.starts_with("alert pipeline silent since 1970-01-01T00:00:00Z on web-1 (6m"),
             "{m}"
         );
         assert!(m.contains("Prometheus or Alertmanager down?"), "{m}");
+        assert!(!m.contains("401"), "{m}");
         let m = back_message(&c, "web-1", 0.0, 420.0);
         assert!(m.starts_with("alert pipeline back after 7m on web-1"), "{m}");
+    }
+
+    #[test]
+    fn the_heartbeat_is_hostmedics_own_name() {
+        // `Watchdog` is what other rule sets call theirs: not ours by default.
+        assert_eq!(HeartbeatConfig::default().alertname, "HostmedicWatchdog");
+        assert_eq!(DEFAULT_ALERTNAME, "HostmedicWatchdog");
+    }
+
+    #[test]
+    fn recent_401s_blame_the_token_not_prometheus() {
+        let c = HeartbeatConfig::default();
+        let m = silent_message(&c, "web-1", (0.0, Some(0.0)), 360.0, Some((12, 350.0)));
+        assert!(
+            m.contains("12 webhook request(s) were refused 401 since then (the last at 1970-01-01T00:05:50Z)"),
+            "{m}"
+        );
+        assert!(m.contains("Alertmanager is delivering with the wrong token"), "{m}");
+        assert!(!m.contains("Prometheus or Alertmanager down?"), "{m}");
+    }
+
+    #[test]
+    fn only_401s_since_the_silence_count() {
+        let m = super::super::metrics::Metrics::default();
+        let before = crate::time::now();
+        assert_eq!(m.unauthorized_since(0.0), None);
+        m.request(200);
+        m.request(422);
+        assert_eq!(m.unauthorized_since(0.0), None);
+        m.request(401);
+        m.request(401);
+        let (n, last) = m.unauthorized_since(before).unwrap();
+        assert_eq!(n, 2);
+        assert!(last >= before);
+        assert_eq!(m.unauthorized_since(last + 60.0), None);
     }
 }

@@ -44,6 +44,16 @@ impl Receiver {
                 .check(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes()))
     }
 
+    /// The one rule for who may read the receiver's state (the alerts
+    /// firing, targets, holds, pending approvals and their ids): asked by
+    /// `/api/v1/status` and by the landing page, so neither shows what the
+    /// other protects. Anyone with `receiver.status_public`, else whoever
+    /// [`Receiver::authorized`] admits (everyone when there are no
+    /// credentials).
+    pub fn may_read_status<B>(&self, req: &Request<B>) -> bool {
+        self.settings().cfg.status_public || self.authorized(req)
+    }
+
     /// The method check (405 with `Allow: allow`), then the credentials
     /// check (401), that every receiver endpoint starts with: the answer
     /// when the request fails one.
@@ -77,8 +87,11 @@ impl Receiver {
             return r;
         }
         if path == STATUS_PATH {
-            if let Some(r) = self.refusal(&req, &[Method::GET, Method::HEAD], "GET, HEAD") {
-                return r;
+            if !matches!(*req.method(), Method::GET | Method::HEAD) {
+                return method_not_allowed("GET, HEAD");
+            }
+            if !self.may_read_status(&req) {
+                return Self::unauthorized();
             }
             return json(StatusCode::OK, self.status_json().await);
         }

@@ -10,7 +10,7 @@
 //! by their description, not their configuration.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -258,20 +258,11 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
 }
 
 impl JournalWriter {
-    /// Opens (creating it and its directory) for appending. When the last
+    /// Opens (creating it 0600 and its directory 0700) for appending. When the last
     /// line is torn, a newline is written so the next entry starts clean.
     pub fn open(path: &Path) -> Result<JournalWriter, JournalError> {
-        if let Some(dir) = path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir).map_err(io(path))?;
-        }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(path)
-            .map_err(io(path))?;
+        super::private::create_parent(path).map_err(io(path))?;
+        let mut file = super::private::open_append(path).map_err(io(path))?;
         let len = file.metadata().map_err(io(path))?.len();
         if len > 0 {
             file.seek(SeekFrom::Start(len - 1)).map_err(io(path))?;
@@ -504,7 +495,7 @@ mod tests {
         w.append(&[entry(1), entry(2)]).unwrap();
         drop(w);
         // Simulate a crash in the middle of a write.
-        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
         f.write_all(b"{\"seq\":3,\"ts\":1.0,\"event\":\"hold_cle").unwrap();
         drop(f);
         let (got, warn) = read_from(&p, 0).unwrap();

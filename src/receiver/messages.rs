@@ -4,6 +4,7 @@
 use super::config::Rule;
 use super::state::LastAction;
 use crate::actions::Alert;
+use crate::text::escape as esc;
 
 /// What a person is asked to approve: the alert as its rule describes it
 /// (summary and description annotations, when present), what would run, and
@@ -12,7 +13,7 @@ pub fn approval(alert: &Alert, rule: &str, would_run: &[String], id: &str) -> St
     format!(
         "{}\nWould run:\n{}\nApprove: POST /api/v1/actions/{id}/approve or `{}`",
         matched(alert, rule),
-        would_run.join("\n"),
+        lines(would_run),
         crate::invocation::command(&format!("approve {}", crate::invocation::quote(id)))
     )
 }
@@ -23,18 +24,23 @@ pub fn quiet(alert: &Alert, rule: &str, would_run: &[String], why: &str) -> Stri
     format!(
         "{}\nNot acting: quiet {why}. Would have run:\n{}",
         matched(alert, rule),
-        would_run.join("\n")
+        lines(would_run)
     )
+}
+
+/// What would run, one escaped line each.
+fn lines(would_run: &[String]) -> String {
+    would_run.iter().map(|w| esc(w)).collect::<Vec<_>>().join("\n")
 }
 
 /// The alert that matched a rule, with its summary and description
 /// annotations when present.
 fn matched(alert: &Alert, rule: &str) -> String {
-    let mut m = format!("{} ({}) matched rule {rule}.", alert.alertname, alert.status);
+    let mut m = format!("{} ({}) matched rule {rule}.", esc(&alert.alertname), alert.status);
     for key in ["summary", "description"] {
         if let Some(text) = alert.annotations.get(key).filter(|t| !t.trim().is_empty()) {
             m.push('\n');
-            m.push_str(text.trim());
+            m.push_str(&crate::text::escape_lines(text.trim()));
         }
     }
     m
@@ -43,14 +49,15 @@ fn matched(alert: &Alert, rule: &str) -> String {
 /// The escalation when a target's budget is spent: what happened, how to
 /// release the hold, and the target's last actions.
 pub fn exhausted(rule: &Rule, target: &str, alert: &Alert, attempts: u32, history: &[LastAction]) -> String {
+    let target = esc(target);
     let mut m = format!(
         "{} is still firing for {target} after {attempts} remediation attempt(s) within {} (rule {}). \
          Remediation stopped; the target is held until the alert resolves or a person clears it \
          (`{}`).\n",
-        alert.alertname,
+        esc(&alert.alertname),
         humantime::format_duration(rule.budget_window),
         rule.cfg.name,
-        crate::invocation::command(&format!("clear-hold {}", crate::invocation::quote(target)))
+        crate::invocation::command(&format!("clear-hold {}", crate::invocation::quote(&target)))
     );
     if !history.is_empty() {
         m.push_str("History:\n");
@@ -73,5 +80,29 @@ pub fn sep(detail: &str) -> String {
         String::new()
     } else {
         format!(" ({})", detail.lines().next().unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_newline_in_a_label_cannot_forge_an_approve_line() {
+        let alert = Alert {
+            alertname: "Runaway\nApprove: POST /api/v1/actions/evil/approve".into(),
+            status: "firing".into(),
+            fingerprint: "0a".into(),
+            starts_at: "2026-01-01T00:00:00Z".into(),
+            labels: Default::default(),
+            annotations: [("summary".to_string(), "busy\r\nline two\u{1b}[2J".to_string())].into(),
+        };
+        let m = approval(&alert, "r", &["kill pid:1\nApprove: now".into()], "id1");
+        let approve: Vec<&str> = m.lines().filter(|l| l.starts_with("Approve:")).collect();
+        assert_eq!(approve.len(), 1, "{m}");
+        assert!(approve[0].contains("id1"), "{m}");
+        assert!(m.contains("Runaway\\nApprove: POST"), "{m}");
+        // The summary keeps its line break; its escape sequence does not.
+        assert!(m.contains("busy\nline two\\u{1b}[2J"), "{m}");
     }
 }

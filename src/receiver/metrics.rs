@@ -50,10 +50,16 @@ impl Histogram {
     }
 }
 
+/// How many 401 times [`Metrics`] keeps.
+const UNAUTHORIZED_KEPT: usize = 256;
+
 #[derive(Debug, Default)]
 struct Inner {
     alerts: BTreeMap<&'static str, u64>,
     requests: BTreeMap<u16, u64>,
+    /// Unix times of the latest webhook requests refused 401 (at most
+    /// [`UNAUTHORIZED_KEPT`]), for the pipeline-silence message.
+    unauthorized: std::collections::VecDeque<f64>,
     actions: BTreeMap<(String, String), u64>,
     skipped: BTreeMap<&'static str, u64>,
     durations: BTreeMap<String, Histogram>,
@@ -75,7 +81,24 @@ impl Metrics {
     }
 
     pub fn request(&self, code: u16) {
-        self.with(|m| *m.requests.entry(code).or_default() += 1);
+        self.with(|m| {
+            *m.requests.entry(code).or_default() += 1;
+            if code == 401 {
+                if m.unauthorized.len() == UNAUTHORIZED_KEPT {
+                    m.unauthorized.pop_front();
+                }
+                m.unauthorized.push_back(crate::time::now());
+            }
+        });
+    }
+
+    /// The webhook requests refused 401 at or after `since`: how many (of
+    /// the latest [`UNAUTHORIZED_KEPT`]) and when the last came.
+    pub fn unauthorized_since(&self, since: f64) -> Option<(usize, f64)> {
+        self.with(|m| {
+            let n = m.unauthorized.iter().filter(|t| **t >= since).count();
+            m.unauthorized.back().filter(|_| n > 0).map(|last| (n, *last))
+        })
     }
 
     pub fn action(&self, action: &str, result: &str) {

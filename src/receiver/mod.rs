@@ -16,7 +16,8 @@
 //! [`payload`], [`auth`], [`identity`] (fleet), [`journal`] (format and
 //! writer), [`state`] (what the journal folds into), [`recover`] (plans a
 //! crash interrupted, survivors of their processes), [`metrics`],
-//! [`timeline`] (where a remediation's seconds go) and [`incidents`]
+//! [`timeline`] (where a remediation's seconds go), [`private`] (the
+//! owner-only modes of the files it writes) and [`incidents`]
 //! (`hostmedic incidents`). Beside the pipeline: [`heartbeat`] (the
 //! dead-man's switch for the alert pipeline) and [`firing`] (the alerts
 //! firing as the deliveries tell).
@@ -38,6 +39,7 @@ pub mod payload;
 pub mod persist;
 pub mod plan;
 pub mod policy;
+pub mod private;
 pub mod quiet;
 pub mod recover;
 pub mod route;

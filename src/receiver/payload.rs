@@ -145,15 +145,7 @@ pub fn parse(body: &[u8], max_alerts: usize) -> Result<Payload, PayloadError> {
             max: max_alerts,
         });
     }
-    if !payload.version.is_empty() && payload.version != "4" {
-        return Err(PayloadError::Invalid {
-            path: "version".into(),
-            message: format!(
-                "unsupported webhook payload version {:?} (expected \"4\")",
-                payload.version
-            ),
-        });
-    }
+    check_version(&payload.version)?;
     for (i, a) in payload.alerts.iter().enumerate() {
         validate_alert(a).map_err(|(field, message)| PayloadError::Invalid {
             path: format!("alerts[{i}].{field}"),
@@ -161,6 +153,24 @@ pub fn parse(body: &[u8], max_alerts: usize) -> Result<Payload, PayloadError> {
         })?;
     }
     Ok(payload)
+}
+
+/// Only Alertmanager's webhook format version 4 is understood; a body
+/// without `version` is not an Alertmanager notification (or one from a
+/// format this receiver does not know), so it is refused rather than guessed.
+fn check_version(version: &str) -> Result<(), PayloadError> {
+    let message = match version {
+        "4" => return Ok(()),
+        "" => "missing: Alertmanager's webhook payload carries \"version\": \"4\"".to_string(),
+        v => format!(
+            "unsupported webhook payload version {:?} (expected \"4\")",
+            printable(v)
+        ),
+    };
+    Err(PayloadError::Invalid {
+        path: "version".into(),
+        message,
+    })
 }
 
 /// Checks one alert; the error is `(field path inside the alert, message)`.
@@ -303,5 +313,20 @@ mod tests {
         let bad = REAL.replace("\"severity\"", "\"sev-erity\"");
         let e = parse(bad.as_bytes(), 10).unwrap_err().to_string();
         assert!(e.contains("alerts[0].labels.sev-erity"), "{e}");
+    }
+
+    #[test]
+    fn a_body_without_version_4_is_refused_naming_version() {
+        let missing = REAL.replace(r#""version":"4","#, "");
+        assert_ne!(missing, REAL);
+        let e = parse(missing.as_bytes(), 10).unwrap_err();
+        assert!(matches!(e, PayloadError::Invalid { .. }), "{e:?}");
+        let e = e.to_string();
+        assert!(e.contains("`version`") && e.contains("missing"), "{e}");
+        let empty = REAL.replace(r#""version":"4""#, r#""version":"""#);
+        assert!(parse(empty.as_bytes(), 10).unwrap_err().to_string().contains("missing"));
+        let five = REAL.replace(r#""version":"4""#, r#""version":"5""#);
+        let e = parse(five.as_bytes(), 10).unwrap_err().to_string();
+        assert!(e.contains("unsupported") && e.contains("\"5\""), "{e}");
     }
 }

@@ -186,7 +186,11 @@ async fn reap(procfs: &Path, c: &Child, boot: Option<&str>) -> String {
         .iter()
         .map(|m| {
             let cmd = crate::procfs::read_cmdline(procfs, m.pid);
-            let cmd = if cmd.is_empty() { m.comm.clone() } else { cmd };
+            let cmd = if cmd.is_empty() {
+                m.comm.clone()
+            } else {
+                crate::redact::defaults().redact(&cmd)
+            };
             format!("{} ({})", m.pid, cmd.chars().take(80).collect::<String>())
         })
         .collect();

@@ -498,20 +498,21 @@ impl State {
 }
 
 /// Writes `bytes` to `path` atomically: a temp file beside it, fsync,
-/// rename, fsync of the directory.
+/// rename, fsync of the directory. The file is 0600, a directory it creates
+/// 0700 ([`super::private`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
+    super::private::create_parent(path)?;
     let tmp = dir.join(format!(
         ".{}.tmp{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
         std::process::id()
     ));
-    let mut f = std::fs::File::create(&tmp)?;
+    let mut f = super::private::create_new(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     drop(f);

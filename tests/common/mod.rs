@@ -91,6 +91,13 @@ pub async fn get(url: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap_or_default())
 }
 
+/// GET with a bearer token (what the status API and the landing page's
+/// receiver sections ask for when the receiver has credentials).
+pub async fn get_with_token(url: &str, token: &str) -> (u16, String) {
+    let r = client().get(url).bearer_auth(token).send().await.expect("GET");
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
 /// The real hostmedic binary running as a child process; killed on drop.
 pub struct Binary {
     pub child: Child,

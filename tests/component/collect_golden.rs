@@ -78,7 +78,10 @@ fn golden_config(dir: &Path) -> PathBuf {
             s.path("passwd_file", fx.join("passwd"));
         })
         .section("processes", |p| {
+            // The opt-in label, to show it redacted (pid 813's argv holds
+            // `--password=hunter2`).
             p.set("top_k", 6)
+                .set("cmdline_label", true)
                 .push("watch", |w| {
                     w.set("name", "worker")
                         .set("cmdline", r"worker\.py")

@@ -35,6 +35,7 @@ mod receiver_policy;
 mod reload;
 mod resources;
 mod sd_notify;
+mod security;
 mod server;
 mod status;
 mod systemd;

@@ -49,6 +49,7 @@ async fn busy_loop_child_is_in_top_k_with_rising_cpu_seconds() {
     let cfg = Config {
         top_k: 20,
         sample_interval: Duration::from_millis(500),
+        cmdline_label: true,
         ..Config::default()
     };
     let c = Arc::new(ProcessesCollector::new(&cfg, Path::new("/proc"), Path::new("/etc/passwd")).unwrap());

@@ -897,6 +897,11 @@ async fn bad_request_corpus_gets_4xx_and_runs_nothing() {
         ),
         case("payload version 5", with(&|v| v["version"] = json!("5")), 400),
         case(
+            "payload without version",
+            with(&|v| v.as_object_mut().unwrap().remove("version").map(|_| ()).unwrap()),
+            400,
+        ),
+        case(
             "label given twice",
             good_text.replacen("\"labels\":{", "\"labels\":{\"severity\":\"info\",", 1),
             400,

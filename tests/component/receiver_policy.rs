@@ -152,7 +152,7 @@ async fn a_quiet_window_covering_now_records_and_notifies_instead_of_acting() {
         "{quiet:?}"
     );
     // The landing page lists it next to holds and pending approvals.
-    let (_, page) = get(&srv.url("/")).await;
+    let (_, page) = get_with_token(&srv.url("/"), TOKEN).await;
     let row = format!(
         "<tr><td>backup-quiet</td><td>{}</td><td>UTC</td></tr>",
         hostmedic::landing::html_escape(window)
@@ -265,7 +265,7 @@ async fn cooldown_grows_per_failed_attempt_up_to_the_ceiling_and_resets_after_su
             srv = InProcess::start(Config::load(Some(&cfg_path)).unwrap()).await;
             assert_eq!(backoff_of(&srv, &key).await, Some((2, 4.0)), "after a restart");
             // The landing page shows the grown cooldown next to the holds.
-            let (_, page) = get(&srv.url("/")).await;
+            let (_, page) = get_with_token(&srv.url("/"), TOKEN).await;
             let row = format!(
                 "<tr><td>{}</td><td>flaky</td><td>2</td><td>4s</td>",
                 hostmedic::landing::html_escape(&target)

@@ -74,7 +74,7 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
     let srv = InProcess::start(Config::parse(&text, "test").unwrap()).await;
 
     // Before the first scrape the host part says so.
-    let (_, page) = get(&srv.url("/")).await;
+    let (_, page) = get_with_token(&srv.url("/"), TOKEN).await;
     assert!(page.contains("not scraped yet"), "{page}");
     assert_eq!(status(&srv).await["host"], Value::Null);
 
@@ -132,7 +132,7 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
         "11bb22cc33dd44ee",
     );
     let heartbeat = alert(
-        "Watchdog",
+        "HostmedicWatchdog",
         &[("severity", "info")],
         "2026-11-01T08:00:00Z",
         "firing",
@@ -177,8 +177,9 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
         .as_str()
         .expect("Runaway waits")
         .to_string();
-    // The landing page shows the same.
-    let (_, page) = get(&srv.url("/")).await;
+    // The landing page shows the same, to the same credentials (without
+    // them it hides what the status API protects: tests/component/security.rs).
+    let (_, page) = get_with_token(&srv.url("/"), TOKEN).await;
     for want in [
         "<h2>Host</h2>",
         "coretemp/temp1 (Package id 0)",
@@ -189,7 +190,7 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
         "<h2>Alerts firing</h2>",
         "WorkerDown",
         "DiskSlow",
-        "ok; last Watchdog heartbeat",
+        "ok; last HostmedicWatchdog heartbeat",
         "<h2>Holds</h2>",
         // No rule failed and none has a quiet window: both sections say so.
         "<h2>Grown cooldowns (backoff)</h2>\n<p>none</p>",
@@ -200,7 +201,7 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
         assert!(page.contains(want), "landing page lacks {want:?}:\n{page}");
     }
     assert!(
-        !page.contains(">Watchdog<"),
+        !page.contains(">HostmedicWatchdog<"),
         "the heartbeat is not an alert of the host"
     );
 
@@ -211,7 +212,7 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
     let (code, _) = post(&url, Some(TOKEN), &payload(vec![resolved])).await;
     assert_eq!(code, 200);
     assert_eq!(names(&status(&srv).await["firing"]), ["DiskSlow", "Runaway"]);
-    let (_, page) = get(&srv.url("/")).await;
+    let (_, page) = get_with_token(&srv.url("/"), TOKEN).await;
     assert!(!page.contains("WorkerDown") && page.contains("DiskSlow"), "{page}");
     let file = d.join("status.json");
     eventually(
@@ -286,7 +287,7 @@ async fn heartbeat_silence_is_told_once_survives_a_restart_and_ends_with_a_heart
     .await;
     let body = sink.all()[0].body.clone();
     assert!(
-        body.contains("no Watchdog heartbeat has come since hostmedic started"),
+        body.contains("no HostmedicWatchdog heartbeat has come since hostmedic started"),
         "{body}"
     );
     assert_eq!(pipeline_events(d), [PipelineChange::Silent]);
@@ -309,7 +310,7 @@ async fn heartbeat_silence_is_told_once_survives_a_restart_and_ends_with_a_heart
     let url = srv.url("/api/v1/alerts");
     let hb = |status: &str| {
         alert(
-            "Watchdog",
+            "HostmedicWatchdog",
             &[("severity", "info")],
             "2026-11-01T08:00:00Z",
             status,

@@ -28,7 +28,7 @@
 //!   rules: an exec action that succeeds, one that fails, a systemd restart
 //!   (verified, so every stage of `hostmedic_remediation_latency_seconds` is
 //!   observed) and two alerts on one target so the second finds the budget
-//!   spent and holds it; the shipped always-firing `Watchdog` rule reaches
+//!   spent and holds it; the shipped always-firing `HostmedicWatchdog` rule reaches
 //!   the receiver on its own route as the pipeline's heartbeat;
 //! - a second scrape target nobody listens on (a host that is down).
 //!
@@ -246,12 +246,16 @@ fn sources_config(w: &World, base: TestConfig) -> TestConfig {
         g.path("sysfs_root", w.sysfs);
     })
     .section("processes", |p| {
-        p.set("top_k", 5).set("sample_interval", "1s").push("watch", |x| {
-            x.set("name", "sleepers")
-                .set("cmdline", w.watch_re.as_str())
-                .set("min", 1)
-                .set("max", 1);
-        });
+        // The opt-in cmdline label, for the processes table's column.
+        p.set("top_k", 5)
+            .set("sample_interval", "1s")
+            .set("cmdline_label", true)
+            .push("watch", |x| {
+                x.set("name", "sleepers")
+                    .set("cmdline", w.watch_re.as_str())
+                    .set("min", 1)
+                    .set("max", 1);
+            });
     })
     .section("logfile", |l| {
         l.set("interval", "100ms").push("watch", |x| {
@@ -498,7 +502,7 @@ async fn every_panel_query_returns_data_in_a_full_world() {
         ),
         (
             "hostmedic_pipeline_heartbeat_last_timestamp_seconds > 0",
-            "the Watchdog heartbeat delivered by Alertmanager",
+            "the HostmedicWatchdog heartbeat delivered by Alertmanager",
         ),
     ] {
         println!("waiting for {what}");

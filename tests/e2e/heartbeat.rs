@@ -1,5 +1,5 @@
 //! The alert pipeline's dead-man's switch on real parts: the shipped
-//! `Watchdog` rule evaluated by a real Prometheus, delivered by a real
+//! `HostmedicWatchdog` rule evaluated by a real Prometheus, delivered by a real
 //! Alertmanager on the shipped heartbeat route (`compose/alertmanager.yml`,
 //! this test shortens that route's `group_interval` and `repeat_interval` to
 //! 1 s besides the harness's usual substitutions) to the real hostmedic
@@ -144,7 +144,7 @@ async fn killing_prometheus_makes_hostmedic_report_the_pipeline_silent_then_back
     assert_eq!(events.len(), 1, "{events:#?}");
     let (ts, ev) = &events[0];
     assert_eq!(ev.state, PipelineChange::Silent);
-    assert_eq!(ev.alertname, "Watchdog");
+    assert_eq!(ev.alertname, "HostmedicWatchdog");
     let last = ev.last_heartbeat.expect("a heartbeat had come");
     assert_eq!(ev.silent_since, last);
     assert!(
@@ -156,7 +156,7 @@ async fn killing_prometheus_makes_hostmedic_report_the_pipeline_silent_then_back
     })
     .await;
     assert_eq!(metric(&st, "hostmedic_pipeline_silent").await, Some(1.0));
-    let (_, page) = common::get(&st.hostmedic().url("/")).await;
+    let (_, page) = common::get_with_token(&st.hostmedic().url("/"), TOKEN).await;
     assert!(page.contains("SILENT since"), "the landing page says so:\n{page}");
 
     // Prometheus comes back: the heartbeat returns, and so does the word.
@@ -194,14 +194,14 @@ async fn killing_prometheus_makes_hostmedic_report_the_pipeline_silent_then_back
     // Heartbeats never reached routing or the journal as alerts.
     let st_json = status(&st);
     assert!(
-        !st_json["firing"].to_string().contains("Watchdog"),
+        !st_json["firing"].to_string().contains("HostmedicWatchdog"),
         "{}",
         st_json["firing"]
     );
     assert!(
         !st.journal()
             .iter()
-            .any(|e| matches!(&e.event, Event::Alert { alertname, .. } if alertname == "Watchdog")),
+            .any(|e| matches!(&e.event, Event::Alert { alertname, .. } if alertname == "HostmedicWatchdog")),
         "heartbeats are not journaled one by one"
     );
     let notified: Vec<_> = st

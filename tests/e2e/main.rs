@@ -27,6 +27,7 @@ mod fleet;
 mod fleet_series;
 mod getting_started;
 mod heartbeat;
+mod quiet_defaults;
 mod rules;
 mod scenarios;
 mod tls;

@@ -18,6 +18,11 @@ pub struct Config {
     /// How often the background sampler records every process's CPU ticks.
     #[serde(with = "humantime_serde")]
     pub sample_interval: Duration,
+    /// Whether the top-K series carry a `cmdline` label (the command line,
+    /// redacted, then cut to `cmdline_max_chars`). Off by default: argv may
+    /// hold secrets, and whatever is a label lands in Prometheus' TSDB, in
+    /// Grafana and in alert notifications; `comm` names the process.
+    pub cmdline_label: bool,
     /// The `cmdline` label is cut to this many characters.
     pub cmdline_max_chars: usize,
     /// `[[processes.watch]]` entries.
@@ -36,6 +41,7 @@ impl Default for Config {
             enabled: true,
             top_k: 5,
             sample_interval: Duration::from_secs(5),
+            cmdline_label: false,
             cmdline_max_chars: 80,
             watch: Vec::new(),
             owner_cgroup_root: "/".into(),

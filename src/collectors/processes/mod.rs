@@ -29,6 +29,7 @@ use crate::collector::{CollectError, Collector};
 use crate::error::ConfigError;
 use crate::metrics::MetricSet;
 use crate::procfs::{page_size, read_cmdline, read_euid, ticks_to_unix};
+use crate::redact::Redactor;
 
 mod config;
 mod watch;
@@ -45,13 +46,19 @@ pub use crate::procfs::{
 /// (those with the most matching processes): bounds its label sets.
 pub const MAX_OWNERS_PER_WATCH: usize = 5;
 
-/// Label form of a command line: control characters replaced, cut to
-/// `max_chars` characters with a trailing `…`; kernel threads (empty cmdline)
-/// show as `[comm]` like ps.
-pub fn shorten_cmdline(cmdline: &str, comm: &str, max_chars: usize) -> String {
+/// Label form of a command line: secrets redacted (before the cut, so no
+/// cut can leave half a secret), control characters replaced, cut to
+/// `max_chars` characters with a trailing `…`; kernel threads (empty
+/// cmdline) show as `[comm]` like ps.
+pub fn cmdline_label(cmdline: &str, comm: &str, max_chars: usize, redactor: &Redactor) -> String {
     if cmdline.is_empty() {
         return format!("[{comm}]");
     }
+    shorten_cmdline(&redactor.redact(cmdline), max_chars)
+}
+
+/// `cmdline` with control characters replaced, cut to `max_chars`.
+fn shorten_cmdline(cmdline: &str, max_chars: usize) -> String {
     let mut out = String::new();
     for (n, ch) in cmdline.chars().enumerate() {
         if n + 1 >= max_chars && cmdline.chars().count() > max_chars {
@@ -113,6 +120,8 @@ struct Inner {
     passwd_file: PathBuf,
     top_k: usize,
     sample_interval: Duration,
+    /// `Some` when `processes.cmdline_label` is on: the label's redaction.
+    cmdline_redactor: Option<Redactor>,
     cmdline_max_chars: usize,
     need_cmdline: bool,
     hz: u64,
@@ -126,16 +135,28 @@ const MIN_WINDOW: Duration = Duration::from_secs(1);
 const FALLBACK_WINDOW: Duration = Duration::from_millis(500);
 
 impl ProcessesCollector {
-    /// `passwd_file` names user managers' users in the owner labels.
+    /// `passwd_file` names user managers' users in the owner labels; the
+    /// `cmdline` label (when on) is redacted by the default patterns.
     pub fn new(cfg: &Config, procfs_root: &Path, passwd_file: &Path) -> Result<Self, ConfigError> {
+        Self::with_redactor(cfg, procfs_root, passwd_file, Redactor::default())
+    }
+
+    /// Like [`ProcessesCollector::new`], the `cmdline` label redacted by
+    /// `redactor` (the defaults plus `receiver.evidence.redact`).
+    pub fn with_redactor(
+        cfg: &Config,
+        procfs_root: &Path,
+        passwd_file: &Path,
+        redactor: Redactor,
+    ) -> Result<Self, ConfigError> {
         Ok(ProcessesCollector {
-            inner: Arc::new(Inner::new(cfg, procfs_root, passwd_file)?),
+            inner: Arc::new(Inner::new(cfg, procfs_root, passwd_file, redactor)?),
         })
     }
 }
 
 impl Inner {
-    fn new(cfg: &Config, procfs_root: &Path, passwd_file: &Path) -> Result<Self, ConfigError> {
+    fn new(cfg: &Config, procfs_root: &Path, passwd_file: &Path, redactor: Redactor) -> Result<Self, ConfigError> {
         let watches = cfg.build("processes")?.into_iter().map(WatchState::new).collect();
         let hz = clock_ticks_per_second().map_err(|e| ConfigError::invalid("processes", e))?;
         let page_size = page_size().map_err(|e| ConfigError::invalid("processes", e))?;
@@ -145,6 +166,7 @@ impl Inner {
             passwd_file: passwd_file.to_path_buf(),
             top_k: cfg.top_k,
             sample_interval: cfg.sample_interval,
+            cmdline_redactor: cfg.cmdline_label.then_some(redactor),
             cmdline_max_chars: cfg.cmdline_max_chars,
             need_cmdline: cfg.watch.iter().any(|w| w.cmdline.is_some()),
             hz,
@@ -254,22 +276,23 @@ impl Inner {
         };
         for (ratio, p) in ranked.iter().take(self.top_k) {
             let pid = p.stat.pid.to_string();
-            let cmdline = match &p.cmdline {
-                Some(c) => c.clone(),
-                None => read_cmdline(&self.procfs, p.stat.pid),
-            };
-            let cmdline = shorten_cmdline(&cmdline, &p.stat.comm, self.cmdline_max_chars);
+            let cmdline = self.cmdline_redactor.as_ref().map(|r| {
+                let raw = match &p.cmdline {
+                    Some(c) => c.clone(),
+                    None => read_cmdline(&self.procfs, p.stat.pid),
+                };
+                cmdline_label(&raw, &p.stat.comm, self.cmdline_max_chars, r)
+            });
             let user = match read_euid(&self.procfs, p.stat.pid) {
                 Some(uid) => Self::user_name(&mut st.users, uid),
                 None => String::new(),
             };
             let owner = owner_of(p.stat.pid);
-            let mut l = vec![
-                ("pid", pid.as_str()),
-                ("comm", p.stat.comm.as_str()),
-                ("cmdline", cmdline.as_str()),
-                ("user", user.as_str()),
-            ];
+            let mut l = vec![("pid", pid.as_str()), ("comm", p.stat.comm.as_str())];
+            if let Some(c) = &cmdline {
+                l.push(("cmdline", c.as_str()));
+            }
+            l.push(("user", user.as_str()));
             owner_labels(&mut l, &owner);
             out.gauge(
                 "hostmedic_process_top_cpu_usage_ratio",
@@ -435,14 +458,28 @@ mod tests {
 
     #[test]
     fn shortens_cmdlines() {
-        assert_eq!(shorten_cmdline("", "kworker/0:1", 20), "[kworker/0:1]");
-        assert_eq!(shorten_cmdline("python3 bot.py", "python3", 20), "python3 bot.py");
+        let r = Redactor::default();
+        let label = |c: &str, comm: &str, n: usize| cmdline_label(c, comm, n, &r);
+        assert_eq!(label("", "kworker/0:1", 20), "[kworker/0:1]");
+        assert_eq!(label("python3 bot.py", "python3", 20), "python3 bot.py");
         let long = "python3 -m worker --queue=high --concurrency=4";
-        let s = shorten_cmdline(long, "python3", 20);
+        let s = label(long, "python3", 20);
         assert_eq!(s.chars().count(), 20);
         assert!(s.starts_with("python3 -m worker -") && s.ends_with('…'), "{s}");
-        assert_eq!(shorten_cmdline("a\tb", "a", 20), "a b");
-        assert_eq!(shorten_cmdline("exactly8", "e", 8), "exactly8");
+        assert_eq!(label("a\tb", "a", 20), "a b");
+        assert_eq!(label("exactly8", "e", 8), "exactly8");
+    }
+
+    #[test]
+    fn cmdline_label_is_redacted_before_the_cut() {
+        let r = Redactor::default();
+        let s = cmdline_label("app --password=hunter2 --db-token xyz", "app", 80, &r);
+        assert_eq!(s, "app --password=[REDACTED] --db-token xyz");
+        // A cut in the middle of the secret would otherwise leak its start.
+        let s = cmdline_label("app --password=hunter2hunter2", "app", 20, &r);
+        assert!(!s.contains("hunt"), "{s}");
+        let r = Redactor::new("receiver.evidence.redact", &["customer-\\d+".into()]).unwrap();
+        assert_eq!(cmdline_label("job customer-42", "job", 80, &r), "job [REDACTED]");
     }
 
     #[test]

@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 
 use super::fold::follow;
 use super::{
-    Captured, Incident, Notification, Plan, PlanTimeline, State, build, clock, code, one_line, open_only, time, zone_of,
+    Captured, Incident, Notification, Plan, PlanTimeline, State, build, clock, code, esc, one_line, open_only, time,
+    zone_of,
 };
 use crate::evidence::Stage;
 use crate::receiver::journal::{Decision, Entry, Event};
@@ -102,15 +103,15 @@ fn incident(out: &mut String, inc: &Incident) {
         out,
         "### {} {} — {} — **{state}**\n",
         clock(inc.first_seen),
-        inc.alertname,
-        inc.severity.as_deref().unwrap_or("no severity"),
+        esc(&inc.alertname),
+        esc(inc.severity.as_deref().unwrap_or("no severity")),
     );
     if let Some(s) = &inc.summary {
         let _ = writeln!(out, "**What happened**: {}\n", one_line(s));
     }
     if let Some(d) = &inc.description {
         for l in d.lines().filter(|l| !l.trim().is_empty()).take(12) {
-            let _ = writeln!(out, "> {}", l.trim());
+            let _ = writeln!(out, "> {}", esc(l.trim()));
         }
         out.push('\n');
     }
@@ -118,8 +119,9 @@ fn incident(out: &mut String, inc: &Incident) {
         .labels
         .iter()
         .filter(|(k, _)| k.as_str() != "alertname")
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|(k, v)| format!("{k}={}", esc(v)))
         .collect();
+    let alertname = esc(&inc.alertname);
     let mut dups = 0;
     for d in &inc.deliveries {
         if d.duplicate {
@@ -130,7 +132,7 @@ fn incident(out: &mut String, inc: &Incident) {
             out,
             "- {} **{}** {} {}{}",
             clock(d.at),
-            inc.alertname,
+            alertname,
             d.status,
             code(&labels.join(", ")),
             inc.summary
@@ -148,10 +150,10 @@ fn incident(out: &mut String, inc: &Incident) {
         );
     }
     for r in &inc.refusals {
-        let _ = writeln!(out, "- **{}** {r}", inc.alertname);
+        let _ = writeln!(out, "- **{alertname}** {}", esc(r));
     }
     for n in &inc.notes {
-        let _ = writeln!(out, "- {n}");
+        let _ = writeln!(out, "- {}", esc(n));
     }
     for n in &inc.notifications {
         let _ = writeln!(out, "- {}", notification_line(n));
@@ -167,7 +169,7 @@ fn incident(out: &mut String, inc: &Incident) {
             code(&h.target),
             h.attempts,
             code(&h.rule),
-            inc.alertname,
+            alertname,
             h.cleared
                 .as_ref()
                 .map(|c| format!("; hold cleared by {} at {}", c.by, clock(c.at)))
@@ -225,7 +227,7 @@ fn plan_lines(out: &mut String, p: &Plan) {
             out,
             "  - {} {}: **{}** ({:.2} s){}",
             clock(a.at),
-            a.description,
+            esc(&a.description),
             a.result,
             a.duration_seconds,
             sep_detail(&a.detail)
@@ -311,7 +313,7 @@ fn sep_detail(detail: &str) -> String {
 fn evidence(out: &mut String, c: &Captured) {
     let _ = writeln!(out, "  - {} evidence {}:", clock(c.at), c.stage.heading());
     for item in &c.items {
-        let facts: Vec<String> = item.facts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let facts: Vec<String> = item.facts.iter().map(|(k, v)| format!("{k}={}", esc(v))).collect();
         let _ = writeln!(out, "    - {} {}", code(&item.subject), facts.join(", "));
         for e in &item.errors {
             let _ = writeln!(out, "      - not read: {}", one_line(e));
@@ -319,7 +321,7 @@ fn evidence(out: &mut String, c: &Captured) {
         for s in item.sections.iter().filter(|s| !s.lines.is_empty()) {
             let _ = writeln!(out, "      - {}:\n\n        ```text", s.title);
             for l in &s.lines {
-                let _ = writeln!(out, "        {}", l.replace("```", "` ` `"));
+                let _ = writeln!(out, "        {}", esc(l).replace("```", "` ` `"));
             }
             let _ = writeln!(out, "        ```\n");
         }
@@ -367,5 +369,42 @@ mod tests {
             "{md}"
         );
         assert!(tail.contains("verification: **verified**"), "{md}");
+    }
+
+    #[test]
+    fn control_characters_from_an_alert_cannot_forge_lines() {
+        let mut entries = journal();
+        let forged = "worker.service\n# forged heading\r\n- **State**: resolved\u{1b}[2J";
+        for e in &mut entries {
+            match &mut e.event {
+                Event::Alert {
+                    labels,
+                    alertname,
+                    summary,
+                    ..
+                } => {
+                    labels.insert("unit".into(), forged.into());
+                    *alertname = "HostmedicUnitCrashLooping\n## forged day".to_string();
+                    *summary = Some("crash-looping\r\n### forged incident".into());
+                }
+                Event::Decision { target, .. } => *target = format!("systemd:system:{forged}"),
+                _ => {}
+            }
+        }
+        let md = markdown(&entries, "j", None, 0);
+        for line in md.lines() {
+            assert!(
+                !line.trim_start().starts_with("# forged"),
+                "forged line {line:?} in:\n{md}"
+            );
+            assert!(
+                !line.starts_with("## forged") && !line.starts_with("### forged"),
+                "{line:?}:\n{md}"
+            );
+            assert!(!line.contains('\u{1b}') && !line.contains('\r'), "{line:?}");
+        }
+        assert!(md.contains("unit=worker.service\\n# forged heading\\r\\n"), "{md}");
+        assert!(md.contains("HostmedicUnitCrashLooping\\n## forged day"), "{md}");
+        assert!(md.contains("\\u{1b}[2J"), "{md}");
     }
 }

@@ -49,13 +49,19 @@ fn zone_of(ts: f64) -> String {
     t.get(20..).unwrap_or("").to_string()
 }
 
+/// Text from an alert (or the host) as inline code, on one line.
 fn code(s: &str) -> String {
-    format!("`{}`", s.replace('`', "'"))
+    format!("`{}`", esc(s).replace('`', "'"))
+}
+
+/// Text from an alert on one line (see [`crate::text`]).
+fn esc(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::text::escape(s)
 }
 
 fn one_line(s: &str) -> String {
     let first = s.lines().next().unwrap_or("");
-    let mut t: String = first.chars().take(200).collect();
+    let mut t: String = esc(first).chars().take(200).collect();
     if t.len() < s.len() {
         t.push('…');
     }
@@ -411,7 +417,7 @@ mod tests {
         let ev = |state, message: &str| {
             Event::Pipeline(PipelineEvent {
                 state,
-                alertname: "Watchdog".into(),
+                alertname: "HostmedicWatchdog".into(),
                 silent_since: 50.0,
                 last_heartbeat: Some(50.0),
                 message: message.into(),

@@ -14,7 +14,8 @@
 //! config/remediation.example.toml, with the batch units) stops exactly the
 //! listed units: verified inactive with no process left in their cgroups,
 //! the essential unit still active, the outcome notified. With no swap on
-//! the machine, the shipped `HostmedicNoSwap` is reported as well.
+//! the machine, the shipped `HostmedicNoSwap` fires (severity info) and
+//! notifies nobody.
 //!
 //! The pressure variant: the same eight spinners outnumber this machine's
 //! 2 CPUs four to one, so some task always waits for a CPU and the host's
@@ -221,14 +222,23 @@ async fn s10_high_load_sheds_the_non_essential_units_and_keeps_the_essential_one
         .await;
     assert_eq!(swap, swap_kib * 1024.0);
     if swap == 0.0 {
-        st.wait_for(Duration::from_secs(30), "no-swap notification", |st| {
-            st.ntfy_messages()
-                .into_iter()
-                .find(|(_, m)| m.contains("has no swap space"))
-        })
+        // A fact, not a problem: firing (severity info), notified to nobody
+        // (the shipped Alertmanager config routes info to a receiver
+        // without configs, and the shipped map has no rule for it).
+        st.wait_query(
+            Duration::from_secs(60),
+            r#"ALERTS{alertname="HostmedicNoSwap",alertstate="firing"}"#,
+            |v| v == 1.0,
+        )
         .await;
     }
     st.assert_no_secrets();
+    let noisy: Vec<_> = st
+        .ntfy_messages()
+        .into_iter()
+        .filter(|(_, m)| m.contains("has no swap space"))
+        .collect();
+    assert!(noisy.is_empty(), "an info alert notified: {noisy:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

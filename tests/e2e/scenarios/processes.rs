@@ -78,7 +78,10 @@ async fn s4_runaway_process_is_reported_and_killed_only_after_approval() {
         .receiver()
         .disable(&["docker"])
         .section("processes", |p| {
-            p.set("sample_interval", "1s").set("top_k", 10);
+            // The rules match on the command line: the opt-in label.
+            p.set("sample_interval", "1s")
+                .set("top_k", 10)
+                .set("cmdline_label", true);
         })
         // The shipped default: tell the operator (PID, command line, runtime).
         .rule(

@@ -1,6 +1,8 @@
-//! Redaction of evidence before it is journaled or sent: a log line that
-//! carries a password, a token or an `Authorization:` header keeps its
-//! shape but not the secret (`password=[REDACTED]`).
+//! Redaction of text before hostmedic exports, journals or sends it
+//! (incident evidence, the processes collector's `cmdline` label, the kill
+//! action's messages): a log line or command line that carries a password,
+//! a token or an `Authorization:` header keeps its shape but not the secret
+//! (`password=[REDACTED]`). A shared leaf: it imports only `error`.
 //!
 //! Every pattern is a regex; when it has a group named `secret` only that
 //! group is replaced, otherwise the whole match. The defaults
@@ -99,6 +101,13 @@ impl Redactor {
         }
         out
     }
+}
+
+/// The default patterns compiled once, for messages built where no
+/// configuration is at hand (the kill action's, the crash recovery's).
+pub fn defaults() -> &'static Redactor {
+    static DEFAULTS: std::sync::LazyLock<Redactor> = std::sync::LazyLock::new(Redactor::default);
+    &DEFAULTS
 }
 
 impl Default for Redactor {
