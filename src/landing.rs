@@ -4,11 +4,11 @@
 //! order: the verdict line ([`verdict`]: a silent alert pipeline, pending
 //! approvals, holds, failed actions, failing collectors, each counted and
 //! linked to its section, or "OK — nothing needs you"), the links, the
-//! host at a glance (the last collection's [`HostSummary`]; "not watched"
-//! where a collector has no source or is off), and with the receiver on the
 //! alert pipeline's heartbeat, the alerts firing with what hostmedic did
-//! about each, pending approvals, holds, grown cooldowns (backoff), the rules
-//! in a quiet window, and last the collectors' table. Everything with the
+//! about each, pending approvals and holds (with the receiver on), the host
+//! at a glance (the last collection's [`HostSummary`]; "not watched" where a
+//! collector has no source or is off), grown cooldowns (backoff) and the
+//! rules in a quiet window, and last the collectors' table. Everything with the
 //! receiver is rendered from the same status document `/api/v1/status`
 //! serves, so the page and the JSON cannot disagree. Times are absolute
 //! (in the zone of `TZ`, named) with their age ("12 s ago"); every text is
@@ -308,9 +308,17 @@ fn count(v: &Value) -> usize {
     v.as_array().map_or(0, Vec::len) + v.as_object().map_or(0, serde_json::Map::len)
 }
 
-/// The first line of an action's detail, at most 160 characters.
+/// The gist of an action's detail, at most 160 characters: its first line
+/// and, when it carries the command's output (`stdout:` / `stderr:` blocks),
+/// the first line of that output, which says more than "exit status 0".
 fn short(detail: &str) -> String {
-    let line = detail.lines().find(|l| !l.trim().is_empty()).unwrap_or_default().trim();
+    let mut lines = detail.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default();
+    let output = lines.find(|l| !(l.ends_with(':') && (l.starts_with("stdout") || l.starts_with("stderr"))));
+    let line = match output {
+        Some(o) => format!("{first}; {o}"),
+        None => first.to_string(),
+    };
     let mut t: String = line.chars().take(160).collect();
     if t.len() < line.len() {
         t.push('…');
@@ -567,24 +575,22 @@ pub fn quiet(out: &mut String, st: &Value) {
     table(out, &["rule (not acting)", "window", "timezone"], &rows, "none");
 }
 
-/// The receiver's sections, from its status document.
-pub fn receiver(out: &mut String, c: &Clock, st: &Value) {
-    pipeline(out, c, st);
-    firing(out, c, st);
-    approvals(out, c, st);
-    holds(out, c, st);
-    backoff(out, c, st);
-    quiet(out, st);
-}
-
-/// The sections after the verdict and the links: the receiver's (when it
-/// runs), then the host.
+/// The sections after the verdict and the links: what may need a person
+/// (the receiver's pipeline, alerts, approvals, holds, when it runs), the
+/// host, then the receiver's slower-moving state (backoff, quiet windows).
 pub fn sections(c: &Clock, host_summary: Option<&HostSummary>, status: Option<&Value>) -> String {
     let mut out = String::new();
     if let Some(st) = status {
-        receiver(&mut out, c, st);
+        pipeline(&mut out, c, st);
+        firing(&mut out, c, st);
+        approvals(&mut out, c, st);
+        holds(&mut out, c, st);
     }
     host(&mut out, c, host_summary);
+    if let Some(st) = status {
+        backoff(&mut out, c, st);
+        quiet(&mut out, st);
+    }
     out
 }
 
@@ -625,7 +631,7 @@ pub fn collectors(out: &mut String, c: &Clock, collectors: &[(&str, Option<Colle
 }
 
 const STYLE: &str = "body{font-family:sans-serif;margin:1.5em;max-width:80em;color:#222}\
-h1{font-size:1.4em;margin:0 0 .5em}h2{font-size:1.15em;margin:1.4em 0 .4em}\
+h1{font-size:1.4em;margin:0 0 .5em}h2{font-size:1.15em;margin:1.1em 0 .3em}p{margin:.3em 0}\
 table{border-collapse:collapse}td,th{padding:.2em .8em;text-align:left;vertical-align:top;border-bottom:1px solid #e4e4e4}\
 .verdict{font-size:1.25em;padding:.6em 1em;margin:0 0 .6em;border-left:.4em solid}\
 .needs-you{background:#fdeceb;border-color:#b00}.all-ok{background:#e8f6e8;border-color:#2a7a2a}\
@@ -770,7 +776,7 @@ mod tests {
         st["firing"] = serde_json::json!([{"name": "Down", "severity": "critical", "since": "1970-01-01T00:50:00Z",
             "target": "t", "decision": {"id": "a1", "rule": "r", "decision": "act", "at": 3400.0},
             "last_action": {"ts": 3588.0, "id": "a1", "action": "systemd.restart", "result": "failed",
-                            "detail": "unit <x> not found\nmore"}}]);
+                            "detail": "unit <x> not found"}}]);
         let html = page_of(None, Some(&st));
         let body = html.split("<body>\n").nth(1).unwrap();
         let first = body.lines().next().unwrap();
@@ -792,6 +798,16 @@ mod tests {
             ),
             "{html}"
         );
+    }
+
+    #[test]
+    fn an_action_detail_keeps_its_output() {
+        assert_eq!(
+            short("[\"/bin/sh\"]: exit status 0\nstdout:\nrestarted worker\nmore\n"),
+            "[\"/bin/sh\"]: exit status 0; restarted worker"
+        );
+        assert_eq!(short("unit not found"), "unit not found");
+        assert_eq!(short(&"x".repeat(300)).chars().count(), 161);
     }
 
     #[test]
