@@ -308,12 +308,23 @@ fn count(v: &Value) -> usize {
     v.as_array().map_or(0, Vec::len) + v.as_object().map_or(0, serde_json::Map::len)
 }
 
+/// An exec result's first line without the argv it starts with (the
+/// target names it already): `["/bin/x"]: exit status 0` → `exit status 0`.
+fn without_argv(line: &str) -> &str {
+    if !line.starts_with("[\"") {
+        return line;
+    }
+    line.find("\"]")
+        .and_then(|i| line[i..].find(": ").map(|j| &line[i + j + 2..]))
+        .unwrap_or(line)
+}
+
 /// The gist of an action's detail, at most 160 characters: its first line
 /// and, when it carries the command's output (`stdout:` / `stderr:` blocks),
 /// the first line of that output, which says more than "exit status 0".
 fn short(detail: &str) -> String {
     let mut lines = detail.lines().map(str::trim).filter(|l| !l.is_empty());
-    let first = lines.next().unwrap_or_default();
+    let first = without_argv(lines.next().unwrap_or_default());
     let output = lines.find(|l| !(l.ends_with(':') && (l.starts_with("stdout") || l.starts_with("stderr"))));
     let line = match output {
         Some(o) => format!("{first}; {o}"),
@@ -439,9 +450,9 @@ fn did(c: &Clock, a: &Value) -> String {
     let l = &a["last_action"];
     let result = l.is_object().then(|| {
         let detail = short(&s(&l["detail"]));
-        let detail = if detail.is_empty() { String::new() } else { format!(" — {detail}") };
-        let at = l["ts"].as_f64().map(|t| format!(", {}", c.ago(t))).unwrap_or_default();
-        format!("{} {}{detail}{at}", s(&l["action"]), s(&l["result"]).replace('_', " "))
+        let detail = if detail.is_empty() { String::new() } else { format!(": {detail}") };
+        let at = l["ts"].as_f64().map(|t| format!(" ({})", c.ago(t))).unwrap_or_default();
+        format!("{} {}{at}{detail}", s(&l["action"]), s(&l["result"]).replace('_', " "))
     });
     let decided = d["at"].as_f64().map(|t| c.ago(t)).unwrap_or_default();
     match d["decision"].as_str() {
@@ -794,7 +805,7 @@ mod tests {
         assert!(
             html.contains(
                 "<td>1970-01-01 00:50:00 UTC (10 min ago)</td><td>t</td><td></td>\
-                 <td>systemd.restart failed — unit &lt;x&gt; not found, 12 s ago</td>"
+                 <td>systemd.restart failed (12 s ago): unit &lt;x&gt; not found</td>"
             ),
             "{html}"
         );
@@ -803,8 +814,8 @@ mod tests {
     #[test]
     fn an_action_detail_keeps_its_output() {
         assert_eq!(
-            short("[\"/bin/sh\"]: exit status 0\nstdout:\nrestarted worker\nmore\n"),
-            "[\"/bin/sh\"]: exit status 0; restarted worker"
+            short("[\"/bin/sh\", \"-c\", \"a: b\"]: exit status 0\nstdout:\nrestarted worker\nmore\n"),
+            "exit status 0; restarted worker"
         );
         assert_eq!(short("unit not found"), "unit not found");
         assert_eq!(short(&"x".repeat(300)).chars().count(), 161);
@@ -823,13 +834,13 @@ mod tests {
             a(serde_json::json!({"target": "t",
                 "decision": {"id": "d1", "decision": "dry_run", "at": 90.0},
                 "last_action": {"ts": 95.0, "action": "exec", "result": "dry_run", "detail": "would run [\"/x\"]"}})),
-            "dry run, nothing ran: exec dry run — would run [\"/x\"], 5 s ago"
+            "dry run, nothing ran: exec dry run (5 s ago): would run [\"/x\"]"
         );
         assert_eq!(
             a(serde_json::json!({"target": "t",
                 "decision": {"id": "s1", "decision": "skip", "reason": "cooldown", "at": 97.0},
                 "last_action": {"ts": 50.0, "action": "verify", "result": "verified"}})),
-            "not acting: cooldown (3 s ago); last result: verify verified, 50 s ago"
+            "not acting: cooldown (3 s ago); last result: verify verified (50 s ago)"
         );
         assert_eq!(
             a(serde_json::json!({"target": "t", "decision": {"id": "a", "decision": "act", "at": 99.0}})),
