@@ -334,7 +334,7 @@ async fn pending_approval_and_failed_action_are_counted_and_each_alert_says_what
             "exec failed (",
             " s ago): exit status: 3; no space",
             "warning Runaway",
-            &format!("waiting for approval ("),
+            "waiting for approval (",
             &format!("hostmedic approve {id}"),
             "Pending approvals",
             &format!("{id} ask-runaway"),
