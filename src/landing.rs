@@ -80,7 +80,11 @@ impl Clock {
             3600..172_800 => format!("{} h", a / 3600),
             _ => format!("{} d", a / 86_400),
         };
-        if d < -1.0 { format!("in {span}") } else { format!("{span} ago") }
+        if d < -1.0 {
+            format!("in {span}")
+        } else {
+            format!("{span} ago")
+        }
     }
 
     /// `ts` absolute with its age: `2026-12-07 09:52:07 UTC (12 s ago)`.
@@ -196,7 +200,10 @@ pub fn host(out: &mut String, c: &Clock, h: Option<&HostSummary>) {
             l.load1_per_cpu, l.load5_per_cpu, l.load15_per_cpu, l.cpus
         )
     });
-    facts.push(vec!["load per CPU (1m / 5m / 15m)".into(), fact(h, "host", load.unwrap_or_default())]);
+    facts.push(vec![
+        "load per CPU (1m / 5m / 15m)".into(),
+        fact(h, "host", load.unwrap_or_default()),
+    ]);
     let mem = h.memory.as_ref().map(|m| {
         format!(
             "{} of {} ({})",
@@ -205,7 +212,10 @@ pub fn host(out: &mut String, c: &Clock, h: Option<&HostSummary>) {
             percent(m.available_ratio)
         )
     });
-    facts.push(vec!["memory available".into(), fact(h, "host", mem.unwrap_or_default())]);
+    facts.push(vec![
+        "memory available".into(),
+        fact(h, "host", mem.unwrap_or_default()),
+    ]);
     facts.push(vec!["failed units".into(), fact(h, "systemd", units(&h.failed_units))]);
     facts.push(vec![
         "unhealthy containers".into(),
@@ -355,7 +365,10 @@ fn needs(c: &Clock, failing_collectors: usize, status: Option<&Value>) -> Vec<(&
         let p = &st["pipeline"];
         if p["silent"].as_bool().unwrap_or(false) && p["enabled"].as_bool().unwrap_or(true) {
             let since = p["silent_since"].as_f64().map(|t| format!(" since {}", c.at(t)));
-            v.push(("pipeline", format!("alert pipeline SILENT{}", since.unwrap_or_default())));
+            v.push((
+                "pipeline",
+                format!("alert pipeline SILENT{}", since.unwrap_or_default()),
+            ));
         }
         let n = count(&st["pending_approvals"]);
         if n > 0 {
@@ -363,7 +376,10 @@ fn needs(c: &Clock, failing_collectors: usize, status: Option<&Value>) -> Vec<(&
         }
         let n = count(&st["holds"]);
         if n > 0 {
-            v.push(("holds", plural(n, "hold (remediation stopped)", "holds (remediation stopped)")));
+            v.push((
+                "holds",
+                plural(n, "hold (remediation stopped)", "holds (remediation stopped)"),
+            ));
         }
         let n = failed_actions(st);
         if n > 0 {
@@ -371,7 +387,10 @@ fn needs(c: &Clock, failing_collectors: usize, status: Option<&Value>) -> Vec<(&
         }
     }
     if failing_collectors > 0 {
-        v.push(("collectors", plural(failing_collectors, "collector failing", "collectors failing")));
+        v.push((
+            "collectors",
+            plural(failing_collectors, "collector failing", "collectors failing"),
+        ));
     }
     v
 }
@@ -450,7 +469,11 @@ fn did(c: &Clock, a: &Value) -> String {
     let l = &a["last_action"];
     let result = l.is_object().then(|| {
         let detail = short(&s(&l["detail"]));
-        let detail = if detail.is_empty() { String::new() } else { format!(": {detail}") };
+        let detail = if detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {detail}")
+        };
         let at = l["ts"].as_f64().map(|t| format!(" ({})", c.ago(t))).unwrap_or_default();
         format!("{} {}{at}{detail}", s(&l["action"]), s(&l["result"]).replace('_', " "))
     });
@@ -874,6 +897,9 @@ mod tests {
         };
         let html = page_of(Some(&watched), None);
         assert!(html.contains("<tr><td>failed units</td><td>none</td></tr>"), "{html}");
-        assert!(html.contains("<h3>Temperatures</h3>\n<p>not watched (collector off)</p>"), "{html}");
+        assert!(
+            html.contains("<h3>Temperatures</h3>\n<p>not watched (collector off)</p>"),
+            "{html}"
+        );
     }
 }

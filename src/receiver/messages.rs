@@ -102,8 +102,14 @@ mod tests {
     #[test]
     fn a_dry_run_title_says_nothing_ran() {
         let t = |dry, ok, v| outcome_title("fix", "exec:/bin/x", dry, ok, v);
-        assert_eq!(t(true, true, ""), "fix dry run on exec:/bin/x: nothing ran, nothing changed");
-        assert_eq!(t(true, false, ""), "fix dry run on exec:/bin/x: nothing ran; an action would fail");
+        assert_eq!(
+            t(true, true, ""),
+            "fix dry run on exec:/bin/x: nothing ran, nothing changed"
+        );
+        assert_eq!(
+            t(true, false, ""),
+            "fix dry run on exec:/bin/x: nothing ran; an action would fail"
+        );
         assert!(!t(true, true, "").contains(" ran on") && !t(true, true, "").ends_with("ok"));
         assert_eq!(t(false, true, "verified"), "fix ran on exec:/bin/x: verified");
         assert_eq!(t(false, true, ""), "fix ran on exec:/bin/x: ok");

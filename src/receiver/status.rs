@@ -35,16 +35,13 @@ fn firing(s: &State) -> Vec<serde_json::Value> {
         .into_iter()
         .map(|a| {
             let mut v = serde_json::to_value(a).unwrap_or_default();
-            let last = a
-                .decision
-                .as_ref()
-                .and_then(|d| {
-                    let mut last = s.last_actions.iter().rev();
-                    last.clone().find(|l| l.id == d.id).or_else(|| {
-                        let target = a.target.as_deref()?;
-                        last.find(|l| l.rule == d.rule && l.target == target)
-                    })
-                });
+            let last = a.decision.as_ref().and_then(|d| {
+                let mut last = s.last_actions.iter().rev();
+                last.clone().find(|l| l.id == d.id).or_else(|| {
+                    let target = a.target.as_deref()?;
+                    last.find(|l| l.rule == d.rule && l.target == target)
+                })
+            });
             if let (Some(l), Some(o)) = (last, v.as_object_mut()) {
                 o.insert("last_action".into(), serde_json::to_value(l).unwrap_or_default());
             }

@@ -715,7 +715,10 @@ async fn a_dry_run_outcome_title_says_nothing_ran() {
             Rule::new("trial", "WorkerDown")
                 .set("mode", "dry-run")
                 .strings("notify", ["sink"])
-                .action(Action::exec(["/usr/bin/mktemp", &format!("{}/effects/ran.XXXXXX", d.display())])),
+                .action(Action::exec([
+                    "/usr/bin/mktemp",
+                    &format!("{}/effects/ran.XXXXXX", d.display()),
+                ])),
         )
         .rule(
             Rule::new("real", "DiskFull")
@@ -724,9 +727,20 @@ async fn a_dry_run_outcome_title_says_nothing_ran() {
         )
         .render();
     let srv = InProcess::start(Config::parse(&text, "test").unwrap()).await;
-    let disk = alert("DiskFull", &[("severity", "warning")], "2026-01-01T00:00:00Z", "firing", "0d15c");
+    let disk = alert(
+        "DiskFull",
+        &[("severity", "warning")],
+        "2026-01-01T00:00:00Z",
+        "firing",
+        "0d15c",
+    );
     let url = srv.url("/api/v1/alerts");
-    assert_eq!(post(&url, Some(TOKEN), &payload(vec![worker("2026-01-01T00:00:00Z"), disk])).await.0, 200);
+    assert_eq!(
+        post(&url, Some(TOKEN), &payload(vec![worker("2026-01-01T00:00:00Z"), disk]))
+            .await
+            .0,
+        200
+    );
     let titles = eventually(Duration::from_secs(20), "two outcome notifications", || async {
         let t: Vec<String> = sink
             .all()
@@ -743,8 +757,14 @@ async fn a_dry_run_outcome_title_says_nothing_ran() {
             .any(|t| t.starts_with("trial dry run on exec:") && t.ends_with(": nothing ran, nothing changed")),
         "{titles:?}"
     );
-    assert!(!titles.iter().any(|t| t.starts_with("trial") && t.contains(" ran on")), "{titles:?}");
-    assert!(titles.contains(&"real ran on exec:/bin/true: ok".to_string()), "{titles:?}");
+    assert!(
+        !titles.iter().any(|t| t.starts_with("trial") && t.contains(" ran on")),
+        "{titles:?}"
+    );
+    assert!(
+        titles.contains(&"real ran on exec:/bin/true: ok".to_string()),
+        "{titles:?}"
+    );
     assert_eq!(fx.effects(), 0, "the dry run ran nothing");
     srv.stop().await;
 }

@@ -270,7 +270,10 @@ async fn cooldown_grows_per_failed_attempt_up_to_the_ceiling_and_resets_after_su
                 "<tr><td>{}</td><td>flaky</td><td>2</td><td>4s</td>",
                 hostmedic::landing::html_escape(&target)
             );
-            assert!(page.contains("<h2 id=\"backoff\">Grown cooldowns (backoff)</h2>"), "{page}");
+            assert!(
+                page.contains("<h2 id=\"backoff\">Grown cooldowns (backoff)</h2>"),
+                "{page}"
+            );
             assert!(page.contains(&row), "landing page lacks {row:?}:\n{page}");
         }
     }

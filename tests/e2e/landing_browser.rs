@@ -113,7 +113,10 @@ fn load(chromium: &Path, url: &str, name: &str) -> (String, String) {
     browse(
         chromium,
         url,
-        &[format!("--screenshot={}", png.display()), "--window-size=1280,900".into()],
+        &[
+            format!("--screenshot={}", png.display()),
+            "--window-size=1280,900".into(),
+        ],
     );
     let bytes = std::fs::read(&png).unwrap_or_else(|e| panic!("screenshot {}: {e}", png.display()));
     assert!(
@@ -196,7 +199,10 @@ fn config(dir: &Path, max_silence: &str, rules: Vec<Rule>) -> PathBuf {
                     h.set("max_silence", max_silence).set("check_interval", "100ms");
                 });
         });
-    rules.into_iter().fold(cfg, TestConfig::rule).write(dir.join("hostmedic.toml"))
+    rules
+        .into_iter()
+        .fold(cfg, TestConfig::rule)
+        .write(dir.join("hostmedic.toml"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -232,7 +238,10 @@ async fn healthy_host_reads_ok_nothing_needs_you_before_any_scrape() {
             "hwmon ok",
         ],
     );
-    assert!(!text.contains("not scraped yet") && !text.contains("not collected yet"), "{text}");
+    assert!(
+        !text.contains("not scraped yet") && !text.contains("not collected yet"),
+        "{text}"
+    );
     assert!(dom.contains("<meta http-equiv=\"refresh\" content=\"10\">"), "{dom}");
     assert!(dom.contains("href=\"api/v1/status\""), "{dom}");
     assert!(!dom.contains("<script"), "plain HTML, no script");
@@ -280,11 +289,7 @@ async fn pending_approval_and_failed_action_are_counted_and_each_alert_says_what
     let Some(chromium) = chromium() else { return };
     let dir = receiver_dir(TOKEN);
     let rules = vec![
-        Rule::new("restart-worker", "WorkerDown").action(Action::exec([
-            "/bin/sh",
-            "-c",
-            "echo worker restarted",
-        ])),
+        Rule::new("restart-worker", "WorkerDown").action(Action::exec(["/bin/sh", "-c", "echo worker restarted"])),
         Rule::new("clean-disk", "DiskFull").action(Action::exec(["/bin/sh", "-c", "echo no space >&2; exit 3"])),
         Rule::new("ask-runaway", "Runaway")
             .set("mode", "notify-only")
@@ -310,7 +315,10 @@ async fn pending_approval_and_failed_action_are_counted_and_each_alert_says_what
         (results == 2).then_some(st)
     })
     .await;
-    let id = st["pending_approvals"][0]["id"].as_str().expect("Runaway waits").to_string();
+    let id = st["pending_approvals"][0]["id"]
+        .as_str()
+        .expect("Runaway waits")
+        .to_string();
     first_collection(&bin).await;
 
     let (dom, text) = load(&chromium, &bin.url("/"), "approval-pending");
@@ -388,9 +396,5 @@ async fn absent_sources_read_not_watched_instead_of_none() {
     );
     assert!(!text.contains("failed units none"), "{text}");
     assert!(!dom.contains("api/v1/status"), "no status API without the receiver");
-    assert!(
-        bin.log().contains("first collection at start done"),
-        "{}",
-        bin.log()
-    );
+    assert!(bin.log().contains("first collection at start done"), "{}", bin.log());
 }
