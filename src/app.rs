@@ -16,7 +16,6 @@ use arc_swap::ArcSwap;
 
 use crate::collector::Runner;
 use crate::config::{Config, ConfigError};
-use crate::landing::html_escape;
 use crate::metrics::MetricSet;
 use crate::receiver::engine::Settings;
 use crate::selfmetrics::ReloadStatus;
@@ -222,6 +221,28 @@ impl App {
         flush
     }
 
+    /// Starts one collection in the background so the landing page and the
+    /// status document show the host before Prometheus' first scrape
+    /// (`serve` calls it once the listener is bound; it never delays
+    /// `/metrics`, which runs its own collection). A collector whose source
+    /// is absent reports so, as in a scrape; a scrape that ends first keeps
+    /// its newer summary. Returns at once when `shutdown` is cancelled.
+    pub fn spawn_first_collection(self: &Arc<Self>, shutdown: &tokio_util::sync::CancellationToken) {
+        let (app, stop) = (self.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                set = app.runner.gather() => {
+                    let mut h = crate::hostsummary::HostSummary::from_set(&set, crate::time::now());
+                    h.at_startup = true;
+                    if app.host.store_first(h) {
+                        tracing::info!("first collection at start done: the landing page shows the host");
+                    }
+                }
+            }
+        });
+    }
+
     /// One full scrape: every collector plus hostmedic's own metrics.
     pub async fn scrape(&self) -> MetricSet {
         let mut set = self.runner.gather().await;
@@ -249,58 +270,30 @@ impl App {
         set
     }
 
-    /// The HTML landing page: links, each collector's last status, then the
-    /// host summary of the last scrape and the receiver's view
-    /// ([`crate::landing`]).
-    /// The landing page; without `details` (a request the status API would
-    /// refuse, see `Receiver::may_read_status`) the receiver's sections are
-    /// replaced by one line asking to authenticate.
+    /// The HTML landing page ([`crate::landing`]): the verdict, links,
+    /// the receiver's view, the host summary of the last collection, each
+    /// collector's last status. Without `details` (a request the status API
+    /// would refuse, see `Receiver::may_read_status`) the receiver's sections
+    /// are replaced by one line asking to authenticate.
     pub async fn landing_page(&self, details: bool) -> String {
-        let mut rows = String::new();
         let status = self.runner.status();
-        for c in self.runner.collectors() {
-            let name = c.name();
-            let (state, detail) = match status.get(name) {
-                None => ("not scraped yet", String::new()),
-                Some(s) if s.success => ("ok", format!("{:.3} s", s.duration_seconds)),
-                Some(s) if !s.source_present => ("source absent", s.error.clone().unwrap_or_default()),
-                Some(s) => ("failing", s.error.clone().unwrap_or_default()),
-            };
-            let at = status
-                .get(name)
-                .map(|s| humantime::format_rfc3339_seconds(s.at).to_string())
-                .unwrap_or_default();
-            rows.push_str(&format!(
-                "<tr><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td></tr>\n",
-                html_escape(name),
-                state.replace(' ', "-"),
-                state,
-                html_escape(&detail),
-                at
-            ));
-        }
-        let status = match &self.receiver {
+        let collectors = self
+            .runner
+            .collectors()
+            .iter()
+            .map(|c| (c.name(), status.get(c.name()).cloned()))
+            .collect();
+        let receiver = match &self.receiver {
             Some(r) if details => Some(r.status_json().await),
             _ => None,
         };
-        let mut sections = crate::landing::sections(self.host.load().as_deref(), status.as_ref());
-        if self.receiver.is_some() && !details {
-            sections.push_str(crate::landing::DETAILS_HIDDEN);
-        }
-        format!(
-            r#"<!doctype html>
-<html><head><meta charset="utf-8"><title>hostmedic</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em .8em;text-align:left}}
-.ok{{color:green}}.failing{{color:#b00}}.source-absent{{color:#888}}</style></head>
-<body><h1>hostmedic {version}</h1>
-<p>Prometheus exporter and Alertmanager webhook receiver that heals this host.</p>
-<ul><li><a href="metrics">metrics</a></li><li><a href="-/healthy">health</a></li><li><a href="-/ready">readiness</a></li></ul>
-<h2>Collectors</h2>
-<table><tr><th>collector</th><th>status</th><th>detail</th><th>last scrape</th></tr>
-{rows}</table>
-{sections}</body></html>
-"#,
-            version = env!("CARGO_PKG_VERSION"),
-        )
+        let host = self.host.load();
+        crate::landing::page(&crate::landing::Page {
+            clock: crate::landing::Clock::system(),
+            collectors,
+            host: host.as_deref(),
+            status: receiver.as_ref(),
+            details_hidden: self.receiver.is_some() && !details,
+        })
     }
 }

@@ -269,6 +269,7 @@ pub async fn serve(cfg: Config, source: Source, web: std::sync::Arc<crate::web::
     let local = listener.local_addr().context("reading the bound address")?;
     let shutdown = CancellationToken::new();
     let flush = app.spawn_background(&shutdown);
+    app.spawn_first_collection(&shutdown);
     tokio::spawn(signal_shutdown(term, int, shutdown.clone()));
     tokio::spawn(reload_on_hangup(hup, app.clone(), shutdown.clone()));
     tracing::info!(address = %local, tls = web.tls_enabled(), version = VERSION, "listening");

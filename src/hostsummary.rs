@@ -8,8 +8,11 @@
 //! ran (a few lookups by family name, no second scrape), and kept in a
 //! [`LastScrape`] until the next scrape replaces it. Reads only metric names
 //! of the contract (docs/metrics.md); a collector without a source leaves its
-//! part empty and is named in `absent_sources`, so "no failed units" and
-//! "systemd not watched" are told apart.
+//! part empty and is named in `absent_sources` (one that failed in
+//! `failing_sources`, one that succeeded in `watched`, a disabled one in
+//! none), so "no failed units" and "systemd not watched" are told apart.
+//! `serve` runs one collection at start ([`crate::app::App::spawn_background`])
+//! so the summary is there before Prometheus' first scrape.
 
 use std::sync::Arc;
 
@@ -91,6 +94,13 @@ pub struct HostSummary {
     pub expected_units_inactive: Vec<Unit>,
     /// Collectors whose source does not exist on this host.
     pub absent_sources: Vec<String>,
+    /// Collectors that collected successfully.
+    pub watched: Vec<String>,
+    /// Collectors whose source exists but whose collection failed.
+    pub failing_sources: Vec<String>,
+    /// From hostmedic's own collection at start, not from a scrape.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub at_startup: bool,
     /// Per list, how many entries past [`MAX_ITEMS`] were left out.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub omitted: std::collections::BTreeMap<&'static str, usize>,
@@ -142,6 +152,15 @@ fn units(set: &MetricSet, family: &str, want: impl Fn(&Sample, f64) -> bool) -> 
     v.sort();
     v.dedup();
     v
+}
+
+/// The `collector` label of `family`'s samples whose value is `value`.
+fn collectors(set: &MetricSet, family: &str, value: f64) -> Vec<String> {
+    samples(set, family)
+        .iter()
+        .filter(|s| number(s) == Some(value))
+        .map(|s| label(s, "collector").to_string())
+        .collect()
 }
 
 impl HostSummary {
@@ -234,11 +253,10 @@ impl HostSummary {
             .collect();
         containers.sort();
         h.unhealthy_containers = containers;
-        h.absent_sources = samples(set, "hostmedic_collector_source_present")
-            .iter()
-            .filter(|s| number(s) == Some(0.0))
-            .map(|s| label(s, "collector").to_string())
-            .collect();
+        h.absent_sources = collectors(set, "hostmedic_collector_source_present", 0.0);
+        h.watched = collectors(set, "hostmedic_scrape_collector_success", 1.0);
+        h.failing_sources = collectors(set, "hostmedic_scrape_collector_success", 0.0);
+        h.failing_sources.retain(|c| !h.absent_sources.contains(c));
         h.bound();
         h
     }
@@ -268,6 +286,14 @@ pub struct LastScrape(ArcSwapOption<HostSummary>);
 impl LastScrape {
     pub fn store(&self, s: HostSummary) {
         self.0.store(Some(Arc::new(s)));
+    }
+
+    /// Stores `s` unless a summary is there already (a scrape that ended
+    /// first is newer); whether it was stored.
+    pub fn store_first(&self, s: HostSummary) -> bool {
+        let next = Some(Arc::new(s));
+        let prev = self.0.compare_and_swap(&None::<Arc<HostSummary>>, next);
+        prev.is_none()
     }
 
     /// The last summary; none before the first scrape.
@@ -340,6 +366,9 @@ mod tests {
             &[("collector", "git_lfs")],
             0.0,
         );
+        for (c, ok) in [("docker", 1.0), ("git_lfs", 0.0), ("systemd", 0.0)] {
+            m.gauge("hostmedic_scrape_collector_success", "", &[("collector", c)], ok);
+        }
 
         let h = HostSummary::from_set(&m, 7.0);
         let temps: Vec<_> = h.temperatures.iter().map(|t| (t.sensor.as_str(), t.state)).collect();
@@ -365,6 +394,8 @@ mod tests {
         );
         assert_eq!(h.unhealthy_containers, ["web"]);
         assert_eq!(h.absent_sources, ["git_lfs"]);
+        assert_eq!(h.watched, ["docker"]);
+        assert_eq!(h.failing_sources, ["systemd"], "absent is not failing");
         assert!(h.memory.is_none() && h.omitted.is_empty());
     }
 

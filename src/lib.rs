@@ -40,8 +40,9 @@
 //! - [`selfmetrics`]: `process_*` (from the real `/proc/self`) and
 //!   `hostmedic_config_last_reload_*`.
 //! - [`server`]: hyper 1.x HTTP server and its route table.
-//! - [`landing`]: the landing page (`/`): collectors, host summary, alert
-//!   pipeline, firing alerts, holds and pending approvals.
+//! - [`landing`]: the landing page (`/`): the verdict line (what needs a
+//!   person), alert pipeline, firing alerts with what was done, pending
+//!   approvals, holds, host summary, collectors.
 //! - [`web`]: the web layer before every endpoint (`--web.config.file` in
 //!   the exporter-toolkit format: TLS, basic auth, response headers).
 //!

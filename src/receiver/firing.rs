@@ -2,7 +2,9 @@
 //! document and the landing page ("critical alerts: none" at a glance). A
 //! pure fold over the journal like the rest of the state: a firing `alert`
 //! event adds or refreshes its fingerprint, a resolved one removes it, and a
-//! decision names the target a rule resolved for it. Bounded: at most
+//! decision names the target a rule resolved for it and is remembered as
+//! what hostmedic did about it (the landing page joins it with the plan's
+//! last action result). Bounded: at most
 //! [`MAX_FIRING`] alerts are kept; past that the one delivered longest ago
 //! makes room. Heartbeats and other hosts' alerts never reach it (they are
 //! not journaled as `alert` events).
@@ -11,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::journal::Event;
+use super::journal::{Decision, Event};
 
 /// The most firing alerts remembered.
 pub const MAX_FIRING: usize = 100;
@@ -32,6 +34,25 @@ pub struct FiringAlert {
     pub target: Option<String>,
     /// When it was last delivered (Unix seconds).
     pub last_delivery: f64,
+    /// The latest decision a rule took for it (none: no rule matched yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<SeenDecision>,
+}
+
+/// A decision taken for a firing alert, as the journal has it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeenDecision {
+    /// The plan id (the approval id of a pending one): its actions'
+    /// results carry it.
+    pub id: String,
+    pub rule: String,
+    /// `act`, `dry_run`, `pending_approval` or `skip`.
+    pub decision: Decision,
+    /// Why it was skipped (`cooldown`, `hold`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When it was journaled (Unix seconds).
+    pub at: f64,
 }
 
 /// Fingerprint → firing alert.
@@ -93,16 +114,30 @@ impl Firing {
                         summary: summary.clone(),
                         target: None,
                         last_delivery: ts,
+                        decision: None,
                     },
                 );
             }
             Event::Decision {
-                fingerprint, target, ..
+                id,
+                rule,
+                fingerprint,
+                target,
+                decision,
+                reason,
+                ..
             } => {
-                if let Some(a) = self.0.get_mut(fingerprint)
-                    && a.target.is_none()
-                {
-                    a.target = Some(target.clone());
+                if let Some(a) = self.0.get_mut(fingerprint) {
+                    if a.target.is_none() {
+                        a.target = Some(target.clone());
+                    }
+                    a.decision = Some(SeenDecision {
+                        id: id.clone(),
+                        rule: rule.clone(),
+                        decision: *decision,
+                        reason: reason.map(|r| r.as_str().to_string()),
+                        at: ts,
+                    });
                 }
             }
             _ => {}
@@ -175,6 +210,8 @@ mod tests {
         let l = f.list();
         assert_eq!(l.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["Abb", "Aa"]);
         assert_eq!(l[1].target.as_deref(), Some("crashy.service"));
+        let d = l[1].decision.as_ref().expect("the decision is remembered");
+        assert_eq!((d.id.as_str(), d.decision, d.at), ("a3", Decision::Act, 3.0));
         f.apply(4.0, &alert("a", "resolved", "warning"));
         assert_eq!(f.len(), 1);
     }

@@ -1,5 +1,6 @@
 //! The texts people read: the approval request, the quiet-window notice,
-//! the budget-exhausted escalation, and the one-line outcome of an action. Pure functions.
+//! the budget-exhausted escalation, the title of a plan's outcome and the
+//! one-line outcome of an action. Pure functions.
 
 use super::config::Rule;
 use super::state::LastAction;
@@ -74,6 +75,26 @@ pub fn exhausted(rule: &Rule, target: &str, alert: &Alert, attempts: u32, histor
     m
 }
 
+/// The title of a plan's outcome notification. A dry run says that nothing
+/// ran (never "ran … ok"); a real run says how it went: the verification's
+/// `verdict` when there is one, else `ok` or `failed`.
+pub fn outcome_title(rule: &str, target: &str, dry_run: bool, all_ok: bool, verdict: &str) -> String {
+    if dry_run {
+        let how = if all_ok {
+            "nothing ran, nothing changed"
+        } else {
+            "nothing ran; an action would fail"
+        };
+        return format!("{rule} dry run on {target}: {how}");
+    }
+    let how = match (verdict, all_ok) {
+        ("", true) => "ok",
+        ("", false) => "failed",
+        (v, _) => v,
+    };
+    format!("{rule} ran on {target}: {how}")
+}
+
 /// ` (first line of detail)`, or nothing when there is no detail.
 pub fn sep(detail: &str) -> String {
     if detail.is_empty() {
@@ -104,5 +125,22 @@ mod tests {
         assert!(m.contains("Runaway\\nApprove: POST"), "{m}");
         // The summary keeps its line break; its escape sequence does not.
         assert!(m.contains("busy\nline two\\u{1b}[2J"), "{m}");
+    }
+
+    #[test]
+    fn a_dry_run_title_says_nothing_ran() {
+        let t = |dry, ok, v| outcome_title("fix", "exec:/bin/x", dry, ok, v);
+        assert_eq!(
+            t(true, true, ""),
+            "fix dry run on exec:/bin/x: nothing ran, nothing changed"
+        );
+        assert_eq!(
+            t(true, false, ""),
+            "fix dry run on exec:/bin/x: nothing ran; an action would fail"
+        );
+        assert!(!t(true, true, "").contains(" ran on") && !t(true, true, "").ends_with("ok"));
+        assert_eq!(t(false, true, "verified"), "fix ran on exec:/bin/x: verified");
+        assert_eq!(t(false, true, ""), "fix ran on exec:/bin/x: ok");
+        assert_eq!(t(false, false, ""), "fix ran on exec:/bin/x: failed");
     }
 }

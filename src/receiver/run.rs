@@ -108,16 +108,7 @@ impl Receiver {
                 };
                 let rule = &s.rules[rule];
                 if !rule.cfg.notify.is_empty() {
-                    let title = format!(
-                        "{} {} on {target}: {}",
-                        rule.cfg.name,
-                        if dry_run { "(dry run)" } else { "ran" },
-                        if verdict.is_empty() {
-                            if all_ok { "ok" } else { "failed" }
-                        } else {
-                            verdict.as_str()
-                        }
-                    );
+                    let title = super::messages::outcome_title(&rule.cfg.name, &target, dry_run, all_ok, &verdict);
                     let message = format!("{} ({})\n{}", alert.alertname, alert.status, ran.join("\n"));
                     let text = outcome_evidence(&before, &after);
                     for ch in &rule.cfg.notify {

@@ -24,6 +24,32 @@ impl Receiver {
     }
 }
 
+/// The alerts firing, each with `last_action`: the latest action or
+/// verification result of the plan its last decision started, or for a
+/// decision that started none (a cooldown, a hold) the latest of its rule on
+/// its target (absent when none has come, or it left the bounded last
+/// actions).
+fn firing(s: &State) -> Vec<serde_json::Value> {
+    s.firing
+        .list()
+        .into_iter()
+        .map(|a| {
+            let mut v = serde_json::to_value(a).unwrap_or_default();
+            let last = a.decision.as_ref().and_then(|d| {
+                let mut last = s.last_actions.iter().rev();
+                last.clone().find(|l| l.id == d.id).or_else(|| {
+                    let target = a.target.as_deref()?;
+                    last.find(|l| l.rule == d.rule && l.target == target)
+                })
+            });
+            if let (Some(l), Some(o)) = (last, v.as_object_mut()) {
+                o.insert("last_action".into(), serde_json::to_value(l).unwrap_or_default());
+            }
+            v
+        })
+        .collect()
+}
+
 /// Builds the status document; attempts count within the longest budget
 /// window any rule uses. `host` is the last scrape's summary
 /// ([`crate::hostsummary`]).
@@ -89,7 +115,7 @@ pub fn document(cfg: &ReceiverConfig, rules: &[Rule], s: &State, host: serde_jso
             "alertname": p.alert.alertname(), "actions": p.actions,
         })).collect::<Vec<_>>(),
         "last_actions": s.last_actions,
-        "firing": s.firing.list(),
+        "firing": firing(s),
         "pipeline": s.pipeline.status(&cfg.heartbeat),
         "host": host,
     })

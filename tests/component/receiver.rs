@@ -698,6 +698,78 @@ async fn global_dry_run_records_what_would_run() {
     srv.stop().await;
 }
 
+/// A dry run's outcome notification says nothing ran; a real run's says it
+/// ran and how it went.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_outcome_title_says_nothing_ran() {
+    let fx = Fixture::new();
+    let sink = Sink::start().await;
+    let d = fx.dir.path();
+    let text = TestConfig::new()
+        .disable(&["host", "hwmon"])
+        .single_host("h1")
+        .receiver(d, |r| {
+            r.path("bearer_token_file", d.join("token")).set("cooldown", "0s");
+        })
+        .notify_webhook("sink", &sink.url("/hook"))
+        .rule(
+            Rule::new("trial", "WorkerDown")
+                .set("mode", "dry-run")
+                .strings("notify", ["sink"])
+                .action(Action::exec([
+                    "/usr/bin/mktemp",
+                    &format!("{}/effects/ran.XXXXXX", d.display()),
+                ])),
+        )
+        .rule(
+            Rule::new("real", "DiskFull")
+                .strings("notify", ["sink"])
+                .action(Action::exec(["/bin/true"])),
+        )
+        .render();
+    let srv = InProcess::start(Config::parse(&text, "test").unwrap()).await;
+    let disk = alert(
+        "DiskFull",
+        &[("severity", "warning")],
+        "2026-01-01T00:00:00Z",
+        "firing",
+        "0d15c",
+    );
+    let url = srv.url("/api/v1/alerts");
+    assert_eq!(
+        post(&url, Some(TOKEN), &payload(vec![worker("2026-01-01T00:00:00Z"), disk]))
+            .await
+            .0,
+        200
+    );
+    let titles = eventually(Duration::from_secs(20), "two outcome notifications", || async {
+        let t: Vec<String> = sink
+            .all()
+            .iter()
+            .map(|r| r.json()["title"].as_str().unwrap_or_default().to_string())
+            .filter(|t| !t.is_empty())
+            .collect();
+        (t.len() == 2).then_some(t)
+    })
+    .await;
+    assert!(
+        titles
+            .iter()
+            .any(|t| t.starts_with("trial dry run on exec:") && t.ends_with(": nothing ran, nothing changed")),
+        "{titles:?}"
+    );
+    assert!(
+        !titles.iter().any(|t| t.starts_with("trial") && t.contains(" ran on")),
+        "{titles:?}"
+    );
+    assert!(
+        titles.contains(&"real ran on exec:/bin/true: ok".to_string()),
+        "{titles:?}"
+    );
+    assert_eq!(fx.effects(), 0, "the dry run ran nothing");
+    srv.stop().await;
+}
+
 #[test]
 fn refuses_non_loopback_without_auth_and_names_bad_rule_keys() {
     let fx = Fixture::new();

@@ -158,8 +158,8 @@ async fn a_quiet_window_covering_now_records_and_notifies_instead_of_acting() {
         hostmedic::landing::html_escape(window)
     );
     let section = page
-        .split_once("<h2>Quiet windows now</h2>")
-        .map(|(_, rest)| rest.split("<h2>").next().unwrap_or_default())
+        .split_once("<h2 id=\"quiet\">Quiet windows now</h2>")
+        .map(|(_, rest)| rest.split("<h2").next().unwrap_or_default())
         .unwrap_or_else(|| panic!("no quiet section:\n{page}"));
     assert!(section.contains(&row), "landing page lacks {row:?}:\n{page}");
     assert!(
@@ -270,7 +270,10 @@ async fn cooldown_grows_per_failed_attempt_up_to_the_ceiling_and_resets_after_su
                 "<tr><td>{}</td><td>flaky</td><td>2</td><td>4s</td>",
                 hostmedic::landing::html_escape(&target)
             );
-            assert!(page.contains("<h2>Grown cooldowns (backoff)</h2>"), "{page}");
+            assert!(
+                page.contains("<h2 id=\"backoff\">Grown cooldowns (backoff)</h2>"),
+                "{page}"
+            );
             assert!(page.contains(&row), "landing page lacks {row:?}:\n{page}");
         }
     }

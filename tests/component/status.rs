@@ -73,9 +73,11 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
         .render();
     let srv = InProcess::start(Config::parse(&text, "test").unwrap()).await;
 
-    // Before the first scrape the host part says so.
+    // Before the first collection the host part says so (in-process, no
+    // first collection at start runs: `serve` starts it, see
+    // tests/e2e/landing_browser.rs).
     let (_, page) = get_with_token(&srv.url("/"), TOKEN).await;
-    assert!(page.contains("not scraped yet"), "{page}");
+    assert!(page.contains("not collected yet"), "{page}");
     assert_eq!(status(&srv).await["host"], Value::Null);
 
     // One real scrape: the summary comes from its snapshot.
@@ -181,21 +183,26 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
     // them it hides what the status API protects: tests/component/security.rs).
     let (_, page) = get_with_token(&srv.url("/"), TOKEN).await;
     for want in [
-        "<h2>Host</h2>",
+        "<h2 id=\"host\">Host</h2>",
         "coretemp/temp1 (Package id 0)",
         "101.0 °C",
         "over max",
         "load per CPU",
         &format!("<td>{}</td>", hostmedic::landing::html_escape(mp)),
-        "<h2>Alerts firing</h2>",
+        "<h2 id=\"firing\">Alerts firing</h2>",
         "WorkerDown",
         "DiskSlow",
         "ok; last HostmedicWatchdog heartbeat",
-        "<h2>Holds</h2>",
+        "<h2 id=\"holds\">Holds</h2>",
         // No rule failed and none has a quiet window: both sections say so.
-        "<h2>Grown cooldowns (backoff)</h2>\n<p>none</p>",
-        "<h2>Quiet windows now</h2>\n<p>none</p>",
-        "<h2>Pending approvals</h2>",
+        "<h2 id=\"backoff\">Grown cooldowns (backoff)</h2>\n<p>none</p>",
+        "<h2 id=\"quiet\">Quiet windows now</h2>\n<p>none</p>",
+        "<h2 id=\"approvals\">Pending approvals</h2>",
+        // What hostmedic did about each alert: the dry run said nothing ran,
+        // the notify-only rule waits for a person.
+        "dry run, nothing ran",
+        "waiting for approval (",
+        "<strong>Needs you:</strong> <a href=\"#approvals\">1 pending approval</a>",
         &format!("hostmedic approve {pending}"),
     ] {
         assert!(page.contains(want), "landing page lacks {want:?}:\n{page}");

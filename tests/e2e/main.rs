@@ -6,8 +6,9 @@
 //! dead-man's switch with Prometheus killed and restarted (`heartbeat`), and the shipped
 //! artefacts checked against real tools: alerting rules (`rules`), Grafana
 //! dashboards (`dashboards`, `dashboards_full`) and the compose stack
-//! (`compose`), and the web layer (TLS, basic auth) against real clients
-//! (`tls`).
+//! (`compose`), the web layer (TLS, basic auth) against real clients
+//! (`tls`), and the landing page rendered by headless Chromium
+//! (`landing_browser`).
 //!
 //! One binary for all of them (as ripgrep's `tests/tests.rs`), so the shared
 //! harness in `tests/common` is compiled and linked once; the per-component
@@ -27,6 +28,7 @@ mod fleet;
 mod fleet_series;
 mod getting_started;
 mod heartbeat;
+mod landing_browser;
 mod quiet_defaults;
 mod rules;
 mod scenarios;

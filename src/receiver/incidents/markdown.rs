@@ -230,8 +230,10 @@ fn plan_lines(out: &mut String, p: &Plan) {
             esc(&a.description),
             a.result,
             a.duration_seconds,
-            sep_detail(&a.detail)
+            // The rest of the detail follows as a block: no "…" here.
+            sep_detail(a.detail.lines().next().unwrap_or_default())
         );
+        output_block(out, &a.detail);
     }
     if let Some(v) = &p.verification {
         let _ = writeln!(
@@ -310,6 +312,51 @@ fn sep_detail(detail: &str) -> String {
     }
 }
 
+/// Most lines of an action's output shown under it; the journal (and
+/// `incidents --json`) keep the whole detail.
+const OUTPUT_LINES: usize = 20;
+
+/// What an action's detail says past its first line (the command's stdout
+/// and stderr, an exec's `exit status 0` being only the first line), as a
+/// text block under the action: the meaningful part is not cut away.
+fn output_block(out: &mut String, detail: &str) {
+    let rest: Vec<&str> = detail
+        .lines()
+        .skip(1)
+        .map(str::trim_end)
+        .skip_while(|l| l.is_empty())
+        .collect();
+    let rest = rest.as_slice().trim_ascii_end_lines();
+    if rest.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n    ```text");
+    for l in rest.iter().take(OUTPUT_LINES) {
+        let _ = writeln!(out, "    {}", l.replace("```", "` ` `"));
+    }
+    let _ = writeln!(out, "    ```");
+    if rest.len() > OUTPUT_LINES {
+        let _ = writeln!(
+            out,
+            "\n    ({} more line(s): `hostmedic incidents --json`)",
+            rest.len() - OUTPUT_LINES
+        );
+    }
+    out.push('\n');
+}
+
+/// Slices of lines without the empty ones at their end.
+trait TrimLines {
+    fn trim_ascii_end_lines(&self) -> &Self;
+}
+
+impl TrimLines for [&str] {
+    fn trim_ascii_end_lines(&self) -> &Self {
+        let end = self.iter().rposition(|l| !l.is_empty()).map_or(0, |i| i + 1);
+        &self[..end]
+    }
+}
+
 fn evidence(out: &mut String, c: &Captured) {
     let _ = writeln!(out, "  - {} evidence {}:", clock(c.at), c.stage.heading());
     for item in &c.items {
@@ -353,6 +400,35 @@ mod tests {
         }
         let md = markdown(&failed, "j", None, 0);
         assert!(md.contains("verification 1.50 s, no total (not remediated)\n"), "{md}");
+    }
+
+    #[test]
+    fn an_action_keeps_its_output_not_only_exit_status_0() {
+        let mut entries = journal();
+        let detail = "[\"/usr/local/bin/rotate\"]: exit status 0\nstdout:\nrotated 3 files\nfreed 2.1 GiB\n";
+        let mut n = 0;
+        for e in &mut entries {
+            if let Event::Action { detail: d, .. } = &mut e.event {
+                *d = detail.into();
+                n += 1;
+            }
+        }
+        assert!(n > 0);
+        let md = markdown(&entries, "j", None, 0);
+        assert!(md.contains("— [\"/usr/local/bin/rotate\"]: exit status 0\n"), "{md}");
+        assert!(!md.contains("exit status 0…"), "{md}");
+        let block = "\n    ```text\n    stdout:\n    rotated 3 files\n    freed 2.1 GiB\n    ```\n";
+        assert!(md.contains(block), "lacks {block:?}:\n{md}");
+        // A long output is bounded, what is left out counted.
+        let long: String = (0..30).map(|i| format!("line {i}\n")).collect();
+        for e in &mut entries {
+            if let Event::Action { detail: d, .. } = &mut e.event {
+                *d = format!("first\n{long}");
+            }
+        }
+        let md = markdown(&entries, "j", None, 0);
+        assert!(md.contains("    line 19\n    ```\n\n    (10 more line(s)"), "{md}");
+        assert!(!md.contains("line 20\n"), "{md}");
     }
 
     #[test]
