@@ -4,7 +4,8 @@ fn main() -> std::process::ExitCode {
     match hostmedic::cli::main() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("hostmedic: {e:#}");
+            // Every cause, each once (some errors also show their source).
+            eprintln!("hostmedic: {}", hostmedic::error::chain(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }

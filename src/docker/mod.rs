@@ -61,8 +61,10 @@ pub enum DockerError {
     /// A caller passed a value the engine would not accept.
     #[error("{0}")]
     Invalid(String),
-    /// Any other engine or transport error.
-    #[error("Docker engine at {host}, {what}: {source}")]
+    /// Any other engine or transport error, shown with bollard's whole
+    /// cause chain (its hyper errors alone say only "client error
+    /// (Connect)").
+    #[error("Docker engine at {host}, {what}: {}", crate::error::chain(.source))]
     Engine {
         host: String,
         what: String,
