@@ -29,7 +29,7 @@ use std::sync::Arc;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, ExtendedKeyPurpose, SignatureScheme};
 
 use crate::error::ConfigError;
 
@@ -67,7 +67,9 @@ impl CaFileVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         let bad = || rustls::Error::InvalidCertificate(CertificateError::BadEncoding);
         let (_, cert) = x509_parser::parse_x509_certificate(end_entity).map_err(|_| bad())?;
-        let at = |t: x509_parser::time::ASN1Time| UnixTime::since_unix_epoch(std::time::Duration::from_secs(t.timestamp().max(0) as u64));
+        let at = |t: x509_parser::time::ASN1Time| {
+            UnixTime::since_unix_epoch(std::time::Duration::from_secs(t.timestamp().max(0) as u64))
+        };
         let (not_before, not_after) = (at(cert.validity().not_before), at(cert.validity().not_after));
         if now.as_secs() < not_before.as_secs() {
             return Err(CertificateError::NotValidYetContext { time: now, not_before }.into());
@@ -78,12 +80,38 @@ impl CaFileVerifier {
         if let Ok(Some(eku)) = cert.extended_key_usage()
             && !(eku.value.server_auth || eku.value.any)
         {
-            return Err(CertificateError::InvalidPurpose.into());
+            return Err(CertificateError::InvalidPurposeContext {
+                required: ExtendedKeyPurpose::ServerAuth,
+                presented: presented_purposes(eku.value),
+            }
+            .into());
         }
         let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
         rustls::client::verify_server_name(&parsed, server_name)?;
         Ok(ServerCertVerified::assertion())
     }
+}
+
+/// The purposes an extendedKeyUsage allows, as rustls names them in its
+/// error (id-kp-N is 1.3.6.1.5.5.7.3.N).
+fn presented_purposes(eku: &x509_parser::extensions::ExtendedKeyUsage<'_>) -> Vec<ExtendedKeyPurpose> {
+    let kp = |n: usize| ExtendedKeyPurpose::Other(vec![1, 3, 6, 1, 5, 5, 7, 3, n]);
+    let named = [
+        (eku.client_auth, ExtendedKeyPurpose::ClientAuth),
+        (eku.code_signing, kp(3)),
+        (eku.email_protection, kp(4)),
+        (eku.time_stamping, kp(8)),
+        (eku.ocsp_signing, kp(9)),
+    ];
+    let other = eku.other.iter().map(|oid| {
+        let arcs = oid.iter().map(|a| a.map(|n| n as usize).collect()).unwrap_or_default();
+        ExtendedKeyPurpose::Other(arcs)
+    });
+    named
+        .into_iter()
+        .filter_map(|(set, p)| set.then_some(p))
+        .chain(other)
+        .collect()
 }
 
 /// Whether webpki refused a CA certificate presented as the end entity.
