@@ -660,3 +660,34 @@ async fn openssl_self_signed_ca_file_works_where_curl_does() {
     let e = r.error.unwrap();
     assert!(e.contains("certificate does not allow extended key usage"), "{e}");
 }
+
+/// The control subcommands' `--tls.ca-file` uses the same verifier: a
+/// server on an openssl-made self-signed certificate is reached with that
+/// certificate as the CA, as `curl --cacert` reaches it.
+#[tokio::test(flavor = "multi_thread")]
+async fn control_client_trusts_an_openssl_self_signed_certificate() {
+    let d = tempfile::tempdir().unwrap();
+    let (cert, key) = openssl_self_signed(d.path(), "c", "DNS:localhost,IP:127.0.0.1");
+    let srv = HttpServer::start_tls(tls_server_config_from_pem(&cert, &key)).await;
+    assert!(curl_ok(&cert, &srv.url("/ok")).await);
+    let cfg = hostmedic::config::Config::parse("", "t").unwrap();
+    let args = hostmedic::client::ClientArgs {
+        url: Some(srv.url("")),
+        ca_file: Some(cert.clone()),
+        ..Default::default()
+    };
+    let control = hostmedic::client::Control::new(&cfg, None, &args).unwrap();
+    let (status, _) = control.post("/ok").await.unwrap();
+    assert_eq!(status.as_u16(), 200);
+
+    // Another certificate as the CA: refused, and the error says why.
+    let (other, _) = openssl_self_signed(d.path(), "other", "DNS:localhost,IP:127.0.0.1");
+    let args = hostmedic::client::ClientArgs {
+        ca_file: Some(other),
+        ..args
+    };
+    let control = hostmedic::client::Control::new(&cfg, None, &args).unwrap();
+    let e = control.post("/ok").await.unwrap_err();
+    let text = hostmedic::error::chain(e.as_ref());
+    assert!(text.contains("invalid peer certificate"), "{text}");
+}

@@ -1,7 +1,8 @@
-//! The verifier of an HTTPS probe's `ca_file`: webpki against the file's
-//! certificates, and one case webpki refuses that curl (OpenSSL) accepts,
-//! a server presenting a self-signed certificate that is itself in the
-//! file.
+//! The verifier of an HTTPS probe's `ca_file` (and of the control
+//! subcommands' `--tls.ca-file`, [`crate::client`]): webpki against the
+//! file's certificates, and one case webpki refuses that curl (OpenSSL)
+//! accepts, a server presenting a self-signed certificate that is itself in
+//! the file.
 //!
 //! Why that case exists: `openssl req -x509 …`, the way operators usually
 //! make a self-signed certificate, applies the config's `v3_ca` section, so
