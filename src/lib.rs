@@ -61,7 +61,8 @@
 //!   redaction and bounds, `[receiver.evidence]`.
 //!
 //! Shared leaves (they import none of their consumers):
-//! - [`error`]: `ConfigError` and `compile_regex`.
+//! - [`error`]: `ConfigError`, `compile_regex`, and `chain` (an error with
+//!   every cause, the one way library errors become details and log lines).
 //! - [`http`]: response helpers and path percent coding.
 //! - [`time`]: Unix-seconds clock and the one RFC 3339 parser.
 //! - [`bytes`]: byte sizes in configuration (`"2GiB"`).
