@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::collectors::probes::ca_file::CaFileVerifier;
 use crate::config::Config;
 use crate::web::WebConfig;
 use crate::web::tls::{read_certs, read_key};
@@ -130,19 +131,18 @@ fn user_name() -> String {
 }
 
 /// The rustls client configuration: `ca` as the only roots (the flag or
-/// key named first), the client certificate when given.
+/// key named first), the client certificate when given. The verifier is the
+/// probes' `ca_file` one, so a server's own self-signed certificate made
+/// with `openssl req -x509` (CA:TRUE) is trusted as `curl --cacert` trusts
+/// it ([`crate::collectors::probes::ca_file`]).
 fn tls_client((key, ca): (&str, &Path), args: &ClientArgs) -> anyhow::Result<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in read_certs(key, ca)? {
-        roots
-            .add(cert)
-            .with_context(|| format!("{key} {}: not a usable CA certificate", ca.display()))?;
-    }
+    let verifier = CaFileVerifier::load(key, ca)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("TLS versions")?
-        .with_root_certificates(roots);
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier));
     let cfg = match (&args.cert_file, &args.key_file) {
         (Some(c), Some(k)) => builder
             .with_client_auth_cert(read_certs("--tls.cert-file", c)?, read_key("--tls.key-file", k)?)

@@ -65,7 +65,8 @@
 //!   redaction (through [`redact`]) and bounds, `[receiver.evidence]`.
 //!
 //! Shared leaves (they import none of their consumers):
-//! - [`error`]: `ConfigError` and `compile_regex`.
+//! - [`error`]: `ConfigError`, `compile_regex`, and `chain` (an error with
+//!   every cause, the one way library errors become details and log lines).
 //! - [`http`]: response helpers and path percent coding.
 //! - [`invocation`]: the configuration the control subcommands find
 //!   (`--config`, `HOSTMEDIC_CONFIG`, the packaged file) and the commands

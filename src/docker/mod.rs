@@ -61,8 +61,10 @@ pub enum DockerError {
     /// A caller passed a value the engine would not accept.
     #[error("{0}")]
     Invalid(String),
-    /// Any other engine or transport error.
-    #[error("Docker engine at {host}, {what}: {source}")]
+    /// Any other engine or transport error, shown with bollard's whole
+    /// cause chain (its hyper errors alone say only "client error
+    /// (Connect)").
+    #[error("Docker engine at {host}, {what}: {}", crate::error::chain(.source))]
     Engine {
         host: String,
         what: String,
@@ -645,5 +647,20 @@ mod tests {
         assert!(s.started_at.is_some() && s.finished_at.is_none());
         assert_eq!(s.label(COMPOSE_PROJECT_LABEL), "p");
         assert_eq!(s.label(COMPOSE_SERVICE_LABEL), "");
+    }
+
+    /// An engine address nothing listens on: the error names the refusal
+    /// (bollard's own message stops at "client error (Connect)").
+    #[tokio::test]
+    async fn engine_errors_carry_the_whole_cause() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = format!("tcp://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let e = connect_to(&host, Duration::from_secs(5)).await.err().unwrap();
+        assert!(matches!(e, DockerError::Engine { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains("Connection refused"), "{text}");
+        // Shown once when the chain is walked again (its source is in it).
+        assert_eq!(crate::error::chain(&e), text);
     }
 }

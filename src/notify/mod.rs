@@ -388,7 +388,7 @@ impl Client {
                     .redirect(reqwest::redirect::Policy::none())
                     .user_agent(concat!("hostmedic/", env!("CARGO_PKG_VERSION")))
                     .build()
-                    .map_err(|e| format!("http client: {}", e.without_url()))
+                    .map_err(|e| format!("http client: {}", crate::error::chain(&e.without_url())))
             })
             .as_ref()
             .map_err(Clone::clone)
@@ -456,7 +456,9 @@ impl Client {
                         break;
                     }
                 }
-                Err(e) => last = redact(&e.without_url().to_string(), &secrets),
+                // The whole cause ("Connection refused", "invalid peer
+                // certificate: …"), not reqwest's "error sending request".
+                Err(e) => last = redact(&crate::error::chain(&e.without_url()), &secrets),
             }
             tracing::warn!(kind = ch.kind(), url = %p.shown, attempt = attempt + 1, error = %last, "notification failed");
         }

@@ -25,8 +25,8 @@ pub async fn connect(target: &ManagerTarget, timeout: Duration) -> Result<Connec
             let (path, uid) = (path.clone(), *uid);
             let stream = tokio::task::spawn_blocking(move || connect_as(&path, uid))
                 .await
-                .map_err(|e| no_bus(e.to_string()))?
-                .map_err(|e| no_bus(e.to_string()))?;
+                .map_err(|e| no_bus(crate::error::chain(&e)))?
+                .map_err(|e| no_bus(crate::error::chain(&e)))?;
             zbus::connection::Builder::unix_stream(stream).user_id(uid)
         }
     };
@@ -39,7 +39,7 @@ pub async fn connect(target: &ManagerTarget, timeout: Duration) -> Result<Connec
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
             ) =>
         {
-            Err(no_bus(e.to_string()))
+            Err(no_bus(crate::error::chain(&*e)))
         }
         Ok(Err(e)) => Err(SystemdError::dbus(&format!("connect {address}"), e)),
         Err(_) => Err(SystemdError::Timeout {

@@ -63,7 +63,8 @@ pub enum SystemdError {
     /// A user name from the configuration is not in the passwd file.
     #[error("unknown user {0}")]
     UnknownUser(String),
-    #[error("{op}: {source}")]
+    /// zbus' error with its cause chain (an I/O error under it).
+    #[error("{op}: {}", crate::error::chain(.source))]
     Dbus {
         op: String,
         #[source]

@@ -148,7 +148,8 @@ pub fn tls_server_config(
     };
     let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
     leaf.distinguished_name.push(DnType::CommonName, "short-lived");
-    leaf.not_before = now - time::Duration::hours(1);
+    // A leaf that has already expired was valid for a day before.
+    leaf.not_before = (now - time::Duration::hours(1)).min(leaf_not_after - time::Duration::days(1));
     leaf.not_after = leaf_not_after;
     let key = KeyPair::generate().unwrap();
     let cert = leaf.signed_by(&key, &issuer).unwrap();
@@ -158,6 +159,27 @@ pub fn tls_server_config(
         rustls::ServerConfig::builder()
             .with_no_client_auth()
             .with_single_cert(vec![cert.der().clone(), second], key)
+            .unwrap(),
+    )
+}
+
+/// For [`HttpServer::start_tls`]: serves the PEM certificate chain and
+/// private key made elsewhere (the `openssl` CLI, as operators make them).
+pub fn tls_server_config_from_pem(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> std::sync::Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let chain = rustls::pki_types::CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).unwrap();
+    hostmedic::install_crypto_provider();
+    std::sync::Arc::new(
+        rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
             .unwrap(),
     )
 }

@@ -525,6 +525,35 @@ async fn notify_webhook_retries_with_backoff_then_gives_up() {
     assert_eq!(sink.all().len(), 4);
 }
 
+/// A notification to a port nothing listens on says so (the refusal, not
+/// only reqwest's "error sending request"), for every channel kind, and the
+/// Telegram token stays out of the detail.
+#[tokio::test]
+async fn notify_to_a_closed_port_names_the_refusal() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let dir = tempfile::tempdir().unwrap();
+    let tok = dir.path().join("bot.token");
+    std::fs::write(&tok, "123456:AAsecretBotToken").unwrap();
+    let cfg = format!(
+        "[notify.hook]\nkind = \"webhook\"\nurl = \"{base}/hook\"\nretries = 0\n\
+         [notify.n]\nkind = \"ntfy\"\nserver = \"{base}\"\ntopic = \"t\"\nretries = 0\n\
+         [notify.tg]\nkind = \"telegram\"\napi_base = \"{base}\"\nbot_token_file = \"{}\"\nchat_id = 1\nretries = 0\n",
+        tok.display()
+    );
+    let env = ActionEnv {
+        notify: channels(&cfg),
+        ..ActionEnv::default()
+    };
+    for name in ["hook", "n", "tg"] {
+        let (_, o) = resolve_and_run(&notify_spec(name), &alert(&[("unit", "a.service")]), &env).await;
+        assert_eq!(o.result, OutcomeResult::Failed, "{}", o.detail);
+        assert!(o.detail.contains("Connection refused"), "{name}: {}", o.detail);
+        assert!(!o.detail.contains("AAsecretBotToken"), "{}", o.detail);
+    }
+}
+
 #[tokio::test]
 async fn notify_config_errors_name_the_key() {
     let err = |t: &str| hostmedic::config::Config::parse(t, "t").unwrap_err().to_string();

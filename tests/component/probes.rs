@@ -1,8 +1,9 @@
 //! Probes against real parts: a local HTTP server on 127.0.0.1:0 (200, 500,
 //! hang past the timeout), the same server over TLS with a short-lived
-//! certificate from a CA made in the test, and real commands (exit 0, exit
-//! 1, hanging and killed with its process group, missing executable,
-//! minimal environment).
+//! certificate from a CA made in the test (or an expired one, or a
+//! self-signed one made by the `openssl` CLI, checked against `curl
+//! --cacert`), and real commands (exit 0, exit 1, hanging and killed with
+//! its process group, missing executable, minimal environment).
 
 use crate::common;
 
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::eventually;
-use common::procs::{HttpServer, nonce, pids_with_cmdline, tls_server_config};
+use common::procs::{HttpServer, nonce, pids_with_cmdline, tls_server_config, tls_server_config_from_pem};
 use hostmedic::collector::Collector;
 use hostmedic::collectors::probes::tls::{ProbeClient, ca_file_roots};
 use hostmedic::collectors::probes::{
@@ -251,8 +252,8 @@ async fn collector_runs_probes_in_background_and_caches_results() {
 
 /// An HTTPS probe trusting the test CA through `ca_file` reports the
 /// served certificate's notAfter to the second; without the CA (platform
-/// roots) the same server fails the probe and no expiry is reported
-/// (nothing was verified); a plain HTTP probe has no expiry series.
+/// roots) the same server fails the probe and the expiry is still reported;
+/// a plain HTTP probe has no expiry series.
 #[tokio::test(flavor = "multi_thread")]
 async fn https_probe_reports_the_certificate_not_after() {
     let d = tempfile::tempdir().unwrap();
@@ -289,10 +290,11 @@ async fn https_probe_reports_the_certificate_not_after() {
         v("hostmedic_probe_tls_cert_not_after_timestamp_seconds", "tls"),
         Some(not_after.unix_timestamp() as f64)
     );
+    // Not trusted, and still the expiry of what the server presented.
     assert_eq!(v("hostmedic_probe_success", "tls-untrusted"), Some(0.0));
     assert_eq!(
         v("hostmedic_probe_tls_cert_not_after_timestamp_seconds", "tls-untrusted"),
-        None
+        Some(not_after.unix_timestamp() as f64)
     );
     assert_eq!(v("hostmedic_probe_success", "plain"), Some(1.0));
     assert_eq!(v("hostmedic_probe_tls_cert_not_after_timestamp_seconds", "plain"), None);
@@ -456,4 +458,236 @@ working_dir = "/tmp"
     );
     let err = hostmedic::config::Config::parse("[[processes.watch]]\nname = \"x\"\ncomm = \"(\"\n", "t").unwrap_err();
     assert!(err.to_string().contains("processes.watch[0].comm"), "{err}");
+}
+
+/// A port nothing listens on (bound, then released).
+fn closed_port_url(scheme: &str) -> String {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("{scheme}://{}/ok", closed.local_addr().unwrap());
+    drop(closed);
+    url
+}
+
+/// A failed run's error carries the cause, not only reqwest's "error
+/// sending request": the refusal of a closed port, and why a certificate
+/// was not trusted (here: an issuer the platform's roots do not know).
+#[tokio::test(flavor = "multi_thread")]
+async fn http_probe_errors_carry_the_cause() {
+    let r = run_http(&client(), &http("refused", closed_port_url("http"), 5000)).await;
+    let e = r.error.unwrap();
+    assert!(e.contains("Connection refused"), "{e}");
+    // The URL once, at the front (reqwest's own "for url (…)" is dropped).
+    assert_eq!(e.matches("127.0.0.1").count(), 1, "{e}");
+
+    let d = tempfile::tempdir().unwrap();
+    let not_after = (time::OffsetDateTime::now_utc() + time::Duration::days(30))
+        .replace_nanosecond(0)
+        .unwrap();
+    let tls = HttpServer::start_tls(tls_server_config(d.path(), not_after, None)).await;
+    let r = run_http(&client(), &http("untrusted", tls.url("/ok"), 5000)).await;
+    assert_eq!((r.success, r.code), (false, 0));
+    let e = r.error.unwrap();
+    assert!(e.contains("invalid peer certificate: UnknownIssuer"), "{e}");
+    // Untrusted, and its expiry is still known.
+    assert_eq!(r.cert_not_after, Some(not_after.unix_timestamp()));
+}
+
+/// An expired certificate (under the CA the probe trusts) fails the probe
+/// with the reason and exports that expiry: the series an operator needs
+/// to see what broke.
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_certificate_fails_with_the_reason_and_exports_its_expiry() {
+    let d = tempfile::tempdir().unwrap();
+    let expired = (time::OffsetDateTime::now_utc() - time::Duration::days(2))
+        .replace_nanosecond(0)
+        .unwrap();
+    let tls = HttpServer::start_tls(tls_server_config(d.path(), expired, None)).await;
+    let mut p = http("expired", tls.url("/ok"), 5000);
+    p.ca_file = Some(d.path().join("ca.pem"));
+    let client = ProbeClient::new(ca_file_roots("t", &d.path().join("ca.pem")).unwrap()).unwrap();
+    let r = run_http(&client, &p).await;
+    assert_eq!((r.success, r.code), (false, 0));
+    let e = r.error.unwrap();
+    assert!(e.contains("invalid peer certificate: certificate expired"), "{e}");
+    assert_eq!(r.cert_not_after, Some(expired.unix_timestamp()));
+
+    // The same through the collector: the metric is exported.
+    let c = Arc::new(
+        ProbesCollector::new(&Config {
+            http: vec![p],
+            ..Config::default()
+        })
+        .unwrap(),
+    );
+    let stop = CancellationToken::new();
+    let bg = tokio::spawn(c.clone().background(stop.clone()));
+    let m = eventually(Duration::from_secs(20), "the probe to have run", || async {
+        let mut m = MetricSet::new();
+        c.collect(&mut m).await.unwrap();
+        m.get("hostmedic_probe_success").is_some().then_some(m)
+    })
+    .await;
+    assert_eq!(m.value("hostmedic_probe_success", &[("probe", "expired")]), Some(0.0));
+    assert_eq!(
+        m.value(
+            "hostmedic_probe_tls_cert_not_after_timestamp_seconds",
+            &[("probe", "expired")]
+        ),
+        Some(expired.unix_timestamp() as f64)
+    );
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), bg)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// `openssl req -x509` as operators run it: a self-signed certificate (the
+/// config's v3_ca section makes it CA:TRUE) and its key, `<name>.pem` and
+/// `<name>.key` in `dir`.
+fn openssl_self_signed(dir: &std::path::Path, name: &str, san: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .args(["-days", "30", "-subj", "/CN=localhost", "-addext"])
+        .arg(format!("subjectAltName={}", san.split(' ').next().unwrap()))
+        // More `-addext …` after the names, space-separated.
+        .args(san.split(' ').skip(1))
+        .output()
+        .expect("the openssl CLI");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (cert, key)
+}
+
+/// Whether `curl --cacert ca` fetches `url` (proxies off, like the probes).
+async fn curl_ok(ca: &std::path::Path, url: &str) -> bool {
+    let out = tokio::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "--noproxy",
+            "*",
+            "--max-time",
+            "10",
+            "--cacert",
+        ])
+        .arg(ca)
+        .arg(url)
+        .output()
+        .await
+        .expect("the curl CLI");
+    out.status.success()
+}
+
+fn not_after_of(pem: &std::path::Path) -> i64 {
+    use rustls::pki_types::pem::PemObject;
+    let der = rustls::pki_types::CertificateDer::from_pem_file(pem).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    cert.validity().not_after.timestamp()
+}
+
+/// A `ca_file` naming the server's own openssl-made self-signed (CA:TRUE)
+/// certificate works wherever `curl --cacert` does, and fails where curl
+/// fails: another self-signed certificate in the file, or a name the
+/// certificate does not carry.
+#[tokio::test(flavor = "multi_thread")]
+async fn openssl_self_signed_ca_file_works_where_curl_does() {
+    let d = tempfile::tempdir().unwrap();
+    let (cert, key) = openssl_self_signed(d.path(), "c", "DNS:localhost,IP:127.0.0.1");
+    let text = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    // The case webpki refuses on its own (CaUsedAsEndEntity).
+    assert!(String::from_utf8_lossy(&text.stdout).contains("CA:TRUE"));
+    let srv = HttpServer::start_tls(tls_server_config_from_pem(&cert, &key)).await;
+    let by_name = format!("https://localhost:{}/ok", srv.addr.port());
+    let probe = |url: &str, ca: &std::path::Path| {
+        let mut p = http("self-signed", url.to_string(), 5000);
+        p.ca_file = Some(ca.to_path_buf());
+        p
+    };
+    for url in [srv.url("/ok"), by_name] {
+        assert!(curl_ok(&cert, &url).await, "curl --cacert {url}");
+        let client = ProbeClient::new(ca_file_roots("t", &cert).unwrap()).unwrap();
+        let r = run_http(&client, &probe(&url, &cert)).await;
+        assert!(r.success, "{url}: {:?}", r.error);
+        assert_eq!(r.code, 200);
+        assert_eq!(r.cert_not_after, Some(not_after_of(&cert)));
+    }
+
+    // Another self-signed certificate as ca_file: curl refuses, so does the
+    // probe (with webpki's reason), and the expiry is still reported.
+    let (other, _) = openssl_self_signed(d.path(), "other", "DNS:localhost,IP:127.0.0.1");
+    assert!(!curl_ok(&other, &srv.url("/ok")).await);
+    let client = ProbeClient::new(ca_file_roots("t", &other).unwrap()).unwrap();
+    let r = run_http(&client, &probe(&srv.url("/ok"), &other)).await;
+    assert!(!r.success);
+    let e = r.error.unwrap();
+    assert!(
+        e.contains("invalid peer certificate") && e.contains("CaUsedAsEndEntity"),
+        "{e}"
+    );
+    assert_eq!(r.cert_not_after, Some(not_after_of(&cert)));
+
+    // The listed certificate without the address in its names: both refuse.
+    let (dns_only, dns_key) = openssl_self_signed(d.path(), "dns-only", "DNS:localhost");
+    let srv = HttpServer::start_tls(tls_server_config_from_pem(&dns_only, &dns_key)).await;
+    assert!(!curl_ok(&dns_only, &srv.url("/ok")).await);
+    let client = ProbeClient::new(ca_file_roots("t", &dns_only).unwrap()).unwrap();
+    let r = run_http(&client, &probe(&srv.url("/ok"), &dns_only)).await;
+    assert!(!r.success);
+    let e = r.error.unwrap();
+    assert!(e.contains("certificate not valid for name"), "{e}");
+
+    // Listed, but only for client authentication (extendedKeyUsage): both
+    // refuse it as a server's certificate.
+    let (client_only, client_key) = openssl_self_signed(
+        d.path(),
+        "client-only",
+        "DNS:localhost,IP:127.0.0.1 -addext extendedKeyUsage=clientAuth",
+    );
+    let srv = HttpServer::start_tls(tls_server_config_from_pem(&client_only, &client_key)).await;
+    assert!(!curl_ok(&client_only, &srv.url("/ok")).await);
+    let client = ProbeClient::new(ca_file_roots("t", &client_only).unwrap()).unwrap();
+    let r = run_http(&client, &probe(&srv.url("/ok"), &client_only)).await;
+    assert!(!r.success);
+    let e = r.error.unwrap();
+    assert!(e.contains("certificate does not allow extended key usage"), "{e}");
+}
+
+/// The control subcommands' `--tls.ca-file` uses the same verifier: a
+/// server on an openssl-made self-signed certificate is reached with that
+/// certificate as the CA, as `curl --cacert` reaches it.
+#[tokio::test(flavor = "multi_thread")]
+async fn control_client_trusts_an_openssl_self_signed_certificate() {
+    let d = tempfile::tempdir().unwrap();
+    let (cert, key) = openssl_self_signed(d.path(), "c", "DNS:localhost,IP:127.0.0.1");
+    let srv = HttpServer::start_tls(tls_server_config_from_pem(&cert, &key)).await;
+    assert!(curl_ok(&cert, &srv.url("/ok")).await);
+    let cfg = hostmedic::config::Config::parse("", "t").unwrap();
+    let args = hostmedic::client::ClientArgs {
+        url: Some(srv.url("")),
+        ca_file: Some(cert.clone()),
+        ..Default::default()
+    };
+    let control = hostmedic::client::Control::new(&cfg, None, &args).unwrap();
+    let (status, _) = control.post("/ok").await.unwrap();
+    assert_eq!(status.as_u16(), 200);
+
+    // Another certificate as the CA: refused, and the error says why.
+    let (other, _) = openssl_self_signed(d.path(), "other", "DNS:localhost,IP:127.0.0.1");
+    let args = hostmedic::client::ClientArgs {
+        ca_file: Some(other),
+        ..args
+    };
+    let control = hostmedic::client::Control::new(&cfg, None, &args).unwrap();
+    let e = control.post("/ok").await.unwrap_err();
+    let text = hostmedic::error::chain(e.as_ref());
+    assert!(text.contains("invalid peer certificate"), "{text}");
 }

@@ -9,8 +9,13 @@
 //!
 //! HTTPS probes also report the earliest expiry of the certificates the
 //! server presented ([`tls`]), so a renewal that silently stopped is seen
-//! weeks before the probe starts failing.
+//! weeks before the probe starts failing, and still once it has failed.
+//! A `ca_file` may name the server's own self-signed certificate
+//! ([`ca_file`]). A failed run's error carries its whole cause chain
+//! ([`crate::error::chain`]: "Connection refused", "invalid peer
+//! certificate: UnknownIssuer").
 
+pub mod ca_file;
 pub mod tls;
 
 use std::collections::HashSet;
@@ -190,13 +195,16 @@ impl Config {
 /// Why a probe run failed (the log line; metrics carry the numbers).
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    #[error("GET {url}: {source}")]
+    /// `source` is without its URL (the message names it once), shown with
+    /// its whole cause chain ("Connection refused", "invalid peer
+    /// certificate: UnknownIssuer").
+    #[error("GET {url}: {}", crate::error::chain(.source))]
     Http { url: String, source: reqwest::Error },
     #[error("GET {url}: unexpected status {status}")]
     Status { url: String, status: u16 },
     #[error("GET {url}: no response within {timeout:?}")]
     HttpTimeout { url: String, timeout: Duration },
-    #[error("cannot start {program:?}: {source}")]
+    #[error("cannot start {program:?}: {}", crate::error::chain(.source))]
     Spawn { program: String, source: std::io::Error },
     #[error("{program:?} exited with {status}{stderr}")]
     Exit {
@@ -206,7 +214,7 @@ pub enum ProbeError {
     },
     #[error("{program:?} still running after {timeout:?}; its process group was killed")]
     CommandTimeout { program: String, timeout: Duration },
-    #[error("waiting for {program:?}: {source}")]
+    #[error("waiting for {program:?}: {}", crate::error::chain(.source))]
     Wait { program: String, source: std::io::Error },
 }
 
@@ -236,8 +244,8 @@ pub struct ProbeResult {
     pub at: SystemTime,
     pub error: Option<String>,
     /// The earliest notAfter (Unix seconds) of the certificates the server
-    /// presented in the run's verified TLS handshakes; None without TLS or
-    /// when verification failed.
+    /// presented in the run's TLS handshakes, verified or not (an expired or
+    /// untrusted certificate is when it matters); None without TLS.
     pub cert_not_after: Option<i64>,
 }
 
@@ -333,7 +341,7 @@ pub async fn run_http(client: &tls::ProbeClient, p: &HttpProbe) -> ProbeResult {
             Some(
                 ProbeError::Http {
                     url: p.url.clone(),
-                    source: e,
+                    source: e.without_url(),
                 }
                 .to_string(),
             ),

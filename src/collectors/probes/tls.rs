@@ -1,7 +1,13 @@
 //! The HTTP probes' client and its TLS side: a rustls verifier that wraps
-//! the real one (the platform's roots, or a probe's `ca_file`) and, after a
-//! chain verified, keeps the earliest notAfter of the certificates the
-//! server presented, for `hostmedic_probe_tls_cert_not_after_timestamp_seconds`.
+//! the real one (the platform's roots, or a probe's `ca_file`:
+//! [`super::ca_file`]) and keeps the earliest notAfter of the certificates
+//! the server presented, for
+//! `hostmedic_probe_tls_cert_not_after_timestamp_seconds`.
+//!
+//! The chain is recorded before the real verifier decides, so a
+//! certificate that fails verification (expired, unknown issuer, wrong
+//! name) still reports its expiry: that is exactly when the expiry matters,
+//! and the probe's error says why verification failed.
 //!
 //! Why a wrapper: reqwest's own `TlsInfo` carries the leaf only, while an
 //! intermediate that expires first breaks the site just the same
@@ -13,7 +19,6 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
@@ -35,18 +40,11 @@ pub fn platform_roots() -> Result<Roots, String> {
         .map_err(|e| format!("cannot load the system trust store: {e}"))
 }
 
-/// Only the CA certificates of `path` (PEM; `key` names it in errors).
+/// Only the CA certificates of `path` (PEM; `key` names it in errors),
+/// and a self-signed server certificate listed there as itself
+/// ([`super::ca_file`]).
 pub fn ca_file_roots(key: &str, path: &Path) -> Result<Roots, ConfigError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in crate::web::tls::read_certs(key, path)? {
-        roots
-            .add(cert)
-            .map_err(|e| ConfigError::invalid(key, format!("{}: not a usable CA certificate: {e}", path.display())))?;
-    }
-    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
-        .build()
-        .map(|v| v as Roots)
-        .map_err(|e| ConfigError::invalid(key, format!("{}: {e}", path.display())))
+    Ok(Arc::new(super::ca_file::CaFileVerifier::load(key, path)?))
 }
 
 /// notAfter of one DER certificate, Unix seconds.
@@ -56,7 +54,8 @@ fn not_after(der: &CertificateDer<'_>) -> Option<i64> {
 }
 
 /// Delegates every decision to `inner`; records the earliest notAfter of
-/// the chains it accepted since the last [`Recording::take`].
+/// the chains presented since the last [`ProbeClient::take_earliest_not_after`],
+/// whether `inner` accepts them or not.
 #[derive(Debug)]
 struct Recording {
     inner: Roots,
@@ -72,9 +71,6 @@ impl ServerCertVerifier for Recording {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let verified = self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)?;
         let chain = std::iter::once(end_entity)
             .chain(intermediates)
             .filter_map(not_after)
@@ -85,7 +81,9 @@ impl ServerCertVerifier for Recording {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        Ok(verified)
+        drop(earliest);
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
 
     fn verify_tls12_signature(
