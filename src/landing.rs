@@ -706,7 +706,20 @@ pub fn page(p: &Page<'_>) -> String {
          <meta http-equiv=\"refresh\" content=\"{REFRESH_SECONDS}\"><title>hostmedic</title>\n\
          <style>{STYLE}</style></head>\n<body>\n"
     );
-    verdict(&mut out, c, failing(&p.collectors), p.status);
+    if p.details_hidden {
+        // The verdict counts what the status API protects: not this request's.
+        let _ = writeln!(
+            out,
+            "<p id=\"verdict\" class=\"verdict needs-you\"><strong>Details hidden:</strong> authenticate to see \
+             what needs you (the alert pipeline, firing alerts, holds, approvals){}</p>",
+            match failing(&p.collectors) {
+                0 => String::new(),
+                n => format!(" · <a href=\"#collectors\">{n} collector(s) failing</a>"),
+            }
+        );
+    } else {
+        verdict(&mut out, c, failing(&p.collectors), p.status);
+    }
     let _ = writeln!(
         out,
         "<h1>hostmedic {}</h1>\n<p class=\"muted\">Prometheus exporter and Alertmanager webhook receiver \
@@ -737,7 +750,7 @@ mod tests {
     }
 
     fn quiet_status() -> Value {
-        serde_json::json!({"pipeline": {"enabled": true, "alertname": "Watchdog", "silent": false},
+        serde_json::json!({"pipeline": {"enabled": true, "alertname": "HostmedicWatchdog", "silent": false},
                            "firing": [], "holds": {}, "pending_approvals": [], "backoff": {}, "quiet": []})
     }
 
@@ -754,7 +767,7 @@ mod tests {
     #[test]
     fn escapes_what_it_renders() {
         let st = serde_json::json!({
-            "pipeline": {"enabled": true, "alertname": "Watchdog", "silent": true, "silent_since": 0.0},
+            "pipeline": {"enabled": true, "alertname": "HostmedicWatchdog", "silent": true, "silent_since": 0.0},
             "firing": [{"name": "X<script>", "severity": "critical", "since": "t", "summary": "a & b"}],
             "holds": {}, "pending_approvals": [],
             "backoff": {"fix<b>|exec:/bin/x \"a&b\"": {"failures": 2, "cooldown_seconds": 1200.0, "until": 60.0}},

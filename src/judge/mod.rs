@@ -480,10 +480,10 @@ mod tests {
                 "{RECEIVER}[[remediation]]\nname = \"r\"\nalertname = \"{alert}\"\nactions = [{{ type = \"systemd\", op = \"restart\", unit = \"{unit}\" }}]\n"
             )
         };
-        let v = judge_text(&rule("Watchdog", "{{ labels.unit }}"));
+        let v = judge_text(&rule("HostmedicWatchdog", "{{ labels.unit }}"));
         let l = lines(&v);
         assert!(v.errors().next().is_none(), "{l:#?}");
-        assert!(l.len() == 1 && l[0].starts_with("warning: h.toml:7: rule \"r\": actions[0]: `{{ labels.unit }}`: the shipped alert Watchdog carries no label \"unit\""), "{l:#?}");
+        assert!(l.len() == 1 && l[0].starts_with("warning: h.toml:7: rule \"r\": actions[0]: `{{ labels.unit }}`: the shipped alert HostmedicWatchdog carries no label \"unit\""), "{l:#?}");
         // Labels the expression keeps from its series cannot be listed: no warning.
         assert!(
             judge_text(&rule("HostmedicUnitFailed", "{{ labels.unit }}"))

@@ -271,7 +271,7 @@ mod tests {
     fn the_shipped_rules_parse_and_the_heartbeat_is_known() {
         let s = shipped();
         assert!(s.len() > 20, "{}", s.len());
-        let watchdog = &s["Watchdog"];
+        let watchdog = &s["HostmedicWatchdog"];
         assert_eq!(watchdog.labels, set(&["alertname", "severity"]));
         assert!(watchdog.annotations.contains("summary"));
         assert_eq!(s["HostmedicUnitFailed"].labels, None);

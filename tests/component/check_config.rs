@@ -242,9 +242,13 @@ fn cases(d: &Path) -> Vec<Case> {
         ),
         case(
             "label_the_shipped_alert_never_carries",
-            receiver(&|_| {}).rule(Rule::new("hb", "Watchdog").action(Action::systemd("restart", "{{ labels.unit }}"))),
+            receiver(&|_| {})
+                .rule(Rule::new("hb", "HostmedicWatchdog").action(Action::systemd("restart", "{{ labels.unit }}"))),
             true,
-            vec!["warning: ", "the shipped alert Watchdog carries no label \"unit\""],
+            vec![
+                "warning: ",
+                "the shipped alert HostmedicWatchdog carries no label \"unit\"",
+            ],
         ),
         Case {
             config: "[web\nlisten_address = 1\n".into(),

@@ -193,7 +193,11 @@ fn config(dir: &Path, max_silence: &str, rules: Vec<Rule>) -> PathBuf {
         .disable(&["docker", "systemd", "git_lfs", "paths", "probes", "logfile"])
         .single_host("h1")
         .receiver(dir, |r| {
+            // The browser brings no token: the page is opened to it as to the
+            // status API (`status_public`; hidden otherwise, tested in
+            // tests/component/security.rs).
             r.path("bearer_token_file", dir.join("token"))
+                .set("status_public", true)
                 .set("cooldown", "0s")
                 .table("heartbeat", |h| {
                     h.set("max_silence", max_silence).set("check_interval", "100ms");
@@ -273,7 +277,7 @@ async fn silent_pipeline_is_the_first_line() {
             "Needs you: alert pipeline SILENT since ",
             " s ago) hostmedic ",
             "Alert pipeline SILENT since ",
-            "no Watchdog heartbeat; Prometheus or Alertmanager down?",
+            "no HostmedicWatchdog heartbeat; Prometheus or Alertmanager down?",
             "Host",
         ],
     );
@@ -340,13 +344,19 @@ async fn pending_approval_and_failed_action_are_counted_and_each_alert_says_what
             " s ago): exit status 0; worker restarted",
             "warning DiskFull",
             "exec failed (",
-            " s ago): exit status: 3; no space",
+            " s ago): exit status 3; no space",
             "warning Runaway",
             "waiting for approval (",
-            &format!("hostmedic approve {id}"),
+            &format!(
+                "hostmedic --config {} approve {id}",
+                dir.path().join("hostmedic.toml").display()
+            ),
             "Pending approvals",
             &format!("{id} ask-runaway"),
-            &format!("hostmedic approve {id}"),
+            &format!(
+                "hostmedic --config {} approve {id}",
+                dir.path().join("hostmedic.toml").display()
+            ),
             "Holds none",
             "Host",
         ],
