@@ -369,12 +369,30 @@ async fn systemd_actions_on_a_unit_in_its_auto_restart_loop_at_any_phase() {
 // ---------------------------------------------------------------- kill
 
 /// A shell that forks a `sleep` of 0.2–0.5 s, waits for it and forks the
-/// next, for ever.
-fn forker() -> std::process::Child {
-    std::process::Command::new("/bin/sh")
-        .args(["-c", "while :; do sleep 0.$(shuf -i 2-5 -n 1) & wait $!; done"])
-        .spawn()
-        .expect("spawn the forker")
+/// next, for ever; in a process group of its own, ended whole on drop.
+struct Forker(std::process::Child);
+
+impl Forker {
+    fn start() -> Forker {
+        use std::os::unix::process::CommandExt;
+        let child = std::process::Command::new("/bin/sh")
+            .args(["-c", "while :; do sleep 0.$(shuf -i 2-5 -n 1) & wait $!; done"])
+            .process_group(0)
+            .spawn()
+            .expect("spawn the forker");
+        Forker(child)
+    }
+}
+
+impl Drop for Forker {
+    fn drop(&mut self) {
+        // The group: the shell and its current `sleep`.
+        let group = format!("-{}", self.0.id());
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .status();
+        let _ = self.0.wait();
+    }
 }
 
 /// The forker's current `sleep` child, once it has exec'd.
@@ -392,7 +410,7 @@ async fn current_sleep(parent: u32) -> i32 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_of_processes_that_exit_on_their_own_at_any_phase() {
-    let mut parent = forker();
+    let forker = Forker::start();
     let env = ActionEnv::default();
     let spec = ActionSpec::Kill(KillAction {
         pid: "{{ labels.pid }}".into(),
@@ -402,14 +420,13 @@ async fn kill_of_processes_that_exit_on_their_own_at_any_phase() {
     });
     let (mut phase, mut tally) = (Phase::new("kill"), Tally::default());
     for n in 0..RUNS {
-        let pid = current_sleep(parent.id()).await;
+        let pid = current_sleep(forker.0.id()).await;
         // Anywhere from well before its exit to after it.
         tokio::time::sleep(phase.pause(700)).await;
         let a = alert(&[("pid", &pid.to_string())]);
         let (o, v, took) = act_and_verify(&spec, &a, &env, Duration::from_secs(5)).await;
         tally.record(n, &o, &v, "verified", took);
     }
-    let _ = parent.kill();
-    let _ = parent.wait();
+    drop(forker);
     tally.report("kill of a process that exits on its own");
 }
