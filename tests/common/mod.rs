@@ -392,3 +392,15 @@ pub fn decision_ids(
         })
         .collect()
 }
+
+/// Who approved, for each approval in the journal, in journal order.
+pub fn approved_by(entries: &[hostmedic::receiver::journal::Entry]) -> Vec<String> {
+    use hostmedic::receiver::journal::Event;
+    entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Approved { by, .. } => Some(by.clone()),
+            _ => None,
+        })
+        .collect()
+}

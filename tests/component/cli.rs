@@ -155,14 +155,7 @@ async fn control_subcommands_find_the_running_hostmedic_and_say_what_is_true() {
         (pkg.effects() == 1).then_some(())
     })
     .await;
-    let by: Vec<String> = pkg
-        .journal()
-        .iter()
-        .filter_map(|e| match &e.event {
-            Event::Approved { by, .. } => Some(by.clone()),
-            _ => None,
-        })
-        .collect();
+    let by = approved_by(&pkg.journal());
     assert_eq!(by, vec![format!("cli:{}", my_name())], "$USER unset: the uid's name");
 
     let again = operator(&cfg, &["approve", &ids[0]]);

@@ -604,14 +604,7 @@ async fn notify_only_waits_for_approval_via_api_and_cli() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     wait_effects(&fx, 2).await;
-    let by: Vec<String> = fx
-        .journal()
-        .iter()
-        .filter_map(|e| match &e.event {
-            Event::Approved { by, .. } => Some(by.clone()),
-            _ => None,
-        })
-        .collect();
+    let by = approved_by(&fx.journal());
     assert_eq!(by.len(), 2);
     assert_eq!(by[0], "api");
     assert!(by[1].starts_with("cli:"), "{by:?}");
