@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::config::{Action, Rule, TestConfig};
 use common::sink::Sink;
 use common::*;
-use hostmedic::receiver::journal::{self, Decision, Event};
+use hostmedic::receiver::journal::{self, Decision};
 
 use crate::receiver::{TOKEN, alert, post};
 
