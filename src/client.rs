@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::collectors::probes::ca_file::CaFileVerifier;
+use crate::collectors::probes::delegate::Delegating;
 use crate::config::Config;
 use crate::web::WebConfig;
 use crate::web::tls::{read_certs, read_key};
@@ -142,7 +143,7 @@ fn tls_client((key, ca): (&str, &Path), args: &ClientArgs) -> anyhow::Result<rus
         .with_safe_default_protocol_versions()
         .context("TLS versions")?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier));
+        .with_custom_certificate_verifier(Arc::new(Delegating(verifier)));
     let cfg = match (&args.cert_file, &args.key_file) {
         (Some(c), Some(k)) => builder
             .with_client_auth_cert(read_certs("--tls.cert-file", c)?, read_key("--tls.key-file", k)?)

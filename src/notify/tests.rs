@@ -97,8 +97,9 @@ fn evidence_is_cut_first_never_the_headline() {
     assert!(!out.contains("evidence"));
 }
 
-#[test]
-fn telegram_text_carries_title_message_and_evidence_within_4096() {
+/// A Telegram channel to chat 1 whose bot token file lives in the returned
+/// folder (kept alive by the caller); nothing is sent, only prepared.
+fn telegram() -> (tempfile::TempDir, NotifyChannel) {
     let d = tempfile::tempdir().unwrap();
     let tok = d.path().join("t");
     std::fs::write(&tok, "123456:secret-token-value\n").unwrap();
@@ -110,6 +111,12 @@ fn telegram_text_carries_title_message_and_evidence_within_4096() {
         backoff: Duration::from_secs(1),
         timeout: Duration::from_secs(1),
     });
+    (d, ch)
+}
+
+#[test]
+fn telegram_text_carries_title_message_and_evidence_within_4096() {
+    let (_d, ch) = telegram();
     let evidence = "e".repeat(10_000);
     let p = ch
         .prepare("title", "message", &evidence, &serde_json::json!({}))
@@ -121,17 +128,7 @@ fn telegram_text_carries_title_message_and_evidence_within_4096() {
 
 #[test]
 fn control_characters_never_reach_the_channel_raw() {
-    let d = tempfile::tempdir().unwrap();
-    let tok = d.path().join("t");
-    std::fs::write(&tok, "123456:secret-token-value\n").unwrap();
-    let ch = NotifyChannel::Telegram(TelegramChannel {
-        api_base: "http://127.0.0.1:1".into(),
-        bot_token_file: tok,
-        chat_id: ChatId::Id(1),
-        retries: 0,
-        backoff: Duration::from_secs(1),
-        timeout: Duration::from_secs(1),
-    });
+    let (_d, ch) = telegram();
     let p = ch
         .prepare(
             "Runaway\nApprove: now",

@@ -349,3 +349,58 @@ pub fn sample_value(exposition: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
 }
+
+/// An Alertmanager webhook body (version 4) carrying `alerts`; its status
+/// is `firing` when any alert fires, `resolved` otherwise.
+pub fn payload(alerts: Vec<serde_json::Value>) -> serde_json::Value {
+    let status = if alerts.iter().any(|a| a["status"] == "firing") {
+        "firing"
+    } else {
+        "resolved"
+    };
+    serde_json::json!({"receiver": "hostmedic", "status": status, "alerts": alerts, "groupLabels": {},
+           "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am", "version": "4",
+           "groupKey": "{}:{}", "truncatedAlerts": 0})
+}
+
+/// Delivers `alerts` ([`payload`]) to the receiver at `url` (its
+/// `/api/v1/alerts`) with bearer `token`, as Alertmanager does; the answer
+/// must be 200 (its body is shown otherwise).
+pub async fn deliver_alerts(url: &str, token: &str, alerts: Vec<serde_json::Value>) {
+    let r = client()
+        .post(url)
+        .bearer_auth(token)
+        .json(&payload(alerts))
+        .send()
+        .await
+        .unwrap();
+    let code = r.status().as_u16();
+    assert_eq!(code, 200, "{}", r.text().await.unwrap());
+}
+
+/// The ids of the journal's decisions that are `decision`, in journal order.
+pub fn decision_ids(
+    entries: &[hostmedic::receiver::journal::Entry],
+    decision: hostmedic::receiver::journal::Decision,
+) -> Vec<String> {
+    use hostmedic::receiver::journal::Event;
+    entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Decision { id, decision: d, .. } if *d == decision => Some(id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Who approved, for each approval in the journal, in journal order.
+pub fn approved_by(entries: &[hostmedic::receiver::journal::Entry]) -> Vec<String> {
+    use hostmedic::receiver::journal::Event;
+    entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Approved { by, .. } => Some(by.clone()),
+            _ => None,
+        })
+        .collect()
+}

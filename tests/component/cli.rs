@@ -16,9 +16,9 @@ use std::time::Duration;
 use common::config::{Action, Rule, TestConfig};
 use common::sink::Sink;
 use common::*;
-use hostmedic::receiver::journal::{self, Decision, Event};
+use hostmedic::receiver::journal::{self, Decision};
 
-use crate::receiver::{TOKEN, alert, payload, post};
+use crate::receiver::{TOKEN, alert, post};
 
 /// A temporary folder laid out like a packaged install: the configuration
 /// and the token in `etc/hostmedic/`, the journal in `var/lib/hostmedic/`,
@@ -107,20 +107,6 @@ fn text(o: &Output) -> String {
     )
 }
 
-fn pending_ids(entries: &[journal::Entry]) -> Vec<String> {
-    entries
-        .iter()
-        .filter_map(|e| match &e.event {
-            Event::Decision {
-                id,
-                decision: Decision::PendingApproval,
-                ..
-            } => Some(id.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 /// The name of this process's uid in the passwd database.
 fn my_name() -> String {
     nix::unistd::User::from_uid(nix::unistd::getuid())
@@ -149,7 +135,7 @@ async fn control_subcommands_find_the_running_hostmedic_and_say_what_is_true() {
         assert_eq!(post(&url, Some(TOKEN), &payload(vec![a])).await.0, 200);
     }
     let ids = eventually(Duration::from_secs(20), "two pending approvals", || async {
-        Some(pending_ids(&pkg.journal())).filter(|ids| ids.len() == 2)
+        Some(decision_ids(&pkg.journal(), Decision::PendingApproval)).filter(|ids| ids.len() == 2)
     })
     .await;
     let pasted = format!("hostmedic --config {} approve {}", cfg.display(), ids[0]);
@@ -169,14 +155,7 @@ async fn control_subcommands_find_the_running_hostmedic_and_say_what_is_true() {
         (pkg.effects() == 1).then_some(())
     })
     .await;
-    let by: Vec<String> = pkg
-        .journal()
-        .iter()
-        .filter_map(|e| match &e.event {
-            Event::Approved { by, .. } => Some(by.clone()),
-            _ => None,
-        })
-        .collect();
+    let by = approved_by(&pkg.journal());
     assert_eq!(by, vec![format!("cli:{}", my_name())], "$USER unset: the uid's name");
 
     let again = operator(&cfg, &["approve", &ids[0]]);
@@ -284,7 +263,10 @@ async fn service_log_tells_decisions_outcomes_and_refusals_at_the_default_level(
         has(&log, "warn", &["remediation action", "rule=broken", "result=failed"]).then_some(log)
     })
     .await;
-    let ids = pending_or_acted(&journal::read_from(&d.join("journal.jsonl"), 0).unwrap().0);
+    let ids = decision_ids(
+        &journal::read_from(&d.join("journal.jsonl"), 0).unwrap().0,
+        Decision::Act,
+    );
     assert!(
         has(
             &log,
@@ -327,21 +309,6 @@ async fn service_log_tells_decisions_outcomes_and_refusals_at_the_default_level(
         "{log}"
     );
     assert!(!log.contains("level=debug"), "the default level is info: {log}");
-}
-
-/// The ids of the `act` decisions, in journal order.
-fn pending_or_acted(entries: &[journal::Entry]) -> Vec<String> {
-    entries
-        .iter()
-        .filter_map(|e| match &e.event {
-            Event::Decision {
-                id,
-                decision: Decision::Act,
-                ..
-            } => Some(id.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// An unknown log level is refused (exit 2, the accepted values listed)

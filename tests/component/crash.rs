@@ -42,17 +42,7 @@ async fn post_firing(bin: &Binary, labels: serde_json::Value, fingerprint: &str)
     let alert = json!({"status": "firing", "labels": labels, "annotations": {"summary": "test"},
         "startsAt": "2026-01-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
         "generatorURL": "http://prom/graph", "fingerprint": fingerprint});
-    let body = json!({"receiver": "hostmedic", "status": "firing", "alerts": [alert],
-        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am",
-        "version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0});
-    let r = client()
-        .post(bin.url("/api/v1/alerts"))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    deliver_alerts(&bin.url("/api/v1/alerts"), TOKEN, vec![alert]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -97,17 +97,6 @@ pub(crate) fn alert(name: &str, labels: &[(&str, &str)], starts: &str, status: &
            "generatorURL": "http://prom/graph", "fingerprint": fp})
 }
 
-pub(crate) fn payload(alerts: Vec<Value>) -> Value {
-    let status = if alerts.iter().any(|a| a["status"] == "firing") {
-        "firing"
-    } else {
-        "resolved"
-    };
-    json!({"receiver": "hostmedic", "status": status, "alerts": alerts, "groupLabels": {},
-           "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am", "version": "4",
-           "groupKey": "{}:{}", "truncatedAlerts": 0})
-}
-
 fn worker(starts: &str) -> Value {
     alert(
         "WorkerDown",
@@ -552,18 +541,7 @@ async fn notify_only_waits_for_approval_via_api_and_cli() {
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(fx.effects(), 0, "notify-only must not act");
-    let ids: Vec<String> = fx
-        .journal()
-        .iter()
-        .filter_map(|e| match &e.event {
-            Event::Decision {
-                id,
-                decision: Decision::PendingApproval,
-                ..
-            } => Some(id.clone()),
-            _ => None,
-        })
-        .collect();
+    let ids = decision_ids(&fx.journal(), Decision::PendingApproval);
     assert_eq!(ids.len(), 2);
     // Each request's approval note is sent by its own task, so the two may
     // reach the sink in either order: take the first request's by its id.
@@ -626,14 +604,7 @@ async fn notify_only_waits_for_approval_via_api_and_cli() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     wait_effects(&fx, 2).await;
-    let by: Vec<String> = fx
-        .journal()
-        .iter()
-        .filter_map(|e| match &e.event {
-            Event::Approved { by, .. } => Some(by.clone()),
-            _ => None,
-        })
-        .collect();
+    let by = approved_by(&fx.journal());
     assert_eq!(by.len(), 2);
     assert_eq!(by[0], "api");
     assert!(by[1].starts_with("cli:"), "{by:?}");

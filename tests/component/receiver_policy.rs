@@ -21,7 +21,7 @@ use hostmedic::config::Config;
 use hostmedic::receiver::journal::{self, Decision, Entry, Event, SkipReason};
 use serde_json::Value;
 
-use crate::receiver::{alert, payload, post};
+use crate::receiver::{alert, post};
 
 const TOKEN: &str = "t0ken-for-policy-tests-0123";
 

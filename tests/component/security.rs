@@ -108,19 +108,9 @@ async fn journal_state_and_status_files_are_0600_whatever_the_umask() {
         .write(d.join("hostmedic.toml"));
     // Under the usual umask 022 a plain create would give 0644 and 0755.
     let b = Binary::start_with_prefix(&["sh", "-c", "umask 022 && exec \"$@\"", "sh"], &cfg, d, &[]);
-    let body = json!({"receiver": "hostmedic", "status": "firing", "version": "4",
-        "groupKey": "{}:{}", "truncatedAlerts": 0, "groupLabels": {}, "commonLabels": {},
-        "commonAnnotations": {}, "externalURL": "http://am",
-        "alerts": [{"status": "firing", "labels": {"alertname": "Nothing", "instance": "h1"},
-            "annotations": {}, "startsAt": "2026-01-01T00:00:00Z", "fingerprint": "0a"}]});
-    let r = client()
-        .post(b.url("/api/v1/alerts"))
-        .bearer_auth("t0ken-for-tests-0123456789")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    let alert = json!({"status": "firing", "labels": {"alertname": "Nothing", "instance": "h1"},
+        "annotations": {}, "startsAt": "2026-01-01T00:00:00Z", "fingerprint": "0a"});
+    deliver_alerts(&b.url("/api/v1/alerts"), "t0ken-for-tests-0123456789", vec![alert]).await;
     let files = [
         var.join("journal/journal.jsonl"),
         var.join("state/state.json"),
@@ -163,19 +153,9 @@ fn receiver_config(d: &Path, status_public: bool) -> std::path::PathBuf {
 }
 
 async fn post_alert(b: &Binary, alertname: &str, summary: &str) {
-    let body = json!({"receiver": "hostmedic", "status": "firing", "version": "4",
-        "groupKey": "{}:{}", "truncatedAlerts": 0, "groupLabels": {}, "commonLabels": {},
-        "commonAnnotations": {}, "externalURL": "http://am",
-        "alerts": [{"status": "firing", "labels": {"alertname": alertname, "instance": "h1", "pid": "4242"},
-            "annotations": {"summary": summary}, "startsAt": "2026-01-01T00:00:00Z", "fingerprint": "0b"}]});
-    let r = client()
-        .post(b.url("/api/v1/alerts"))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    let alert = json!({"status": "firing", "labels": {"alertname": alertname, "instance": "h1", "pid": "4242"},
+        "annotations": {"summary": summary}, "startsAt": "2026-01-01T00:00:00Z", "fingerprint": "0b"});
+    deliver_alerts(&b.url("/api/v1/alerts"), TOKEN, vec![alert]).await;
 }
 
 async fn page(b: &Binary, token: Option<&str>, path: &str) -> (u16, String) {

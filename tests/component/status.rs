@@ -19,7 +19,7 @@ use hostmedic::receiver::heartbeat::PipelineChange;
 use hostmedic::receiver::journal::{self, Event};
 use serde_json::Value;
 
-use super::receiver::{TOKEN, alert, payload, post};
+use super::receiver::{TOKEN, alert, post};
 
 /// Collectors these tests do not need (they would only slow the scrape).
 const UNUSED: [&str; 7] = [

@@ -167,18 +167,7 @@ fn alert(name: &str, severity: &str, summary: &str, fp: &str) -> Value {
 }
 
 async fn deliver(bin: &Binary, alerts: Vec<Value>) {
-    let body = json!({"receiver": "hostmedic", "status": "firing", "alerts": alerts, "groupLabels": {},
-                      "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am", "version": "4",
-                      "groupKey": "{}:{}", "truncatedAlerts": 0});
-    let r = client()
-        .post(bin.url("/api/v1/alerts"))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let code = r.status().as_u16();
-    assert_eq!(code, 200, "{}", r.text().await.unwrap());
+    deliver_alerts(&bin.url("/api/v1/alerts"), TOKEN, alerts).await;
 }
 
 /// A receiver in `dir` (fake sysfs with one 45 °C sensor, no Docker or

@@ -28,9 +28,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, ExtendedKeyPurpose, SignatureScheme};
+use rustls::{CertificateError, ExtendedKeyPurpose};
+
+use super::delegate::Decides;
 
 use crate::error::ConfigError;
 
@@ -125,7 +127,11 @@ fn ca_used_as_end_entity(e: &rustls::Error) -> bool {
     }
 }
 
-impl ServerCertVerifier for CaFileVerifier {
+impl Decides for CaFileVerifier {
+    fn inner(&self) -> &dyn ServerCertVerifier {
+        &*self.webpki
+    }
+
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -143,31 +149,5 @@ impl ServerCertVerifier for CaFileVerifier {
             }
             other => other,
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
-    }
-
-    fn root_hint_subjects(&self) -> Option<&[DistinguishedName]> {
-        self.webpki.root_hint_subjects()
     }
 }

@@ -16,6 +16,7 @@
 //! certificate: UnknownIssuer").
 
 pub mod ca_file;
+pub mod delegate;
 pub mod tls;
 
 use std::collections::HashSet;

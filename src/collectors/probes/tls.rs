@@ -19,9 +19,10 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+
+use super::delegate::{Decides, Delegating};
 
 use crate::error::ConfigError;
 
@@ -44,7 +45,7 @@ pub fn platform_roots() -> Result<Roots, String> {
 /// and a self-signed server certificate listed there as itself
 /// ([`super::ca_file`]).
 pub fn ca_file_roots(key: &str, path: &Path) -> Result<Roots, ConfigError> {
-    Ok(Arc::new(super::ca_file::CaFileVerifier::load(key, path)?))
+    Ok(Arc::new(Delegating(super::ca_file::CaFileVerifier::load(key, path)?)))
 }
 
 /// notAfter of one DER certificate, Unix seconds.
@@ -62,7 +63,11 @@ struct Recording {
     earliest: Mutex<Option<i64>>,
 }
 
-impl ServerCertVerifier for Recording {
+impl Decides for Recording {
+    fn inner(&self) -> &dyn ServerCertVerifier {
+        &*self.inner
+    }
+
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -85,49 +90,23 @@ impl ServerCertVerifier for Recording {
         self.inner
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-
-    fn root_hint_subjects(&self) -> Option<&[DistinguishedName]> {
-        self.inner.root_hint_subjects()
-    }
 }
 
 /// One HTTP probe's client. Runs must not overlap (the probe loop runs them
 /// one after the other): the recorded expiry belongs to the client.
 pub struct ProbeClient {
     http: reqwest::Client,
-    tls: Arc<Recording>,
+    tls: Arc<Delegating<Recording>>,
 }
 
 impl ProbeClient {
     /// A client verifying servers with `roots`.
     pub fn new(roots: Roots) -> Result<ProbeClient, String> {
         crate::install_crypto_provider();
-        let tls = Arc::new(Recording {
+        let tls = Arc::new(Delegating(Recording {
             inner: roots,
             earliest: Mutex::new(None),
-        });
+        }));
         let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS versions: {e}"))?
@@ -160,6 +139,6 @@ impl ProbeClient {
 
     /// The earliest notAfter recorded since the last call, and forgets it.
     pub fn take_earliest_not_after(&self) -> Option<i64> {
-        crate::sync::lock(&self.tls.earliest).take()
+        crate::sync::lock(&self.tls.0.earliest).take()
     }
 }
