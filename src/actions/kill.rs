@@ -287,6 +287,10 @@ impl Resolved {
             );
         }
         if let Err(why) = recheck(&procfs, pid, info.start_time) {
+            // Exited since it was identified: the pidfd says so.
+            if has_exited(&pidfd) {
+                return gone(format!("pid {pid} exited"));
+            }
             return refuse(format!("kill: {why}; not signalled"));
         }
         match pidfd_send_signal(&pidfd, Signal::TERM) {

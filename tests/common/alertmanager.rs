@@ -128,10 +128,19 @@ impl Alertmanager {
             }
             Some(peers) => {
                 let cp = free_port();
+                // Peer timeout 0 is for "every peer sends": the notification
+                // log must then not reach a peer before its own flush either
+                // (gossiped every 50 ms, a loaded machine's two flushes can be
+                // further apart than that, and the second peer stays quiet).
+                let (gossip, pushpull) = if peer_timeout.is_zero() {
+                    ("30s", "60s")
+                } else {
+                    ("50ms", "1s")
+                };
                 cmd.arg(format!("--cluster.listen-address=127.0.0.1:{cp}"))
                     .arg(format!("--cluster.advertise-address=127.0.0.1:{cp}"))
-                    .arg("--cluster.gossip-interval=50ms")
-                    .arg("--cluster.pushpull-interval=1s")
+                    .arg(format!("--cluster.gossip-interval={gossip}"))
+                    .arg(format!("--cluster.pushpull-interval={pushpull}"))
                     .arg(format!("--cluster.peer-timeout={}ms", peer_timeout.as_millis()));
                 for p in peers {
                     cmd.arg(format!("--cluster.peer={p}"));
