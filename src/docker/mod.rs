@@ -83,6 +83,12 @@ pub enum DockerError {
 /// running container" (or runc's "namespace path: lstat /proc/…/ns/net: no
 /// such file or directory") have the same cause.
 const RACED_ANSWERS: &[&str] = &[
+    // The daemon's wrapper of the runtime's answer to `update`, made after
+    // the new configuration was saved (and rolled back on failure): with
+    // only the restart policy changed, the runtime's resource update can
+    // fail only because the task changed under it ("cannot update a stopped
+    // container", "… a deleted process", "task … not found").
+    "cannot update container",
     "cannot update a stopped container",
     "cannot update a deleted process",
     "is restarting",
@@ -662,5 +668,31 @@ mod tests {
         assert!(text.contains("Connection refused"), "{text}");
         // Shown once when the chain is walked again (its source is in it).
         assert_eq!(crate::error::chain(&e), text);
+    }
+
+    #[test]
+    fn raced_answers_are_transient_and_others_are_not() {
+        let answer = |status_code: u16, message: &str| DockerError::Engine {
+            host: "unix:///x".into(),
+            what: "update flap".into(),
+            source: BollardError::DockerResponseServerError {
+                status_code,
+                message: message.into(),
+            },
+        };
+        // Seen on Debian's docker.io 20.10 while a restart loop ran.
+        for m in [
+            "Cannot update container 64656e: cannot update a stopped container: unknown",
+            "Cannot update container 64656e: cannot update a deleted process: unknown",
+            "Cannot update container 64656e: task 64656e not found: not found",
+            "Cannot restart container sharer: failed to create shim task: OCI runtime create failed: runc create \
+             failed: unable to create new parent process: namespace path: lstat /proc/1012/ns/net: no such file",
+        ] {
+            assert!(answer(500, m).is_transient(), "{m}");
+        }
+        assert!(answer(409, "Container flap is restarting, wait until the container is running").is_transient());
+        assert!(!answer(500, "Cannot restart container web: permission denied").is_transient());
+        assert!(!answer(400, "invalid restart policy").is_transient());
+        assert!(!DockerError::NotFound("flap".into()).is_transient());
     }
 }
