@@ -537,9 +537,13 @@ async fn fleet_scenario(lab: &Lab) {
         .filter(|e| matches!(&e.event, Event::Alert { alertname, duplicate: true, .. } if alertname == CRIT_ALERT))
         .count();
     eprintln!("web-2: {deliveries} deliveries of {CRIT_ALERT}, {duplicates} duplicate(s), 2 actions");
-    assert!(
-        duplicates >= 1,
-        "both Alertmanagers were to deliver (peer timeout 0), yet web-2 saw no duplicate\n{}",
+    // Whether the second peer of the pair delivers too depends on when the
+    // two flushed (seen: both, or only one, under load): every delivery
+    // beyond the two actions must have been journaled a duplicate.
+    assert_eq!(
+        duplicates,
+        deliveries - 2,
+        "each delivery beyond the two actions is a duplicate\n{}",
         summary(&hosts, &[&am2])
     );
     drop(prom);
