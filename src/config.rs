@@ -25,6 +25,7 @@ pub struct Config {
     pub web: WebConfig,
     pub global: GlobalConfig,
     pub host: collectors::host::Config,
+    pub filesystems: collectors::filesystems::Config,
     pub hwmon: collectors::hwmon::Config,
     pub pressure: collectors::pressure::Config,
     pub processes: collectors::processes::Config,
@@ -182,6 +183,18 @@ pub const COLLECTORS: &[Registration] = &[
         section: "host",
         wanted: |c| c.host.enabled,
         build: |c| Ok(Arc::new(collectors::host::HostCollector::new(&c.host)?)),
+    },
+    Registration {
+        name: "filesystems",
+        section: "filesystems",
+        wanted: |c| c.filesystems.enabled,
+        build: |c| {
+            Ok(Arc::new(collectors::filesystems::FilesystemsCollector::new(
+                &c.filesystems,
+                &c.global.procfs_root,
+                c.global.collector_timeout,
+            )?))
+        },
     },
     Registration {
         name: "hwmon",

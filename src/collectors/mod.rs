@@ -4,6 +4,7 @@
 //! never the other way round.
 
 pub mod docker;
+pub mod filesystems;
 pub mod git_lfs;
 pub mod host;
 pub mod hwmon;

@@ -23,6 +23,7 @@ mod crash;
 mod docker;
 mod evidence;
 mod exec_user;
+mod filesystems;
 mod git_lfs;
 mod latency;
 mod logfile;
