@@ -26,6 +26,7 @@ pub struct Config {
     pub global: GlobalConfig,
     pub host: collectors::host::Config,
     pub filesystems: collectors::filesystems::Config,
+    pub disk_usage: collectors::disk_usage::Config,
     pub hwmon: collectors::hwmon::Config,
     pub pressure: collectors::pressure::Config,
     pub processes: collectors::processes::Config,
@@ -193,6 +194,17 @@ pub const COLLECTORS: &[Registration] = &[
                 &c.filesystems,
                 &c.global.procfs_root,
                 c.global.collector_timeout,
+            )?))
+        },
+    },
+    Registration {
+        name: "disk_usage",
+        section: "disk_usage",
+        wanted: |c| c.disk_usage.enabled,
+        build: |c| {
+            Ok(Arc::new(collectors::disk_usage::DiskUsageCollector::new(
+                &c.disk_usage,
+                &c.global.procfs_root,
             )?))
         },
     },

@@ -159,6 +159,19 @@ pub fn parse_line(line: &str) -> Option<Mount> {
     })
 }
 
+/// The first readable of `candidates` (mountinfo files), parsed; `Err`
+/// with why none could be read.
+pub fn read_mount_table(candidates: &[PathBuf]) -> Result<Vec<Mount>, String> {
+    let mut errors = Vec::new();
+    for p in candidates {
+        match std::fs::read_to_string(p) {
+            Ok(text) => return Ok(text.lines().filter_map(parse_line).collect()),
+            Err(e) => errors.push(format!("reading {}: {e}", p.display())),
+        }
+    }
+    Err(errors.join("; "))
+}
+
 /// What `statvfs` said of one mount.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Inodes {
@@ -207,23 +220,12 @@ impl FilesystemsCollector {
         })
     }
 
-    /// The first readable mount table, parsed; one mount per filesystem
-    /// (its shortest mount point), exclusions applied.
+    /// The mount table, one mount per filesystem (its shortest mount
+    /// point), exclusions applied.
     fn mounts(&self) -> Result<Vec<Mount>, CollectError> {
-        let mut errors = Vec::new();
-        let text = self.mountinfo.iter().find_map(|p| match std::fs::read_to_string(p) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                errors.push(format!("reading {}: {e}", p.display()));
-                None
-            }
-        });
-        let Some(text) = text else {
-            return Err(CollectError::Unavailable(errors.join("; ")));
-        };
-        let mut mounts: Vec<Mount> = text
-            .lines()
-            .filter_map(parse_line)
+        let mut mounts: Vec<Mount> = read_mount_table(&self.mountinfo)
+            .map_err(CollectError::Unavailable)?
+            .into_iter()
             .filter(|m| {
                 !self.fs_types_exclude.is_match(&m.fstype) && !self.mount_points_exclude.is_match(&m.mount_point)
             })

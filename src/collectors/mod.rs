@@ -3,6 +3,7 @@
 //! registry [`crate::config::COLLECTORS`]: `config` imports the collectors,
 //! never the other way round.
 
+pub mod disk_usage;
 pub mod docker;
 pub mod filesystems;
 pub mod git_lfs;

@@ -3,9 +3,11 @@
 //! table, `/proc/1/mountinfo`, is the namespace's own; the test mounts a
 //! tmpfs with 64 inodes there (`nsenter`), exhausts them, binds it
 //! read-only (a per-mount flag: must not count as read-only) and remounts
-//! its superblock read-only (must). The series are read from `/metrics`,
-//! the service log must name the read-only filesystem. The CI host's own
-//! mounts are never touched.
+//! its superblock read-only (must). On the way, the `disk_usage` collector
+//! names the tmpfs's largest directory with the tmpfs's mount point (what
+//! the disk alerts join on). The series are read from `/metrics`, the
+//! service log must name the read-only filesystem. The CI host's own mounts
+//! are never touched.
 
 use crate::common;
 
@@ -67,6 +69,12 @@ async fn inodes_and_a_read_only_superblock_on_real_mounts() {
             // tmpfs is left out by default (memory, not disk): let it in.
             s.set("fs_types_exclude", "^(proc|sysfs|cgroup2?|devpts|mqueue|nsfs|overlay)$");
         })
+        .section("disk_usage", |s| {
+            s.strings("roots", [mnt.to_str().unwrap()])
+                .set("depth", 1)
+                .set("scan_interval", "10s")
+                .strings("journal_dirs", Vec::<&str>::new());
+        })
         .write(dir.path().join("hostmedic.toml"));
     let prefix = [
         "unshare",
@@ -87,14 +95,38 @@ async fn inodes_and_a_read_only_superblock_on_real_mounts() {
     );
 
     wait_for(&bin, "hostmedic_filesystem_files", &mnt, 64.0).await;
-    wait_for(&bin, "hostmedic_filesystem_readonly", &mnt, 0.0).await;
-    wait_for(&bin, "hostmedic_filesystem_device_error", &mnt, 0.0).await;
-    // The root directory holds one inode; 60 files leave 3.
+    // 1 MiB in one directory: the largest consumer, on the tmpfs.
     in_namespace(
         bin.pid(),
-        &["sh", "-c", &format!("for i in $(seq 60); do : > {m}/f$i; done")],
+        &[
+            "sh",
+            "-c",
+            &format!("mkdir {m}/big && head -c 1048576 /dev/zero > {m}/big/blob"),
+        ],
     );
-    wait_for(&bin, "hostmedic_filesystem_files_free", &mnt, 3.0).await;
+    let want = format!("hostmedic_disk_usage_bytes{{kind=\"directory\",path=\"{m}/big\",mountpoint=\"{m}\"}} 1048576");
+    eventually(
+        Duration::from_secs(30),
+        "disk_usage names the big directory on the tmpfs",
+        || {
+            let url = bin.url("/metrics");
+            let want = want.clone();
+            async move { get(&url).await.1.lines().any(|l| l == want).then_some(()) }
+        },
+    )
+    .await;
+    wait_for(&bin, "hostmedic_filesystem_readonly", &mnt, 0.0).await;
+    wait_for(&bin, "hostmedic_filesystem_device_error", &mnt, 0.0).await;
+    // Files until the tmpfs refuses one: no inode left.
+    in_namespace(
+        bin.pid(),
+        &[
+            "sh",
+            "-c",
+            &format!("i=0; while touch {m}/f$i 2>/dev/null; do i=$((i+1)); done; test $i -gt 50"),
+        ],
+    );
+    wait_for(&bin, "hostmedic_filesystem_files_free", &mnt, 0.0).await;
 
     // A read-only bind of the writable tmpfs: the per-mount flag only.
     in_namespace(bin.pid(), &["mount", "-o", "remount,bind,ro", m]);
