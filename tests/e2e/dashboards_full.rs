@@ -438,7 +438,7 @@ async fn every_panel_query_returns_data_in_a_full_world() {
     st.wait_query(
         Duration::from_secs(30),
         &format!("count(hostmedic_collector_source_present{{instance=\"{hm}\"}} == 1)"),
-        |v| v == 10.0,
+        |v| v == hostmedic::config::COLLECTORS.len() as f64,
     )
     .await;
     st.wait_query(
