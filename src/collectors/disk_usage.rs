@@ -171,12 +171,10 @@ pub fn reported_mount_point(mounts: &[Mount], path: &Path) -> Option<String> {
         .iter()
         .filter(|m| path.starts_with(&m.mount_point))
         .max_by_key(|m| m.mount_point.len())?;
-    mounts
-        .iter()
-        .filter(|m| m.device_id == holder.device_id)
-        .map(|m| &m.mount_point)
-        .min_by_key(|p| (p.len(), p.to_string()))
-        .cloned()
+    filesystems::one_per_filesystem(mounts.to_vec())
+        .into_iter()
+        .find(|m| m.device_id == holder.device_id)
+        .map(|m| m.mount_point)
 }
 
 pub struct DiskUsageCollector {

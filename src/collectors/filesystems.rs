@@ -172,6 +172,16 @@ pub fn read_mount_table(candidates: &[PathBuf]) -> Result<Vec<Mount>, String> {
     Err(errors.join("; "))
 }
 
+/// One mount per filesystem (its `major:minor`), at its shortest mount
+/// point (ties: the first by name): the one rule by which every series
+/// about a filesystem names it, so they join on `mountpoint`.
+pub fn one_per_filesystem(mut mounts: Vec<Mount>) -> Vec<Mount> {
+    mounts.sort_by(|a, b| (a.mount_point.len(), &a.mount_point).cmp(&(b.mount_point.len(), &b.mount_point)));
+    let mut seen = HashSet::new();
+    mounts.retain(|m| seen.insert(m.device_id.clone()));
+    mounts
+}
+
 /// What `statvfs` said of one mount.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Inodes {
@@ -223,17 +233,14 @@ impl FilesystemsCollector {
     /// The mount table, one mount per filesystem (its shortest mount
     /// point), exclusions applied.
     fn mounts(&self) -> Result<Vec<Mount>, CollectError> {
-        let mut mounts: Vec<Mount> = read_mount_table(&self.mountinfo)
+        let mounts: Vec<Mount> = read_mount_table(&self.mountinfo)
             .map_err(CollectError::Unavailable)?
             .into_iter()
             .filter(|m| {
                 !self.fs_types_exclude.is_match(&m.fstype) && !self.mount_points_exclude.is_match(&m.mount_point)
             })
             .collect();
-        mounts.sort_by(|a, b| (a.mount_point.len(), &a.mount_point).cmp(&(b.mount_point.len(), &b.mount_point)));
-        let mut seen = HashSet::new();
-        mounts.retain(|m| seen.insert(m.device_id.clone()));
-        Ok(mounts)
+        Ok(one_per_filesystem(mounts))
     }
 
     /// `statvfs` of one mount off the runtime, bounded by the timeout;
