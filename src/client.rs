@@ -119,16 +119,13 @@ impl Control {
 }
 
 /// Who runs the CLI, for the journal's "approved by": `$USER`, else the
-/// name of the real uid in the passwd database, else the uid itself.
+/// name of the real uid in the passwd file ([`crate::users`]), else the uid itself.
 fn user_name() -> String {
     if let Some(u) = std::env::var("USER").ok().filter(|u| !u.is_empty()) {
         return u;
     }
-    let uid = nix::unistd::getuid();
-    match nix::unistd::User::from_uid(uid) {
-        Ok(Some(u)) => u.name,
-        _ => uid.to_string(),
-    }
+    let users = crate::users::Users::load(std::path::Path::new(crate::users::PASSWD_FILE));
+    users.label(nix::unistd::getuid().as_raw())
 }
 
 /// The rustls client configuration: `ca` as the only roots (the flag or

@@ -129,6 +129,7 @@ pub mod sync;
 pub mod systemd;
 pub mod text;
 pub mod time;
+pub mod users;
 pub mod web;
 
 /// Installs rustls' `ring` crypto provider as the process default (reqwest is

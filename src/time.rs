@@ -49,66 +49,13 @@ pub fn display(ts: f64) -> String {
 /// offset). Go's zero time `0001-01-01T00:00:00Z` is valid.
 /// Returns Unix seconds (negative for Go's zero time).
 pub fn parse_rfc3339(s: &str) -> Option<f64> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b.len() > 40 {
+    // jiff reads RFC 9557, a superset: a bracketed zone annotation is not
+    // RFC 3339, and is refused here.
+    if s.contains('[') {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let t = s.get(r)?;
-        if t.bytes().all(|c| c.is_ascii_digit()) {
-            t.parse().ok()
-        } else {
-            None
-        }
-    };
-    let (y, mo, d, h, mi, sec) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
-    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut frac = 0.0;
-    if b[i] == b'.' {
-        let start = i + 1;
-        i = start;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == start || i - start > 9 {
-            return None;
-        }
-        frac = format!("0.{}", &s[start..i]).parse().ok()?;
-    }
-    let offset = match b.get(i)? {
-        b'Z' | b'z' if i + 1 == b.len() => 0,
-        b'+' | b'-' if i + 6 == b.len() && b[i + 3] == b':' => {
-            let oh = num(i + 1..i + 3)?;
-            let om = num(i + 4..i + 6)?;
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            let o = oh * 3600 + om * 60;
-            if b[i] == b'-' { -o } else { o }
-        }
-        _ => return None,
-    };
-    // Days from civil (Howard Hinnant's algorithm).
-    let (yy, mm) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
-    let era = if yy >= 0 { yy } else { yy - 399 } / 400;
-    let yoe = yy - era * 400;
-    let doy = (153 * mm + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some((days * 86400 + h * 3600 + mi * 60 + sec - offset) as f64 + frac)
+    let t: jiff::Timestamp = s.parse().ok()?;
+    Some(t.as_second() as f64 + f64::from(t.subsec_nanosecond()) / 1e9)
 }
 
 #[cfg(test)]
@@ -128,8 +75,21 @@ mod tests {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0.0));
         assert_eq!(parse_rfc3339("1970-01-01T01:00:00+01:00"), Some(0.0));
         assert_eq!(parse_rfc3339("2026-11-22T07:07:46.5Z"), Some(1795331266.5));
-        assert!(parse_rfc3339("0001-01-01T00:00:00Z").is_some());
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00-02:30"), Some(9000.0));
+        assert_eq!(parse_rfc3339("1970-01-01t00:00:01z"), Some(1.0));
+        let nanos = parse_rfc3339("2026-11-22T07:07:46.877123456Z").unwrap();
+        assert!((nanos - 1_795_331_266.877_123).abs() < 1e-5, "{nanos}");
+        assert_eq!(
+            parse_rfc3339("0001-01-01T00:00:00Z"),
+            Some(-62135596800.0),
+            "Go's zero time"
+        );
         for bad in [
+            "2026-11-22T07:07:46.1234567890Z",
+            "2026-11-22T07:07:46Z[Europe/Berlin]",
+            "2026-11-22T25:07:46Z",
+            "2026-02-30T07:07:46Z",
+            "2026-11-22T07:07:46+25:00",
             "",
             "yesterday",
             "2026-13-01T00:00:00Z",

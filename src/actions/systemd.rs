@@ -16,7 +16,8 @@ use zbus::Connection;
 use super::target::{self, Manager, default_manager};
 use super::template::{check_literal, render_field};
 use super::{ActionEnv, ActionError, Alert, ConfigError, Outcome, OutcomeResult, Verification};
-use crate::systemd::{self as sd, ManagerTarget, Passwd, UnitStatus};
+use crate::systemd::{self as sd, ManagerTarget, UnitStatus};
+use crate::users::Users;
 
 /// `type = "systemd"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,7 +98,7 @@ pub fn manager_target(manager: &Manager, env: &ActionEnv) -> Result<ManagerTarge
     match manager {
         Manager::System => Ok(ManagerTarget::system(env.system_bus.as_deref())),
         Manager::User(name) => {
-            let passwd = Passwd::load(&env.passwd_file);
+            let passwd = Users::load(&env.passwd_file);
             sd::configured_user_manager(name, &env.user_runtime_dir, &passwd).map_err(|e| e.to_string())
         }
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{CgroupLine, parse_proc_cgroup};
-use crate::systemd::Passwd;
+use crate::users::Users;
 
 /// Who owns a process: its systemd unit (and that unit's manager) and its
 /// Docker container, from `/proc/<pid>/cgroup`. Each part is `None` when the
@@ -27,7 +27,7 @@ pub struct Owner {
 /// The owner of process `pid` (blocking; one read of `<procfs>/<pid>/cgroup`);
 /// `passwd` names the users of user managers. `None` when the file cannot be
 /// read (the process is gone).
-pub fn owner(procfs: &Path, pid: i32, passwd: &Passwd) -> Option<Owner> {
+pub fn owner(procfs: &Path, pid: i32, passwd: &Users) -> Option<Owner> {
     owner_below(procfs, pid, "/", passwd)
 }
 
@@ -36,13 +36,13 @@ pub fn owner(procfs: &Path, pid: i32, passwd: &Passwd) -> Option<Owner> {
 /// machine or container whose own systemd owns the units; `/`: this host's
 /// systemd). Units are named relative to `root`; a process outside it has no
 /// unit (its container is still named).
-pub fn owner_below(procfs: &Path, pid: i32, root: &str, passwd: &Passwd) -> Option<Owner> {
+pub fn owner_below(procfs: &Path, pid: i32, root: &str, passwd: &Users) -> Option<Owner> {
     let text = crate::procfs::read_cgroup(procfs, i64::from(pid)).ok()?;
     Some(parse_owner_below(&text, root, passwd))
 }
 
 /// [`owner`] from the text of `/proc/<pid>/cgroup`.
-pub fn parse_owner(text: &str, passwd: &Passwd) -> Owner {
+pub fn parse_owner(text: &str, passwd: &Users) -> Owner {
     parse_owner_below(text, "/", passwd)
 }
 
@@ -59,7 +59,7 @@ fn strip_root<'a>(path: &'a str, root: &str) -> Option<&'a str> {
 /// [`owner_below`] from the text of `/proc/<pid>/cgroup`. The unit comes
 /// from the v2 line, else systemd's named v1 tree (`name=systemd`), else any
 /// line; the container from the first line naming one.
-pub fn parse_owner_below(text: &str, root: &str, passwd: &Passwd) -> Owner {
+pub fn parse_owner_below(text: &str, root: &str, passwd: &Users) -> Owner {
     let lines = parse_proc_cgroup(text);
     let mut ordered: Vec<&CgroupLine> = Vec::with_capacity(lines.len());
     ordered.extend(lines.iter().filter(|l| l.controllers.is_empty()));
@@ -95,7 +95,7 @@ fn is_unit_name(s: &str) -> bool {
 /// `(manager, unit)` of a cgroup path: the first non-slice unit component,
 /// and below `user@<uid>.service` the first non-slice unit after it, of the
 /// user manager. A path of slices only names its last slice.
-fn unit_of_path(path: &str, passwd: &Passwd) -> Option<(String, String)> {
+fn unit_of_path(path: &str, passwd: &Users) -> Option<(String, String)> {
     let manager = "system".to_string();
     let mut last_slice = None;
     let mut comps = path.split('/').filter(|c| !c.is_empty() && *c != "..");
@@ -160,7 +160,7 @@ mod tests {
 
     #[test]
     fn owners() {
-        let pw = Passwd::parse("medic:x:1000:1000::/home/medic:/bin/sh\n");
+        let pw = Users::parse("medic:x:1000:1000::/home/medic:/bin/sh\n");
         let own = |text: &str| parse_owner(text, &pw);
         let o = |m: Option<&str>, u: Option<&str>, c: Option<&str>| Owner {
             manager: m.map(Into::into),

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use sysinfo::{CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, RefreshKind, System};
 
 use crate::collector::{CollectError, Collector};
@@ -47,6 +47,11 @@ impl Config {
 }
 
 pub struct HostCollector {
+    inner: Arc<Inner>,
+}
+
+/// What a collection reads with, shared with the blocking task it runs in.
+struct Inner {
     fs_types_exclude: regex::Regex,
     mount_points_exclude: regex::Regex,
     state: Mutex<Option<(System, Disks)>>,
@@ -55,13 +60,16 @@ pub struct HostCollector {
 impl HostCollector {
     pub fn new(cfg: &Config) -> Result<Self, ConfigError> {
         let (fs_types_exclude, mount_points_exclude) = cfg.filters("host")?;
-        Ok(HostCollector {
+        let inner = Inner {
             fs_types_exclude,
             mount_points_exclude,
             state: Mutex::new(None),
-        })
+        };
+        Ok(HostCollector { inner: Arc::new(inner) })
     }
+}
 
+impl Inner {
     fn read(&self, out: &mut MetricSet) -> Result<(), CollectError> {
         let mut guard = crate::sync::lock(&self.state);
         if guard.is_none() {
@@ -118,7 +126,12 @@ impl HostCollector {
             &[],
             sys.free_swap() as f64,
         );
+        self.filesystems(disks, out);
+        Ok(())
+    }
 
+    /// Size and space available per filesystem.
+    fn filesystems(&self, disks: &Disks, out: &mut MetricSet) {
         // A filesystem mounted more than once (bind mounts, a container
         // engine's directories) is one filesystem: report it once, at its
         // shortest mount point, so one full disk raises one alert. The
@@ -162,7 +175,6 @@ impl HostCollector {
                 d.available_space() as f64,
             );
         }
-        Ok(())
     }
 }
 
@@ -174,7 +186,15 @@ impl Collector for HostCollector {
 
     async fn collect(&self, out: &mut MetricSet) -> Result<(), CollectError> {
         // sysinfo does blocking reads of /proc; keep them off the runtime.
-        tokio::task::block_in_place(|| self.read(out))
+        let inner = self.inner.clone();
+        let set = tokio::task::spawn_blocking(move || {
+            let mut set = MetricSet::new();
+            inner.read(&mut set).map(|()| set)
+        })
+        .await
+        .map_err(CollectError::failed)??;
+        out.extend(set);
+        Ok(())
     }
 }
 
@@ -182,7 +202,7 @@ impl Collector for HostCollector {
 mod tests {
     use super::*;
 
-    #[tokio::test(flavor = "multi_thread")]
+    #[tokio::test]
     async fn reports_real_host_values() {
         let c = HostCollector::new(&Config::default()).unwrap();
         let mut m = MetricSet::new();

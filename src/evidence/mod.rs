@@ -324,7 +324,17 @@ impl Capture {
         match s {
             Subject::Unit { manager, unit } => unit::capture(self, env, manager, unit).await,
             Subject::Container(c) => container::capture(self, env, c).await,
-            Subject::Process(p) => process::capture(env, *p),
+            Subject::Process(p) => {
+                // procfs reads block: off the runtime.
+                let (env, pid) = (env.clone(), *p);
+                tokio::task::spawn_blocking(move || process::capture(&env, pid))
+                    .await
+                    .unwrap_or_else(|e| {
+                        let mut item = Item::new(s.key(), kind(s));
+                        item.errors.push(format!("capture task: {e}"));
+                        item
+                    })
+            }
             Subject::Lfs(r) => lfs::capture(r),
             Subject::Path(w) => path::capture(w),
         }

@@ -30,7 +30,7 @@ pub fn capture(env: &ActionEnv, pid: i32) -> Item {
             cmdline
         },
     );
-    let passwd = crate::systemd::Passwd::load(&env.passwd_file);
+    let passwd = crate::users::Users::load(&env.passwd_file);
     if let Some(uid) = procfs::read_euid(root, pid) {
         item.fact(
             "user",

@@ -22,7 +22,8 @@ use std::time::Duration;
 use super::{Capture, Item};
 use crate::actions::{ActionEnv, Manager};
 use crate::command::{Command, Ended};
-use crate::systemd::{self as sd, Passwd};
+use crate::systemd::{self as sd};
+use crate::users::Users;
 
 /// Most bytes of `journalctl` output read (the lines asked for, however long).
 const OUTPUT_MAX: usize = 256 * 1024;
@@ -64,16 +65,16 @@ async fn state(env: &ActionEnv, manager: &Manager, unit: &str) -> Result<sd::Uni
 
 /// The `journalctl` arguments after the program: source, match, count,
 /// format.
-pub fn journal_args(cap: &Capture, env: &ActionEnv, manager: &Manager, unit: &str) -> Result<Vec<String>, String> {
+pub fn journal_args(cap: &Capture, users: &Users, manager: &Manager, unit: &str) -> Result<Vec<String>, String> {
     let mut argv = cap.journal_source.clone();
     match manager {
         Manager::System => argv.extend(["-u".to_string(), unit.to_string()]),
         Manager::User(name) => {
             let uid = match name.parse::<u32>() {
                 Ok(uid) => uid,
-                Err(_) => Passwd::load(&env.passwd_file)
+                Err(_) => users
                     .uid(name)
-                    .ok_or_else(|| format!("user {name} is not in {}", env.passwd_file.display()))?,
+                    .ok_or_else(|| format!("user {name} is not in the passwd file"))?,
             };
             argv.extend([
                 format!("_SYSTEMD_USER_UNIT={unit}"),
@@ -101,7 +102,8 @@ pub fn journal_args(cap: &Capture, env: &ActionEnv, manager: &Manager, unit: &st
 
 async fn journal(cap: &Capture, env: &ActionEnv, manager: &Manager, unit: &str) -> Result<Vec<String>, String> {
     let mut argv = vec![cap.journalctl.display().to_string()];
-    argv.extend(journal_args(cap, env, manager, unit)?);
+    let users = Users::read(&env.passwd_file).await;
+    argv.extend(journal_args(cap, &users, manager, unit)?);
     let cmd = Command {
         argv,
         env: vec![("PATH".into(), crate::actions::exec::EXEC_PATH.into())],
@@ -157,10 +159,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let passwd = dir.path().join("passwd");
         std::fs::write(&passwd, "medic:x:1000:1000::/home/medic:/bin/sh\n").unwrap();
-        let env = ActionEnv {
-            passwd_file: passwd,
-            ..ActionEnv::default()
-        };
+        let env = Users::load(&passwd);
         let sys = journal_args(&cap, &env, &Manager::System, "worker.service").unwrap();
         assert_eq!(
             sys.join(" "),

@@ -25,7 +25,7 @@
 
 pub mod proxies;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -375,6 +375,7 @@ pub async fn wait_for_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::users::Users;
 
     #[test]
     fn system_address_prefers_config() {
@@ -391,7 +392,7 @@ mod tests {
 
     #[test]
     fn passwd_and_discovery() {
-        let p = Passwd::parse("root:x:0:0::/root:/bin/sh\nmedic:x:1000:1000::/home/medic:/bin/sh\nbad\n");
+        let p = Users::parse("root:x:0:0::/root:/bin/sh\nmedic:x:1000:1000::/home/medic:/bin/sh\nbad\n");
         assert_eq!(p.name(1000), Some("medic"));
         assert_eq!(p.uid("root"), Some(0));
         let dir = tempfile::tempdir().unwrap();

@@ -2,6 +2,7 @@
 //! under the runtime directory, and uid/name lookups in a passwd file.
 
 use super::*;
+use crate::users::Users;
 
 /// The system bus address: `configured`, else `$DBUS_SYSTEM_BUS_ADDRESS`,
 /// else [`DEFAULT_SYSTEM_BUS`].
@@ -48,46 +49,9 @@ impl ManagerTarget {
     }
 }
 
-/// uid → name (and back) from a passwd-format file.
-#[derive(Debug, Clone, Default)]
-pub struct Passwd {
-    pub(super) by_uid: BTreeMap<u32, String>,
-}
-
-impl Passwd {
-    /// Reads `path`; a missing or unreadable file gives an empty table
-    /// (users are then labelled by uid).
-    pub fn load(path: &Path) -> Passwd {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        Passwd::parse(&text)
-    }
-
-    pub fn parse(text: &str) -> Passwd {
-        let mut by_uid = BTreeMap::new();
-        for line in text.lines() {
-            let mut f = line.split(':');
-            let (Some(name), Some(_pw), Some(uid)) = (f.next(), f.next(), f.next()) else {
-                continue;
-            };
-            if let Ok(uid) = uid.parse::<u32>() {
-                by_uid.entry(uid).or_insert_with(|| name.to_string());
-            }
-        }
-        Passwd { by_uid }
-    }
-
-    pub fn name(&self, uid: u32) -> Option<&str> {
-        self.by_uid.get(&uid).map(String::as_str)
-    }
-
-    pub fn uid(&self, name: &str) -> Option<u32> {
-        self.by_uid.iter().find(|(_, n)| n.as_str() == name).map(|(u, _)| *u)
-    }
-}
-
 /// Every `<runtime_dir>/<uid>/bus` socket, labelled `user:<name>` (or
 /// `user:<uid>` when the uid is not in `passwd`), sorted by uid.
-pub fn discover_user_managers(runtime_dir: &Path, passwd: &Passwd) -> Vec<ManagerTarget> {
+pub fn discover_user_managers(runtime_dir: &Path, passwd: &Users) -> Vec<ManagerTarget> {
     use std::os::unix::fs::FileTypeExt;
     let mut found: Vec<(u32, PathBuf)> = match std::fs::read_dir(runtime_dir) {
         Ok(rd) => rd
@@ -109,7 +73,7 @@ pub fn discover_user_managers(runtime_dir: &Path, passwd: &Passwd) -> Vec<Manage
 }
 
 /// The manager of the configured user `name` (its bus need not exist yet).
-pub fn configured_user_manager(name: &str, runtime_dir: &Path, passwd: &Passwd) -> Result<ManagerTarget> {
+pub fn configured_user_manager(name: &str, runtime_dir: &Path, passwd: &Users) -> Result<ManagerTarget> {
     let uid = match name.parse::<u32>() {
         Ok(uid) => uid,
         Err(_) => passwd
@@ -119,7 +83,7 @@ pub fn configured_user_manager(name: &str, runtime_dir: &Path, passwd: &Passwd) 
     Ok(user_target(uid, runtime_dir.join(uid.to_string()).join("bus"), passwd))
 }
 
-pub(super) fn user_target(uid: u32, path: PathBuf, passwd: &Passwd) -> ManagerTarget {
+pub(super) fn user_target(uid: u32, path: PathBuf, passwd: &Users) -> ManagerTarget {
     let name = passwd.name(uid).map(str::to_string).unwrap_or_else(|| uid.to_string());
     ManagerTarget {
         label: format!("user:{name}"),

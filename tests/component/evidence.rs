@@ -329,7 +329,8 @@ async fn bench_unit_capture() {
     let mut capture = Vec::new();
     let mut journalctl = Vec::new();
     let mut status = Vec::new();
-    let args = hostmedic::evidence::unit::journal_args(&cap, &env, &Manager::System, "leaky.service").unwrap();
+    let args =
+        hostmedic::evidence::unit::journal_args(&cap, &Default::default(), &Manager::System, "leaky.service").unwrap();
     for _ in 0..runs {
         let t = std::time::Instant::now();
         let items = cap.capture(&env, &subject).await;

@@ -214,7 +214,7 @@ async fn spinning_unit_is_the_top_unit_and_owns_its_process() {
         Path::new("/proc"),
         hello_pid.parse().unwrap(),
         &cgroup_path_of(&machine_cg),
-        &hostmedic::systemd::Passwd::load(&m.rootfs().join("etc/passwd")),
+        &hostmedic::users::Users::load(&m.rootfs().join("etc/passwd")),
     )
     .unwrap();
     assert_eq!(owner.manager.as_deref(), Some("user:medic"));

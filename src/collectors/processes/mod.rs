@@ -25,11 +25,13 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+use crate::cgroup::Owner;
 use crate::collector::{CollectError, Collector};
 use crate::error::ConfigError;
 use crate::metrics::MetricSet;
 use crate::procfs::{page_size, read_cmdline, read_euid, ticks_to_unix};
 use crate::redact::Redactor;
+use crate::users::Users;
 
 mod config;
 mod watch;
@@ -103,7 +105,6 @@ struct State {
     /// Newest last; at most two.
     samples: VecDeque<Sample>,
     watches: Vec<WatchState>,
-    users: HashMap<u32, String>,
 }
 
 /// The collector; its state is shared with blocking tasks.
@@ -174,7 +175,6 @@ impl Inner {
             state: Mutex::new(State {
                 samples: VecDeque::new(),
                 watches,
-                users: HashMap::new(),
             }),
         })
     }
@@ -219,16 +219,6 @@ impl Inner {
         self.lock().samples.iter().any(|s| s.at.elapsed() >= FALLBACK_WINDOW)
     }
 
-    fn user_name(users: &mut HashMap<u32, String>, uid: u32) -> String {
-        users
-            .entry(uid)
-            .or_insert_with(|| match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
-                Ok(Some(u)) => u.name,
-                _ => uid.to_string(),
-            })
-            .clone()
-    }
-
     /// One scrape: a fresh scan, ratios against the best baseline, top-K and watches.
     fn read(&self, out: &mut MetricSet) -> Result<(), CollectError> {
         let btime = boot_time(&self.procfs).map_err(|e| match e {
@@ -238,18 +228,33 @@ impl Inner {
             e => CollectError::failed(e),
         })?;
         let procs = self.scan()?;
-        let now = Instant::now();
-        let hz = self.hz as f64;
         let mut st = self.lock();
         let st = &mut *st;
+        let ranked = self.rank(&procs, &st.samples);
+        // One table per scrape names both the `user` label and user managers.
+        let users = crate::users::Users::load(&self.passwd_file);
+        let owner_of = |pid: i32| {
+            crate::cgroup::owner_below(&self.procfs, pid, &self.owner_cgroup_root, &users).unwrap_or_default()
+        };
+        for (ratio, p) in ranked.iter().take(self.top_k) {
+            self.top(out, *ratio, p, btime, &users, &owner_of(p.stat.pid));
+        }
+        for w in st.watches.iter_mut() {
+            self.watch(out, w, &procs, btime, &owner_of);
+        }
+        Ok(())
+    }
 
-        // Newest baseline at least MIN_WINDOW old, else the oldest one we have.
-        let base = st
-            .samples
+    /// Each process with its CPU ratio against the newest baseline at least
+    /// `MIN_WINDOW` old (else the oldest one), busiest first.
+    fn rank<'p>(&self, procs: &'p [Proc], samples: &VecDeque<Sample>) -> Vec<(f64, &'p Proc)> {
+        let now = Instant::now();
+        let hz = self.hz as f64;
+        let base = samples
             .iter()
             .rev()
             .find(|s| now.duration_since(s.at) >= MIN_WINDOW)
-            .or(st.samples.front());
+            .or(samples.front());
         let mut ranked: Vec<(f64, &Proc)> = procs
             .iter()
             .map(|p| {
@@ -269,113 +274,118 @@ impl Inner {
                 .then(b.1.stat.cpu_ticks.cmp(&a.1.stat.cpu_ticks))
                 .then(a.1.stat.pid.cmp(&b.1.stat.pid))
         });
+        ranked
+    }
 
-        let passwd = crate::systemd::Passwd::load(&self.passwd_file);
-        let owner_of = |pid: i32| {
-            crate::cgroup::owner_below(&self.procfs, pid, &self.owner_cgroup_root, &passwd).unwrap_or_default()
-        };
-        for (ratio, p) in ranked.iter().take(self.top_k) {
-            let pid = p.stat.pid.to_string();
-            let cmdline = self.cmdline_redactor.as_ref().map(|r| {
-                let raw = match &p.cmdline {
-                    Some(c) => c.clone(),
-                    None => read_cmdline(&self.procfs, p.stat.pid),
-                };
-                cmdline_label(&raw, &p.stat.comm, self.cmdline_max_chars, r)
-            });
-            let user = match read_euid(&self.procfs, p.stat.pid) {
-                Some(uid) => Self::user_name(&mut st.users, uid),
-                None => String::new(),
+    /// The series of one top-K process.
+    fn top(&self, out: &mut MetricSet, ratio: f64, p: &Proc, btime: u64, users: &Users, owner: &Owner) {
+        let hz = self.hz as f64;
+        let pid = p.stat.pid.to_string();
+        let cmdline = self.cmdline_redactor.as_ref().map(|r| {
+            let raw = match &p.cmdline {
+                Some(c) => c.clone(),
+                None => read_cmdline(&self.procfs, p.stat.pid),
             };
-            let owner = owner_of(p.stat.pid);
-            let mut l = vec![("pid", pid.as_str()), ("comm", p.stat.comm.as_str())];
-            if let Some(c) = &cmdline {
-                l.push(("cmdline", c.as_str()));
-            }
-            l.push(("user", user.as_str()));
-            owner_labels(&mut l, &owner);
-            out.gauge(
-                "hostmedic_process_top_cpu_usage_ratio",
-                "CPU used by this process since the previous sample (1.0 = one full CPU).",
-                &l,
-                *ratio,
-            );
-            out.counter(
-                "hostmedic_process_top_cpu_seconds",
-                "User + system CPU time consumed by this process.",
-                &l,
-                p.stat.cpu_ticks as f64 / hz,
-            );
-            out.gauge(
-                "hostmedic_process_top_start_time_seconds",
-                "Process start time, Unix seconds (boot time + /proc/<pid>/stat starttime).",
-                &l,
-                ticks_to_unix(btime, p.stat.start_ticks, self.hz),
-            );
+            cmdline_label(&raw, &p.stat.comm, self.cmdline_max_chars, r)
+        });
+        let user = read_euid(&self.procfs, p.stat.pid)
+            .map(|uid| users.label(uid))
+            .unwrap_or_default();
+        let mut l = vec![("pid", pid.as_str()), ("comm", p.stat.comm.as_str())];
+        if let Some(c) = &cmdline {
+            l.push(("cmdline", c.as_str()));
         }
+        l.push(("user", user.as_str()));
+        owner_labels(&mut l, owner);
+        out.gauge(
+            "hostmedic_process_top_cpu_usage_ratio",
+            "CPU used by this process since the previous sample (1.0 = one full CPU).",
+            &l,
+            ratio,
+        );
+        out.counter(
+            "hostmedic_process_top_cpu_seconds",
+            "User + system CPU time consumed by this process.",
+            &l,
+            p.stat.cpu_ticks as f64 / hz,
+        );
+        out.gauge(
+            "hostmedic_process_top_start_time_seconds",
+            "Process start time, Unix seconds (boot time + /proc/<pid>/stat starttime).",
+            &l,
+            ticks_to_unix(btime, p.stat.start_ticks, self.hz),
+        );
+    }
 
-        for w in st.watches.iter_mut() {
-            let matching = w.update(&procs);
-            let l = [("watch", w.cfg.name.as_str())];
+    /// The series of one watch (its counters updated by this scan).
+    fn watch(
+        &self,
+        out: &mut MetricSet,
+        w: &mut WatchState,
+        procs: &[Proc],
+        btime: u64,
+        owner_of: &dyn Fn(i32) -> Owner,
+    ) {
+        let hz = self.hz as f64;
+        let matching = w.update(procs);
+        let l = [("watch", w.cfg.name.as_str())];
+        out.gauge(
+            "hostmedic_process_watch_processes",
+            "Number of processes matching this watch.",
+            &l,
+            matching.len() as f64,
+        );
+        if let Some(min) = w.cfg.min {
             out.gauge(
-                "hostmedic_process_watch_processes",
-                "Number of processes matching this watch.",
+                "hostmedic_process_watch_min",
+                "Configured minimum process count of this watch.",
                 &l,
-                matching.len() as f64,
-            );
-            if let Some(min) = w.cfg.min {
-                out.gauge(
-                    "hostmedic_process_watch_min",
-                    "Configured minimum process count of this watch.",
-                    &l,
-                    min as f64,
-                );
-            }
-            if let Some(max) = w.cfg.max {
-                out.gauge(
-                    "hostmedic_process_watch_max",
-                    "Configured maximum process count of this watch.",
-                    &l,
-                    max as f64,
-                );
-            }
-            out.counter(
-                "hostmedic_process_watch_cpu_seconds",
-                "CPU time of the processes matching this watch, including exited ones seen since hostmedic started.",
-                &l,
-                w.cpu_ticks() as f64 / hz,
-            );
-            if let Some(oldest) = matching.iter().map(|p| p.stat.start_ticks).min() {
-                out.gauge(
-                    "hostmedic_process_watch_oldest_start_time_seconds",
-                    "Start time of the oldest matching process, Unix seconds (absent with no match).",
-                    &l,
-                    ticks_to_unix(btime, oldest, self.hz),
-                );
-            }
-            let mut owners: BTreeMap<crate::cgroup::Owner, u64> = BTreeMap::new();
-            for p in &matching {
-                *owners.entry(owner_of(p.stat.pid)).or_default() += 1;
-            }
-            for (owner, n) in crate::cgroup::top_owners(&owners, MAX_OWNERS_PER_WATCH) {
-                let mut ol = vec![("watch", w.cfg.name.as_str())];
-                owner_labels(&mut ol, owner);
-                out.gauge(
-                    "hostmedic_process_watch_owner_processes",
-                    "Matching processes per owner (systemd unit and manager, Docker container; from /proc/<pid>/cgroup), for the owners with the most processes.",
-                    &ol,
-                    n as f64,
-                );
-            }
-            let rss: u64 = matching.iter().map(|p| p.stat.rss_pages).sum();
-            out.gauge(
-                "hostmedic_process_watch_resident_memory_bytes",
-                "Summed resident memory of the matching processes.",
-                &l,
-                (rss * self.page_size) as f64,
+                min as f64,
             );
         }
-        Ok(())
+        if let Some(max) = w.cfg.max {
+            out.gauge(
+                "hostmedic_process_watch_max",
+                "Configured maximum process count of this watch.",
+                &l,
+                max as f64,
+            );
+        }
+        out.counter(
+            "hostmedic_process_watch_cpu_seconds",
+            "CPU time of the processes matching this watch, including exited ones seen since hostmedic started.",
+            &l,
+            w.cpu_ticks() as f64 / hz,
+        );
+        if let Some(oldest) = matching.iter().map(|p| p.stat.start_ticks).min() {
+            out.gauge(
+                "hostmedic_process_watch_oldest_start_time_seconds",
+                "Start time of the oldest matching process, Unix seconds (absent with no match).",
+                &l,
+                ticks_to_unix(btime, oldest, self.hz),
+            );
+        }
+        let mut owners: BTreeMap<crate::cgroup::Owner, u64> = BTreeMap::new();
+        for p in &matching {
+            *owners.entry(owner_of(p.stat.pid)).or_default() += 1;
+        }
+        for (owner, n) in crate::cgroup::top_owners(&owners, MAX_OWNERS_PER_WATCH) {
+            let mut ol = vec![("watch", w.cfg.name.as_str())];
+            owner_labels(&mut ol, owner);
+            out.gauge(
+                "hostmedic_process_watch_owner_processes",
+                "Matching processes per owner (systemd unit and manager, Docker container; from /proc/<pid>/cgroup), for the owners with the most processes.",
+                &ol,
+                n as f64,
+            );
+        }
+        let rss: u64 = matching.iter().map(|p| p.stat.rss_pages).sum();
+        out.gauge(
+            "hostmedic_process_watch_resident_memory_bytes",
+            "Summed resident memory of the matching processes.",
+            &l,
+            (rss * self.page_size) as f64,
+        );
     }
 }
 

@@ -49,7 +49,8 @@ use serde::{Deserialize, Serialize};
 use crate::collector::{CollectError, Collector};
 use crate::error::{ConfigError, compile_regex};
 use crate::metrics::MetricSet;
-use crate::systemd::{self, Bus, ManagerTarget, Passwd, SystemdError, UnitEntry, timed, unit_type};
+use crate::systemd::{self, Bus, ManagerTarget, SystemdError, UnitEntry, timed, unit_type};
+use crate::users::Users;
 
 mod config;
 mod encode;
@@ -146,7 +147,7 @@ impl SystemdCollector {
     async fn user_managers(&self) -> Vec<Arc<Manager>> {
         let cfg = self.cfg.clone();
         let targets = tokio::task::spawn_blocking(move || {
-            let passwd = Passwd::load(&cfg.passwd_file);
+            let passwd = Users::load(&cfg.passwd_file);
             match &cfg.user_managers {
                 UserManagers::Mode(m) if m == "none" => Vec::new(),
                 UserManagers::Mode(_) => systemd::discover_user_managers(&cfg.user_runtime_dir, &passwd),
