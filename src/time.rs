@@ -54,6 +54,13 @@ pub fn parse_rfc3339(s: &str) -> Option<f64> {
     if s.contains('[') {
         return None;
     }
+    // RFC 3339 offsets stay within ±23:59 (jiff allows ±25:59).
+    if let Some(h) = s.len().checked_sub(6).and_then(|i| s.get(i..i + 3))
+        && h.starts_with(['+', '-'])
+        && h[1..].parse::<u8>().is_ok_and(|h| h > 23)
+    {
+        return None;
+    }
     let t: jiff::Timestamp = s.parse().ok()?;
     Some(t.as_second() as f64 + f64::from(t.subsec_nanosecond()) / 1e9)
 }
