@@ -149,18 +149,6 @@ impl PipelineState {
             }
         }
     }
-
-    /// The `pipeline` part of the status document.
-    pub fn status(&self, cfg: &HeartbeatConfig) -> serde_json::Value {
-        serde_json::json!({
-            "enabled": cfg.enabled,
-            "alertname": cfg.alertname,
-            "max_silence_seconds": cfg.max_silence.as_secs_f64(),
-            "last_heartbeat": self.last_heartbeat,
-            "silent": self.silent_since.is_some(),
-            "silent_since": self.silent_since,
-        })
-    }
 }
 
 fn rfc3339(ts: f64) -> String {

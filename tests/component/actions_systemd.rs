@@ -1,5 +1,5 @@
 //! systemd actions against a real systemd booted in a separate rootfs
-//! (tests/common/systemd.rs): restart of a healthy unit, stop + mask of a
+//! (tests/support/src/systemd.rs): restart of a healthy unit, stop + mask of a
 //! crash-looping unit, a not-installed unit refused, disable / reset-failed /
 //! unmask, a timer stopped, shed-load of units, and a user manager.
 
