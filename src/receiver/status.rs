@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use super::Receiver;
 use super::config::{ReceiverConfig, Rule};
+use super::engine::Receiver;
 use super::state::State;
 
 impl Receiver {
