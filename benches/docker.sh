@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark of the docker collector (issue 4): scrape latency with N running
-# containers on a private Docker engine (same setup as tests/common/docker.rs:
+# containers on a private Docker engine (same setup as tests/support/src/docker.rs:
 # own data-root, exec-root and socket, no network changes), release build, compared in the
 # same run with the docker CLI doing the same job.
 #

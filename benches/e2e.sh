@@ -4,7 +4,7 @@
 # RUNS times, collects each scenario's `fault_to_remediation_seconds` line
 # and its stage line (where the seconds went, from the scenario's journal:
 # fault → startsAt → delivery → decision → action → verification → seen by
-# the test; tests/common/e2e.rs `Stopwatch`), prints the per-scenario
+# the test; tests/support/src/e2e.rs `Stopwatch`), prints the per-scenario
 # breakdown and writes the per-scenario medians, the stage medians and the
 # overall median into BENCHMARKS.md, section "end-to-end" (replacing that
 # section only).

@@ -18,10 +18,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hostmedic::collectors::git_lfs::{self, GitLfsCollector, StoreCache};
 
-/// The git_lfs tests' repository fixture (`Repo`, `age_dirs`).
-#[path = "../tests/common/git_lfs.rs"]
-mod fixture;
-use fixture::{Repo, age_dirs};
+// The git_lfs tests' repository fixture (`Repo`, `age_dirs`).
+use hostmedic_test_support::git_lfs::{Repo, age_dirs};
 
 fn oid(n: u64) -> String {
     let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;

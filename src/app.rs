@@ -284,7 +284,7 @@ impl App {
             .map(|c| (c.name(), status.get(c.name()).cloned()))
             .collect();
         let receiver = match &self.receiver {
-            Some(r) if details => Some(r.status_json().await),
+            Some(r) if details => Some(r.status().await),
             _ => None,
         };
         let host = self.host.load();

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::metrics::{MetricSet, Sample, Value};
 
@@ -25,24 +25,49 @@ use crate::metrics::{MetricSet, Sample, Value};
 pub const MAX_ITEMS: usize = 20;
 
 /// One temperature sensor.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Temperature {
     pub chip: String,
     pub sensor: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub label: String,
     pub celsius: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_celsius: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crit_celsius: Option<f64>,
-    /// `critical` (at or over crit), `over max`, `ok`, or `no threshold`
-    /// (the chip reports none; the shipped rules then use a fallback).
-    pub state: &'static str,
+    pub state: TempState,
+}
+
+/// A temperature against its chip's thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TempState {
+    /// At or over crit.
+    #[serde(rename = "critical")]
+    Critical,
+    #[serde(rename = "over max")]
+    OverMax,
+    #[serde(rename = "ok")]
+    Ok,
+    /// The chip reports none (the shipped rules then use a fallback).
+    #[serde(rename = "no threshold")]
+    NoThreshold,
+}
+
+impl TempState {
+    /// The status document's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TempState::Critical => "critical",
+            TempState::OverMax => "over max",
+            TempState::Ok => "ok",
+            TempState::NoThreshold => "no threshold",
+        }
+    }
 }
 
 /// One filesystem.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Filesystem {
     pub mountpoint: String,
     pub device: String,
@@ -53,7 +78,7 @@ pub struct Filesystem {
     pub used_ratio: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Load {
     pub cpus: f64,
     pub load1_per_cpu: f64,
@@ -61,7 +86,7 @@ pub struct Load {
     pub load15_per_cpu: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Memory {
     pub total_bytes: f64,
     pub available_bytes: f64,
@@ -69,14 +94,14 @@ pub struct Memory {
 }
 
 /// A unit of a manager (`system` or `user:<name>`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Unit {
     pub manager: String,
     pub name: String,
 }
 
 /// The summary of one scrape.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HostSummary {
     /// When the scrape ran (Unix seconds).
     pub scraped_at: f64,
@@ -99,11 +124,11 @@ pub struct HostSummary {
     /// Collectors whose source exists but whose collection failed.
     pub failing_sources: Vec<String>,
     /// From hostmedic's own collection at start, not from a scrape.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub at_startup: bool,
     /// Per list, how many entries past [`MAX_ITEMS`] were left out.
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub omitted: std::collections::BTreeMap<&'static str, usize>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub omitted: std::collections::BTreeMap<String, usize>,
 }
 
 fn label<'a>(s: &'a Sample, key: &str) -> &'a str {
@@ -176,10 +201,10 @@ impl HostSummary {
             let max = matching(set, "hostmedic_hwmon_temp_max_celsius", s, SENSOR);
             let crit = matching(set, "hostmedic_hwmon_temp_crit_celsius", s, SENSOR);
             let state = match (max, crit) {
-                (_, Some(k)) if c >= k => "critical",
-                (Some(m), _) if c >= m => "over max",
-                (None, None) => "no threshold",
-                _ => "ok",
+                (_, Some(k)) if c >= k => TempState::Critical,
+                (Some(m), _) if c >= m => TempState::OverMax,
+                (None, None) => TempState::NoThreshold,
+                _ => TempState::Ok,
             };
             h.temperatures.push(Temperature {
                 chip: label(s, "chip").to_string(),
@@ -263,9 +288,9 @@ impl HostSummary {
 
     /// Cuts every list to [`MAX_ITEMS`], counting what was left out.
     fn bound(&mut self) {
-        fn cut<T>(omitted: &mut std::collections::BTreeMap<&'static str, usize>, name: &'static str, v: &mut Vec<T>) {
+        fn cut<T>(omitted: &mut std::collections::BTreeMap<String, usize>, name: &str, v: &mut Vec<T>) {
             if v.len() > MAX_ITEMS {
-                omitted.insert(name, v.len() - MAX_ITEMS);
+                omitted.insert(name.to_string(), v.len() - MAX_ITEMS);
                 v.truncate(MAX_ITEMS);
             }
         }
@@ -299,14 +324,6 @@ impl LastScrape {
     /// The last summary; none before the first scrape.
     pub fn load(&self) -> Option<Arc<HostSummary>> {
         self.0.load_full()
-    }
-
-    /// The `host` part of the status document (`null` before the first scrape).
-    pub fn json(&self) -> serde_json::Value {
-        match self.load() {
-            Some(h) => serde_json::to_value(&*h).unwrap_or_default(),
-            None => serde_json::Value::Null,
-        }
     }
 }
 
@@ -374,7 +391,11 @@ mod tests {
         let temps: Vec<_> = h.temperatures.iter().map(|t| (t.sensor.as_str(), t.state)).collect();
         assert_eq!(
             temps,
-            [("temp3", "critical"), ("temp1", "over max"), ("temp2", "no threshold")]
+            [
+                ("temp3", TempState::Critical),
+                ("temp1", TempState::OverMax),
+                ("temp2", TempState::NoThreshold)
+            ]
         );
         assert_eq!(h.filesystems[0].mountpoint, "/");
         assert!((h.filesystems[0].used_ratio - 0.9).abs() < 1e-9);

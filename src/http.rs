@@ -33,7 +33,7 @@ pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
 }
 
 /// A JSON response (one line, newline-terminated).
-pub fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
+pub fn json(status: StatusCode, value: impl serde::Serialize) -> Response<Body> {
     let mut body = serde_json::to_vec(&value).expect("json value serializes");
     body.push(b'\n');
     response(status, JSON_TYPE, body)

@@ -17,10 +17,10 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::collector::CollectorStatus;
 use crate::hostsummary::HostSummary;
+use crate::receiver::journal::Decision;
+use crate::receiver::status::{Firing, StatusDocument};
 
 /// Escapes text for HTML element content and attribute values (control
 /// characters first, as everywhere alert text is shown: [`crate::text`]).
@@ -275,7 +275,7 @@ fn temperatures(out: &mut String, h: &HostSummary) {
                 format!("{:.1} °C", t.celsius),
                 thr(t.max_celsius),
                 thr(t.crit_celsius),
-                t.state.into(),
+                t.state.as_str().into(),
             ]
         })
         .collect();
@@ -313,18 +313,6 @@ fn disks(out: &mut String, h: &HostSummary) {
     );
 }
 
-fn s(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        v => v.to_string(),
-    }
-}
-
-fn count(v: &Value) -> usize {
-    v.as_array().map_or(0, Vec::len) + v.as_object().map_or(0, serde_json::Map::len)
-}
-
 /// An exec result's first line without the argv it starts with (the
 /// target names it already): `["/bin/x"]: exit status 0` → `exit status 0`.
 fn without_argv(line: &str) -> &str {
@@ -355,33 +343,35 @@ fn short(detail: &str) -> String {
 }
 
 /// Firing alerts whose plan's last result did not help.
-fn failed_actions(st: &Value) -> usize {
-    st["firing"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|a| FAILED.contains(&a["last_action"]["result"].as_str().unwrap_or_default()))
+fn failed_actions(st: &StatusDocument) -> usize {
+    st.firing
+        .iter()
+        .filter(|a| {
+            a.last_action
+                .as_ref()
+                .is_some_and(|l| FAILED.contains(&l.result.as_str()))
+        })
         .count()
 }
 
 /// What needs a person, each `(anchor, text)`.
-fn needs(c: &Clock, failing_collectors: usize, status: Option<&Value>) -> Vec<(&'static str, String)> {
+fn needs(c: &Clock, failing_collectors: usize, status: Option<&StatusDocument>) -> Vec<(&'static str, String)> {
     let mut v = Vec::new();
     let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     if let Some(st) = status {
-        let p = &st["pipeline"];
-        if p["silent"].as_bool().unwrap_or(false) && p["enabled"].as_bool().unwrap_or(true) {
-            let since = p["silent_since"].as_f64().map(|t| format!(" since {}", c.at(t)));
+        let p = &st.pipeline;
+        if p.silent && p.enabled {
+            let since = p.silent_since.map(|t| format!(" since {}", c.at(t)));
             v.push((
                 "pipeline",
                 format!("alert pipeline SILENT{}", since.unwrap_or_default()),
             ));
         }
-        let n = count(&st["pending_approvals"]);
+        let n = st.pending_approvals.len();
         if n > 0 {
             v.push(("approvals", plural(n, "pending approval", "pending approvals")));
         }
-        let n = count(&st["holds"]);
+        let n = st.holds.len();
         if n > 0 {
             v.push((
                 "holds",
@@ -404,10 +394,10 @@ fn needs(c: &Clock, failing_collectors: usize, status: Option<&Value>) -> Vec<(&
 
 /// The verdict line, first on the page: what needs a person, each counted
 /// and linked to its section, or that nothing does.
-pub fn verdict(out: &mut String, c: &Clock, failing_collectors: usize, status: Option<&Value>) {
+pub fn verdict(out: &mut String, c: &Clock, failing_collectors: usize, status: Option<&StatusDocument>) {
     let needs = needs(c, failing_collectors, status);
     if needs.is_empty() {
-        let firing = status.map_or(0, |st| count(&st["firing"]));
+        let firing = status.map_or(0, |st| st.firing.len());
         let note = match (status, firing) {
             (None, _) => " (the receiver is off: no alerts are handled here)".to_string(),
             (Some(_), 0) => String::new(),
@@ -446,59 +436,56 @@ pub fn links(out: &mut String, receiver: bool) {
 }
 
 /// The alert pipeline's heartbeat.
-pub fn pipeline(out: &mut String, c: &Clock, st: &Value) {
+pub fn pipeline(out: &mut String, c: &Clock, st: &StatusDocument) {
     heading(out, "pipeline", "Alert pipeline");
-    let p = &st["pipeline"];
-    let last = p["last_heartbeat"]
-        .as_f64()
-        .map(|t| c.at(t))
-        .unwrap_or_else(|| "none yet".into());
-    let silent = p["silent"].as_bool().unwrap_or(false);
-    let line = if !p["enabled"].as_bool().unwrap_or(false) {
-        format!("dead-man's switch off; last {} heartbeat: {last}", s(&p["alertname"]))
-    } else if silent {
+    let p = &st.pipeline;
+    let last = p.last_heartbeat.map(|t| c.at(t)).unwrap_or_else(|| "none yet".into());
+    let line = if !p.enabled {
+        format!("dead-man's switch off; last {} heartbeat: {last}", p.alertname)
+    } else if p.silent {
         format!(
             "SILENT since {}: no {} heartbeat; Prometheus or Alertmanager down?",
-            p["silent_since"].as_f64().map(|t| c.at(t)).unwrap_or_default(),
-            s(&p["alertname"])
+            p.silent_since.map(|t| c.at(t)).unwrap_or_default(),
+            p.alertname
         )
     } else {
-        format!("ok; last {} heartbeat: {last}", s(&p["alertname"]))
+        format!("ok; last {} heartbeat: {last}", p.alertname)
     };
-    let class = if silent { "failing" } else { "ok" };
+    let class = if p.silent { "failing" } else { "ok" };
     let _ = writeln!(out, "<p class=\"{class}\">{}</p>", html_escape(&line));
 }
 
 /// What hostmedic did about one firing alert: its last decision and the
 /// last result of the plan it started.
-fn did(c: &Clock, a: &Value) -> String {
-    let d = &a["decision"];
-    let l = &a["last_action"];
-    let result = l.is_object().then(|| {
-        let detail = short(&s(&l["detail"]));
+fn did(c: &Clock, a: &Firing) -> String {
+    let result = a.last_action.as_ref().map(|l| {
+        let detail = short(&l.detail);
         let detail = if detail.is_empty() {
             String::new()
         } else {
             format!(": {detail}")
         };
-        let at = l["ts"].as_f64().map(|t| format!(" ({})", c.ago(t))).unwrap_or_default();
-        format!("{} {}{at}{detail}", s(&l["action"]), s(&l["result"]).replace('_', " "))
+        format!("{} {} ({}){detail}", l.action, l.result.replace('_', " "), c.ago(l.ts))
     });
-    let decided = d["at"].as_f64().map(|t| c.ago(t)).unwrap_or_default();
-    match d["decision"].as_str() {
-        None if a["target"].is_null() => "nothing: no rule maps it".into(),
-        None => "nothing yet".into(),
-        Some("act") => result.unwrap_or_else(|| format!("acting (decided {decided}), no result yet")),
-        Some("dry_run") => match result {
+    let Some(d) = &a.alert.decision else {
+        return match a.alert.target {
+            None => "nothing: no rule maps it".into(),
+            Some(_) => "nothing yet".into(),
+        };
+    };
+    let decided = c.ago(d.at);
+    match d.decision {
+        Decision::Act => result.unwrap_or_else(|| format!("acting (decided {decided}), no result yet")),
+        Decision::DryRun => match result {
             Some(r) => format!("dry run, nothing ran: {r}"),
             None => format!("dry run, nothing ran (decided {decided})"),
         },
-        Some("pending_approval") => format!(
+        Decision::PendingApproval => format!(
             "waiting for approval ({decided}): {}",
-            crate::invocation::command(&format!("approve {}", crate::invocation::quote(&s(&d["id"]))))
+            crate::invocation::command(&format!("approve {}", crate::invocation::quote(&d.id)))
         ),
-        Some(_) => {
-            let why = s(&d["reason"]).replace('_', " ");
+        Decision::Skip => {
+            let why = d.reason.as_deref().unwrap_or_default().replace('_', " ");
             let last = result.map(|r| format!("; last result: {r}")).unwrap_or_default();
             format!("not acting: {why} ({decided}){last}")
         }
@@ -506,19 +493,19 @@ fn did(c: &Clock, a: &Value) -> String {
 }
 
 /// The alerts firing, each with what hostmedic did about it.
-pub fn firing(out: &mut String, c: &Clock, st: &Value) {
+pub fn firing(out: &mut String, c: &Clock, st: &StatusDocument) {
     heading(out, "firing", "Alerts firing");
-    let rows: Vec<Vec<String>> = st["firing"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let rows: Vec<Vec<String>> = st
+        .firing
+        .iter()
         .map(|a| {
+            let f = &a.alert;
             vec![
-                s(&a["severity"]),
-                s(&a["name"]),
-                c.at_text(&s(&a["since"])),
-                s(&a["target"]),
-                s(&a["summary"]),
+                f.severity.clone(),
+                f.name.clone(),
+                c.at_text(&f.since),
+                f.target.clone().unwrap_or_default(),
+                f.summary.clone().unwrap_or_default(),
                 did(c, a),
             ]
         })
@@ -532,20 +519,19 @@ pub fn firing(out: &mut String, c: &Clock, st: &Value) {
 }
 
 /// Pending approvals, each with the command that approves it.
-pub fn approvals(out: &mut String, c: &Clock, st: &Value) {
+pub fn approvals(out: &mut String, c: &Clock, st: &StatusDocument) {
     heading(out, "approvals", "Pending approvals");
-    let rows: Vec<Vec<String>> = st["pending_approvals"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let rows: Vec<Vec<String>> = st
+        .pending_approvals
+        .iter()
         .map(|a| {
             vec![
-                s(&a["id"]),
-                s(&a["rule"]),
-                s(&a["target"]),
-                s(&a["alertname"]),
-                a["at"].as_f64().map(|t| c.at(t)).unwrap_or_default(),
-                crate::invocation::command(&format!("approve {}", crate::invocation::quote(&s(&a["id"])))),
+                a.id.clone(),
+                a.rule.clone(),
+                a.target.clone(),
+                a.alertname.clone(),
+                c.at(a.at),
+                crate::invocation::command(&format!("approve {}", crate::invocation::quote(&a.id))),
             ]
         })
         .collect();
@@ -558,19 +544,18 @@ pub fn approvals(out: &mut String, c: &Clock, st: &Value) {
 }
 
 /// Targets held after their budget ran out.
-pub fn holds(out: &mut String, c: &Clock, st: &Value) {
+pub fn holds(out: &mut String, c: &Clock, st: &StatusDocument) {
     heading(out, "holds", "Holds");
-    let rows: Vec<Vec<String>> = st["holds"]
-        .as_object()
-        .into_iter()
-        .flatten()
+    let rows: Vec<Vec<String>> = st
+        .holds
+        .iter()
         .map(|(target, h)| {
             vec![
                 target.clone(),
-                s(&h["rule"]),
-                s(&h["alertname"]),
-                h["since"].as_f64().map(|t| c.at(t)).unwrap_or_default(),
-                s(&h["attempts"]),
+                h.rule.clone(),
+                h.alertname.clone(),
+                c.at(h.since),
+                h.attempts.to_string(),
             ]
         })
         .collect();
@@ -578,24 +563,20 @@ pub fn holds(out: &mut String, c: &Clock, st: &Value) {
 }
 
 /// Cooldowns grown by failed attempts.
-pub fn backoff(out: &mut String, c: &Clock, st: &Value) {
+pub fn backoff(out: &mut String, c: &Clock, st: &StatusDocument) {
     heading(out, "backoff", "Grown cooldowns (backoff)");
-    let rows: Vec<Vec<String>> = st["backoff"]
-        .as_object()
-        .into_iter()
-        .flatten()
+    let rows: Vec<Vec<String>> = st
+        .backoff
+        .iter()
         .map(|(key, b)| {
             // The status document keys backoff by `rule|target`.
             let (rule, target) = key.split_once('|').unwrap_or((key.as_str(), ""));
             vec![
                 target.to_string(),
                 rule.to_string(),
-                s(&b["failures"]),
-                b["cooldown_seconds"]
-                    .as_f64()
-                    .map(|d| humantime::format_duration(Duration::from_secs(d.round() as u64)).to_string())
-                    .unwrap_or_default(),
-                b["until"].as_f64().map(|t| c.at(t)).unwrap_or_default(),
+                b.failures.to_string(),
+                humantime::format_duration(Duration::from_secs(b.cooldown_seconds.round() as u64)).to_string(),
+                c.at(b.until),
             ]
         })
         .collect();
@@ -608,13 +589,12 @@ pub fn backoff(out: &mut String, c: &Clock, st: &Value) {
 }
 
 /// Rules a quiet window keeps from acting now.
-pub fn quiet(out: &mut String, st: &Value) {
+pub fn quiet(out: &mut String, st: &StatusDocument) {
     heading(out, "quiet", "Quiet windows now");
-    let rows: Vec<Vec<String>> = st["quiet"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|q| vec![s(&q["rule"]), s(&q["window"]), s(&q["timezone"])])
+    let rows: Vec<Vec<String>> = st
+        .quiet
+        .iter()
+        .map(|q| vec![q.rule.clone(), q.window.clone(), q.timezone.clone().unwrap_or_default()])
         .collect();
     table(out, &["rule (not acting)", "window", "timezone"], &rows, "none");
 }
@@ -622,7 +602,7 @@ pub fn quiet(out: &mut String, st: &Value) {
 /// The sections after the verdict and the links: what may need a person
 /// (the receiver's pipeline, alerts, approvals, holds, when it runs), the
 /// host, then the receiver's slower-moving state (backoff, quiet windows).
-pub fn sections(c: &Clock, host_summary: Option<&HostSummary>, status: Option<&Value>) -> String {
+pub fn sections(c: &Clock, host_summary: Option<&HostSummary>, status: Option<&StatusDocument>) -> String {
     let mut out = String::new();
     if let Some(st) = status {
         pipeline(&mut out, c, st);
@@ -690,7 +670,7 @@ pub struct Page<'a> {
     pub host: Option<&'a HostSummary>,
     /// The receiver's status document (none when the receiver is off, or
     /// hidden from this request).
-    pub status: Option<&'a Value>,
+    pub status: Option<&'a StatusDocument>,
     /// The receiver runs but this request may not read its status
     /// (`Receiver::may_read_status`): [`DETAILS_HIDDEN`] in place of its
     /// sections.
@@ -740,6 +720,7 @@ pub fn page(p: &Page<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     /// A clock at `now` in UTC.
     fn utc(now: f64) -> Clock {
@@ -749,17 +730,30 @@ mod tests {
         }
     }
 
+    /// A status document from its JSON (the keys `/api/v1/status` serves);
+    /// the top-level keys `v` lacks are those of an empty document.
+    fn doc(v: Value) -> StatusDocument {
+        let mut d = serde_json::to_value(StatusDocument::default()).unwrap();
+        for (k, v) in v.as_object().unwrap() {
+            assert!(d.get(k).is_some(), "{k} is a key of the status document");
+            d[k] = v.clone();
+        }
+        serde_json::from_value(d).unwrap()
+    }
+
     fn quiet_status() -> Value {
-        serde_json::json!({"pipeline": {"enabled": true, "alertname": "HostmedicWatchdog", "silent": false},
+        serde_json::json!({"pipeline": {"enabled": true, "alertname": "HostmedicWatchdog", "silent": false,
+                                        "max_silence_seconds": 600.0, "last_heartbeat": null, "silent_since": null},
                            "firing": [], "holds": {}, "pending_approvals": [], "backoff": {}, "quiet": []})
     }
 
     fn page_of(host: Option<&HostSummary>, st: Option<&Value>) -> String {
+        let st = st.map(|v| doc(v.clone()));
         page(&Page {
             clock: utc(3600.0),
             collectors: vec![],
             host,
-            status: st,
+            status: st.as_ref(),
             details_hidden: false,
         })
     }
@@ -767,13 +761,15 @@ mod tests {
     #[test]
     fn escapes_what_it_renders() {
         let st = serde_json::json!({
-            "pipeline": {"enabled": true, "alertname": "HostmedicWatchdog", "silent": true, "silent_since": 0.0},
-            "firing": [{"name": "X<script>", "severity": "critical", "since": "t", "summary": "a & b"}],
+            "pipeline": {"enabled": true, "alertname": "HostmedicWatchdog", "silent": true, "silent_since": 0.0,
+                         "max_silence_seconds": 600.0, "last_heartbeat": null},
+            "firing": [{"name": "X<script>", "severity": "critical", "since": "t", "summary": "a & b",
+                        "last_delivery": 1.0}],
             "holds": {}, "pending_approvals": [],
             "backoff": {"fix<b>|exec:/bin/x \"a&b\"": {"failures": 2, "cooldown_seconds": 1200.0, "until": 60.0}},
             "quiet": [{"rule": "nightly<i>", "window": "Mon-Fri 02:00-03:30", "timezone": "Europe/Berlin"}],
         });
-        let html = sections(&utc(72.0), None, Some(&st));
+        let html = sections(&utc(72.0), None, Some(&doc(st)));
         assert!(html.contains("not collected yet"));
         assert!(
             html.contains("SILENT since 1970-01-01 00:00:00 UTC (1 min ago)"),
@@ -797,7 +793,7 @@ mod tests {
 
     #[test]
     fn no_backoff_and_no_quiet_window_say_none() {
-        let html = sections(&utc(0.0), None, Some(&quiet_status()));
+        let html = sections(&utc(0.0), None, Some(&doc(quiet_status())));
         for h in [
             "<h2 id=\"backoff\">Grown cooldowns (backoff)</h2>\n<p>none</p>",
             "<h2 id=\"quiet\">Quiet windows now</h2>\n<p>none</p>",
@@ -836,13 +832,16 @@ mod tests {
 
         st["pipeline"]["silent"] = true.into();
         st["pipeline"]["silent_since"] = 3000.0.into();
-        st["pending_approvals"] = serde_json::json!([{"id": "p1", "rule": "r", "target": "t", "at": 3500.0}]);
-        st["holds"] = serde_json::json!({"systemd:system:a.service": {"rule": "r", "since": 1.0, "attempts": 3},
-                                         "systemd:system:b.service": {"rule": "r", "since": 1.0, "attempts": 3}});
+        st["pending_approvals"] = serde_json::json!([{"id": "p1", "rule": "r", "target": "t", "at": 3500.0,
+                                                      "alertname": "Down", "actions": ["exec"]}]);
+        let hold =
+            serde_json::json!({"rule": "r", "since": 1.0, "attempts": 3, "fingerprint": "f", "alertname": "Down"});
+        st["holds"] = serde_json::json!({"systemd:system:a.service": hold, "systemd:system:b.service": hold});
         st["firing"] = serde_json::json!([{"name": "Down", "severity": "critical", "since": "1970-01-01T00:50:00Z",
-            "target": "t", "decision": {"id": "a1", "rule": "r", "decision": "act", "at": 3400.0},
-            "last_action": {"ts": 3588.0, "id": "a1", "action": "systemd.restart", "result": "failed",
-                            "detail": "unit <x> not found"}}]);
+            "target": "t", "last_delivery": 3500.0,
+            "decision": {"id": "a1", "rule": "r", "decision": "act", "at": 3400.0},
+            "last_action": {"ts": 3588.0, "id": "a1", "rule": "r", "target": "t", "action": "systemd.restart",
+                            "result": "failed", "detail": "unit <x> not found"}}]);
         let html = page_of(None, Some(&st));
         let body = html.split("<body>\n").nth(1).unwrap();
         let first = body.lines().next().unwrap();
@@ -879,26 +878,38 @@ mod tests {
     #[test]
     fn what_hostmedic_did_per_decision() {
         let c = utc(100.0);
-        let a = |v: Value| did(&c, &v);
+        // A firing alert from its JSON, with the keys every one has.
+        let a = |v: Value| {
+            let mut f = serde_json::json!({"name": "A", "since": "t", "last_delivery": 1.0});
+            for (k, v) in v.as_object().unwrap() {
+                f[k] = v.clone();
+            }
+            did(&c, &serde_json::from_value(f).unwrap())
+        };
+        let last = |ts: f64, action: &str, result: &str, detail: &str| {
+            serde_json::json!({"ts": ts, "id": "x", "rule": "r", "target": "t", "action": action,
+                               "result": result, "detail": detail})
+        };
         assert_eq!(a(serde_json::json!({})), "nothing: no rule maps it");
         assert_eq!(
-            a(serde_json::json!({"target": "t", "decision": {"id": "p9", "decision": "pending_approval", "at": 40.0}})),
+            a(serde_json::json!({"target": "t",
+                "decision": {"id": "p9", "rule": "r", "decision": "pending_approval", "at": 40.0}})),
             "waiting for approval (1 min ago): hostmedic approve p9"
         );
         assert_eq!(
             a(serde_json::json!({"target": "t",
-                "decision": {"id": "d1", "decision": "dry_run", "at": 90.0},
-                "last_action": {"ts": 95.0, "action": "exec", "result": "dry_run", "detail": "would run [\"/x\"]"}})),
+                "decision": {"id": "d1", "rule": "r", "decision": "dry_run", "at": 90.0},
+                "last_action": last(95.0, "exec", "dry_run", "would run [\"/x\"]")})),
             "dry run, nothing ran: exec dry run (5 s ago): would run [\"/x\"]"
         );
         assert_eq!(
             a(serde_json::json!({"target": "t",
-                "decision": {"id": "s1", "decision": "skip", "reason": "cooldown", "at": 97.0},
-                "last_action": {"ts": 50.0, "action": "verify", "result": "verified"}})),
+                "decision": {"id": "s1", "rule": "r", "decision": "skip", "reason": "cooldown", "at": 97.0},
+                "last_action": last(50.0, "verify", "verified", "")})),
             "not acting: cooldown (3 s ago); last result: verify verified (50 s ago)"
         );
         assert_eq!(
-            a(serde_json::json!({"target": "t", "decision": {"id": "a", "decision": "act", "at": 99.0}})),
+            a(serde_json::json!({"target": "t", "decision": {"id": "a", "rule": "r", "decision": "act", "at": 99.0}})),
             "acting (decided 1 s ago), no result yet"
         );
     }

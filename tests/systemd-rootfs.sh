@@ -1,6 +1,6 @@
 #!/bin/bash
 # Real systemd as PID 1 inside a separate rootfs, for hostmedic's tests.
-# Driven by tests/common/systemd.rs, which caches the built rootfs as a
+# Driven by tests/support/src/systemd.rs, which caches the built rootfs as a
 # tarball and records every PID this script starts.
 #
 #   systemd-rootfs.sh build <dir>        debootstrap a rootfs into <dir> (must not exist)

@@ -26,7 +26,7 @@ use super::ledger::Ledger;
 use super::payload::{Payload, Status};
 use super::run::Runner;
 use super::settings::Settings;
-use crate::actions::Alert;
+use crate::actions::{Alert, AlertStatus};
 use crate::metrics::MetricSet;
 
 fn rfc3339(ts: f64) -> String {
@@ -221,8 +221,8 @@ fn announce(run: &Runner, s: Arc<Settings>, ev: PipelineEvent) {
         let alert = Alert {
             alertname: ev.alertname.clone(),
             status: match ev.state {
-                PipelineChange::Silent => "silent".into(),
-                PipelineChange::Back => "back".into(),
+                PipelineChange::Silent => AlertStatus::Silent,
+                PipelineChange::Back => AlertStatus::Back,
             },
             labels: [("alertname".to_string(), ev.alertname.clone())].into(),
             annotations: [("summary".to_string(), ev.message.clone())].into(),

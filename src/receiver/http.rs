@@ -91,7 +91,7 @@ impl Receiver {
             if !self.may_read_status(&req) {
                 return Self::unauthorized();
             }
-            return json(StatusCode::OK, self.status_json().await);
+            return json(StatusCode::OK, self.status().await);
         }
         if let Some(rest) = path.strip_prefix(ACTIONS_PREFIX) {
             let Some(id) = rest.strip_suffix("/approve") else {

@@ -67,7 +67,7 @@ impl Receiver {
         let s = self.settings();
         let (checkpoint, status) = {
             let mut core = self.ledger.core().await;
-            let status = super::status::document(&s.cfg, &s.rules, &core.state, self.host.json());
+            let status = super::status::document(&s.cfg, &s.rules, &core.state, self.host.load().as_deref().cloned());
             // Checkpoint only a state whose every entry is on disk.
             let durable = self.ledger.durable();
             let cp = if want_cp && core.state.last_seq == durable.seq {

@@ -17,7 +17,6 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::config::HeartbeatConfig;
 use super::journal::{Decision, Entry, Event, PipelineChange, PipelineEvent};
 use super::payload::PayloadAlert;
 
@@ -191,18 +190,6 @@ impl PipelineState {
                 self.last_heartbeat = Some(self.last_heartbeat.map_or(ts, |t| t.max(ts)));
             }
         }
-    }
-
-    /// The `pipeline` part of the status document.
-    pub fn status(&self, cfg: &HeartbeatConfig) -> serde_json::Value {
-        serde_json::json!({
-            "enabled": cfg.enabled,
-            "alertname": cfg.alertname,
-            "max_silence_seconds": cfg.max_silence.as_secs_f64(),
-            "last_heartbeat": self.last_heartbeat,
-            "silent": self.silent_since.is_some(),
-            "silent_since": self.silent_since,
-        })
     }
 }
 

@@ -1,5 +1,5 @@
 //! The docker collector against a real, private Docker engine (see
-//! tests/common/docker.rs): health turning healthy then unhealthy, no health
+//! tests/support/src/docker.rs): health turning healthy then unhealthy, no health
 //! check reading `none`, a crash loop under `--restart=always`, an OOM kill,
 //! and the engine stopped mid-run and started again. Also the shared
 //! `hostmedic::docker` helpers the remediation actions use.

@@ -5,13 +5,13 @@
 //! Alertmanager → hostmedic loop, which lives in `tests/e2e/`.
 //!
 //! One binary instead of one per file (as ripgrep's `tests/tests.rs`): the
-//! shared harness in `tests/common` and the heavy dependencies (zbus,
+//! shared harness crate `tests/support` and the heavy dependencies (zbus,
 //! bollard, gix, reqwest) are compiled and linked once. Run one area with
 //! `cargo nextest run --test component -E 'test(/^receiver::/)'`.
 //! `docs/e2e.md` explains the split between the two binaries.
 
-#[path = "../common/mod.rs"]
-mod common;
+/// The shared harness (`tests/support`), by the name the modules use.
+use hostmedic_test_support as common;
 
 mod actions;
 mod actions_systemd;

@@ -1125,7 +1125,7 @@ const CRASHY: &str = "[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin
 const HEALTHY: &str = "[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n";
 
 /// S1/S6 end to end on a real systemd (booted in its own rootfs by
-/// tests/common/systemd.rs): the webhook restarts a healthy unit (verified);
+/// tests/support/src/systemd.rs): the webhook restarts a healthy unit (verified);
 /// a crash-looping unit is restarted until its budget is spent (not helped),
 /// then held, escalated, and stopped + masked by `exhausted_actions`.
 #[tokio::test(flavor = "multi_thread")]

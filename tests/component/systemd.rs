@@ -1,5 +1,5 @@
 //! The systemd collector and the D-Bus helpers against a real systemd 252
-//! booted as PID 1 in a private rootfs (tests/common/systemd.rs): crash loop
+//! booted as PID 1 in a private rootfs (tests/support/src/systemd.rs): crash loop
 //! (S1), failing timer (S2), expected unit not installed (S3), a user
 //! manager, the bus going away, a hung bus, and `unit_state_series`
 //! ("all" against "current" on the same units).

@@ -7,7 +7,7 @@
 //! test world: extend [`PRESENT`] (metric-name prefixes this test's hostmedic
 //! exports). tests/e2e/dashboards_full.rs runs every collector and the receiver
 //! and requires data from every prefix; the query helpers both use are in
-//! tests/common/grafana.rs.
+//! tests/support/src/grafana.rs.
 
 use crate::common;
 

@@ -8,11 +8,11 @@
 //!
 //! The world (all real parts, started in parallel where they can be):
 //! - fake hwmon tree: temp1 over max and crit, temp2 without thresholds;
-//! - systemd 252 booted in its own rootfs (tests/common/systemd.rs): a failed
+//! - systemd 252 booted in its own rootfs (tests/support/src/systemd.rs): a failed
 //!   oneshot, a crash-looping `Restart=always` service, a timer whose
 //!   service fails on every run, an expected unit that is active, one that
 //!   is installed but stopped (remediated: restarted) and one not installed;
-//! - a private Docker engine (tests/common/docker.rs): a healthy compose
+//! - a private Docker engine (tests/support/src/docker.rs): a healthy compose
 //!   service, an unhealthy container, a restart loop, an OOM-killed
 //!   container and one at ~85 % of its memory limit;
 //! - a Git LFS repository with a small object, a sparse 3 GiB object over the

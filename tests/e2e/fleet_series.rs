@@ -1,6 +1,6 @@
 //! The series a realistic host costs, measured for docs/fleet.md: a real
-//! systemd 252 (tests/common/systemd.rs) holding 200 generated services
-//! next to its own units, a private Docker engine (tests/common/docker.rs)
+//! systemd 252 (tests/support/src/systemd.rs) holding 200 generated services
+//! next to its own units, a private Docker engine (tests/support/src/docker.rs)
 //! running 20 containers, and this machine's own host, sensors and
 //! processes. Two hostmedic binaries read the same sources, one with
 //! `systemd.unit_state_series = "all"` (the default) and one with

@@ -2,7 +2,7 @@
 //! files in `docs/getting-started/` (checked byte for byte), and those very
 //! files run the guide's loop here — real Prometheus and Alertmanager from
 //! the Debian packages, the hostmedic binary, and a real systemd 252 (the
-//! rootfs machine of tests/common/systemd.rs) holding the demo unit. The
+//! rootfs machine of tests/support/src/systemd.rs) holding the demo unit. The
 //! unit is killed as the guide says; hostmedic restarts and verifies it, and
 //! `hostmedic incidents` shows the incident.
 //!

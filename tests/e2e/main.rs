@@ -11,13 +11,13 @@
 //! (`landing_browser`).
 //!
 //! One binary for all of them (as ripgrep's `tests/tests.rs`), so the shared
-//! harness in `tests/common` is compiled and linked once; the per-component
+//! harness in `tests/support` is compiled and linked once; the per-component
 //! tests are the other binary, `tests/component/`. Run the scenarios alone
 //! with `cargo nextest run --test e2e -E 'test(/^scenarios::/)'`.
 //! `docs/e2e.md` explains the split.
 
-#[path = "../common/mod.rs"]
-mod common;
+/// The shared harness (`tests/support`), by the name the modules use.
+use hostmedic_test_support as common;
 
 mod compose;
 mod dashboards;

@@ -1,4 +1,4 @@
-//! S8 end to end on a private Docker engine (tests/common/docker.rs), with
+//! S8 end to end on a private Docker engine (tests/support/src/docker.rs), with
 //! the SHIPPED rules (`for:` clamped in the test copy) and the SHIPPED
 //! remediation map (config/remediation.example.toml; only paths, token and
 //! the ntfy server changed).

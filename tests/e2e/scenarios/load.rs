@@ -1,5 +1,5 @@
 //! S10 end to end on a real systemd 252 booted in its own rootfs
-//! (tests/common/systemd.rs): a small VPS overloaded by non-essential
+//! (tests/support/src/systemd.rs): a small VPS overloaded by non-essential
 //! services, relieved by stopping them — once on load per CPU, once on CPU
 //! pressure.
 //!

@@ -1,5 +1,5 @@
 //! S1, S2, S3 and S6 end to end on a real systemd 252 booted in its own
-//! rootfs (tests/common/systemd.rs), with the SHIPPED rules (`for:` clamped
+//! rootfs (tests/support/src/systemd.rs), with the SHIPPED rules (`for:` clamped
 //! in the test copy) and the SHIPPED remediation map
 //! (config/remediation.example.toml; only paths, token, the ntfy server and —
 //! where a test says so — a cooldown changed).

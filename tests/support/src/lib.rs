@@ -1,11 +1,10 @@
 //! Shared test harness: in-process servers on 127.0.0.1:0, the real binary as
 //! a child process (killed by PID on drop), and a small HTTP client.
 //!
-//! Compiled once into each of the two test binaries (`tests/component`,
-//! `tests/e2e`), each of which uses a different part of it (the component
-//! tests never start Prometheus, the e2e tests never drive an action
-//! directly), hence the one `dead_code` allowance for this whole tree.
-#![allow(dead_code)]
+//! The library crate `hostmedic-test-support` (a workspace member and a
+//! dev-dependency of hostmedic): compiled once for both test binaries
+//! (`tests/component`, `tests/e2e`, which import it as `common`), and linted
+//! as a library, so an unused private helper is a warning here.
 
 pub mod e2e;
 
@@ -105,8 +104,38 @@ pub struct Binary {
     pub stderr_log: PathBuf,
 }
 
+/// The repository root (where `Cargo.toml`, `alerting-rules/`, `deploy/`
+/// live): this crate is `tests/support` inside it.
+pub fn repo_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.parent()
+        .and_then(Path::parent)
+        .expect("tests/support has two parents")
+        .to_path_buf()
+}
+
+/// The `hostmedic` binary cargo built for the running test binary. A
+/// library gets no `CARGO_BIN_EXE_hostmedic` (cargo sets it only when it
+/// compiles an integration test), so: nextest's runtime
+/// `NEXTEST_BIN_EXE_hostmedic`, else the binary beside the test binary's
+/// `deps/` directory (`<target>/<profile>/hostmedic`, where `cargo test`
+/// puts it).
 pub fn binary_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_hostmedic"))
+    if let Some(p) = std::env::var_os("NEXTEST_BIN_EXE_hostmedic") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("a test binary lives in <target>/<profile>/deps");
+    let bin = profile_dir.join("hostmedic");
+    assert!(
+        bin.is_file(),
+        "{} is not built (run the tests through cargo)",
+        bin.display()
+    );
+    bin
 }
 
 impl Binary {

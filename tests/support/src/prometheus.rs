@@ -16,10 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The repository root (where `alerting-rules/`, `compose/`, `grafana/` live).
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+pub use super::repo_root;
 
 pub use super::alertmanager::free_port;
 

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 /// The rootfs build/boot/halt script shipped with the tests.
 pub fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/systemd-rootfs.sh")
+    super::repo_root().join("tests/systemd-rootfs.sh")
 }
 
 /// Where the rootfs tarball is cached.

@@ -6,8 +6,7 @@
 //! `.git/lfs/objects/<oid[0:2]>/<oid[2:4]>/<oid>` with a hand-written pointer
 //! committed for them (a `git add` of 3 GiB would take ~27 s and real disk).
 //!
-//! Self-contained (no `super::`): benches/git_lfs.rs includes this file too.
-#![allow(dead_code)]
+//! Used by tests/component/git_lfs.rs and benches/git_lfs.rs.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
