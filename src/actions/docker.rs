@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::target;
 use super::template::{check_literal, render_field};
 use super::{Action, ActionEnv, ActionError, Alert, ConfigError, Context, Outcome, OutcomeResult, Resolved, Subject, Verification};
-use crate::docker::Listed;
+use crate::docker::{Health, Listed, State};
 
 /// `type = "docker"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,7 +249,7 @@ async fn act(
             (Some(p), Some(seen)) => !conn
                 .inspect(p)
                 .await
-                .is_ok_and(|s| s.state == "running" && s.started_at == Some(seen)),
+                .is_ok_and(|s| s.state == State::Running && s.started_at == Some(seen)),
             _ => false,
         };
         if !(e.is_transient() || parent_moved) || n == TRIES {
@@ -275,7 +275,7 @@ async fn wait_running(
     let mut poll = super::poll::Poll::until(tokio::time::Instant::now() + within);
     loop {
         if let Ok(s) = conn.inspect(container).await
-            && s.state == "running"
+            && s.state == State::Running
         {
             return s.started_at;
         }
@@ -451,7 +451,7 @@ impl Action for DockerAction {
                         // Down, and staying down: a container stopped while
                         // its restart loop was waiting must not come back.
                         DockerOp::Stop => up.look(
-                            matches!(s.state, "exited" | "created" | "dead")
+                            s.state.is_stopped()
                                 .then_some((s.restart_count, s.finished_at)),
                         ),
                         // The policy reads as configured; "no" must also have
@@ -461,7 +461,7 @@ impl Action for DockerAction {
                         DockerOp::RestartPolicy => {
                             let policy = Some(&s.restart_policy) == want_policy.as_ref();
                             if want_policy.as_deref() == Some("no") {
-                                let settled = policy && s.state != "restarting";
+                                let settled = policy && s.state != State::Restarting;
                                 up.look(settled.then_some((s.restart_count, s.finished_at)))
                             } else {
                                 policy
@@ -471,8 +471,8 @@ impl Action for DockerAction {
                         // STABLE_FOR (a restart loop does not count); healthy
                         // (or without a health check) at the look that ends it.
                         DockerOp::Restart | DockerOp::Start => {
-                            let running = up.look((s.state == "running").then_some((s.restart_count, s.started_at)));
-                            running && matches!(s.health, "healthy" | "none")
+                            let running = up.look((s.state == State::Running).then_some((s.restart_count, s.started_at)));
+                            running && matches!(s.health, Health::Healthy | Health::None)
                         }
                     };
                     if ok {

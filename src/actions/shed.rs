@@ -150,7 +150,7 @@ impl Action for ShedLoadAction {
                     Ok(conn) => {
                         for c in containers {
                             match conn.inspect(c).await {
-                                Ok(s) if matches!(s.state, "exited" | "created" | "dead") => {}
+                                Ok(s) if s.state.is_stopped() => {}
                                 Ok(s) => still.push(format!("container {c} is {}", s.state)),
                                 Err(e) => still.push(format!("container {c}: {e}")),
                             }
