@@ -17,7 +17,7 @@ use arc_swap::ArcSwap;
 use crate::collector::Runner;
 use crate::config::{Config, ConfigError};
 use crate::metrics::MetricSet;
-use crate::receiver::engine::Settings;
+use crate::receiver::settings::Settings;
 use crate::selfmetrics::ReloadStatus;
 
 /// Where the configuration came from, to read it again on reload.

@@ -92,7 +92,7 @@ impl Control {
                     base64::engine::general_purpose::STANDARD.encode(cred)
                 ))
             }
-            _ => crate::receiver::auth::Auth::load(&cfg.receiver)?.header_value(),
+            _ => crate::receiver::auth::Auth::load(cfg.receiver.credentials())?.header_value(),
         };
         Ok(Control {
             base,

@@ -12,12 +12,12 @@
 //!                       └─ metrics::MetricSet (the snapshot) ─ encode (OpenMetrics | 0.0.4)
 //!
 //! webhook:  POST /api/v1/alerts ─ server ─ receiver::http (method, auth, limits, payload)
-//!             └─ receiver::engine::accept
+//!             └─ receiver::engine::Receiver::accept (settings snapshot)
 //!                  ├─ route   (rules' actions::Compiled::resolve → actions::Resolved)
 //!                  ├─ plan    (receiver::policy::decide: duplicate / hold / quiet window /
 //!                  │           cooldown (backoff) / budget / act / dry-run / pending approval)
 //!                  ├─ ledger  (journal append + fsync, then the 200)
-//!                  └─ run     (per-target lock, semaphore, evidence before,
+//!                  └─ run     (run::Runner: per-target lock, semaphore, evidence before,
 //!                              Resolved::run / verify, evidence again, notify
 //!                              channels) ─ ledger ─ status / persist
 //! ```
@@ -57,7 +57,9 @@
 //! Remediation side:
 //! - [`receiver`]: the Alertmanager webhook receiver as stages, one file each
 //!   (http, route, policy, plan, ledger, run, status, persist), plus the
-//!   journal, the safety state and the fleet identity.
+//!   journal, the safety state and the fleet identity; a chain of layers
+//!   (journal, config and state at the bottom, the engine near the top),
+//!   held by the `receiver::layers` test.
 //! - [`actions`]: one file per remediation action (spec, validation, target
 //!   resolution, run, verify, evidence subjects) as one `actions::Action`
 //!   impl, registered by one line of the `actions!` table (`actions::ACTIONS`);

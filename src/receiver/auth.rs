@@ -1,12 +1,21 @@
 //! Who may post alerts and approve actions: a bearer token (from a file or an
 //! environment variable) and/or HTTP basic auth, compared in constant time.
 
-use std::net::SocketAddr;
-
 use subtle::ConstantTimeEq;
 
-use super::config::ReceiverConfig;
+use std::path::Path;
+
 use crate::error::ConfigError;
+
+/// Where the credentials come from (`[receiver]`'s keys, see
+/// `ReceiverConfig::credentials`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sources<'a> {
+    pub bearer_token_file: Option<&'a Path>,
+    pub bearer_token_env: Option<&'a str>,
+    pub basic_auth_username: Option<&'a str>,
+    pub basic_auth_password_file: Option<&'a Path>,
+}
 
 /// The loaded credentials. Secrets live only here (never in logs, the
 /// journal or `check-config` output: the config holds only their sources).
@@ -26,7 +35,7 @@ impl std::fmt::Debug for Auth {
     }
 }
 
-fn read_secret(key: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
+fn read_secret(key: &str, path: &Path) -> Result<Vec<u8>, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::invalid(key, format!("cannot read {}: {e}", path.display())))?;
     let secret = text.trim_end_matches(['\n', '\r']).as_bytes().to_vec();
@@ -38,12 +47,12 @@ fn read_secret(key: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError
 
 impl Auth {
     /// Reads the configured secrets.
-    pub fn load(cfg: &ReceiverConfig) -> Result<Auth, ConfigError> {
+    pub fn load(cfg: Sources<'_>) -> Result<Auth, ConfigError> {
         let mut auth = Auth::default();
-        if let Some(p) = &cfg.bearer_token_file {
+        if let Some(p) = cfg.bearer_token_file {
             auth.bearer = Some(read_secret("receiver.bearer_token_file", p)?);
         }
-        if let Some(var) = &cfg.bearer_token_env {
+        if let Some(var) = cfg.bearer_token_env {
             if auth.bearer.is_some() {
                 return Err(ConfigError::invalid(
                     "receiver.bearer_token_env",
@@ -64,7 +73,7 @@ impl Auth {
             }
             auth.bearer = Some(v.into_bytes());
         }
-        if let (Some(user), Some(p)) = (&cfg.basic_auth_username, &cfg.basic_auth_password_file) {
+        if let (Some(user), Some(p)) = (cfg.basic_auth_username, cfg.basic_auth_password_file) {
             let pw = read_secret("receiver.basic_auth_password_file", p)?;
             let mut cred = user.as_bytes().to_vec();
             cred.push(b':');
@@ -128,31 +137,6 @@ fn ct_eq(expected: &[u8], given: &[u8]) -> bool {
     expected.ct_eq(given).into()
 }
 
-/// Refuses to serve the receiver on a non-loopback address without
-/// authentication unless `receiver.allow_unauthenticated_non_loopback`.
-/// `web_users`: the web config's basic-auth users; one the receiver accepts
-/// (`receiver.web_users`) is authentication too.
-pub fn check_listen(cfg: &ReceiverConfig, addr: SocketAddr, web_users: &[String]) -> Result<(), ConfigError> {
-    cfg.check_web_users(web_users)?;
-    if !cfg.enabled || addr.ip().is_loopback() || cfg.allow_unauthenticated_non_loopback {
-        return Ok(());
-    }
-    if web_users.iter().any(|u| cfg.accepts_web_user(u)) {
-        return Ok(());
-    }
-    if Auth::load(cfg)?.required() {
-        return Ok(());
-    }
-    Err(ConfigError::invalid(
-        "receiver.allow_unauthenticated_non_loopback",
-        format!(
-            "refusing to serve the remediation webhook on non-loopback {addr} without authentication: \
-             set receiver.bearer_token_file/bearer_token_env or basic auth, basic_auth_users in --web.config.file, or set \
-             receiver.allow_unauthenticated_non_loopback = true"
-        ),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,13 +146,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("tok"), "s3cret\n").unwrap();
         std::fs::write(dir.path().join("pw"), "pw").unwrap();
-        let cfg = ReceiverConfig {
-            bearer_token_file: Some(dir.path().join("tok")),
-            basic_auth_username: Some("am".into()),
-            basic_auth_password_file: Some(dir.path().join("pw")),
+        let (tok, pw) = (dir.path().join("tok"), dir.path().join("pw"));
+        let a = Auth::load(Sources {
+            bearer_token_file: Some(&tok),
+            basic_auth_username: Some("am"),
+            basic_auth_password_file: Some(&pw),
             ..Default::default()
-        };
-        let a = Auth::load(&cfg).unwrap();
+        })
+        .unwrap();
         assert!(a.check(Some(b"Bearer s3cret")));
         assert!(a.check(Some(b"bearer s3cret")));
         assert!(!a.check(Some(b"Bearer s3cre")));
@@ -178,38 +163,5 @@ mod tests {
         assert!(!a.check(Some(b"Basic YW06cHg=")));
         assert!(!a.check(Some(b"Basic !!!")));
         assert!(format!("{a:?}").contains("bearer: true") && !format!("{a:?}").contains("s3cret"));
-    }
-
-    #[test]
-    fn non_loopback_without_auth_is_refused() {
-        let cfg = ReceiverConfig {
-            enabled: true,
-            ..Default::default()
-        };
-        let e = check_listen(&cfg, "0.0.0.0:9877".parse().unwrap(), &[]).unwrap_err();
-        assert!(
-            e.to_string().contains("receiver.allow_unauthenticated_non_loopback"),
-            "{e}"
-        );
-        check_listen(&cfg, "127.0.0.1:9877".parse().unwrap(), &[]).unwrap();
-        check_listen(&cfg, "[::1]:9877".parse().unwrap(), &[]).unwrap();
-        // A web user the receiver accepts is authentication.
-        check_listen(&cfg, "0.0.0.0:9877".parse().unwrap(), &["am".into()]).unwrap();
-        let only_other = ReceiverConfig {
-            web_users: Some(vec!["am".into()]),
-            ..cfg.clone()
-        };
-        let e = check_listen(&only_other, "0.0.0.0:9877".parse().unwrap(), &["prom".into()]).unwrap_err();
-        assert!(e.to_string().contains("receiver.web_users[0]"), "{e}");
-        let none = ReceiverConfig {
-            web_users: Some(vec![]),
-            ..cfg.clone()
-        };
-        check_listen(&none, "0.0.0.0:9877".parse().unwrap(), &["am".into()]).unwrap_err();
-        let open = ReceiverConfig {
-            allow_unauthenticated_non_loopback: true,
-            ..cfg
-        };
-        check_listen(&open, "0.0.0.0:9877".parse().unwrap(), &[]).unwrap();
     }
 }

@@ -10,26 +10,30 @@
 //! [`ledger`]: super::ledger
 //! [`run`]: super::run
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use tokio::sync::{Mutex, Semaphore};
+use tokio_util::sync::CancellationToken;
 
-use super::auth::Auth;
-use super::config::{ReceiverConfig, Rule};
+use super::config::ReceiverConfig;
+use super::heartbeat;
 use super::identity::Identity;
-use super::journal::{Event, JournalError};
+use super::job::Job;
+use super::journal::{Event, JournalError, PipelineEvent};
 use super::ledger::Ledger;
 use super::metrics::Metrics;
 use super::payload::Payload;
 use super::plan::{Accepted, plan};
+use super::recover;
 use super::route::{route, to_alert};
-use super::run::Job;
+use super::run::Runner;
+use super::settings::Settings;
+use super::state::Acting;
 use super::timeline::Timeline;
-use crate::actions::ActionEnv;
 use crate::error::ConfigError;
+use crate::metrics::MetricSet;
+use crate::sync::lock;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AcceptError {
@@ -52,43 +56,6 @@ pub enum ControlError {
     Journal(#[from] JournalError),
 }
 
-/// What a reload replaces: `[receiver]`, the credentials it names, the
-/// compiled rules, the actions' environment and the fleet identity. A
-/// request works on one snapshot from start to end (its jobs keep it), so a
-/// reload never mixes two configurations inside one remediation.
-pub struct Settings {
-    pub cfg: ReceiverConfig,
-    pub auth: Auth,
-    pub rules: Vec<Rule>,
-    pub env: ActionEnv,
-    /// Who this host is (`[fleet]`): alerts naming another host are refused.
-    pub identity: Identity,
-    /// `[receiver.evidence]`, compiled.
-    pub evidence: crate::evidence::Capture,
-}
-
-impl Settings {
-    /// Builds the settings from `[receiver]`, the compiled rules
-    /// ([`super::config::compile_rules`]), the actions' environment (its
-    /// `dry_run` is `receiver.dry_run`) and this host's identity; loads the
-    /// credentials.
-    pub fn new(
-        cfg: ReceiverConfig,
-        rules: Vec<Rule>,
-        env: ActionEnv,
-        identity: Identity,
-    ) -> Result<Settings, ConfigError> {
-        Ok(Settings {
-            auth: Auth::load(&cfg)?,
-            evidence: cfg.evidence.compile("receiver.evidence")?,
-            cfg,
-            rules,
-            env,
-            identity,
-        })
-    }
-}
-
 /// Whether two `[receiver]` sections agree on one key.
 type SameIn = fn(&ReceiverConfig, &ReceiverConfig) -> bool;
 
@@ -106,21 +73,22 @@ const FIXED_KEYS: &[(&str, SameIn)] = &[
 
 /// The receiver: its swappable [`Settings`], and what outlives a reload —
 /// the ledger (journal writer, sequence numbers, budgets, holds, cooldowns,
-/// de-dup memory, pending approvals), the action semaphore, per-target
-/// locks and self metrics.
+/// de-dup memory, pending approvals), the run stage (action semaphore,
+/// per-target locks) and self metrics.
 pub struct Receiver {
     settings: ArcSwap<Settings>,
-    pub(super) ledger: Ledger,
-    pub(super) semaphore: Arc<Semaphore>,
-    pub(super) target_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
-    pub metrics: Metrics,
+    /// The same ledger the runner journals into (the status document and
+    /// the checkpoint read it).
+    pub(super) ledger: Arc<Ledger>,
+    run: Runner,
+    pub metrics: Arc<Metrics>,
     pub(super) last_checkpoint: std::sync::Mutex<Option<Instant>>,
     /// The host summary of the last scrape, for the status document (the
     /// app stores it after each scrape).
     pub host: Arc<crate::hostsummary::LastScrape>,
     /// The plans the previous process left acting (a crash cut them short),
     /// taken from the rebuilt state before any request; see `recover`.
-    pub(super) interrupted: std::sync::Mutex<Vec<(String, super::state::Acting)>>,
+    interrupted: std::sync::Mutex<Vec<(String, Acting)>>,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -136,7 +104,7 @@ impl Receiver {
     /// rebuilds the safety state.
     pub fn new(settings: Settings) -> Result<Arc<Receiver>, ConfigError> {
         let cfg = &settings.cfg;
-        let ledger = Ledger::open(cfg)?;
+        let ledger = Arc::new(Ledger::open(cfg)?);
         let ledger_acting = ledger.acting();
         if let Some((holds, pending, last_seq)) = ledger.summary() {
             tracing::info!(
@@ -148,12 +116,12 @@ impl Receiver {
                 "remediation receiver ready"
             );
         }
+        let metrics = Arc::new(Metrics::default());
         Ok(Arc::new(Receiver {
-            semaphore: Arc::new(Semaphore::new(cfg.max_concurrent_actions)),
+            run: Runner::new(ledger.clone(), metrics.clone(), cfg.max_concurrent_actions),
             ledger,
             settings: ArcSwap::from_pointee(settings),
-            target_locks: Default::default(),
-            metrics: Metrics::default(),
+            metrics,
             last_checkpoint: std::sync::Mutex::new(None),
             host: Default::default(),
             interrupted: std::sync::Mutex::new(ledger_acting),
@@ -184,11 +152,11 @@ impl Receiver {
     }
 
     /// Journals and plans one webhook payload; actions run after return.
-    pub async fn accept(self: &Arc<Self>, mut payload: Payload) -> Result<Accepted, AcceptError> {
+    pub async fn accept(&self, mut payload: Payload) -> Result<Accepted, AcceptError> {
         let s = self.settings();
         let received = payload.alerts.len();
         // Heartbeats are the pipeline's, not the host's: never routed.
-        self.take_heartbeats(&s, &mut payload).await?;
+        heartbeat::take(&self.run, &s, &mut payload).await?;
         let foreign = self.refuse_foreign(&s.identity, &mut payload).await?;
         // Targets are resolved before taking the lock: a refusal rejects the
         // whole request and nothing of it counts.
@@ -211,7 +179,7 @@ impl Receiver {
         for s in p.skips {
             self.metrics.skipped(s);
         }
-        self.spawn(&s, p.jobs);
+        self.run.spawn(&s, p.jobs);
         p.accepted.alerts = received;
         p.accepted.foreign = foreign;
         Ok(p.accepted)
@@ -257,7 +225,7 @@ impl Receiver {
     }
 
     /// Approves a pending (notify-only) plan and runs it.
-    pub async fn approve(self: &Arc<Self>, id: &str, by: &str) -> Result<String, ControlError> {
+    pub async fn approve(&self, id: &str, by: &str) -> Result<String, ControlError> {
         let s = self.settings();
         let (target, job) = self
             .ledger
@@ -314,7 +282,7 @@ impl Receiver {
                 Ok((target, job))
             })
             .await??;
-        self.spawn(&s, vec![job]);
+        self.run.spawn(&s, vec![job]);
         Ok(target)
     }
 
@@ -338,5 +306,30 @@ impl Receiver {
                 Ok(())
             })
             .await?
+    }
+
+    /// Background: the heartbeat's dead-man's switch ([`heartbeat::watch`])
+    /// until `shutdown`, under the settings in force at each check.
+    pub async fn watch_heartbeat(self: Arc<Self>, shutdown: CancellationToken) {
+        let me = self.clone();
+        heartbeat::watch(self.run.clone(), move || me.settings(), shutdown).await
+    }
+
+    /// One heartbeat check ([`heartbeat::check`]) counting the grace period
+    /// from `started`; the event when the pipeline became silent.
+    pub async fn check_heartbeat(&self, started: f64) -> Result<Option<PipelineEvent>, JournalError> {
+        heartbeat::check(&self.run, &self.settings(), started).await
+    }
+
+    /// The pipeline's gauges ([`heartbeat::write_metrics`]).
+    pub async fn write_pipeline_metrics(&self, set: &mut MetricSet) {
+        heartbeat::write_metrics(&self.ledger, set).await
+    }
+
+    /// Accounts for the plans the previous process left acting
+    /// ([`recover::recover_interrupted`]); once: they are taken.
+    pub async fn recover_interrupted(self: Arc<Self>) {
+        let plans = std::mem::take(&mut *lock(&self.interrupted));
+        recover::recover_interrupted(&self.run, self.settings(), plans).await
     }
 }

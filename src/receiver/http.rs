@@ -13,13 +13,11 @@ use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 
+use super::config::STATUS_PATH;
 use super::engine::{AcceptError, ControlError, Receiver};
 use super::payload;
 use crate::http::{Body, error, json, method_not_allowed, percent_decode};
 
-/// Paths the receiver's own path must not take.
-pub const RESERVED_PATHS: &[&str] = &["/", "/metrics", "/-/healthy", "/-/ready", "/-/reload", STATUS_PATH];
-const STATUS_PATH: &str = "/api/v1/status";
 const ACTIONS_PREFIX: &str = "/api/v1/actions/";
 const HOLDS_PREFIX: &str = "/api/v1/holds/";
 

@@ -240,7 +240,32 @@ pub enum Event {
     },
     /// The alert pipeline's heartbeat stopped (`silent`) or came back
     /// (`back`); see `heartbeat`.
-    Pipeline(super::heartbeat::PipelineEvent),
+    Pipeline(PipelineEvent),
+}
+
+/// A change of the pipeline's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PipelineChange {
+    /// No heartbeat within `max_silence`.
+    Silent,
+    /// A heartbeat after a silence.
+    Back,
+}
+
+/// The journal's `pipeline` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineEvent {
+    pub state: PipelineChange,
+    /// The heartbeat alert's name.
+    pub alertname: String,
+    /// When the silence began.
+    pub silent_since: f64,
+    /// The last heartbeat before the silence; none: none since the journal began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat: Option<f64>,
+    /// What the channels were told.
+    pub message: String,
 }
 
 /// The append side of the journal (one per process).
@@ -378,7 +403,7 @@ impl Committer {
                     match result {
                         Ok(len) => {
                             let seq = group.iter().map(|s| s.last_seq).max().unwrap_or(0);
-                            *super::lock(&shared) = Durable { seq, len };
+                            *crate::sync::lock(&shared) = Durable { seq, len };
                             for s in group {
                                 let _ = s.ack.send(Ok(()));
                             }
@@ -416,7 +441,7 @@ impl Committer {
 
     /// The last durable seq and journal length.
     pub fn durable(&self) -> Durable {
-        *super::lock(&self.durable)
+        *crate::sync::lock(&self.durable)
     }
 }
 

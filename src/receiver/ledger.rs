@@ -13,9 +13,9 @@ use tokio::sync::{Mutex, MutexGuard, Notify};
 
 use super::config::ReceiverConfig;
 use super::journal::{self, Committer, Entry, Event, JournalError, JournalWriter};
-use super::lock;
 use super::state::State;
 use crate::error::ConfigError;
+use crate::sync::lock;
 
 /// The safety state and the sequence counter, behind the core lock.
 pub struct Core {

@@ -73,7 +73,7 @@ pub struct Metrics {
 
 impl Metrics {
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
-        f(&mut super::lock(&self.inner))
+        f(&mut crate::sync::lock(&self.inner))
     }
 
     pub fn alert(&self, status: &'static str) {

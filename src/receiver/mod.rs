@@ -9,18 +9,34 @@
 //!  payload   refusals                                                actions, verify, notify
 //! ```
 //!
+//! The modules form a chain, bottom first (each imports only modules of
+//! the layers below it; `layers` is the test that holds it):
+//!
+//! ```text
+//! persist
+//! status, http, fuzz          what serves the receiver
+//! engine                      the Receiver: wires the stages (accept, approve, clear a hold)
+//! recover, heartbeat          crash recovery, the pipeline's dead-man's switch
+//! plan, run                   the stages (run: Runner, the actions and notifications)
+//! policy, messages, route, ledger, settings
+//! state, job, metrics, incidents
+//! timeline, firing            folds the state embeds or the metrics read
+//! journal, config, identity   the journal format (with the heartbeat's events),
+//!                             `[receiver]`/`[[remediation]]`, the fleet identity
+//! private, payload, quiet, auth
+//! ```
+//!
 //! [`engine`] holds the receiver and orchestrates one request
-//! ([`Receiver::accept`]); [`status`] builds the status document and
-//! [`persist`] writes it and the checkpoint. Underneath: [`config`] (rules
-//! compiled once, at validation), [`quiet`] (their remediation windows),
-//! [`payload`], [`auth`], [`identity`] (fleet), [`journal`] (format and
-//! writer), [`state`] (what the journal folds into), [`recover`] (plans a
-//! crash interrupted, survivors of their processes), [`metrics`],
-//! [`timeline`] (where a remediation's seconds go), [`private`] (the
-//! owner-only modes of the files it writes) and [`incidents`]
-//! (`hostmedic incidents`). Beside the pipeline: [`heartbeat`] (the
-//! dead-man's switch for the alert pipeline) and [`firing`] (the alerts
-//! firing as the deliveries tell).
+//! ([`Receiver::accept`]); the stages take what they use as arguments
+//! ([`settings::Settings`], the [`ledger`], the [`run::Runner`]). [`status`]
+//! builds the status document and [`persist`] writes it and the checkpoint.
+//! [`config`] compiles the rules once, at validation; [`quiet`] reads their
+//! remediation windows; [`journal`] is the format and writer, [`state`] what
+//! it folds into, [`recover`] plans a crash interrupted, [`timeline`] where
+//! a remediation's seconds go, [`private`] the owner-only file modes and
+//! [`incidents`] `hostmedic incidents`. [`heartbeat`] is the dead-man's
+//! switch for the alert pipeline and [`firing`] the alerts firing as the
+//! deliveries tell.
 
 pub mod auth;
 pub mod config;
@@ -31,7 +47,10 @@ pub mod heartbeat;
 pub mod http;
 pub mod identity;
 pub mod incidents;
+pub mod job;
 pub mod journal;
+#[cfg(test)]
+mod layers;
 pub mod ledger;
 pub mod messages;
 pub mod metrics;
@@ -44,15 +63,12 @@ pub mod quiet;
 pub mod recover;
 pub mod route;
 pub mod run;
+pub mod settings;
 pub mod state;
 pub mod status;
 pub mod timeline;
 
-pub use auth::check_listen;
+pub use config::{RESERVED_PATHS, check_listen};
 pub use engine::Receiver;
 #[doc(hidden)]
 pub use fuzz::fuzz_check;
-pub use http::RESERVED_PATHS;
-
-/// The crate's one mutex-poisoning policy ([`crate::sync`]).
-pub(crate) use crate::sync::lock;

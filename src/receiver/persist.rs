@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::Receiver;
-use super::lock;
+use super::engine::Receiver;
 use super::state;
+use crate::sync::lock;
 
 /// Checkpoints (the whole state) are written at most this often; the
 /// journal replay covers what came after.

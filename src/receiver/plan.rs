@@ -6,13 +6,13 @@
 //! alerts of the same request see the earlier decisions.
 
 use super::config::{ReceiverConfig, Rule};
+use super::job::Job;
 use super::journal::{Event, SkipReason};
 use super::ledger::Batch;
 use super::messages;
 use super::payload::{Payload, PayloadAlert, Status};
 use super::policy::{self, Decision};
 use super::route::{self, Hit};
-use super::run::Job;
 use super::state::LastAction;
 use super::timeline::Timeline;
 use crate::actions::Alert;

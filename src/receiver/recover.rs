@@ -24,147 +24,108 @@
 //! the unit's remaining processes when the main process died; the search
 //! then finds the groups ended and says so.
 
-use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc::UnboundedReceiver;
-
-use super::Receiver;
 use super::journal::Event;
-use super::lock;
 use super::route::to_alert;
+use super::run::Runner;
+use super::settings::Settings;
 use super::state::{Acting, Child};
+use crate::actions::OutcomeResult;
 use crate::actions::env::OWN_PROCFS;
-use crate::actions::{OutcomeResult, Spawned};
 
 /// How long to wait for killed survivors to be gone before reporting.
 const REAP_WAIT: Duration = Duration::from_secs(5);
 
-impl Receiver {
-    /// Runs `action` (one action of plan `id`, number `index`), journaling
-    /// each process it reports on `spawned` as it starts.
-    pub(super) async fn journal_spawned<F: Future>(
-        &self,
-        spawned: &mut UnboundedReceiver<Spawned>,
-        id: &str,
-        index: usize,
-        action: F,
-    ) -> F::Output {
-        let procfs = Path::new(OWN_PROCFS);
-        tokio::pin!(action);
-        loop {
-            tokio::select! {
-                out = &mut action => return out,
-                Some(p) = spawned.recv() => {
-                    let boot_id = crate::procfs::boot_id(procfs).unwrap_or_default();
-                    self.ledger
-                        .record(vec![Event::Spawned {
-                            id: id.to_string(),
-                            index,
-                            pid: p.pid,
-                            pgid: p.pgid,
-                            sid: p.sid,
-                            start_ticks: p.start_ticks,
-                            boot_id,
-                        }])
-                        .await;
-                }
-            }
+/// Accounts for every plan the previous process left acting (`plans`,
+/// taken from the state when the receiver was built, before any request):
+/// each in its own task, serialized with new work on its target.
+pub async fn recover_interrupted(run: &Runner, s: Arc<Settings>, plans: Vec<(String, Acting)>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (id, plan) in plans {
+        let (run, s) = (run.clone(), s.clone());
+        tasks.spawn(async move { recover_one(&run, &s, id, plan).await });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn recover_one(run: &Runner, s: &Settings, id: String, plan: Acting) {
+    let lock = run.target_lock(&plan.target);
+    let _serial = lock.lock().await;
+    let procfs = Path::new(OWN_PROCFS);
+    let boot = crate::procfs::boot_id(procfs).ok();
+    let mut groups: Vec<&Child> = Vec::new();
+    for c in &plan.children {
+        if !groups.iter().any(|g| g.pgid == c.pgid && g.boot_id == c.boot_id) {
+            groups.push(c);
         }
     }
-
-    /// Accounts for every plan the previous process left acting (taken from
-    /// the state when the receiver was built, before any request): each in
-    /// its own task, serialized with new work on its target.
-    pub async fn recover_interrupted(self: Arc<Self>) {
-        let plans = std::mem::take(&mut *lock(&self.interrupted));
-        let mut tasks = tokio::task::JoinSet::new();
-        for (id, plan) in plans {
-            let me = self.clone();
-            tasks.spawn(async move { me.recover_one(id, plan).await });
-        }
-        while tasks.join_next().await.is_some() {}
+    let mut reports = Vec::new();
+    for c in groups {
+        reports.push(reap(procfs, c, boot.as_deref()).await);
     }
+    let index = plan.done;
+    let description = plan.actions.get(index).cloned().unwrap_or_default();
+    let action = description.split_whitespace().next().unwrap_or("unknown").to_string();
+    // One line (the incident log shows the first): what happened, then
+    // what became of the processes.
+    let mut detail = format!(
+        "hostmedic stopped mid-plan (crash or kill -9) at action {} of {}: outcome unknown, attempt spent",
+        index + 1,
+        plan.actions.len()
+    );
+    for r in &reports {
+        detail.push_str("; ");
+        detail.push_str(r);
+    }
+    tracing::warn!(id, rule = %plan.rule, target = %plan.target, action = %description, survivors = ?reports, "an action was interrupted by the previous process's end");
+    let result = OutcomeResult::Interrupted.as_str();
+    run.metrics.action(&action, result);
+    run.ledger
+        .record(vec![Event::Action {
+            id: id.clone(),
+            rule: plan.rule.clone(),
+            target: plan.target.clone(),
+            index,
+            action: action.clone(),
+            description: description.clone(),
+            result: result.to_string(),
+            detail: crate::actions::truncate(detail.clone(), crate::actions::DETAIL_MAX),
+            duration_seconds: (crate::time::now() - plan.since).max(0.0),
+        }])
+        .await;
 
-    async fn recover_one(&self, id: String, plan: Acting) {
-        let s = self.settings();
-        let lock = self.target_lock(&plan.target);
-        let _serial = lock.lock().await;
-        let procfs = Path::new(OWN_PROCFS);
-        let boot = crate::procfs::boot_id(procfs).ok();
-        let mut groups: Vec<&Child> = Vec::new();
-        for c in &plan.children {
-            if !groups.iter().any(|g| g.pgid == c.pgid && g.boot_id == c.boot_id) {
-                groups.push(c);
-            }
+    // The plan's verification, on its targets as the alert gives them now.
+    let Some(rule) = s.rules.iter().find(|r| r.cfg.name == plan.rule) else {
+        tracing::warn!(id, rule = %plan.rule, "the interrupted plan's rule is no longer configured; not verified");
+        return;
+    };
+    let alert = plan.alert.as_deref().map(to_alert);
+    let mut verdict = String::new();
+    if let Some(alert) = &alert
+        && rule.cfg.verify
+    {
+        match rule.resolve(alert) {
+            Ok((_, targets)) => verdict = run.verify_plan(rule, &id, &plan.target, &targets, &s.env, None).await,
+            Err(e) => tracing::warn!(id, error = %e, "cannot resolve the interrupted plan's targets; not verified"),
         }
-        let mut reports = Vec::new();
-        for c in groups {
-            reports.push(reap(procfs, c, boot.as_deref()).await);
-        }
-        let index = plan.done;
-        let description = plan.actions.get(index).cloned().unwrap_or_default();
-        let action = description.split_whitespace().next().unwrap_or("unknown").to_string();
-        // One line (the incident log shows the first): what happened, then
-        // what became of the processes.
-        let mut detail = format!(
-            "hostmedic stopped mid-plan (crash or kill -9) at action {} of {}: outcome unknown, attempt spent",
-            index + 1,
-            plan.actions.len()
-        );
-        for r in &reports {
-            detail.push_str("; ");
-            detail.push_str(r);
-        }
-        tracing::warn!(id, rule = %plan.rule, target = %plan.target, action = %description, survivors = ?reports, "an action was interrupted by the previous process's end");
-        let result = OutcomeResult::Interrupted.as_str();
-        self.metrics.action(&action, result);
-        self.ledger
-            .record(vec![Event::Action {
-                id: id.clone(),
-                rule: plan.rule.clone(),
-                target: plan.target.clone(),
-                index,
-                action: action.clone(),
-                description: description.clone(),
-                result: result.to_string(),
-                detail: crate::actions::truncate(detail.clone(), crate::actions::DETAIL_MAX),
-                duration_seconds: (crate::time::now() - plan.since).max(0.0),
-            }])
+    }
+    let Some(alert) = alert else { return };
+    let title = format!(
+        "{} interrupted on {}: {}",
+        rule.cfg.name,
+        plan.target,
+        if verdict.is_empty() { result } else { verdict.as_str() }
+    );
+    let message = format!(
+        "{} ({})\n{description}: {result}\n{detail}",
+        alert.alertname, alert.status
+    );
+    for ch in &rule.cfg.notify {
+        run.notify_one(s, &id, ch.clone(), "outcome", &alert, &title, &message)
             .await;
-
-        // The plan's verification, on its targets as the alert gives them now.
-        let Some(rule) = s.rules.iter().find(|r| r.cfg.name == plan.rule) else {
-            tracing::warn!(id, rule = %plan.rule, "the interrupted plan's rule is no longer configured; not verified");
-            return;
-        };
-        let alert = plan.alert.as_deref().map(to_alert);
-        let mut verdict = String::new();
-        if let Some(alert) = &alert
-            && rule.cfg.verify
-        {
-            match rule.resolve(alert) {
-                Ok((_, targets)) => verdict = self.verify_plan(rule, &id, &plan.target, &targets, &s.env, None).await,
-                Err(e) => tracing::warn!(id, error = %e, "cannot resolve the interrupted plan's targets; not verified"),
-            }
-        }
-        let Some(alert) = alert else { return };
-        let title = format!(
-            "{} interrupted on {}: {}",
-            rule.cfg.name,
-            plan.target,
-            if verdict.is_empty() { result } else { verdict.as_str() }
-        );
-        let message = format!(
-            "{} ({})\n{description}: {result}\n{detail}",
-            alert.alertname, alert.status
-        );
-        for ch in &rule.cfg.notify {
-            self.notify_one(&s, &id, ch.clone(), "outcome", &alert, &title, &message)
-                .await;
-        }
     }
 }
 

@@ -3,55 +3,57 @@
 //! timeout, then verified; every result is journaled and counted, and the
 //! rule's channels are told the outcome.
 //!
-//! This is the one place that runs or verifies actions ([`Receiver::run_actions`])
-//! and sends notifications ([`Receiver::send`]).
+//! This is the one place that runs or verifies actions ([`Runner::spawn`],
+//! [`Runner::verify_plan`]) and sends notifications ([`Runner::notify_one`]).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::Mutex;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::{Mutex, Semaphore};
 
-use super::Receiver;
 use super::config::Rule;
-use super::engine::Settings;
+use super::job::Job;
 use super::journal::Event;
-use super::lock;
+use super::ledger::Ledger;
 use super::messages::sep;
+use super::metrics::Metrics;
+use super::settings::Settings;
 use super::timeline::Timeline;
-use crate::actions::{ActionEnv, Alert, OutcomeResult, Resolved, SpawnSink, Verification};
+use crate::actions::env::OWN_PROCFS;
+use crate::actions::{ActionEnv, Alert, OutcomeResult, Resolved, SpawnSink, Spawned, Verification};
 use crate::evidence::{self, Stage};
+use crate::sync::lock;
 
-/// Work to do after the webhook has been acknowledged.
-#[derive(Debug)]
-pub enum Job {
-    /// Run a rule's actions (or exhausted actions) on their targets.
-    Run {
-        id: String,
-        rule: usize,
-        target: String,
-        alert: Alert,
-        targets: Vec<Resolved>,
-        dry_run: bool,
-        /// The instants so far (alert, delivery, decision); the run adds
-        /// the rest and the stages go to the latency histogram.
-        timeline: Timeline,
-    },
-    /// Tell channels something (an approval request, an escalation).
-    Notify {
-        id: String,
-        channels: Vec<String>,
-        kind: &'static str,
-        alert: Alert,
-        title: String,
-        message: String,
-    },
+/// What the run stage uses of the receiver: the ledger it journals into,
+/// the metrics it counts in, the action semaphore and the per-target
+/// locks. Cheap to clone (shared): each job's task takes a copy.
+#[derive(Clone)]
+pub struct Runner {
+    pub ledger: Arc<Ledger>,
+    pub metrics: Arc<Metrics>,
+    semaphore: Arc<Semaphore>,
+    target_locks: Arc<std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>>,
 }
 
-impl Receiver {
+impl Runner {
+    /// A runner journaling into `ledger`, running at most `max_concurrent`
+    /// plans at once.
+    pub fn new(ledger: Arc<Ledger>, metrics: Arc<Metrics>, max_concurrent: usize) -> Runner {
+        Runner {
+            ledger,
+            metrics,
+            semaphore: Arc::new(Semaphore::new(max_concurrent)),
+            target_locks: Default::default(),
+        }
+    }
+
     /// Runs `jobs` in the background, each in its own task, under the
     /// settings they were planned with (`rule` indexes its rules).
-    pub(super) fn spawn(self: &Arc<Self>, settings: &Arc<Settings>, jobs: Vec<Job>) {
+    pub fn spawn(&self, settings: &Arc<Settings>, jobs: Vec<Job>) {
         for job in jobs {
             let me = self.clone();
             let s = settings.clone();
@@ -59,7 +61,7 @@ impl Receiver {
         }
     }
 
-    async fn run_job(self: Arc<Self>, s: &Settings, job: Job) {
+    async fn run_job(self, s: &Settings, job: Job) {
         match job {
             Job::Notify {
                 id,
@@ -235,7 +237,7 @@ impl Receiver {
     /// help), journaling each verdict (and its end into `timeline`, when the
     /// run keeps one); returns the last one ("" when no action can be
     /// verified).
-    pub(super) async fn verify_plan(
+    pub async fn verify_plan(
         &self,
         rule: &Rule,
         id: &str,
@@ -311,7 +313,7 @@ impl Receiver {
     /// Sends one notification (no evidence: the receiver's own messages)
     /// and journals how it went.
     #[allow(clippy::too_many_arguments)]
-    pub(super) async fn notify_one(
+    pub async fn notify_one(
         &self,
         s: &Settings,
         id: &str,
@@ -384,9 +386,41 @@ impl Receiver {
         (ok, crate::actions::truncate(detail, crate::actions::DETAIL_MAX))
     }
 
+    /// Runs `action` (one action of plan `id`, number `index`), journaling
+    /// each process it reports on `spawned` as it starts.
+    async fn journal_spawned<F: Future>(
+        &self,
+        spawned: &mut UnboundedReceiver<Spawned>,
+        id: &str,
+        index: usize,
+        action: F,
+    ) -> F::Output {
+        let procfs = Path::new(OWN_PROCFS);
+        tokio::pin!(action);
+        loop {
+            tokio::select! {
+                out = &mut action => return out,
+                Some(p) = spawned.recv() => {
+                    let boot_id = crate::procfs::boot_id(procfs).unwrap_or_default();
+                    self.ledger
+                        .record(vec![Event::Spawned {
+                            id: id.to_string(),
+                            index,
+                            pid: p.pid,
+                            pgid: p.pgid,
+                            sid: p.sid,
+                            start_ticks: p.start_ticks,
+                            boot_id,
+                        }])
+                        .await;
+                }
+            }
+        }
+    }
+
     /// The lock serializing actions on one target (the map forgets unused
     /// locks once it grows past 1024).
-    pub(super) fn target_lock(&self, target: &str) -> Arc<Mutex<()>> {
+    pub fn target_lock(&self, target: &str) -> Arc<Mutex<()>> {
         let mut locks = lock(&self.target_locks);
         if locks.len() > 1024 {
             locks.retain(|_, l| Arc::strong_count(l) > 1);

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::journal::{Decision, Entry, Event};
+use super::journal::{Decision, Entry, Event, PipelineChange, PipelineEvent};
 use super::payload::PayloadAlert;
 
 /// How many recent action outcomes the status keeps.
@@ -162,9 +162,35 @@ pub struct State {
     pub acting: BTreeMap<String, Acting>,
     pub last_actions: VecDeque<LastAction>,
     /// The alert pipeline's heartbeat (`heartbeat`).
-    pub pipeline: super::heartbeat::PipelineState,
+    pub pipeline: PipelineState,
     /// Alerts firing as the deliveries tell (`firing`).
     pub firing: super::firing::Firing,
+}
+
+/// What the pipeline's heartbeat looks like, in the state: the last
+/// heartbeat (set on each delivery, kept by the checkpoint) and the start of
+/// the current silence (from the journal).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PipelineState {
+    /// Unix time of the last heartbeat delivery.
+    pub last_heartbeat: Option<f64>,
+    /// Set while the pipeline is silent: when the silence began (the last
+    /// heartbeat, or hostmedic's start when none had come).
+    pub silent_since: Option<f64>,
+}
+
+impl PipelineState {
+    /// Folds a `pipeline` event journaled at `ts`.
+    pub fn apply(&mut self, ts: f64, e: &PipelineEvent) {
+        match e.state {
+            PipelineChange::Silent => self.silent_since = Some(e.silent_since),
+            PipelineChange::Back => {
+                self.silent_since = None;
+                self.last_heartbeat = Some(self.last_heartbeat.map_or(ts, |t| t.max(ts)));
+            }
+        }
+    }
 }
 
 /// The de-dup identity of a journal `key` (fingerprint|startsAt|status): the
@@ -527,6 +553,29 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::receiver::journal::Decision;
+
+    fn ev(state: PipelineChange, since: f64) -> PipelineEvent {
+        PipelineEvent {
+            state,
+            alertname: "HostmedicWatchdog".into(),
+            silent_since: since,
+            last_heartbeat: None,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn fold_silent_then_back() {
+        let mut p = PipelineState {
+            last_heartbeat: Some(100.0),
+            silent_since: None,
+        };
+        p.apply(500.0, &ev(PipelineChange::Silent, 100.0));
+        assert_eq!(p.silent_since, Some(100.0));
+        p.apply(900.0, &ev(PipelineChange::Back, 100.0));
+        assert_eq!(p.silent_since, None);
+        assert_eq!(p.last_heartbeat, Some(900.0));
+    }
 
     fn decision(seq: u64, ts: f64, target: &str) -> Entry {
         Entry {

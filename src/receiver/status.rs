@@ -8,11 +8,10 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use super::Receiver;
-use super::config::{ReceiverConfig, Rule};
+use super::config::{HeartbeatConfig, ReceiverConfig, Rule};
+use super::engine::Receiver;
 use super::firing::FiringAlert;
-use super::heartbeat::{HeartbeatConfig, PipelineState};
-use super::state::{Hold, LastAction, State};
+use super::state::{Hold, LastAction, PipelineState, State};
 use crate::hostsummary::HostSummary;
 
 /// The status document: what `/api/v1/status` serves, `receiver.status_path`

@@ -15,7 +15,7 @@ use common::config::{Action, Rule, TestConfig};
 use common::sink::Sink;
 use common::*;
 use hostmedic::config::Config;
-use hostmedic::receiver::heartbeat::PipelineChange;
+use hostmedic::receiver::journal::PipelineChange;
 use hostmedic::receiver::journal::{self, Event};
 use serde_json::Value;
 

@@ -101,7 +101,7 @@ fn remediation_example_covers_every_alert_safely() {
     let rules = active_rules(&example);
     // The heartbeat is the pipeline's, not the host's: hostmedic takes it
     // before routing ([receiver.heartbeat]), so no rule maps it.
-    let heartbeat = hostmedic::receiver::heartbeat::DEFAULT_ALERTNAME;
+    let heartbeat = hostmedic::receiver::config::DEFAULT_ALERTNAME;
     // Info-level facts are routed to nobody by the shipped Alertmanager
     // configurations, so a rule for one would be dead (and noisy if routed).
     let info = info_alert_names();

@@ -14,8 +14,8 @@ use std::time::Duration;
 use common::alertmanager::Alertmanager;
 use common::e2e::*;
 use common::prometheus::{Prometheus, PrometheusOptions, alertmanager_config, substitute};
-use hostmedic::receiver::heartbeat::{PipelineChange, PipelineEvent};
 use hostmedic::receiver::journal::Event;
+use hostmedic::receiver::journal::{PipelineChange, PipelineEvent};
 
 const MAX_SILENCE: u64 = 6;
 

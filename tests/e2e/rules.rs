@@ -112,7 +112,7 @@ fn every_alert_has_tests_and_a_runbook() {
         assert!(fires.contains(name), "{name}: no promtool test expects it to fire");
         // The heartbeat fires from any input on: nothing can silence it.
         assert!(
-            silent.contains(name) || name == hostmedic::receiver::heartbeat::DEFAULT_ALERTNAME,
+            silent.contains(name) || name == hostmedic::receiver::config::DEFAULT_ALERTNAME,
             "{name}: no promtool test expects it to stay silent"
         );
         let heading = format!("\n## {name}\n");

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use super::{
     ActionResult, Captured, Cleared, Delivery, Held, Incident, Notification, Plan, VerifyResult, clock, code, one_line,
 };
-use crate::receiver::heartbeat::{PipelineChange, PipelineEvent};
 use crate::receiver::journal::{Entry, Event};
+use crate::receiver::journal::{PipelineChange, PipelineEvent};
 
 /// The fold's bookkeeping: the incidents so far, the current occurrence of
 /// each fingerprint and each plan's place.

@@ -413,7 +413,7 @@ mod tests {
 
     #[test]
     fn a_pipeline_silence_is_an_incident_resolved_when_it_is_back() {
-        use crate::receiver::heartbeat::{PipelineChange, PipelineEvent};
+        use crate::receiver::journal::{PipelineChange, PipelineEvent};
         let ev = |state, message: &str| {
             Event::Pipeline(PipelineEvent {
                 state,

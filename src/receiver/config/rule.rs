@@ -1,132 +1,14 @@
-//! `[receiver]` and `[[remediation]]`: the webhook endpoint, its
-//! authentication, the engine's limits and the routing rules, with their
-//! validation (every error names its key, e.g. `remediation[2].matchers[0]`).
+//! `[[remediation]]`: one rule's schema, its label matchers and its
+//! compilation against `[receiver]` (the defaults it inherits), the one
+//! call both validation and start-up make.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::{Channels, Errors, ReceiverConfig, check_channel, positive};
 use crate::error::ConfigError;
-
-/// `[receiver]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ReceiverConfig {
-    /// Serve the webhook endpoint and run remediation.
-    pub enabled: bool,
-    /// Path Alertmanager posts to.
-    pub path: String,
-    /// File holding the bearer token Alertmanager sends (`authorization.credentials`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bearer_token_file: Option<PathBuf>,
-    /// Environment variable holding the bearer token.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bearer_token_env: Option<String>,
-    /// Basic-auth user name (with `basic_auth_password_file`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub basic_auth_username: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub basic_auth_password_file: Option<PathBuf>,
-    /// Users of the web config's `basic_auth_users` (`--web.config.file`)
-    /// whose basic auth, once the web layer verified it, the receiver takes
-    /// as its own authentication. Unset: every web user; `[]`: none (the
-    /// receiver's own credentials must match). See docs/security.md.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub web_users: Option<Vec<String>>,
-    /// Explicitly allow serving the receiver without authentication on a
-    /// non-loopback address (refused otherwise).
-    pub allow_unauthenticated_non_loopback: bool,
-    /// Let anyone read the receiver's state (alerts, targets, holds,
-    /// approval ids) without credentials: `/api/v1/status` and the landing
-    /// page's receiver sections alike (`Receiver::may_read_status`). Off:
-    /// both need the credentials the webhook needs (when it has any).
-    pub status_public: bool,
-    /// Largest accepted request body.
-    pub max_body_bytes: usize,
-    /// Most alerts accepted in one request (more → 413).
-    pub max_alerts_per_request: usize,
-    /// Append-only incident journal (JSON lines).
-    pub journal_path: PathBuf,
-    /// Snapshot of the safety state (holds, budgets, cooldowns, de-dup, pending approvals).
-    pub state_path: PathBuf,
-    /// Human/machine-readable status (holds, budgets, last actions), written atomically.
-    pub status_path: PathBuf,
-    /// Global dry-run: record what would run, never act.
-    pub dry_run: bool,
-    /// Actions running at once, over all targets.
-    pub max_concurrent_actions: usize,
-    /// Default per-action timeout.
-    #[serde(with = "humantime_serde")]
-    pub action_timeout: Duration,
-    /// Default deadline for verifying an action's effect.
-    #[serde(with = "humantime_serde")]
-    pub verify_timeout: Duration,
-    /// How long after its last delivery an alert (fingerprint + startsAt +
-    /// status) is still a duplicate. Shorter than Alertmanager's
-    /// `repeat_interval` (default 4h), so a still-firing alert that
-    /// Alertmanager repeats counts as a new occurrence (cooldown and budget
-    /// still apply); far longer than HA gossip delays and retries.
-    #[serde(with = "humantime_serde")]
-    pub dedup_window: Duration,
-    /// Pending approvals expire after this.
-    #[serde(with = "humantime_serde")]
-    pub approval_ttl: Duration,
-    /// Default cooldown per (rule, target).
-    #[serde(with = "humantime_serde")]
-    pub cooldown: Duration,
-    /// Default attempt budget per target: `budget_attempts` within `budget_window`.
-    pub budget_attempts: u32,
-    #[serde(with = "humantime_serde")]
-    pub budget_window: Duration,
-    /// Notification channels told when any rule's budget is exhausted (in
-    /// addition to the rule's own `escalate`).
-    pub escalate: Vec<String>,
-    /// Where `exec` actions' `user` names are looked up (at each run).
-    pub passwd_file: PathBuf,
-    /// Where `exec` actions' `group` names are looked up (at each run).
-    pub group_file: PathBuf,
-    /// `[receiver.evidence]`: what is captured about a target with every
-    /// incident (see `crate::evidence`).
-    pub evidence: crate::evidence::EvidenceConfig,
-    /// `[receiver.heartbeat]`: the alert pipeline's dead-man's switch.
-    pub heartbeat: super::heartbeat::HeartbeatConfig,
-}
-
-impl Default for ReceiverConfig {
-    fn default() -> Self {
-        ReceiverConfig {
-            enabled: false,
-            path: "/api/v1/alerts".into(),
-            bearer_token_file: None,
-            bearer_token_env: None,
-            basic_auth_username: None,
-            basic_auth_password_file: None,
-            web_users: None,
-            allow_unauthenticated_non_loopback: false,
-            status_public: false,
-            max_body_bytes: 1 << 20,
-            max_alerts_per_request: 1000,
-            journal_path: PathBuf::from("/var/lib/hostmedic/journal.jsonl"),
-            state_path: PathBuf::from("/var/lib/hostmedic/state.json"),
-            status_path: PathBuf::from("/var/lib/hostmedic/status.json"),
-            dry_run: false,
-            max_concurrent_actions: 4,
-            action_timeout: Duration::from_secs(60),
-            verify_timeout: Duration::from_secs(30),
-            dedup_window: Duration::from_secs(3600),
-            approval_ttl: Duration::from_secs(24 * 3600),
-            cooldown: Duration::from_secs(300),
-            budget_attempts: 3,
-            budget_window: Duration::from_secs(3600),
-            escalate: Vec::new(),
-            passwd_file: PathBuf::from("/etc/passwd"),
-            group_file: PathBuf::from("/etc/group"),
-            evidence: crate::evidence::EvidenceConfig::default(),
-            heartbeat: Default::default(),
-        }
-    }
-}
+use crate::receiver::{payload, quiet};
 
 /// When a rule fires.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,7 +130,7 @@ impl Matcher {
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .ok_or_else(|| format!("{s:?}: expected name=\"value\" (operators = != =~ !~)"))?;
         let name = &s[..name_end];
-        if !super::payload::valid_label_name(name) {
+        if !payload::valid_label_name(name) {
             return Err(format!("{name:?} is not a valid label name"));
         }
         let rest = s[name_end..].trim_start();
@@ -289,131 +171,6 @@ impl Matcher {
     }
 }
 
-pub(super) fn positive(key: &str, d: Duration) -> Result<(), ConfigError> {
-    if d.is_zero() {
-        return Err(ConfigError::invalid(key, "must be greater than 0"));
-    }
-    Ok(())
-}
-
-impl ReceiverConfig {
-    /// True when a user the web layer verified counts as authenticated
-    /// here (`receiver.web_users`).
-    pub fn accepts_web_user(&self, user: &str) -> bool {
-        self.web_users.as_ref().is_none_or(|l| l.iter().any(|u| u == user))
-    }
-
-    /// Checks `receiver.web_users` against the web config's users: each
-    /// must be one of them (a typo would silently lock Alertmanager out).
-    pub fn check_web_users(&self, web_users: &[String]) -> Result<(), ConfigError> {
-        for (i, u) in self.web_users.iter().flatten().enumerate() {
-            if !web_users.contains(u) {
-                return Err(ConfigError::invalid(
-                    format!("receiver.web_users[{i}]"),
-                    format!("{u:?} is not a user of the web config's basic_auth_users"),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Validates `[receiver]` against the known notification channels.
-    pub fn validate(&self, channels: &Channels) -> Result<(), ConfigError> {
-        let mut errs = Errors::default();
-        if !self.path.starts_with('/') || self.path.contains(char::is_whitespace) {
-            errs.0.push(ConfigError::invalid(
-                "receiver.path",
-                "must start with `/` and contain no spaces",
-            ));
-        }
-        if crate::receiver::RESERVED_PATHS.contains(&self.path.as_str()) || self.path.starts_with("/api/v1/holds/") {
-            errs.0.push(ConfigError::invalid(
-                "receiver.path",
-                "collides with a built-in endpoint",
-            ));
-        }
-        errs.keep(self.evidence.compile("receiver.evidence"));
-        if self.max_body_bytes < 1024 {
-            errs.0
-                .push(ConfigError::invalid("receiver.max_body_bytes", "must be at least 1024"));
-        }
-        if self.max_alerts_per_request == 0 {
-            errs.0.push(ConfigError::invalid(
-                "receiver.max_alerts_per_request",
-                "must be at least 1",
-            ));
-        }
-        if self.max_concurrent_actions == 0 {
-            errs.0.push(ConfigError::invalid(
-                "receiver.max_concurrent_actions",
-                "must be at least 1",
-            ));
-        }
-        if self.budget_attempts == 0 {
-            errs.0
-                .push(ConfigError::invalid("receiver.budget_attempts", "must be at least 1"));
-        }
-        errs.keep(positive("receiver.action_timeout", self.action_timeout));
-        errs.keep(positive("receiver.verify_timeout", self.verify_timeout));
-        errs.keep(positive("receiver.budget_window", self.budget_window));
-        errs.keep(positive("receiver.dedup_window", self.dedup_window));
-        errs.keep(positive("receiver.approval_ttl", self.approval_ttl));
-        if let Some(name) = &self.bearer_token_env
-            && (name.is_empty() || name.contains('='))
-        {
-            errs.0.push(ConfigError::invalid(
-                "receiver.bearer_token_env",
-                "must name an environment variable",
-            ));
-        }
-        if self.basic_auth_username.is_some() != self.basic_auth_password_file.is_some() {
-            errs.0.push(ConfigError::invalid(
-                "receiver.basic_auth_username",
-                "basic_auth_username and basic_auth_password_file go together",
-            ));
-        }
-        if let Some(u) = &self.basic_auth_username
-            && (u.is_empty() || u.contains(':'))
-        {
-            errs.0.push(ConfigError::invalid(
-                "receiver.basic_auth_username",
-                "must be non-empty without `:`",
-            ));
-        }
-        if self.enabled {
-            // Secrets must be readable at start, not at the first alert.
-            errs.keep(super::auth::Auth::load(self));
-        }
-        for (i, c) in self.escalate.iter().enumerate() {
-            errs.keep(check_channel(&format!("receiver.escalate[{i}]"), c, channels));
-        }
-        errs.keep(self.heartbeat.validate(channels));
-        ConfigError::from_list(errs.0)
-    }
-}
-
-/// The configured `[notify.<name>]` channels.
-pub type Channels = crate::notify::Channels;
-
-pub(super) fn check_channel(key: &str, name: &str, channels: &Channels) -> Result<(), ConfigError> {
-    if channels.contains_key(name) {
-        Ok(())
-    } else {
-        let known: Vec<&str> = channels.keys().map(String::as_str).collect();
-        Err(ConfigError::invalid(
-            key,
-            format!(
-                "no [notify.{name}] channel configured (configured: {})",
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
-            ),
-        ))
-    }
-}
-
 /// A rule as it runs: its configuration, its parsed matchers, and every
 /// `[receiver]` default already applied. Built only by [`compile_rules`],
 /// which is also what validation runs, so what is checked is what runs.
@@ -435,7 +192,7 @@ pub struct Rule {
     pub backoff_factor: f64,
     pub backoff_max: Duration,
     /// `quiet` and `timezone`, parsed; `None` without windows.
-    pub quiet: Option<super::quiet::QuietWindows>,
+    pub quiet: Option<quiet::QuietWindows>,
 }
 
 impl Rule {
@@ -487,17 +244,6 @@ pub fn compile_rules(rules: &[RuleConfig], rc: &ReceiverConfig, channels: &Chann
     }
     ConfigError::from_list(errors)?;
     Ok(compiled)
-}
-
-/// Collects the errors of independent checks.
-#[derive(Default)]
-struct Errors(Vec<ConfigError>);
-
-impl Errors {
-    /// The value of `r`, keeping its error.
-    fn keep<T>(&mut self, r: Result<T, ConfigError>) -> Option<T> {
-        r.map_err(|e| self.0.push(e)).ok()
-    }
 }
 
 /// The keys of one rule that need no `[receiver]` default: name, alertname,
@@ -644,7 +390,7 @@ fn compile_backoff(key: &str, r: &RuleConfig, cooldown: Duration) -> Result<(f64
 }
 
 /// `quiet` entries and their `timezone`; the error names the entry.
-fn compile_quiet(key: &str, r: &RuleConfig) -> Result<Option<super::quiet::QuietWindows>, ConfigError> {
+fn compile_quiet(key: &str, r: &RuleConfig) -> Result<Option<quiet::QuietWindows>, ConfigError> {
     if r.quiet.is_empty() {
         if r.timezone.is_some() {
             return Err(ConfigError::invalid(
@@ -655,7 +401,7 @@ fn compile_quiet(key: &str, r: &RuleConfig) -> Result<Option<super::quiet::Quiet
         return Ok(None);
     }
     let tz = r.timezone.as_deref().unwrap_or("local");
-    super::quiet::QuietWindows::parse(&r.quiet, tz)
+    quiet::QuietWindows::parse(&r.quiet, tz)
         .map(Some)
         .map_err(|(i, e)| match i {
             Some(i) => ConfigError::invalid(format!("{key}.quiet[{i}]"), format!("{:?}: {e}", r.quiet[i])),
