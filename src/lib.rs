@@ -13,7 +13,7 @@
 //!
 //! webhook:  POST /api/v1/alerts ─ server ─ receiver::http (method, auth, limits, payload)
 //!             └─ receiver::engine::accept
-//!                  ├─ route   (rules → actions::ActionSpec::resolve → actions::Resolved)
+//!                  ├─ route   (rules' actions::Compiled::resolve → actions::Resolved)
 //!                  ├─ plan    (receiver::policy::decide: duplicate / hold / quiet window /
 //!                  │           cooldown (backoff) / budget / act / dry-run / pending approval)
 //!                  ├─ ledger  (journal append + fsync, then the 200)
@@ -59,7 +59,9 @@
 //!   (http, route, policy, plan, ledger, run, status, persist), plus the
 //!   journal, the safety state and the fleet identity.
 //! - [`actions`]: one file per remediation action (spec, validation, target
-//!   resolution, run, verify) behind the delegating `ActionSpec`/`Resolved`.
+//!   resolution, run, verify, evidence subjects) as one `actions::Action`
+//!   impl, registered by one line of the `actions!` table (`actions::ACTIONS`);
+//!   the receiver holds the erased `ActionSpec` → `Compiled` → `Resolved`.
 //! - [`evidence`]: what is captured about an incident's subjects before
 //!   acting and at verification (one file per subject kind), its
 //!   redaction (through [`redact`]) and bounds, `[receiver.evidence]`.

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::target;
 use super::template::{check_literal, render_field};
-use super::{ActionEnv, ActionError, Alert, ConfigError, Outcome, OutcomeResult, Verification};
-use crate::docker::Listed;
+use super::{Action, ActionEnv, ActionError, Alert, ConfigError, Context, Outcome, OutcomeResult, Resolved, Subject, Verification};
+use crate::docker::{Health, Listed, State};
 
 /// `type = "docker"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,50 +50,9 @@ impl DockerOp {
     }
 }
 
-impl DockerAction {
-    pub(crate) fn name(&self) -> String {
-        format!("docker.{}", self.op.as_str())
-    }
-
-    pub(crate) fn validate(&self, key: &str) -> Result<(), ConfigError> {
-        check_literal(&format!("{key}.container"), &self.container, target::validate_container)?;
-        if self.restart_dependents && self.op != DockerOp::Restart {
-            return Err(ConfigError::invalid(
-                format!("{key}.restart_dependents"),
-                "only valid with op = \"restart\"",
-            ));
-        }
-        match (self.op, &self.policy) {
-            (DockerOp::RestartPolicy, None) => Err(ConfigError::invalid(
-                format!("{key}.policy"),
-                "required for op = \"restart-policy\" (e.g. \"no\")",
-            )),
-            (DockerOp::RestartPolicy, Some(p)) => parse_policy(p)
-                .map(|_| ())
-                .map_err(|e| ConfigError::invalid(format!("{key}.policy"), e)),
-            (_, Some(_)) => Err(ConfigError::invalid(
-                format!("{key}.policy"),
-                "only valid with op = \"restart-policy\"",
-            )),
-            (_, None) => Ok(()),
-        }
-    }
-
-    pub(crate) fn resolve(&self, alert: &Alert) -> Result<Resolved, ActionError> {
-        let container = render_field("container", &self.container, alert)?;
-        target::validate_container(&container)?;
-        Ok(Resolved {
-            spec: self.clone(),
-            container,
-            dependent_of: None,
-        })
-    }
-}
-
-/// A docker action with its container: key `docker:<container>`.
+/// A docker action's container: key `docker:<container>`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Resolved {
-    pub spec: DockerAction,
+pub struct Target {
     pub container: String,
     /// For the restart of a dependent: the container it depends on.
     pub dependent_of: Option<String>,
@@ -147,7 +106,7 @@ pub fn dependents_of<'a>(target: &Listed, all: &'a [Listed]) -> Vec<&'a Listed> 
     }
 }
 
-impl fmt::Display for Resolved {
+impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "docker:{}", self.container)
     }
@@ -290,7 +249,7 @@ async fn act(
             (Some(p), Some(seen)) => !conn
                 .inspect(p)
                 .await
-                .is_ok_and(|s| s.state == "running" && s.started_at == Some(seen)),
+                .is_ok_and(|s| s.state == State::Running && s.started_at == Some(seen)),
             _ => false,
         };
         if !(e.is_transient() || parent_moved) || n == TRIES {
@@ -316,7 +275,7 @@ async fn wait_running(
     let mut poll = super::poll::Poll::until(tokio::time::Instant::now() + within);
     loop {
         if let Ok(s) = conn.inspect(container).await
-            && s.state == "running"
+            && s.state == State::Running
         {
             return s.started_at;
         }
@@ -326,9 +285,53 @@ async fn wait_running(
     }
 }
 
-impl Resolved {
-    pub(crate) async fn run(&self, env: &ActionEnv, started: Instant) -> Outcome {
-        let (a, container) = (&self.spec, self.container.as_str());
+impl Action for DockerAction {
+    const TYPE: &'static str = "docker";
+    type Target = Target;
+
+    fn name(&self) -> String {
+        format!("docker.{}", self.op.as_str())
+    }
+
+    fn validate(&self, key: &str, _: &Context<'_>) -> Result<(), ConfigError> {
+        check_literal(&format!("{key}.container"), &self.container, target::validate_container)?;
+        if self.restart_dependents && self.op != DockerOp::Restart {
+            return Err(ConfigError::invalid(
+                format!("{key}.restart_dependents"),
+                "only valid with op = \"restart\"",
+            ));
+        }
+        match (self.op, &self.policy) {
+            (DockerOp::RestartPolicy, None) => Err(ConfigError::invalid(
+                format!("{key}.policy"),
+                "required for op = \"restart-policy\" (e.g. \"no\")",
+            )),
+            (DockerOp::RestartPolicy, Some(p)) => parse_policy(p)
+                .map(|_| ())
+                .map_err(|e| ConfigError::invalid(format!("{key}.policy"), e)),
+            (_, Some(_)) => Err(ConfigError::invalid(
+                format!("{key}.policy"),
+                "only valid with op = \"restart-policy\"",
+            )),
+            (_, None) => Ok(()),
+        }
+    }
+
+    fn resolve(&self, alert: &Alert) -> Result<Target, ActionError> {
+        let container = render_field("container", &self.container, alert)?;
+        target::validate_container(&container)?;
+        Ok(Target {
+            container,
+            dependent_of: None,
+        })
+    }
+
+    fn subjects(&self, t: &Target) -> Vec<Subject> {
+        vec![Subject::Container(t.container.clone())]
+    }
+
+    async fn run(&self, t: &Target, _: &Alert, env: &ActionEnv, started: Instant) -> Outcome {
+        let (a, container) = (self, t.container.as_str());
         let op = a.op.as_str();
         let call = match (a.op, &a.policy) {
             (DockerOp::RestartPolicy, Some(p)) => match parse_policy(p) {
@@ -348,7 +351,7 @@ impl Resolved {
             (DockerOp::Stop, _) => Call::Stop,
             (DockerOp::Start, _) => Call::Start,
         };
-        let what = match (&call, &self.dependent_of) {
+        let what = match (&call, &t.dependent_of) {
             (Call::Policy(p), _) => format!(
                 "docker update --restart={} {container}",
                 a.policy.as_deref().unwrap_or(&p.name)
@@ -375,7 +378,7 @@ impl Resolved {
         if env.dry_run {
             return Outcome::would_run(&what, &before_line, started);
         }
-        match act(&conn, container, &call, self.dependent_of.as_deref()).await {
+        match act(&conn, container, &call, t.dependent_of.as_deref()).await {
             Ok(tries) => {
                 let after = match conn.inspect(container).await {
                     Ok(s) => state_line(&s),
@@ -395,14 +398,14 @@ impl Resolved {
     /// With `restart_dependents`: the restarts of the running containers that
     /// depend on this one ([`dependents_of`]), in order; empty otherwise.
     /// Read-only (so dry runs list them too).
-    pub(crate) async fn dependents(&self, env: &ActionEnv) -> Result<Vec<Resolved>, String> {
-        if !self.spec.restart_dependents {
+    async fn followers(&self, t: &Target, env: &ActionEnv) -> Result<Vec<Resolved>, String> {
+        if !self.restart_dependents {
             return Ok(Vec::new());
         }
-        let fail = |e: &dyn fmt::Display| format!("dependents of {}: {e}", self.container);
+        let fail = |e: &dyn fmt::Display| format!("dependents of {}: {e}", t.container);
         let conn = connect(env).await.map_err(|e| fail(&e))?;
         // The engine resolves a name or an id (prefix) to one container.
-        let id = conn.inspect(&self.container).await.map_err(|e| fail(&e))?.id;
+        let id = conn.inspect(&t.container).await.map_err(|e| fail(&e))?.id;
         let all = conn.list().await.map_err(|e| fail(&e))?;
         let target = all
             .iter()
@@ -410,15 +413,18 @@ impl Resolved {
             .ok_or_else(|| fail(&"not in the engine's container list"))?;
         Ok(dependents_of(target, &all)
             .into_iter()
-            .map(|d| Resolved {
-                spec: DockerAction {
+            .map(|d| {
+                let spec = DockerAction {
                     op: DockerOp::Restart,
                     container: d.name.clone(),
                     policy: None,
                     restart_dependents: false,
-                },
-                container: d.name.clone(),
-                dependent_of: Some(self.container.clone()),
+                };
+                let target = Target {
+                    container: d.name.clone(),
+                    dependent_of: Some(t.container.clone()),
+                };
+                Resolved::new(spec, target)
             })
             .collect())
     }
@@ -429,8 +435,8 @@ impl Resolved {
     /// stop — not running, and not started again, for `STABLE_FOR`;
     /// restart-policy — the policy reads as configured (for `no`: and no
     /// restart for `STABLE_FOR`, the loop is over).
-    pub(crate) async fn verify(&self, env: &ActionEnv, until: tokio::time::Instant) -> Verification {
-        let (a, container) = (&self.spec, self.container.as_str());
+    async fn verify(&self, t: &Target, env: &ActionEnv, until: tokio::time::Instant) -> Verification {
+        let (a, container) = (self, t.container.as_str());
         let conn = match connect(env).await {
             Ok(c) => c,
             Err(e) => return Verification::NotHelped(format!("cannot reach the engine: {e}")),
@@ -445,7 +451,7 @@ impl Resolved {
                         // Down, and staying down: a container stopped while
                         // its restart loop was waiting must not come back.
                         DockerOp::Stop => up.look(
-                            matches!(s.state, "exited" | "created" | "dead")
+                            s.state.is_stopped()
                                 .then_some((s.restart_count, s.finished_at)),
                         ),
                         // The policy reads as configured; "no" must also have
@@ -455,7 +461,7 @@ impl Resolved {
                         DockerOp::RestartPolicy => {
                             let policy = Some(&s.restart_policy) == want_policy.as_ref();
                             if want_policy.as_deref() == Some("no") {
-                                let settled = policy && s.state != "restarting";
+                                let settled = policy && s.state != State::Restarting;
                                 up.look(settled.then_some((s.restart_count, s.finished_at)))
                             } else {
                                 policy
@@ -465,8 +471,8 @@ impl Resolved {
                         // STABLE_FOR (a restart loop does not count); healthy
                         // (or without a health check) at the look that ends it.
                         DockerOp::Restart | DockerOp::Start => {
-                            let running = up.look((s.state == "running").then_some((s.restart_count, s.started_at)));
-                            running && matches!(s.health, "healthy" | "none")
+                            let running = up.look((s.state == State::Running).then_some((s.restart_count, s.started_at)));
+                            running && matches!(s.health, Health::Healthy | Health::None)
                         }
                     };
                     if ok {
@@ -560,10 +566,13 @@ mod tests {
 
     #[test]
     fn restart_dependents_only_with_restart() {
+        let ctx = Context {
+            channels: &Default::default(),
+        };
         let a: DockerAction = toml::from_str("op = \"stop\"\ncontainer = \"x\"\nrestart_dependents = true").unwrap();
-        let e = a.validate("remediation[0].actions[0]").unwrap_err().to_string();
+        let e = a.validate("remediation[0].actions[0]", &ctx).unwrap_err().to_string();
         assert!(e.contains("remediation[0].actions[0].restart_dependents"), "{e}");
         let a: DockerAction = toml::from_str("op = \"restart\"\ncontainer = \"x\"\nrestart_dependents = true").unwrap();
-        a.validate("k").unwrap();
+        a.validate("k", &ctx).unwrap();
     }
 }

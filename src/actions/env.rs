@@ -15,13 +15,45 @@ use crate::notify::{self, NotifyChannel};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alert {
     pub alertname: String,
-    /// `firing` or `resolved`.
-    pub status: String,
+    pub status: AlertStatus,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub fingerprint: String,
     /// Alertmanager's `startsAt`, as received.
     pub starts_at: String,
+}
+
+/// Whether Alertmanager says the alert fires or has resolved (spelled
+/// `firing` / `resolved` in the journal, templates and `exec`'s environment).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertStatus {
+    #[default]
+    Firing,
+    Resolved,
+    /// The alert pipeline's heartbeat, told as an alert: no heartbeat came
+    /// in time (never an Alertmanager status; no rule sees it).
+    Silent,
+    /// The heartbeat came back after `Silent`.
+    Back,
+}
+
+impl AlertStatus {
+    /// The one spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Firing => "firing",
+            AlertStatus::Resolved => "resolved",
+            AlertStatus::Silent => "silent",
+            AlertStatus::Back => "back",
+        }
+    }
+}
+
+impl std::fmt::Display for AlertStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Everything needed to act.

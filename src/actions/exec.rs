@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::template::{check_template, has_placeholders, render_field};
-use super::{ActionEnv, ActionError, Alert, ConfigError, Outcome, OutcomeResult};
+use super::{Action, ActionEnv, ActionError, Alert, ConfigError, Context, Outcome, OutcomeResult, Subject, Verification};
 use crate::command::{self, Captured, Ended, RunAs};
 
 /// `type = "exec"`: argv run without a shell.
@@ -42,14 +42,80 @@ fn default_exec_timeout() -> Duration {
     Duration::from_secs(60)
 }
 
-impl ExecAction {
-    pub(crate) fn suggested_timeout(&self) -> Duration {
+/// An exec action's rendered argv: key `exec:<argv joined by spaces>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub argv: Vec<String>,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "exec:{}", self.argv.join(" "))
+    }
+}
+
+/// `PATH` given to commands (the only variable besides `HOSTMEDIC_ALERT_*`).
+pub const EXEC_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Most bytes of stdout and of stderr kept.
+const OUTPUT_MAX: usize = super::DETAIL_MAX;
+
+/// The environment a command gets: `PATH` plus `HOSTMEDIC_ALERT_NAME`,
+/// `_STATUS`, `_FINGERPRINT`, `_STARTS_AT`, `_LABEL_<NAME>` and
+/// `_ANNOTATION_<NAME>` (names upper-cased, other characters as `_`).
+/// Values containing NUL are left out.
+pub fn alert_env(alert: &Alert) -> Vec<(String, String)> {
+    fn var(name: &str) -> String {
+        name.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    }
+    let mut env = vec![
+        ("PATH".to_string(), EXEC_PATH.to_string()),
+        ("HOSTMEDIC_ALERT_NAME".to_string(), alert.alertname.clone()),
+        ("HOSTMEDIC_ALERT_STATUS".to_string(), alert.status.as_str().to_string()),
+        ("HOSTMEDIC_ALERT_FINGERPRINT".to_string(), alert.fingerprint.clone()),
+        ("HOSTMEDIC_ALERT_STARTS_AT".to_string(), alert.starts_at.clone()),
+    ];
+    for (k, v) in &alert.labels {
+        env.push((format!("HOSTMEDIC_ALERT_LABEL_{}", var(k)), v.clone()));
+    }
+    for (k, v) in &alert.annotations {
+        env.push((format!("HOSTMEDIC_ALERT_ANNOTATION_{}", var(k)), v.clone()));
+    }
+    env.retain(|(_, v)| !v.contains('\0'));
+    env
+}
+
+fn describe(name: &str, out: &Captured) -> String {
+    let text = String::from_utf8_lossy(&out.kept);
+    let text = text.trim_end();
+    if out.truncated() {
+        format!("{name} ({} bytes, first {} kept):\n{text}\n", out.total, out.kept.len())
+    } else if text.is_empty() {
+        String::new()
+    } else {
+        format!("{name}:\n{text}\n")
+    }
+}
+
+impl Action for ExecAction {
+    const TYPE: &'static str = "exec";
+    type Target = Target;
+
+    fn suggested_timeout(&self) -> Duration {
         self.timeout + Duration::from_secs(5)
     }
 
     /// Config-time checks: argv non-empty, argv[0] an absolute path to an
     /// existing executable file (not templated).
-    pub(crate) fn validate(&self, key: &str) -> Result<(), ConfigError> {
+    fn validate(&self, key: &str, _: &Context<'_>) -> Result<(), ConfigError> {
         let a = self;
         use std::os::unix::fs::PermissionsExt;
         let Some(prog) = a.argv.first() else {
@@ -83,7 +149,7 @@ impl ExecAction {
         Ok(())
     }
 
-    pub(crate) fn resolve(&self, alert: &Alert) -> Result<Resolved, ActionError> {
+    fn resolve(&self, alert: &Alert) -> Result<Target, ActionError> {
         let mut argv = Vec::with_capacity(self.argv.len());
         for (i, arg) in self.argv.iter().enumerate() {
             let v = render_field(&format!("argv[{i}]"), arg, alert)?;
@@ -92,86 +158,28 @@ impl ExecAction {
             }
             argv.push(v);
         }
-        Ok(Resolved {
-            spec: self.clone(),
-            argv,
-        })
+        Ok(Target { argv })
     }
-}
 
-/// An exec action with its rendered argv: key `exec:<argv joined by spaces>`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Resolved {
-    pub spec: ExecAction,
-    pub argv: Vec<String>,
-}
-
-impl fmt::Display for Resolved {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "exec:{}", self.argv.join(" "))
+    /// A command's effect is its own business: nothing to look at.
+    async fn verify(&self, _: &Target, _: &ActionEnv, _: tokio::time::Instant) -> Verification {
+        Verification::NotApplicable
     }
-}
 
-/// `PATH` given to commands (the only variable besides `HOSTMEDIC_ALERT_*`).
-pub const EXEC_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// Most bytes of stdout and of stderr kept.
-const OUTPUT_MAX: usize = super::DETAIL_MAX;
-
-/// The environment a command gets: `PATH` plus `HOSTMEDIC_ALERT_NAME`,
-/// `_STATUS`, `_FINGERPRINT`, `_STARTS_AT`, `_LABEL_<NAME>` and
-/// `_ANNOTATION_<NAME>` (names upper-cased, other characters as `_`).
-/// Values containing NUL are left out.
-pub fn alert_env(alert: &Alert) -> Vec<(String, String)> {
-    fn var(name: &str) -> String {
-        name.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect()
+    /// What a command touches is not known.
+    fn subjects(&self, _: &Target) -> Vec<Subject> {
+        Vec::new()
     }
-    let mut env = vec![
-        ("PATH".to_string(), EXEC_PATH.to_string()),
-        ("HOSTMEDIC_ALERT_NAME".to_string(), alert.alertname.clone()),
-        ("HOSTMEDIC_ALERT_STATUS".to_string(), alert.status.clone()),
-        ("HOSTMEDIC_ALERT_FINGERPRINT".to_string(), alert.fingerprint.clone()),
-        ("HOSTMEDIC_ALERT_STARTS_AT".to_string(), alert.starts_at.clone()),
-    ];
-    for (k, v) in &alert.labels {
-        env.push((format!("HOSTMEDIC_ALERT_LABEL_{}", var(k)), v.clone()));
-    }
-    for (k, v) in &alert.annotations {
-        env.push((format!("HOSTMEDIC_ALERT_ANNOTATION_{}", var(k)), v.clone()));
-    }
-    env.retain(|(_, v)| !v.contains('\0'));
-    env
-}
 
-fn describe(name: &str, out: &Captured) -> String {
-    let text = String::from_utf8_lossy(&out.kept);
-    let text = text.trim_end();
-    if out.truncated() {
-        format!("{name} ({} bytes, first {} kept):\n{text}\n", out.total, out.kept.len())
-    } else if text.is_empty() {
-        String::new()
-    } else {
-        format!("{name}:\n{text}\n")
-    }
-}
-
-impl Resolved {
-    pub(crate) async fn run(&self, alert: &Alert, env: &ActionEnv, started: Instant) -> Outcome {
-        let (argv, timeout) = (&self.argv, self.spec.timeout);
+    // long because: each way a child process can end is reported in its own words.
+    async fn run(&self, t: &Target, alert: &Alert, env: &ActionEnv, started: Instant) -> Outcome {
+        let (argv, timeout) = (&t.argv, self.timeout);
         if argv.is_empty() {
             return Outcome::new(OutcomeResult::Refused, "exec: empty argv", started);
         }
         let run_as = match env
             .exec_accounts
-            .run_as(self.spec.user.as_deref(), self.spec.group.as_deref())
+            .run_as(self.user.as_deref(), self.group.as_deref())
             .await
         {
             Ok(r) => r,

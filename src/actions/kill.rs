@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::target;
 use super::template::{check_literal, render_field};
-use super::{ActionEnv, ActionError, Alert, ConfigError, Outcome, OutcomeResult, Verification};
+use super::{Action, ActionEnv, ActionError, Alert, ConfigError, Context, Outcome, OutcomeResult, Subject, Verification};
 use crate::procfs::{self, ProcError};
 
 /// `type = "kill"`: TERM, then KILL after `grace`.
@@ -55,45 +55,9 @@ fn default_grace() -> Duration {
     Duration::from_secs(10)
 }
 
-impl KillAction {
-    pub(crate) fn suggested_timeout(&self) -> Duration {
-        self.grace + Duration::from_secs(10)
-    }
-
-    pub(crate) fn validate(&self, key: &str) -> Result<(), ConfigError> {
-        check_literal(&format!("{key}.pid"), &self.pid, target::validate_pid)?;
-        if self.allow.trim().is_empty() {
-            return Err(ConfigError::invalid(format!("{key}.allow"), "must not be empty"));
-        }
-        crate::error::compile_regex(&format!("{key}.allow"), &self.allow)?;
-        if let Some(st) = &self.start_time {
-            check_literal(&format!("{key}.start_time"), st, target::parse_start_time)?;
-        }
-        if self.grace > Duration::from_secs(3600) {
-            return Err(ConfigError::invalid(format!("{key}.grace"), "must be at most 1h"));
-        }
-        Ok(())
-    }
-
-    pub(crate) fn resolve(&self, alert: &Alert) -> Result<Resolved, ActionError> {
-        let pid = target::validate_pid(&render_field("pid", &self.pid, alert)?)?;
-        let start_time = match &self.start_time {
-            Some(t) => Some(target::parse_start_time(&render_field("start_time", t, alert)?)?),
-            None => None,
-        };
-        Ok(Resolved {
-            spec: self.clone(),
-            pid,
-            start_time,
-            pinned: Pinned::default(),
-        })
-    }
-}
-
-/// A kill action with its process: key `pid:<pid>`.
+/// A kill action's process: key `pid:<pid>`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Resolved {
-    pub spec: KillAction,
+pub struct Target {
     pub pid: i32,
     /// The start time the alert names (Unix seconds), if any.
     pub start_time: Option<f64>,
@@ -125,7 +89,7 @@ impl PartialEq for Pinned {
     }
 }
 
-impl fmt::Display for Resolved {
+impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "pid:{}", self.pid)
     }
@@ -215,9 +179,49 @@ async fn wait_exit(fd: &OwnedFd, within: Duration) -> bool {
     .is_ok()
 }
 
-impl Resolved {
-    pub(crate) async fn run(&self, env: &ActionEnv, started: Instant) -> Outcome {
-        let (a, pid, expected_start) = (&self.spec, self.pid, self.start_time);
+impl Action for KillAction {
+    const TYPE: &'static str = "kill";
+    type Target = Target;
+
+    fn suggested_timeout(&self) -> Duration {
+        self.grace + Duration::from_secs(10)
+    }
+
+    fn validate(&self, key: &str, _: &Context<'_>) -> Result<(), ConfigError> {
+        check_literal(&format!("{key}.pid"), &self.pid, target::validate_pid)?;
+        if self.allow.trim().is_empty() {
+            return Err(ConfigError::invalid(format!("{key}.allow"), "must not be empty"));
+        }
+        crate::error::compile_regex(&format!("{key}.allow"), &self.allow)?;
+        if let Some(st) = &self.start_time {
+            check_literal(&format!("{key}.start_time"), st, target::parse_start_time)?;
+        }
+        if self.grace > Duration::from_secs(3600) {
+            return Err(ConfigError::invalid(format!("{key}.grace"), "must be at most 1h"));
+        }
+        Ok(())
+    }
+
+    fn resolve(&self, alert: &Alert) -> Result<Target, ActionError> {
+        let pid = target::validate_pid(&render_field("pid", &self.pid, alert)?)?;
+        let start_time = match &self.start_time {
+            Some(t) => Some(target::parse_start_time(&render_field("start_time", t, alert)?)?),
+            None => None,
+        };
+        Ok(Target {
+            pid,
+            start_time,
+            pinned: Pinned::default(),
+        })
+    }
+
+    fn subjects(&self, t: &Target) -> Vec<Subject> {
+        vec![Subject::Process(t.pid)]
+    }
+
+    // long because: one refusal or signal per step of the TERM, grace, KILL sequence, in order.
+    async fn run(&self, t: &Target, _: &Alert, env: &ActionEnv, started: Instant) -> Outcome {
+        let (a, pid, expected_start) = (self, t.pid, t.start_time);
         let refuse = |d: String| Outcome::new(OutcomeResult::Refused, d, started);
         let gone = |d: String| {
             let what = if env.dry_run {
@@ -274,7 +278,7 @@ impl Resolved {
                 a.allow
             ));
         }
-        self.pinned.set(info.start_time);
+        t.pinned.set(info.start_time);
         let who = format!("pid {pid} ({})", shown(&info.cmdline));
         if env.dry_run {
             return Outcome::new(
@@ -349,8 +353,8 @@ impl Resolved {
 
     /// Verified when the process is gone (no such PID, a zombie, or a different
     /// process on the PID than the one the run found, or `start_time` names).
-    pub(crate) async fn verify(&self, env: &ActionEnv, until: tokio::time::Instant) -> Verification {
-        let (pid, start_time) = (self.pid, self.pinned.get().or(self.start_time));
+    async fn verify(&self, t: &Target, env: &ActionEnv, until: tokio::time::Instant) -> Verification {
+        let (pid, start_time) = (t.pid, t.pinned.get().or(t.start_time));
         let mut poll = super::poll::Poll::until(until);
         loop {
             let last = match proc_info(&env.procfs_root, pid) {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::template::{check_template, render_field_lenient};
-use super::{ActionEnv, ActionError, Alert, ConfigError, Outcome, OutcomeResult};
+use super::{Action, ActionEnv, ActionError, Alert, ConfigError, Context, Outcome, OutcomeResult, Subject, Verification};
 use crate::notify::{self, NotifyChannel};
 
 /// `type = "notify"`.
@@ -27,25 +27,8 @@ pub struct NotifyAction {
 }
 
 impl NotifyAction {
-    pub(crate) fn suggested_timeout(&self) -> Duration {
-        notify::SEND_TIMEOUT
-    }
-
-    pub(crate) fn validate(&self, key: &str) -> Result<(), ConfigError> {
-        if self.channel.is_empty() {
-            return Err(ConfigError::invalid(format!("{key}.channel"), "must not be empty"));
-        }
-        if let Some(m) = &self.message {
-            check_template(&format!("{key}.message"), m)?;
-        }
-        if let Some(t) = &self.title {
-            check_template(&format!("{key}.title"), t)?;
-        }
-        Ok(())
-    }
-
     /// The channel must be configured.
-    pub(crate) fn validate_refs(
+    fn check_channel(
         &self,
         key: &str,
         channels: &BTreeMap<String, NotifyChannel>,
@@ -67,8 +50,37 @@ impl NotifyAction {
             ),
         ))
     }
+}
 
-    pub(crate) fn resolve(&self, alert: &Alert) -> Result<Resolved, ActionError> {
+/// A notify action's channel with its rendered title and message: key
+/// `notify:<channel>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub channel: String,
+    pub title: String,
+    pub message: String,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "notify:{}", self.channel)
+    }
+}
+
+impl Action for NotifyAction {
+    const TYPE: &'static str = "notify";
+    type Target = Target;
+
+    /// A message changes nothing on the host.
+    fn is_destructive(&self) -> bool {
+        false
+    }
+
+    fn suggested_timeout(&self) -> Duration {
+        notify::SEND_TIMEOUT
+    }
+
+    fn resolve(&self, alert: &Alert) -> Result<Target, ActionError> {
         let title = match &self.title {
             Some(t) => render_field_lenient("title", t, alert)?,
             None => default_title(alert),
@@ -77,32 +89,38 @@ impl NotifyAction {
             Some(m) => render_field_lenient("message", m, alert)?,
             None => default_message(alert),
         };
-        Ok(Resolved {
-            spec: self.clone(),
+        Ok(Target {
+            channel: self.channel.clone(),
             title,
             message,
         })
     }
-}
-
-/// A notify action with its rendered title and message: key
-/// `notify:<channel>`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Resolved {
-    pub spec: NotifyAction,
-    pub title: String,
-    pub message: String,
-}
-
-impl fmt::Display for Resolved {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "notify:{}", self.spec.channel)
+    fn validate(&self, key: &str, ctx: &Context<'_>) -> Result<(), ConfigError> {
+        if self.channel.is_empty() {
+            return Err(ConfigError::invalid(format!("{key}.channel"), "must not be empty"));
+        }
+        if let Some(m) = &self.message {
+            check_template(&format!("{key}.message"), m)?;
+        }
+        if let Some(t) = &self.title {
+            check_template(&format!("{key}.title"), t)?;
+        }
+        self.check_channel(key, ctx.channels)
     }
-}
 
-impl Resolved {
-    pub(crate) async fn run(&self, alert: &Alert, env: &ActionEnv, started: Instant) -> Outcome {
-        let channel = &self.spec.channel;
+
+    /// A delivered message is all there is to it.
+    async fn verify(&self, _: &Target, _: &ActionEnv, _: tokio::time::Instant) -> Verification {
+        Verification::NotApplicable
+    }
+
+    /// A message names nothing to look at.
+    fn subjects(&self, _: &Target) -> Vec<Subject> {
+        Vec::new()
+    }
+
+    async fn run(&self, t: &Target, alert: &Alert, env: &ActionEnv, started: Instant) -> Outcome {
+        let channel = &t.channel;
         let ch = match notify::channel(&env.notify, channel) {
             Ok(ch) => ch,
             Err(e) => return Outcome::new(OutcomeResult::Failed, e, started),
@@ -110,13 +128,13 @@ impl Resolved {
         if env.dry_run {
             return Outcome::new(
                 OutcomeResult::DryRun,
-                format!("would notify {channel} ({}): {}", ch.kind(), self.title),
+                format!("would notify {channel} ({}): {}", ch.kind(), t.title),
                 started,
             );
         }
         match env
             .notify_client
-            .send_to_with_evidence(&env.notify, channel, &self.title, &self.message, &env.evidence, alert)
+            .send_to_with_evidence(&env.notify, channel, &t.title, &t.message, &env.evidence, alert)
             .await
         {
             Ok(d) => Outcome::new(OutcomeResult::Ok, d, started),

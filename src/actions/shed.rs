@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::target::{self, Manager, default_manager};
-use super::{ActionEnv, ActionError, ConfigError, Outcome, OutcomeResult, Verification};
+use super::{Action, ActionEnv, ActionError, Alert, ConfigError, Context, Outcome, OutcomeResult, Subject, Verification};
 
 /// `type = "shed-load"`: stop a fixed list of non-essential units and
 /// containers.
@@ -24,12 +24,27 @@ pub struct ShedLoadAction {
     pub manager: String,
 }
 
-impl ShedLoadAction {
-    pub(crate) fn suggested_timeout(&self) -> Duration {
+/// A shed-load action's manager (of its units): key `shed-load`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub manager: Manager,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("shed-load")
+    }
+}
+
+impl Action for ShedLoadAction {
+    const TYPE: &'static str = "shed-load";
+    type Target = Target;
+
+    fn suggested_timeout(&self) -> Duration {
         Duration::from_secs(90 * (self.units.len() + self.containers.len()).max(1) as u64)
     }
 
-    pub(crate) fn validate(&self, key: &str) -> Result<(), ConfigError> {
+    fn validate(&self, key: &str, _: &Context<'_>) -> Result<(), ConfigError> {
         Manager::parse(&self.manager).map_err(|e| ConfigError::invalid(format!("{key}.manager"), e))?;
         if self.units.is_empty() && self.containers.is_empty() {
             return Err(ConfigError::invalid(
@@ -48,7 +63,7 @@ impl ShedLoadAction {
 
     /// Nothing is templated: the lists are checked again and the manager
     /// parsed.
-    pub(crate) fn resolve(&self) -> Result<Resolved, ActionError> {
+    fn resolve(&self, _: &Alert) -> Result<Target, ActionError> {
         let manager = Manager::parse(&self.manager)?;
         for u in &self.units {
             target::validate_unit_name(u)?;
@@ -56,29 +71,22 @@ impl ShedLoadAction {
         for c in &self.containers {
             target::validate_container(c)?;
         }
-        Ok(Resolved {
-            spec: self.clone(),
-            manager,
-        })
+        Ok(Target { manager })
     }
-}
 
-/// A shed-load action with its manager: key `shed-load`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Resolved {
-    pub spec: ShedLoadAction,
-    pub manager: Manager,
-}
-
-impl fmt::Display for Resolved {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("shed-load")
+    /// Every listed unit and container.
+    fn subjects(&self, t: &Target) -> Vec<Subject> {
+        let units = self.units.iter().map(|u| Subject::Unit {
+            manager: t.manager.clone(),
+            unit: u.clone(),
+        });
+        units
+            .chain(self.containers.iter().cloned().map(Subject::Container))
+            .collect()
     }
-}
 
-impl Resolved {
-    pub(crate) async fn run(&self, env: &ActionEnv, started: Instant) -> Outcome {
-        let (manager, units, containers) = (&self.manager, &self.spec.units, &self.spec.containers);
+    async fn run(&self, t: &Target, _: &Alert, env: &ActionEnv, started: Instant) -> Outcome {
+        let (manager, units, containers) = (&t.manager, &self.units, &self.containers);
         if env.dry_run {
             return Outcome::new(
                 OutcomeResult::DryRun,
@@ -125,8 +133,8 @@ impl Resolved {
 
     /// Verified when every listed unit is inactive/failed and every container
     /// is not running.
-    pub(crate) async fn verify(&self, env: &ActionEnv, until: tokio::time::Instant) -> Verification {
-        let (manager, units, containers) = (&self.manager, &self.spec.units, &self.spec.containers);
+    async fn verify(&self, t: &Target, env: &ActionEnv, until: tokio::time::Instant) -> Verification {
+        let (manager, units, containers) = (&t.manager, &self.units, &self.containers);
         let mut poll = super::poll::Poll::until(until);
         loop {
             let mut still = Vec::new();
@@ -142,7 +150,7 @@ impl Resolved {
                     Ok(conn) => {
                         for c in containers {
                             match conn.inspect(c).await {
-                                Ok(s) if matches!(s.state, "exited" | "created" | "dead") => {}
+                                Ok(s) if s.state.is_stopped() => {}
                                 Ok(s) => still.push(format!("container {c} is {}", s.state)),
                                 Err(e) => still.push(format!("container {c}: {e}")),
                             }

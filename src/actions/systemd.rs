@@ -15,7 +15,7 @@ use zbus::Connection;
 
 use super::target::{self, Manager, default_manager};
 use super::template::{check_literal, render_field};
-use super::{ActionEnv, ActionError, Alert, ConfigError, Outcome, OutcomeResult, Verification};
+use super::{Action, ActionEnv, ActionError, Alert, ConfigError, Context, Outcome, OutcomeResult, Subject, Verification};
 use crate::systemd::{self as sd, ManagerTarget, Passwd, UnitStatus};
 
 /// `type = "systemd"`.
@@ -56,37 +56,14 @@ impl SystemdOp {
     }
 }
 
-impl SystemdAction {
-    pub(crate) fn name(&self) -> String {
-        format!("systemd.{}", self.op.as_str())
-    }
-
-    pub(crate) fn validate(&self, key: &str) -> Result<(), ConfigError> {
-        Manager::parse(&self.manager).map_err(|e| ConfigError::invalid(format!("{key}.manager"), e))?;
-        check_literal(&format!("{key}.unit"), &self.unit, target::validate_unit_name)
-    }
-
-    pub(crate) fn resolve(&self, alert: &Alert) -> Result<Resolved, ActionError> {
-        let manager = Manager::parse(&self.manager)?;
-        let unit = render_field("unit", &self.unit, alert)?;
-        target::validate_unit_name(&unit)?;
-        Ok(Resolved {
-            spec: self.clone(),
-            manager,
-            unit,
-        })
-    }
-}
-
-/// A systemd action with its unit: key `systemd:<manager>:<unit>`.
+/// A systemd action's unit: key `systemd:<manager>:<unit>`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Resolved {
-    pub spec: SystemdAction,
+pub struct Target {
     pub manager: Manager,
     pub unit: String,
 }
 
-impl fmt::Display for Resolved {
+impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "systemd:{}:{}", self.manager, self.unit)
     }
@@ -200,9 +177,35 @@ async fn perform(conn: &Connection, op: SystemdOp, unit: &str) -> Result<String,
     })
 }
 
-impl Resolved {
-    pub(crate) async fn run(&self, env: &ActionEnv, started: Instant) -> Outcome {
-        let (op, manager, unit) = (self.spec.op, &self.manager, self.unit.as_str());
+impl Action for SystemdAction {
+    const TYPE: &'static str = "systemd";
+    type Target = Target;
+
+    fn name(&self) -> String {
+        format!("systemd.{}", self.op.as_str())
+    }
+
+    fn validate(&self, key: &str, _: &Context<'_>) -> Result<(), ConfigError> {
+        Manager::parse(&self.manager).map_err(|e| ConfigError::invalid(format!("{key}.manager"), e))?;
+        check_literal(&format!("{key}.unit"), &self.unit, target::validate_unit_name)
+    }
+
+    fn resolve(&self, alert: &Alert) -> Result<Target, ActionError> {
+        let manager = Manager::parse(&self.manager)?;
+        let unit = render_field("unit", &self.unit, alert)?;
+        target::validate_unit_name(&unit)?;
+        Ok(Target { manager, unit })
+    }
+
+    fn subjects(&self, t: &Target) -> Vec<Subject> {
+        vec![Subject::Unit {
+            manager: t.manager.clone(),
+            unit: t.unit.clone(),
+        }]
+    }
+
+    async fn run(&self, t: &Target, _: &Alert, env: &ActionEnv, started: Instant) -> Outcome {
+        let (op, manager, unit) = (self.op, &t.manager, t.unit.as_str());
         let what = format!("systemctl {}{} {unit}", user_flag(manager), op.as_str());
         let conn = match connect(manager, env).await {
             Ok(c) => c,
@@ -234,8 +237,8 @@ impl Resolved {
     /// between; stop — inactive or failed for `STABLE_FOR`; mask —
     /// masked (an administrator's unit: disabled); unmask — no longer masked; disable — unit file not enabled;
     /// reset-failed — not failed.
-    pub(crate) async fn verify(&self, env: &ActionEnv, until: tokio::time::Instant) -> Verification {
-        let (op, manager, unit) = (self.spec.op, &self.manager, self.unit.as_str());
+    async fn verify(&self, t: &Target, env: &ActionEnv, until: tokio::time::Instant) -> Verification {
+        let (op, manager, unit) = (self.op, &t.manager, t.unit.as_str());
         let conn = match connect(manager, env).await {
             Ok(c) => c,
             Err(e) => return Verification::NotHelped(e),

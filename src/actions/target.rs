@@ -237,6 +237,30 @@ impl fmt::Display for Manager {
     }
 }
 
+/// What evidence is taken about: what an action acts on
+/// ([`super::Action::subjects`]) or an alert's labels name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    Unit { manager: Manager, unit: String },
+    Container(String),
+    Process(i32),
+    Lfs(String),
+    Path(String),
+}
+
+impl Subject {
+    /// The journal's name for it (targets keep their target key).
+    pub fn key(&self) -> String {
+        match self {
+            Subject::Unit { manager, unit } => format!("systemd:{manager}:{unit}"),
+            Subject::Container(c) => format!("docker:{c}"),
+            Subject::Process(p) => format!("pid:{p}"),
+            Subject::Lfs(r) => format!("lfs:{r}"),
+            Subject::Path(w) => format!("path:{w}"),
+        }
+    }
+}
+
 /// The default `manager` of the systemd and shed-load actions.
 pub(crate) fn default_manager() -> String {
     "system".to_string()

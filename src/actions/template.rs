@@ -204,7 +204,7 @@ mod tests {
         annotations.insert("summary".to_string(), "it broke".to_string());
         Alert {
             alertname: "UnitCrashLoop".into(),
-            status: "firing".into(),
+            status: crate::actions::AlertStatus::Firing,
             labels,
             annotations,
             fingerprint: "abc123".into(),

@@ -2,6 +2,7 @@
 //! resolution (refusals happen before anything runs).
 
 use super::*;
+use serde::Deserialize;
 
 fn parse(toml_text: &str) -> ActionSpec {
     #[derive(Deserialize)]
@@ -25,7 +26,7 @@ fn parse_err(toml_text: &str) -> String {
 fn alert(labels: &[(&str, &str)]) -> Alert {
     Alert {
         alertname: "A".into(),
-        status: "firing".into(),
+        status: AlertStatus::Firing,
         labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         annotations: BTreeMap::new(),
         fingerprint: "f".into(),
@@ -38,14 +39,14 @@ fn parses_every_action_with_defaults() {
     let s = parse("[action]\ntype = \"systemd\"\nop = \"reset-failed\"\nunit = \"{{ labels.name }}\"\n");
     assert_eq!(
         s,
-        ActionSpec::Systemd(SystemdAction {
+        ActionSpec::from(SystemdAction {
             op: SystemdOp::ResetFailed,
             unit: "{{ labels.name }}".into(),
             manager: "system".into()
         })
     );
     let s = parse("[action]\ntype = \"kill\"\nallow = \"^python\"\n");
-    let ActionSpec::Kill(k) = &s else { panic!() };
+    let k = s.get::<KillAction>().unwrap();
     assert_eq!(k.pid, "{{ labels.pid }}");
     assert_eq!(k.grace, Duration::from_secs(10));
     let s = parse("[action]\ntype = \"docker\"\nop = \"restart-policy\"\ncontainer = \"web\"\npolicy = \"no\"\n");
@@ -53,7 +54,7 @@ fn parses_every_action_with_defaults() {
     let s = parse("[action]\ntype = \"shed-load\"\nunits = [\"a.service\"]\n");
     assert_eq!(s.kind(), "shed-load");
     let s = parse("[action]\ntype = \"exec\"\nargv = [\"/bin/true\"]\ntimeout = \"5s\"\n");
-    let ActionSpec::Exec(e) = &s else { panic!() };
+    let e = s.get::<ExecAction>().unwrap();
     assert_eq!(e.timeout, Duration::from_secs(5));
     let s = parse("[action]\ntype = \"notify\"\nchannel = \"ops\"\n");
     assert!(!s.is_destructive());
@@ -72,57 +73,92 @@ fn unknown_types_ops_and_keys_are_rejected() {
 #[test]
 fn validate_names_the_key() {
     let s = parse("[action]\ntype = \"kill\"\nallow = \"(\"\n");
-    let e = s.validate("remediation[0].actions[1]").unwrap_err().to_string();
+    let e = s
+        .compile("remediation[0].actions[1]", &Context::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("remediation[0].actions[1].allow"), "{e}");
     let s = parse("[action]\ntype = \"exec\"\nargv = [\"/nonexistent/check.sh\"]\n");
-    let e = s.validate("r.a").unwrap_err().to_string();
+    let e = s.compile("r.a", &Context::default()).unwrap_err().to_string();
     assert!(e.contains("r.a.argv[0]") && e.contains("/nonexistent/check.sh"), "{e}");
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("check.sh");
     std::fs::write(&script, "#!/bin/sh\n").unwrap();
-    let s = ActionSpec::Exec(ExecAction {
+    let s = ActionSpec::from(ExecAction {
         argv: vec![script.display().to_string()],
         timeout: Duration::from_secs(1),
         user: None,
         group: None,
     });
-    assert!(s.validate("r.a").unwrap_err().to_string().contains("not executable"));
-    let s = ActionSpec::Exec(ExecAction {
+    assert!(
+        s.compile("r.a", &Context::default())
+            .unwrap_err()
+            .to_string()
+            .contains("not executable")
+    );
+    let s = ActionSpec::from(ExecAction {
         argv: vec![dir.path().display().to_string()],
         timeout: Duration::from_secs(1),
         user: None,
         group: None,
     });
     assert!(
-        s.validate("r.a")
+        s.compile("r.a", &Context::default())
             .unwrap_err()
             .to_string()
             .contains("not a regular file")
     );
     let s = parse("[action]\ntype = \"exec\"\nargv = [\"{{ labels.cmd }}\"]\n");
-    assert!(s.validate("r.a").is_err());
+    assert!(s.compile("r.a", &Context::default()).is_err());
     let s = parse("[action]\ntype = \"systemd\"\nop = \"stop\"\nunit = \"a/b.service\"\n");
-    assert!(s.validate("r.a").unwrap_err().to_string().contains("r.a.unit"));
+    assert!(
+        s.compile("r.a", &Context::default())
+            .unwrap_err()
+            .to_string()
+            .contains("r.a.unit")
+    );
     let s = parse("[action]\ntype = \"systemd\"\nop = \"stop\"\nunit = \"{{ label.x }}\"\n");
-    assert!(s.validate("r.a").unwrap_err().to_string().contains("label.x"));
+    assert!(
+        s.compile("r.a", &Context::default())
+            .unwrap_err()
+            .to_string()
+            .contains("label.x")
+    );
     let s = parse("[action]\ntype = \"systemd\"\nop = \"stop\"\nunit = \"a.service\"\nmanager = \"root\"\n");
-    assert!(s.validate("r.a").unwrap_err().to_string().contains("r.a.manager"));
+    assert!(
+        s.compile("r.a", &Context::default())
+            .unwrap_err()
+            .to_string()
+            .contains("r.a.manager")
+    );
     let s = parse("[action]\ntype = \"docker\"\nop = \"restart-policy\"\ncontainer = \"x\"\n");
-    assert!(s.validate("r.a").unwrap_err().to_string().contains("r.a.policy"));
+    assert!(
+        s.compile("r.a", &Context::default())
+            .unwrap_err()
+            .to_string()
+            .contains("r.a.policy")
+    );
     let s = parse("[action]\ntype = \"docker\"\nop = \"restart\"\ncontainer = \"x\"\npolicy = \"no\"\n");
-    assert!(s.validate("r.a").is_err());
+    assert!(s.compile("r.a", &Context::default()).is_err());
     let s = parse("[action]\ntype = \"docker\"\nop = \"restart-policy\"\ncontainer = \"x\"\npolicy = \"sometimes\"\n");
-    assert!(s.validate("r.a").is_err());
+    assert!(s.compile("r.a", &Context::default()).is_err());
     let s = parse("[action]\ntype = \"shed-load\"\n");
-    assert!(s.validate("r.a").is_err());
+    assert!(s.compile("r.a", &Context::default()).is_err());
     let s = parse("[action]\ntype = \"shed-load\"\ncontainers = [\"ok\", \"no way\"]\n");
-    assert!(s.validate("r.a").unwrap_err().to_string().contains("r.a.containers[1]"));
+    assert!(
+        s.compile("r.a", &Context::default())
+            .unwrap_err()
+            .to_string()
+            .contains("r.a.containers[1]")
+    );
     let s = parse("[action]\ntype = \"notify\"\nchannel = \"ops\"\n");
-    s.validate("r.a").unwrap();
-    let e = s.validate_refs("r.a", &BTreeMap::new()).unwrap_err().to_string();
+    let e = s.compile("r.a", &Context::default()).unwrap_err().to_string();
     assert!(e.contains("r.a.channel") && e.contains("ops"), "{e}");
+    let channels: BTreeMap<String, NotifyChannel> =
+        toml::from_str("[ops]\nkind = \"webhook\"\nurl = \"https://example.com/\"\n").unwrap();
+    s.compile("r.a", &Context { channels: &channels }).unwrap();
     parse("[action]\ntype = \"exec\"\nargv = [\"/bin/true\", \"{{ labels.x }}\"]\n")
-        .validate("r.a")
+        .compile("r.a", &Context::default())
         .unwrap();
 }
 
@@ -141,14 +177,42 @@ fn hostile_label_values_are_refused_before_anything_runs() {
         "`id`",
     ] {
         let a = alert(&[("name", bad)]);
-        assert!(unit.resolve(&a).is_err(), "unit {bad:?}");
-        assert!(ctr.resolve(&a).is_err(), "container {bad:?}");
-        assert!(kill.resolve(&a).is_err(), "pid {bad:?}");
+        assert!(
+            unit.compile("test.action", &Context::default())
+                .expect("valid spec")
+                .resolve(&a)
+                .is_err(),
+            "unit {bad:?}"
+        );
+        assert!(
+            ctr.compile("test.action", &Context::default())
+                .expect("valid spec")
+                .resolve(&a)
+                .is_err(),
+            "container {bad:?}"
+        );
+        assert!(
+            kill.compile("test.action", &Context::default())
+                .expect("valid spec")
+                .resolve(&a)
+                .is_err(),
+            "pid {bad:?}"
+        );
     }
     // "1" is a fine container name but never a PID to kill.
-    assert!(kill.resolve(&alert(&[("name", "1")])).is_err());
+    assert!(
+        kill.compile("test.action", &Context::default())
+            .expect("valid spec")
+            .resolve(&alert(&[("name", "1")]))
+            .is_err()
+    );
     // A label the alert does not carry is an error naming it.
-    let e = unit.resolve(&alert(&[])).unwrap_err().to_string();
+    let e = unit
+        .compile("test.action", &Context::default())
+        .expect("valid spec")
+        .resolve(&alert(&[]))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("labels.name"), "{e}");
 }
 
@@ -156,20 +220,37 @@ fn hostile_label_values_are_refused_before_anything_runs() {
 fn targets_and_keys() {
     let unit =
         parse("[action]\ntype = \"systemd\"\nop = \"restart\"\nunit = \"{{ labels.name }}\"\nmanager = \"user:bob\"\n");
-    let t = unit.resolve(&alert(&[("name", "worker.service")])).unwrap();
+    let t = unit
+        .compile("test.action", &Context::default())
+        .expect("valid spec")
+        .resolve(&alert(&[("name", "worker.service")]))
+        .unwrap();
     assert_eq!(t.key(), "systemd:user:bob:worker.service");
     let kill = parse("[action]\ntype = \"kill\"\nallow = \".\"\nstart_time = \"{{ labels.start }}\"\n");
     let t = kill
+        .compile("test.action", &Context::default())
+        .unwrap()
         .resolve(&alert(&[("pid", "4242"), ("start", "1700000000.5")]))
         .unwrap();
-    let Resolved::Kill(k) = &t else { panic!("{t:?}") };
+    let k = t.target::<KillAction>().unwrap();
     assert_eq!((k.pid, k.start_time), (4242, Some(1_700_000_000.5)));
     assert_eq!(t.key(), "pid:4242");
     let ctr = parse("[action]\ntype = \"docker\"\nop = \"stop\"\ncontainer = \"{{ labels.name }}\"\n");
-    assert_eq!(ctr.resolve(&alert(&[("name", "web-1")])).unwrap().key(), "docker:web-1");
+    assert_eq!(
+        ctr.compile("test.action", &Context::default())
+            .expect("valid spec")
+            .resolve(&alert(&[("name", "web-1")]))
+            .unwrap()
+            .key(),
+        "docker:web-1"
+    );
     let ex = parse("[action]\ntype = \"exec\"\nargv = [\"/bin/echo\", \"disk={{ labels.name }}\"]\n");
-    let t = ex.resolve(&alert(&[("name", "$(id); x")])).unwrap();
-    let Resolved::Exec(e) = &t else { panic!("{t:?}") };
+    let t = ex
+        .compile("test.action", &Context::default())
+        .expect("valid spec")
+        .resolve(&alert(&[("name", "$(id); x")]))
+        .unwrap();
+    let e = t.target::<ExecAction>().unwrap();
     assert_eq!(e.argv, vec!["/bin/echo".to_string(), "disk=$(id); x".into()]);
 }
 

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::collector::{CollectError, Collector, GlobalConfig};
 use crate::docker::{
-    COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL, Connection, ContainerStatus, DockerError, HEALTHS, STATES,
+    COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL, Connection, ContainerStatus, DockerError, HEALTHS, STATES, State,
 };
 use crate::error::{ConfigError, compile_regex};
 use crate::metrics::MetricSet;
@@ -239,7 +239,7 @@ impl DockerCollector {
         // Memory: the cgroup files of every running container in one blocking
         // task (microseconds each), then one-shot stats, concurrently, for
         // those whose cgroup could not be read.
-        let has_memory = |s: &ContainerStatus| s.state == "running" || s.state == "paused";
+        let has_memory = |s: &ContainerStatus| matches!(s.state, State::Running | State::Paused);
         let pids: Vec<Option<i64>> = statuses.iter().map(|s| s.pid.filter(|_| has_memory(s))).collect();
         let from_cgroup: Vec<Option<crate::cgroup::Usage>> = if self.cfg.memory_source == MemorySource::Cgroup {
             let (procfs, sysfs) = (self.procfs.clone(), self.sysfs.clone());
@@ -335,7 +335,7 @@ fn write(out: &mut MetricSet, conn: &Connection, samples: &[Sample]) {
                 STATE,
                 "Container state, one-hot: exactly one state is 1.",
                 &[("container", c), ("state", state)],
-                f64::from(u8::from(st.state == state)),
+                f64::from(u8::from(st.state.as_str() == state)),
             );
         }
         for health in HEALTHS {
@@ -343,7 +343,7 @@ fn write(out: &mut MetricSet, conn: &Connection, samples: &[Sample]) {
                 HEALTH,
                 "Container health, one-hot: none = no health check (not the same as unhealthy).",
                 &[("container", c), ("health", health)],
-                f64::from(u8::from(st.health == health)),
+                f64::from(u8::from(st.health.as_str() == health)),
             );
         }
         if let Some(streak) = st.failing_streak {

@@ -499,19 +499,91 @@ pub fn own_name(names: &[String]) -> &str {
         .unwrap_or_default()
 }
 
+/// A container's state as the engine's typed answer has it (bollard's
+/// `ContainerStateStatusEnum`; `stopping`, only in newer engines, reads
+/// `running`), kept as an enum until it is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Created,
+    Running,
+    Restarting,
+    Paused,
+    Exited,
+    Dead,
+    Removing,
+}
+
+impl State {
+    /// The engine's spelling (metric label, messages).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            State::Created => "created",
+            State::Running => "running",
+            State::Restarting => "restarting",
+            State::Paused => "paused",
+            State::Exited => "exited",
+            State::Dead => "dead",
+            State::Removing => "removing",
+        }
+    }
+
+    /// Not running and not about to: created, exited or dead.
+    pub fn is_stopped(self) -> bool {
+        matches!(self, State::Exited | State::Created | State::Dead)
+    }
+}
+
+/// A container's health (bollard's `HealthStatusEnum`); `None` means the
+/// container has no health check (distinct from `Unhealthy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Healthy,
+    Unhealthy,
+    Starting,
+    None,
+}
+
+impl Health {
+    /// The engine's spelling (metric label, messages).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+            Health::Starting => "starting",
+            Health::None => "none",
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Container states, in the order of the one-hot `state` label.
 pub const STATES: [&str; 7] = [
-    "created",
-    "running",
-    "restarting",
-    "paused",
-    "exited",
-    "dead",
-    "removing",
+    State::Created.as_str(),
+    State::Running.as_str(),
+    State::Restarting.as_str(),
+    State::Paused.as_str(),
+    State::Exited.as_str(),
+    State::Dead.as_str(),
+    State::Removing.as_str(),
 ];
-/// Health values, in the order of the one-hot `health` label; `none` means
-/// the container has no health check (distinct from `unhealthy`).
-pub const HEALTHS: [&str; 4] = ["healthy", "unhealthy", "starting", "none"];
+/// Health values, in the order of the one-hot `health` label.
+pub const HEALTHS: [&str; 4] = [
+    Health::Healthy.as_str(),
+    Health::Unhealthy.as_str(),
+    Health::Starting.as_str(),
+    Health::None.as_str(),
+];
 
 /// What hostmedic needs to know about one container, from one inspect.
 #[derive(Debug, Clone, PartialEq)]
@@ -521,10 +593,8 @@ pub struct ContainerStatus {
     pub name: String,
     /// Image as the container was created with (e.g. `busybox:latest`).
     pub image: String,
-    /// One of [`STATES`] (`stopping`, only in newer engines, reads `running`).
-    pub state: &'static str,
-    /// One of [`HEALTHS`].
-    pub health: &'static str,
+    pub state: State,
+    pub health: Health,
     /// Consecutive failed health checks; `None` without a health check.
     pub failing_streak: Option<i64>,
     pub restart_count: i64,
@@ -545,32 +615,32 @@ impl ContainerStatus {
     pub fn from_inspect(r: ContainerInspectResponse) -> ContainerStatus {
         let st = r.state.unwrap_or_default();
         let state = match st.status {
-            Some(ContainerStateStatusEnum::CREATED) => "created",
-            Some(ContainerStateStatusEnum::RUNNING) | Some(ContainerStateStatusEnum::STOPPING) => "running",
-            Some(ContainerStateStatusEnum::PAUSED) => "paused",
-            Some(ContainerStateStatusEnum::RESTARTING) => "restarting",
-            Some(ContainerStateStatusEnum::REMOVING) => "removing",
-            Some(ContainerStateStatusEnum::EXITED) => "exited",
-            Some(ContainerStateStatusEnum::DEAD) => "dead",
+            Some(ContainerStateStatusEnum::CREATED) => State::Created,
+            Some(ContainerStateStatusEnum::RUNNING) | Some(ContainerStateStatusEnum::STOPPING) => State::Running,
+            Some(ContainerStateStatusEnum::PAUSED) => State::Paused,
+            Some(ContainerStateStatusEnum::RESTARTING) => State::Restarting,
+            Some(ContainerStateStatusEnum::REMOVING) => State::Removing,
+            Some(ContainerStateStatusEnum::EXITED) => State::Exited,
+            Some(ContainerStateStatusEnum::DEAD) => State::Dead,
             Some(ContainerStateStatusEnum::EMPTY) | None => {
                 if st.running == Some(true) {
-                    "running"
+                    State::Running
                 } else {
-                    "created"
+                    State::Created
                 }
             }
         };
         let (health, failing_streak) = match &st.health {
             Some(h) => {
                 let s = match h.status {
-                    Some(HealthStatusEnum::HEALTHY) => "healthy",
-                    Some(HealthStatusEnum::UNHEALTHY) => "unhealthy",
-                    Some(HealthStatusEnum::STARTING) => "starting",
-                    Some(HealthStatusEnum::NONE) | Some(HealthStatusEnum::EMPTY) | None => "none",
+                    Some(HealthStatusEnum::HEALTHY) => Health::Healthy,
+                    Some(HealthStatusEnum::UNHEALTHY) => Health::Unhealthy,
+                    Some(HealthStatusEnum::STARTING) => Health::Starting,
+                    Some(HealthStatusEnum::NONE) | Some(HealthStatusEnum::EMPTY) | None => Health::None,
                 };
-                (s, (s != "none").then(|| h.failing_streak.unwrap_or(0)))
+                (s, (s != Health::None).then(|| h.failing_streak.unwrap_or(0)))
             }
-            None => ("none", None),
+            None => (Health::None, None),
         };
         let host = r.host_config.unwrap_or_default();
         let restart_policy = host
@@ -645,7 +715,10 @@ mod tests {
             "Config":{"Image":"busybox","Labels":{"com.docker.compose.project":"p"}}}"#;
         let r: ContainerInspectResponse = serde_json::from_str(json).unwrap();
         let s = ContainerStatus::from_inspect(r);
-        assert_eq!((s.name.as_str(), s.state, s.health), ("web", "exited", "none"));
+        assert_eq!(
+            (s.name.as_str(), s.state, s.health),
+            ("web", State::Exited, Health::None)
+        );
         assert_eq!((s.restart_count, s.oom_killed, s.exit_code), (3, true, 137));
         assert_eq!(s.restart_policy, "no");
         assert_eq!(s.failing_streak, None);

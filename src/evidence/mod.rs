@@ -205,28 +205,7 @@ pub fn cut(s: &mut String, max: usize) {
     s.push('…');
 }
 
-/// What evidence is taken about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Subject {
-    Unit { manager: Manager, unit: String },
-    Container(String),
-    Process(i32),
-    Lfs(String),
-    Path(String),
-}
-
-impl Subject {
-    /// The journal's name for it (targets keep their target key).
-    pub fn key(&self) -> String {
-        match self {
-            Subject::Unit { manager, unit } => format!("systemd:{manager}:{unit}"),
-            Subject::Container(c) => format!("docker:{c}"),
-            Subject::Process(p) => format!("pid:{p}"),
-            Subject::Lfs(r) => format!("lfs:{r}"),
-            Subject::Path(w) => format!("path:{w}"),
-        }
-    }
-}
+pub use crate::actions::Subject;
 
 /// Most subjects one capture reads (a shed-load lists many).
 pub const MAX_SUBJECTS: usize = 6;
@@ -244,28 +223,8 @@ pub fn subjects(alert: &Alert, targets: &[Resolved]) -> Vec<Subject> {
             out.push(s);
         }
     };
-    for t in targets {
-        match t {
-            Resolved::Systemd(r) => add(Subject::Unit {
-                manager: r.manager.clone(),
-                unit: r.unit.clone(),
-            }),
-            Resolved::Docker(r) => add(Subject::Container(r.container.clone())),
-            Resolved::Kill(r) => add(Subject::Process(r.pid)),
-            Resolved::ShedLoad(r) => {
-                let manager = Manager::parse(&r.spec.manager).unwrap_or(Manager::System);
-                for u in &r.spec.units {
-                    add(Subject::Unit {
-                        manager: manager.clone(),
-                        unit: u.clone(),
-                    });
-                }
-                for c in &r.spec.containers {
-                    add(Subject::Container(c.clone()));
-                }
-            }
-            Resolved::Exec(_) | Resolved::Notify(_) => {}
-        }
+    for s in targets.iter().flat_map(Resolved::subjects) {
+        add(s);
     }
     let l = &alert.labels;
     if let Some(u) = l.get("unit").filter(|u| target::validate_unit_name(u).is_ok()) {
@@ -443,7 +402,7 @@ mod tests {
 
     #[test]
     fn subjects_from_targets_then_labels_valid_only() {
-        let spec = crate::actions::ActionSpec::Systemd(crate::actions::SystemdAction {
+        let spec = crate::actions::ActionSpec::from(crate::actions::SystemdAction {
             op: crate::actions::SystemdOp::Restart,
             unit: "{{ labels.unit }}".into(),
             manager: "user:medic".into(),
@@ -456,7 +415,11 @@ mod tests {
             ("repo", "/srv/backup"),
             ("watch", "app-wal"),
         ]);
-        let t = spec.resolve(&a).unwrap();
+        let t = spec
+            .compile("test.action", &crate::actions::Context::default())
+            .expect("valid spec")
+            .resolve(&a)
+            .unwrap();
         let got: Vec<String> = subjects(&a, &[t]).iter().map(Subject::key).collect();
         assert_eq!(
             got,

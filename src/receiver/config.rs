@@ -421,6 +421,9 @@ pub(super) fn check_channel(key: &str, name: &str, channels: &Channels) -> Resul
 pub struct Rule {
     pub cfg: RuleConfig,
     pub matchers: Vec<Matcher>,
+    /// `cfg.actions` and `cfg.exhausted_actions`, compiled once.
+    pub actions: Vec<crate::actions::Compiled>,
+    pub exhausted_actions: Vec<crate::actions::Compiled>,
     pub cooldown: Duration,
     pub budget_attempts: u32,
     pub budget_window: Duration,
@@ -521,14 +524,6 @@ fn check_rule_keys(key: &str, r: &RuleConfig, channels: &Channels, errs: &mut Er
             "at least one action is needed",
         ));
     }
-    for (list, actions) in [("actions", &r.actions), ("exhausted_actions", &r.exhausted_actions)] {
-        for (j, a) in actions.iter().enumerate() {
-            let k = format!("{key}.{list}[{j}]");
-            if errs.keep(a.validate(&k)).is_some() {
-                errs.keep(a.validate_refs(&k, channels));
-            }
-        }
-    }
     if r.budget_attempts == Some(0) {
         errs.0.push(ConfigError::invalid(
             format!("{key}.budget_attempts"),
@@ -551,6 +546,23 @@ fn check_rule_keys(key: &str, r: &RuleConfig, channels: &Channels, errs: &mut Er
     }
 }
 
+/// Compiles a list of a rule's actions (`list`: `actions` or
+/// `exhausted_actions`), once: the rule keeps what this returns.
+fn compile_actions(
+    key: &str,
+    list: &str,
+    specs: &[crate::actions::ActionSpec],
+    channels: &Channels,
+    errs: &mut Errors,
+) -> Vec<crate::actions::Compiled> {
+    let ctx = crate::actions::Context { channels };
+    specs
+        .iter()
+        .enumerate()
+        .filter_map(|(j, a)| errs.keep(a.compile(&format!("{key}.{list}[{j}]"), &ctx)))
+        .collect()
+}
+
 fn compile_rule(key: &str, r: &RuleConfig, rc: &ReceiverConfig, channels: &Channels) -> Result<Rule, Vec<ConfigError>> {
     let mut errs = Errors::default();
     let matchers: Vec<Matcher> = r
@@ -562,6 +574,8 @@ fn compile_rule(key: &str, r: &RuleConfig, rc: &ReceiverConfig, channels: &Chann
         })
         .collect();
     check_rule_keys(key, r, channels, &mut errs);
+    let actions = compile_actions(key, "actions", &r.actions, channels, &mut errs);
+    let exhausted_actions = compile_actions(key, "exhausted_actions", &r.exhausted_actions, channels, &mut errs);
     let cooldown = r.cooldown.unwrap_or(rc.cooldown);
     let backoff = errs.keep(compile_backoff(key, r, cooldown));
     let quiet = errs.keep(compile_quiet(key, r));
@@ -577,6 +591,8 @@ fn compile_rule(key: &str, r: &RuleConfig, rc: &ReceiverConfig, channels: &Chann
     Ok(Rule {
         cfg: r.clone(),
         matchers,
+        actions,
+        exhausted_actions,
         cooldown,
         budget_attempts: r.budget_attempts.unwrap_or(rc.budget_attempts),
         budget_window: r.budget_window.unwrap_or(rc.budget_window),

@@ -26,7 +26,7 @@ use super::config::{check_channel, positive};
 use super::engine::Settings;
 use super::journal::Event;
 use super::payload::{Payload, Status};
-use crate::actions::Alert;
+use crate::actions::{Alert, AlertStatus};
 use crate::error::ConfigError;
 use crate::metrics::MetricSet;
 use crate::notify::Channels;
@@ -351,8 +351,8 @@ impl Receiver {
             let alert = Alert {
                 alertname: ev.alertname.clone(),
                 status: match ev.state {
-                    PipelineChange::Silent => "silent".into(),
-                    PipelineChange::Back => "back".into(),
+                    PipelineChange::Silent => AlertStatus::Silent,
+                    PipelineChange::Back => AlertStatus::Back,
                 },
                 labels: [("alertname".to_string(), ev.alertname.clone())].into(),
                 annotations: [("summary".to_string(), ev.message.clone())].into(),

@@ -112,7 +112,7 @@ mod tests {
     fn a_newline_in_a_label_cannot_forge_an_approve_line() {
         let alert = Alert {
             alertname: "Runaway\nApprove: POST /api/v1/actions/evil/approve".into(),
-            status: "firing".into(),
+            status: crate::actions::AlertStatus::Firing,
             fingerprint: "0a".into(),
             starts_at: "2026-01-01T00:00:00Z".into(),
             labels: Default::default(),

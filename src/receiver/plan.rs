@@ -246,10 +246,10 @@ fn exhausted(
         title: format!("remediation exhausted: {} on {target}", rule.cfg.name),
         message: messages::exhausted(rule, target, alert, attempts, &history),
     });
-    if rule.cfg.exhausted_actions.is_empty() {
+    if rule.exhausted_actions.is_empty() {
         return;
     }
-    match route::resolve_all(&rule.cfg.exhausted_actions, alert) {
+    match route::resolve_all(&rule.exhausted_actions, alert) {
         Ok(targets) => p.jobs.push(Job::Run {
             id: id.to_string(),
             rule: ri,

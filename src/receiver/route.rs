@@ -8,7 +8,7 @@
 use super::config::{On, Rule};
 use super::journal::Event;
 use super::payload::{Payload, PayloadAlert, Status};
-use crate::actions::{ActionSpec, Alert, Resolved};
+use crate::actions::{Alert, AlertStatus, Compiled, Resolved};
 
 impl Rule {
     /// alertname + matchers, ignoring `on`.
@@ -25,13 +25,13 @@ impl Rule {
         on == self.cfg.on && self.matches_labels(a)
     }
 
-    /// Resolves every action's target; the first non-notify target names the
-    /// rule's target (else the alert itself).
+    /// Resolves every action's target; the first destructive (non-notify)
+    /// target names the rule's target (else the alert itself).
     pub fn resolve(&self, alert: &Alert) -> Result<(String, Vec<Resolved>), String> {
-        let targets = resolve_all(&self.cfg.actions, alert)?;
+        let targets = resolve_all(&self.actions, alert)?;
         let key = targets
             .iter()
-            .find(|t| !matches!(t, Resolved::Notify(_)))
+            .find(|t| t.is_destructive())
             .map(Resolved::key)
             .unwrap_or_else(|| format!("alert:{}:{}", alert.alertname, alert.fingerprint));
         Ok((key, targets))
@@ -40,7 +40,7 @@ impl Rule {
 
 /// Resolves the targets of `specs` (a rule's actions or exhausted actions);
 /// the error names the failing action (`actions[1] (restart): …`).
-pub fn resolve_all(specs: &[ActionSpec], alert: &Alert) -> Result<Vec<Resolved>, String> {
+pub fn resolve_all(specs: &[Compiled], alert: &Alert) -> Result<Vec<Resolved>, String> {
     specs
         .iter()
         .enumerate()
@@ -129,7 +129,10 @@ pub fn route(rules: &[Rule], payload: &Payload) -> Routed {
 pub fn to_alert(a: &PayloadAlert) -> Alert {
     Alert {
         alertname: a.alertname().to_string(),
-        status: a.status.as_str().to_string(),
+        status: match a.status {
+            Status::Firing => AlertStatus::Firing,
+            Status::Resolved => AlertStatus::Resolved,
+        },
         labels: a.labels.clone(),
         annotations: a.annotations.clone(),
         fingerprint: a.fingerprint.clone(),

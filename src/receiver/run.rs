@@ -165,8 +165,8 @@ impl Receiver {
         let mut work: VecDeque<Resolved> = targets.iter().cloned().collect();
         let mut done: Vec<Resolved> = Vec::with_capacity(targets.len());
         while let Some(t) = work.pop_front() {
-            let spec = t.spec();
-            let timeout = rule.action_timeout.max(spec.suggested_timeout());
+            let name = t.name();
+            let timeout = rule.action_timeout.max(t.suggested_timeout());
             let started = Instant::now();
             let started_at = crate::time::now();
             let run = tokio::time::timeout(timeout, t.run(alert, &env));
@@ -179,14 +179,14 @@ impl Receiver {
             };
             let took = started.elapsed().as_secs_f64();
             timeline.action(started_at, started_at + took, result == "ok");
-            self.metrics.action(&spec.name(), result);
-            self.metrics.duration(&spec.name(), took);
+            self.metrics.action(&name, result);
+            self.metrics.duration(&name, took);
             let description = t.describe();
             log_outcome(id, &rule.cfg.name, target, &description, result, &detail);
             self.ledger
                 .record(vec![event(
                     done.len(),
-                    spec.name(),
+                    name.clone(),
                     description,
                     result,
                     detail.clone(),
@@ -203,19 +203,19 @@ impl Receiver {
                 Err(e) => {
                     // The dependents cannot be named: the plan fails here.
                     let failed = OutcomeResult::Failed.as_str();
-                    self.metrics.action(&spec.name(), failed);
-                    let description = format!("{} dependents of {}", spec.name(), done[done.len() - 1]);
+                    self.metrics.action(&name, failed);
+                    let description = format!("{} dependents of {}", name.clone(), done[done.len() - 1]);
                     self.ledger
                         .record(vec![event(
                             done.len(),
-                            spec.name(),
+                            name.clone(),
                             description,
                             failed,
                             e.clone(),
                             0.0,
                         )])
                         .await;
-                    ran.push(format!("{} dependents: {failed}{}", spec.name(), sep(&e)));
+                    ran.push(format!("{} dependents: {failed}{}", name.clone(), sep(&e)));
                     all_ok = false;
                     break;
                 }

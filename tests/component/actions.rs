@@ -17,14 +17,14 @@ use std::time::{Duration, Instant};
 use common::docker::{BUSYBOX_IMAGE, PrivateEngine};
 use common::sink::Sink;
 use hostmedic::actions::{
-    self, ActionEnv, ActionSpec, Alert, DockerAction, DockerOp, ExecAction, KillAction, NotifyAction, NotifyChannel,
-    OutcomeResult, Resolved, ShedLoadAction, SystemdAction, SystemdOp, Verification,
+    self, ActionEnv, ActionSpec, Alert, AlertStatus, Context, DockerAction, DockerOp, ExecAction, KillAction,
+    NotifyAction, NotifyChannel, OutcomeResult, Resolved, ShedLoadAction, SystemdAction, SystemdOp, Verification,
 };
 
 fn alert(labels: &[(&str, &str)]) -> Alert {
     Alert {
         alertname: "TestAlert".into(),
-        status: "firing".into(),
+        status: AlertStatus::Firing,
         labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         annotations: [("summary".to_string(), "something broke".to_string())].into(),
         fingerprint: "0123abcd".into(),
@@ -41,8 +41,10 @@ fn write_script(dir: &Path, name: &str, body: &str) -> String {
 }
 
 async fn resolve_and_run(spec: &ActionSpec, a: &Alert, env: &ActionEnv) -> (Resolved, actions::Outcome) {
-    spec.validate("test.action").expect("valid spec");
-    let t = spec.resolve(a).expect("target resolves");
+    let c = spec
+        .compile("test.action", &Context { channels: &env.notify })
+        .expect("valid spec");
+    let t = c.resolve(a).expect("target resolves");
     let o = t.run(a, env).await;
     (t, o)
 }
@@ -93,7 +95,7 @@ async fn exec_templated_argv_and_minimal_env() {
         "show.sh",
         "for a in \"$@\"; do echo \"arg=$a\"; done; env | sort",
     );
-    let spec = ActionSpec::Exec(ExecAction {
+    let spec = ActionSpec::from(ExecAction {
         argv: vec![script, "--disk={{ labels.device }}".into(), "{{ labels.evil }}".into()],
         timeout: Duration::from_secs(10),
         user: None,
@@ -102,9 +104,7 @@ async fn exec_templated_argv_and_minimal_env() {
     let a = alert(&[("device", "sda1"), ("evil", "$(id); rm -rf / `x`"), ("my_label", "v")]);
     let (t, o) = resolve_and_run(&spec, &a, &ActionEnv::default()).await;
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
-    let Resolved::Exec(actions::exec::Resolved { argv, .. }) = &t else {
-        panic!("{t:?}")
-    };
+    let argv = &t.target::<ExecAction>().expect("an exec target").argv;
     assert_eq!(argv[1], "--disk=sda1");
     // No shell: the hostile value arrives as one literal argument.
     assert!(o.detail.contains("arg=--disk=sda1\n"), "{}", o.detail);
@@ -142,7 +142,7 @@ async fn exec_failure_and_truncated_output() {
         "noisy.sh",
         "i=0; while [ $i -lt 2000 ]; do echo 0123456789012345678901234567890123456789; i=$((i+1)); done; echo oops >&2; exit 3",
     );
-    let spec = ActionSpec::Exec(ExecAction {
+    let spec = ActionSpec::from(ExecAction {
         argv: vec![script],
         timeout: Duration::from_secs(20),
         user: None,
@@ -164,7 +164,7 @@ async fn exec_timeout_kills_the_process_group() {
         "hang.sh",
         &format!("sleep 300 & echo $! > {}; echo started; wait", pidfile.display()),
     );
-    let spec = ActionSpec::Exec(ExecAction {
+    let spec = ActionSpec::from(ExecAction {
         argv: vec![script],
         timeout: Duration::from_millis(800),
         user: None,
@@ -202,14 +202,18 @@ async fn exec_cancelled_by_the_caller_leaves_nothing_running() {
         "hang.sh",
         &format!("sleep 301 & echo $! > {}; wait", pidfile.display()),
     );
-    let spec = ActionSpec::Exec(ExecAction {
+    let spec = ActionSpec::from(ExecAction {
         argv: vec![script],
         timeout: Duration::from_secs(600),
         user: None,
         group: None,
     });
     let a = alert(&[]);
-    let t = spec.resolve(&a).unwrap();
+    let t = spec
+        .compile("test.action", &Context::default())
+        .expect("valid spec")
+        .resolve(&a)
+        .unwrap();
     let env = ActionEnv::default();
     // The receiver's own per-action timeout drops the future.
     let r = tokio::time::timeout(Duration::from_millis(800), t.run(&a, &env)).await;
@@ -230,7 +234,7 @@ async fn exec_dry_run_runs_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("ran");
     let script = write_script(dir.path(), "touch.sh", &format!("touch {}", marker.display()));
-    let spec = ActionSpec::Exec(ExecAction {
+    let spec = ActionSpec::from(ExecAction {
         argv: vec![script],
         timeout: Duration::from_secs(5),
         user: None,
@@ -253,7 +257,7 @@ async fn exec_dry_run_runs_nothing() {
 // ---------------------------------------------------------------- kill
 
 fn kill_spec(allow: &str, grace: Duration) -> ActionSpec {
-    ActionSpec::Kill(KillAction {
+    ActionSpec::from(KillAction {
         pid: "{{ labels.pid }}".into(),
         allow: allow.into(),
         start_time: Some("{{ labels.start }}".into()),
@@ -360,7 +364,7 @@ async fn kill_of_a_process_already_gone_is_ok_and_own_pid_refused() {
     let mut p = Proc::spawn(&["true"]);
     let gone = p.pid();
     p.wait_exit(Duration::from_secs(5));
-    let spec = ActionSpec::Kill(KillAction {
+    let spec = ActionSpec::from(KillAction {
         pid: "{{ labels.pid }}".into(),
         allow: ".".into(),
         start_time: None,
@@ -387,7 +391,7 @@ fn channels(toml_text: &str) -> BTreeMap<String, NotifyChannel> {
 }
 
 fn notify_spec(channel: &str) -> ActionSpec {
-    ActionSpec::Notify(NotifyAction {
+    ActionSpec::from(NotifyAction {
         channel: channel.into(),
         message: Some("unit {{ labels.unit }} failed: {{ annotations.summary }}".into()),
         title: None,
@@ -572,7 +576,7 @@ async fn notify_config_errors_name_the_key() {
     // Unknown channel in a notify action.
     let spec = notify_spec("nope");
     assert!(
-        spec.validate_refs("r.a", &BTreeMap::new())
+        spec.compile("r.a", &Context::default())
             .unwrap_err()
             .to_string()
             .contains("r.a.channel")
@@ -589,7 +593,7 @@ fn docker_env(e: &PrivateEngine) -> ActionEnv {
 }
 
 fn docker_spec(op: DockerOp, policy: Option<&str>) -> ActionSpec {
-    ActionSpec::Docker(DockerAction {
+    ActionSpec::from(DockerAction {
         op,
         container: "{{ labels.container }}".into(),
         policy: policy.map(str::to_string),
@@ -663,7 +667,13 @@ async fn docker_restart_stop_start_and_refusals() {
     assert_eq!(t.verify(&env, Duration::from_secs(5)).await, Verification::Verified);
     // A restart/start verification of a stopped container does not pass.
     let start = docker_spec(DockerOp::Start, None);
-    let v = start.resolve(&a).unwrap().verify(&env, Duration::from_secs(1)).await;
+    let v = start
+        .compile("test.action", &Context::default())
+        .expect("valid spec")
+        .resolve(&a)
+        .unwrap()
+        .verify(&env, Duration::from_secs(1))
+        .await;
     assert!(
         matches!(v, Verification::NotHelped(ref r) if r.contains("exited")),
         "{v:?}"
@@ -688,7 +698,13 @@ async fn docker_restart_stop_start_and_refusals() {
     assert_eq!(o.result, OutcomeResult::Refused, "{}", o.detail);
     // Hostile names never reach the engine.
     for bad in ["a/b", "../web", "web; docker rm -f web", "$(id)", "web x", "/web"] {
-        assert!(spec.resolve(&alert(&[("container", bad)])).is_err(), "{bad:?}");
+        assert!(
+            spec.compile("test.action", &Context::default())
+                .expect("valid spec")
+                .resolve(&alert(&[("container", bad)]))
+                .is_err(),
+            "{bad:?}"
+        );
     }
     assert_eq!(e.inspect("web", "{{.State.Running}}").trim(), "true");
 }
@@ -718,7 +734,7 @@ async fn shed_load_stops_listed_containers_and_reports_each() {
     ]);
     e.run_detached(&["--name", "keep", "--stop-timeout", "1", BUSYBOX_IMAGE, "sleep", "3000"]);
     let env = docker_env(&e);
-    let spec = ActionSpec::ShedLoad(ShedLoadAction {
+    let spec = ActionSpec::from(ShedLoadAction {
         units: vec![],
         containers: vec!["batch1".into(), "batch2".into(), "missing".into()],
         manager: "system".into(),
@@ -752,7 +768,7 @@ async fn dry_run_with_unreachable_manager_still_reports_what_would_run() {
         ..ActionEnv::default()
     };
     let specs = [
-        ActionSpec::Systemd(SystemdAction {
+        ActionSpec::from(SystemdAction {
             op: SystemdOp::Restart,
             unit: "{{ labels.unit }}".into(),
             manager: "system".into(),

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use common::systemd::{Spec, SystemdMachine, boot_or_skip};
 use hostmedic::actions::{
-    self, ActionEnv, ActionSpec, Alert, OutcomeResult, Resolved, ShedLoadAction, SystemdAction, SystemdOp, Verification,
+    self, ActionEnv, ActionSpec, Alert, AlertStatus, Context, OutcomeResult, Resolved, ShedLoadAction, SystemdAction,
+    SystemdOp, Verification,
 };
 
 const CRASHY: &str = "[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/false\nRestart=always\nRestartSec=1\n[Install]\nWantedBy=multi-user.target\n";
@@ -22,7 +23,7 @@ fn env(m: &SystemdMachine) -> ActionEnv {
 fn alert(unit: &str) -> Alert {
     Alert {
         alertname: "UnitFailed".into(),
-        status: "firing".into(),
+        status: AlertStatus::Firing,
         labels: [("name".to_string(), unit.to_string())].into(),
         fingerprint: "f00d".into(),
         starts_at: "2026-11-22T07:00:00Z".into(),
@@ -35,7 +36,7 @@ fn spec(op: SystemdOp) -> ActionSpec {
 }
 
 fn spec_for(op: SystemdOp, manager: &str) -> ActionSpec {
-    ActionSpec::Systemd(SystemdAction {
+    ActionSpec::from(SystemdAction {
         op,
         unit: "{{ labels.name }}".into(),
         manager: manager.into(),
@@ -43,9 +44,13 @@ fn spec_for(op: SystemdOp, manager: &str) -> ActionSpec {
 }
 
 async fn act(s: &ActionSpec, unit: &str, env: &ActionEnv) -> (Resolved, actions::Outcome) {
-    s.validate("test.action").expect("valid spec");
+    s.compile("test.action", &Context::default()).expect("valid spec");
     let a = alert(unit);
-    let t = s.resolve(&a).expect("target");
+    let t = s
+        .compile("test.action", &Context::default())
+        .expect("valid spec")
+        .resolve(&a)
+        .expect("target");
     let o = t.run(&a, env).await;
     (t, o)
 }
@@ -220,7 +225,14 @@ async fn not_installed_unit_is_refused_and_disable_and_timer_stop_work() {
         "a b.service",
         "healthy",
     ] {
-        assert!(spec(SystemdOp::Stop).resolve(&alert(bad)).is_err(), "{bad:?}");
+        assert!(
+            spec(SystemdOp::Stop)
+                .compile("test.action", &Context::default())
+                .expect("valid spec")
+                .resolve(&alert(bad))
+                .is_err(),
+            "{bad:?}"
+        );
     }
     assert_eq!(m.show("healthy.service", "ActiveState"), "active");
 }
@@ -241,7 +253,7 @@ async fn shed_load_stops_units_and_user_manager_is_reachable() {
     m.wait_for(Duration::from_secs(20), "units active", |m| {
         m.show("batch.service", "ActiveState") == "active" && m.show("healthy.service", "ActiveState") == "active"
     });
-    let shed = ActionSpec::ShedLoad(ShedLoadAction {
+    let shed = ActionSpec::from(ShedLoadAction {
         units: vec!["batch.service".into(), "nosuch.service".into()],
         containers: vec![],
         manager: "system".into(),

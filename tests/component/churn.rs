@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use common::docker::{BUSYBOX_IMAGE, PrivateEngine};
 use common::systemd::{Spec, SystemdMachine, boot_or_skip};
 use hostmedic::actions::{
-    ActionEnv, ActionSpec, Alert, DockerAction, DockerOp, KillAction, OutcomeResult, Resolved, SystemdAction,
-    SystemdOp, Verification,
+    ActionEnv, ActionSpec, Alert, AlertStatus, Context, DockerAction, DockerOp, KillAction, OutcomeResult, Resolved,
+    SystemdAction, SystemdOp, Verification,
 };
 
 const RUNS: usize = 30;
@@ -108,7 +108,7 @@ impl Tally {
 fn alert(labels: &[(&str, &str)]) -> Alert {
     Alert {
         alertname: "Churn".into(),
-        status: "firing".into(),
+        status: AlertStatus::Firing,
         labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         fingerprint: "c0ffee".into(),
         starts_at: "2026-12-07T07:00:00Z".into(),
@@ -124,8 +124,10 @@ async fn act_and_verify(
     env: &ActionEnv,
     deadline: Duration,
 ) -> (hostmedic::actions::Outcome, Verification, Duration) {
-    spec.validate("churn.action").expect("valid spec");
-    let t: Resolved = spec.resolve(a).expect("target");
+    let c = spec
+        .compile("churn.action", &Context { channels: &env.notify })
+        .expect("valid spec");
+    let t: Resolved = c.resolve(a).expect("target");
     let started = Instant::now();
     let o = t.run(a, env).await;
     let v = t.verify(env, deadline).await;
@@ -138,7 +140,7 @@ async fn act_and_verify(
 const FLAP: &str = "sleep 0.$((2 + RANDOM % 4)); exit 1";
 
 fn docker_spec(op: DockerOp, policy: Option<&str>, dependents: bool) -> ActionSpec {
-    ActionSpec::Docker(DockerAction {
+    ActionSpec::from(DockerAction {
         op,
         container: "{{ labels.container }}".into(),
         policy: policy.map(str::to_string),
@@ -219,7 +221,11 @@ async fn docker_restart_policy_off_ends_a_fast_restart_loop_at_any_phase() {
     for n in 0..200 {
         let policy = if n % 2 == 0 { "no" } else { "always" };
         let spec = docker_spec(DockerOp::RestartPolicy, Some(policy), false);
-        let t = spec.resolve(&a).unwrap();
+        let t = spec
+            .compile("test.action", &Context::default())
+            .expect("valid spec")
+            .resolve(&a)
+            .unwrap();
         let o = t.run(&a, &env).await;
         assert_eq!(o.result, OutcomeResult::Ok, "update {n}: {}", o.detail);
         tally += 1;
@@ -280,7 +286,7 @@ async fn docker_dependents_are_restarted_while_their_parent_restarts() {
     docker_retrying(&e, &["start", "sharer"]);
     let (env, a) = (docker_env(&e), alert(&[("container", "parent")]));
     let spec = docker_spec(DockerOp::Restart, None, true);
-    spec.validate("churn.action").unwrap();
+    spec.compile("churn.action", &Context::default()).unwrap();
     let (mut phase, mut tally) = (Phase::new("docker dependents"), Tally::default());
     for n in 0..RUNS {
         // The sharer must be running to count as a dependent.
@@ -288,7 +294,11 @@ async fn docker_dependents_are_restarted_while_their_parent_restarts() {
             docker_retrying(&e, &["start", "sharer"]);
         }
         tokio::time::sleep(phase.pause(1500)).await;
-        let parent = spec.resolve(&a).unwrap();
+        let parent = spec
+            .compile("test.action", &Context::default())
+            .expect("valid spec")
+            .resolve(&a)
+            .unwrap();
         let started = Instant::now();
         let o = parent.run(&a, &env).await;
         assert_eq!(o.result, OutcomeResult::Ok, "run {n}: parent: {}", o.detail);
@@ -307,7 +317,7 @@ async fn docker_dependents_are_restarted_while_their_parent_restarts() {
 const FLAP_UNIT: &str = "[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/sh -c 'sleep 0.$$(shuf -i 2-5 -n 1); exit 1'\nRestart=always\nRestartSec=100ms\n[Install]\nWantedBy=multi-user.target\n";
 
 fn unit_spec(op: SystemdOp) -> ActionSpec {
-    ActionSpec::Systemd(SystemdAction {
+    ActionSpec::from(SystemdAction {
         op,
         unit: "{{ labels.name }}".into(),
         manager: "system".into(),
@@ -412,7 +422,7 @@ async fn current_sleep(parent: u32) -> i32 {
 async fn kill_of_processes_that_exit_on_their_own_at_any_phase() {
     let forker = Forker::start();
     let env = ActionEnv::default();
-    let spec = ActionSpec::Kill(KillAction {
+    let spec = ActionSpec::from(KillAction {
         pid: "{{ labels.pid }}".into(),
         allow: "^sleep 0\\.[2-5]$".into(),
         start_time: None,

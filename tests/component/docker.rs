@@ -476,7 +476,11 @@ async fn shared_helpers_restart_disable_policy_stop_start_and_inspect() {
 
     let before = conn.inspect("svc").await.unwrap();
     assert_eq!(
-        (before.state, before.health, before.restart_policy.as_str()),
+        (
+            before.state.as_str(),
+            before.health.as_str(),
+            before.restart_policy.as_str()
+        ),
         ("running", "none", "always")
     );
     // sleep as PID 1 ignores SIGTERM: the engine waits the whole 2 s, longer
@@ -485,7 +489,7 @@ async fn shared_helpers_restart_disable_policy_stop_start_and_inspect() {
         .await
         .unwrap();
     let after = conn.inspect("svc").await.unwrap();
-    assert_eq!(after.state, "running");
+    assert_eq!(after.state.as_str(), "running");
     assert!(
         after.started_at > before.started_at,
         "{:?} {:?}",
@@ -498,10 +502,10 @@ async fn shared_helpers_restart_disable_policy_stop_start_and_inspect() {
     assert_eq!(e.inspect("svc", "{{.HostConfig.RestartPolicy.Name}}"), "no");
 
     conn.stop_container("svc", Some(Duration::from_secs(2))).await.unwrap();
-    assert_eq!(conn.inspect("svc").await.unwrap().state, "exited");
+    assert_eq!(conn.inspect("svc").await.unwrap().state.as_str(), "exited");
     conn.stop_container("svc", Some(Duration::from_secs(1))).await.unwrap(); // already stopped: ok
     conn.start_container("svc").await.unwrap();
-    assert_eq!(conn.inspect("svc").await.unwrap().state, "running");
+    assert_eq!(conn.inspect("svc").await.unwrap().state.as_str(), "running");
     assert!(conn.memory_usage("svc").await.unwrap().unwrap() > 0);
 
     let missing = conn.inspect("nope").await.unwrap_err();

@@ -9,7 +9,7 @@ use crate::common;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use hostmedic::actions::{ActionEnv, ActionSpec, Alert, OutcomeResult, exec::Accounts};
+use hostmedic::actions::{ActionEnv, ActionSpec, Alert, Context, OutcomeResult, exec::Accounts};
 
 fn spec(toml_text: &str) -> ActionSpec {
     toml::from_str(toml_text).unwrap_or_else(|e| panic!("{toml_text}: {e}"))
@@ -57,9 +57,16 @@ async fn exec_as_nobody_nogroup_creates_files_owned_by_them() {
     let s = spec(&format!(
         "type = \"exec\"\nargv = [\"{prog}\"]\nuser = \"nobody\"\ngroup = \"nogroup\"\ntimeout = \"10s\""
     ));
-    s.validate("receiver.rules[0].actions[0]").expect("valid");
+    s.compile("receiver.rules[0].actions[0]", &Context::default())
+        .expect("valid");
     let alert = Alert::default();
-    let o = s.resolve(&alert).unwrap().run(&alert, &ActionEnv::default()).await;
+    let o = s
+        .compile("test.action", &Context::default())
+        .expect("valid spec")
+        .resolve(&alert)
+        .unwrap()
+        .run(&alert, &ActionEnv::default())
+        .await;
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
     let meta = std::fs::metadata(&made).expect("the command created the file");
     assert_eq!((meta.uid(), meta.gid()), (nobody_uid, nogroup_gid));
@@ -75,7 +82,13 @@ async fn exec_as_nobody_nogroup_creates_files_owned_by_them() {
     // `user` alone: the user's primary group from the passwd file.
     std::fs::remove_file(&made).unwrap();
     let s = spec(&format!("type = \"exec\"\nargv = [\"{prog}\"]\nuser = \"nobody\""));
-    let o = s.resolve(&alert).unwrap().run(&alert, &ActionEnv::default()).await;
+    let o = s
+        .compile("test.action", &Context::default())
+        .expect("valid spec")
+        .resolve(&alert)
+        .unwrap()
+        .run(&alert, &ActionEnv::default())
+        .await;
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
     let (_, primary) = uid_gid_of("/etc/passwd", "nobody");
     assert_eq!(std::fs::metadata(&made).unwrap().gid(), primary);
@@ -83,7 +96,13 @@ async fn exec_as_nobody_nogroup_creates_files_owned_by_them() {
     // No user/group: hostmedic's own (root here), as before.
     std::fs::remove_file(&made).unwrap();
     let s = spec(&format!("type = \"exec\"\nargv = [\"{prog}\"]"));
-    let o = s.resolve(&alert).unwrap().run(&alert, &ActionEnv::default()).await;
+    let o = s
+        .compile("test.action", &Context::default())
+        .expect("valid spec")
+        .resolve(&alert)
+        .unwrap()
+        .run(&alert, &ActionEnv::default())
+        .await;
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
     let meta = std::fs::metadata(&made).unwrap();
     assert_eq!(meta.uid(), nix::unistd::geteuid().as_raw());
@@ -119,8 +138,14 @@ async fn unknown_user_or_group_fails_at_run_time_and_runs_nothing() {
         ),
     ] {
         let s = spec(&format!("type = \"exec\"\nargv = [\"{prog}\"]\n{keys}"));
-        s.validate("r.a").expect("syntax is fine");
-        let o = s.resolve(&alert).unwrap().run(&alert, &env).await;
+        s.compile("r.a", &Context::default()).expect("syntax is fine");
+        let o = s
+            .compile("test.action", &Context::default())
+            .expect("valid spec")
+            .resolve(&alert)
+            .unwrap()
+            .run(&alert, &env)
+            .await;
         assert_eq!(o.result, OutcomeResult::Failed, "{}", o.detail);
         assert!(o.detail.contains(&want), "want {want:?} in {}", o.detail);
         assert!(!made.exists(), "nothing may run for an unknown account");
@@ -131,7 +156,13 @@ async fn unknown_user_or_group_fails_at_run_time_and_runs_nothing() {
         ..env.clone()
     };
     let s = spec(&format!("type = \"exec\"\nargv = [\"{prog}\"]\nuser = \"db\""));
-    let o = s.resolve(&alert).unwrap().run(&alert, &dry).await;
+    let o = s
+        .compile("test.action", &Context::default())
+        .expect("valid spec")
+        .resolve(&alert)
+        .unwrap()
+        .run(&alert, &dry)
+        .await;
     assert_eq!(o.result, OutcomeResult::DryRun, "{}", o.detail);
     assert!(o.detail.contains("as uid 2001 gid 2001"), "{}", o.detail);
 }
@@ -145,7 +176,7 @@ fn bad_user_or_group_syntax_fails_at_config_time_naming_the_key() {
         ("group = \"-x\"", "r.a.group"),
     ] {
         let s = spec(&format!("type = \"exec\"\nargv = [\"/bin/true\"]\n{keys}"));
-        let e = s.validate("r.a").unwrap_err().to_string();
+        let e = s.compile("r.a", &Context::default()).unwrap_err().to_string();
         assert!(e.contains(key), "{keys}: {e}");
     }
 }
