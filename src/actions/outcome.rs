@@ -44,6 +44,28 @@ impl OutcomeResult {
     }
 }
 
+impl OutcomeResult {
+    /// `ok` or `dry_run`: the action went as hoped (or would have), so the
+    /// plan goes on to its next action.
+    pub fn went_as_hoped(self) -> bool {
+        matches!(self, OutcomeResult::Ok | OutcomeResult::DryRun)
+    }
+}
+
+/// Compares with the journal's spelling (`result == "ok"`), for readers of
+/// the journal such as the tests; hostmedic itself matches the enum.
+impl PartialEq<str> for OutcomeResult {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for OutcomeResult {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 impl std::fmt::Display for OutcomeResult {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::payload::PayloadAlert;
+use crate::actions::OutcomeResult;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -163,7 +164,7 @@ pub enum Event {
         action: String,
         description: String,
         /// ok, failed, dry_run, refused, interrupted
-        result: String,
+        result: OutcomeResult,
         #[serde(default, skip_serializing_if = "String::is_empty")]
         detail: String,
         duration_seconds: f64,
@@ -189,7 +190,7 @@ pub enum Event {
         rule: String,
         target: String,
         /// verified, not_helped
-        result: String,
+        result: VerifyResult,
         #[serde(default, skip_serializing_if = "String::is_empty")]
         detail: String,
     },
@@ -241,6 +242,46 @@ pub enum Event {
     /// The alert pipeline's heartbeat stopped (`silent`) or came back
     /// (`back`); see `heartbeat`.
     Pipeline(PipelineEvent),
+}
+
+/// What the effect check after acting found (the journal's `verify` event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyResult {
+    /// The alert's condition is gone.
+    Verified,
+    /// The condition is still there after the action.
+    NotHelped,
+}
+
+impl VerifyResult {
+    /// The one spelling (journal, metric label, API).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyResult::Verified => "verified",
+            VerifyResult::NotHelped => "not_helped",
+        }
+    }
+}
+
+/// Compares with the journal's spelling (`result == "verified"`), for
+/// readers of the journal such as the tests; hostmedic matches the enum.
+impl PartialEq<str> for VerifyResult {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for VerifyResult {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for VerifyResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A change of the pipeline's state.
@@ -500,6 +541,53 @@ pub fn replay_from(path: &Path, offset: u64, mut each: impl FnMut(Entry)) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Results are enums in memory and keep the journal's spelling on disk:
+    /// lines written before (including the old `dry-run`) still read, and
+    /// what is written reads back the same.
+    #[test]
+    fn action_and_verify_results_keep_their_journal_spelling() {
+        let lines = [
+            (
+                r#"{"seq":1,"ts":1.0,"event":"action","id":"a","rule":"r","target":"t","index":0,"action":"exec","description":"exec x","result":"ok","duration_seconds":0.1}"#,
+                "ok",
+            ),
+            (
+                r#"{"seq":2,"ts":1.0,"event":"action","id":"a","rule":"r","target":"t","index":0,"action":"exec","description":"exec x","result":"dry-run","duration_seconds":0.1}"#,
+                "dry_run",
+            ),
+            (
+                r#"{"seq":3,"ts":1.0,"event":"action","id":"a","rule":"r","target":"t","index":0,"action":"exec","description":"exec x","result":"interrupted","detail":"d","duration_seconds":0.1}"#,
+                "interrupted",
+            ),
+            (
+                r#"{"seq":4,"ts":1.0,"event":"verify","id":"a","rule":"r","target":"t","result":"not_helped","detail":"still firing"}"#,
+                "not_helped",
+            ),
+            (
+                r#"{"seq":5,"ts":1.0,"event":"verify","id":"a","rule":"r","target":"t","result":"verified"}"#,
+                "verified",
+            ),
+        ];
+        for (line, spelled) in lines {
+            let e: Entry = serde_json::from_str(line).unwrap_or_else(|err| panic!("{line}: {err}"));
+            let result = match &e.event {
+                Event::Action { result, .. } => result.as_str(),
+                Event::Verify { result, .. } => result.as_str(),
+                other => panic!("{line}: read as {other:?}"),
+            };
+            assert_eq!(result, spelled, "{line}");
+            let written = serde_json::to_string(&e).unwrap();
+            assert!(written.contains(&format!(r#""result":"{spelled}""#)), "{written}");
+            let back: Entry = serde_json::from_str(&written).unwrap();
+            assert_eq!(back, e);
+        }
+        let bad = r#"{"seq":6,"ts":1.0,"event":"verify","id":"a","rule":"r","target":"t","result":"maybe"}"#;
+        assert!(
+            serde_json::from_str::<Entry>(bad).is_err(),
+            "an unknown result is refused"
+        );
+    }
 
     fn entry(seq: u64) -> Entry {
         Entry {

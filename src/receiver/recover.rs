@@ -81,8 +81,8 @@ async fn recover_one(run: &Runner, s: &Settings, id: String, plan: Acting) {
         detail.push_str(r);
     }
     tracing::warn!(id, rule = %plan.rule, target = %plan.target, action = %description, survivors = ?reports, "an action was interrupted by the previous process's end");
-    let result = OutcomeResult::Interrupted.as_str();
-    run.metrics.action(&action, result);
+    let result = OutcomeResult::Interrupted;
+    run.metrics.action(&action, result.as_str());
     run.ledger
         .record(vec![Event::Action {
             id: id.clone(),
@@ -91,7 +91,7 @@ async fn recover_one(run: &Runner, s: &Settings, id: String, plan: Acting) {
             index,
             action: action.clone(),
             description: description.clone(),
-            result: result.to_string(),
+            result,
             detail: crate::actions::truncate(detail.clone(), crate::actions::DETAIL_MAX),
             duration_seconds: (crate::time::now() - plan.since).max(0.0),
         }])
@@ -117,7 +117,11 @@ async fn recover_one(run: &Runner, s: &Settings, id: String, plan: Acting) {
         "{} interrupted on {}: {}",
         rule.cfg.name,
         plan.target,
-        if verdict.is_empty() { result } else { verdict.as_str() }
+        if verdict.is_empty() {
+            result.as_str()
+        } else {
+            verdict.as_str()
+        }
     );
     let message = format!(
         "{} ({})\n{description}: {result}\n{detail}",

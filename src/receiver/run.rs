@@ -17,7 +17,7 @@ use tokio::sync::{Mutex, Semaphore};
 
 use super::config::Rule;
 use super::job::Job;
-use super::journal::Event;
+use super::journal::{Event, VerifyResult};
 use super::ledger::Ledger;
 use super::messages::sep;
 use super::metrics::Metrics;
@@ -151,14 +151,14 @@ impl Runner {
         env.spawned = Some(sink);
         let mut all_ok = true;
         let mut ran = Vec::new();
-        let event = |index, action, description, result: &str, detail, took| Event::Action {
+        let event = |index, action, description, result: OutcomeResult, detail, took| Event::Action {
             id: id.to_string(),
             rule: rule.cfg.name.clone(),
             target: target.to_string(),
             index,
             action,
             description,
-            result: result.to_string(),
+            result,
             detail,
             duration_seconds: took,
         };
@@ -173,18 +173,26 @@ impl Runner {
             let started_at = crate::time::now();
             let run = tokio::time::timeout(timeout, t.run(alert, &env));
             let (result, detail) = match self.journal_spawned(&mut spawned, id, done.len(), run).await {
-                Ok(o) => (o.result.as_str(), o.detail),
+                Ok(o) => (o.result, o.detail),
                 Err(_) => (
-                    OutcomeResult::Failed.as_str(),
+                    OutcomeResult::Failed,
                     format!("timed out after {}", humantime::format_duration(timeout)),
                 ),
             };
             let took = started.elapsed().as_secs_f64();
-            timeline.action(started_at, started_at + took, result == "ok");
-            self.metrics.action(&name, result);
+            timeline.action(started_at, started_at + took, result == OutcomeResult::Ok);
+            self.metrics.action(&name, result.as_str());
             self.metrics.duration(&name, took);
             let description = t.describe();
-            log_outcome(id, &rule.cfg.name, target, &description, result, &detail);
+            log_outcome(
+                id,
+                &rule.cfg.name,
+                target,
+                &description,
+                result.as_str(),
+                result.went_as_hoped(),
+                &detail,
+            );
             self.ledger
                 .record(vec![event(
                     done.len(),
@@ -196,16 +204,16 @@ impl Runner {
                 )])
                 .await;
             ran.push(format!("{}: {result}{}", t.describe(), sep(&detail)));
-            let stop = !matches!(result, "ok" | "dry_run");
-            all_ok &= matches!(result, "ok" | "dry_run");
+            let stop = !result.went_as_hoped();
+            all_ok &= result.went_as_hoped();
             let followers = if stop { Ok(Vec::new()) } else { t.followers(&env).await };
             done.push(t);
             match followers {
                 Ok(f) => f.into_iter().rev().for_each(|f| work.push_front(f)),
                 Err(e) => {
                     // The dependents cannot be named: the plan fails here.
-                    let failed = OutcomeResult::Failed.as_str();
-                    self.metrics.action(&name, failed);
+                    let failed = OutcomeResult::Failed;
+                    self.metrics.action(&name, failed.as_str());
                     let description = format!("{} dependents of {}", name.clone(), done[done.len() - 1]);
                     self.ledger
                         .record(vec![event(
@@ -249,26 +257,34 @@ impl Runner {
         let mut verdict = String::new();
         for t in targets {
             let (result, detail) = match t.verify(env, rule.verify_timeout).await {
-                Verification::Verified => ("verified", String::new()),
-                Verification::NotHelped(why) => ("not_helped", why),
+                Verification::Verified => (VerifyResult::Verified, String::new()),
+                Verification::NotHelped(why) => (VerifyResult::NotHelped, why),
                 Verification::NotApplicable => continue,
             };
             if let Some(tl) = timeline.as_deref_mut() {
-                tl.verified(crate::time::now(), result == "verified");
+                tl.verified(crate::time::now(), result == VerifyResult::Verified);
             }
-            self.metrics.action(&t.name(), result);
+            self.metrics.action(&t.name(), result.as_str());
             self.ledger
                 .record(vec![Event::Verify {
                     id: id.to_string(),
                     rule: rule.cfg.name.clone(),
                     target: target.to_string(),
-                    result: result.to_string(),
+                    result,
                     detail: detail.clone(),
                 }])
                 .await;
-            log_outcome(id, &rule.cfg.name, target, &t.describe(), result, &detail);
+            log_outcome(
+                id,
+                &rule.cfg.name,
+                target,
+                &t.describe(),
+                result.as_str(),
+                result == VerifyResult::Verified,
+                &detail,
+            );
             verdict = format!("{result}{}", sep(&detail));
-            if result == "not_helped" {
+            if result == VerifyResult::NotHelped {
                 break;
             }
         }
@@ -451,9 +467,9 @@ fn outcome_evidence(before: &[evidence::Item], after: &[evidence::Item]) -> Stri
 /// One line in the service log per action outcome and verification: info
 /// when it went as hoped, a warning when it did not (the first line of its
 /// detail says why).
-fn log_outcome(id: &str, rule: &str, target: &str, action: &str, result: &str, detail: &str) {
+fn log_outcome(id: &str, rule: &str, target: &str, action: &str, result: &str, as_hoped: bool, detail: &str) {
     let why = detail.lines().next().unwrap_or("");
-    if matches!(result, "ok" | "dry_run" | "verified") {
+    if as_hoped {
         tracing::info!(id, rule, target, action, result, detail = why, "remediation action");
     } else {
         tracing::warn!(

@@ -17,8 +17,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::journal::{Decision, Entry, Event, PipelineChange, PipelineEvent};
+use super::journal::{Decision, Entry, Event, PipelineChange, PipelineEvent, VerifyResult};
 use super::payload::PayloadAlert;
+use crate::actions::OutcomeResult;
 
 /// How many recent action outcomes the status keeps.
 const LAST_ACTIONS: usize = 50;
@@ -290,7 +291,7 @@ impl State {
                 if let Some(p) = self.acting.get_mut(id) {
                     p.done += 1;
                     // The plan stops at the first action that is not ok.
-                    if p.done >= p.actions.len() || !matches!(result.as_str(), "ok" | "dry_run") {
+                    if p.done >= p.actions.len() || !result.went_as_hoped() {
                         self.acting.remove(id);
                     }
                 }
@@ -342,12 +343,16 @@ impl State {
                 detail,
                 ..
             } => {
-                let outcome = match result.as_str() {
-                    "ok" => (*index + 1 >= self.streak_actions(rule, target, id)).then_some(AttemptOutcome::Helped),
-                    "dry_run" => None,
-                    _ => Some(AttemptOutcome::Failed),
+                let outcome = match result {
+                    OutcomeResult::Ok => {
+                        (*index + 1 >= self.streak_actions(rule, target, id)).then_some(AttemptOutcome::Helped)
+                    }
+                    OutcomeResult::DryRun => None,
+                    OutcomeResult::Failed | OutcomeResult::Refused | OutcomeResult::Interrupted => {
+                        Some(AttemptOutcome::Failed)
+                    }
                 };
-                (id, rule, target, action.as_str(), result, detail, outcome)
+                (id, rule, target, action.as_str(), result.as_str(), detail, outcome)
             }
             Event::Verify {
                 id,
@@ -356,12 +361,11 @@ impl State {
                 result,
                 detail,
             } => {
-                let outcome = if result == "verified" {
-                    AttemptOutcome::Helped
-                } else {
-                    AttemptOutcome::Failed
+                let outcome = match result {
+                    VerifyResult::Verified => AttemptOutcome::Helped,
+                    VerifyResult::NotHelped => AttemptOutcome::Failed,
                 };
-                (id, rule, target, "verify", result, detail, Some(outcome))
+                (id, rule, target, "verify", result.as_str(), detail, Some(outcome))
             }
             _ => return,
         };
@@ -374,7 +378,7 @@ impl State {
             rule: rule.clone(),
             target: target.clone(),
             action: action.to_string(),
-            result: result.clone(),
+            result: result.to_string(),
             detail: detail.clone(),
         });
     }
@@ -640,7 +644,7 @@ mod tests {
                 index,
                 action: "exec".into(),
                 description: "exec x".into(),
-                result: result.into(),
+                result: serde_json::from_value(result.into()).expect("a journal spelling"),
                 detail: String::new(),
                 duration_seconds: 0.1,
             },
@@ -648,7 +652,7 @@ mod tests {
                 id: id.into(),
                 rule,
                 target,
-                result: result.into(),
+                result: serde_json::from_value(result.into()).expect("a journal spelling"),
                 detail: String::new(),
             },
         };

@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::journal::{Entry, Event};
+use super::journal::{Entry, Event, VerifyResult};
+use crate::actions::OutcomeResult;
 
 /// One stage of a remediation (the `stage` label; serialized the same).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -189,12 +190,12 @@ pub fn from_journal(entries: &[Entry]) -> BTreeMap<String, Timeline> {
                 ..
             } => {
                 if let Some(t) = out.get_mut(id) {
-                    t.action(e.ts - duration_seconds, e.ts, result == "ok");
+                    t.action(e.ts - duration_seconds, e.ts, *result == OutcomeResult::Ok);
                 }
             }
             Event::Verify { id, result, .. } => {
                 if let Some(t) = out.get_mut(id) {
-                    t.verified(e.ts, result == "verified");
+                    t.verified(e.ts, *result == VerifyResult::Verified);
                 }
             }
             _ => {}
@@ -327,7 +328,7 @@ mod tests {
             index: 0,
             action: "systemd.restart".into(),
             description: String::new(),
-            result: result.into(),
+            result: serde_json::from_value(result.into()).expect("a journal spelling"),
             detail: String::new(),
             duration_seconds: took,
         }
@@ -338,7 +339,7 @@ mod tests {
             id: id.into(),
             rule: "r".into(),
             target: "t".into(),
-            result: result.into(),
+            result: serde_json::from_value(result.into()).expect("a journal spelling"),
             detail: String::new(),
         }
     }

@@ -136,7 +136,7 @@ async fn kill9_mid_action_ends_interrupted_kills_the_surviving_group_and_verifie
                 detail,
                 index,
                 ..
-            } if *a == id => Some((result.clone(), detail.clone(), *index)),
+            } if *a == id => Some((*result, detail.clone(), *index)),
             _ => None,
         })
         .expect("an outcome for the interrupted plan");
@@ -156,7 +156,7 @@ async fn kill9_mid_action_ends_interrupted_kills_the_surviving_group_and_verifie
         .find_map(|e| match &e.event {
             Event::Verify {
                 id: v, result, detail, ..
-            } if *v == id => Some((result.clone(), detail.clone())),
+            } if *v == id => Some((*result, detail.clone())),
             _ => None,
         })
         .unwrap();

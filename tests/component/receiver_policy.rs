@@ -493,7 +493,7 @@ async fn restart_dependents_restarts_network_sharers_and_compose_dependents_afte
         let v: Vec<(String, String)> = entries
             .into_iter()
             .filter_map(|e| match e.event {
-                Event::Verify { rule, result, .. } => Some((rule, result)),
+                Event::Verify { rule, result, .. } => Some((rule, result.to_string())),
                 _ => None,
             })
             .collect();
@@ -512,7 +512,7 @@ async fn restart_dependents_restarts_network_sharers_and_compose_dependents_afte
                 result,
                 detail,
                 ..
-            } => Some((rule, description, result, detail)),
+            } => Some((rule, description, result.to_string(), detail)),
             _ => None,
         })
         .collect();

@@ -185,7 +185,7 @@ fn wait_verify(m: &SystemdMachine, rule: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let found = journal_of(m).into_iter().find_map(|e| match e.event {
-            Event::Verify { rule: r, result, .. } if r == rule => Some(result),
+            Event::Verify { rule: r, result, .. } if r == rule => Some(result.to_string()),
             Event::Action {
                 rule: r,
                 action,
@@ -222,7 +222,7 @@ fn actions_of(m: &SystemdMachine, rule: &str) -> Vec<(String, String, String)> {
                 result,
                 detail,
                 ..
-            } if r == rule => Some((action, result, detail)),
+            } if r == rule => Some((action, result.to_string(), detail)),
             _ => None,
         })
         .collect()

@@ -81,13 +81,17 @@ async fn series_of_a_host_with_200_units_and_20_containers() {
     }
 
     let dir = tempfile::tempdir().unwrap();
+    // disk_usage is off: its first background scan of this machine's /var,
+    // /tmp... ends at a different moment in each instance (and /tmp changes
+    // under the running suite), so its series would differ by timing, not
+    // by `unit_state_series`.
     let start = |mode: &str| {
         let cfg = dir.path().join(format!("hostmedic-{mode}.toml"));
         std::fs::write(
             &cfg,
             format!(
                 "[systemd]\nbus_address = \"{bus}\"\nuser_managers = \"none\"\nunit_state_series = \"{mode}\"\n\
-                 cgroup_root = \"{cg}\"\n[docker]\nhost = \"{docker}\"\n",
+                 cgroup_root = \"{cg}\"\n[docker]\nhost = \"{docker}\"\n[disk_usage]\nenabled = false\n",
                 bus = m.bus_address(),
                 cg = m.cgroup().display(),
                 docker = engine.docker_host(),

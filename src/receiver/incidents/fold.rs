@@ -247,14 +247,14 @@ pub(super) fn follow(plan: &mut Plan, e: &Entry) {
             at: e.ts,
             action: action.clone(),
             description: description.clone(),
-            result: result.clone(),
+            result: result.as_str().to_string(),
             detail: detail.clone(),
             duration_seconds: *duration_seconds,
         }),
         Event::Verify { result, detail, .. } => {
             plan.verification = Some(VerifyResult {
                 at: e.ts,
-                result: result.clone(),
+                result: result.as_str().to_string(),
                 detail: detail.clone(),
             })
         }

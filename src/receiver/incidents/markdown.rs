@@ -396,7 +396,7 @@ mod tests {
         // A failed action: its stages, and why there is no total.
         let mut failed = entries.clone();
         if let Event::Verify { result, .. } = &mut failed[3].event {
-            *result = "not_helped".into();
+            *result = crate::receiver::journal::VerifyResult::NotHelped;
         }
         let md = markdown(&failed, "j", None, 0);
         assert!(md.contains("verification 1.50 s, no total (not remediated)\n"), "{md}");

@@ -54,7 +54,7 @@ fn action_ok(action: &str, took: f64) -> Event {
         index: 0,
         action: action.into(),
         description: format!("{action} systemd:system:worker.service"),
-        result: "ok".into(),
+        result: crate::actions::OutcomeResult::Ok,
         detail: String::new(),
         duration_seconds: took,
     }
@@ -66,7 +66,7 @@ fn verified() -> Event {
         id: "a1".into(),
         rule: "unit-crash-loop".into(),
         target: "systemd:system:worker.service".into(),
-        result: "verified".into(),
+        result: crate::receiver::journal::VerifyResult::Verified,
         detail: String::new(),
     }
 }

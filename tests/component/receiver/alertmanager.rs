@@ -37,7 +37,7 @@ async fn alertmanager_delivers_with_bearer_auth_and_the_action_runs_once() {
     let action = entries
         .iter()
         .find_map(|e| match &e.event {
-            Event::Action { result, action, .. } => Some((action.clone(), result.clone())),
+            Event::Action { result, action, .. } => Some((action.clone(), result.to_string())),
             _ => None,
         })
         .expect("action result journaled");

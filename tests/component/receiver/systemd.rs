@@ -59,8 +59,8 @@ async fn systemd_restart_verified_and_crash_loop_budget_stops_and_masks() {
         fx.journal()
             .iter()
             .filter_map(|e| match &e.event {
-                Event::Action { action, result, .. } => Some((action.clone(), result.clone())),
-                Event::Verify { result, .. } => Some(("verify".into(), result.clone())),
+                Event::Action { action, result, .. } => Some((action.clone(), result.to_string())),
+                Event::Verify { result, .. } => Some(("verify".into(), result.to_string())),
                 _ => None,
             })
             .collect()

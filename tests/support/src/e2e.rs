@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hostmedic::receiver::journal::{self, Entry, Event};
+use hostmedic::receiver::journal::{self, Entry, Event, VerifyResult};
 
 use super::alertmanager::{Alertmanager, WebhookTarget};
 use super::config::TestConfig;
@@ -254,7 +254,7 @@ impl Stack {
     pub fn verified(&self, rule: &str, target: &str) -> Option<Entry> {
         self.journal().into_iter().find(|e| {
             matches!(&e.event, Event::Verify { rule: r, target: t, result, .. }
-                if r == rule && t.contains(target) && result == "verified")
+                if r == rule && t.contains(target) && *result == VerifyResult::Verified)
         })
     }
 
@@ -270,7 +270,7 @@ impl Stack {
                     result,
                     detail,
                     ..
-                } if r == rule => Some((action, target, result, detail)),
+                } if r == rule => Some((action, target, result.as_str().to_string(), detail)),
                 _ => None,
             })
             .collect()
