@@ -81,7 +81,7 @@ alertname = "BenchAlert"
 mode = "dry-run"
 actions = [{ type = "systemd", op = "restart", unit = "{{ labels.unit }}" }]
 TOML
-  "$bin" --config "$dir/hostmedic.toml" --web.listen-address 127.0.0.1:0 --log.level warn,hostmedic=info serve 2>"$dir/hostmedic.log" &
+  "$bin" --config "$dir/hostmedic.toml" --web.listen-address 127.0.0.1:0 --log.level info serve 2>"$dir/hostmedic.log" &
   PIDS[i]=$!
   LABELS[i]=$label
   DIRS[i]=$dir

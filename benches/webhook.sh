@@ -34,7 +34,7 @@ alertname = "BenchAlert"
 mode = "dry-run"
 actions = [{ type = "systemd", op = "restart", unit = "{{ labels.unit }}" }]
 TOML
-target/release/hostmedic --config "$DIR/hostmedic.toml" --web.listen-address 127.0.0.1:0 --log.level warn,hostmedic=info serve 2>"$DIR/hostmedic.log" &
+target/release/hostmedic --config "$DIR/hostmedic.toml" --web.listen-address 127.0.0.1:0 --log.level info serve 2>"$DIR/hostmedic.log" &
 PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$DIR"' EXIT
 for _ in $(seq 100); do
