@@ -257,21 +257,27 @@ mod tests {
             .remove(0)
     }
 
+    /// Rule `rule` on target `t` acted at `now` and failed once: a cooldown
+    /// and a streak of one failure.
+    fn failed_once(s: &mut State, rule: &str, now: f64) {
+        let key = crate::receiver::state::cooldown_key(rule, "t");
+        s.cooldowns.insert(key.clone(), now);
+        let streak = Streak {
+            before: 1,
+            id: "a1".into(),
+            actions: 1,
+            outcome: AttemptOutcome::Failed,
+        };
+        s.streaks.insert(key, streak);
+    }
+
     #[test]
     fn backoff_lists_only_cooldowns_that_grew() {
         let rules = [rule("plain", ""), rule("grows", "backoff_factor = 2.0")];
         let mut s = State::default();
         let now = crate::time::now();
         for r in ["plain", "grows"] {
-            let key = crate::receiver::state::cooldown_key(r, "t");
-            s.cooldowns.insert(key.clone(), now);
-            let streak = Streak {
-                before: 1,
-                id: "a1".into(),
-                actions: 1,
-                outcome: AttemptOutcome::Failed,
-            };
-            s.streaks.insert(key, streak);
+            failed_once(&mut s, r, now);
         }
         let doc = document(&ReceiverConfig::default(), &rules, &s, None);
         let backoff = &doc.backoff;
@@ -286,16 +292,8 @@ mod tests {
         let rules = [rule("grows", "backoff_factor = 2.0")];
         let mut s = State::default();
         let now = crate::time::now();
-        let key = crate::receiver::state::cooldown_key("grows", "t");
-        s.cooldowns.insert(key.clone(), now);
+        failed_once(&mut s, "grows", now);
         s.attempts.insert("t".into(), vec![now]);
-        let streak = Streak {
-            before: 1,
-            id: "a1".into(),
-            actions: 1,
-            outcome: AttemptOutcome::Failed,
-        };
-        s.streaks.insert(key, streak);
         let doc = document(&ReceiverConfig::default(), &rules, &s, None);
         let v = serde_json::to_value(&doc).unwrap();
         let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();

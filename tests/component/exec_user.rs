@@ -9,10 +9,21 @@ use crate::common;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use hostmedic::actions::{ActionEnv, ActionSpec, Alert, Context, OutcomeResult, exec::Accounts};
+use hostmedic::actions::{ActionEnv, ActionSpec, Alert, Context, Outcome, OutcomeResult, exec::Accounts};
 
 fn spec(toml_text: &str) -> ActionSpec {
     toml::from_str(toml_text).unwrap_or_else(|e| panic!("{toml_text}: {e}"))
+}
+
+/// Compiles, resolves and runs `s` for an empty alert in `env`.
+async fn run(s: &ActionSpec, env: &ActionEnv) -> Outcome {
+    let alert = Alert::default();
+    s.compile("test.action", &Context::default())
+        .expect("valid spec")
+        .resolve(&alert)
+        .unwrap()
+        .run(&alert, env)
+        .await
 }
 
 fn script(dir: &Path, body: &str) -> String {
@@ -59,14 +70,7 @@ async fn exec_as_nobody_nogroup_creates_files_owned_by_them() {
     ));
     s.compile("receiver.rules[0].actions[0]", &Context::default())
         .expect("valid");
-    let alert = Alert::default();
-    let o = s
-        .compile("test.action", &Context::default())
-        .expect("valid spec")
-        .resolve(&alert)
-        .unwrap()
-        .run(&alert, &ActionEnv::default())
-        .await;
+    let o = run(&s, &ActionEnv::default()).await;
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
     let meta = std::fs::metadata(&made).expect("the command created the file");
     assert_eq!((meta.uid(), meta.gid()), (nobody_uid, nogroup_gid));
@@ -82,13 +86,7 @@ async fn exec_as_nobody_nogroup_creates_files_owned_by_them() {
     // `user` alone: the user's primary group from the passwd file.
     std::fs::remove_file(&made).unwrap();
     let s = spec(&format!("type = \"exec\"\nargv = [\"{prog}\"]\nuser = \"nobody\""));
-    let o = s
-        .compile("test.action", &Context::default())
-        .expect("valid spec")
-        .resolve(&alert)
-        .unwrap()
-        .run(&alert, &ActionEnv::default())
-        .await;
+    let o = run(&s, &ActionEnv::default()).await;
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
     let (_, primary) = uid_gid_of("/etc/passwd", "nobody");
     assert_eq!(std::fs::metadata(&made).unwrap().gid(), primary);
@@ -96,13 +94,7 @@ async fn exec_as_nobody_nogroup_creates_files_owned_by_them() {
     // No user/group: hostmedic's own (root here), as before.
     std::fs::remove_file(&made).unwrap();
     let s = spec(&format!("type = \"exec\"\nargv = [\"{prog}\"]"));
-    let o = s
-        .compile("test.action", &Context::default())
-        .expect("valid spec")
-        .resolve(&alert)
-        .unwrap()
-        .run(&alert, &ActionEnv::default())
-        .await;
+    let o = run(&s, &ActionEnv::default()).await;
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
     let meta = std::fs::metadata(&made).unwrap();
     assert_eq!(meta.uid(), nix::unistd::geteuid().as_raw());
@@ -126,7 +118,6 @@ async fn unknown_user_or_group_fails_at_run_time_and_runs_nothing() {
     };
     let made = dir.path().join("out/ran");
     let prog = script(dir.path(), &format!("touch {}", made.display()));
-    let alert = Alert::default();
     for (keys, want) in [
         (
             "user = \"postgres\"",
@@ -139,13 +130,7 @@ async fn unknown_user_or_group_fails_at_run_time_and_runs_nothing() {
     ] {
         let s = spec(&format!("type = \"exec\"\nargv = [\"{prog}\"]\n{keys}"));
         s.compile("r.a", &Context::default()).expect("syntax is fine");
-        let o = s
-            .compile("test.action", &Context::default())
-            .expect("valid spec")
-            .resolve(&alert)
-            .unwrap()
-            .run(&alert, &env)
-            .await;
+        let o = run(&s, &env).await;
         assert_eq!(o.result, OutcomeResult::Failed, "{}", o.detail);
         assert!(o.detail.contains(&want), "want {want:?} in {}", o.detail);
         assert!(!made.exists(), "nothing may run for an unknown account");
@@ -156,13 +141,7 @@ async fn unknown_user_or_group_fails_at_run_time_and_runs_nothing() {
         ..env.clone()
     };
     let s = spec(&format!("type = \"exec\"\nargv = [\"{prog}\"]\nuser = \"db\""));
-    let o = s
-        .compile("test.action", &Context::default())
-        .expect("valid spec")
-        .resolve(&alert)
-        .unwrap()
-        .run(&alert, &dry)
-        .await;
+    let o = run(&s, &dry).await;
     assert_eq!(o.result, OutcomeResult::DryRun, "{}", o.detail);
     assert!(o.detail.contains("as uid 2001 gid 2001"), "{}", o.detail);
 }

@@ -4,18 +4,13 @@
 
 use super::*;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn budget_exhausted_escalates_and_holds_until_cleared_or_resolved() {
-    let fx = Fixture::new();
-    let sink = Sink::start().await;
-    let srv = InProcess::start(Config::parse(&fx.config(&sink.url("/hook"), 2, |_| {}), "test").unwrap()).await;
-    let url = srv.url("/api/v1/alerts");
-    // Three firings of the same alert (each a new startsAt): two attempts,
-    // then the budget is spent.
+/// Two firings of `WorkerDown` (00:00 and 00:10) posted to `url`, each acted
+/// on, and both action results in the journal.
+async fn two_attempts(fx: &Fixture, url: &str) {
     for (i, s) in ["2026-01-01T00:00:00Z", "2026-01-01T00:10:00Z"].iter().enumerate() {
-        let (code, body) = post(&url, Some(TOKEN), &payload(vec![worker(s)])).await;
+        let (code, body) = post(url, Some(TOKEN), &payload(vec![worker(s)])).await;
         assert_eq!(code, 200, "{body}");
-        wait_effects(&fx, i + 1).await;
+        wait_effects(fx, i + 1).await;
     }
     eventually(Duration::from_secs(10), "two action results journaled", || async {
         (fx.journal()
@@ -26,6 +21,17 @@ async fn budget_exhausted_escalates_and_holds_until_cleared_or_resolved() {
             .then_some(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn budget_exhausted_escalates_and_holds_until_cleared_or_resolved() {
+    let fx = Fixture::new();
+    let sink = Sink::start().await;
+    let srv = InProcess::start(Config::parse(&fx.config(&sink.url("/hook"), 2, |_| {}), "test").unwrap()).await;
+    let url = srv.url("/api/v1/alerts");
+    // Three firings of the same alert (each a new startsAt): two attempts,
+    // then the budget is spent.
+    two_attempts(&fx, &url).await;
     let (code, _) = post(&url, Some(TOKEN), &payload(vec![worker("2026-01-01T00:20:00Z")])).await;
     assert_eq!(code, 200);
     let esc = eventually(Duration::from_secs(20), "escalation at the sink", || async {
@@ -121,20 +127,8 @@ async fn sigkill_and_restart_keep_budget_and_journal() {
     let cfg = fx.write_config(&fx.config(&sink.url("/hook"), 2, |_| {}));
     let mut bin = Binary::start(&cfg, fx.dir.path());
     let url = bin.url("/api/v1/alerts");
-    for (i, s) in ["2026-01-01T00:00:00Z", "2026-01-01T00:10:00Z"].iter().enumerate() {
-        assert_eq!(post(&url, Some(TOKEN), &payload(vec![worker(s)])).await.0, 200);
-        wait_effects(&fx, i + 1).await;
-    }
-    // Wait for the action results to be journaled, then kill -9.
-    eventually(Duration::from_secs(10), "two action results", || async {
-        (fx.journal()
-            .iter()
-            .filter(|e| matches!(e.event, Event::Action { .. }))
-            .count()
-            == 2)
-            .then_some(())
-    })
-    .await;
+    // Two attempts, their results journaled, then kill -9.
+    two_attempts(&fx, &url).await;
     let before = fx.journal();
     bin.signal_and_wait(nix::sys::signal::Signal::SIGKILL, Duration::from_secs(10))
         .expect("killed");
