@@ -247,86 +247,18 @@ impl Runner {
     /// the per-collector duration/success series appended.
     pub async fn gather(&self) -> MetricSet {
         let set = self.set.load_full();
-        let tasks: Vec<_> = set
-            .running
-            .iter()
-            .map(|r| {
-                let c = r.collector.clone();
-                let timeout = set.timeout;
-                let name = c.name();
-                let handle = tokio::spawn(async move {
-                    let start = Instant::now();
-                    let mut set = MetricSet::new();
-                    let res = tokio::time::timeout(timeout, c.collect(&mut set)).await;
-                    (set, res, start.elapsed())
-                });
-                (name, handle)
-            })
-            .collect();
+        let tasks: Vec<_> = set.running.iter().map(|r| spawn_collect(r, set.timeout)).collect();
 
         let mut out = MetricSet::new();
-        out.declare(
-            DURATION,
-            "Duration of a collector's collection.",
-            crate::metrics::Kind::Gauge,
-        );
-        out.declare(
-            SUCCESS,
-            "Whether a collector succeeded (1) or failed, timed out or found no source (0).",
-            crate::metrics::Kind::Gauge,
-        );
-        out.declare(
-            PRESENT,
-            "Whether the collector's source exists on this host (0: absent, for example no Docker socket).",
-            crate::metrics::Kind::Gauge,
-        );
+        declare_runner_series(&mut out);
         let mut results = Vec::with_capacity(tasks.len());
         for (name, handle) in tasks {
-            let outcome = match handle.await {
-                Ok((set, Ok(Ok(())), took)) => (Some(set), Ok(()), took),
-                Ok((_, Ok(Err(e)), took)) => (None, Err(e), took),
-                Ok((_, Err(_elapsed), took)) => (
-                    None,
-                    Err(CollectError::Failed(format!("timed out after {:?}", set.timeout))),
-                    took,
-                ),
-                Err(join) => (
-                    None,
-                    Err(CollectError::Failed(format!("collector panicked: {join}"))),
-                    Duration::ZERO,
-                ),
-            };
-            results.push((name, outcome));
+            results.push((name, join_collect(handle, set.timeout).await));
         }
 
         let mut status = crate::sync::lock(&self.status);
         for (name, (set, res, took)) in results {
-            let ok = res.is_ok();
-            let present = !matches!(res, Err(CollectError::Unavailable(_)));
-            let error = res.as_ref().err().map(|e| e.to_string());
-            // One log line per change of state, not one per scrape.
-            let prev = status.get(name);
-            let changed = prev.is_none_or(|p| p.success != ok || p.source_present != present);
-            if changed {
-                match &res {
-                    Ok(()) if prev.is_some() => tracing::info!(collector = name, "collector recovered"),
-                    Ok(()) => {}
-                    Err(CollectError::Unavailable(why)) => {
-                        tracing::info!(collector = name, reason = %why, "source not present on this host")
-                    }
-                    Err(e) => tracing::warn!(collector = name, error = %e, "collector failed"),
-                }
-            }
-            status.insert(
-                name,
-                CollectorStatus {
-                    success: ok,
-                    source_present: present,
-                    duration_seconds: took.as_secs_f64(),
-                    error,
-                    at: SystemTime::now(),
-                },
-            );
+            let (ok, present) = note_status(&mut status, name, &res, took);
             if let Some(set) = set {
                 out.extend(set);
             }
@@ -337,6 +269,103 @@ impl Runner {
         }
         out
     }
+}
+
+/// What one collector's task hands back: its series, its result (timeout
+/// included) and how long it took.
+type Collected = (
+    MetricSet,
+    Result<Result<(), CollectError>, tokio::time::error::Elapsed>,
+    Duration,
+);
+
+/// Starts `r`'s collection in its own task under `timeout`.
+fn spawn_collect(r: &Running, timeout: Duration) -> (&'static str, tokio::task::JoinHandle<Collected>) {
+    let c = r.collector.clone();
+    let name = c.name();
+    let handle = tokio::spawn(async move {
+        let start = Instant::now();
+        let mut set = MetricSet::new();
+        let res = tokio::time::timeout(timeout, c.collect(&mut set)).await;
+        (set, res, start.elapsed())
+    });
+    (name, handle)
+}
+
+/// Waits for one collection: its series only when it succeeded, a timeout
+/// or panic turned into a failure.
+async fn join_collect(
+    handle: tokio::task::JoinHandle<Collected>,
+    timeout: Duration,
+) -> (Option<MetricSet>, Result<(), CollectError>, Duration) {
+    match handle.await {
+        Ok((set, Ok(Ok(())), took)) => (Some(set), Ok(()), took),
+        Ok((_, Ok(Err(e)), took)) => (None, Err(e), took),
+        Ok((_, Err(_elapsed), took)) => (
+            None,
+            Err(CollectError::Failed(format!("timed out after {timeout:?}"))),
+            took,
+        ),
+        Err(join) => (
+            None,
+            Err(CollectError::Failed(format!("collector panicked: {join}"))),
+            Duration::ZERO,
+        ),
+    }
+}
+
+/// The runner's own per-collector series, declared before any collector's.
+fn declare_runner_series(out: &mut MetricSet) {
+    out.declare(
+        DURATION,
+        "Duration of a collector's collection.",
+        crate::metrics::Kind::Gauge,
+    );
+    out.declare(
+        SUCCESS,
+        "Whether a collector succeeded (1) or failed, timed out or found no source (0).",
+        crate::metrics::Kind::Gauge,
+    );
+    out.declare(
+        PRESENT,
+        "Whether the collector's source exists on this host (0: absent, for example no Docker socket).",
+        crate::metrics::Kind::Gauge,
+    );
+}
+
+/// Records `name`'s outcome, logging once per change of state, not once
+/// per scrape; returns whether it succeeded and whether its source is present.
+fn note_status(
+    status: &mut BTreeMap<&'static str, CollectorStatus>,
+    name: &'static str,
+    res: &Result<(), CollectError>,
+    took: Duration,
+) -> (bool, bool) {
+    let ok = res.is_ok();
+    let present = !matches!(res, Err(CollectError::Unavailable(_)));
+    let prev = status.get(name);
+    let changed = prev.is_none_or(|p| p.success != ok || p.source_present != present);
+    if changed {
+        match res {
+            Ok(()) if prev.is_some() => tracing::info!(collector = name, "collector recovered"),
+            Ok(()) => {}
+            Err(CollectError::Unavailable(why)) => {
+                tracing::info!(collector = name, reason = %why, "source not present on this host")
+            }
+            Err(e) => tracing::warn!(collector = name, error = %e, "collector failed"),
+        }
+    }
+    status.insert(
+        name,
+        CollectorStatus {
+            success: ok,
+            source_present: present,
+            duration_seconds: took.as_secs_f64(),
+            error: res.as_ref().err().map(|e| e.to_string()),
+            at: SystemTime::now(),
+        },
+    );
+    (ok, present)
 }
 
 impl Running {

@@ -188,82 +188,96 @@ fn collectors(set: &MetricSet, family: &str, value: f64) -> Vec<String> {
         .collect()
 }
 
+/// Every hwmon temperature with its thresholds, hottest first.
+fn temperatures(set: &MetricSet) -> Vec<Temperature> {
+    const SENSOR: &[&str] = &["source", "device", "sensor"];
+    let mut v = Vec::new();
+    for s in samples(set, "hostmedic_hwmon_temp_celsius") {
+        let Some(c) = number(s) else { continue };
+        let max = matching(set, "hostmedic_hwmon_temp_max_celsius", s, SENSOR);
+        let crit = matching(set, "hostmedic_hwmon_temp_crit_celsius", s, SENSOR);
+        let state = match (max, crit) {
+            (_, Some(k)) if c >= k => TempState::Critical,
+            (Some(m), _) if c >= m => TempState::OverMax,
+            (None, None) => TempState::NoThreshold,
+            _ => TempState::Ok,
+        };
+        v.push(Temperature {
+            chip: label(s, "chip").to_string(),
+            sensor: label(s, "sensor").to_string(),
+            label: label(s, "label").to_string(),
+            celsius: c,
+            max_celsius: max,
+            crit_celsius: crit,
+            state,
+        });
+    }
+    v.sort_by(|a, b| b.celsius.total_cmp(&a.celsius));
+    v
+}
+
+/// Every filesystem with a size and free space, fullest first.
+fn filesystems(set: &MetricSet) -> Vec<Filesystem> {
+    let mut v = Vec::new();
+    for s in samples(set, "hostmedic_host_filesystem_size_bytes") {
+        let Some(size) = number(s).filter(|n| *n > 0.0) else {
+            continue;
+        };
+        let Some(avail) = matching(
+            set,
+            "hostmedic_host_filesystem_avail_bytes",
+            s,
+            &["mountpoint", "device"],
+        ) else {
+            continue;
+        };
+        v.push(Filesystem {
+            mountpoint: label(s, "mountpoint").to_string(),
+            device: label(s, "device").to_string(),
+            fstype: label(s, "fstype").to_string(),
+            size_bytes: size,
+            avail_bytes: avail,
+            used_ratio: 1.0 - avail / size,
+        });
+    }
+    v.sort_by(|a, b| b.used_ratio.total_cmp(&a.used_ratio));
+    v
+}
+
+/// Load averages per CPU, when the CPU count and all three are there.
+fn load(set: &MetricSet) -> Option<Load> {
+    let cpus = scalar(set, "hostmedic_host_cpus").filter(|n| *n > 0.0)?;
+    let per = |f: &str| scalar(set, f).map(|l| l / cpus);
+    Some(Load {
+        cpus,
+        load1_per_cpu: per("hostmedic_host_load1")?,
+        load5_per_cpu: per("hostmedic_host_load5")?,
+        load15_per_cpu: per("hostmedic_host_load15")?,
+    })
+}
+
+/// Total and available memory, when both are there.
+fn memory(set: &MetricSet) -> Option<Memory> {
+    let total = scalar(set, "hostmedic_host_memory_total_bytes").filter(|n| *n > 0.0)?;
+    let avail = scalar(set, "hostmedic_host_memory_available_bytes")?;
+    Some(Memory {
+        total_bytes: total,
+        available_bytes: avail,
+        available_ratio: avail / total,
+    })
+}
+
 impl HostSummary {
     /// Summarizes a scrape's snapshot taken at `now`.
     pub fn from_set(set: &MetricSet, now: f64) -> HostSummary {
         let mut h = HostSummary {
             scraped_at: now,
+            temperatures: temperatures(set),
+            filesystems: filesystems(set),
+            load: load(set),
+            memory: memory(set),
             ..Default::default()
         };
-        const SENSOR: &[&str] = &["source", "device", "sensor"];
-        for s in samples(set, "hostmedic_hwmon_temp_celsius") {
-            let Some(c) = number(s) else { continue };
-            let max = matching(set, "hostmedic_hwmon_temp_max_celsius", s, SENSOR);
-            let crit = matching(set, "hostmedic_hwmon_temp_crit_celsius", s, SENSOR);
-            let state = match (max, crit) {
-                (_, Some(k)) if c >= k => TempState::Critical,
-                (Some(m), _) if c >= m => TempState::OverMax,
-                (None, None) => TempState::NoThreshold,
-                _ => TempState::Ok,
-            };
-            h.temperatures.push(Temperature {
-                chip: label(s, "chip").to_string(),
-                sensor: label(s, "sensor").to_string(),
-                label: label(s, "label").to_string(),
-                celsius: c,
-                max_celsius: max,
-                crit_celsius: crit,
-                state,
-            });
-        }
-        h.temperatures.sort_by(|a, b| b.celsius.total_cmp(&a.celsius));
-        for s in samples(set, "hostmedic_host_filesystem_size_bytes") {
-            let Some(size) = number(s).filter(|n| *n > 0.0) else {
-                continue;
-            };
-            let Some(avail) = matching(
-                set,
-                "hostmedic_host_filesystem_avail_bytes",
-                s,
-                &["mountpoint", "device"],
-            ) else {
-                continue;
-            };
-            h.filesystems.push(Filesystem {
-                mountpoint: label(s, "mountpoint").to_string(),
-                device: label(s, "device").to_string(),
-                fstype: label(s, "fstype").to_string(),
-                size_bytes: size,
-                avail_bytes: avail,
-                used_ratio: 1.0 - avail / size,
-            });
-        }
-        h.filesystems.sort_by(|a, b| b.used_ratio.total_cmp(&a.used_ratio));
-        if let Some(cpus) = scalar(set, "hostmedic_host_cpus").filter(|n| *n > 0.0) {
-            let per = |f: &str| scalar(set, f).map(|l| l / cpus);
-            if let (Some(l1), Some(l5), Some(l15)) = (
-                per("hostmedic_host_load1"),
-                per("hostmedic_host_load5"),
-                per("hostmedic_host_load15"),
-            ) {
-                h.load = Some(Load {
-                    cpus,
-                    load1_per_cpu: l1,
-                    load5_per_cpu: l5,
-                    load15_per_cpu: l15,
-                });
-            }
-        }
-        if let (Some(total), Some(avail)) = (
-            scalar(set, "hostmedic_host_memory_total_bytes").filter(|n| *n > 0.0),
-            scalar(set, "hostmedic_host_memory_available_bytes"),
-        ) {
-            h.memory = Some(Memory {
-                total_bytes: total,
-                available_bytes: avail,
-                available_ratio: avail / total,
-            });
-        }
         h.failed_units = units(set, "hostmedic_systemd_unit_state", |s, n| {
             label(s, "state") == "failed" && n == 1.0
         });

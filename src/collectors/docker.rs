@@ -195,6 +195,16 @@ impl DockerCollector {
 
     /// Lists, filters and reads every container.
     async fn read(&self, conn: &Connection) -> Result<Vec<Sample>, DockerError> {
+        let ids = self.kept_ids(conn).await?;
+        let statuses = self.inspect_all(conn, ids).await?;
+        let mut out = self.with_cgroups(statuses).await;
+        self.fill_memory_from_stats(conn, &mut out).await;
+        out.sort_by(|a, b| a.status.name.cmp(&b.status.name));
+        Ok(out)
+    }
+
+    /// The ids of every container (running or not) whose name passes the filters.
+    async fn kept_ids(&self, conn: &Connection) -> Result<Vec<String>, DockerError> {
         let opts = bollard::query_parameters::ListContainersOptions {
             all: true,
             ..Default::default()
@@ -211,12 +221,15 @@ impl DockerCollector {
                 what: "container list".into(),
                 source: e,
             })?;
-        let ids: Vec<String> = list
+        Ok(list
             .into_iter()
             .filter(|c| self.keeps(crate::docker::own_name(c.names.as_deref().unwrap_or_default())))
             .filter_map(|c| c.id)
-            .collect();
+            .collect())
+    }
 
+    /// Inspects `ids` concurrently; containers removed since the list are left out.
+    async fn inspect_all(&self, conn: &Connection, ids: Vec<String>) -> Result<Vec<ContainerStatus>, DockerError> {
         let results: Vec<Result<Option<ContainerStatus>, DockerError>> = futures::stream::iter(ids)
             .map(|id| async move {
                 match conn.inspect(&id).await {
@@ -235,11 +248,13 @@ impl DockerCollector {
                 statuses.push(s);
             }
         }
+        Ok(statuses)
+    }
 
-        // Memory: the cgroup files of every running container in one blocking
-        // task (microseconds each), then one-shot stats, concurrently, for
-        // those whose cgroup could not be read.
-        let has_memory = |s: &ContainerStatus| matches!(s.state, State::Running | State::Paused);
+    /// One sample per status, with the cgroup files of every running
+    /// container read in one blocking task (microseconds each) when
+    /// `memory_source = "cgroup"`.
+    async fn with_cgroups(&self, statuses: Vec<ContainerStatus>) -> Vec<Sample> {
         let pids: Vec<Option<i64>> = statuses.iter().map(|s| s.pid.filter(|_| has_memory(s))).collect();
         let from_cgroup: Vec<Option<crate::cgroup::Usage>> = if self.cfg.memory_source == MemorySource::Cgroup {
             let (procfs, sysfs) = (self.procfs.clone(), self.sysfs.clone());
@@ -250,7 +265,7 @@ impl DockerCollector {
             Vec::new()
         };
         let mut from_cgroup = from_cgroup.into_iter();
-        let mut out: Vec<Sample> = statuses
+        statuses
             .into_iter()
             .map(|status| {
                 let cgroup = from_cgroup.next().flatten();
@@ -260,7 +275,12 @@ impl DockerCollector {
                     status,
                 }
             })
-            .collect();
+            .collect()
+    }
+
+    /// One-shot stats, concurrently, for the running containers whose memory
+    /// the cgroup files did not give.
+    async fn fill_memory_from_stats(&self, conn: &Connection, out: &mut [Sample]) {
         let missing: Vec<usize> = (0..out.len())
             .filter(|&i| out[i].memory_usage.is_none() && has_memory(&out[i].status))
             .collect();
@@ -287,9 +307,12 @@ impl DockerCollector {
         for (i, m) in fetched {
             out[i].memory_usage = m;
         }
-        out.sort_by(|a, b| a.status.name.cmp(&b.status.name));
-        Ok(out)
     }
+}
+
+/// Whether the container has memory in use worth reading (running or paused).
+fn has_memory(s: &ContainerStatus) -> bool {
+    matches!(s.state, State::Running | State::Paused)
 }
 
 /// The cgroup files of each container's main process (`None`: not running,
@@ -316,103 +339,125 @@ fn write(out: &mut MetricSet, conn: &Connection, samples: &[Sample]) {
         1.0,
     );
     for s in samples {
-        let st = &s.status;
-        let c = st.name.as_str();
+        write_identity(out, &s.status);
+        write_state(out, &s.status);
+        write_lifecycle(out, &s.status);
+        write_memory(out, s);
+    }
+}
+
+/// `container_info`: name, id, image and compose labels.
+fn write_identity(out: &mut MetricSet, st: &ContainerStatus) {
+    out.gauge(
+        "hostmedic_docker_container_info",
+        "Container identity; always 1. compose_* are empty outside Docker Compose.",
+        &[
+            ("container", st.name.as_str()),
+            ("id", &st.id),
+            ("image", &st.image),
+            ("compose_project", st.label(COMPOSE_PROJECT_LABEL)),
+            ("compose_service", st.label(COMPOSE_SERVICE_LABEL)),
+        ],
+        1.0,
+    );
+}
+
+/// The one-hot state and health series and the health check's failing streak.
+fn write_state(out: &mut MetricSet, st: &ContainerStatus) {
+    let c = st.name.as_str();
+    for state in STATES {
         out.gauge(
-            "hostmedic_docker_container_info",
-            "Container identity; always 1. compose_* are empty outside Docker Compose.",
-            &[
-                ("container", c),
-                ("id", &st.id),
-                ("image", &st.image),
-                ("compose_project", st.label(COMPOSE_PROJECT_LABEL)),
-                ("compose_service", st.label(COMPOSE_SERVICE_LABEL)),
-            ],
-            1.0,
+            STATE,
+            "Container state, one-hot: exactly one state is 1.",
+            &[("container", c), ("state", state)],
+            f64::from(u8::from(st.state.as_str() == state)),
         );
-        for state in STATES {
-            out.gauge(
-                STATE,
-                "Container state, one-hot: exactly one state is 1.",
-                &[("container", c), ("state", state)],
-                f64::from(u8::from(st.state.as_str() == state)),
-            );
-        }
-        for health in HEALTHS {
-            out.gauge(
-                HEALTH,
-                "Container health, one-hot: none = no health check (not the same as unhealthy).",
-                &[("container", c), ("health", health)],
-                f64::from(u8::from(st.health.as_str() == health)),
-            );
-        }
-        if let Some(streak) = st.failing_streak {
-            out.gauge(
-                "hostmedic_docker_container_health_failing_streak",
-                "Consecutive failed health checks as reported by the engine (only for containers with a health check).",
-                &[("container", c)],
-                streak as f64,
-            );
-        }
-        out.counter(
-            "hostmedic_docker_container_restarts",
-            "Times the engine restarted the container under its restart policy (RestartCount; the engine resets it when the container is started by hand).",
+    }
+    for health in HEALTHS {
+        out.gauge(
+            HEALTH,
+            "Container health, one-hot: none = no health check (not the same as unhealthy).",
+            &[("container", c), ("health", health)],
+            f64::from(u8::from(st.health.as_str() == health)),
+        );
+    }
+    if let Some(streak) = st.failing_streak {
+        out.gauge(
+            "hostmedic_docker_container_health_failing_streak",
+            "Consecutive failed health checks as reported by the engine (only for containers with a health check).",
             &[("container", c)],
-            st.restart_count as f64,
+            streak as f64,
         );
+    }
+}
+
+/// Restarts, last exit (OOM kill, exit code), restart policy and the
+/// start/finish timestamps.
+fn write_lifecycle(out: &mut MetricSet, st: &ContainerStatus) {
+    let c = st.name.as_str();
+    out.counter(
+        "hostmedic_docker_container_restarts",
+        "Times the engine restarted the container under its restart policy (RestartCount; the engine resets it when the container is started by hand).",
+        &[("container", c)],
+        st.restart_count as f64,
+    );
+    out.gauge(
+        "hostmedic_docker_container_oom_killed",
+        "1 when the container's last exit was an OOM kill.",
+        &[("container", c)],
+        f64::from(u8::from(st.oom_killed)),
+    );
+    out.gauge(
+        "hostmedic_docker_container_exit_code",
+        "Exit code of the container's last run (137 = SIGKILL, e.g. OOM kill; 0 while it never exited).",
+        &[("container", c)],
+        st.exit_code as f64,
+    );
+    out.gauge(
+        "hostmedic_docker_container_restart_policy",
+        "The container's restart policy (no, always, unless-stopped, on-failure); always 1.",
+        &[("container", c), ("policy", &st.restart_policy)],
+        1.0,
+    );
+    if let Some(t) = st.started_at {
         out.gauge(
-            "hostmedic_docker_container_oom_killed",
-            "1 when the container's last exit was an OOM kill.",
+            "hostmedic_docker_container_started_timestamp_seconds",
+            "Unix time the container last started (absent if it never started).",
             &[("container", c)],
-            f64::from(u8::from(st.oom_killed)),
+            unix_seconds(t),
         );
+    }
+    if let Some(t) = st.finished_at {
         out.gauge(
-            "hostmedic_docker_container_exit_code",
-            "Exit code of the container's last run (137 = SIGKILL, e.g. OOM kill; 0 while it never exited).",
+            "hostmedic_docker_container_finished_timestamp_seconds",
+            "Unix time the container last exited (absent if it never exited).",
             &[("container", c)],
-            st.exit_code as f64,
+            unix_seconds(t),
         );
+    }
+}
+
+/// Memory usage, the cgroup series and the memory limit.
+fn write_memory(out: &mut MetricSet, s: &Sample) {
+    let c = s.status.name.as_str();
+    if let Some(m) = s.memory_usage {
         out.gauge(
-            "hostmedic_docker_container_restart_policy",
-            "The container's restart policy (no, always, unless-stopped, on-failure); always 1.",
-            &[("container", c), ("policy", &st.restart_policy)],
-            1.0,
+            "hostmedic_docker_container_memory_usage_bytes",
+            "Memory in use as docker stats shows it (usage minus inactive file cache), read at scrape time, not cached: from the container's cgroup files (memory_source=cgroup, default) or the engine's one-shot stats (stream=false, one-shot=true; also the fallback); running containers only.",
+            &[("container", c)],
+            m as f64,
         );
-        if let Some(t) = st.started_at {
-            out.gauge(
-                "hostmedic_docker_container_started_timestamp_seconds",
-                "Unix time the container last started (absent if it never started).",
-                &[("container", c)],
-                unix_seconds(t),
-            );
-        }
-        if let Some(t) = st.finished_at {
-            out.gauge(
-                "hostmedic_docker_container_finished_timestamp_seconds",
-                "Unix time the container last exited (absent if it never exited).",
-                &[("container", c)],
-                unix_seconds(t),
-            );
-        }
-        if let Some(m) = s.memory_usage {
-            out.gauge(
-                "hostmedic_docker_container_memory_usage_bytes",
-                "Memory in use as docker stats shows it (usage minus inactive file cache), read at scrape time, not cached: from the container's cgroup files (memory_source=cgroup, default) or the engine's one-shot stats (stream=false, one-shot=true; also the fallback); running containers only.",
-                &[("container", c)],
-                m as f64,
-            );
-        }
-        if let Some(u) = &s.cgroup {
-            crate::cgroup::write_usage(out, &CGROUP_SERIES, &[("container", c)], u);
-        }
-        if let Some(m) = st.memory_limit {
-            out.gauge(
-                "hostmedic_docker_container_memory_limit_bytes",
-                "The container's memory limit (--memory); absent when unlimited.",
-                &[("container", c)],
-                m as f64,
-            );
-        }
+    }
+    if let Some(u) = &s.cgroup {
+        crate::cgroup::write_usage(out, &CGROUP_SERIES, &[("container", c)], u);
+    }
+    if let Some(m) = s.status.memory_limit {
+        out.gauge(
+            "hostmedic_docker_container_memory_limit_bytes",
+            "The container's memory limit (--memory); absent when unlimited.",
+            &[("container", c)],
+            m as f64,
+        );
     }
 }
 

@@ -150,70 +150,8 @@ pub(super) fn emit(out: &mut MetricSet, md: &ManagerData, series: UnitStateSerie
         out.gauge(UNITS, "", &[("manager", mgr), ("state", state.as_str())], *n as f64);
     }
     for (name, d) in &md.units {
-        let ty = unit_type(name);
-        let Some(e) = &d.entry else { continue };
-        let base = [("manager", mgr), ("name", name.as_str()), ("type", ty)];
-        for state in ACTIVE_STATES {
-            let v = if e.active_state == state { 1.0 } else { 0.0 };
-            if series == UnitStateSeries::Current && v == 0.0 {
-                continue;
-            }
-            out.gauge(
-                UNIT_STATE,
-                "",
-                &[
-                    ("manager", mgr),
-                    ("name", name.as_str()),
-                    ("type", ty),
-                    ("state", state),
-                ],
-                v,
-            );
-        }
-        out.gauge(
-            UNIT_INFO,
-            "",
-            &[
-                ("manager", mgr),
-                ("name", name.as_str()),
-                ("type", ty),
-                ("load_state", e.load_state.as_str()),
-                ("sub_state", e.sub_state.as_str()),
-                ("result", d.props.result.as_deref().unwrap_or("")),
-            ],
-            1.0,
-        );
-        if e.load_state == "not-found" {
-            continue;
-        }
-        if let Some(us) = d.props.active_enter_usec {
-            out.gauge(ACTIVE_ENTER, "", &base, usec_to_secs(us));
-        }
-        let short = [("manager", mgr), ("name", name.as_str())];
-        if let Some(n) = d.props.n_restarts {
-            out.counter(RESTARTS, "", &short, n as f64);
-        }
-        if let Some(s) = d.props.exec_main_status {
-            out.gauge(EXEC_MAIN_STATUS, "", &short, s as f64);
-        }
-        if let Some(u) = md.usage.get(name) {
-            crate::cgroup::write_usage(out, &UNIT_SERIES, &short, u);
-        }
-        if let Some(target) = &d.props.timer_unit {
-            let l = [("manager", mgr), ("timer", name.as_str()), ("unit", target.as_str())];
-            out.gauge(TIMER_LAST, "", &l, usec_to_secs(d.props.last_trigger_usec.unwrap_or(0)));
-            out.gauge(
-                TIMER_NEXT,
-                "",
-                &l,
-                next_elapse_secs(d.props.next_elapse_realtime, d.props.next_elapse_monotonic),
-            );
-            let t = md.units.get(target).or_else(|| md.triggered.get(target));
-            let failed = t.is_some_and(|t| {
-                t.entry.as_ref().is_some_and(|e| e.active_state == "failed")
-                    || t.props.result.as_deref().is_some_and(|r| r != "success")
-            });
-            out.gauge(TIMER_FAILED, "", &l, if failed { 1.0 } else { 0.0 });
+        if let Some(e) = &d.entry {
+            emit_unit(out, md, name, d, e, series);
         }
     }
     for name in &md.expected {
@@ -224,4 +162,77 @@ pub(super) fn emit(out: &mut MetricSet, md: &ManagerData, series: UnitStateSerie
         out.gauge(EXPECTED_PRESENT, "", &l, if present { 1.0 } else { 0.0 });
         out.gauge(EXPECTED_ACTIVE, "", &l, if active { 1.0 } else { 0.0 });
     }
+}
+
+/// The series of one listed unit of `md`.
+fn emit_unit(out: &mut MetricSet, md: &ManagerData, name: &str, d: &UnitData, e: &UnitEntry, series: UnitStateSeries) {
+    let mgr = md.label.as_str();
+    let ty = unit_type(name);
+    for state in ACTIVE_STATES {
+        let v = if e.active_state == state { 1.0 } else { 0.0 };
+        if series == UnitStateSeries::Current && v == 0.0 {
+            continue;
+        }
+        out.gauge(
+            UNIT_STATE,
+            "",
+            &[("manager", mgr), ("name", name), ("type", ty), ("state", state)],
+            v,
+        );
+    }
+    out.gauge(
+        UNIT_INFO,
+        "",
+        &[
+            ("manager", mgr),
+            ("name", name),
+            ("type", ty),
+            ("load_state", e.load_state.as_str()),
+            ("sub_state", e.sub_state.as_str()),
+            ("result", d.props.result.as_deref().unwrap_or("")),
+        ],
+        1.0,
+    );
+    if e.load_state == "not-found" {
+        return;
+    }
+    if let Some(us) = d.props.active_enter_usec {
+        out.gauge(
+            ACTIVE_ENTER,
+            "",
+            &[("manager", mgr), ("name", name), ("type", ty)],
+            usec_to_secs(us),
+        );
+    }
+    let short = [("manager", mgr), ("name", name)];
+    if let Some(n) = d.props.n_restarts {
+        out.counter(RESTARTS, "", &short, n as f64);
+    }
+    if let Some(s) = d.props.exec_main_status {
+        out.gauge(EXEC_MAIN_STATUS, "", &short, s as f64);
+    }
+    if let Some(u) = md.usage.get(name) {
+        crate::cgroup::write_usage(out, &UNIT_SERIES, &short, u);
+    }
+    if let Some(target) = &d.props.timer_unit {
+        emit_timer(out, md, name, target, &d.props);
+    }
+}
+
+/// The series of timer `timer` (properties `p`) that triggers `target`.
+fn emit_timer(out: &mut MetricSet, md: &ManagerData, timer: &str, target: &str, p: &Props) {
+    let l = [("manager", md.label.as_str()), ("timer", timer), ("unit", target)];
+    out.gauge(TIMER_LAST, "", &l, usec_to_secs(p.last_trigger_usec.unwrap_or(0)));
+    out.gauge(
+        TIMER_NEXT,
+        "",
+        &l,
+        next_elapse_secs(p.next_elapse_realtime, p.next_elapse_monotonic),
+    );
+    let t = md.units.get(target).or_else(|| md.triggered.get(target));
+    let failed = t.is_some_and(|t| {
+        t.entry.as_ref().is_some_and(|e| e.active_state == "failed")
+            || t.props.result.as_deref().is_some_and(|r| r != "success")
+    });
+    out.gauge(TIMER_FAILED, "", &l, if failed { 1.0 } else { 0.0 });
 }

@@ -203,58 +203,15 @@ impl SystemdCollector {
         let bus = &mgr.bus;
         let timeout = bus.timeout();
         let session = bus.session().await?;
-        let m = systemd::manager(&session.conn).await?;
         let version = bus.version().await?;
-        let all = bus.check(timed("ListUnits", timeout, m.list_units()).await).await?;
-
-        let mut counts: BTreeMap<String, u64> = ACTIVE_STATES.iter().map(|s| (s.to_string(), 0)).collect();
-        for u in &all {
-            *counts.entry(u.active_state.clone()).or_default() += 1;
-        }
-        let mut by_name: HashMap<String, UnitEntry> = HashMap::with_capacity(all.len());
-        let mut wanted: Vec<String> = Vec::new();
-        for u in all {
-            if self.wanted(&u.name) {
-                wanted.push(u.name.clone());
-            }
-            by_name.insert(u.name.clone(), u);
-        }
-        // Expected units systemd has not loaded: ListUnitsByNames loads them
-        // (a unit without a unit file comes back as load state not-found).
-        let missing: Vec<&str> = expected
-            .iter()
-            .filter(|n| !by_name.contains_key(n.as_str()))
-            .map(String::as_str)
-            .collect();
-        if !missing.is_empty() {
-            let found = bus
-                .check(timed("ListUnitsByNames", timeout, m.list_units_by_names(&missing)).await)
-                .await?;
-            for u in found {
-                by_name.insert(u.name.clone(), u);
-            }
-        }
-        for e in expected {
-            if !wanted.contains(e) {
-                wanted.push(e.clone());
-            }
-        }
+        let Listing {
+            counts,
+            by_name,
+            wanted,
+        } = self.list(bus, &session, expected).await?;
 
         let mut cache = mgr.cache.lock().await;
-        if cache.epoch != session.epoch {
-            // New connection: change signals may have been missed.
-            cache.units.clear();
-            cache.epoch = session.epoch;
-        }
-        cache
-            .units
-            .retain(|name, c| by_name.get(name).is_some_and(|e| e.path == c.path));
-        cache.last_exit.retain(|name, _| by_name.contains_key(name));
-        if let Some(ch) = &session.changes {
-            let paths: HashSet<&str> = by_name.values().map(|e| e.path.as_str()).collect();
-            ch.retain(|p| paths.contains(p));
-        }
-
+        prune_cache(&mut cache, &session, &by_name);
         let mut units = BTreeMap::new();
         let r = self
             .read_units(&session, &mut cache, &by_name, wanted, &mut units, timeout)
@@ -289,6 +246,52 @@ impl SystemdCollector {
         })
     }
 
+    /// `ListUnits`, plus `ListUnitsByNames` for the expected units systemd
+    /// has not loaded.
+    async fn list(&self, bus: &Bus, session: &systemd::Session, expected: &[String]) -> Result<Listing, SystemdError> {
+        let timeout = bus.timeout();
+        let m = systemd::manager(&session.conn).await?;
+        let all = bus.check(timed("ListUnits", timeout, m.list_units()).await).await?;
+
+        let mut counts: BTreeMap<String, u64> = ACTIVE_STATES.iter().map(|s| (s.to_string(), 0)).collect();
+        for u in &all {
+            *counts.entry(u.active_state.clone()).or_default() += 1;
+        }
+        let mut by_name: HashMap<String, UnitEntry> = HashMap::with_capacity(all.len());
+        let mut wanted: Vec<String> = Vec::new();
+        for u in all {
+            if self.wanted(&u.name) {
+                wanted.push(u.name.clone());
+            }
+            by_name.insert(u.name.clone(), u);
+        }
+        // Expected units systemd has not loaded: ListUnitsByNames loads them
+        // (a unit without a unit file comes back as load state not-found).
+        let missing: Vec<&str> = expected
+            .iter()
+            .filter(|n| !by_name.contains_key(n.as_str()))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            let found = bus
+                .check(timed("ListUnitsByNames", timeout, m.list_units_by_names(&missing)).await)
+                .await?;
+            for u in found {
+                by_name.insert(u.name.clone(), u);
+            }
+        }
+        for e in expected {
+            if !wanted.contains(e) {
+                wanted.push(e.clone());
+            }
+        }
+        Ok(Listing {
+            counts,
+            by_name,
+            wanted,
+        })
+    }
+
     /// Fills `out` with `names`, reading the properties of those whose cache
     /// entry is missing, changed (a signal bumped its generation) or older
     /// than `refresh_interval`.
@@ -301,41 +304,7 @@ impl SystemdCollector {
         out: &mut BTreeMap<String, UnitData>,
         timeout: Duration,
     ) -> Result<(), SystemdError> {
-        let refresh = self.cfg.refresh_interval;
-        let mut to_read = Vec::new();
-        for name in names {
-            let Some(entry) = by_name.get(&name) else {
-                out.insert(name, UnitData::default());
-                continue;
-            };
-            if entry.load_state == "not-found" {
-                out.insert(
-                    name,
-                    UnitData {
-                        entry: Some(entry.clone()),
-                        props: Props::default(),
-                    },
-                );
-                continue;
-            }
-            let fresh = session.changes.as_ref().and_then(|ch| {
-                let c = cache.units.get(&name)?;
-                (c.generation == ch.generation(entry.path.as_str()) && c.read_at.elapsed() < refresh)
-                    .then(|| c.props.clone())
-            });
-            match fresh {
-                Some(props) => {
-                    out.insert(
-                        name,
-                        UnitData {
-                            entry: Some(entry.clone()),
-                            props,
-                        },
-                    );
-                }
-                None => to_read.push(entry.clone()),
-            }
-        }
+        let to_read = self.take_known(session, cache, by_name, names, out);
         let conn = &session.conn;
         let changes = session.changes.clone();
         let calls = tokio::sync::Semaphore::new(props::MAX_PENDING_CALLS);
@@ -387,6 +356,82 @@ impl SystemdCollector {
             );
         }
         Ok(())
+    }
+
+    /// Puts into `out` the `names` that need no read (not loaded, not found,
+    /// or fresh in the cache) and returns the entries of the others.
+    fn take_known(
+        &self,
+        session: &systemd::Session,
+        cache: &Cache,
+        by_name: &HashMap<String, UnitEntry>,
+        names: Vec<String>,
+        out: &mut BTreeMap<String, UnitData>,
+    ) -> Vec<UnitEntry> {
+        let refresh = self.cfg.refresh_interval;
+        let mut to_read = Vec::new();
+        for name in names {
+            let Some(entry) = by_name.get(&name) else {
+                out.insert(name, UnitData::default());
+                continue;
+            };
+            if entry.load_state == "not-found" {
+                out.insert(
+                    name,
+                    UnitData {
+                        entry: Some(entry.clone()),
+                        props: Props::default(),
+                    },
+                );
+                continue;
+            }
+            let fresh = session.changes.as_ref().and_then(|ch| {
+                let c = cache.units.get(&name)?;
+                (c.generation == ch.generation(entry.path.as_str()) && c.read_at.elapsed() < refresh)
+                    .then(|| c.props.clone())
+            });
+            match fresh {
+                Some(props) => {
+                    out.insert(
+                        name,
+                        UnitData {
+                            entry: Some(entry.clone()),
+                            props,
+                        },
+                    );
+                }
+                None => to_read.push(entry.clone()),
+            }
+        }
+        to_read
+    }
+}
+
+/// One manager's unit list: what [`SystemdCollector::list`] returns.
+struct Listing {
+    /// Counts over every loaded unit, per active state.
+    counts: BTreeMap<String, u64>,
+    /// Every listed unit (loaded, and expected ones) by name.
+    by_name: HashMap<String, UnitEntry>,
+    /// Names to export: filtered ∪ expected.
+    wanted: Vec<String>,
+}
+
+/// Drops what the cache holds that no longer matches the manager: everything
+/// after a reconnect, else the units that went away or changed object path.
+fn prune_cache(cache: &mut Cache, session: &systemd::Session, by_name: &HashMap<String, UnitEntry>) {
+    if cache.epoch != session.epoch {
+        // New connection: change signals may have been missed.
+        cache.units.clear();
+        cache.epoch = session.epoch;
+    }
+    cache
+        .units
+        .retain(|name, c| by_name.get(name).is_some_and(|e| e.path == c.path));
+    cache.last_exit.retain(|name, _| by_name.contains_key(name));
+    if let Some(ch) = &session.changes {
+        let paths: HashSet<&str> = by_name.values().map(|e| e.path.as_str()).collect();
+        ch.retain(|p| paths.contains(p));
     }
 }
 
