@@ -65,6 +65,23 @@ pub trait Collector: Send + Sync + 'static {
     }
 }
 
+/// Runs `read` on the blocking pool into a fresh set and merges that set
+/// into `out`: for collectors whose reads block (procfs files, `sysinfo`).
+/// A panic in `read` is reported as a failure.
+pub async fn collect_blocking<F>(out: &mut MetricSet, read: F) -> Result<(), CollectError>
+where
+    F: FnOnce(&mut MetricSet) -> Result<(), CollectError> + Send + 'static,
+{
+    let set = tokio::task::spawn_blocking(move || {
+        let mut set = MetricSet::new();
+        read(&mut set).map(|()| set)
+    })
+    .await
+    .map_err(CollectError::failed)??;
+    out.extend(set);
+    Ok(())
+}
+
 /// `[global]`: roots and limits shared by all collectors.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -187,14 +187,7 @@ impl Collector for HostCollector {
     async fn collect(&self, out: &mut MetricSet) -> Result<(), CollectError> {
         // sysinfo does blocking reads of /proc; keep them off the runtime.
         let inner = self.inner.clone();
-        let set = tokio::task::spawn_blocking(move || {
-            let mut set = MetricSet::new();
-            inner.read(&mut set).map(|()| set)
-        })
-        .await
-        .map_err(CollectError::failed)??;
-        out.extend(set);
-        Ok(())
+        crate::collector::collect_blocking(out, move |set| inner.read(set)).await
     }
 }
 

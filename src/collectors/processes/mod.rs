@@ -427,14 +427,7 @@ impl Collector for ProcessesCollector {
                 tokio::time::sleep(FALLBACK_WINDOW).await;
             }
         }
-        let set = tokio::task::spawn_blocking(move || {
-            let mut set = MetricSet::new();
-            inner.read(&mut set).map(|()| set)
-        })
-        .await
-        .map_err(CollectError::failed)??;
-        out.extend(set);
-        Ok(())
+        crate::collector::collect_blocking(out, move |set| inner.read(set)).await
     }
 
     async fn background(self: Arc<Self>, shutdown: CancellationToken) {
