@@ -123,13 +123,13 @@ fn main() {
     let cfg: git_lfs::Config = toml::from_str(&format!("repos = [\"{}\"]\n", repo.dir.display())).unwrap();
     let mut first = Vec::new();
     for _ in 0..5 {
-        let c = GitLfsCollector::new(&cfg);
+        let c = GitLfsCollector::new(&cfg, &Default::default());
         let (snap, t) = timed(|| c.scan_once());
         first.push(t);
         let r = snap.repos[0].result.as_ref().unwrap();
         assert_eq!((r.objects, r.pointers_missing_object), (n, 0));
     }
-    let c = GitLfsCollector::new(&cfg);
+    let c = GitLfsCollector::new(&cfg, &Default::default());
     c.scan_once();
     let mut again = Vec::new();
     for _ in 0..30 {

@@ -17,6 +17,7 @@ use arc_swap::ArcSwap;
 use crate::collector::Runner;
 use crate::config::{Config, ConfigError};
 use crate::metrics::MetricSet;
+use crate::observed::Observed;
 use crate::receiver::settings::Settings;
 use crate::selfmetrics::ReloadStatus;
 
@@ -76,10 +77,13 @@ pub struct App {
     /// The host summary of the last scrape (the receiver's, when it runs,
     /// so its status document shows it too).
     host: Arc<crate::hostsummary::LastScrape>,
+    /// What the collectors saw, for the receiver's evidence: one board for
+    /// the process, kept across reloads.
+    observed: Observed,
 }
 
 /// The receiver's swappable settings as `config` asks for them.
-fn receiver_settings(config: &Config) -> Result<Settings, ConfigError> {
+fn receiver_settings(config: &Config, observed: &Observed) -> Result<Settings, ConfigError> {
     Settings::new(
         config.receiver.clone(),
         crate::receiver::config::compile_rules(&config.remediation, &config.receiver, &config.notify)?,
@@ -88,6 +92,7 @@ fn receiver_settings(config: &Config) -> Result<Settings, ConfigError> {
             ..config.action_env()
         },
         crate::receiver::identity::Identity::new(config.fleet.as_ref()),
+        observed.clone(),
     )
 }
 
@@ -101,9 +106,10 @@ impl App {
     /// Builds the application from a validated configuration, loaded from
     /// `source` (which a reload reads again, with the web layer's file).
     pub fn with_source(config: Config, source: Source, web: Arc<crate::web::Layer>) -> Result<Arc<App>, ConfigError> {
-        let runner = Runner::from_built(config.build_collectors()?, config.global.collector_timeout);
+        let observed = Observed::default();
+        let runner = Runner::from_built(config.build_collectors(&observed)?, config.global.collector_timeout);
         let receiver = if config.receiver.enabled {
-            Some(crate::receiver::Receiver::new(receiver_settings(&config)?)?)
+            Some(crate::receiver::Receiver::new(receiver_settings(&config, &observed)?)?)
         } else {
             None
         };
@@ -118,6 +124,7 @@ impl App {
             web,
             reloading: tokio::sync::Mutex::new(()),
             reload_status: ReloadStatus::new(crate::time::now()),
+            observed,
         }))
     }
 
@@ -185,9 +192,9 @@ impl App {
                 "cannot change while hostmedic runs; restart it to apply",
             ));
         }
-        let built = next.build_collectors()?;
+        let built = next.build_collectors(&self.observed)?;
         if let Some(r) = &self.receiver {
-            r.reload(receiver_settings(&next)?)?;
+            r.reload(receiver_settings(&next, &self.observed)?)?;
         }
         if let Some(w) = web {
             self.web.commit(w);

@@ -103,8 +103,10 @@ impl Config {
                 "must be greater than 0",
             ));
         }
+        // Built only to be checked: they publish nothing, so a board of their own.
+        let observed = crate::observed::Observed::default();
         for c in COLLECTORS {
-            errors.extend((c.build)(self).err());
+            errors.extend((c.build)(self, &observed).err());
         }
         errors.extend(crate::notify::validate_channels(&self.notify).err());
         errors.extend(self.receiver.validate(&self.notify).err());
@@ -120,15 +122,16 @@ impl Config {
     /// collector is built from), by which a reload tells whether it changed.
     /// Sources are not probed here: a collector whose source is absent
     /// reports `hostmedic_collector_source_present 0` at scrape time, so a
-    /// host that gains Docker later needs no restart.
-    pub fn build_collectors(&self) -> Result<Vec<Built>, ConfigError> {
+    /// host that gains Docker later needs no restart. The collectors that
+    /// feed the receiver's evidence publish to `observed`.
+    pub fn build_collectors(&self, observed: &crate::observed::Observed) -> Result<Vec<Built>, ConfigError> {
         let tree = serde_json::to_value(self).map_err(|e| ConfigError::invalid("<config>", e))?;
         COLLECTORS
             .iter()
             .filter(|c| (c.wanted)(self))
             .map(|c| {
                 Ok(Built {
-                    collector: (c.build)(self)?,
+                    collector: (c.build)(self, observed)?,
                     fingerprint: format!("{}\n{}", tree["global"], tree[c.section]),
                 })
             })
@@ -162,6 +165,9 @@ impl Config {
     }
 }
 
+/// How a [`Registration`] builds its collector.
+type BuildFn = fn(&Config, &crate::observed::Observed) -> Result<Arc<dyn Collector>, ConfigError>;
+
 /// One collector in the registry [`COLLECTORS`].
 pub struct Registration {
     /// The `collector` label.
@@ -172,8 +178,9 @@ pub struct Registration {
     /// watch: a collector with nothing to follow or probe would only export
     /// always-empty series).
     wanted: fn(&Config) -> bool,
-    /// Checks the section by building the collector that will run from it.
-    build: fn(&Config) -> Result<Arc<dyn Collector>, ConfigError>,
+    /// Checks the section by building the collector that will run from it;
+    /// what it observes for the receiver's evidence goes to the handle.
+    build: BuildFn,
 }
 
 /// Every collector, in scrape and validation order. Adding a collector is one
@@ -183,13 +190,13 @@ pub const COLLECTORS: &[Registration] = &[
         name: "host",
         section: "host",
         wanted: |c| c.host.enabled,
-        build: |c| Ok(Arc::new(collectors::host::HostCollector::new(&c.host)?)),
+        build: |c, _| Ok(Arc::new(collectors::host::HostCollector::new(&c.host)?)),
     },
     Registration {
         name: "filesystems",
         section: "filesystems",
         wanted: |c| c.filesystems.enabled,
-        build: |c| {
+        build: |c, _| {
             Ok(Arc::new(collectors::filesystems::FilesystemsCollector::new(
                 &c.filesystems,
                 &c.global.procfs_root,
@@ -201,7 +208,7 @@ pub const COLLECTORS: &[Registration] = &[
         name: "disk_usage",
         section: "disk_usage",
         wanted: |c| c.disk_usage.enabled,
-        build: |c| {
+        build: |c, _| {
             Ok(Arc::new(collectors::disk_usage::DiskUsageCollector::new(
                 &c.disk_usage,
                 &c.global.procfs_root,
@@ -212,7 +219,7 @@ pub const COLLECTORS: &[Registration] = &[
         name: "hwmon",
         section: "hwmon",
         wanted: |c| c.hwmon.enabled,
-        build: |c| {
+        build: |c, _| {
             c.hwmon.validate("hwmon")?;
             Ok(Arc::new(collectors::hwmon::HwmonCollector::new(&c.global.sysfs_root)))
         },
@@ -221,7 +228,7 @@ pub const COLLECTORS: &[Registration] = &[
         name: "pressure",
         section: "pressure",
         wanted: |c| c.pressure.enabled,
-        build: |c| {
+        build: |c, _| {
             Ok(Arc::new(collectors::pressure::PressureCollector::new(
                 &c.global.procfs_root,
             )))
@@ -231,7 +238,7 @@ pub const COLLECTORS: &[Registration] = &[
         name: "processes",
         section: "processes",
         wanted: |c| c.processes.enabled,
-        build: |c| {
+        build: |c, _| {
             // The `cmdline` label is redacted like the incident evidence.
             let redactor = crate::redact::Redactor::new("receiver.evidence.redact", &c.receiver.evidence.redact)?;
             Ok(Arc::new(collectors::processes::ProcessesCollector::with_redactor(
@@ -246,19 +253,19 @@ pub const COLLECTORS: &[Registration] = &[
         name: "logfile",
         section: "logfile",
         wanted: |c| c.logfile.enabled && !c.logfile.watch.is_empty(),
-        build: |c| Ok(Arc::new(collectors::logfile::LogfileCollector::new(&c.logfile)?)),
+        build: |c, _| Ok(Arc::new(collectors::logfile::LogfileCollector::new(&c.logfile)?)),
     },
     Registration {
         name: "probes",
         section: "probes",
         wanted: |c| c.probes.enabled && !(c.probes.http.is_empty() && c.probes.command.is_empty()),
-        build: |c| Ok(Arc::new(collectors::probes::ProbesCollector::new(&c.probes)?)),
+        build: |c, _| Ok(Arc::new(collectors::probes::ProbesCollector::new(&c.probes)?)),
     },
     Registration {
         name: "docker",
         section: "docker",
         wanted: |c| c.docker.enabled,
-        build: |c| {
+        build: |c, _| {
             Ok(Arc::new(collectors::docker::DockerCollector::new(
                 &c.docker, &c.global,
             )?))
@@ -268,7 +275,7 @@ pub const COLLECTORS: &[Registration] = &[
         name: "systemd",
         section: "systemd",
         wanted: |c| c.systemd.enabled,
-        build: |c| {
+        build: |c, _| {
             c.systemd.check_limits("systemd", c.global.collector_timeout)?;
             Ok(Arc::new(collectors::systemd::SystemdCollector::new(
                 &c.systemd,
@@ -280,18 +287,20 @@ pub const COLLECTORS: &[Registration] = &[
         name: "git_lfs",
         section: "git_lfs",
         wanted: |c| c.git_lfs.enabled && !(c.git_lfs.repos.is_empty() && c.git_lfs.search_roots.is_empty()),
-        build: |c| {
+        build: |c, observed| {
             c.git_lfs.validate("git_lfs")?;
-            Ok(Arc::new(collectors::git_lfs::GitLfsCollector::new(&c.git_lfs)))
+            Ok(Arc::new(collectors::git_lfs::GitLfsCollector::new(
+                &c.git_lfs, observed,
+            )))
         },
     },
     Registration {
         name: "paths",
         section: "paths",
         wanted: |c| c.paths.enabled && !c.paths.watch.is_empty(),
-        build: |c| {
+        build: |c, observed| {
             c.paths.validate("paths")?;
-            Ok(Arc::new(collectors::paths::PathsCollector::new(&c.paths)))
+            Ok(Arc::new(collectors::paths::PathsCollector::new(&c.paths, observed)))
         },
     },
 ];
@@ -314,7 +323,7 @@ mod tests {
         cfg.logfile.watch.clear();
         for c in COLLECTORS {
             // Built whatever the section says: validation builds them all.
-            let built = (c.build)(&cfg).expect(c.name);
+            let built = (c.build)(&cfg, &crate::observed::Observed::default()).expect(c.name);
             assert_eq!(built.name(), c.name);
             assert!(cfg.to_toml().contains(&format!("[{}]", c.section)), "{}", c.section);
         }

@@ -259,12 +259,16 @@ pub struct PathsCollector {
     cache: RwLock<Option<Arc<Vec<PathReport>>>>,
     /// Last "incomplete" reason per (watch, path), to log once per change.
     logged: Mutex<std::collections::HashMap<(String, String), String>>,
+    /// Where each scan's sizes are recorded for the receiver's evidence.
+    observed: crate::observed::Observed,
 }
 
 impl PathsCollector {
-    pub fn new(cfg: &Config) -> Self {
+    /// `observed` receives every scan's sizes (the receiver's evidence reads them).
+    pub fn new(cfg: &Config, observed: &crate::observed::Observed) -> Self {
         PathsCollector {
             cfg: cfg.clone(),
+            observed: observed.clone(),
             cache: RwLock::new(None),
             logged: Mutex::new(Default::default()),
         }
@@ -297,9 +301,10 @@ impl PathsCollector {
         // The receiver's evidence reads the history of what was measured.
         let now = crate::time::now();
         for r in &reports {
-            crate::observed::record_path_size(&r.watch, &r.path, r.limit, now, r.size);
+            self.observed.record_path_size(&r.watch, &r.path, r.limit, now, r.size);
         }
-        crate::observed::retain_paths(&|w, p| reports.iter().any(|r| r.watch == w && r.path == p));
+        self.observed
+            .retain_paths(&|w, p| reports.iter().any(|r| r.watch == w && r.path == p));
         let reports = Arc::new(reports);
         *crate::sync::write(&self.cache) = Some(reports.clone());
         reports

@@ -1,16 +1,17 @@
 //! Evidence about an LFS repository: the objects over the remote's size
 //! limit with the HEAD paths whose pointers name them, as the git_lfs
 //! collector's last background scan found them (read from the
-//! [`crate::observed`] board: the facts the alert was computed from,
+//! [`Observed`] board: the facts the alert was computed from,
 //! without scanning the store again or importing the collector).
 
 use super::Item;
 use crate::bytes::ByteSize;
+use crate::observed::Observed;
 
-pub fn capture(repo: &str) -> Item {
+pub fn capture(observed: &Observed, repo: &str) -> Item {
     let mut item = Item::new(format!("lfs:{repo}"), "lfs");
     item.look_further = format!("git -C {repo} lfs ls-files --size; git -C {repo} log --stat -3");
-    let Some(r) = crate::observed::lfs_report(repo) else {
+    let Some(r) = observed.lfs_report(repo) else {
         item.errors
             .push("not scanned: the git_lfs collector does not watch this repository (git_lfs.repos)".into());
         return item;
@@ -43,12 +44,13 @@ pub fn capture(repo: &str) -> Item {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observed::{LfsObject, LfsReport, publish_lfs};
+    use crate::observed::{LfsObject, LfsReport};
 
     #[test]
     fn names_paths_and_sizes_of_offending_objects() {
         let repo = "/evidence-test/backup";
-        publish_lfs(vec![(
+        let observed = Observed::default();
+        observed.publish_lfs(vec![(
             repo.to_string(),
             LfsReport {
                 scanned_at: 1.0,
@@ -62,11 +64,11 @@ mod tests {
                 error: None,
             },
         )]);
-        let item = capture(repo);
+        let item = capture(&observed, repo);
         let line = &item.sections[0].lines[0];
         assert!(line.starts_with("snapshots/2026-11-21.tar: 3GiB"), "{line}");
         assert_eq!(item.facts["objects_over_limit"], "1");
-        let unknown = capture("/elsewhere");
+        let unknown = capture(&observed, "/elsewhere");
         assert!(unknown.errors[0].contains("git_lfs.repos"));
     }
 }

@@ -36,6 +36,7 @@ pub use config::{Capture, EvidenceConfig};
 pub use redact::Redactor;
 
 use crate::actions::{ActionEnv, Alert, Manager, Resolved, target};
+use crate::observed::Observed;
 
 /// When a capture was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,13 +257,14 @@ pub fn subjects(alert: &Alert, targets: &[Resolved]) -> Vec<Subject> {
 impl Capture {
     /// Captures every subject concurrently (each under the configured
     /// timeout), redacts and bounds the items. Empty when evidence is off
-    /// or there is nothing to capture.
-    pub async fn capture(&self, env: &ActionEnv, subjects: &[Subject]) -> Vec<Item> {
+    /// or there is nothing to capture. LFS and path subjects are read from
+    /// what the collectors published to `observed`.
+    pub async fn capture(&self, env: &ActionEnv, observed: &Observed, subjects: &[Subject]) -> Vec<Item> {
         if !self.enabled || subjects.is_empty() {
             return Vec::new();
         }
         let reads = subjects.iter().map(|s| async move {
-            match tokio::time::timeout(self.timeout, self.read(env, s)).await {
+            match tokio::time::timeout(self.timeout, self.read(env, observed, s)).await {
                 Ok(item) => item,
                 Err(_) => {
                     let mut item = Item::new(s.key(), kind(s));
@@ -279,7 +281,7 @@ impl Capture {
         items
     }
 
-    async fn read(&self, env: &ActionEnv, s: &Subject) -> Item {
+    async fn read(&self, env: &ActionEnv, observed: &Observed, s: &Subject) -> Item {
         match s {
             Subject::Unit { manager, unit } => unit::capture(self, env, manager, unit).await,
             Subject::Container(c) => container::capture(self, env, c).await,
@@ -294,8 +296,8 @@ impl Capture {
                         item
                     })
             }
-            Subject::Lfs(r) => lfs::capture(r),
-            Subject::Path(w) => path::capture(w),
+            Subject::Lfs(r) => lfs::capture(observed, r),
+            Subject::Path(w) => path::capture(observed, w),
         }
     }
 

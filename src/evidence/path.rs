@@ -1,14 +1,15 @@
 //! Evidence about a watched path (`[[paths.watch]]`): its size history as
 //! far as this process knows it — the paths collector's measurements since
 //! start, a sample per change and hourly marks between (read from the
-//! [`crate::observed`] board), with the configured limit.
+//! [`Observed`] board), with the configured limit.
 
 use super::Item;
 use crate::bytes::ByteSize;
+use crate::observed::Observed;
 
-pub fn capture(watch: &str) -> Item {
+pub fn capture(observed: &Observed, watch: &str) -> Item {
     let mut item = Item::new(format!("path:{watch}"), "path");
-    let histories = crate::observed::path_history(watch);
+    let histories = observed.path_history(watch);
     if histories.is_empty() {
         item.errors
             .push("not measured: no [[paths.watch]] with this name has been measured since start".into());
@@ -57,14 +58,15 @@ mod tests {
     #[test]
     fn history_and_limit() {
         let w = "evidence-path-test";
-        crate::observed::record_path_size(w, "/srv/app.db-wal", Some(8 << 20), 1000.0, Some(1 << 20));
-        crate::observed::record_path_size(w, "/srv/app.db-wal", Some(8 << 20), 1010.0, Some(12 << 20));
-        let item = capture(w);
+        let observed = Observed::default();
+        observed.record_path_size(w, "/srv/app.db-wal", Some(8 << 20), 1000.0, Some(1 << 20));
+        observed.record_path_size(w, "/srv/app.db-wal", Some(8 << 20), 1010.0, Some(12 << 20));
+        let item = capture(&observed, w);
         assert_eq!(item.facts["max_size"], "8MiB");
         assert_eq!(item.facts["size /srv/app.db-wal"], "12MiB");
         let lines = &item.sections[0].lines;
         assert_eq!(lines.len(), 2);
         assert!(lines[1].contains("12MiB"), "{lines:?}");
-        assert!(capture("never-measured").errors[0].contains("not measured"));
+        assert!(capture(&observed, "never-measured").errors[0].contains("not measured"));
     }
 }

@@ -308,7 +308,7 @@ impl Runner {
         if id.is_empty() || subjects.is_empty() || !s.evidence.enabled {
             return Vec::new();
         }
-        let mut items = s.evidence.capture(&s.env, &subjects).await;
+        let mut items = s.evidence.capture(&s.env, &s.observed, &subjects).await;
         let stage = match before {
             None => Stage::Before,
             Some(b) => {

@@ -21,18 +21,22 @@ pub struct Settings {
     pub identity: Identity,
     /// `[receiver.evidence]`, compiled.
     pub evidence: crate::evidence::Capture,
+    /// What the background collectors last saw (the evidence of LFS and
+    /// path incidents); the same board across reloads.
+    pub observed: crate::observed::Observed,
 }
 
 impl Settings {
     /// Builds the settings from `[receiver]`, the compiled rules
     /// ([`super::config::compile_rules`]), the actions' environment (its
-    /// `dry_run` is `receiver.dry_run`) and this host's identity; loads the
-    /// credentials.
+    /// `dry_run` is `receiver.dry_run`), this host's identity and the
+    /// collectors' board; loads the credentials.
     pub fn new(
         cfg: ReceiverConfig,
         rules: Vec<Rule>,
         env: ActionEnv,
         identity: Identity,
+        observed: crate::observed::Observed,
     ) -> Result<Settings, ConfigError> {
         Ok(Settings {
             auth: Auth::load(cfg.credentials())?,
@@ -41,6 +45,7 @@ impl Settings {
             rules,
             env,
             identity,
+            observed,
         })
     }
 }

@@ -87,7 +87,7 @@ async fn unit_evidence_reads_the_machines_real_journal_redacted() {
     // moment after its last line: give both a moment.
     let mut items = Vec::new();
     for _ in 0..60 {
-        items = cap.capture(&env, &subjects).await;
+        items = cap.capture(&env, &Default::default(), &subjects).await;
         let (sys, user) = (journal_text(&items[0]), journal_text(&items[1]));
         let exited = items[1].facts.contains_key("ExecMainStatus");
         if sys.contains("ModuleNotFoundError") && user.contains("FileNotFoundError") && exited {
@@ -136,7 +136,7 @@ async fn unit_evidence_reads_the_machines_real_journal_redacted() {
     }
     .compile("receiver.evidence")
     .unwrap();
-    let items = small.capture(&env, &subjects[..1]).await;
+    let items = small.capture(&env, &Default::default(), &subjects[..1]).await;
     assert!(items[0].size() <= 256, "{}", items[0].size());
     assert!(items[0].truncated_bytes > 0);
 
@@ -147,7 +147,7 @@ async fn unit_evidence_reads_the_machines_real_journal_redacted() {
     }
     .compile("receiver.evidence")
     .unwrap();
-    let items = wrong.capture(&env, &subjects[..1]).await;
+    let items = wrong.capture(&env, &Default::default(), &subjects[..1]).await;
     assert!(
         items[0].errors.iter().any(|e| e.starts_with("journal:")),
         "{:?}",
@@ -333,7 +333,7 @@ async fn bench_unit_capture() {
         hostmedic::evidence::unit::journal_args(&cap, &Default::default(), &Manager::System, "leaky.service").unwrap();
     for _ in 0..runs {
         let t = std::time::Instant::now();
-        let items = cap.capture(&env, &subject).await;
+        let items = cap.capture(&env, &Default::default(), &subject).await;
         capture.push(t.elapsed().as_secs_f64() * 1e3);
         assert!(items[0].errors.is_empty(), "{:?}", items[0]);
         let t = std::time::Instant::now();

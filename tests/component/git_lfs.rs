@@ -277,7 +277,7 @@ fn rescans_skip_unchanged_fanout_directories_in_a_real_repo() {
         repo.dir.display()
     ))
     .unwrap();
-    let c = GitLfsCollector::new(&cfg);
+    let c = GitLfsCollector::new(&cfg, &Default::default());
     let stats = |snap: &git_lfs::Snapshot| snap.repos[0].result.as_ref().unwrap().stats;
     let first = c.scan_once();
     assert_eq!(first.repos[0].result.as_ref().unwrap().objects, 20);

@@ -137,12 +137,16 @@ pub struct GitLfsCollector {
     cfg: Config,
     state: Mutex<HashMap<PathBuf, RepoState>>,
     snapshot: RwLock<Arc<Snapshot>>,
+    /// Where each scan's over-limit objects are published for the receiver's evidence.
+    observed: crate::observed::Observed,
 }
 
 impl GitLfsCollector {
-    pub fn new(cfg: &Config) -> Self {
+    /// `observed` receives every scan's over-limit objects (the receiver's evidence reads them).
+    pub fn new(cfg: &Config, observed: &crate::observed::Observed) -> Self {
         GitLfsCollector {
             cfg: cfg.clone(),
+            observed: observed.clone(),
             state: Mutex::new(HashMap::new()),
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
         }
@@ -206,7 +210,7 @@ impl GitLfsCollector {
             finished: Some(SystemTime::now()),
         });
         *crate::sync::write(&self.snapshot) = snap.clone();
-        crate::observed::publish_lfs(
+        self.observed.publish_lfs(
             snap.repos
                 .iter()
                 .map(|r| (r.repo.clone(), observed(r, &self.cfg)))
