@@ -14,6 +14,7 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use common::config::TestConfig;
 use common::docker::{BUSYBOX_IMAGE, PrivateEngine};
 use common::sink::Sink;
 use hostmedic::actions::{
@@ -385,9 +386,8 @@ async fn kill_of_a_process_already_gone_is_ok_and_own_pid_refused() {
 
 // ---------------------------------------------------------------- notify
 
-fn channels(toml_text: &str) -> BTreeMap<String, NotifyChannel> {
-    let cfg = hostmedic::config::Config::parse(toml_text, "test").expect("valid notify config");
-    cfg.notify
+fn channels(cfg: TestConfig) -> BTreeMap<String, NotifyChannel> {
+    cfg.parse().notify
 }
 
 fn notify_spec(channel: &str) -> ActionSpec {
@@ -405,11 +405,13 @@ async fn notify_ntfy_publishes_json_with_token() {
     let tok = dir.path().join("ntfy.token");
     std::fs::write(&tok, "tk_ntfysecret123\n").unwrap();
     let env = ActionEnv {
-        notify: channels(&format!(
-            "[notify.phone]\nkind = \"ntfy\"\nserver = \"{}\"\ntopic = \"hostmedic-alerts\"\npriority = 4\ntags = [\"warning\", \"robot\"]\ntoken_file = \"{}\"\n",
-            sink.url("/"),
-            tok.display()
-        )),
+        notify: channels(TestConfig::new().notify("phone", "ntfy", |c| {
+            c.set("server", sink.url("/"))
+                .set("topic", "hostmedic-alerts")
+                .set("priority", 4)
+                .strings("tags", ["warning", "robot"])
+                .path("token_file", &tok);
+        })),
         ..ActionEnv::default()
     };
     let (_, o) = resolve_and_run(&notify_spec("phone"), &alert(&[("unit", "worker.service")]), &env).await;
@@ -441,13 +443,16 @@ async fn notify_telegram_send_message_and_token_never_shown() {
     let dir = tempfile::tempdir().unwrap();
     let tok = dir.path().join("bot.token");
     std::fs::write(&tok, "123456:AAsecretBotToken\n").unwrap();
-    let cfg = format!(
-        "[notify.tg]\nkind = \"telegram\"\napi_base = \"{}\"\nbot_token_file = \"{}\"\nchat_id = -100123\nbackoff = \"20ms\"\n",
-        sink.url(""),
-        tok.display()
-    );
+    let cfg = |api_base: String| {
+        TestConfig::new().notify("tg", "telegram", |c| {
+            c.set("api_base", api_base)
+                .path("bot_token_file", &tok)
+                .set("chat_id", -100123)
+                .set("backoff", "20ms");
+        })
+    };
     let env = ActionEnv {
-        notify: channels(&cfg),
+        notify: channels(cfg(sink.url(""))),
         ..ActionEnv::default()
     };
     let (_, o) = resolve_and_run(&notify_spec("tg"), &alert(&[("unit", "a.service")]), &env).await;
@@ -474,7 +479,7 @@ async fn notify_telegram_send_message_and_token_never_shown() {
     )])
     .await;
     let env = ActionEnv {
-        notify: channels(&cfg.replace(&sink.url(""), &bad.url(""))),
+        notify: channels(cfg(bad.url(""))),
         ..ActionEnv::default()
     };
     let (_, o) = resolve_and_run(&notify_spec("tg"), &alert(&[("unit", "a.service")]), &env).await;
@@ -491,13 +496,15 @@ async fn notify_webhook_retries_with_backoff_then_gives_up() {
     let dir = tempfile::tempdir().unwrap();
     let tok = dir.path().join("hook.token");
     std::fs::write(&tok, "hooksecret-xyz").unwrap();
-    let cfg = format!(
-        "[notify.hook]\nkind = \"webhook\"\nurl = \"{}\"\nbearer_token_file = \"{}\"\nretries = 2\nbackoff = \"100ms\"\n[notify.hook.headers]\nX-Source = \"hostmedic-test\"\n",
-        sink.url("/hooks/alert?x=1"),
-        tok.display()
-    );
+    let cfg = TestConfig::new().notify("hook", "webhook", |c| {
+        c.set("url", sink.url("/hooks/alert?x=1"))
+            .path("bearer_token_file", &tok)
+            .set("retries", 2)
+            .set("backoff", "100ms")
+            .pairs("headers", &[("X-Source", "hostmedic-test")]);
+    });
     let env = ActionEnv {
-        notify: channels(&cfg),
+        notify: channels(cfg),
         ..ActionEnv::default()
     };
     let t0 = Instant::now();
@@ -540,14 +547,19 @@ async fn notify_to_a_closed_port_names_the_refusal() {
     let dir = tempfile::tempdir().unwrap();
     let tok = dir.path().join("bot.token");
     std::fs::write(&tok, "123456:AAsecretBotToken").unwrap();
-    let cfg = format!(
-        "[notify.hook]\nkind = \"webhook\"\nurl = \"{base}/hook\"\nretries = 0\n\
-         [notify.n]\nkind = \"ntfy\"\nserver = \"{base}\"\ntopic = \"t\"\nretries = 0\n\
-         [notify.tg]\nkind = \"telegram\"\napi_base = \"{base}\"\nbot_token_file = \"{}\"\nchat_id = 1\nretries = 0\n",
-        tok.display()
-    );
+    let cfg = TestConfig::new()
+        .notify_webhook("hook", &format!("{base}/hook"))
+        .notify("n", "ntfy", |c| {
+            c.set("server", base.as_str()).set("topic", "t").set("retries", 0);
+        })
+        .notify("tg", "telegram", |c| {
+            c.set("api_base", base.as_str())
+                .path("bot_token_file", &tok)
+                .set("chat_id", 1)
+                .set("retries", 0);
+        });
     let env = ActionEnv {
-        notify: channels(&cfg),
+        notify: channels(cfg),
         ..ActionEnv::default()
     };
     for name in ["hook", "n", "tg"] {
@@ -560,6 +572,7 @@ async fn notify_to_a_closed_port_names_the_refusal() {
 
 #[tokio::test]
 async fn notify_config_errors_name_the_key() {
+    // Raw TOML on purpose: each text is a config hostmedic must refuse.
     let err = |t: &str| hostmedic::config::Config::parse(t, "t").unwrap_err().to_string();
     let e = err("[notify.tg]\nkind = \"telegram\"\nbot_token_file = \"/nonexistent/token\"\nchat_id = 1\n");
     assert!(e.contains("notify.tg.bot_token_file"), "{e}");

@@ -8,6 +8,7 @@ use crate::common;
 
 use std::time::{Duration, SystemTime};
 
+use common::config::TestConfig;
 use common::docker::{BUSYBOX_IMAGE, PrivateEngine};
 use common::*;
 use hostmedic::collector::Collector;
@@ -383,15 +384,12 @@ fn engine_stopped_mid_run_then_started_again() {
         "3600",
     ]);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("hostmedic.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[docker]\nhost = \"{}\"\ntimeout = \"2s\"\n[hwmon]\nenabled = false\n",
-            e.docker_host()
-        ),
-    )
-    .unwrap();
+    let cfg = TestConfig::new()
+        .section("docker", |d| {
+            d.set("host", e.docker_host()).set("timeout", "2s");
+        })
+        .disable(&["hwmon"])
+        .write(dir.path().join("hostmedic.toml"));
     let bin = Binary::start(&cfg, dir.path());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let metrics = || rt.block_on(get(&bin.url("/metrics"))).1;

@@ -9,10 +9,12 @@ use crate::common;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
+use common::config::Action;
 use hostmedic::actions::{ActionEnv, ActionSpec, Alert, Context, Outcome, OutcomeResult, exec::Accounts};
 
-fn spec(toml_text: &str) -> ActionSpec {
-    toml::from_str(toml_text).unwrap_or_else(|e| panic!("{toml_text}: {e}"))
+/// `{ type = "exec", argv = [prog], <keys> }` as a rule's action reads.
+fn spec(prog: &str, keys: &[(&str, &str)]) -> ActionSpec {
+    keys.iter().fold(Action::exec([prog]), |a, (k, v)| a.set(k, *v)).spec()
 }
 
 /// Compiles, resolves and runs `s` for an empty alert in `env`.
@@ -65,9 +67,7 @@ async fn exec_as_nobody_nogroup_creates_files_owned_by_them() {
     let dir = world_dir();
     let made = dir.path().join("out/made-by-exec");
     let prog = script(dir.path(), &format!("touch {}; id -u; id -g; id -G", made.display()));
-    let s = spec(&format!(
-        "type = \"exec\"\nargv = [\"{prog}\"]\nuser = \"nobody\"\ngroup = \"nogroup\"\ntimeout = \"10s\""
-    ));
+    let s = spec(&prog, &[("user", "nobody"), ("group", "nogroup"), ("timeout", "10s")]);
     s.compile("receiver.rules[0].actions[0]", &Context::default())
         .expect("valid");
     let o = run(&s, &ActionEnv::default()).await;
@@ -85,7 +85,7 @@ async fn exec_as_nobody_nogroup_creates_files_owned_by_them() {
 
     // `user` alone: the user's primary group from the passwd file.
     std::fs::remove_file(&made).unwrap();
-    let s = spec(&format!("type = \"exec\"\nargv = [\"{prog}\"]\nuser = \"nobody\""));
+    let s = spec(&prog, &[("user", "nobody")]);
     let o = run(&s, &ActionEnv::default()).await;
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
     let (_, primary) = uid_gid_of("/etc/passwd", "nobody");
@@ -93,7 +93,7 @@ async fn exec_as_nobody_nogroup_creates_files_owned_by_them() {
 
     // No user/group: hostmedic's own (root here), as before.
     std::fs::remove_file(&made).unwrap();
-    let s = spec(&format!("type = \"exec\"\nargv = [\"{prog}\"]"));
+    let s = spec(&prog, &[]);
     let o = run(&s, &ActionEnv::default()).await;
     assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
     let meta = std::fs::metadata(&made).unwrap();
@@ -120,15 +120,15 @@ async fn unknown_user_or_group_fails_at_run_time_and_runs_nothing() {
     let prog = script(dir.path(), &format!("touch {}", made.display()));
     for (keys, want) in [
         (
-            "user = \"postgres\"",
+            &[("user", "postgres")][..],
             format!("user \"postgres\" is not in {}", dir.path().join("passwd").display()),
         ),
         (
-            "user = \"db\"\ngroup = \"wheel\"",
+            &[("user", "db"), ("group", "wheel")][..],
             format!("group \"wheel\" is not in {}", dir.path().join("group").display()),
         ),
     ] {
-        let s = spec(&format!("type = \"exec\"\nargv = [\"{prog}\"]\n{keys}"));
+        let s = spec(&prog, keys);
         s.compile("r.a", &Context::default()).expect("syntax is fine");
         let o = run(&s, &env).await;
         assert_eq!(o.result, OutcomeResult::Failed, "{}", o.detail);
@@ -140,7 +140,7 @@ async fn unknown_user_or_group_fails_at_run_time_and_runs_nothing() {
         dry_run: true,
         ..env.clone()
     };
-    let s = spec(&format!("type = \"exec\"\nargv = [\"{prog}\"]\nuser = \"db\""));
+    let s = spec(&prog, &[("user", "db")]);
     let o = run(&s, &dry).await;
     assert_eq!(o.result, OutcomeResult::DryRun, "{}", o.detail);
     assert!(o.detail.contains("as uid 2001 gid 2001"), "{}", o.detail);
@@ -149,13 +149,13 @@ async fn unknown_user_or_group_fails_at_run_time_and_runs_nothing() {
 #[test]
 fn bad_user_or_group_syntax_fails_at_config_time_naming_the_key() {
     for (keys, key) in [
-        ("user = \"db admin\"", "r.a.user"),
-        ("user = \"\"", "r.a.user"),
-        ("group = \"4294967295\"", "r.a.group"),
-        ("group = \"-x\"", "r.a.group"),
+        (("user", "db admin"), "r.a.user"),
+        (("user", ""), "r.a.user"),
+        (("group", "4294967295"), "r.a.group"),
+        (("group", "-x"), "r.a.group"),
     ] {
-        let s = spec(&format!("type = \"exec\"\nargv = [\"/bin/true\"]\n{keys}"));
+        let s = spec("/bin/true", &[keys]);
         let e = s.compile("r.a", &Context::default()).unwrap_err().to_string();
-        assert!(e.contains(key), "{keys}: {e}");
+        assert!(e.contains(key), "{keys:?}: {e}");
     }
 }

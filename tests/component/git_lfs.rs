@@ -10,17 +10,17 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
+use common::config::{Section, TestConfig};
 use common::git_lfs::{Repo, age_dirs, oid_of, tools_present};
 use common::*;
 use hostmedic::collectors::git_lfs::{self, GitLfsCollector};
-use hostmedic::config::Config;
 
 const GIB: u64 = 1 << 30;
 const LIMIT: u64 = 2_147_483_648;
 
-fn toml_list(paths: &[&Path]) -> String {
-    let v: Vec<String> = paths.iter().map(|p| format!("\"{}\"", p.display())).collect();
-    format!("[{}]", v.join(", "))
+/// hwmon off and `[git_lfs]` filled in by `f`.
+fn git_lfs_config(f: impl FnOnce(&mut Section)) -> TestConfig {
+    TestConfig::new().disable(&["hwmon"]).section("git_lfs", f)
 }
 
 /// Repo A: two small real LFS objects, a 3 GiB sparse object over the limit
@@ -99,18 +99,24 @@ async fn real_repositories_report_objects_limits_pointers_and_errors() {
     std::fs::create_dir_all(&not_git).unwrap();
     std::fs::write(t.path().join("a-file"), "x").unwrap();
 
-    let text = format!(
-        "[hwmon]\nenabled = false\n[git_lfs]\nrepos = {}\nmax_series_per_repo = 1\nsize_limit = \"2GiB\"\nscan_interval = \"1h\"\n",
-        toml_list(&[
-            &fx.repo.dir,
-            &plain.dir,
-            &unborn.dir,
-            &missing,
-            &not_git,
-            &t.path().join("a-file"),
-        ])
-    );
-    let srv = InProcess::start(Config::parse(&text, "test").unwrap()).await;
+    let cfg = git_lfs_config(|g| {
+        g.paths(
+            "repos",
+            [
+                &fx.repo.dir,
+                &plain.dir,
+                &unborn.dir,
+                &missing,
+                &not_git,
+                &t.path().join("a-file"),
+            ],
+        )
+        .set("max_series_per_repo", 1)
+        .set("size_limit", "2GiB")
+        .set("scan_interval", "1h");
+    })
+    .parse();
+    let srv = InProcess::start(cfg).await;
     let repo_a = fx.repo.dir.display().to_string();
     let set = eventually(Duration::from_secs(30), "first git_lfs scan", || async {
         let set = srv.app.scrape().await;
@@ -194,11 +200,14 @@ async fn new_objects_show_up_after_the_next_background_scan() {
     let repo = Repo::init_lfs(&t.path().join("r"), &["*.bin"]);
     repo.write("one.bin", b"one\n");
     repo.commit(&[".gitattributes", "one.bin"], "one");
-    let text = format!(
-        "[hwmon]\nenabled = false\n[host]\nenabled = false\n[git_lfs]\nsearch_roots = [\"{}\"]\nsearch_depth = 1\nscan_interval = \"200ms\"\n",
-        t.path().display()
-    );
-    let srv = InProcess::start(Config::parse(&text, "test").unwrap()).await;
+    let cfg = git_lfs_config(|g| {
+        g.paths("search_roots", [t.path()])
+            .set("search_depth", 1)
+            .set("scan_interval", "200ms");
+    })
+    .disable(&["host"])
+    .parse();
+    let srv = InProcess::start(cfg).await;
     let name = repo.dir.display().to_string();
     let count = |srv: &InProcess| {
         let app = srv.app.clone();
@@ -272,11 +281,11 @@ fn rescans_skip_unchanged_fanout_directories_in_a_real_repo() {
     repo.commit(&args, "twenty");
     age_dirs(&repo.objects_dir());
 
-    let cfg: git_lfs::Config = toml::from_str(&format!(
-        "repos = [\"{}\"]\nscan_interval = \"1h\"\n",
-        repo.dir.display()
-    ))
-    .unwrap();
+    let cfg = git_lfs_config(|g| {
+        g.paths("repos", [&repo.dir]).set("scan_interval", "1h");
+    })
+    .parse()
+    .git_lfs;
     let c = GitLfsCollector::new(&cfg, &Default::default());
     let stats = |snap: &git_lfs::Snapshot| snap.repos[0].result.as_ref().unwrap().stats;
     let first = c.scan_once();
@@ -321,15 +330,11 @@ fn permission_denied_is_reported_per_repo_when_not_root() {
     std::fs::set_permissions(&locked.dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     std::fs::set_permissions(store_locked.objects_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
 
-    let cfg_path = t.path().join("hostmedic.toml");
-    std::fs::write(
-        &cfg_path,
-        format!(
-            "[hwmon]\nenabled = false\n[git_lfs]\nrepos = {}\nscan_interval = \"1h\"\n",
-            toml_list(&[&good.dir, &locked.dir, &store_locked.dir])
-        ),
-    )
-    .unwrap();
+    let cfg_path = git_lfs_config(|g| {
+        g.paths("repos", [&good.dir, &locked.dir, &store_locked.dir])
+            .set("scan_interval", "1h");
+    })
+    .write(t.path().join("hostmedic.toml"));
     let logdir = t.path().join("log");
     std::fs::create_dir_all(&logdir).unwrap();
     let bin = Binary::start_as_nobody(&cfg_path, &logdir);

@@ -10,8 +10,8 @@ fn l<'a>(watch: &'a str, p: &'a str) -> [(&'a str, &'a str); 2] {
 
 use std::time::Duration;
 
+use common::config::TestConfig;
 use common::*;
-use hostmedic::config::Config;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn growth_of_files_and_directories_shows_in_the_next_scan() {
@@ -22,31 +22,25 @@ async fn growth_of_files_and_directories_shows_in_the_next_scan() {
     std::fs::create_dir_all(spool.join("deep/er")).unwrap();
     std::fs::write(spool.join("deep/er/a"), vec![0u8; 300]).unwrap();
     std::fs::write(t.path().join("one.log"), "abc").unwrap();
-    let text = format!(
-        r#"[hwmon]
-enabled = false
-[paths]
-scan_interval = "200ms"
-[[paths.watch]]
-name = "wal"
-path = "{wal}"
-max_size = "100MB"
-[[paths.watch]]
-name = "spool"
-path = "{spool}"
-timeout = "5s"
-[[paths.watch]]
-name = "logs"
-path = "{dir}/*.log"
-[[paths.watch]]
-name = "later"
-path = "{dir}/later.txt"
-"#,
-        wal = wal.display(),
-        spool = spool.display(),
-        dir = t.path().display()
-    );
-    let srv = InProcess::start(Config::parse(&text, "test").unwrap()).await;
+    let cfg = TestConfig::new()
+        .disable(&["hwmon"])
+        .section("paths", |p| {
+            p.set("scan_interval", "200ms")
+                .push("watch", |w| {
+                    w.set("name", "wal").path("path", &wal).set("max_size", "100MB");
+                })
+                .push("watch", |w| {
+                    w.set("name", "spool").path("path", &spool).set("timeout", "5s");
+                })
+                .push("watch", |w| {
+                    w.set("name", "logs").path("path", t.path().join("*.log"));
+                })
+                .push("watch", |w| {
+                    w.set("name", "later").path("path", t.path().join("later.txt"));
+                });
+        })
+        .parse();
+    let srv = InProcess::start(cfg).await;
     let w = wal.display().to_string();
     let s = spool.display().to_string();
     let later = t.path().join("later.txt").display().to_string();
@@ -102,7 +96,7 @@ path = "{dir}/later.txt"
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nothing_configured_means_no_collector() {
-    let srv = InProcess::start(Config::parse("[hwmon]\nenabled = false\n", "test").unwrap()).await;
+    let srv = InProcess::start(TestConfig::new().disable(&["hwmon"]).parse()).await;
     let set = srv.app.scrape().await;
     assert_eq!(
         set.value("hostmedic_collector_source_present", &[("collector", "host")]),
@@ -119,11 +113,13 @@ async fn nothing_configured_means_no_collector() {
 
     // A search root without repositories: the collector runs, source absent.
     let empty = tempfile::tempdir().unwrap();
-    let text = format!(
-        "[hwmon]\nenabled = false\n[git_lfs]\nsearch_roots = [\"{}\"]\nscan_interval = \"1h\"\n",
-        empty.path().display()
-    );
-    let srv = InProcess::start(Config::parse(&text, "test").unwrap()).await;
+    let cfg = TestConfig::new()
+        .disable(&["hwmon"])
+        .section("git_lfs", |g| {
+            g.paths("search_roots", [empty.path()]).set("scan_interval", "1h");
+        })
+        .parse();
+    let srv = InProcess::start(cfg).await;
     eventually(Duration::from_secs(20), "git_lfs source absent", || async {
         let set = srv.app.scrape().await;
         (set.value("hostmedic_collector_source_present", &[("collector", "git_lfs")]) == Some(0.0)).then_some(())

@@ -355,7 +355,7 @@ fn ca_file_errors_name_the_key() {
         e.contains("probes.http[1].ca_file") && e.contains("no PEM certificate"),
         "{e}"
     );
-    // TOML spelling (loading reads the file).
+    // TOML spelling (loading reads the file): raw TOML on purpose.
     tls_server_config(
         d.path(),
         time::OffsetDateTime::now_utc() + time::Duration::days(1),
@@ -405,7 +405,8 @@ fn validation_names_keys() {
     );
     cfg.http[0].expected_status = Some(StatusSet::One(204));
     cfg.validate("probes").unwrap();
-    // TOML accepts one code or a list.
+    // TOML accepts one code or a list (raw TOML on purpose: the test is
+    // about parsing it).
     let parsed = hostmedic::config::Config::parse(
         "[[probes.http]]\nname = \"x\"\nurl = \"http://127.0.0.1:9/\"\nexpected_status = 204\n\
          [[probes.http]]\nname = \"y\"\nurl = \"http://127.0.0.1:9/\"\nexpected_status = [200, 301]\ntimeout = \"2s\"\n\
@@ -427,6 +428,7 @@ fn validation_names_keys() {
 
 #[test]
 fn full_section_config_round_trips() {
+    // Raw TOML on purpose: the test is about parsing it and rendering it back.
     let text = r#"
 [processes]
 top_k = 7
@@ -456,6 +458,7 @@ working_dir = "/tmp"
         again.probes.command[0].working_dir.as_deref(),
         Some(std::path::Path::new("/tmp"))
     );
+    // A config that must be refused, as raw TOML.
     let err = hostmedic::config::Config::parse("[[processes.watch]]\nname = \"x\"\ncomm = \"(\"\n", "t").unwrap_err();
     assert!(err.to_string().contains("processes.watch[0].comm"), "{err}");
 }

@@ -243,7 +243,8 @@ async fn post_reload_refuses_an_invalid_file_and_fixed_keys_keeping_the_running_
     assert_eq!(get(&reload).await.0, 405);
     assert_eq!(post(&reload, None, None).await.0, 401, "the receiver's credentials");
 
-    // An unknown key: 500 naming it, metric 0, the running config serves on.
+    // An unknown key: 500 naming it, metric 0, the running config serves on
+    // (raw TOML on purpose: an operator's typo appended to the file).
     std::fs::write(
         &cfg,
         format!(

@@ -13,11 +13,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use common::config::TestConfig;
 use common::docker::{BUSYBOX_IMAGE, PrivateEngine};
 use common::systemd::{Spec, boot_or_skip};
 use common::*;
 use hostmedic::collector::Collector;
-use hostmedic::config::Config;
 use hostmedic::metrics::{MetricSet, Value};
 
 const CPU: &str = "hostmedic_systemd_unit_cpu_seconds";
@@ -113,21 +113,29 @@ async fn spinning_unit_is_the_top_unit_and_owns_its_process() {
     m.systemctl_user("medic", 1000, &["daemon-reload"]);
     m.systemctl_user("medic", 1000, &["start", "hello.service"]);
     let machine_cg = m.cgroup();
-    let text = format!(
-        "[host]\nenabled = false\n[hwmon]\nenabled = false\n[docker]\nenabled = false\n\
-         [global]\ncollector_timeout = \"4s\"\n\
-         [processes]\ntop_k = {top}\nsample_interval = \"500ms\"\nowner_cgroup_root = \"{root}\"\n\
-         [systemd]\nbus_address = \"{bus}\"\ncall_timeout = \"1s\"\nuser_managers = \"auto\"\n\
-         user_runtime_dir = \"{run}\"\npasswd_file = \"{passwd}\"\n\
-         resources = [\"service\"]\nresource_pressure = true\ncgroup_root = \"{cg}\"\n",
-        top = hostmedic::collectors::processes::MAX_TOP_K,
-        root = cgroup_path_of(&machine_cg),
-        bus = m.bus_address(),
-        run = m.root().join("run/user").display(),
-        passwd = m.rootfs().join("etc/passwd").display(),
-        cg = machine_cg.display(),
-    );
-    let srv = InProcess::start(Config::parse(&text, "test").unwrap()).await;
+    let top_k = i64::try_from(hostmedic::collectors::processes::MAX_TOP_K).unwrap();
+    let cfg = TestConfig::new()
+        .disable(&["host", "hwmon", "docker"])
+        .global(|g| {
+            g.set("collector_timeout", "4s");
+        })
+        .section("processes", |p| {
+            p.set("top_k", top_k)
+                .set("sample_interval", "500ms")
+                .set("owner_cgroup_root", cgroup_path_of(&machine_cg));
+        })
+        .section("systemd", |s| {
+            s.set("bus_address", m.bus_address())
+                .set("call_timeout", "1s")
+                .set("user_managers", "auto")
+                .path("user_runtime_dir", m.root().join("run/user"))
+                .path("passwd_file", m.rootfs().join("etc/passwd"))
+                .strings("resources", ["service"])
+                .set("resource_pressure", true)
+                .path("cgroup_root", &machine_cg);
+        })
+        .parse();
+    let srv = InProcess::start(cfg).await;
     let spin = [("manager", "system"), ("name", "spin.service")];
     let hello = [("manager", "user:medic"), ("name", "hello.service")];
 

@@ -6,6 +6,7 @@ use crate::common;
 use std::process::Command;
 use std::time::Duration;
 
+use common::config::TestConfig;
 use common::*;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -74,7 +75,11 @@ fn binary_scrape_passes_promtool_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     fake_hwmon(dir.path(), 50_000);
     let cfg = dir.path().join("hostmedic.toml");
-    std::fs::write(&cfg, format!("[global]\nsysfs_root = \"{}\"\n", dir.path().display())).unwrap();
+    TestConfig::new()
+        .global(|g| {
+            g.path("sysfs_root", dir.path());
+        })
+        .write(&cfg);
     let mut bin = Binary::start(&cfg, dir.path());
     let body = std::process::Command::new("curl")
         .args(["-sf", &bin.url("/metrics")])
@@ -96,6 +101,7 @@ fn binary_scrape_passes_promtool_and_stops_on_sigterm() {
 fn check_config_names_the_bad_key_and_collect_prints_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
+    // Raw TOML on purpose: a config hostmedic must refuse.
     std::fs::write(&bad, "[host]\nfs_types_exclude = \"(\"\n").unwrap();
     let out = Command::new(binary_path())
         .args(["check-config"])
@@ -134,11 +140,12 @@ fn bind_mounts_are_reported_once_and_distinct_filesystems_apart() {
         std::fs::create_dir(d).unwrap();
     }
     let cfg = dir.path().join("hostmedic.toml");
-    std::fs::write(
-        &cfg,
-        "[host]\nfs_types_exclude = \"^(proc|sysfs|cgroup2?)$\"\n[hwmon]\nenabled = false\n[processes]\nenabled = false\n[systemd]\nenabled = false\n[docker]\nenabled = false\n",
-    )
-    .unwrap();
+    TestConfig::new()
+        .section("host", |h| {
+            h.set("fs_types_exclude", "^(proc|sysfs|cgroup2?)$");
+        })
+        .disable(&["hwmon", "processes", "systemd", "docker"])
+        .write(&cfg);
     let script = format!(
         "mount --bind / {b} && mount -t ramfs hm-ram {t1} && mount -t ramfs hm-ram {t2} && exec {bin} --config {cfg} collect",
         b = bind.display(),

@@ -260,19 +260,19 @@ async fn metric(srv: &InProcess, name: &str) -> Option<f64> {
 
 /// A receiver in `dir` whose heartbeat (`enabled` or not) may be silent for
 /// 1 s, checked every 100 ms, telling the webhook channel `sink` only.
-fn heartbeat_config(dir: &std::path::Path, sink: &Sink, enabled: bool) -> String {
-    format!(
-        "{}\n[receiver.heartbeat]\nenabled = {enabled}\nmax_silence = \"1s\"\ncheck_interval = \"100ms\"\n",
-        TestConfig::new()
-            .disable(&UNUSED)
-            .disable(&["hwmon"])
-            .single_host("h1")
-            .receiver(dir, |r| {
-                r.path("bearer_token_file", dir.join("token"));
-            })
-            .notify_webhook("sink", &sink.url("/hook"))
-            .render()
-    )
+fn heartbeat_config(dir: &std::path::Path, sink: &Sink, enabled: bool) -> TestConfig {
+    TestConfig::new()
+        .disable(&UNUSED)
+        .disable(&["hwmon"])
+        .single_host("h1")
+        .receiver(dir, |r| {
+            r.path("bearer_token_file", dir.join("token")).table("heartbeat", |h| {
+                h.set("enabled", enabled)
+                    .set("max_silence", "1s")
+                    .set("check_interval", "100ms");
+            });
+        })
+        .notify_webhook("sink", &sink.url("/hook"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -280,8 +280,14 @@ async fn heartbeat_silence_is_told_once_survives_a_restart_and_ends_with_a_heart
     let dir = receiver_dir(TOKEN);
     let d = dir.path();
     let sink = Sink::start().await;
-    let text = heartbeat_config(d, &sink, true);
-    let bad = format!("{text}bogus = 1\n");
+    let text = heartbeat_config(d, &sink, true).render();
+    let bad = heartbeat_config(d, &sink, true)
+        .section("receiver", |r| {
+            r.table("heartbeat", |h| {
+                h.set("bogus", 1);
+            });
+        })
+        .render();
     let e = Config::parse(&bad, "test").unwrap_err().to_string();
     assert!(e.contains("bogus"), "unknown keys are refused: {e}");
     let told = |what: &str| sink.all().into_iter().filter(|r| r.body.contains(what)).count();
@@ -357,7 +363,7 @@ async fn heartbeat_settings_follow_a_reload_and_the_incident_log_tells_the_silen
     let dir = receiver_dir(TOKEN);
     let d = dir.path();
     let sink = Sink::start().await;
-    let config = |enabled| heartbeat_config(d, &sink, enabled);
+    let config = |enabled| heartbeat_config(d, &sink, enabled).render();
     let cfg = d.join("hostmedic.toml");
     std::fs::write(&cfg, config(false)).unwrap();
     let bin = Binary::start(&cfg, d);

@@ -11,6 +11,7 @@ use crate::common;
 
 use std::time::{Duration, Instant, SystemTime};
 
+use common::config::{Section, TestConfig};
 use common::systemd::{Spec, SystemdMachine, boot_or_skip};
 use common::*;
 use hostmedic::config::Config;
@@ -18,13 +19,26 @@ use hostmedic::metrics::MetricSet;
 
 const SUCCESS: &str = "hostmedic_scrape_collector_success";
 
-fn config(m: &SystemdMachine, extra: &str) -> Config {
-    let text = format!(
-        "[host]\nenabled = false\n[hwmon]\nenabled = false\n[global]\ncollector_timeout = \"4s\"\n\
-         [systemd]\nbus_address = \"{}\"\nuser_managers = \"none\"\ncall_timeout = \"1s\"\n{extra}",
-        m.bus_address()
-    );
-    Config::parse(&text, "test").unwrap()
+/// The systemd collector alone on `m`'s bus (no user managers, 1 s calls,
+/// 4 s per collector); `systemd` adds or overrides keys of `[systemd]`.
+fn config(m: &SystemdMachine, systemd: impl FnOnce(&mut Section)) -> Config {
+    config_timed(m, "4s", systemd)
+}
+
+/// [`config`] with `collector_timeout` as given.
+fn config_timed(m: &SystemdMachine, collector_timeout: &str, systemd: impl FnOnce(&mut Section)) -> Config {
+    TestConfig::new()
+        .disable(&["host", "hwmon"])
+        .global(|g| {
+            g.set("collector_timeout", collector_timeout);
+        })
+        .section("systemd", |s| {
+            s.set("bus_address", m.bus_address())
+                .set("user_managers", "none")
+                .set("call_timeout", "1s");
+            systemd(s);
+        })
+        .parse()
 }
 
 fn value(set: &MetricSet, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
@@ -69,7 +83,7 @@ async fn crash_loop_restart_counter_rises_with_exit_status() {
     ) else {
         return;
     };
-    let srv = InProcess::start(config(&m, "")).await;
+    let srv = InProcess::start(config(&m, |_| {})).await;
     let restarts = "hostmedic_systemd_service_restarts";
     let crashy = [("manager", "system"), ("name", "crashy.service")];
 
@@ -191,8 +205,13 @@ async fn exit_status_of_the_last_exit_is_kept_while_the_next_attempt_runs() {
         return;
     };
     let slow = [("manager", "system"), ("name", "slow.service")];
-    for extra in ["", "refresh_interval = \"0s\"\n"] {
-        let srv = InProcess::start(config(&m, extra)).await;
+    for refresh in [None, Some("0s")] {
+        let srv = InProcess::start(config(&m, |s| {
+            if let Some(r) = refresh {
+                s.set("refresh_interval", r);
+            }
+        }))
+        .await;
         eventually(Duration::from_secs(20), "slow.service exited once", || async {
             let set = srv.app.scrape().await;
             (value(&set, "hostmedic_systemd_service_exec_main_status", &slow) == Some(7.0)).then_some(())
@@ -207,7 +226,7 @@ async fn exit_status_of_the_last_exit_is_kept_while_the_next_attempt_runs() {
             assert_eq!(
                 value(&set, "hostmedic_systemd_service_exec_main_status", &slow),
                 Some(7.0),
-                "config {extra:?}"
+                "refresh_interval {refresh:?}"
             );
             if m.show("slow.service", "ExecMainStatus") == "0" {
                 running_seen += 1;
@@ -238,7 +257,7 @@ async fn timer_with_missing_script_is_failed_with_trigger_times() {
     ) else {
         return;
     };
-    let srv = InProcess::start(config(&m, "")).await;
+    let srv = InProcess::start(config(&m, |_| {})).await;
     let hc = [
         ("manager", "system"),
         ("timer", "health-check.timer"),
@@ -316,8 +335,12 @@ async fn expected_unit_not_found_is_exported_as_such() {
         return;
     };
     // Also covers the uncached path (no change subscription).
-    let extra = "expect = [\"api.service\", \"idle.service\", \"healthy.service\"]\nexclude = '.+\\.service'\nrefresh_interval = \"0s\"\n";
-    let srv = InProcess::start(config(&m, extra)).await;
+    let srv = InProcess::start(config(&m, |s| {
+        s.strings("expect", ["api.service", "idle.service", "healthy.service"])
+            .set("exclude", r".+\.service")
+            .set("refresh_interval", "0s");
+    }))
+    .await;
     let set = srv.app.scrape().await;
     assert_eq!(success(&set), Some(1.0), "{:?}", srv.app.runner.status());
     let e = |n: &'static str| [("manager", "system"), ("name", n)];
@@ -482,21 +505,12 @@ async fn user_manager_is_discovered_and_labelled() {
     user(&["start", "hello.service"]);
     user(&["start", "oops.service"]);
 
-    let extra = format!(
-        "user_managers = \"auto\"\nuser_runtime_dir = \"{}\"\npasswd_file = \"{}\"\nexpect = [\"user:medic/hello.service\", \"user:medic/gone.service\"]\n",
-        m.root().join("run/user").display(),
-        m.rootfs().join("etc/passwd").display()
-    );
-    let mut cfg = config(&m, "");
-    cfg.systemd = Config::parse(
-        &format!(
-            "[systemd]\nbus_address = \"{}\"\ncall_timeout = \"1s\"\n{extra}",
-            m.bus_address()
-        ),
-        "t",
-    )
-    .unwrap()
-    .systemd;
+    let cfg = config(&m, |s| {
+        s.set("user_managers", "auto")
+            .path("user_runtime_dir", m.root().join("run/user"))
+            .path("passwd_file", m.rootfs().join("etc/passwd"))
+            .strings("expect", ["user:medic/hello.service", "user:medic/gone.service"]);
+    });
     let srv = InProcess::start(cfg).await;
     let set = eventually(
         Duration::from_secs(20),
@@ -549,7 +563,7 @@ async fn bus_going_away_gives_success_zero_then_recovers() {
     let Some(m) = boot_or_skip(Spec::new().enabled_unit("healthy.service", HEALTHY)) else {
         return;
     };
-    let srv = InProcess::start(config(&m, "")).await;
+    let srv = InProcess::start(config(&m, |_| {})).await;
     let set = srv.app.scrape().await;
     assert_eq!(success(&set), Some(1.0), "{:?}", srv.app.runner.status());
 
@@ -601,7 +615,7 @@ async fn hung_bus_gives_success_zero_within_timeout() {
     let Some(m) = boot_or_skip(Spec::new().enabled_unit("healthy.service", HEALTHY)) else {
         return;
     };
-    let srv = InProcess::start(config(&m, "")).await;
+    let srv = InProcess::start(config(&m, |_| {})).await;
     assert_eq!(success(&srv.app.scrape().await), Some(1.0));
     let pids = m.cgroup_pids("system.slice/dbus.service");
     assert!(
@@ -633,9 +647,14 @@ async fn hung_bus_gives_success_zero_within_timeout() {
 /// No bus at all: the collector reports its source absent (not a failure).
 #[tokio::test]
 async fn no_bus_is_source_absent() {
-    let text = "[host]\nenabled = false\n[hwmon]\nenabled = false\n[systemd]\n\
-                bus_address = \"unix:path=/nonexistent/hostmedic-test/bus\"\nuser_managers = \"none\"\n";
-    let app = hostmedic::app::App::new(Config::parse(text, "t").unwrap()).unwrap();
+    let cfg = TestConfig::new()
+        .disable(&["host", "hwmon"])
+        .section("systemd", |s| {
+            s.set("bus_address", "unix:path=/nonexistent/hostmedic-test/bus")
+                .set("user_managers", "none");
+        })
+        .parse();
+    let app = hostmedic::app::App::new(cfg).unwrap();
     let set = app.scrape().await;
     assert_eq!(success(&set), Some(0.0));
     assert_eq!(
@@ -682,9 +701,16 @@ async fn unit_state_series_current_keeps_only_the_current_state() {
     };
     // idle.service is not pulled in at boot, so not loaded: `expect` makes
     // the collector ask for it by name.
-    let only = "include = '(healthy|broken|idle)\\.service'\nexpect = [\"idle.service\"]\n";
+    let only = |s: &mut Section| {
+        s.set("include", r"(healthy|broken|idle)\.service")
+            .strings("expect", ["idle.service"]);
+    };
     let all = InProcess::start(config(&m, only)).await;
-    let current = InProcess::start(config(&m, &format!("{only}unit_state_series = \"current\"\n"))).await;
+    let current = InProcess::start(config(&m, |s| {
+        only(s);
+        s.set("unit_state_series", "current");
+    }))
+    .await;
     // Both read the same manager; the oneshot has failed at boot already.
     let (all_set, cur_set) = eventually(Duration::from_secs(20), "two scrapes of the same states", || async {
         let a = all.app.scrape().await;
@@ -730,6 +756,7 @@ async fn unit_state_series_current_keeps_only_the_current_state() {
 
 #[test]
 fn unit_state_series_rejects_unknown_values_naming_the_key() {
+    // Raw TOML on purpose: the test is about parsing the key's values.
     let Err(err) = Config::parse("[systemd]\nunit_state_series = \"some\"\n", "test") else {
         panic!("\"some\" is not a mode");
     };
@@ -759,13 +786,12 @@ async fn many_units_read_at_once_stay_under_the_bus_pending_call_limit() {
     m.wait_for(Duration::from_secs(60), "the generated units started", |m| {
         m.show("gen-299.service", "ActiveState") == "active"
     });
-    let text = format!(
-        "[host]\nenabled = false\n[hwmon]\nenabled = false\n[global]\ncollector_timeout = \"30s\"\n\
-         [systemd]\nbus_address = \"{}\"\nuser_managers = \"none\"\ncall_timeout = \"20s\"\n\
-         refresh_interval = \"0s\"\nmax_concurrency = 64\n",
-        m.bus_address()
-    );
-    let srv = InProcess::start(Config::parse(&text, "test").unwrap()).await;
+    let cfg = config_timed(&m, "30s", |s| {
+        s.set("call_timeout", "20s")
+            .set("refresh_interval", "0s")
+            .set("max_concurrency", 64);
+    });
+    let srv = InProcess::start(cfg).await;
     for scrape in 0..3 {
         let set = srv.app.scrape().await;
         assert_eq!(success(&set), Some(1.0), "scrape {scrape}");

@@ -42,7 +42,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::alertmanager::{Alertmanager, WebhookTarget, free_port};
-use common::config::TestConfig;
+use common::config::{Action, Rule, TestConfig};
 use common::docker::{BUSYBOX_IMAGE, PrivateEngine};
 use common::e2e::{Stack, TOKEN};
 use common::git_lfs::{Repo, sha256_hex, tools_present};
@@ -326,34 +326,28 @@ fn sources_config(w: &World, base: TestConfig) -> TestConfig {
 /// the same target with a budget of one attempt (the second one holds it),
 /// a failing probe runs a check that fails, an expected unit that is not
 /// active is restarted.
-const REMEDIATION: &str = r#"
-[[remediation]]
-name = "hot-over-max"
-alertname = "HostmedicTemperatureOverMax"
-actions = [{ type = "exec", argv = ["/bin/true", "throttle {{ labels.device }}/{{ labels.sensor }}"] }]
-budget_attempts = 1
-escalate = ["webhook"]
-
-[[remediation]]
-name = "hot-over-crit"
-alertname = "HostmedicTemperatureOverCrit"
-actions = [{ type = "exec", argv = ["/bin/true", "throttle {{ labels.device }}/{{ labels.sensor }}"] }]
-budget_attempts = 1
-escalate = ["webhook"]
-
-[[remediation]]
-name = "probe-recheck"
-alertname = "HostmedicProbeFailing"
-actions = [{ type = "exec", argv = ["/bin/false"] }]
-notify = ["webhook"]
-
-[[remediation]]
-name = "expected-unit-restart"
-alertname = "HostmedicExpectedUnitInactive"
-matchers = ['manager="system"']
-actions = [{ type = "systemd", op = "restart", unit = "{{ labels.unit }}" }]
-notify = ["webhook"]
-"#;
+fn remediation(base: TestConfig) -> TestConfig {
+    let throttle = || Action::exec(["/bin/true", "throttle {{ labels.device }}/{{ labels.sensor }}"]);
+    let hot = |name: &str, alertname: &str| {
+        Rule::new(name, alertname)
+            .action(throttle())
+            .set("budget_attempts", 1)
+            .strings("escalate", ["webhook"])
+    };
+    base.rule(hot("hot-over-max", "HostmedicTemperatureOverMax"))
+        .rule(hot("hot-over-crit", "HostmedicTemperatureOverCrit"))
+        .rule(
+            Rule::new("probe-recheck", "HostmedicProbeFailing")
+                .action(Action::exec(["/bin/false"]))
+                .strings("notify", ["webhook"]),
+        )
+        .rule(
+            Rule::new("expected-unit-restart", "HostmedicExpectedUnitInactive")
+                .strings("matchers", [r#"manager="system""#])
+                .action(Action::systemd("restart", "{{ labels.unit }}"))
+                .strings("notify", ["webhook"]),
+        )
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_panel_query_returns_data_in_a_full_world() {
@@ -416,7 +410,7 @@ async fn every_panel_query_returns_data_in_a_full_world() {
         watch_re: format!("^sleep {}$", regex::escape(&sleep_arg)),
         applog: &applog,
     };
-    let config = format!("{}{REMEDIATION}", sources_config(&world, st.receiver()).render());
+    let config = remediation(sources_config(&world, st.receiver())).render();
     st.start_hostmedic(&config);
     let hm = st.hostmedic().addr.to_string();
     // A second host in the fleet whose hostmedic is down: nothing listens.

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::config::{Action, Rule, TestConfig};
 use common::git_lfs::{self, Repo};
 use common::systemd::{Spec, SystemdMachine, boot_or_skip};
 use hostmedic::receiver::journal::{self, Entry, Event};
@@ -40,58 +41,50 @@ const TIMER: &str = "[Timer]\nOnActiveSec=1h\n[Install]\nWantedBy=timers.target\
 const TIMER_SERVICE: &str = "[Service]\nType=oneshot\nExecStart=/bin/false\n";
 
 /// The conffile as the operator edits it: receiver on, one rule per action.
-fn operator_config() -> String {
-    format!(
-        r#"[web]
-listen_address = "{LISTEN}"
-
-[docker]
-enabled = false
-
-[systemd]
-expect = ["flaky.service"]
-
-[git_lfs]
-repos = ["/srv/repo"]
-
-[receiver]
-enabled = true
-bearer_token_file = "/etc/hostmedic/webhook.token"
-journal_path = "/var/lib/hostmedic/journal.jsonl"
-state_path = "/var/lib/hostmedic/state.json"
-status_path = "/var/lib/hostmedic/status.json"
-
-[[remediation]]
-name = "restart-failed"
-alertname = "HostmedicUnitFailed"
-matchers = ['manager="system"']
-actions = [{{ type = "systemd", op = "restart", unit = "{{{{ labels.name }}}}" }}]
-
-[[remediation]]
-name = "timer-service-failing"
-alertname = "HostmedicTimerServiceFailing"
-matchers = ['manager="system"']
-actions = [
-  {{ type = "systemd", op = "stop", unit = "{{{{ labels.timer }}}}" }},
-  {{ type = "systemd", op = "mask", unit = "{{{{ labels.unit }}}}" }},
-]
-
-[[remediation]]
-name = "runaway-kill"
-alertname = "HostmedicRunawayProcess"
-actions = [{{ type = "kill", allow = '^/bin/sleep 86400$', start_time = "{{{{ labels.start_time }}}}", grace = "2s" }}]
-
-[[remediation]]
-name = "checkpoint-as-nobody"
-alertname = "DeployTestCheckpoint"
-actions = [{{ type = "exec", argv = ["/usr/bin/id"], user = "nobody", group = "nogroup", timeout = "10s" }}]
-
-[[remediation]]
-name = "slow-exec"
-alertname = "DeployTestSlow"
-actions = [{{ type = "exec", argv = ["/bin/sleep", "600"], timeout = "20m" }}]
-"#
-    )
+fn operator_config() -> TestConfig {
+    let manager_system = |r: Rule| r.strings("matchers", [r#"manager="system""#]);
+    TestConfig::new()
+        .section("web", |w| {
+            w.set("listen_address", LISTEN);
+        })
+        .disable(&["docker"])
+        .section("systemd", |s| {
+            s.strings("expect", ["flaky.service"]);
+        })
+        .section("git_lfs", |g| {
+            g.strings("repos", ["/srv/repo"]);
+        })
+        .receiver(Path::new("/var/lib/hostmedic"), |r| {
+            r.set("bearer_token_file", "/etc/hostmedic/webhook.token");
+        })
+        .rule(
+            manager_system(Rule::new("restart-failed", "HostmedicUnitFailed"))
+                .action(Action::systemd("restart", "{{ labels.name }}")),
+        )
+        .rule(
+            manager_system(Rule::new("timer-service-failing", "HostmedicTimerServiceFailing"))
+                .action(Action::systemd("stop", "{{ labels.timer }}"))
+                .action(Action::systemd("mask", "{{ labels.unit }}")),
+        )
+        .rule(
+            Rule::new("runaway-kill", "HostmedicRunawayProcess").action(
+                Action::new("kill")
+                    .set("allow", "^/bin/sleep 86400$")
+                    .set("start_time", "{{ labels.start_time }}")
+                    .set("grace", "2s"),
+            ),
+        )
+        .rule(
+            Rule::new("checkpoint-as-nobody", "DeployTestCheckpoint").action(
+                Action::exec(["/usr/bin/id"])
+                    .set("user", "nobody")
+                    .set("group", "nogroup")
+                    .set("timeout", "10s"),
+            ),
+        )
+        .rule(
+            Rule::new("slow-exec", "DeployTestSlow").action(Action::exec(["/bin/sleep", "600"]).set("timeout", "20m")),
+        )
 }
 
 fn alert(name: &str, labels: &[(&str, &str)], fp: &str) -> Value {
@@ -345,7 +338,11 @@ fn packaged_unit_runs_every_action_under_its_hardening() {
 
     // The operator's edit of the conffile, then a restart.
     std::fs::write(m.rootfs().join("etc/hostmedic/webhook.token"), TOKEN).unwrap();
-    std::fs::write(m.rootfs().join("etc/hostmedic/hostmedic.toml"), operator_config()).unwrap();
+    std::fs::write(
+        m.rootfs().join("etc/hostmedic/hostmedic.toml"),
+        operator_config().render(),
+    )
+    .unwrap();
     run_ok(&m, &["hostmedic", "check-config", "/etc/hostmedic/hostmedic.toml"]);
     run_ok(&m, &["systemctl", "restart", "hostmedic"]);
     wait_active(&m, "hostmedic restarted with the operator's configuration");
@@ -536,11 +533,15 @@ fn packaged_unit_runs_every_action_under_its_hardening() {
     // process (no restart) takes it, and what it had journaled still counts.
     let pid_before = m.show("hostmedic.service", "MainPID");
     let seq_before = journal_of(&m).last().map(|e| e.seq).unwrap_or(0);
-    let config = format!(
-        "{}\n[[remediation]]\nname = \"added-by-reload\"\nalertname = \"DeployTestReloaded\"\n\
-         actions = [{{ type = \"exec\", argv = [\"/usr/bin/id\", \"-u\"], user = \"nobody\", timeout = \"10s\" }}]\n",
-        operator_config()
-    );
+    let config = operator_config()
+        .rule(
+            Rule::new("added-by-reload", "DeployTestReloaded").action(
+                Action::exec(["/usr/bin/id", "-u"])
+                    .set("user", "nobody")
+                    .set("timeout", "10s"),
+            ),
+        )
+        .render();
     std::fs::write(m.rootfs().join("etc/hostmedic/hostmedic.toml"), config).unwrap();
     run_ok(&m, &["systemctl", "reload", "hostmedic"]);
     let deadline = Instant::now() + Duration::from_secs(30);

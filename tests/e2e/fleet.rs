@@ -25,6 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::alertmanager::{Alertmanager, which};
+use common::config::{Action, Rule, TestConfig};
 use common::e2e::tail;
 use common::netns::Lab;
 use common::prometheus::{
@@ -80,26 +81,20 @@ fn hostmedic_config(name: &str, addr: Ipv4Addr, dir: &Path) -> String {
         file,
     );
     let text = substitute_n(&text, "/var/lib/hostmedic/", &format!("{}/", dir.display()), 3, file);
-    let d = dir.display();
-    format!(
-        r#"{text}
-[global]
-sysfs_root = "{d}/sys"
-
-[host]
-enabled = false
-
-[docker]
-enabled = false
-
-[[remediation]]
-name = "temperature-over-crit"
-alertname = "{CRIT_ALERT}"
-actions = [{{ type = "exec", argv = ["/usr/bin/mktemp", "{d}/effects/{{{{ labels.sensor }}}}.XXXXXX"] }}]
-cooldown = "1s"
-budget_attempts = 10
-"#
-    )
+    let effects = format!("{}/effects/{{{{ labels.sensor }}}}.XXXXXX", dir.display());
+    let test_part = TestConfig::new()
+        .global(|g| {
+            g.path("sysfs_root", dir.join("sys"));
+        })
+        .disable(&["host", "docker"])
+        .rule(
+            Rule::new("temperature-over-crit", CRIT_ALERT)
+                .action(Action::exec(["/usr/bin/mktemp", &effects]))
+                .set("cooldown", "1s")
+                .set("budget_attempts", 10),
+        )
+        .render();
+    format!("{text}\n{test_part}")
 }
 
 /// `deploy/fleet/alertmanager.yml` with 1 s grouping and the test's secrets
@@ -651,36 +646,20 @@ fn shipped_fleet_configs_are_valid() {
 #[tokio::test]
 async fn mixed_request_acts_only_on_this_hosts_alert() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display();
-    std::fs::create_dir_all(dir.path().join("effects")).unwrap();
-    std::fs::write(dir.path().join("token"), "tok").unwrap();
-    let cfg = hostmedic::config::Config::parse(
-        &format!(
-            r#"
-[host]
-enabled = false
-[hwmon]
-enabled = false
-[docker]
-enabled = false
-[fleet]
-identity = "web-2"
-instances = ["10.99.0.12"]
-[receiver]
-enabled = true
-bearer_token_file = "{d}/token"
-journal_path = "{d}/journal.jsonl"
-state_path = "{d}/state.json"
-status_path = "{d}/status.json"
-[[remediation]]
-name = "worker"
-alertname = "WorkerDown"
-actions = [{{ type = "exec", argv = ["/usr/bin/mktemp", "{d}/effects/{{{{ labels.tag }}}}.XXXXXX"] }}]
-"#
-        ),
-        "test",
-    )
-    .unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("effects")).unwrap();
+    std::fs::write(d.join("token"), "tok").unwrap();
+    let effects = format!("{}/effects/{{{{ labels.tag }}}}.XXXXXX", d.display());
+    let cfg = TestConfig::new()
+        .disable(&["host", "hwmon", "docker"])
+        .section("fleet", |f| {
+            f.set("identity", "web-2").strings("instances", ["10.99.0.12"]);
+        })
+        .receiver(d, |r| {
+            r.path("bearer_token_file", d.join("token"));
+        })
+        .rule(Rule::new("worker", "WorkerDown").action(Action::exec(["/usr/bin/mktemp", &effects])))
+        .parse();
     let srv = common::InProcess::start(cfg).await;
     let alert = |fp: &str, labels: serde_json::Value| {
         serde_json::json!({"status": "firing", "labels": labels, "annotations": {},

@@ -17,6 +17,7 @@ use crate::common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use common::config::TestConfig;
 use common::docker::{BUSYBOX_IMAGE, PrivateEngine};
 use common::prometheus::{Prometheus, PrometheusOptions};
 use common::systemd::{Spec, boot_or_skip};
@@ -86,18 +87,18 @@ async fn series_of_a_host_with_200_units_and_20_containers() {
     // under the running suite), so its series would differ by timing, not
     // by `unit_state_series`.
     let start = |mode: &str| {
-        let cfg = dir.path().join(format!("hostmedic-{mode}.toml"));
-        std::fs::write(
-            &cfg,
-            format!(
-                "[systemd]\nbus_address = \"{bus}\"\nuser_managers = \"none\"\nunit_state_series = \"{mode}\"\n\
-                 cgroup_root = \"{cg}\"\n[docker]\nhost = \"{docker}\"\n[disk_usage]\nenabled = false\n",
-                bus = m.bus_address(),
-                cg = m.cgroup().display(),
-                docker = engine.docker_host(),
-            ),
-        )
-        .unwrap();
+        let cfg = TestConfig::new()
+            .section("systemd", |s| {
+                s.set("bus_address", m.bus_address())
+                    .set("user_managers", "none")
+                    .set("unit_state_series", mode)
+                    .path("cgroup_root", m.cgroup());
+            })
+            .section("docker", |d| {
+                d.set("host", engine.docker_host());
+            })
+            .disable(&["disk_usage"])
+            .write(dir.path().join(format!("hostmedic-{mode}.toml")));
         let d = dir.path().join(mode);
         std::fs::create_dir_all(&d).unwrap();
         Binary::start(&cfg, &d)

@@ -79,10 +79,16 @@ async fn metric(st: &Stack, name: &str) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread")]
 async fn killing_prometheus_makes_hostmedic_report_the_pipeline_silent_then_back() {
     let mut st = Stack::new("heartbeat").await;
-    let config = format!(
-        "{}\n[receiver.heartbeat]\nmax_silence = \"{MAX_SILENCE}s\"\ncheck_interval = \"1s\"\n",
-        st.receiver().disable(&["docker", "systemd"]).render()
-    );
+    let config = st
+        .receiver()
+        .disable(&["docker", "systemd"])
+        .section("receiver", |r| {
+            r.table("heartbeat", |h| {
+                h.set("max_silence", format!("{MAX_SILENCE}s"))
+                    .set("check_interval", "1s");
+            });
+        })
+        .render();
     st.start_hostmedic(&config);
     let am = heartbeat_alertmanager(&st);
     st.prometheus = Some(prometheus(&st, &am).await);

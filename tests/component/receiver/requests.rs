@@ -7,11 +7,9 @@ use super::*;
 #[test]
 fn refuses_non_loopback_without_auth_and_names_bad_rule_keys() {
     let fx = Fixture::new();
-    let d = fx.dir.path().display();
-    let open = format!(
-        "[receiver]\nenabled = true\njournal_path = \"{d}/j\"\nstate_path = \"{d}/s\"\nstatus_path = \"{d}/st\"\n"
-    );
-    let cfg = fx.write_config(&open);
+    let d = fx.dir.path();
+    let open = TestConfig::new().receiver(d, |_| {});
+    let cfg = fx.write_config(&open.render());
     let out = std::process::Command::new(binary_path())
         .arg("--config")
         .arg(&cfg)
@@ -32,22 +30,28 @@ fn refuses_non_loopback_without_auth_and_names_bad_rule_keys() {
         assert!(!out.status.success(), "{text}");
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    let rule = |body: &str| format!("{open}\n[[remediation]]\nname = \"r\"\nalertname = \"A\"\n{body}\n");
+    let rule = |r: Rule| open.clone().rule(r).render();
     let e = check(&rule(
-        "actions = [{ type = \"exec\", argv = [\"/nonexistent/script.sh\"] }]",
+        Rule::new("r", "A").action(Action::exec(["/nonexistent/script.sh"])),
     ));
     assert!(e.contains("remediation[0].actions[0].argv[0]"), "{e}");
+    let true_ = || Action::exec(["/usr/bin/true"]);
     let e = check(&rule(
-        "matchers = ['unit=~\"(\"']\nactions = [{ type = \"exec\", argv = [\"/usr/bin/true\"] }]",
+        Rule::new("r", "A")
+            .strings("matchers", [r#"unit=~"(""#])
+            .action(true_()),
     ));
     assert!(e.contains("remediation[0].matchers[0]"), "{e}");
-    let e = check(&rule("actions = [{ type = \"reboot\" }]"));
+    let e = check(&rule(Rule::new("r", "A").action(Action::new("reboot"))));
     assert!(e.contains("reboot"), "{e}");
     let e = check(&rule(
-        "escalate = [\"pager\"]\nactions = [{ type = \"exec\", argv = [\"/usr/bin/true\"] }]",
+        Rule::new("r", "A").strings("escalate", ["pager"]).action(true_()),
     ));
     assert!(e.contains("remediation[0].escalate[0]"), "{e}");
-    let e = check(&format!("{open}bearer_token_file = \"{d}/missing\"\n"));
+    let missing = open.clone().receiver(d, |r| {
+        r.path("bearer_token_file", d.join("missing"));
+    });
+    let e = check(&missing.render());
     assert!(e.contains("receiver.bearer_token_file"), "{e}");
 }
 

@@ -32,10 +32,13 @@ use common::e2e::*;
 /// `[docker]` on the private engine; the process collector (not part of S8)
 /// off, so the only busy parts are the ones under test.
 fn docker_section(e: &PrivateEngine) -> String {
-    format!(
-        "\n[docker]\nhost = \"{}\"\ntimeout = \"3s\"\n[processes]\nenabled = false\n",
-        e.docker_host()
-    )
+    let section = common::config::TestConfig::new()
+        .section("docker", |d| {
+            d.set("host", e.docker_host()).set("timeout", "3s");
+        })
+        .disable(&["processes"])
+        .render();
+    format!("\n{section}")
 }
 
 /// The first ntfy message whose title or text names `needle`.

@@ -16,7 +16,13 @@ async fn prometheus_alertmanager_deliver_hostmedic_metric_alert_with_bearer() {
     let mut st = Stack::new("harness").await;
     let sysfs = st.path("sys");
     common::fake_hwmon(&sysfs, 95_500);
-    st.start_hostmedic(&format!("[global]\nsysfs_root = \"{}\"\n", sysfs.display()));
+    st.start_hostmedic(
+        &common::config::TestConfig::new()
+            .global(|g| {
+                g.path("sysfs_root", &sysfs);
+            })
+            .render(),
+    );
     let hm = st.hostmedic().addr;
 
     let am = Alertmanager::start(

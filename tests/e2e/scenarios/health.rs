@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::config::{Action, Rule, TestConfig};
 use common::e2e::*;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -147,6 +148,52 @@ impl Drop for Bots {
     }
 }
 
+/// The bot's watches (process, log file, HTTP and command probes), the
+/// SHIPPED map, and S7's rule: restart the plain process with the
+/// operator's command when its health check fails, then tell the operator.
+fn bot_config(st: &Stack, nonce: &str, log: &Path, health: &Path, restart: &Path, health_url: &str) -> String {
+    let restart = restart.display().to_string();
+    let watches = TestConfig::new()
+        .disable(&["docker", "systemd"])
+        .section("processes", super::one_python("chatbot", &format!("chatbot_{nonce}")))
+        .section("logfile", |l| {
+            l.set("interval", "200ms").push("watch", |w| {
+                w.path("file", log).pairs("patterns", &[("critical", "CRITICAL")]);
+            });
+        })
+        .section("probes", |p| {
+            p.push("http", |h| {
+                h.set("name", "bot-http")
+                    .set("url", health_url)
+                    .set("expected_status", 200)
+                    .set("timeout", "1s")
+                    .set("interval", "1s");
+            })
+            .push("command", |c| {
+                c.set("name", "bot-health")
+                    .strings("argv", ["/usr/bin/python3", &health.display().to_string(), health_url])
+                    .set("timeout", "10s")
+                    .set("interval", "1s");
+            });
+        })
+        .render();
+    let rule = TestConfig::new()
+        .rule(
+            Rule::new("bot-restart", "HostmedicProbeFailing")
+                .strings("matchers", [r#"probe="bot-health""#])
+                .action(Action::exec([restart.as_str(), "{{ labels.probe }} failing"]).set("timeout", "30s"))
+                .action(
+                    Action::new("notify")
+                        .set("channel", "ops")
+                        .set("title", "restarted the chat bot: {{ labels.probe }} failing")
+                        .set("message", "{{ annotations.description }}"),
+                ),
+        )
+        .render();
+    // The rule after the map's own rules, as an operator appends one.
+    format!("{watches}{}\n{rule}", st.shipped_map(&[]))
+}
+
 /// `State:` of /proc/<pid>/status, e.g. "S (sleeping)".
 fn proc_state(pid: i32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -192,52 +239,7 @@ async fn s7_hung_bot_is_restarted_by_its_command_and_critical_log_lines_are_repo
     let first = bots.pid().expect("the bot wrote its pidfile");
 
     let health_url = format!("http://127.0.0.1:{port}/health");
-    let config = format!(
-        r#"
-[docker]
-enabled = false
-[systemd]
-enabled = false
-[processes]
-sample_interval = "1s"
-[[processes.watch]]
-name = "chatbot"
-cmdline = 'python3 .*/chatbot_{nonce}\.py'
-min = 1
-max = 1
-[logfile]
-interval = "200ms"
-[[logfile.watch]]
-file = "{log}"
-patterns = {{ critical = "CRITICAL" }}
-[[probes.http]]
-name = "bot-http"
-url = "{health_url}"
-expected_status = 200
-timeout = "1s"
-interval = "1s"
-[[probes.command]]
-name = "bot-health"
-argv = ["/usr/bin/python3", "{health}", "{health_url}"]
-timeout = "10s"
-interval = "1s"
-{map}
-# S7: restart the plain process with the operator's command when its health
-# check fails, then tell the operator.
-[[remediation]]
-name = "bot-restart"
-alertname = "HostmedicProbeFailing"
-matchers = ['probe="bot-health"']
-actions = [
-  {{ type = "exec", argv = ["{restart}", "{{{{ labels.probe }}}} failing"], timeout = "30s" }},
-  {{ type = "notify", channel = "ops", title = "restarted the chat bot: {{{{ labels.probe }}}} failing", message = "{{{{ annotations.description }}}}" }},
-]
-"#,
-        log = log.display(),
-        health = health.display(),
-        restart = restart.display(),
-        map = st.shipped_map(&[]),
-    );
+    let config = bot_config(&st, &nonce, &log, &health, &restart, &health_url);
     st.start_hostmedic(&config);
     // `for:` 1s, not 0s: a health check that misses its 1 s timeout once on
     // a loaded machine must not count as the hang (two looks, not one).

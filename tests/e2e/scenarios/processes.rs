@@ -247,14 +247,7 @@ async fn s9_duplicate_workers_out_of_expected_range_are_reported() {
     let config = st
         .receiver()
         .disable(&["docker"])
-        .section("processes", |p| {
-            p.set("sample_interval", "1s").push("watch", |w| {
-                w.set("name", "worker")
-                    .set("cmdline", format!(r"python3 .*/worker_{nonce}\.py"))
-                    .set("min", 1)
-                    .set("max", 1);
-            });
-        })
+        .section("processes", super::one_python("worker", &format!("worker_{nonce}")))
         .rule(
             Rule::new("worker-count", "HostmedicProcessCountOutOfRange")
                 .strings("matchers", [r#"watch="worker""#])

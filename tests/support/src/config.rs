@@ -141,6 +141,13 @@ impl TestConfig {
         toml::to_string(&self.root).expect("a TOML table renders")
     }
 
+    /// The configuration as hostmedic reads it (the rendered text parsed by
+    /// `Config::parse`); panics with the refusal and the text.
+    pub fn parse(&self) -> hostmedic::config::Config {
+        let text = self.render();
+        hostmedic::config::Config::parse(&text, "test").unwrap_or_else(|e| panic!("{e:#}\n{text}"))
+    }
+
     /// Writes the TOML to `path` and returns it.
     pub fn write(&self, path: impl Into<PathBuf>) -> PathBuf {
         let path = path.into();
@@ -164,6 +171,11 @@ impl Section {
     /// Sets `key` to an array of strings.
     pub fn strings<S: AsRef<str>>(&mut self, key: &str, items: impl IntoIterator<Item = S>) -> &mut Section {
         self.set(key, strings(items))
+    }
+
+    /// Sets `key` to an array of paths.
+    pub fn paths<P: AsRef<Path>>(&mut self, key: &str, items: impl IntoIterator<Item = P>) -> &mut Section {
+        self.set(key, Value::Array(items.into_iter().map(path_value).collect()))
     }
 
     /// Sets `key` to a table of strings (e.g. a logfile watch's `patterns`).
@@ -249,5 +261,13 @@ impl Action {
     pub fn set(mut self, key: &str, value: impl Into<Value>) -> Action {
         self.0.insert(key.into(), value.into());
         self
+    }
+
+    /// The action as hostmedic reads one of a rule's `actions` (its
+    /// `ActionSpec`, deserialized from the table); panics with the refusal.
+    pub fn spec(&self) -> hostmedic::actions::ActionSpec {
+        Value::Table(self.0.clone())
+            .try_into()
+            .unwrap_or_else(|e| panic!("{e}: {}", self.0))
     }
 }

@@ -315,8 +315,11 @@ pub fn receiver_dir(token: &str) -> tempfile::TempDir {
 
 /// The default configuration, reading `sysfs` as the sysfs root.
 pub fn config_with_sysfs(sysfs: &Path) -> Config {
-    let text = format!("[global]\nsysfs_root = \"{}\"\n", sysfs.display());
-    Config::parse(&text, "test").unwrap()
+    config::TestConfig::new()
+        .global(|g| {
+            g.path("sysfs_root", sysfs);
+        })
+        .parse()
 }
 
 /// Writes a fake hwmon tree with one chip into `root`.

@@ -253,16 +253,18 @@ impl SystemdMachine {
     /// `expect`; docker and processes off (not part of systemd scenarios);
     /// the units' cgroups read under the machine's own cgroup (`cgroup_root`).
     pub fn hostmedic_section(&self, expect: &[&str]) -> String {
-        let expect: Vec<String> = expect.iter().map(|u| format!("\"{u}\"")).collect();
-        format!(
-            "\n[docker]\nenabled = false\n[processes]\nenabled = false\n[systemd]\nbus_address = \"{bus}\"\n\
-             user_runtime_dir = \"{root}/run/user\"\npasswd_file = \"{rootfs}/etc/passwd\"\nexpect = [{expect}]\ncgroup_root = \"{cg}\"\n",
-            cg = self.cgroup().display(),
-            bus = self.bus_address(),
-            root = self.root().display(),
-            rootfs = self.rootfs().display(),
-            expect = expect.join(", "),
-        )
+        // A newline first: the text is appended to other config text.
+        let section = crate::config::TestConfig::new()
+            .disable(&["docker", "processes"])
+            .section("systemd", |s| {
+                s.set("bus_address", self.bus_address())
+                    .path("user_runtime_dir", self.root().join("run/user"))
+                    .path("passwd_file", self.rootfs().join("etc/passwd"))
+                    .strings("expect", expect)
+                    .path("cgroup_root", self.cgroup());
+            })
+            .render();
+        format!("\n{section}")
     }
 
     /// The actions' environment reaching this machine: its system bus, the
@@ -280,7 +282,15 @@ impl SystemdMachine {
     /// journald writes them below its root: `/run/log/journal`, then
     /// `/var/log/journal` once flushed), appended to a config.
     pub fn evidence_section(&self) -> String {
-        format!("[receiver.evidence]\njournal_root = \"{}\"\n", self.root().display())
+        // Renders as `[receiver.evidence]` alone (no `[receiver]` header), so
+        // it may stand before the shipped map's own `[receiver]`.
+        crate::config::TestConfig::new()
+            .section("receiver", |r| {
+                r.table("evidence", |e| {
+                    e.path("journal_root", self.root());
+                });
+            })
+            .render()
     }
 
     pub fn bus_address(&self) -> String {
