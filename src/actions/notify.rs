@@ -123,7 +123,7 @@ impl Action for NotifyAction {
         let channel = &t.channel;
         let ch = match notify::channel(&env.notify, channel) {
             Ok(ch) => ch,
-            Err(e) => return Outcome::new(OutcomeResult::Failed, e, started),
+            Err(e) => return Outcome::new(OutcomeResult::Failed, e.to_string(), started),
         };
         if env.dry_run {
             return Outcome::new(
@@ -138,7 +138,7 @@ impl Action for NotifyAction {
             .await
         {
             Ok(d) => Outcome::new(OutcomeResult::Ok, d, started),
-            Err(d) => Outcome::new(OutcomeResult::Failed, d, started),
+            Err(e) => Outcome::new(OutcomeResult::Failed, e.to_string(), started),
         }
     }
 }

@@ -53,10 +53,12 @@ macro_rules! channel {
     };
 }
 
+mod error;
 pub mod ntfy;
 pub mod telegram;
 pub mod webhook;
 
+pub use error::{NotifyError, UrlError};
 pub use ntfy::NtfyChannel;
 pub use telegram::{ChatId, TelegramChannel};
 pub use webhook::WebhookChannel;
@@ -133,7 +135,7 @@ impl NotifyChannel {
         message: &str,
         evidence: &str,
         alert: &serde_json::Value,
-    ) -> Result<Prepared, String> {
+    ) -> Result<Prepared, NotifyError> {
         // Whoever composed the text, no control character reaches a person
         // raw (`crate::text`): the title on one line, message and evidence
         // with their line breaks.
@@ -168,10 +170,10 @@ pub fn validate_channels(channels: &Channels) -> Result<(), ConfigError> {
 }
 
 /// The channel called `name`; `Err` says none is configured.
-pub fn channel<'a>(channels: &'a Channels, name: &str) -> Result<&'a NotifyChannel, String> {
+pub fn channel<'a>(channels: &'a Channels, name: &str) -> Result<&'a NotifyChannel, NotifyError> {
     channels
         .get(name)
-        .ok_or_else(|| format!("notify: no [notify.{name}] channel configured"))
+        .ok_or_else(|| NotifyError::UnknownChannel(name.to_string()))
 }
 
 fn check_url(key: &str, url: &str) -> Result<reqwest::Url, ConfigError> {
@@ -196,14 +198,17 @@ fn check_secret_file(key: &str, path: &Path) -> Result<(), ConfigError> {
 }
 
 /// Reads a token file (trimmed). Errors name the file, never its content.
-pub fn read_secret(path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn read_secret(path: &Path) -> Result<String, NotifyError> {
+    let text = std::fs::read_to_string(path).map_err(|source| NotifyError::SecretUnreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let t = text.trim();
     if t.is_empty() {
-        return Err(format!("{}: empty", path.display()));
+        return Err(NotifyError::SecretEmpty(path.to_path_buf()));
     }
     if t.contains(['\n', '\r', '\0']) {
-        return Err(format!("{}: must hold a single line", path.display()));
+        return Err(NotifyError::SecretNotOneLine(path.to_path_buf()));
     }
     Ok(t.to_string())
 }
@@ -254,11 +259,11 @@ fn add_bearer(
     file: Option<&Path>,
     headers: &mut reqwest::header::HeaderMap,
     secrets: &mut Vec<String>,
-) -> Result<(), String> {
+) -> Result<(), NotifyError> {
     let Some(f) = file else { return Ok(()) };
     let token = read_secret(f)?;
-    let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
-        .map_err(|_| "token is not a valid header value")?;
+    let mut v =
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| NotifyError::TokenHeader)?;
     v.set_sensitive(true);
     headers.insert(reqwest::header::AUTHORIZATION, v);
     secrets.push(token);
@@ -377,10 +382,10 @@ fn retryable(status: reqwest::StatusCode) -> bool {
 /// use, and shared by clones (connections are pooled). Each request gets
 /// its channel's timeout.
 #[derive(Debug, Clone, Default)]
-pub struct Client(Arc<OnceLock<Result<reqwest::Client, String>>>);
+pub struct Client(Arc<OnceLock<Result<reqwest::Client, Arc<reqwest::Error>>>>);
 
 impl Client {
-    fn http(&self) -> Result<&reqwest::Client, String> {
+    fn http(&self) -> Result<&reqwest::Client, NotifyError> {
         self.0
             .get_or_init(|| {
                 crate::install_crypto_provider();
@@ -388,10 +393,10 @@ impl Client {
                     .redirect(reqwest::redirect::Policy::none())
                     .user_agent(concat!("hostmedic/", env!("CARGO_PKG_VERSION")))
                     .build()
-                    .map_err(|e| format!("http client: {}", crate::error::chain(&e.without_url())))
+                    .map_err(|e| Arc::new(e.without_url()))
             })
             .as_ref()
-            .map_err(Clone::clone)
+            .map_err(|e| NotifyError::HttpClient(Arc::clone(e)))
     }
 
     /// Sends one notification with retries; returns a detail string either
@@ -402,7 +407,7 @@ impl Client {
         title: &str,
         message: &str,
         alert: &impl Serialize,
-    ) -> Result<String, String> {
+    ) -> Result<String, NotifyError> {
         self.send_with_evidence(ch, title, message, "", alert).await
     }
 
@@ -415,8 +420,8 @@ impl Client {
         message: &str,
         evidence: &str,
         alert: &impl Serialize,
-    ) -> Result<String, String> {
-        let alert = serde_json::to_value(alert).map_err(|e| format!("alert: {e}"))?;
+    ) -> Result<String, NotifyError> {
+        let alert = serde_json::to_value(alert)?;
         let p = ch.prepare(title, message, evidence, &alert)?;
         let secrets: Vec<&str> = p.secrets.iter().map(String::as_str).collect();
         let (retries, backoff, timeout) = ch.policy();
@@ -462,12 +467,12 @@ impl Client {
             }
             tracing::warn!(kind = ch.kind(), url = %p.shown, attempt = attempt + 1, error = %last, "notification failed");
         }
-        Err(format!(
-            "{} {}: {last} (after {} attempt(s))",
-            ch.kind(),
-            p.shown,
-            retries + 1
-        ))
+        Err(NotifyError::Undelivered {
+            kind: ch.kind(),
+            shown: p.shown,
+            last,
+            attempts: retries + 1,
+        })
     }
 
     /// Sends through the channel called `name`; both the `Ok` and the `Err`
@@ -479,7 +484,7 @@ impl Client {
         title: &str,
         message: &str,
         alert: &impl Serialize,
-    ) -> Result<String, String> {
+    ) -> Result<String, NotifyError> {
         self.send_to_with_evidence(channels, name, title, message, "", alert)
             .await
     }
@@ -493,11 +498,14 @@ impl Client {
         message: &str,
         evidence: &str,
         alert: &impl Serialize,
-    ) -> Result<String, String> {
+    ) -> Result<String, NotifyError> {
         let ch = channel(channels, name)?;
         match self.send_with_evidence(ch, title, message, evidence, alert).await {
             Ok(d) => Ok(format!("notified {name}: {d}")),
-            Err(d) => Err(format!("notify {name}: {d}")),
+            Err(e) => Err(NotifyError::Channel {
+                channel: name.to_string(),
+                source: Box::new(e),
+            }),
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Prepared, add_bearer, check_secret_file, check_url, truncate_chars};
+use super::{NotifyError, Prepared, add_bearer, check_secret_file, check_url, truncate_chars};
 use crate::error::ConfigError;
 
 channel! {
@@ -51,11 +51,14 @@ impl NtfyChannel {
         Ok(())
     }
 
-    pub(super) fn prepare(&self, title: &str, message: &str) -> Result<Prepared, String> {
+    pub(super) fn prepare(&self, title: &str, message: &str) -> Result<Prepared, NotifyError> {
         let mut headers = reqwest::header::HeaderMap::new();
         let mut secrets = Vec::new();
         add_bearer(self.token_file.as_deref(), &mut headers, &mut secrets)?;
-        let url = reqwest::Url::parse(&self.server).map_err(|e| format!("server URL: {e}"))?;
+        let url = reqwest::Url::parse(&self.server).map_err(|source| NotifyError::Url {
+            what: "server URL",
+            source,
+        })?;
         let body = serde_json::json!({
             "topic": self.topic,
             "title": truncate_chars(title, 256),

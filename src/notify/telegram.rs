@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Prepared, check_secret_file, check_url, read_secret};
+use super::{NotifyError, Prepared, check_secret_file, check_url, read_secret};
 use crate::error::ConfigError;
 
 channel! {
@@ -49,11 +49,11 @@ impl TelegramChannel {
 
     /// `text` is the whole message, title line included, already within
     /// [`super::TELEGRAM_TEXT_MAX`].
-    pub(super) fn prepare(&self, text: &str) -> Result<Prepared, String> {
+    pub(super) fn prepare(&self, text: &str) -> Result<Prepared, NotifyError> {
         let token = read_secret(&self.bot_token_file)?;
         let base = self.api_base.trim_end_matches('/');
-        let url = reqwest::Url::parse(&format!("{base}/bot{token}/sendMessage"))
-            .map_err(|_| "api_base with the bot token does not form a valid URL".to_string())?;
+        let url =
+            reqwest::Url::parse(&format!("{base}/bot{token}/sendMessage")).map_err(|_| NotifyError::TelegramUrl)?;
         let chat_id = match &self.chat_id {
             ChatId::Id(n) => serde_json::json!(n),
             ChatId::Name(s) => serde_json::json!(s),

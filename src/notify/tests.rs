@@ -63,11 +63,19 @@ fn secret_files() {
     std::fs::write(&f, "  tok-123\n").unwrap();
     assert_eq!(read_secret(&f).unwrap(), "tok-123");
     std::fs::write(&f, "a\nb\n").unwrap();
-    let e = read_secret(&f).unwrap_err();
-    assert!(e.contains("single line"), "{e}");
+    let e = read_secret(&f).unwrap_err().to_string();
+    assert_eq!(e, format!("{}: must hold a single line", f.display()));
     std::fs::write(&f, "\n").unwrap();
-    assert!(read_secret(&f).unwrap_err().contains("empty"));
-    assert!(read_secret(&d.path().join("missing")).is_err());
+    assert_eq!(
+        read_secret(&f).unwrap_err().to_string(),
+        format!("{}: empty", f.display())
+    );
+    let missing = d.path().join("missing");
+    let e = read_secret(&missing).unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!("{}: ", missing.display())) && e.contains("No such file"),
+        "{e}"
+    );
 }
 
 #[test]

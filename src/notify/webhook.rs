@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::{Prepared, add_bearer, check_secret_file, check_url};
+use super::{NotifyError, Prepared, add_bearer, check_secret_file, check_url};
 use crate::error::ConfigError;
 
 channel! {
@@ -36,12 +36,18 @@ impl WebhookChannel {
         Ok(())
     }
 
-    pub(super) fn prepare(&self, title: &str, message: &str, alert: &serde_json::Value) -> Result<Prepared, String> {
+    pub(super) fn prepare(
+        &self,
+        title: &str,
+        message: &str,
+        alert: &serde_json::Value,
+    ) -> Result<Prepared, NotifyError> {
         let mut headers = HeaderMap::new();
         let mut secrets = Vec::new();
         for (k, v) in &self.headers {
-            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("header {k}: invalid name"))?;
-            let mut value = HeaderValue::from_str(v).map_err(|_| format!("header {k}: invalid value"))?;
+            let invalid = |part| NotifyError::Header { name: k.clone(), part };
+            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| invalid("name"))?;
+            let mut value = HeaderValue::from_str(v).map_err(|_| invalid("value"))?;
             value.set_sensitive(true);
             headers.insert(name, value);
             if v.len() >= 8 {
@@ -49,7 +55,7 @@ impl WebhookChannel {
             }
         }
         add_bearer(self.bearer_token_file.as_deref(), &mut headers, &mut secrets)?;
-        let url = reqwest::Url::parse(&self.url).map_err(|e| format!("URL: {e}"))?;
+        let url = reqwest::Url::parse(&self.url).map_err(|source| NotifyError::Url { what: "URL", source })?;
         let body = serde_json::json!({
             "source": "hostmedic",
             "title": title,

@@ -398,7 +398,7 @@ impl Runner {
         let result = if ok { OutcomeResult::Ok } else { OutcomeResult::Failed };
         self.metrics.action("notify", result.as_str());
         self.metrics.duration("notify", started.elapsed().as_secs_f64());
-        let detail = res.unwrap_or_else(|failed| failed);
+        let detail = res.unwrap_or_else(|failed| failed.to_string());
         (ok, crate::actions::truncate(detail, crate::actions::DETAIL_MAX))
     }
 
