@@ -120,6 +120,51 @@ enum Call {
     Policy(RestartPolicy),
 }
 
+/// Why a docker action's policy does not parse, or its engine call or the
+/// look-up of its dependents failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerActionError {
+    /// `on-failure:N` with an `N` that is not a non-negative integer.
+    #[error("restart policy {0:?}: retry count must be a non-negative integer")]
+    RetryCount(String),
+    /// A policy name the engine does not know.
+    #[error("unknown restart policy {0:?} (expected no, always, unless-stopped, on-failure or on-failure:N)")]
+    UnknownPolicy(String),
+    /// The engine refused the call (shown with its whole cause chain);
+    /// `then` is the container's state read right after, `earlier` the
+    /// answers of the tries before that raced the container's own state
+    /// changes, `tries` how many were made. (Boxed: the engine's errors are
+    /// large, and `parse_policy` returns this type too.)
+    #[error("{} (then {then}){}", crate::error::chain(.source), earlier_tries(*.tries, .earlier))]
+    Engine {
+        #[source]
+        source: Box<crate::docker::DockerError>,
+        then: String,
+        tries: u32,
+        earlier: Vec<String>,
+    },
+    /// The engine could not be asked which containers depend on this one.
+    #[error("dependents of {container}: {source}")]
+    Dependents {
+        container: String,
+        #[source]
+        source: Box<crate::docker::DockerError>,
+    },
+    /// The container the engine resolved is not in its own container list
+    /// (removed in between).
+    #[error("dependents of {0}: not in the engine's container list")]
+    NotListed(String),
+}
+
+/// `; after N tries: …` when earlier tries raced, else nothing.
+fn earlier_tries(tries: u32, earlier: &[String]) -> String {
+    if earlier.is_empty() {
+        String::new()
+    } else {
+        format!("; after {tries} tries: {}", earlier.join("; "))
+    }
+}
+
 /// A parsed restart policy: name and maximum retry count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestartPolicy {
@@ -128,7 +173,7 @@ pub struct RestartPolicy {
 }
 
 /// Parses `no`, `always`, `unless-stopped`, `on-failure` or `on-failure:N`.
-pub fn parse_policy(s: &str) -> Result<RestartPolicy, String> {
+pub fn parse_policy(s: &str) -> Result<RestartPolicy, ContainerActionError> {
     let (name, count) = match s.split_once(':') {
         Some((n, c)) => (n, Some(c)),
         None => (s, None),
@@ -143,25 +188,21 @@ pub fn parse_policy(s: &str) -> Result<RestartPolicy, String> {
                 .parse()
                 .ok()
                 .filter(|n| *n >= 0)
-                .ok_or_else(|| format!("restart policy {s:?}: retry count must be a non-negative integer"))?;
+                .ok_or_else(|| ContainerActionError::RetryCount(s.to_string()))?;
             Ok(RestartPolicy {
                 name: name.to_string(),
                 maximum_retry_count: Some(n),
             })
         }
-        _ => Err(format!(
-            "unknown restart policy {s:?} (expected no, always, unless-stopped, on-failure or on-failure:N)"
-        )),
+        _ => Err(ContainerActionError::UnknownPolicy(s.to_string())),
     }
 }
 
 /// Connects to the configured engine (API version negotiated). Stop and
 /// restart extend their own deadline by the container's stop timeout.
-pub(crate) async fn connect(env: &ActionEnv) -> Result<crate::docker::Connection, String> {
+pub(crate) async fn connect(env: &ActionEnv) -> Result<crate::docker::Connection, crate::docker::DockerError> {
     let host = crate::docker::resolve_host(env.docker_host.as_deref().unwrap_or(""));
-    crate::docker::connect_to(&host, env.docker_timeout)
-        .await
-        .map_err(|e| e.to_string())
+    crate::docker::connect_to(&host, env.docker_timeout).await
 }
 
 fn state_line(s: &crate::docker::ContainerStatus) -> String {
@@ -219,7 +260,7 @@ async fn act(
     container: &str,
     call: &Call,
     parent: Option<&str>,
-) -> Result<Tries, String> {
+) -> Result<Tries, ContainerActionError> {
     let mut tries = Tries::default();
     for n in 1..=TRIES {
         let parent_start = match parent {
@@ -240,7 +281,6 @@ async fn act(
             Ok(s) => format!("state {}", s.state),
             Err(e) => format!("inspect: {e}"),
         };
-        let line = format!("{} (then {state})", crate::error::chain(&e));
         // A sharer of a parent's namespaces fails in many ways (runc's
         // errors) when the parent exits while it starts: whatever the
         // answer, a parent that is no longer the one seen running makes it
@@ -253,12 +293,14 @@ async fn act(
             _ => false,
         };
         if !(e.is_transient() || parent_moved) || n == TRIES {
-            if tries.0.is_empty() {
-                return Err(line);
-            }
-            return Err(format!("{line}; after {n} tries: {}", tries.0.join("; ")));
+            return Err(ContainerActionError::Engine {
+                source: Box::new(e),
+                then: state,
+                tries: n,
+                earlier: tries.0,
+            });
         }
-        tries.0.push(line);
+        tries.0.push(format!("{} (then {state})", crate::error::chain(&e)));
         tokio::time::sleep(retry_pause(n)).await;
     }
     unreachable!("the last try returns")
@@ -386,7 +428,7 @@ impl Action for DockerAction {
                 };
                 Outcome::acted(
                     &what,
-                    Ok(tries.done()),
+                    Ok::<_, ContainerActionError>(tries.done()),
                     &format!("{before_line}; after: {after}"),
                     started,
                 )
@@ -398,19 +440,26 @@ impl Action for DockerAction {
     /// With `restart_dependents`: the restarts of the running containers that
     /// depend on this one ([`dependents_of`]), in order; empty otherwise.
     /// Read-only (so dry runs list them too).
+    /// `Err` is text: the trait's, shared with the receiver's planning.
     async fn followers(&self, t: &Target, env: &ActionEnv) -> Result<Vec<Resolved>, String> {
         if !self.restart_dependents {
             return Ok(Vec::new());
         }
-        let fail = |e: &dyn fmt::Display| format!("dependents of {}: {e}", t.container);
-        let conn = connect(env).await.map_err(|e| fail(&e))?;
+        let fail = |source| {
+            ContainerActionError::Dependents {
+                container: t.container.clone(),
+                source: Box::new(source),
+            }
+            .to_string()
+        };
+        let conn = connect(env).await.map_err(fail)?;
         // The engine resolves a name or an id (prefix) to one container.
-        let id = conn.inspect(&t.container).await.map_err(|e| fail(&e))?.id;
-        let all = conn.list().await.map_err(|e| fail(&e))?;
+        let id = conn.inspect(&t.container).await.map_err(fail)?.id;
+        let all = conn.list().await.map_err(fail)?;
         let target = all
             .iter()
             .find(|c| c.id == id)
-            .ok_or_else(|| fail(&"not in the engine's container list"))?;
+            .ok_or_else(|| ContainerActionError::NotListed(t.container.clone()).to_string())?;
         Ok(dependents_of(target, &all)
             .into_iter()
             .map(|d| {

@@ -142,17 +142,51 @@ fn is_gone(state: char) -> bool {
     matches!(state, 'Z' | 'X' | 'x')
 }
 
+/// Why the process on a PID is not (or can no longer be shown to be) the
+/// one the kill identified.
+#[derive(Debug, thiserror::Error)]
+pub enum KillError {
+    /// Another process has the PID now.
+    #[error("pid {pid} now has start time {now:.2} instead of {pinned:.2} (PID reused)")]
+    Reused { pid: i32, now: f64, pinned: f64 },
+    /// Its procfs entry could not be read (most often: it exited).
+    #[error("pid {pid}: {source}")]
+    Unreadable {
+        pid: i32,
+        #[source]
+        source: ProcError,
+    },
+    /// The blocking-pool task reading procfs did not complete.
+    #[error("reading pid {pid}: {source}")]
+    Task {
+        pid: i32,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+}
+
+/// [`proc_info`] on the blocking pool (procfs reads are file I/O, kept off
+/// the runtime's threads); `Err` carries the PID.
+async fn read_proc_info(procfs: &Path, pid: i32) -> Result<ProcInfo, KillError> {
+    let procfs = procfs.to_path_buf();
+    tokio::task::spawn_blocking(move || proc_info(&procfs, pid))
+        .await
+        .map_err(|source| KillError::Task { pid, source })?
+        .map_err(|source| KillError::Unreadable { pid, source })
+}
+
 /// Re-reads the process and checks it is still the one pinned: same start
 /// time and still alive. `Err` carries the reason.
-fn recheck(procfs: &Path, pid: i32, start_time: f64) -> Result<(), String> {
-    match proc_info(procfs, pid) {
-        Ok(info) if (info.start_time - start_time).abs() > START_TIME_TOLERANCE => Err(format!(
-            "pid {pid} now has start time {:.2} instead of {start_time:.2} (PID reused)",
-            info.start_time
-        )),
-        Ok(_) => Ok(()),
-        Err(e) => Err(format!("pid {pid}: {e}")),
+async fn recheck(procfs: &Path, pid: i32, start_time: f64) -> Result<(), KillError> {
+    let info = read_proc_info(procfs, pid).await?;
+    if (info.start_time - start_time).abs() > START_TIME_TOLERANCE {
+        return Err(KillError::Reused {
+            pid,
+            now: info.start_time,
+            pinned: start_time,
+        });
     }
+    Ok(())
 }
 
 /// How often [`wait_exit`] looks at the pidfd.
@@ -254,11 +288,14 @@ impl Action for KillAction {
             None => return refuse(format!("kill: invalid pid {pid}")),
         };
         let procfs = env.procfs_root.clone();
-        let info = match proc_info(&procfs, pid) {
+        let info = match read_proc_info(&procfs, pid).await {
             Ok(i) => i,
             // Exited between pidfd_open and the read: the pidfd says so.
             Err(_) if has_exited(&pidfd) => return gone(format!("pid {pid} exited")),
-            Err(e) => return refuse(format!("kill: cannot read pid {pid}: {e}")),
+            Err(KillError::Unreadable { source, .. }) => {
+                return refuse(format!("kill: cannot read pid {pid}: {source}"));
+            }
+            Err(e) => return refuse(format!("kill: {e}")),
         };
         if is_gone(info.state) {
             return gone(format!("pid {pid} has exited"));
@@ -290,7 +327,7 @@ impl Action for KillAction {
                 started,
             );
         }
-        if let Err(why) = recheck(&procfs, pid, info.start_time) {
+        if let Err(why) = recheck(&procfs, pid, info.start_time).await {
             // Exited since it was identified: the pidfd says so.
             if has_exited(&pidfd) {
                 return gone(format!("pid {pid} exited"));
@@ -312,7 +349,7 @@ impl Action for KillAction {
                 started,
             );
         }
-        if let Err(why) = recheck(&procfs, pid, info.start_time) {
+        if let Err(why) = recheck(&procfs, pid, info.start_time).await {
             return Outcome::new(
                 OutcomeResult::Ok,
                 format!("TERM sent to {who}; {why}; KILL not sent"),
@@ -357,8 +394,10 @@ impl Action for KillAction {
         let (pid, start_time) = (t.pid, t.pinned.get().or(t.start_time));
         let mut poll = super::poll::Poll::until(until);
         loop {
-            let last = match proc_info(&env.procfs_root, pid) {
-                Err(_) => return Verification::Verified,
+            let last = match read_proc_info(&env.procfs_root, pid).await {
+                // Unreadable: gone (a failed read task proves nothing).
+                Err(KillError::Unreadable { .. }) => return Verification::Verified,
+                Err(e) => return Verification::NotHelped(e.to_string()),
                 Ok(i) if is_gone(i.state) => return Verification::Verified,
                 Ok(i) if start_time.is_some_and(|s| (i.start_time - s).abs() > START_TIME_TOLERANCE) => {
                     return Verification::Verified;

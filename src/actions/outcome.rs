@@ -103,7 +103,7 @@ impl Outcome {
 
     /// The outcome of the call that acts (`Ok`: what happened), with the
     /// target's state read before it.
-    pub fn acted(what: &str, done: Result<String, String>, before: &str, started: Instant) -> Outcome {
+    pub fn acted(what: &str, done: Result<String, impl std::fmt::Display>, before: &str, started: Instant) -> Outcome {
         match done {
             Ok(done) => Outcome::new(OutcomeResult::Ok, format!("{what}: {done} (before: {before})"), started),
             Err(e) => Outcome::new(

@@ -110,7 +110,7 @@ impl Action for ShedLoadAction {
             for c in containers {
                 let res = match &conn {
                     Ok(conn) => conn.stop_container(c, None).await.map_err(|e| e.to_string()),
-                    Err(e) => Err(e.clone()),
+                    Err(e) => Err(e.to_string()),
                 };
                 match res {
                     Ok(()) => lines.push(format!("container {c}: stopped")),

@@ -70,24 +70,53 @@ impl fmt::Display for Target {
     }
 }
 
-/// Where `manager` lives, per `env`.
-pub fn manager_target(manager: &Manager, env: &ActionEnv) -> Result<ManagerTarget, String> {
+/// Why a systemd action (or the evidence and `shed-load`, which share its
+/// connection) could not do what it was asked on a manager.
+#[derive(Debug, thiserror::Error)]
+pub enum UnitActionError {
+    /// A user manager's user is not in the passwd file.
+    #[error(transparent)]
+    Locate(sd::SystemdError),
+    /// The manager's bus did not answer.
+    #[error("{manager} manager: {source}")]
+    Connect {
+        manager: Manager,
+        #[source]
+        source: sd::SystemdError,
+    },
+    /// A call on a connected manager failed (its text names the call).
+    #[error(transparent)]
+    Call(#[from] sd::SystemdError),
+    /// The unit's properties hold no `UnitFileState`.
+    #[error("unit {0} has no UnitFileState property")]
+    NoUnitFileState(String),
+    /// The manager has no unit file for the unit.
+    #[error("not installed (load state not-found) on the {0} manager")]
+    NotInstalled(Manager),
+}
+
+/// Where `manager` lives, per `env` (the passwd file is read off the
+/// runtime's threads).
+pub async fn manager_target(manager: &Manager, env: &ActionEnv) -> Result<ManagerTarget, UnitActionError> {
     match manager {
         Manager::System => Ok(ManagerTarget::system(env.system_bus.as_deref())),
         Manager::User(name) => {
-            let passwd = Users::load(&env.passwd_file);
-            sd::configured_user_manager(name, &env.user_runtime_dir, &passwd).map_err(|e| e.to_string())
+            let passwd = Users::read(&env.passwd_file).await;
+            sd::configured_user_manager(name, &env.user_runtime_dir, &passwd).map_err(UnitActionError::Locate)
         }
     }
 }
 
 /// A connection to `manager` as `env` configures it (the actions' and the
 /// evidence's one way there).
-pub(crate) async fn connect(manager: &Manager, env: &ActionEnv) -> Result<Connection, String> {
-    let target = manager_target(manager, env)?;
+pub(crate) async fn connect(manager: &Manager, env: &ActionEnv) -> Result<Connection, UnitActionError> {
+    let target = manager_target(manager, env).await?;
     sd::connect(&target, env.systemd_timeout)
         .await
-        .map_err(|e| format!("{manager} manager: {e}"))
+        .map_err(|source| UnitActionError::Connect {
+            manager: manager.clone(),
+            source,
+        })
 }
 
 fn describe(st: &UnitStatus) -> String {
@@ -105,16 +134,14 @@ fn describe(st: &UnitStatus) -> String {
 }
 
 /// `UnitFileState` (`enabled`, `disabled`, `masked`, `static`, …).
-async fn unit_file_state(conn: &Connection, unit: &str) -> Result<String, String> {
-    let path = sd::unit_path(conn, unit).await.map_err(|e| e.to_string())?;
-    let props: HashMap<String, zbus::OwnedVariant> = sd::get_all(conn, &path, sd::proxies::UNIT_INTERFACE)
-        .await
-        .map_err(|e| e.to_string())?;
+async fn unit_file_state(conn: &Connection, unit: &str) -> Result<String, UnitActionError> {
+    let path = sd::unit_path(conn, unit).await?;
+    let props: HashMap<String, zbus::OwnedVariant> = sd::get_all(conn, &path, sd::proxies::UNIT_INTERFACE).await?;
     props
         .get("UnitFileState")
         .and_then(|v| <&str>::try_from(v).ok())
         .map(str::to_string)
-        .ok_or_else(|| "no UnitFileState property".to_string())
+        .ok_or_else(|| UnitActionError::NoUnitFileState(unit.to_string()))
 }
 
 fn changes_line(changes: &[sd::UnitFileChange]) -> String {
@@ -135,20 +162,16 @@ fn changes_line(changes: &[sd::UnitFileChange]) -> String {
 }
 
 /// Performs `op` on an already checked unit; `Ok` carries what happened.
-async fn perform(conn: &Connection, op: SystemdOp, unit: &str) -> Result<String, String> {
-    let e = |e: sd::SystemdError| e.to_string();
+async fn perform(conn: &Connection, op: SystemdOp, unit: &str) -> Result<String, sd::SystemdError> {
     Ok(match op {
-        SystemdOp::Restart => format!(
-            "restart job {}",
-            sd::restart_unit(conn, unit).await.map_err(e)?.as_str()
-        ),
-        SystemdOp::Start => format!("start job {}", sd::start_unit(conn, unit).await.map_err(e)?.as_str()),
-        SystemdOp::Stop => format!("stop job {}", sd::stop_unit(conn, unit).await.map_err(e)?.as_str()),
+        SystemdOp::Restart => format!("restart job {}", sd::restart_unit(conn, unit).await?.as_str()),
+        SystemdOp::Start => format!("start job {}", sd::start_unit(conn, unit).await?.as_str()),
+        SystemdOp::Stop => format!("stop job {}", sd::stop_unit(conn, unit).await?.as_str()),
         SystemdOp::ResetFailed => match sd::reset_failed_unit(conn, unit).await {
             Ok(()) => "failed state and restart counter reset".to_string(),
             // Not loaded (garbage-collected): nothing is failed.
             Err(sd::SystemdError::NoSuchUnit(_)) => "unit not loaded: nothing to reset".to_string(),
-            Err(err) => return Err(e(err)),
+            Err(err) => return Err(err),
         },
         SystemdOp::Disable | SystemdOp::Mask | SystemdOp::Unmask => {
             let names = [unit];
@@ -169,10 +192,9 @@ async fn perform(conn: &Connection, op: SystemdOp, unit: &str) -> Result<String,
                     other => other,
                 },
                 _ => sd::unmask_unit_files(conn, &names).await,
-            }
-            .map_err(e)?;
+            }?;
             // Like systemctl: reload so the manager sees the new unit files.
-            sd::reload(conn).await.map_err(e)?;
+            sd::reload(conn).await?;
             format!("{}; daemon reloaded{note}", changes_line(&changes))
         }
     })
@@ -242,7 +264,7 @@ impl Action for SystemdAction {
         let (op, manager, unit) = (self.op, &t.manager, t.unit.as_str());
         let conn = match connect(manager, env).await {
             Ok(c) => c,
-            Err(e) => return Verification::NotHelped(e),
+            Err(e) => return Verification::NotHelped(e.to_string()),
         };
         let mut poll = super::poll::Poll::until(until);
         let mut up = super::poll::Stable::default();
@@ -292,24 +314,28 @@ impl Action for SystemdAction {
 }
 
 /// Stops one unit for shed-load; `Ok` carries a short description.
-pub(crate) async fn stop_quietly(manager: &Manager, unit: &str, env: &ActionEnv) -> Result<String, String> {
+pub(crate) async fn stop_quietly(manager: &Manager, unit: &str, env: &ActionEnv) -> Result<String, UnitActionError> {
     let conn = connect(manager, env).await?;
-    let st = sd::unit_status(&conn, unit).await.map_err(|e| e.to_string())?;
+    let st = sd::unit_status(&conn, unit).await?;
     if !st.is_installed() {
-        return Err(format!("not installed (load state not-found) on the {manager} manager"));
+        return Err(UnitActionError::NotInstalled(manager.clone()));
     }
     if matches!(st.active_state.as_str(), "inactive" | "failed") {
         return Ok(format!("already {}", st.active_state));
     }
-    let job = sd::stop_unit(&conn, unit).await.map_err(|e| e.to_string())?;
+    let job = sd::stop_unit(&conn, unit).await?;
     Ok(format!("stop job {} (was {})", job.as_str(), st.active_state))
 }
 
 /// `None` when the unit is stopped (inactive, failed or not installed),
 /// otherwise its active state.
-pub(crate) async fn stopped_state(manager: &Manager, unit: &str, env: &ActionEnv) -> Result<Option<String>, String> {
+pub(crate) async fn stopped_state(
+    manager: &Manager,
+    unit: &str,
+    env: &ActionEnv,
+) -> Result<Option<String>, UnitActionError> {
     let conn = connect(manager, env).await?;
-    let st = sd::unit_status(&conn, unit).await.map_err(|e| e.to_string())?;
+    let st = sd::unit_status(&conn, unit).await?;
     Ok((st.is_installed() && !matches!(st.active_state.as_str(), "inactive" | "failed")).then_some(st.active_state))
 }
 

@@ -17,9 +17,11 @@
 //! `_SYSTEMD_USER_UNIT=UNIT _UID=<uid>` (its processes) or
 //! `USER_UNIT=UNIT _UID=<uid>` (its user manager about it).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{Capture, Item};
+use crate::actions::systemd::UnitActionError;
 use crate::actions::{ActionEnv, Manager};
 use crate::command::{Command, Ended};
 use crate::systemd::{self as sd};
@@ -58,23 +60,46 @@ pub async fn capture(cap: &Capture, env: &ActionEnv, manager: &Manager, unit: &s
     item
 }
 
-async fn state(env: &ActionEnv, manager: &Manager, unit: &str) -> Result<sd::UnitStatus, String> {
+/// Why a unit's journal could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// A user unit's user is not in the passwd file (its uid is the match).
+    #[error("user {0} is not in the passwd file")]
+    UnknownUser(String),
+    /// `journalctl` could not be started.
+    #[error("{}: {source}", .program.display())]
+    Start {
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `journalctl` failed (`status` as [`crate::command::describe_status`]
+    /// spells it) and said `stderr`.
+    #[error("journalctl {status}: {stderr}")]
+    Failed { status: String, stderr: String },
+    #[error("journalctl timed out")]
+    TimedOut,
+    #[error("journalctl cancelled")]
+    Cancelled,
+    #[error("journalctl: {0}")]
+    Wait(#[source] std::io::Error),
+}
+
+async fn state(env: &ActionEnv, manager: &Manager, unit: &str) -> Result<sd::UnitStatus, UnitActionError> {
     let conn = crate::actions::systemd::connect(manager, env).await?;
-    sd::unit_status(&conn, unit).await.map_err(|e| e.to_string())
+    Ok(sd::unit_status(&conn, unit).await?)
 }
 
 /// The `journalctl` arguments after the program: source, match, count,
 /// format.
-pub fn journal_args(cap: &Capture, users: &Users, manager: &Manager, unit: &str) -> Result<Vec<String>, String> {
+pub fn journal_args(cap: &Capture, users: &Users, manager: &Manager, unit: &str) -> Result<Vec<String>, JournalError> {
     let mut argv = cap.journal_source.clone();
     match manager {
         Manager::System => argv.extend(["-u".to_string(), unit.to_string()]),
         Manager::User(name) => {
             let uid = match name.parse::<u32>() {
                 Ok(uid) => uid,
-                Err(_) => users
-                    .uid(name)
-                    .ok_or_else(|| format!("user {name} is not in the passwd file"))?,
+                Err(_) => users.uid(name).ok_or_else(|| JournalError::UnknownUser(name.clone()))?,
             };
             argv.extend([
                 format!("_SYSTEMD_USER_UNIT={unit}"),
@@ -100,7 +125,7 @@ pub fn journal_args(cap: &Capture, users: &Users, manager: &Manager, unit: &str)
     Ok(argv)
 }
 
-async fn journal(cap: &Capture, env: &ActionEnv, manager: &Manager, unit: &str) -> Result<Vec<String>, String> {
+async fn journal(cap: &Capture, env: &ActionEnv, manager: &Manager, unit: &str) -> Result<Vec<String>, JournalError> {
     let mut argv = vec![cap.journalctl.display().to_string()];
     let users = Users::read(&env.passwd_file).await;
     argv.extend(journal_args(cap, &users, manager, unit)?);
@@ -114,19 +139,21 @@ async fn journal(cap: &Capture, env: &ActionEnv, manager: &Manager, unit: &str) 
         drain: Duration::from_millis(500),
         run_as: None,
     };
-    let out = cmd
-        .run(None)
-        .await
-        .map_err(|e| format!("{}: {e}", cap.journalctl.display()))?;
-    let stderr = String::from_utf8_lossy(&out.stderr.kept).trim().to_string();
+    let out = cmd.run(None).await.map_err(|source| JournalError::Start {
+        program: cap.journalctl.clone(),
+        source,
+    })?;
     match out.ended {
         Ended::Exited(st) if st.success() => {}
         Ended::Exited(st) => {
-            return Err(format!("journalctl {}: {stderr}", crate::command::describe_status(&st)));
+            return Err(JournalError::Failed {
+                status: crate::command::describe_status(&st),
+                stderr: String::from_utf8_lossy(&out.stderr.kept).trim().to_string(),
+            });
         }
-        Ended::TimedOut => return Err("journalctl timed out".into()),
-        Ended::Cancelled => return Err("journalctl cancelled".into()),
-        Ended::WaitFailed(e) => return Err(format!("journalctl: {e}")),
+        Ended::TimedOut => return Err(JournalError::TimedOut),
+        Ended::Cancelled => return Err(JournalError::Cancelled),
+        Ended::WaitFailed(e) => return Err(JournalError::Wait(e)),
     }
     Ok(String::from_utf8_lossy(&out.stdout.kept)
         .lines()
@@ -171,6 +198,6 @@ mod tests {
             "_SYSTEMD_USER_UNIT=bot.service _UID=1000 + USER_UNIT=bot.service _UID=1000"
         );
         let e = journal_args(&cap, &env, &Manager::User("nobody2".into()), "bot.service").unwrap_err();
-        assert!(e.contains("nobody2"), "{e}");
+        assert_eq!(e.to_string(), "user nobody2 is not in the passwd file");
     }
 }
