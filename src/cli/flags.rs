@@ -182,23 +182,42 @@ pub enum IncidentFormat {
     Json,
 }
 
+/// Why a `--web.listen-address` value is not an address to listen on
+/// (clap shows it after the flag and the value).
+#[derive(Debug, thiserror::Error)]
+pub enum ListenAddressError {
+    #[error("{0:?}: expected a port number after ':'")]
+    Port(String),
+    #[error("{0:?}: expected host:port or :port")]
+    Form(String),
+    #[error("{address:?}: cannot resolve: {source}")]
+    Resolve {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0:?}: the name has no address")]
+    NoAddress(String),
+}
+
 /// `--web.listen-address` as node_exporter reads it: `host:port`, `:port`
 /// for every interface, a host name resolved (its first address).
-pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
+pub fn parse_listen_address(s: &str) -> Result<SocketAddr, ListenAddressError> {
     if let Some(port) = s.strip_prefix(':') {
-        let port: u16 = port
-            .parse()
-            .map_err(|_| format!("{s:?}: expected a port number after ':'"))?;
+        let port: u16 = port.parse().map_err(|_| ListenAddressError::Port(s.to_string()))?;
         return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
     }
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
     }
     if !s.contains(':') {
-        return Err(format!("{s:?}: expected host:port or :port"));
+        return Err(ListenAddressError::Form(s.to_string()));
     }
-    let mut addrs = s.to_socket_addrs().map_err(|e| format!("{s:?}: cannot resolve: {e}"))?;
-    addrs.next().ok_or_else(|| format!("{s:?}: the name has no address"))
+    let mut addrs = s.to_socket_addrs().map_err(|source| ListenAddressError::Resolve {
+        address: s.to_string(),
+        source,
+    })?;
+    addrs.next().ok_or_else(|| ListenAddressError::NoAddress(s.to_string()))
 }
 
 impl Cli {
@@ -272,8 +291,14 @@ mod tests {
         );
         assert_eq!(parse_listen_address("[::1]:2").unwrap(), "[::1]:2".parse().unwrap());
         assert!(parse_listen_address("localhost:9877").unwrap().ip().is_loopback());
-        assert!(parse_listen_address(":port").is_err());
-        assert!(parse_listen_address("9877").is_err());
+        assert!(matches!(
+            parse_listen_address(":port"),
+            Err(ListenAddressError::Port(_))
+        ));
+        assert_eq!(
+            parse_listen_address("9877").unwrap_err().to_string(),
+            "\"9877\": expected host:port or :port"
+        );
     }
 
     #[test]

@@ -159,17 +159,46 @@ pub fn parse_line(line: &str) -> Option<Mount> {
     })
 }
 
+/// Why the mount table or a mount's inodes could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesystemsError {
+    /// No candidate mountinfo file could be read: each, with why.
+    #[error("{}", unread(.0))]
+    NoMountTable(Vec<(PathBuf, std::io::Error)>),
+    /// The last `statvfs` of this mount point is still blocked.
+    #[error("an earlier statvfs has not returned")]
+    StatvfsPending,
+    /// `statvfs` did not return within `filesystems.statfs_timeout`.
+    #[error("statvfs did not answer within {0:?}")]
+    StatvfsTimeout(Duration),
+    /// The blocking task making the call did not complete.
+    #[error("statvfs task: {0}")]
+    StatvfsTask(#[source] tokio::task::JoinError),
+    /// `statvfs` failed (ENOENT, EACCES, EIO…).
+    #[error("statvfs: {0}")]
+    Statvfs(#[source] nix::Error),
+}
+
+/// `reading <path>: <error>` for each, joined with `; `.
+fn unread(tried: &[(PathBuf, std::io::Error)]) -> String {
+    tried
+        .iter()
+        .map(|(p, e)| format!("reading {}: {e}", p.display()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The first readable of `candidates` (mountinfo files), parsed; `Err`
 /// with why none could be read.
-pub fn read_mount_table(candidates: &[PathBuf]) -> Result<Vec<Mount>, String> {
+pub fn read_mount_table(candidates: &[PathBuf]) -> Result<Vec<Mount>, FilesystemsError> {
     let mut errors = Vec::new();
     for p in candidates {
         match std::fs::read_to_string(p) {
             Ok(text) => return Ok(text.lines().filter_map(parse_line).collect()),
-            Err(e) => errors.push(format!("reading {}: {e}", p.display())),
+            Err(e) => errors.push((p.clone(), e)),
         }
     }
-    Err(errors.join("; "))
+    Err(FilesystemsError::NoMountTable(errors))
 }
 
 /// One mount per filesystem (its `major:minor`), at its shortest mount
@@ -234,7 +263,7 @@ impl FilesystemsCollector {
     /// point), exclusions applied.
     fn mounts(&self) -> Result<Vec<Mount>, CollectError> {
         let mounts: Vec<Mount> = read_mount_table(&self.mountinfo)
-            .map_err(CollectError::Unavailable)?
+            .map_err(|e| CollectError::Unavailable(e.to_string()))?
             .into_iter()
             .filter(|m| {
                 !self.fs_types_exclude.is_match(&m.fstype) && !self.mount_points_exclude.is_match(&m.mount_point)
@@ -245,9 +274,9 @@ impl FilesystemsCollector {
 
     /// `statvfs` of one mount off the runtime, bounded by the timeout;
     /// `Err` with the reason when it failed or has not answered.
-    async fn statvfs(&self, mount_point: &str) -> Result<Inodes, String> {
+    async fn statvfs(&self, mount_point: &str) -> Result<Inodes, FilesystemsError> {
         if !crate::sync::lock(&self.pending).insert(mount_point.to_string()) {
-            return Err("an earlier statvfs has not returned".into());
+            return Err(FilesystemsError::StatvfsPending);
         }
         let path = self.rootfs.join(mount_point.trim_start_matches('/'));
         let pending = Arc::clone(&self.pending);
@@ -258,9 +287,9 @@ impl FilesystemsCollector {
             r
         });
         match tokio::time::timeout(self.timeout, call).await {
-            Err(_) => Err(format!("statvfs did not answer within {:?}", self.timeout)),
-            Ok(Err(e)) => Err(format!("statvfs task: {e}")),
-            Ok(Ok(Err(e))) => Err(format!("statvfs: {e}")),
+            Err(_) => Err(FilesystemsError::StatvfsTimeout(self.timeout)),
+            Ok(Err(e)) => Err(FilesystemsError::StatvfsTask(e)),
+            Ok(Ok(Err(e))) => Err(FilesystemsError::Statvfs(e)),
             Ok(Ok(Ok(st))) => Ok(Inodes {
                 files: st.files(),
                 files_free: st.files_free(),

@@ -14,6 +14,29 @@ pub struct HeadPointers {
     pub invalid: Vec<(String, String)>,
 }
 
+/// Why HEAD's tree could not be read; each names the object.
+#[derive(Debug, thiserror::Error)]
+pub enum HeadError {
+    #[error("reading tree {id}: {source}")]
+    ReadTree {
+        id: gix::ObjectId,
+        #[source]
+        source: gix::Error,
+    },
+    #[error("decoding tree {id}: {source}")]
+    DecodeTree {
+        id: gix::ObjectId,
+        #[source]
+        source: gix::Error,
+    },
+    #[error("reading blob {id}: {source}")]
+    ReadBlob {
+        id: gix::ObjectId,
+        #[source]
+        source: gix::Error,
+    },
+}
+
 #[derive(Debug, Default)]
 pub(super) struct HeadCache {
     pub(super) tree: Option<gix::ObjectId>,
@@ -30,12 +53,14 @@ pub(super) fn read_pointers(
     tree: gix::ObjectId,
     known: &HashMap<gix::ObjectId, PointerParse>,
     seen: &mut HashMap<gix::ObjectId, PointerParse>,
-) -> Result<HeadPointers, String> {
+) -> Result<HeadPointers, HeadError> {
     let mut out = HeadPointers::default();
     let mut stack = vec![(String::new(), tree)];
     while let Some((prefix, id)) = stack.pop() {
-        let t = repo.find_tree(id).map_err(|e| format!("reading tree {id}: {e}"))?;
-        let decoded = t.decode().map_err(|e| format!("decoding tree {id}: {e}"))?;
+        let t = repo
+            .find_tree(id)
+            .map_err(|source| HeadError::ReadTree { id, source })?;
+        let decoded = t.decode().map_err(|source| HeadError::DecodeTree { id, source })?;
         for entry in &decoded.entries {
             let name = entry.filename.to_string();
             let path = if prefix.is_empty() {
@@ -58,11 +83,12 @@ pub(super) fn read_pointers(
                     p
                 }
                 None => {
-                    let header = repo.find_header(oid).map_err(|e| format!("reading blob {oid}: {e}"))?;
+                    let blob_error = |source| HeadError::ReadBlob { id: oid, source };
+                    let header = repo.find_header(oid).map_err(blob_error)?;
                     let p = if header.size() == 0 || header.size() >= POINTER_MAX_BYTES {
                         PointerParse::NotPointer
                     } else {
-                        let blob = repo.find_object(oid).map_err(|e| format!("reading blob {oid}: {e}"))?;
+                        let blob = repo.find_object(oid).map_err(blob_error)?;
                         parse_pointer(&blob.data)
                     };
                     seen.insert(oid, p.clone());

@@ -136,7 +136,8 @@ impl RepoState {
                 None => self.head = HeadCache::default(),
                 Some(t) => {
                     let mut seen = HashMap::new();
-                    let found = read_pointers(&repo, t, &self.head.blobs, &mut seen).map_err(unreadable)?;
+                    let found =
+                        read_pointers(&repo, t, &self.head.blobs, &mut seen).map_err(|e| unreadable(e.to_string()))?;
                     // `seen` holds every blob of this tree: parse results
                     // of blobs no longer referenced are dropped.
                     self.head = HeadCache {

@@ -259,7 +259,7 @@ pub struct ProbesCollector {
     /// why it could not be built (e.g. a host without a system trust store):
     /// then that probe fails with the reason, and hostmedic still starts and
     /// runs everything else.
-    clients: Vec<Result<tls::ProbeClient, String>>,
+    clients: Vec<Result<tls::ProbeClient, tls::TlsError>>,
     /// Indexed http probes first, then command probes; None until the first run.
     results: Results,
 }
@@ -525,7 +525,7 @@ impl ProbesCollector {
                                     code: 0,
                                     duration: Duration::ZERO,
                                     at: SystemTime::now(),
-                                    error: Some(e.clone()),
+                                    error: Some(e.to_string()),
                                     cert_not_after: None,
                                 },
                             }

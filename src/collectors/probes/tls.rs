@@ -34,11 +34,26 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Why a probe's client could not be built. Clone: one failure to load the
+/// platform's store is every platform probe's error, shown on each run.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TlsError {
+    /// No usable system trust store (e.g. no CA certificates installed).
+    #[error("cannot load the system trust store: {0}")]
+    TrustStore(#[source] rustls::Error),
+    /// The crypto provider supports none of the safe protocol versions.
+    #[error("TLS versions: {0}")]
+    Versions(#[source] rustls::Error),
+    /// reqwest refused the client configuration.
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(#[source] Arc<reqwest::Error>),
+}
+
 /// The platform's trust store, or why it cannot be loaded.
-pub fn platform_roots() -> Result<Roots, String> {
+pub fn platform_roots() -> Result<Roots, TlsError> {
     rustls_platform_verifier::Verifier::new(provider())
         .map(|v| Arc::new(v) as Roots)
-        .map_err(|e| format!("cannot load the system trust store: {e}"))
+        .map_err(TlsError::TrustStore)
 }
 
 /// Only the CA certificates of `path` (PEM; `key` names it in errors),
@@ -101,7 +116,7 @@ pub struct ProbeClient {
 
 impl ProbeClient {
     /// A client verifying servers with `roots`.
-    pub fn new(roots: Roots) -> Result<ProbeClient, String> {
+    pub fn new(roots: Roots) -> Result<ProbeClient, TlsError> {
         crate::install_crypto_provider();
         let tls = Arc::new(Delegating(Recording {
             inner: roots,
@@ -109,7 +124,7 @@ impl ProbeClient {
         }));
         let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS versions: {e}"))?
+            .map_err(TlsError::Versions)?
             .dangerous()
             .with_custom_certificate_verifier(tls.clone())
             .with_no_client_auth();
@@ -124,12 +139,12 @@ impl ProbeClient {
             .pool_max_idle_per_host(0)
             .tls_backend_preconfigured(cfg)
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(|e| TlsError::HttpClient(Arc::new(e)))?;
         Ok(ProbeClient { http, tls })
     }
 
     /// A client on the platform's roots.
-    pub fn platform() -> Result<ProbeClient, String> {
+    pub fn platform() -> Result<ProbeClient, TlsError> {
         ProbeClient::new(platform_roots()?)
     }
 

@@ -221,19 +221,26 @@ pub(super) struct Filters {
     pub(super) expect: BTreeMap<String, Vec<String>>,
 }
 
+/// Why an `expect` entry is not `<unit>` or `user:<name>/<unit>`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExpectError {
+    #[error("{0:?}: expected \"user:<name>/<unit>\"")]
+    UserForm(String),
+    #[error("{0:?}: not a unit name with a type suffix (e.g. api.service)")]
+    UnitName(String),
+}
+
 /// Splits an `expect` entry into (manager label, unit name).
-pub(super) fn parse_expect(entry: &str) -> Result<(String, String), String> {
+pub(super) fn parse_expect(entry: &str) -> Result<(String, String), ExpectError> {
     let (manager, unit) = match entry.strip_prefix("user:") {
         Some(rest) => match rest.split_once('/') {
             Some((user, unit)) if !user.is_empty() => (format!("user:{user}"), unit),
-            _ => return Err(format!("{entry:?}: expected \"user:<name>/<unit>\"")),
+            _ => return Err(ExpectError::UserForm(entry.to_string())),
         },
         None => ("system".to_string(), entry),
     };
     if unit.is_empty() || unit.contains('/') || !unit.contains('.') {
-        return Err(format!(
-            "{entry:?}: not a unit name with a type suffix (e.g. api.service)"
-        ));
+        return Err(ExpectError::UnitName(entry.to_string()));
     }
     Ok((manager, unit.to_string()))
 }

@@ -514,8 +514,14 @@ mod tests {
             parse_expect("user:medic/sync.timer").unwrap(),
             ("user:medic".into(), "sync.timer".into())
         );
-        assert!(parse_expect("user:/x.service").is_err());
-        assert!(parse_expect("noservice").is_err());
+        assert_eq!(
+            parse_expect("user:/x.service"),
+            Err(config::ExpectError::UserForm("user:/x.service".into()))
+        );
+        assert_eq!(
+            parse_expect("noservice").unwrap_err().to_string(),
+            "\"noservice\": not a unit name with a type suffix (e.g. api.service)"
+        );
     }
 
     #[test]
