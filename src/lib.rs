@@ -80,6 +80,8 @@
 //! - [`time`]: Unix-seconds clock and the one RFC 3339 parser.
 //! - [`bytes`]: byte sizes in configuration (`"2GiB"`).
 //! - [`sync`]: the one mutex-poisoning policy (`lock`, `read`, `write`).
+//! - [`spelling`]: `spelled!`, the one spelling of an enum value (`as_str`)
+//!   as its `Display` and its comparison with text.
 //! - [`redact`]: secrets out of text hostmedic exports or records (incident
 //!   evidence, the processes collector's `cmdline` label, the kill action's
 //!   messages).
@@ -129,6 +131,7 @@ pub mod receiver;
 pub mod redact;
 pub mod selfmetrics;
 pub mod server;
+pub mod spelling;
 pub mod sync;
 pub mod systemd;
 pub mod text;

@@ -50,11 +50,7 @@ impl AlertStatus {
     }
 }
 
-impl std::fmt::Display for AlertStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::spelled!(AlertStatus);
 
 /// Everything needed to act.
 #[derive(Debug, Clone)]

@@ -52,25 +52,7 @@ impl OutcomeResult {
     }
 }
 
-/// Compares with the journal's spelling (`result == "ok"`), for readers of
-/// the journal such as the tests; hostmedic itself matches the enum.
-impl PartialEq<str> for OutcomeResult {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for OutcomeResult {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
-impl std::fmt::Display for OutcomeResult {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::spelled!(OutcomeResult);
 
 /// The result of running an action: secrets are never part of `detail`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -204,22 +204,22 @@ impl Receiver {
             .append(|b| {
                 for (reason, a) in &refused {
                     let names = identity.host_labels_of(&a.labels);
-                    tracing::info!(alertname = a.alertname(), reason, ?names, identity = %identity.name, "alert is not this host's; not acting");
+                    tracing::info!(alertname = a.alertname(), %reason, ?names, identity = %identity.name, "alert is not this host's; not acting");
                     b.push(Event::RefusedForeign {
                         alertname: a.alertname().to_string(),
-                        status: a.status.as_str().to_string(),
+                        status: a.status,
                         fingerprint: a.fingerprint.clone(),
                         starts_at: a.starts_at.clone(),
                         names,
                         identity: identity.name.clone(),
-                        reason: reason.to_string(),
+                        reason: *reason,
                     });
                 }
             })
             .await?;
         for (reason, a) in &refused {
             self.metrics.alert(a.status.as_str());
-            self.metrics.skipped(reason);
+            self.metrics.skipped(reason.as_str());
         }
         Ok(refused.len())
     }

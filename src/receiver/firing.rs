@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::journal::{Decision, Event};
+use super::payload::Status;
 
 /// The most firing alerts remembered.
 pub const MAX_FIRING: usize = 100;
@@ -84,7 +85,7 @@ impl Firing {
                 duplicate,
                 ..
             } => {
-                if status != "firing" {
+                if *status != Status::Firing {
                     self.0.remove(fingerprint);
                     return;
                 }
@@ -140,7 +141,17 @@ impl Firing {
                     });
                 }
             }
-            _ => {}
+            Event::Refused { .. }
+            | Event::RefusedForeign { .. }
+            | Event::Approved { .. }
+            | Event::Action { .. }
+            | Event::Spawned { .. }
+            | Event::Verify { .. }
+            | Event::Hold { .. }
+            | Event::HoldCleared { .. }
+            | Event::Evidence { .. }
+            | Event::Notified { .. }
+            | Event::Pipeline(_) => {}
         }
     }
 
@@ -169,11 +180,11 @@ impl Firing {
 mod tests {
     use super::*;
 
-    fn alert(fp: &str, status: &str, severity: &str) -> Event {
+    fn alert(fp: &str, status: Status, severity: &str) -> Event {
         Event::Alert {
             key: format!("{fp}|t|{status}"),
             alertname: format!("A{fp}"),
-            status: status.into(),
+            status,
             fingerprint: fp.into(),
             starts_at: format!("2026-01-01T00:00:0{}Z", fp.len()),
             labels: [("severity".to_string(), severity.to_string())].into(),
@@ -189,8 +200,8 @@ mod tests {
     #[test]
     fn firing_adds_resolved_removes_decision_names_the_target() {
         let mut f = Firing::default();
-        f.apply(1.0, &alert("a", "firing", "warning"));
-        f.apply(2.0, &alert("bb", "firing", "critical"));
+        f.apply(1.0, &alert("a", Status::Firing, "warning"));
+        f.apply(2.0, &alert("bb", Status::Firing, "critical"));
         f.apply(
             3.0,
             &Event::Decision {
@@ -199,7 +210,7 @@ mod tests {
                 target: "crashy.service".into(),
                 alertname: "Aa".into(),
                 fingerprint: "a".into(),
-                mode: "auto".into(),
+                mode: crate::receiver::mode::Mode::Auto,
                 decision: super::super::journal::Decision::Act,
                 reason: None,
                 detail: String::new(),
@@ -212,7 +223,7 @@ mod tests {
         assert_eq!(l[1].target.as_deref(), Some("crashy.service"));
         let d = l[1].decision.as_ref().expect("the decision is remembered");
         assert_eq!((d.id.as_str(), d.decision, d.at), ("a3", Decision::Act, 3.0));
-        f.apply(4.0, &alert("a", "resolved", "warning"));
+        f.apply(4.0, &alert("a", Status::Resolved, "warning"));
         assert_eq!(f.len(), 1);
     }
 
@@ -220,7 +231,7 @@ mod tests {
     fn bounded_the_longest_undelivered_makes_room() {
         let mut f = Firing::default();
         for i in 0..MAX_FIRING + 5 {
-            f.apply(i as f64, &alert(&format!("f{i}"), "firing", "info"));
+            f.apply(i as f64, &alert(&format!("f{i}"), Status::Firing, "info"));
         }
         assert_eq!(f.len(), MAX_FIRING);
         assert!(!f.0.contains_key("f0") && f.0.contains_key(&format!("f{}", MAX_FIRING + 4)));

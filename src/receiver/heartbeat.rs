@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::config::HeartbeatConfig;
-use super::journal::{Event, JournalError, PipelineChange, PipelineEvent};
+use super::journal::{Event, JournalError, NotifyKind, PipelineChange, PipelineEvent};
 use super::ledger::Ledger;
 use super::payload::{Payload, Status};
 use super::run::Runner;
@@ -215,8 +215,8 @@ fn announce(run: &Runner, s: Arc<Settings>, ev: PipelineEvent) {
     let me = run.clone();
     tokio::spawn(async move {
         let (kind, title) = match ev.state {
-            PipelineChange::Silent => ("pipeline_silent", "hostmedic: alert pipeline silent"),
-            PipelineChange::Back => ("pipeline_back", "hostmedic: alert pipeline back"),
+            PipelineChange::Silent => (NotifyKind::PipelineSilent, "hostmedic: alert pipeline silent"),
+            PipelineChange::Back => (NotifyKind::PipelineBack, "hostmedic: alert pipeline back"),
         };
         let alert = Alert {
             alertname: ev.alertname.clone(),

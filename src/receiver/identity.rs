@@ -17,6 +17,28 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 
+/// Why an alert is not acted on here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// Its host labels name another host.
+    Foreign,
+    /// It names no host, outside single-host mode.
+    NoHost,
+}
+
+impl Refusal {
+    /// The one spelling (journal, metric label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Foreign => "foreign",
+            Refusal::NoHost => "no_host",
+        }
+    }
+}
+
+crate::spelled!(Refusal);
+
 /// `[fleet]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -275,13 +297,14 @@ impl Identity {
     }
 
     /// `None` when the alert may be acted on here, else the reason it may
-    /// not (the `reason` label of `hostmedic_actions_skipped_total`).
-    pub fn refusal(&self, labels: &BTreeMap<String, String>) -> Option<&'static str> {
+    /// not (journaled with `refused_foreign`, the `reason` label of
+    /// `hostmedic_actions_skipped_total`).
+    pub fn refusal(&self, labels: &BTreeMap<String, String>) -> Option<Refusal> {
         match self.classify(labels) {
             Verdict::Own => None,
-            Verdict::Foreign { .. } => Some("foreign"),
+            Verdict::Foreign { .. } => Some(Refusal::Foreign),
             Verdict::NoHost if self.single_host => None,
-            Verdict::NoHost => Some("no_host"),
+            Verdict::NoHost => Some(Refusal::NoHost),
         }
     }
 
@@ -430,13 +453,13 @@ mod tests {
         let many = fleet("web-1", &[], false);
         let single = fleet("web-1", &[], true);
         let none = labels(&[("alertname", "X")]);
-        assert_eq!(many.refusal(&none), Some("no_host"));
+        assert_eq!(many.refusal(&none), Some(Refusal::NoHost));
         assert_eq!(single.refusal(&none), None);
         let other = labels(&[("host", "web-2")]);
-        assert_eq!(many.refusal(&other), Some("foreign"));
+        assert_eq!(many.refusal(&other), Some(Refusal::Foreign));
         assert_eq!(
             single.refusal(&other),
-            Some("foreign"),
+            Some(Refusal::Foreign),
             "single-host mode still refuses other hosts"
         );
         assert_eq!(many.refusal(&labels(&[("host", "web-1")])), None);
@@ -452,7 +475,7 @@ mod tests {
         }));
         assert_eq!(
             id.refusal(&labels(&[("server", "web-2"), ("instance", "web-1")])),
-            Some("foreign")
+            Some(Refusal::Foreign)
         );
         assert_eq!(id.refusal(&labels(&[("server", "web-1"), ("instance", "web-2")])), None);
         assert_eq!(

@@ -2,6 +2,7 @@
 //! stage's input): its own file so that planning does not depend on
 //! running.
 
+use super::journal::NotifyKind;
 use super::timeline::Timeline;
 use crate::actions::{Alert, Resolved};
 
@@ -24,7 +25,7 @@ pub enum Job {
     Notify {
         id: String,
         channels: Vec<String>,
-        kind: &'static str,
+        kind: NotifyKind,
         alert: Alert,
         title: String,
         message: String,

@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 /// layers (never its own layer: two modules of one layer are independent).
 const LAYERS: &[&[&str]] = &[
     // Leaves: formats and parsers that know no other receiver module.
-    &["private", "payload", "quiet", "auth"],
-    // The journal format (with the heartbeat's events), the configuration
-    // and the fleet identity.
-    &["journal", "config", "identity"],
+    &["private", "payload", "quiet", "auth", "mode"],
+    // The fleet identity (which reads label names as the payload does).
+    &["identity"],
+    // The journal format (with the heartbeat's events) and the configuration.
+    &["journal", "config"],
     // Folds over the journal that the state embeds or the metrics read.
     &["timeline", "firing"],
     // The state (what the journal folds into), the work a plan leaves, the
@@ -44,7 +45,8 @@ fn modules(root: &Path) -> BTreeMap<String, Vec<(PathBuf, usize)>> {
         if path.is_dir() {
             for sub in std::fs::read_dir(&path).unwrap() {
                 let sub = sub.unwrap().path();
-                if sub.extension().is_some_and(|e| e == "rs") {
+                // `tests.rs` is the module's unit tests, like a `mod tests`.
+                if sub.extension().is_some_and(|e| e == "rs") && sub.file_name().is_some_and(|f| f != "tests.rs") {
                     let ups = if sub.file_name().is_some_and(|f| f == "mod.rs") {
                         1
                     } else {

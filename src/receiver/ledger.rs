@@ -295,7 +295,7 @@ mod tests {
             event: Event::Alert {
                 key: key.into(),
                 alertname: "A".into(),
-                status: "firing".into(),
+                status: crate::receiver::payload::Status::Firing,
                 fingerprint: key.into(),
                 starts_at: "2026-01-01T00:00:00Z".into(),
                 labels: Default::default(),

@@ -21,9 +21,11 @@
 //! policy, messages, route, ledger, settings
 //! state, job, metrics, incidents
 //! timeline, firing            folds the state embeds or the metrics read
-//! journal, config, identity   the journal format (with the heartbeat's events),
-//!                             `[receiver]`/`[[remediation]]`, the fleet identity
-//! private, payload, quiet, auth
+//! journal, config             the journal format (with the heartbeat's events),
+//!                             `[receiver]`/`[[remediation]]`
+//! identity                    the fleet identity: whose alert this is
+//! private, payload, quiet,    leaves: owner-only files, the webhook body, quiet
+//! auth, mode                  windows, credentials, what a rule does with a match
 //! ```
 //!
 //! [`engine`] holds the receiver and orchestrates one request
@@ -31,9 +33,10 @@
 //! ([`settings::Settings`], the [`ledger`], the [`run::Runner`]). [`status`]
 //! builds the status document and [`persist`] writes it and the checkpoint.
 //! [`config`] compiles the rules once, at validation; [`quiet`] reads their
-//! remediation windows; [`journal`] is the format and writer, [`state`] what
-//! it folds into, [`recover`] plans a crash interrupted, [`timeline`] where
-//! a remediation's seconds go, [`private`] the owner-only file modes and
+//! remediation windows and [`mode`] is what a rule does with a match;
+//! [`journal`] is the format and writer, [`state`] what it folds into,
+//! [`recover`] plans a crash interrupted, [`timeline`] where a
+//! remediation's seconds go, [`private`] the owner-only file modes and
 //! [`incidents`] `hostmedic incidents`. [`heartbeat`] is the dead-man's
 //! switch for the alert pipeline and [`firing`] the alerts firing as the
 //! deliveries tell.
@@ -54,6 +57,7 @@ mod layers;
 pub mod ledger;
 pub mod messages;
 pub mod metrics;
+pub mod mode;
 pub mod payload;
 pub mod persist;
 pub mod plan;

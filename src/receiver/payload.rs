@@ -31,6 +31,8 @@ impl Status {
     }
 }
 
+crate::spelled!(Status);
+
 /// The whole webhook body. Unknown fields are ignored (newer Alertmanagers).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Payload {

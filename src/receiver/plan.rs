@@ -7,7 +7,7 @@
 
 use super::config::{ReceiverConfig, Rule};
 use super::job::Job;
-use super::journal::{Event, SkipReason};
+use super::journal::{Event, NotifyKind, SkipReason};
 use super::ledger::Batch;
 use super::messages;
 use super::payload::{Payload, PayloadAlert, Status};
@@ -58,7 +58,7 @@ pub fn plan(
         batch.push(Event::Alert {
             key,
             alertname: a.alertname().to_string(),
-            status: a.status.as_str().to_string(),
+            status: a.status,
             fingerprint: a.fingerprint.clone(),
             starts_at: a.starts_at.clone(),
             labels: a.labels.clone(),
@@ -155,7 +155,7 @@ fn plan_hit(
         target: target.clone(),
         alertname: alert.alertname.clone(),
         fingerprint: a.fingerprint.clone(),
-        mode: mode.as_str().to_string(),
+        mode,
         decision: journaled,
         reason,
         detail: detail.clone(),
@@ -174,7 +174,7 @@ fn plan_hit(
                 p.jobs.push(Job::Notify {
                     id: id.clone(),
                     channels: rule.quiet_channels().to_vec(),
-                    kind: "quiet",
+                    kind: NotifyKind::Quiet,
                     alert: alert.clone(),
                     title: format!("not acting (quiet window): {} on {target}", rule.cfg.name),
                     message: messages::quiet(alert, &rule.cfg.name, &descriptions, &detail),
@@ -187,7 +187,7 @@ fn plan_hit(
             p.jobs.push(Job::Notify {
                 id: id.clone(),
                 channels: rule.cfg.notify.clone(),
-                kind: "approval",
+                kind: NotifyKind::Approval,
                 alert: alert.clone(),
                 title: format!("approval needed: {} on {target}", rule.cfg.name),
                 message: messages::approval(alert, &rule.cfg.name, &descriptions, &id),
@@ -202,7 +202,7 @@ fn plan_hit(
                 alert: alert.clone(),
                 targets,
                 dry_run: decision == Decision::DryRun,
-                timeline: Timeline::delivered(a.status.as_str(), &a.starts_at, p.received, batch.now()),
+                timeline: Timeline::delivered(a.status, &a.starts_at, p.received, batch.now()),
             });
         }
     }
@@ -241,7 +241,7 @@ fn exhausted(
     p.jobs.push(Job::Notify {
         id: id.to_string(),
         channels: rule.escalate.clone(),
-        kind: "escalation",
+        kind: NotifyKind::Escalation,
         alert: alert.clone(),
         title: format!("remediation exhausted: {} on {target}", rule.cfg.name),
         message: messages::exhausted(rule, target, alert, attempts, &history),
@@ -257,7 +257,7 @@ fn exhausted(
             alert: alert.clone(),
             targets,
             dry_run: false,
-            timeline: Timeline::delivered(a.status.as_str(), &a.starts_at, p.received, batch.now()),
+            timeline: Timeline::delivered(a.status, &a.starts_at, p.received, batch.now()),
         }),
         Err(e) => batch.push(Event::Refused {
             alertname: alert.alertname.clone(),

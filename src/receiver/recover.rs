@@ -28,7 +28,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::journal::Event;
+use super::journal::{Event, NotifyKind};
 use super::route::to_alert;
 use super::run::Runner;
 use super::settings::Settings;
@@ -128,7 +128,7 @@ async fn recover_one(run: &Runner, s: &Settings, id: String, plan: Acting) {
         alert.alertname, alert.status
     );
     for ch in &rule.cfg.notify {
-        run.notify_one(s, &id, ch.clone(), "outcome", &alert, &title, &message)
+        run.notify_one(s, &id, ch.clone(), NotifyKind::Outcome, &alert, &title, &message)
             .await;
     }
 }

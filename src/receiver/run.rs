@@ -17,7 +17,7 @@ use tokio::sync::{Mutex, Semaphore};
 
 use super::config::Rule;
 use super::job::Job;
-use super::journal::{Event, VerifyResult};
+use super::journal::{Event, NotifyKind, VerifyResult};
 use super::ledger::Ledger;
 use super::messages::sep;
 use super::metrics::Metrics;
@@ -114,8 +114,17 @@ impl Runner {
                     let message = format!("{} ({})\n{}", alert.alertname, alert.status, ran.join("\n"));
                     let text = outcome_evidence(&before, &after);
                     for ch in &rule.cfg.notify {
-                        self.notify_with_evidence(s, &id, ch.clone(), "outcome", &alert, &title, &message, &text)
-                            .await;
+                        self.notify_with_evidence(
+                            s,
+                            &id,
+                            ch.clone(),
+                            NotifyKind::Outcome,
+                            &alert,
+                            &title,
+                            &message,
+                            &text,
+                        )
+                        .await;
                     }
                 }
             }
@@ -334,7 +343,7 @@ impl Runner {
         s: &Settings,
         id: &str,
         channel: String,
-        kind: &str,
+        kind: NotifyKind,
         alert: &Alert,
         title: &str,
         message: &str,
@@ -351,7 +360,7 @@ impl Runner {
         s: &Settings,
         id: &str,
         channel: String,
-        kind: &str,
+        kind: NotifyKind,
         alert: &Alert,
         title: &str,
         message: &str,
@@ -359,15 +368,15 @@ impl Runner {
     ) {
         let (ok, detail) = self.send(s, &channel, alert, title, message, evidence).await;
         if ok {
-            tracing::info!(id, channel = %channel, kind, "notification sent");
+            tracing::info!(id, channel = %channel, %kind, "notification sent");
         } else {
-            tracing::warn!(id, channel = %channel, kind, detail = %detail, "notification failed");
+            tracing::warn!(id, channel = %channel, %kind, detail = %detail, "notification failed");
         }
         self.ledger
             .record(vec![Event::Notified {
                 id: id.to_string(),
                 channel,
-                kind: kind.to_string(),
+                kind,
                 ok,
                 detail,
             }])

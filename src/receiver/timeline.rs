@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::journal::{Entry, Event, VerifyResult};
+use super::payload::Status;
 use crate::actions::OutcomeResult;
 
 /// One stage of a remediation (the `stage` label; serialized the same).
@@ -94,9 +95,9 @@ pub struct Timeline {
 impl Timeline {
     /// A plan decided at `decided` for a delivery received at `received`
     /// of an alert with status `status` and `startsAt` `starts_at` (RFC 3339).
-    pub fn delivered(status: &str, starts_at: &str, received: f64, decided: f64) -> Timeline {
+    pub fn delivered(status: Status, starts_at: &str, received: f64, decided: f64) -> Timeline {
         Timeline {
-            starts_at: (status == "firing")
+            starts_at: (status == Status::Firing)
                 .then(|| crate::time::parse_rfc3339(starts_at))
                 .flatten()
                 .filter(|t| *t > 0.0),
@@ -159,7 +160,7 @@ impl Timeline {
 pub fn from_journal(entries: &[Entry]) -> BTreeMap<String, Timeline> {
     // The alert entry of each fingerprint most recently delivered: a
     // decision is journaled in the same batch, right after its alert.
-    let mut alerts: BTreeMap<&str, (&str, &str, f64)> = BTreeMap::new();
+    let mut alerts: BTreeMap<&str, (Status, &str, f64)> = BTreeMap::new();
     let mut out: BTreeMap<String, Timeline> = BTreeMap::new();
     for e in entries {
         match &e.event {
@@ -170,14 +171,14 @@ pub fn from_journal(entries: &[Entry]) -> BTreeMap<String, Timeline> {
                 received,
                 ..
             } => {
-                alerts.insert(fingerprint, (status, starts_at, received.unwrap_or(e.ts)));
+                alerts.insert(fingerprint, (*status, starts_at, received.unwrap_or(e.ts)));
             }
             // Every decision: a skip for a spent budget may run the rule's
             // exhausted actions under its id; plans that never ran an action
             // are dropped below.
             Event::Decision { id, fingerprint, .. } => {
                 if let Some((status, starts_at, received)) = alerts.get(fingerprint.as_str()) {
-                    out.insert(id.clone(), Timeline::delivered(status, starts_at, *received, e.ts));
+                    out.insert(id.clone(), Timeline::delivered(*status, starts_at, *received, e.ts));
                 }
             }
             Event::Approved { id, .. } => {
@@ -198,7 +199,14 @@ pub fn from_journal(entries: &[Entry]) -> BTreeMap<String, Timeline> {
                     t.verified(e.ts, *result == VerifyResult::Verified);
                 }
             }
-            _ => {}
+            Event::Refused { .. }
+            | Event::RefusedForeign { .. }
+            | Event::Spawned { .. }
+            | Event::Hold { .. }
+            | Event::HoldCleared { .. }
+            | Event::Evidence { .. }
+            | Event::Notified { .. }
+            | Event::Pipeline(_) => {}
         }
     }
     out.retain(|_, t| t.action_start.is_some());
@@ -224,7 +232,7 @@ mod tests {
     #[test]
     fn every_stage_of_a_verified_remediation() {
         assert_eq!(crate::time::parse_rfc3339(STARTS), Some(T0));
-        let mut t = Timeline::delivered("firing", STARTS, T0 + 1.0, T0 + 1.01);
+        let mut t = Timeline::delivered(Status::Firing, STARTS, T0 + 1.0, T0 + 1.01);
         t.action(T0 + 1.05, T0 + 1.25, true);
         t.action(T0 + 1.25, T0 + 1.5, true);
         t.verified(T0 + 2.5, true);
@@ -244,7 +252,7 @@ mod tests {
 
     #[test]
     fn without_verification_the_total_ends_with_the_last_action() {
-        let mut t = Timeline::delivered("firing", STARTS, T0 + 1.0, T0 + 1.0);
+        let mut t = Timeline::delivered(Status::Firing, STARTS, T0 + 1.0, T0 + 1.0);
         t.action(T0 + 1.1, T0 + 3.0, true);
         assert_eq!(get(&t, Stage::Verification), None);
         assert!(close(get(&t, Stage::Total), 3.0));
@@ -252,12 +260,12 @@ mod tests {
 
     #[test]
     fn a_failure_has_its_stages_but_no_total() {
-        let mut t = Timeline::delivered("firing", STARTS, T0 + 1.0, T0 + 1.0);
+        let mut t = Timeline::delivered(Status::Firing, STARTS, T0 + 1.0, T0 + 1.0);
         t.action(T0 + 1.0, T0 + 2.0, true);
         t.verified(T0 + 12.0, false);
         assert!(close(get(&t, Stage::Verification), 10.0));
         assert_eq!(get(&t, Stage::Total), None);
-        let mut t = Timeline::delivered("firing", STARTS, T0 + 1.0, T0 + 1.0);
+        let mut t = Timeline::delivered(Status::Firing, STARTS, T0 + 1.0, T0 + 1.0);
         t.action(T0 + 1.0, T0 + 2.0, false);
         assert!(close(get(&t, Stage::Action), 1.0));
         assert_eq!(get(&t, Stage::Total), None);
@@ -271,15 +279,15 @@ mod tests {
         let names: Vec<Stage> = t.stages().iter().map(|(s, _)| *s).collect();
         assert_eq!(names, [Stage::DecisionToActionStart, Stage::Action]);
         // A resolution's startsAt is the problem's start: not counted.
-        let t = Timeline::delivered("resolved", STARTS, T0 + 600.0, T0 + 600.0);
+        let t = Timeline::delivered(Status::Resolved, STARTS, T0 + 600.0, T0 + 600.0);
         assert_eq!(get(&t, Stage::AlertToDelivery), None);
         // startsAt ahead of this host's clock: left out, not zero.
-        let t = Timeline::delivered("firing", STARTS, T0 - 0.5, T0);
+        let t = Timeline::delivered(Status::Firing, STARTS, T0 - 0.5, T0);
         assert_eq!(get(&t, Stage::AlertToDelivery), None);
         assert!(close(get(&t, Stage::DeliveryToDecision), 0.5));
         // Go's zero time or garbage: no startsAt.
         for s in ["0001-01-01T00:00:00Z", "soon"] {
-            assert_eq!(Timeline::delivered("firing", s, T0, T0).starts_at, None, "{s}");
+            assert_eq!(Timeline::delivered(Status::Firing, s, T0, T0).starts_at, None, "{s}");
         }
     }
 
@@ -291,7 +299,7 @@ mod tests {
         Event::Alert {
             key: format!("{fp}:k"),
             alertname: "A".into(),
-            status: "firing".into(),
+            status: Status::Firing,
             fingerprint: fp.into(),
             starts_at: STARTS.into(),
             labels: BTreeMap::new(),
@@ -311,7 +319,7 @@ mod tests {
             target: "t".into(),
             alertname: "A".into(),
             fingerprint: fp.into(),
-            mode: "auto".into(),
+            mode: crate::receiver::mode::Mode::Auto,
             decision,
             reason: None,
             detail: String::new(),

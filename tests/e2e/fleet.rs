@@ -31,6 +31,7 @@ use common::netns::Lab;
 use common::prometheus::{
     Prometheus, fast_alertmanager_config, fast_prometheus_config, repo_root, shortened_rules_copy, substitute,
 };
+use hostmedic::receiver::identity::Refusal;
 use hostmedic::receiver::journal::{self, Decision, Entry, Event};
 
 const HUB: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
@@ -285,7 +286,7 @@ fn temperature_entries(entries: &[Entry]) -> Vec<(&'static str, String, String)>
         .filter_map(|e| match &e.event {
             Event::Alert { alertname, .. } => Some(("alert", alertname.clone(), String::new())),
             Event::RefusedForeign { alertname, reason, .. } => {
-                Some(("refused_foreign", alertname.clone(), reason.clone()))
+                Some(("refused_foreign", alertname.clone(), reason.to_string()))
             }
             Event::Decision { alertname, .. } => Some(("decision", alertname.clone(), String::new())),
             _ => None,
@@ -580,7 +581,7 @@ fn shipped_fleet_configs_are_valid() {
         None,
         "any exporter on web-2"
     );
-    assert_eq!(id.refusal(&labels("10.99.0.11:9877", "web-1")), Some("foreign"));
+    assert_eq!(id.refusal(&labels("10.99.0.11:9877", "web-1")), Some(Refusal::Foreign));
     // The target file names the same hosts as the Alertmanager routes.
     let targets: serde_json::Value = serde_json::from_str(&read("deploy/fleet/targets/hostmedic-fleet.json")).unwrap();
     let am = read("deploy/fleet/alertmanager.yml");
@@ -712,7 +713,7 @@ async fn mixed_request_acts_only_on_this_hosts_alert() {
                 ..
             } => {
                 assert_eq!(identity, "web-2");
-                Some((fingerprint.clone(), reason.clone(), names.clone()))
+                Some((fingerprint.clone(), reason.to_string(), names.clone()))
             }
             _ => None,
         })

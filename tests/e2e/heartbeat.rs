@@ -214,7 +214,7 @@ async fn killing_prometheus_makes_hostmedic_report_the_pipeline_silent_then_back
         .journal()
         .into_iter()
         .filter_map(|e| match e.event {
-            Event::Notified { kind, ok, .. } if kind.starts_with("pipeline_") => Some((kind, ok)),
+            Event::Notified { kind, ok, .. } if kind.as_str().starts_with("pipeline_") => Some((kind, ok)),
             _ => None,
         })
         .collect();

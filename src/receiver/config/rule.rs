@@ -19,28 +19,7 @@ pub enum On {
     Resolved,
 }
 
-/// What a rule does with a match.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    /// Act at once.
-    #[default]
-    Auto,
-    /// Journal + notify; act only when a person approves.
-    NotifyOnly,
-    /// Journal what would run.
-    DryRun,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Auto => "auto",
-            Mode::NotifyOnly => "notify-only",
-            Mode::DryRun => "dry-run",
-        }
-    }
-}
+pub use crate::receiver::mode::Mode;
 
 /// One `[[remediation]]` rule.
 #[derive(Debug, Clone, Serialize, Deserialize)]

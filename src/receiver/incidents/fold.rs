@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use super::{
     ActionResult, Captured, Cleared, Delivery, Held, Incident, Notification, Plan, VerifyResult, clock, code, one_line,
 };
-use crate::receiver::journal::{Entry, Event};
-use crate::receiver::journal::{PipelineChange, PipelineEvent};
+use crate::receiver::identity::Refusal;
+use crate::receiver::journal::{Entry, Event, PipelineChange, PipelineEvent};
+use crate::receiver::payload::Status;
 
 /// The fold's bookkeeping: the incidents so far, the current occurrence of
 /// each fingerprint and each plan's place.
@@ -38,60 +39,12 @@ impl<'a> Fold<'a> {
         i
     }
 
+    /// Adds one entry: an event that opens or names an incident goes to it,
+    /// a plan's follow-up to its plan.
     pub(super) fn add(&mut self, e: &'a Entry) {
         match &e.event {
-            Event::Alert {
-                alertname,
-                status,
-                fingerprint,
-                starts_at,
-                labels,
-                summary,
-                description,
-                runbook_url,
-                duplicate,
-                ..
-            } => {
-                let i = self.incident(alertname, fingerprint, Some(starts_at), e.ts);
-                let inc = &mut self.incidents[i];
-                if !duplicate {
-                    inc.labels = labels.clone();
-                    inc.severity = labels.get("severity").cloned();
-                    inc.summary = summary.clone().or(inc.summary.take());
-                    inc.description = description.clone().or(inc.description.take());
-                    inc.runbook_url = runbook_url.clone().or(inc.runbook_url.take());
-                    if status == "resolved" && inc.resolved_at.is_none() {
-                        inc.resolved_at = Some(e.ts);
-                    }
-                }
-                inc.deliveries.push(Delivery {
-                    at: e.ts,
-                    status: status.clone(),
-                    duplicate: *duplicate,
-                });
-            }
-            Event::RefusedForeign {
-                alertname,
-                status,
-                fingerprint,
-                starts_at,
-                names,
-                identity,
-                ..
-            } => {
-                let i = self.incident(alertname, fingerprint, Some(starts_at), e.ts);
-                let names: Vec<String> = names.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                let why = if names.is_empty() {
-                    "names no host (not single-host mode)".to_string()
-                } else {
-                    format!("names another host ({})", code(&names.join(", ")))
-                };
-                self.incidents[i].refusals.push(format!(
-                    "{} {status} refused: {why}; this host is {}",
-                    clock(e.ts),
-                    code(identity)
-                ));
-            }
+            Event::Alert { .. } => self.delivered(e),
+            Event::RefusedForeign { .. } => self.refused_foreign(e),
             Event::Refused {
                 alertname,
                 fingerprint,
@@ -106,32 +59,7 @@ impl<'a> Fold<'a> {
                     one_line(reason)
                 ));
             }
-            Event::Decision {
-                id,
-                rule,
-                target,
-                alertname,
-                fingerprint,
-                mode,
-                decision,
-                reason,
-                detail,
-                actions,
-                ..
-            } => {
-                let i = self.incident(alertname, fingerprint, None, e.ts);
-                self.incidents[i].plans.push(Plan {
-                    rule: rule.clone(),
-                    target: target.clone(),
-                    mode: mode.clone(),
-                    decision: *decision,
-                    reason: *reason,
-                    detail: detail.clone(),
-                    planned: actions.clone(),
-                    ..Plan::follow_ups_of(id, e.ts)
-                });
-                self.plans.insert(id.clone(), (i, self.incidents[i].plans.len() - 1));
-            }
+            Event::Decision { .. } => self.decided(e),
             Event::Hold {
                 rule,
                 target,
@@ -148,61 +76,147 @@ impl<'a> Fold<'a> {
                     cleared: None,
                 });
             }
-            Event::HoldCleared { target, by } => {
-                for inc in self.incidents.iter_mut() {
-                    for h in inc
-                        .holds
-                        .iter_mut()
-                        .filter(|h| h.target == *target && h.cleared.is_none())
-                    {
-                        h.cleared = Some(Cleared {
-                            at: e.ts,
-                            by: by.clone(),
-                        });
-                    }
-                }
-            }
+            Event::HoldCleared { target, by } => self.hold_cleared(e.ts, target, by),
             Event::Pipeline(p) => self.pipeline(e, p),
             // A started process matters only when a crash interrupts its
             // plan: the `interrupted` outcome then names the survivors.
             Event::Spawned { .. } => {}
             // The pipeline's own notifications belong to no plan (no id).
-            Event::Notified {
-                id,
-                channel,
-                kind,
-                ok,
-                detail,
-            } if id.is_empty() => {
-                let i = match self.pipeline {
-                    Some(i) => i,
-                    None => {
-                        self.incidents.push(Incident::new("alert pipeline", "", "", e.ts));
-                        self.incidents.len() - 1
-                    }
-                };
-                self.incidents[i].notifications.push(Notification {
-                    at: e.ts,
-                    channel: channel.clone(),
-                    kind: kind.clone(),
-                    ok: *ok,
-                    detail: detail.clone(),
-                });
-            }
+            Event::Notified { id, .. } if id.is_empty() => self.pipeline_notified(e),
             Event::Action { id, .. }
             | Event::Verify { id, .. }
             | Event::Approved { id, .. }
             | Event::Evidence { id, .. }
-            | Event::Notified { id, .. } => {
-                let Some(&(i, p)) = self.plans.get(id.as_str()) else {
-                    if !id.is_empty() {
-                        self.orphans.push(e);
-                    }
-                    return;
-                };
-                follow(&mut self.incidents[i].plans[p], e);
+            | Event::Notified { id, .. } => match self.plans.get(id.as_str()) {
+                Some(&(i, p)) => follow(&mut self.incidents[i].plans[p], e),
+                None if !id.is_empty() => self.orphans.push(e),
+                None => {}
+            },
+        }
+    }
+
+    /// An `alert` delivery: its occurrence's labels and annotations, and
+    /// when it resolved.
+    fn delivered(&mut self, e: &Entry) {
+        let Event::Alert {
+            alertname,
+            status,
+            fingerprint,
+            starts_at,
+            labels,
+            summary,
+            description,
+            runbook_url,
+            duplicate,
+            ..
+        } = &e.event
+        else {
+            return;
+        };
+        let i = self.incident(alertname, fingerprint, Some(starts_at), e.ts);
+        let inc = &mut self.incidents[i];
+        if !duplicate {
+            inc.labels = labels.clone();
+            inc.severity = labels.get("severity").cloned();
+            inc.summary = summary.clone().or(inc.summary.take());
+            inc.description = description.clone().or(inc.description.take());
+            inc.runbook_url = runbook_url.clone().or(inc.runbook_url.take());
+            if *status == Status::Resolved && inc.resolved_at.is_none() {
+                inc.resolved_at = Some(e.ts);
             }
         }
+        inc.deliveries.push(Delivery {
+            at: e.ts,
+            status: *status,
+            duplicate: *duplicate,
+        });
+    }
+
+    /// An alert that is not this host's, in words.
+    fn refused_foreign(&mut self, e: &Entry) {
+        let Event::RefusedForeign {
+            alertname,
+            status,
+            fingerprint,
+            starts_at,
+            names,
+            identity,
+            reason,
+        } = &e.event
+        else {
+            return;
+        };
+        let i = self.incident(alertname, fingerprint, Some(starts_at), e.ts);
+        let names: Vec<String> = names.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let why = match reason {
+            Refusal::NoHost => "names no host (not single-host mode)".to_string(),
+            Refusal::Foreign => format!("names another host ({})", code(&names.join(", "))),
+        };
+        self.incidents[i].refusals.push(format!(
+            "{} {status} refused: {why}; this host is {}",
+            clock(e.ts),
+            code(identity)
+        ));
+    }
+
+    /// A decision opens a plan that its follow-ups find by id.
+    fn decided(&mut self, e: &Entry) {
+        let Event::Decision {
+            id,
+            rule,
+            target,
+            alertname,
+            fingerprint,
+            mode,
+            decision,
+            reason,
+            detail,
+            actions,
+            ..
+        } = &e.event
+        else {
+            return;
+        };
+        let i = self.incident(alertname, fingerprint, None, e.ts);
+        self.incidents[i].plans.push(Plan {
+            rule: rule.clone(),
+            target: target.clone(),
+            mode: mode.journal_str().to_string(),
+            decision: *decision,
+            reason: *reason,
+            detail: detail.clone(),
+            planned: actions.clone(),
+            ..Plan::follow_ups_of(id, e.ts)
+        });
+        self.plans.insert(id.clone(), (i, self.incidents[i].plans.len() - 1));
+    }
+
+    /// A person cleared the holds on `target`, in every incident.
+    fn hold_cleared(&mut self, at: f64, target: &str, by: &str) {
+        let open = self
+            .incidents
+            .iter_mut()
+            .flat_map(|inc| inc.holds.iter_mut())
+            .filter(|h| h.target == target && h.cleared.is_none());
+        for h in open {
+            h.cleared = Some(Cleared { at, by: by.to_string() });
+        }
+    }
+
+    /// A notification of the alert pipeline's heartbeat (no plan): it goes
+    /// to the pipeline's incident.
+    fn pipeline_notified(&mut self, e: &Entry) {
+        let Some(n) = notification(e) else {
+            return;
+        };
+        let i = match self.pipeline {
+            Some(i) => i,
+            None => {
+                self.incidents.push(Incident::new("alert pipeline", "", "", e.ts));
+                self.incidents.len() - 1
+            }
+        };
+        self.incidents[i].notifications.push(n);
     }
 }
 
@@ -233,7 +247,7 @@ impl Fold<'_> {
     }
 }
 
-/// Adds a plan's follow-up event to it.
+/// Adds a plan's follow-up event to it (other events are not follow-ups).
 pub(super) fn follow(plan: &mut Plan, e: &Entry) {
     match &e.event {
         Event::Action {
@@ -247,14 +261,14 @@ pub(super) fn follow(plan: &mut Plan, e: &Entry) {
             at: e.ts,
             action: action.clone(),
             description: description.clone(),
-            result: result.as_str().to_string(),
+            result: *result,
             detail: detail.clone(),
             duration_seconds: *duration_seconds,
         }),
         Event::Verify { result, detail, .. } => {
             plan.verification = Some(VerifyResult {
                 at: e.ts,
-                result: result.as_str().to_string(),
+                result: *result,
                 detail: detail.clone(),
             })
         }
@@ -264,19 +278,35 @@ pub(super) fn follow(plan: &mut Plan, e: &Entry) {
             stage: *stage,
             items: items.clone(),
         }),
-        Event::Notified {
-            channel,
-            kind,
-            ok,
-            detail,
-            ..
-        } => plan.notifications.push(Notification {
-            at: e.ts,
-            channel: channel.clone(),
-            kind: kind.clone(),
-            ok: *ok,
-            detail: detail.clone(),
-        }),
-        _ => {}
+        Event::Notified { .. } => plan.notifications.extend(notification(e)),
+        Event::Alert { .. }
+        | Event::Refused { .. }
+        | Event::RefusedForeign { .. }
+        | Event::Decision { .. }
+        | Event::Spawned { .. }
+        | Event::Hold { .. }
+        | Event::HoldCleared { .. }
+        | Event::Pipeline(_) => {}
     }
+}
+
+/// A `notified` entry as the report shows it.
+fn notification(e: &Entry) -> Option<Notification> {
+    let Event::Notified {
+        channel,
+        kind,
+        ok,
+        detail,
+        ..
+    } = &e.event
+    else {
+        return None;
+    };
+    Some(Notification {
+        at: e.ts,
+        channel: channel.clone(),
+        kind: *kind,
+        ok: *ok,
+        detail: detail.clone(),
+    })
 }

@@ -12,6 +12,7 @@ use super::{
 };
 use crate::evidence::Stage;
 use crate::receiver::journal::{Decision, Entry, Event};
+use crate::receiver::payload::Status;
 use crate::receiver::timeline::Stage as Step;
 
 /// Renders the journal's incidents as markdown, grouped by the day each
@@ -90,7 +91,14 @@ fn plan_id(e: &Event) -> Option<&str> {
         | Event::Approved { id, .. }
         | Event::Evidence { id, .. }
         | Event::Notified { id, .. } => Some(id),
-        _ => None,
+        Event::Alert { .. }
+        | Event::Refused { .. }
+        | Event::RefusedForeign { .. }
+        | Event::Decision { .. }
+        | Event::Spawned { .. }
+        | Event::Hold { .. }
+        | Event::HoldCleared { .. }
+        | Event::Pipeline(_) => None,
     }
 }
 
@@ -137,7 +145,7 @@ fn incident(out: &mut String, inc: &Incident) {
             code(&labels.join(", ")),
             inc.summary
                 .as_deref()
-                .filter(|_| d.status == "firing")
+                .filter(|_| d.status == Status::Firing)
                 .map(|s| format!(" — {}", one_line(s)))
                 .unwrap_or_default()
         );
@@ -240,7 +248,7 @@ fn plan_lines(out: &mut String, p: &Plan) {
             out,
             "  - {} verification: **{}**{}",
             clock(v.at),
-            v.result.replace('_', " "),
+            v.result.as_str().replace('_', " "),
             sep_detail(&v.detail)
         );
     }

@@ -16,8 +16,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::journal::{Decision, Entry, SkipReason};
+use super::journal::{self, Decision, Entry, NotifyKind, SkipReason};
+use super::payload::Status;
 use super::timeline;
+use crate::actions::OutcomeResult;
 use crate::evidence::{Item, Stage};
 
 mod fold;
@@ -101,7 +103,7 @@ impl State {
 #[derive(Debug, Clone, Serialize)]
 pub struct Delivery {
     pub at: f64,
-    pub status: String,
+    pub status: Status,
     pub duplicate: bool,
 }
 
@@ -111,7 +113,7 @@ pub struct ActionResult {
     pub at: f64,
     pub action: String,
     pub description: String,
-    pub result: String,
+    pub result: OutcomeResult,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub detail: String,
     pub duration_seconds: f64,
@@ -121,7 +123,7 @@ pub struct ActionResult {
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyResult {
     pub at: f64,
-    pub result: String,
+    pub result: journal::VerifyResult,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub detail: String,
 }
@@ -139,7 +141,7 @@ pub struct Captured {
 pub struct Notification {
     pub at: f64,
     pub channel: String,
-    pub kind: String,
+    pub kind: NotifyKind,
     pub ok: bool,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub detail: String,
@@ -152,6 +154,8 @@ pub struct Plan {
     pub at: f64,
     pub rule: String,
     pub target: String,
+    /// The journal's spelling (`auto`, `notify_only`, `dry_run`); empty
+    /// when the decision is not among the entries read.
     pub mode: String,
     pub decision: Decision,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -423,10 +427,10 @@ mod tests {
                 message: message.into(),
             })
         };
-        let told = |kind: &str| Event::Notified {
+        let told = |kind| Event::Notified {
             id: String::new(),
             channel: "sink".into(),
-            kind: kind.into(),
+            kind,
             ok: true,
             detail: String::new(),
         };
@@ -436,9 +440,9 @@ mod tests {
                 400.0,
                 ev(PipelineChange::Silent, "alert pipeline silent since 00:00:50: down?"),
             ),
-            entry(2, 400.1, told("pipeline_silent")),
+            entry(2, 400.1, told(NotifyKind::PipelineSilent)),
             entry(3, 900.0, ev(PipelineChange::Back, "alert pipeline back")),
-            entry(4, 900.1, told("pipeline_back")),
+            entry(4, 900.1, told(NotifyKind::PipelineBack)),
             entry(
                 5,
                 2000.0,

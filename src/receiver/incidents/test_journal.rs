@@ -4,16 +4,17 @@
 
 use crate::evidence::{Item, Stage};
 use crate::receiver::journal::{Decision, Entry, Event};
+use crate::receiver::payload::Status;
 
 pub(super) fn entry(seq: u64, ts: f64, event: Event) -> Entry {
     Entry { seq, ts, event }
 }
 
-pub(super) fn alert(status: &str, fp: &str, alertname: &str, duplicate: bool) -> Event {
+pub(super) fn alert(status: Status, fp: &str, alertname: &str, duplicate: bool) -> Event {
     Event::Alert {
         key: format!("{fp}-{status}"),
         alertname: alertname.into(),
-        status: status.into(),
+        status,
         fingerprint: fp.into(),
         starts_at: "2026-12-01T12:00:00Z".into(),
         labels: [("severity", "critical"), ("unit", "worker.service")]
@@ -36,7 +37,7 @@ pub(super) fn decision(id: &str, fp: &str, decision: Decision) -> Event {
         target: "systemd:system:worker.service".into(),
         alertname: "HostmedicUnitCrashLooping".into(),
         fingerprint: fp.into(),
-        mode: "auto".into(),
+        mode: crate::receiver::mode::Mode::Auto,
         decision,
         reason: None,
         detail: String::new(),
@@ -82,7 +83,7 @@ pub(super) fn journal() -> Vec<Entry> {
     item.look_further = "journalctl -u worker.service -n 50".into();
     let fp = "f1";
     vec![
-        entry(1, 100.0, alert("firing", fp, "HostmedicUnitCrashLooping", false)),
+        entry(1, 100.0, alert(Status::Firing, fp, "HostmedicUnitCrashLooping", false)),
         entry(2, 100.0, decision("a1", fp, Decision::Act)),
         entry(
             3,
@@ -95,9 +96,13 @@ pub(super) fn journal() -> Vec<Entry> {
         ),
         entry(4, 100.2, action_ok("systemd.stop", 0.1)),
         entry(5, 101.0, verified()),
-        entry(6, 102.0, alert("firing", fp, "HostmedicUnitCrashLooping", true)),
-        entry(7, 160.0, alert("resolved", fp, "HostmedicUnitCrashLooping", false)),
-        entry(8, 200.0, alert("firing", "f2", "Runaway", false)),
+        entry(6, 102.0, alert(Status::Firing, fp, "HostmedicUnitCrashLooping", true)),
+        entry(
+            7,
+            160.0,
+            alert(Status::Resolved, fp, "HostmedicUnitCrashLooping", false),
+        ),
+        entry(8, 200.0, alert(Status::Firing, "f2", "Runaway", false)),
         entry(9, 200.0, decision("a2", "f2", Decision::PendingApproval)),
     ]
 }
@@ -108,7 +113,7 @@ pub(super) fn journal() -> Vec<Entry> {
 /// approval (nothing ran, no timeline).
 pub(super) fn timed_journal() -> (Vec<Entry>, f64) {
     let t0 = 1_796_126_400.0;
-    let mut delivered = alert("firing", "f1", "HostmedicUnitCrashLooping", false);
+    let mut delivered = alert(Status::Firing, "f1", "HostmedicUnitCrashLooping", false);
     if let Event::Alert { received, .. } = &mut delivered {
         *received = Some(t0 + 1.0);
     }
@@ -117,7 +122,7 @@ pub(super) fn timed_journal() -> (Vec<Entry>, f64) {
         entry(2, t0 + 1.25, decision("a1", "f1", Decision::Act)),
         entry(3, t0 + 2.0, action_ok("systemd.restart", 0.5)),
         entry(4, t0 + 3.5, verified()),
-        entry(5, t0 + 4.0, alert("firing", "f2", "Runaway", false)),
+        entry(5, t0 + 4.0, alert(Status::Firing, "f2", "Runaway", false)),
         entry(6, t0 + 4.0, decision("a2", "f2", Decision::PendingApproval)),
     ];
     (entries, t0)

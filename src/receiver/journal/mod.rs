@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::payload::PayloadAlert;
+use super::identity::Refusal;
+use super::mode::{self, Mode};
+use super::payload::{PayloadAlert, Status};
 use crate::actions::OutcomeResult;
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +65,8 @@ impl SkipReason {
     }
 }
 
+crate::spelled!(SkipReason);
+
 /// What the engine decided for one (alert, rule).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -89,6 +93,8 @@ impl Decision {
     }
 }
 
+crate::spelled!(Decision);
+
 /// One journal event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -97,7 +103,7 @@ pub enum Event {
     Alert {
         key: String,
         alertname: String,
-        status: String,
+        status: Status,
         fingerprint: String,
         starts_at: String,
         labels: BTreeMap<String, String>,
@@ -132,7 +138,10 @@ pub enum Event {
         target: String,
         alertname: String,
         fingerprint: String,
-        mode: String,
+        /// `auto`, `notify_only`, `dry_run` (old journals: `dry-run`,
+        /// `notify-only`).
+        #[serde(serialize_with = "mode::to_journal", deserialize_with = "mode::from_journal")]
+        mode: Mode,
         decision: Decision,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<SkipReason>,
@@ -211,14 +220,14 @@ pub enum Event {
     /// (`reason` no_host). Never acted on; answered 2xx.
     RefusedForeign {
         alertname: String,
-        status: String,
+        status: Status,
         fingerprint: String,
         starts_at: String,
         /// The host labels the alert carries (empty: none).
         names: BTreeMap<String, String>,
         /// This host's identity.
         identity: String,
-        reason: String,
+        reason: Refusal,
     },
     /// Evidence about the incident's subjects (`crate::evidence`), taken
     /// before acting (or with the approval request or escalation) and at
@@ -234,7 +243,7 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "String::is_empty")]
         id: String,
         channel: String,
-        kind: String,
+        kind: NotifyKind,
         ok: bool,
         #[serde(default, skip_serializing_if = "String::is_empty")]
         detail: String,
@@ -243,6 +252,40 @@ pub enum Event {
     /// (`back`); see `heartbeat`.
     Pipeline(PipelineEvent),
 }
+
+/// What a notification told (the journal's `notified` event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyKind {
+    /// A notify-only plan waits for a person's approval.
+    Approval,
+    /// A target's budget is spent: remediation holds and a person is told.
+    Escalation,
+    /// How a remediation ended (its outcome and verification).
+    Outcome,
+    /// A quiet window kept a rule from acting.
+    Quiet,
+    /// The alert pipeline's heartbeat stopped.
+    PipelineSilent,
+    /// The alert pipeline's heartbeat came back.
+    PipelineBack,
+}
+
+impl NotifyKind {
+    /// The one spelling (journal, log, incident report).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyKind::Approval => "approval",
+            NotifyKind::Escalation => "escalation",
+            NotifyKind::Outcome => "outcome",
+            NotifyKind::Quiet => "quiet",
+            NotifyKind::PipelineSilent => "pipeline_silent",
+            NotifyKind::PipelineBack => "pipeline_back",
+        }
+    }
+}
+
+crate::spelled!(NotifyKind);
 
 /// What the effect check after acting found (the journal's `verify` event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,25 +307,7 @@ impl VerifyResult {
     }
 }
 
-/// Compares with the journal's spelling (`result == "verified"`), for
-/// readers of the journal such as the tests; hostmedic matches the enum.
-impl PartialEq<str> for VerifyResult {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for VerifyResult {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
-impl std::fmt::Display for VerifyResult {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::spelled!(VerifyResult);
 
 /// A change of the pipeline's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -539,88 +564,4 @@ pub fn replay_from(path: &Path, offset: u64, mut each: impl FnMut(Entry)) -> Res
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Results are enums in memory and keep the journal's spelling on disk:
-    /// lines written before (including the old `dry-run`) still read, and
-    /// what is written reads back the same.
-    #[test]
-    fn action_and_verify_results_keep_their_journal_spelling() {
-        let lines = [
-            (
-                r#"{"seq":1,"ts":1.0,"event":"action","id":"a","rule":"r","target":"t","index":0,"action":"exec","description":"exec x","result":"ok","duration_seconds":0.1}"#,
-                "ok",
-            ),
-            (
-                r#"{"seq":2,"ts":1.0,"event":"action","id":"a","rule":"r","target":"t","index":0,"action":"exec","description":"exec x","result":"dry-run","duration_seconds":0.1}"#,
-                "dry_run",
-            ),
-            (
-                r#"{"seq":3,"ts":1.0,"event":"action","id":"a","rule":"r","target":"t","index":0,"action":"exec","description":"exec x","result":"interrupted","detail":"d","duration_seconds":0.1}"#,
-                "interrupted",
-            ),
-            (
-                r#"{"seq":4,"ts":1.0,"event":"verify","id":"a","rule":"r","target":"t","result":"not_helped","detail":"still firing"}"#,
-                "not_helped",
-            ),
-            (
-                r#"{"seq":5,"ts":1.0,"event":"verify","id":"a","rule":"r","target":"t","result":"verified"}"#,
-                "verified",
-            ),
-        ];
-        for (line, spelled) in lines {
-            let e: Entry = serde_json::from_str(line).unwrap_or_else(|err| panic!("{line}: {err}"));
-            let result = match &e.event {
-                Event::Action { result, .. } => result.as_str(),
-                Event::Verify { result, .. } => result.as_str(),
-                other => panic!("{line}: read as {other:?}"),
-            };
-            assert_eq!(result, spelled, "{line}");
-            let written = serde_json::to_string(&e).unwrap();
-            assert!(written.contains(&format!(r#""result":"{spelled}""#)), "{written}");
-            let back: Entry = serde_json::from_str(&written).unwrap();
-            assert_eq!(back, e);
-        }
-        let bad = r#"{"seq":6,"ts":1.0,"event":"verify","id":"a","rule":"r","target":"t","result":"maybe"}"#;
-        assert!(
-            serde_json::from_str::<Entry>(bad).is_err(),
-            "an unknown result is refused"
-        );
-    }
-
-    fn entry(seq: u64) -> Entry {
-        Entry {
-            seq,
-            ts: 1.5,
-            event: Event::HoldCleared {
-                target: format!("t{seq}"),
-                by: "cli".into(),
-            },
-        }
-    }
-
-    #[test]
-    fn append_read_and_torn_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("sub/journal.jsonl");
-        let mut w = JournalWriter::open(&p).unwrap();
-        w.append(&[entry(1), entry(2)]).unwrap();
-        drop(w);
-        // Simulate a crash in the middle of a write.
-        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
-        f.write_all(b"{\"seq\":3,\"ts\":1.0,\"event\":\"hold_cle").unwrap();
-        drop(f);
-        let (got, warn) = read_from(&p, 0).unwrap();
-        assert_eq!(got, vec![entry(1), entry(2)]);
-        assert_eq!(warn, 1);
-        let mut w = JournalWriter::open(&p).unwrap();
-        w.append(&[entry(3)]).unwrap();
-        let (got, warn) = read_from(&p, 0).unwrap();
-        assert_eq!(got, vec![entry(1), entry(2), entry(3)]);
-        assert_eq!(warn, 1);
-        let first_len = serde_json::to_string(&entry(1)).unwrap().len() as u64 + 1;
-        let (got, _) = read_from(&p, first_len).unwrap();
-        assert_eq!(got[0], entry(2));
-    }
-}
+mod tests;
