@@ -271,6 +271,31 @@ impl Default for Accounts {
     }
 }
 
+/// Why an exec action's `user` or `group` is not one to run as: its syntax
+/// (config time), or its file at run time (names resolve when the action
+/// runs, so an account created later is found).
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("{0:?} is not a valid id (0 to 4294967294)")]
+    BadId(String),
+    #[error(
+        "{0:?} is neither a numeric id nor an account name (a letter or _, then letters, digits, _ . -, at most 32)"
+    )]
+    BadName(String),
+    #[error("cannot read {}: {source}", .path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("user {user:?} is not in {}", .file.display())]
+    UnknownUser { user: String, file: PathBuf },
+    #[error("group {group:?} is not in {}", .file.display())]
+    UnknownGroup { group: String, file: PathBuf },
+    #[error("user {user:?} has no entry with a primary group in {}: set `group`", .file.display())]
+    NoPrimaryGroup { user: String, file: PathBuf },
+}
+
 /// A `user` or `group` value: a numeric id or an account name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum AccountId<'a> {
@@ -283,11 +308,11 @@ impl<'a> AccountId<'a> {
     /// kernel). Otherwise a name as `useradd` accepts it: a letter or `_`,
     /// then letters, digits, `_`, `.`, `-`, at most 32 characters, an
     /// optional trailing `$`.
-    fn parse(v: &'a str) -> Result<AccountId<'a>, String> {
+    fn parse(v: &'a str) -> Result<AccountId<'a>, AccountError> {
         if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
             return match v.parse::<u32>() {
                 Ok(id) if id != u32::MAX => Ok(AccountId::Id(id)),
-                _ => Err(format!("{v:?} is not a valid id (0 to 4294967294)")),
+                _ => Err(AccountError::BadId(v.to_string())),
             };
         }
         let body = v.strip_suffix('$').unwrap_or(v);
@@ -295,9 +320,7 @@ impl<'a> AccountId<'a> {
         let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
         let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
         if !first_ok || !rest_ok || v.len() > 32 {
-            return Err(format!(
-                "{v:?} is neither a numeric id nor an account name (a letter or _, then letters, digits, _ . -, at most 32)"
-            ));
+            return Err(AccountError::BadName(v.to_string()));
         }
         Ok(AccountId::Name(v))
     }
@@ -315,16 +338,19 @@ fn find_entry(text: &str, name: Option<&str>, id: Option<u32>) -> Option<(u32, O
     })
 }
 
-async fn read_accounts(path: &Path) -> Result<String, String> {
+async fn read_accounts(path: &Path) -> Result<String, AccountError> {
     tokio::fs::read_to_string(path)
         .await
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        .map_err(|source| AccountError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 impl Accounts {
     /// The uid/gid to run with; `Ok(None)` when neither is set. `Err` says
     /// which name is unknown and in which file.
-    pub async fn run_as(&self, user: Option<&str>, group: Option<&str>) -> Result<Option<RunAs>, String> {
+    pub async fn run_as(&self, user: Option<&str>, group: Option<&str>) -> Result<Option<RunAs>, AccountError> {
         let (uid, primary) = match user.map(AccountId::parse).transpose()? {
             None => (None, None),
             Some(id) => {
@@ -334,11 +360,10 @@ impl Accounts {
                     AccountId::Name(n) => find_entry(&passwd, Some(n), None),
                 };
                 let Some((uid, gid)) = found else {
-                    return Err(format!(
-                        "user {:?} is not in {}",
-                        user.unwrap_or_default(),
-                        self.passwd_file.display()
-                    ));
+                    return Err(AccountError::UnknownUser {
+                        user: user.unwrap_or_default().to_string(),
+                        file: self.passwd_file.clone(),
+                    });
                 };
                 (Some(uid), gid)
             }
@@ -350,16 +375,20 @@ impl Accounts {
                 let groups = read_accounts(&self.group_file).await?;
                 match find_entry(&groups, Some(n), None) {
                     Some((gid, _)) => Some(gid),
-                    None => return Err(format!("group {n:?} is not in {}", self.group_file.display())),
+                    None => {
+                        return Err(AccountError::UnknownGroup {
+                            group: n.to_string(),
+                            file: self.group_file.clone(),
+                        });
+                    }
                 }
             }
         };
         if uid.is_some() && gid.is_none() {
-            return Err(format!(
-                "user {:?} has no entry with a primary group in {}: set `group`",
-                user.unwrap_or_default(),
-                self.passwd_file.display()
-            ));
+            return Err(AccountError::NoPrimaryGroup {
+                user: user.unwrap_or_default().to_string(),
+                file: self.passwd_file.clone(),
+            });
         }
         Ok((uid.is_some() || gid.is_some()).then_some(RunAs { uid, gid }))
     }
@@ -385,9 +414,13 @@ mod account_tests {
 
     #[test]
     fn ids_and_names_are_checked_for_syntax() {
-        assert_eq!(AccountId::parse("107"), Ok(AccountId::Id(107)));
-        assert_eq!(AccountId::parse("www-data"), Ok(AccountId::Name("www-data")));
-        assert_eq!(AccountId::parse("machine$"), Ok(AccountId::Name("machine$")));
+        assert_eq!(AccountId::parse("107").ok(), Some(AccountId::Id(107)));
+        assert_eq!(AccountId::parse("www-data").ok(), Some(AccountId::Name("www-data")));
+        assert_eq!(AccountId::parse("machine$").ok(), Some(AccountId::Name("machine$")));
+        assert_eq!(
+            AccountId::parse("4294967295").unwrap_err().to_string(),
+            "\"4294967295\" is not a valid id (0 to 4294967294)"
+        );
         for bad in [
             "",
             "4294967295",
@@ -407,7 +440,8 @@ mod account_tests {
         let (_dir, acc) = fixture();
         let r = |u: Option<&'static str>, g: Option<&'static str>| {
             let acc = acc.clone();
-            async move { acc.run_as(u, g).await }
+            // The error as the outcome's detail shows it.
+            async move { acc.run_as(u, g).await.map_err(|e| e.to_string()) }
         };
         assert_eq!(r(None, None).await, Ok(None));
         let both = Ok(Some(RunAs {
@@ -445,7 +479,7 @@ mod account_tests {
             passwd_file: PathBuf::from("/nonexistent/passwd"),
             ..acc.clone()
         };
-        let e = missing.run_as(Some("postgres"), None).await.unwrap_err();
+        let e = missing.run_as(Some("postgres"), None).await.unwrap_err().to_string();
         assert!(e.contains("cannot read /nonexistent/passwd"), "{e}");
     }
 }

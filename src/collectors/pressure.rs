@@ -40,10 +40,28 @@ impl PressureCollector {
 pub const STALLED: &str = "hostmedic_host_pressure_stalled_seconds";
 pub const RATIO: &str = "hostmedic_host_pressure_ratio";
 
+/// Why a pressure file, or all three, gave nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum PressureError {
+    /// The file could not be read (absent, or `EOPNOTSUPP` under `psi=0`).
+    #[error(transparent)]
+    Unreadable(#[from] crate::procfs::ProcError),
+    /// The file holds no line the PSI parser reads.
+    #[error("{}: no PSI line", .0.display())]
+    NoPsiLine(PathBuf),
+    /// None of the three files gave pressure: each one's reason.
+    #[error("no pressure stall information: {}", joined(.0))]
+    NoneRead(Vec<PressureError>),
+}
+
+fn joined(errors: &[PressureError]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
 /// Reads the three files (blocking; three small reads). `Err` with the reason
 /// when none can be read; a resource whose file is missing or unparsable is
 /// left out (`None`).
-fn read(procfs: &Path) -> Result<[Option<Pressure>; 3], String> {
+fn read(procfs: &Path) -> Result<[Option<Pressure>; 3], PressureError> {
     let dir = procfs.join("pressure");
     let mut errors = Vec::new();
     let read = PRESSURE_RESOURCES.map(|r| {
@@ -52,18 +70,18 @@ fn read(procfs: &Path) -> Result<[Option<Pressure>; 3], String> {
             Ok(raw) => {
                 let p = parse_pressure(&String::from_utf8_lossy(&raw));
                 if p.is_none() {
-                    errors.push(format!("{}: no PSI line", path.display()));
+                    errors.push(PressureError::NoPsiLine(path));
                 }
                 p
             }
             Err(e) => {
-                errors.push(e.to_string());
+                errors.push(e.into());
                 None
             }
         }
     });
     if read.iter().all(Option::is_none) {
-        return Err(format!("no pressure stall information: {}", errors.join("; ")));
+        return Err(PressureError::NoneRead(errors));
     }
     for e in errors {
         tracing::debug!(error = %e, "pressure file skipped");
@@ -99,7 +117,7 @@ impl Collector for PressureCollector {
         let read = tokio::task::spawn_blocking(move || read(&procfs))
             .await
             .map_err(CollectError::failed)?
-            .map_err(CollectError::Unavailable)?;
+            .map_err(|e| CollectError::Unavailable(e.to_string()))?;
         write(out, &read);
         Ok(())
     }
