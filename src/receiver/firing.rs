@@ -75,50 +75,7 @@ impl Firing {
     /// Folds one journal event (only `alert` and `decision` matter).
     pub fn apply(&mut self, ts: f64, e: &Event) {
         match e {
-            Event::Alert {
-                alertname,
-                status,
-                fingerprint,
-                starts_at,
-                labels,
-                summary,
-                duplicate,
-                ..
-            } => {
-                if *status != Status::Firing {
-                    self.0.remove(fingerprint);
-                    return;
-                }
-                if let Some(a) = self.0.get_mut(fingerprint) {
-                    a.last_delivery = ts;
-                    if !duplicate {
-                        a.since.clone_from(starts_at);
-                        a.summary.clone_from(summary);
-                    }
-                    return;
-                }
-                if self.0.len() >= MAX_FIRING
-                    && let Some(oldest) = self
-                        .0
-                        .iter()
-                        .min_by(|a, b| a.1.last_delivery.total_cmp(&b.1.last_delivery))
-                        .map(|(k, _)| k.clone())
-                {
-                    self.0.remove(&oldest);
-                }
-                self.0.insert(
-                    fingerprint.clone(),
-                    FiringAlert {
-                        name: alertname.clone(),
-                        severity: labels.get("severity").cloned().unwrap_or_default(),
-                        since: starts_at.clone(),
-                        summary: summary.clone(),
-                        target: None,
-                        last_delivery: ts,
-                        decision: None,
-                    },
-                );
-            }
+            Event::Alert { .. } => self.delivered(ts, e),
             Event::Decision {
                 id,
                 rule,
@@ -153,6 +110,55 @@ impl Firing {
             | Event::Notified { .. }
             | Event::Pipeline(_) => {}
         }
+    }
+
+    /// A delivery: a firing one adds or refreshes its alert (making room
+    /// by the one delivered longest ago), a resolved one removes it.
+    fn delivered(&mut self, ts: f64, e: &Event) {
+        let Event::Alert {
+            alertname,
+            status,
+            fingerprint,
+            starts_at,
+            labels,
+            summary,
+            duplicate,
+            ..
+        } = e
+        else {
+            return;
+        };
+        if *status != Status::Firing {
+            self.0.remove(fingerprint);
+            return;
+        }
+        if let Some(a) = self.0.get_mut(fingerprint) {
+            a.last_delivery = ts;
+            if !duplicate {
+                a.since.clone_from(starts_at);
+                a.summary.clone_from(summary);
+            }
+            return;
+        }
+        if self.0.len() >= MAX_FIRING
+            && let Some(oldest) = self
+                .0
+                .iter()
+                .min_by(|a, b| a.1.last_delivery.total_cmp(&b.1.last_delivery))
+                .map(|(k, _)| k.clone())
+        {
+            self.0.remove(&oldest);
+        }
+        let alert = FiringAlert {
+            name: alertname.clone(),
+            severity: labels.get("severity").cloned().unwrap_or_default(),
+            since: starts_at.clone(),
+            summary: summary.clone(),
+            target: None,
+            last_delivery: ts,
+            decision: None,
+        };
+        self.0.insert(fingerprint.clone(), alert);
     }
 
     pub fn len(&self) -> usize {

@@ -5,7 +5,7 @@
 //! approval. Every event is applied to the state as it is planned, so later
 //! alerts of the same request see the earlier decisions.
 
-use super::config::{ReceiverConfig, Rule};
+use super::config::{Mode, ReceiverConfig, Rule};
 use super::job::Job;
 use super::journal::{Event, NotifyKind, SkipReason};
 use super::ledger::Batch;
@@ -137,31 +137,18 @@ fn plan_hit(
     let id = batch.next_id();
     let decision = policy::decide(batch.state(), rule, &target, batch.now(), mode);
     let detail = policy::detail(batch.state(), rule, &target, batch.now(), decision);
-    let (journaled, reason, with_alert) = decision.journal();
-    tracing::info!(
-        id = %id,
-        rule = %rule.cfg.name,
-        target = %target,
-        alertname = %alert.alertname,
-        decision = journaled.as_str(),
-        reason = reason.map(SkipReason::as_str).unwrap_or(""),
-        detail = %detail,
-        actions = %descriptions.join("; "),
-        "remediation decision"
-    );
-    batch.push(Event::Decision {
-        id: id.clone(),
-        rule: rule.cfg.name.clone(),
-        target: target.clone(),
-        alertname: alert.alertname.clone(),
-        fingerprint: a.fingerprint.clone(),
+    let decided = Decided {
+        id: &id,
+        rule,
+        target: &target,
+        a,
+        alert,
         mode,
-        decision: journaled,
-        reason,
-        detail: detail.clone(),
-        actions: descriptions.clone(),
-        alert: with_alert.then(|| Box::new(a.clone())),
-    });
+        decision,
+        detail: &detail,
+        descriptions: &descriptions,
+    };
+    decided.journal(batch);
     match decision {
         Decision::Skip(reason) => {
             p.accepted.skipped += 1;
@@ -205,6 +192,50 @@ fn plan_hit(
                 timeline: Timeline::delivered(a.status, &a.starts_at, p.received, batch.now()),
             });
         }
+    }
+}
+
+/// A decision for one (rule, target), as it is logged and journaled.
+struct Decided<'a> {
+    id: &'a str,
+    rule: &'a Rule,
+    target: &'a str,
+    a: &'a PayloadAlert,
+    alert: &'a Alert,
+    mode: Mode,
+    decision: Decision,
+    detail: &'a str,
+    descriptions: &'a [String],
+}
+
+impl Decided<'_> {
+    /// The `remediation decision` log line and the journal's `decision`.
+    fn journal(&self, batch: &mut Batch<'_>) {
+        let (journaled, reason, with_alert) = self.decision.journal();
+        tracing::info!(
+            id = %self.id,
+            rule = %self.rule.cfg.name,
+            target = %self.target,
+            alertname = %self.alert.alertname,
+            decision = journaled.as_str(),
+            reason = reason.map(SkipReason::as_str).unwrap_or(""),
+            detail = %self.detail,
+            actions = %self.descriptions.join("; "),
+            "remediation decision"
+        );
+        batch.push(Event::Decision {
+            id: self.id.to_string(),
+            rule: self.rule.cfg.name.clone(),
+            target: self.target.to_string(),
+            alertname: self.alert.alertname.clone(),
+            fingerprint: self.a.fingerprint.clone(),
+            mode: self.mode,
+            decision: journaled,
+            reason,
+            detail: self.detail.to_string(),
+            actions: self.descriptions.to_vec(),
+            alert: with_alert.then(|| Box::new(self.a.clone())),
+        });
     }
 }
 

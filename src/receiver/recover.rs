@@ -54,32 +54,24 @@ pub async fn recover_interrupted(run: &Runner, s: Arc<Settings>, plans: Vec<(Str
 async fn recover_one(run: &Runner, s: &Settings, id: String, plan: Acting) {
     let lock = run.target_lock(&plan.target);
     let _serial = lock.lock().await;
-    let procfs = Path::new(OWN_PROCFS);
-    let boot = crate::procfs::boot_id(procfs).ok();
-    let mut groups: Vec<&Child> = Vec::new();
-    for c in &plan.children {
-        if !groups.iter().any(|g| g.pgid == c.pgid && g.boot_id == c.boot_id) {
-            groups.push(c);
-        }
-    }
-    let mut reports = Vec::new();
-    for c in groups {
-        reports.push(reap(procfs, c, boot.as_deref()).await);
-    }
+    // Reading /proc and waiting for the groups to die block: off the runtime.
+    let children = plan.children.clone();
+    let reports = tokio::task::spawn_blocking(move || reap_all(Path::new(OWN_PROCFS), &children))
+        .await
+        .unwrap_or_else(|e| vec![format!("cannot look for survivors: {e}")]);
     let index = plan.done;
     let description = plan.actions.get(index).cloned().unwrap_or_default();
     let action = description.split_whitespace().next().unwrap_or("unknown").to_string();
     // One line (the incident log shows the first): what happened, then
     // what became of the processes.
-    let mut detail = format!(
+    let detail = std::iter::once(format!(
         "hostmedic stopped mid-plan (crash or kill -9) at action {} of {}: outcome unknown, attempt spent",
         index + 1,
         plan.actions.len()
-    );
-    for r in &reports {
-        detail.push_str("; ");
-        detail.push_str(r);
-    }
+    ))
+    .chain(reports.iter().cloned())
+    .collect::<Vec<_>>()
+    .join("; ");
     tracing::warn!(id, rule = %plan.rule, target = %plan.target, action = %description, survivors = ?reports, "an action was interrupted by the previous process's end");
     let result = OutcomeResult::Interrupted;
     run.metrics.action(&action, result.as_str());
@@ -133,9 +125,23 @@ async fn recover_one(run: &Runner, s: &Settings, id: String, plan: Acting) {
     }
 }
 
+/// Looks for survivors of each process group the plan's actions started
+/// (one report per group, in the order they started) and kills them.
+/// Blocking: reads `procfs` and waits up to [`REAP_WAIT`] per group.
+fn reap_all(procfs: &Path, children: &[Child]) -> Vec<String> {
+    let boot = crate::procfs::boot_id(procfs).ok();
+    let mut groups: Vec<&Child> = Vec::new();
+    for c in children {
+        if !groups.iter().any(|g| g.pgid == c.pgid && g.boot_id == c.boot_id) {
+            groups.push(c);
+        }
+    }
+    groups.into_iter().map(|c| reap(procfs, c, boot.as_deref())).collect()
+}
+
 /// Looks for what is left of the process group `c` led and kills it;
 /// returns one line saying what was found.
-async fn reap(procfs: &Path, c: &Child, boot: Option<&str>) -> String {
+fn reap(procfs: &Path, c: &Child, boot: Option<&str>) -> String {
     let group = format!("process group {} (action {})", c.pgid, c.index + 1);
     if boot.is_some_and(|b| !c.boot_id.is_empty() && b != c.boot_id) {
         return format!("{group}: ended with the reboot since");
@@ -162,13 +168,13 @@ async fn reap(procfs: &Path, c: &Child, boot: Option<&str>) -> String {
     if let Err(e) = crate::command::kill_group(c.pgid) {
         return format!("{group}: survived hostmedic: {}; cannot kill it: {e}", named.join(", "));
     }
-    let until = tokio::time::Instant::now() + REAP_WAIT;
+    let until = std::time::Instant::now() + REAP_WAIT;
     loop {
         let left = crate::procfs::group_members(procfs, c.pgid as i32, c.sid as i32, c.start_ticks).unwrap_or_default();
         if left.is_empty() {
             return format!("{group}: survived hostmedic: killed {}", named.join(", "));
         }
-        if tokio::time::Instant::now() >= until {
+        if std::time::Instant::now() >= until {
             let left: Vec<String> = left.iter().map(|m| m.pid.to_string()).collect();
             return format!(
                 "{group}: survived hostmedic: {}; sent SIGKILL, still present: {}",
@@ -176,6 +182,6 @@ async fn reap(procfs: &Path, c: &Child, boot: Option<&str>) -> String {
                 left.join(", ")
             );
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

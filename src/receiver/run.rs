@@ -28,6 +28,45 @@ use crate::actions::{ActionEnv, Alert, OutcomeResult, Resolved, SpawnSink, Spawn
 use crate::evidence::{self, Stage};
 use crate::sync::lock;
 
+/// The plan a run is for, as its journal events name it.
+struct PlanRef<'a> {
+    settings: &'a Settings,
+    id: &'a str,
+    rule: &'a Rule,
+    target: &'a str,
+}
+
+impl PlanRef<'_> {
+    /// How long action `t` may take: the rule's timeout, or longer when
+    /// the action needs it (a restart that waits for its unit).
+    fn timeout(&self, t: &Resolved) -> std::time::Duration {
+        self.rule.action_timeout.max(t.suggested_timeout())
+    }
+
+    /// The journal's `action` event of this plan's action `index`.
+    fn action(
+        &self,
+        index: usize,
+        action: String,
+        description: String,
+        result: OutcomeResult,
+        detail: String,
+        took: f64,
+    ) -> Event {
+        Event::Action {
+            id: self.id.to_string(),
+            rule: self.rule.cfg.name.clone(),
+            target: self.target.to_string(),
+            index,
+            action,
+            description,
+            result,
+            detail,
+            duration_seconds: took,
+        }
+    }
+}
+
 /// What the run stage uses of the receiver: the ledger it journals into,
 /// the metrics it counts in, the action semaphore and the per-target
 /// locks. Cheap to clone (shared): each job's task takes a copy.
@@ -97,8 +136,14 @@ impl Runner {
                 let dry_run = s.env.dry_run || dry_run;
                 let before = self.evidence(s, &id, &alert, &targets, None).await;
                 let text = evidence::render_bounded(&before, Stage::Before, evidence::NOTIFY_BUDGET);
+                let plan = PlanRef {
+                    settings: s,
+                    id: &id,
+                    rule: &s.rules[rule],
+                    target: &target,
+                };
                 let (all_ok, ran, verdict) = self
-                    .run_actions(s, &id, rule, &target, &alert, &targets, dry_run, &text, &mut timeline)
+                    .run_actions(&plan, &alert, &targets, dry_run, &text, &mut timeline)
                     .await;
                 drop(permit);
                 self.metrics.latency(&timeline);
@@ -138,21 +183,16 @@ impl Runner {
     /// `evidence`. Returns (all ok, one line per action ran, the
     /// verification verdict); each action's start and end and the
     /// verification's end go into `timeline`.
-    #[allow(clippy::too_many_arguments)]
     async fn run_actions(
         &self,
-        s: &Settings,
-        id: &str,
-        rule: usize,
-        target: &str,
+        plan: &PlanRef<'_>,
         alert: &Alert,
         targets: &[Resolved],
         dry_run: bool,
         evidence: &str,
         timeline: &mut Timeline,
     ) -> (bool, Vec<String>, String) {
-        let rule = &s.rules[rule];
-        let mut env = s.env.clone();
+        let mut env = plan.settings.env.clone();
         env.dry_run = dry_run;
         env.evidence = evidence.to_string();
         // The processes the actions start are journaled as they start.
@@ -160,94 +200,92 @@ impl Runner {
         env.spawned = Some(sink);
         let mut all_ok = true;
         let mut ran = Vec::new();
-        let event = |index, action, description, result: OutcomeResult, detail, took| Event::Action {
-            id: id.to_string(),
-            rule: rule.cfg.name.clone(),
-            target: target.to_string(),
-            index,
-            action,
-            description,
-            result,
-            detail,
-            duration_seconds: took,
-        };
         // The rule's actions, each followed by what it brings along (the
         // dependents of a restarted container), in order.
         let mut work: VecDeque<Resolved> = targets.iter().cloned().collect();
         let mut done: Vec<Resolved> = Vec::with_capacity(targets.len());
         while let Some(t) = work.pop_front() {
-            let name = t.name();
-            let timeout = rule.action_timeout.max(t.suggested_timeout());
-            let started = Instant::now();
-            let started_at = crate::time::now();
-            let run = tokio::time::timeout(timeout, t.run(alert, &env));
-            let (result, detail) = match self.journal_spawned(&mut spawned, id, done.len(), run).await {
-                Ok(o) => (o.result, o.detail),
-                Err(_) => (
-                    OutcomeResult::Failed,
-                    format!("timed out after {}", humantime::format_duration(timeout)),
-                ),
-            };
-            let took = started.elapsed().as_secs_f64();
-            timeline.action(started_at, started_at + took, result == OutcomeResult::Ok);
-            self.metrics.action(&name, result.as_str());
-            self.metrics.duration(&name, took);
-            let description = t.describe();
-            log_outcome(
-                id,
-                &rule.cfg.name,
-                target,
-                &description,
-                result.as_str(),
-                result.went_as_hoped(),
-                &detail,
-            );
-            self.ledger
-                .record(vec![event(
-                    done.len(),
-                    name.clone(),
-                    description,
-                    result,
-                    detail.clone(),
-                    took,
-                )])
-                .await;
+            let run = tokio::time::timeout(plan.timeout(&t), t.run(alert, &env));
+            let run = self.journal_spawned(&mut spawned, plan.id, done.len(), run);
+            let (result, detail) = self.run_one(plan, &t, done.len(), run, timeline).await;
             ran.push(format!("{}: {result}{}", t.describe(), sep(&detail)));
-            let stop = !result.went_as_hoped();
             all_ok &= result.went_as_hoped();
-            let followers = if stop { Ok(Vec::new()) } else { t.followers(&env).await };
+            if !result.went_as_hoped() {
+                break;
+            }
+            let followers = t.followers(&env).await;
             done.push(t);
             match followers {
                 Ok(f) => f.into_iter().rev().for_each(|f| work.push_front(f)),
                 Err(e) => {
                     // The dependents cannot be named: the plan fails here.
-                    let failed = OutcomeResult::Failed;
-                    self.metrics.action(&name, failed.as_str());
-                    let description = format!("{} dependents of {}", name.clone(), done[done.len() - 1]);
-                    self.ledger
-                        .record(vec![event(
-                            done.len(),
-                            name.clone(),
-                            description,
-                            failed,
-                            e.clone(),
-                            0.0,
-                        )])
-                        .await;
-                    ran.push(format!("{} dependents: {failed}{}", name.clone(), sep(&e)));
+                    ran.push(self.dependents_failed(plan, &done, e).await);
                     all_ok = false;
                     break;
                 }
             }
-            if stop {
-                break;
-            }
         }
         let mut verdict = String::new();
-        if all_ok && !env.dry_run && rule.cfg.verify {
-            verdict = self.verify_plan(rule, id, target, &done, &env, Some(timeline)).await;
+        if all_ok && !env.dry_run && plan.rule.cfg.verify {
+            verdict = self
+                .verify_plan(plan.rule, plan.id, plan.target, &done, &env, Some(timeline))
+                .await;
         }
         (all_ok, ran, verdict)
+    }
+
+    /// Waits for one action (`run`, under its timeout) and journals,
+    /// counts and logs its outcome; its start and end go into `timeline`.
+    async fn run_one(
+        &self,
+        plan: &PlanRef<'_>,
+        t: &Resolved,
+        index: usize,
+        run: impl Future<Output = Result<crate::actions::Outcome, tokio::time::error::Elapsed>>,
+        timeline: &mut Timeline,
+    ) -> (OutcomeResult, String) {
+        let name = t.name();
+        let started = Instant::now();
+        let started_at = crate::time::now();
+        let (result, detail) = match run.await {
+            Ok(o) => (o.result, o.detail),
+            Err(_) => (
+                OutcomeResult::Failed,
+                format!("timed out after {}", humantime::format_duration(plan.timeout(t))),
+            ),
+        };
+        let took = started.elapsed().as_secs_f64();
+        timeline.action(started_at, started_at + took, result == OutcomeResult::Ok);
+        self.metrics.action(&name, result.as_str());
+        self.metrics.duration(&name, took);
+        let description = t.describe();
+        let (rule, target) = (&plan.rule.cfg.name, plan.target);
+        log_outcome(
+            plan.id,
+            rule,
+            target,
+            &description,
+            result.as_str(),
+            result.went_as_hoped(),
+            &detail,
+        );
+        let event = plan.action(index, name, description, result, detail.clone(), took);
+        self.ledger.record(vec![event]).await;
+        (result, detail)
+    }
+
+    /// The dependents of the last action `done` cannot be named (`e`): a
+    /// failed outcome of its own, journaled and counted; returns its line.
+    async fn dependents_failed(&self, plan: &PlanRef<'_>, done: &[Resolved], e: String) -> String {
+        let of = &done[done.len() - 1];
+        let name = of.name();
+        let failed = OutcomeResult::Failed;
+        self.metrics.action(&name, failed.as_str());
+        let description = format!("{name} dependents of {of}");
+        let line = format!("{name} dependents: {failed}{}", sep(&e));
+        let event = plan.action(done.len(), name, description, failed, e, 0.0);
+        self.ledger.record(vec![event]).await;
+        line
     }
 
     /// Verifies each action of a plan (stopping at the first that did not

@@ -102,6 +102,8 @@ fn plan_id(e: &Event) -> Option<&str> {
     }
 }
 
+/// One incident: its heading, what happened, then one line per delivery,
+/// refusal, note, notification, plan and hold, and its state.
 fn incident(out: &mut String, inc: &Incident) {
     let state = match (inc.state, inc.resolved_at) {
         (State::Resolved, Some(at)) => format!("resolved at {}", time(at)),
@@ -123,40 +125,8 @@ fn incident(out: &mut String, inc: &Incident) {
         }
         out.push('\n');
     }
-    let labels: Vec<String> = inc
-        .labels
-        .iter()
-        .filter(|(k, _)| k.as_str() != "alertname")
-        .map(|(k, v)| format!("{k}={}", esc(v)))
-        .collect();
+    deliveries(out, inc);
     let alertname = esc(&inc.alertname);
-    let mut dups = 0;
-    for d in &inc.deliveries {
-        if d.duplicate {
-            dups += 1;
-            continue;
-        }
-        let _ = writeln!(
-            out,
-            "- {} **{}** {} {}{}",
-            clock(d.at),
-            alertname,
-            d.status,
-            code(&labels.join(", ")),
-            inc.summary
-                .as_deref()
-                .filter(|_| d.status == Status::Firing)
-                .map(|s| format!(" — {}", one_line(s)))
-                .unwrap_or_default()
-        );
-    }
-    if dups > 0 {
-        let _ = writeln!(
-            out,
-            "- {dups} duplicate delivery(ies) (fingerprint {}), ignored",
-            inc.fingerprint
-        );
-    }
     for r in &inc.refusals {
         let _ = writeln!(out, "- **{alertname}** {}", esc(r));
     }
@@ -192,6 +162,44 @@ fn incident(out: &mut String, inc: &Incident) {
         }
     }
     out.push('\n');
+}
+
+/// One line per delivery (duplicates counted on one line).
+fn deliveries(out: &mut String, inc: &Incident) {
+    let labels: Vec<String> = inc
+        .labels
+        .iter()
+        .filter(|(k, _)| k.as_str() != "alertname")
+        .map(|(k, v)| format!("{k}={}", esc(v)))
+        .collect();
+    let alertname = esc(&inc.alertname);
+    let mut dups = 0;
+    for d in &inc.deliveries {
+        if d.duplicate {
+            dups += 1;
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "- {} **{}** {} {}{}",
+            clock(d.at),
+            alertname,
+            d.status,
+            code(&labels.join(", ")),
+            inc.summary
+                .as_deref()
+                .filter(|_| d.status == Status::Firing)
+                .map(|s| format!(" — {}", one_line(s)))
+                .unwrap_or_default()
+        );
+    }
+    if dups > 0 {
+        let _ = writeln!(
+            out,
+            "- {dups} duplicate delivery(ies) (fingerprint {}), ignored",
+            inc.fingerprint
+        );
+    }
 }
 
 fn plan(out: &mut String, p: &Plan) {
