@@ -206,8 +206,7 @@ fn incidents(
     }
     let since = since
         .map(|s| incidents::parse_since(s, crate::time::now()))
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
+        .transpose()?;
     let (entries, warnings) = incidents::load(&path, since)?;
     let shown = path.display().to_string();
     match (format, open) {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::target;
 use super::template::{check_literal, render_field};
-use super::{Action, ActionEnv, ActionError, Alert, ConfigError, Context, Outcome, OutcomeResult, Resolved, Subject, Verification};
+use super::{Action, ActionEnv, ActionError, Alert, ConfigError, Context, FollowersError, Outcome, OutcomeResult, Resolved, Subject, Verification};
 use crate::docker::{Health, Listed, State};
 
 /// `type = "docker"`.
@@ -440,17 +440,13 @@ impl Action for DockerAction {
     /// With `restart_dependents`: the restarts of the running containers that
     /// depend on this one ([`dependents_of`]), in order; empty otherwise.
     /// Read-only (so dry runs list them too).
-    /// `Err` is text: the trait's, shared with the receiver's planning.
-    async fn followers(&self, t: &Target, env: &ActionEnv) -> Result<Vec<Resolved>, String> {
+    async fn followers(&self, t: &Target, env: &ActionEnv) -> Result<Vec<Resolved>, FollowersError> {
         if !self.restart_dependents {
             return Ok(Vec::new());
         }
-        let fail = |source| {
-            ContainerActionError::Dependents {
-                container: t.container.clone(),
-                source: Box::new(source),
-            }
-            .to_string()
+        let fail = |source| ContainerActionError::Dependents {
+            container: t.container.clone(),
+            source: Box::new(source),
         };
         let conn = connect(env).await.map_err(fail)?;
         // The engine resolves a name or an id (prefix) to one container.
@@ -459,7 +455,7 @@ impl Action for DockerAction {
         let target = all
             .iter()
             .find(|c| c.id == id)
-            .ok_or_else(|| ContainerActionError::NotListed(t.container.clone()).to_string())?;
+            .ok_or_else(|| ContainerActionError::NotListed(t.container.clone()))?;
         Ok(dependents_of(target, &all)
             .into_iter()
             .map(|d| {

@@ -44,7 +44,7 @@ pub use crate::error::ConfigError;
 pub use crate::notify::{NotifyChannel, NtfyChannel, TelegramChannel, WebhookChannel};
 pub use docker::DockerOp;
 pub use env::{ActionEnv, Alert, AlertStatus, SpawnSink, Spawned};
-pub use outcome::{DETAIL_MAX, Outcome, OutcomeResult, Verification, truncate};
+pub use outcome::{DETAIL_MAX, FollowersError, Outcome, OutcomeResult, Verification, truncate};
 pub use spec::{ActionSpec, Compiled, Kind, Resolved};
 pub use systemd::SystemdOp;
 pub use target::{Manager, Subject, TargetError};
@@ -171,7 +171,7 @@ pub trait Action: fmt::Debug + Clone + PartialEq + Serialize + DeserializeOwned 
         &self,
         _target: &Self::Target,
         _env: &ActionEnv,
-    ) -> impl Future<Output = Result<Vec<Resolved>, String>> + Send {
+    ) -> impl Future<Output = Result<Vec<Resolved>, FollowersError>> + Send {
         async { Ok(Vec::new()) }
     }
 

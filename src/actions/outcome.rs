@@ -54,6 +54,10 @@ impl OutcomeResult {
 
 crate::spelled!(OutcomeResult);
 
+/// Why the actions an action brings along ([`Action::followers`](super::Action::followers))
+/// cannot be named: the action's own error, erased like the action.
+pub type FollowersError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The result of running an action: secrets are never part of `detail`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {

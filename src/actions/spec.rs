@@ -16,7 +16,8 @@ use serde::ser::SerializeMap as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{
-    ACTIONS, Action, ActionEnv, ActionError, Alert, ConfigError, Context, Outcome, Subject, TYPES, Verification,
+    ACTIONS, Action, ActionEnv, ActionError, Alert, ConfigError, Context, FollowersError, Outcome, Subject, TYPES,
+    Verification,
 };
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -227,7 +228,7 @@ trait ErasedBound: Send + Sync {
     fn describe(&self) -> String;
     fn run<'a>(&'a self, alert: &'a Alert, env: &'a ActionEnv) -> BoxFuture<'a, Outcome>;
     fn verify<'a>(&'a self, env: &'a ActionEnv, until: tokio::time::Instant) -> BoxFuture<'a, Verification>;
-    fn followers<'a>(&'a self, env: &'a ActionEnv) -> BoxFuture<'a, Result<Vec<Resolved>, String>>;
+    fn followers<'a>(&'a self, env: &'a ActionEnv) -> BoxFuture<'a, Result<Vec<Resolved>, FollowersError>>;
     fn subjects(&self) -> Vec<Subject>;
     fn debug(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
 }
@@ -251,7 +252,7 @@ impl<A: Action> ErasedBound for Bound<A> {
     fn verify<'a>(&'a self, env: &'a ActionEnv, until: tokio::time::Instant) -> BoxFuture<'a, Verification> {
         Box::pin(self.spec.verify(&self.target, env, until))
     }
-    fn followers<'a>(&'a self, env: &'a ActionEnv) -> BoxFuture<'a, Result<Vec<Resolved>, String>> {
+    fn followers<'a>(&'a self, env: &'a ActionEnv) -> BoxFuture<'a, Result<Vec<Resolved>, FollowersError>> {
         Box::pin(self.spec.followers(&self.target, env))
     }
     fn subjects(&self) -> Vec<Subject> {
@@ -328,7 +329,7 @@ impl Resolved {
     }
 
     /// The actions this one brings along ([`Action::followers`]).
-    pub async fn followers(&self, env: &ActionEnv) -> Result<Vec<Resolved>, String> {
+    pub async fn followers(&self, env: &ActionEnv) -> Result<Vec<Resolved>, FollowersError> {
         self.0.followers(env).await
     }
 

@@ -165,8 +165,8 @@ impl Ledger {
                 self.dirty.notify_one();
                 return Ok(());
             }
-            Ok(Err(msg)) => msg,
-            Err(_) => "journal writer thread is gone".to_string(),
+            Ok(Err(e)) => e,
+            Err(_) => JournalError::WriterGone,
         };
         tracing::error!(error = %err, "journal append failed; rebuilding state from disk");
         let mut core = self.core.lock().await;
@@ -178,10 +178,7 @@ impl Ledger {
             }
             Err(e2) => tracing::error!(error = %e2, "rebuilding state failed"),
         }
-        Err(JournalError::Io {
-            path: self.journal_path.clone(),
-            source: std::io::Error::other(err),
-        })
+        Err(err)
     }
 
     /// The core lock, for reading the state (status) or pruning it.

@@ -41,17 +41,37 @@ pub struct QuietWindows {
     pub timezone: String,
 }
 
-fn day_index(s: &str) -> Result<usize, String> {
-    let l = s.trim().to_ascii_lowercase();
-    DAY_NAMES.iter().position(|d| *d == l).ok_or_else(|| {
-        format!(
-            "unknown day {:?} (expected Mon, Tue, Wed, Thu, Fri, Sat or Sun)",
-            s.trim()
-        )
-    })
+/// What is wrong with a `quiet` entry or the rule's `timezone`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuietError {
+    #[error("unknown day {0:?} (expected Mon, Tue, Wed, Thu, Fri, Sat or Sun)")]
+    Day(String),
+    #[error("time {0:?}: expected HH:MM (00:00 to 23:59, or 24:00 as an end)")]
+    Clock(String),
+    #[error("{0:?}: expected [DAYS ]HH:MM-HH:MM")]
+    Span(String),
+    #[error("{0:?}: start and end are the same time")]
+    Empty(String),
+    #[error("unknown time zone {name:?}: {why}")]
+    TimeZone { name: String, why: String },
 }
 
-fn parse_days(s: &str) -> Result<[bool; 7], String> {
+/// Where a [`QuietError`] is: an entry (its index) or the time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuietPlace {
+    Entry(usize),
+    TimeZone,
+}
+
+fn day_index(s: &str) -> Result<usize, QuietError> {
+    let l = s.trim().to_ascii_lowercase();
+    DAY_NAMES
+        .iter()
+        .position(|d| *d == l)
+        .ok_or_else(|| QuietError::Day(s.trim().to_string()))
+}
+
+fn parse_days(s: &str) -> Result<[bool; 7], QuietError> {
     let mut days = [false; 7];
     for part in s.split(',') {
         match part.split_once('-') {
@@ -73,8 +93,8 @@ fn parse_days(s: &str) -> Result<[bool; 7], String> {
 }
 
 /// `HH:MM` as seconds since midnight; `24:00` only when `end`.
-fn parse_clock(s: &str, end: bool) -> Result<u32, String> {
-    let bad = || format!("time {s:?}: expected HH:MM (00:00 to 23:59, or 24:00 as an end)");
+fn parse_clock(s: &str, end: bool) -> Result<u32, QuietError> {
+    let bad = || QuietError::Clock(s.to_string());
     let (h, m) = s.split_once(':').ok_or_else(bad)?;
     if h.len() != 2 || m.len() != 2 {
         return Err(bad());
@@ -88,7 +108,7 @@ fn parse_clock(s: &str, end: bool) -> Result<u32, String> {
 
 impl Window {
     /// Parses one entry (see the module documentation).
-    pub fn parse(entry: &str) -> Result<Window, String> {
+    pub fn parse(entry: &str) -> Result<Window, QuietError> {
         let text = entry.trim();
         let (days, span) = match text.rsplit_once(char::is_whitespace) {
             Some((d, s)) => (parse_days(d.trim())?, s),
@@ -97,10 +117,10 @@ impl Window {
         let (a, b) = span
             .split_once('-')
             .filter(|_| span.contains(':'))
-            .ok_or_else(|| format!("{span:?}: expected [DAYS ]HH:MM-HH:MM"))?;
+            .ok_or_else(|| QuietError::Span(span.to_string()))?;
         let (start, end) = (parse_clock(a, false)?, parse_clock(b, true)?);
         if start == end {
-            return Err(format!("{span:?}: start and end are the same time"));
+            return Err(QuietError::Empty(span.to_string()));
         }
         Ok(Window {
             text: text.to_string(),
@@ -125,18 +145,27 @@ impl Window {
 impl QuietWindows {
     /// Parses the entries and the time zone (`local`: the host's, from `TZ`
     /// or `/etc/localtime`, UTC when neither is there; `UTC`; or an IANA
-    /// name from the system tz database). Errors say which entry
-    /// (`Some(index)`) or the time zone (`None`) is wrong.
-    pub fn parse(entries: &[String], timezone: &str) -> Result<QuietWindows, (Option<usize>, String)> {
+    /// name from the system tz database). Errors say which entry or the
+    /// time zone is wrong.
+    pub fn parse(entries: &[String], timezone: &str) -> Result<QuietWindows, (QuietPlace, QuietError)> {
         let tz = match timezone {
             "local" => TimeZone::system(),
             "UTC" | "utc" => TimeZone::UTC,
-            name => TimeZone::get(name).map_err(|e| (None, format!("unknown time zone {name:?}: {e}")))?,
+            name => TimeZone::get(name).map_err(|e| {
+                let why = e.to_string();
+                (
+                    QuietPlace::TimeZone,
+                    QuietError::TimeZone {
+                        name: name.to_string(),
+                        why,
+                    },
+                )
+            })?,
         };
         let windows = entries
             .iter()
             .enumerate()
-            .map(|(i, e)| Window::parse(e).map_err(|m| (Some(i), m)))
+            .map(|(i, e)| Window::parse(e).map_err(|m| (QuietPlace::Entry(i), m)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(QuietWindows {
             windows,
@@ -192,12 +221,16 @@ mod tests {
             ("", "expected [DAYS ]HH:MM-HH:MM"),
         ] {
             let e = Window::parse(bad).unwrap_err();
-            assert!(e.contains(why), "{bad}: {e}");
+            assert!(e.to_string().contains(why), "{bad}: {e}");
         }
         let e = QuietWindows::parse(&["02:00-03:00".into()], "Mars/Olympus").unwrap_err();
-        assert_eq!(e.0, None);
+        assert_eq!(e.0, QuietPlace::TimeZone);
+        assert!(
+            matches!(&e.1, QuietError::TimeZone { name, .. } if name == "Mars/Olympus"),
+            "{e:?}"
+        );
         let e = QuietWindows::parse(&["02:00-03:00".into(), "x".into()], "UTC").unwrap_err();
-        assert_eq!(e.0, Some(1));
+        assert_eq!(e, (QuietPlace::Entry(1), QuietError::Span("x".into())));
     }
 
     #[test]

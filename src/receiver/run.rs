@@ -24,7 +24,7 @@ use super::metrics::Metrics;
 use super::settings::Settings;
 use super::timeline::Timeline;
 use crate::actions::env::OWN_PROCFS;
-use crate::actions::{ActionEnv, Alert, OutcomeResult, Resolved, SpawnSink, Spawned, Verification};
+use crate::actions::{ActionEnv, Alert, FollowersError, OutcomeResult, Resolved, SpawnSink, Spawned, Verification};
 use crate::evidence::{self, Stage};
 use crate::sync::lock;
 
@@ -276,7 +276,8 @@ impl Runner {
 
     /// The dependents of the last action `done` cannot be named (`e`): a
     /// failed outcome of its own, journaled and counted; returns its line.
-    async fn dependents_failed(&self, plan: &PlanRef<'_>, done: &[Resolved], e: String) -> String {
+    async fn dependents_failed(&self, plan: &PlanRef<'_>, done: &[Resolved], e: FollowersError) -> String {
+        let e = e.to_string();
         let of = &done[done.len() - 1];
         let name = of.name();
         let failed = OutcomeResult::Failed;

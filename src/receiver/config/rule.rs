@@ -92,6 +92,26 @@ fn yes() -> bool {
 }
 
 /// A compiled label matcher.
+/// What is wrong with a label matcher (the matcher as written first).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MatcherError {
+    #[error("{0:?}: expected name=\"value\" (operators = != =~ !~)")]
+    Shape(String),
+    #[error("{0:?} is not a valid label name")]
+    LabelName(String),
+    #[error("{0:?}: expected one of the operators = != =~ !~ after the label name")]
+    Operator(String),
+    #[error("{matcher:?}: bad quoted value: {why}")]
+    Quoted { matcher: String, why: String },
+    #[error("{0:?}: unbalanced quotes")]
+    Quotes(String),
+    /// The regex's own syntax error, pointing into what was written.
+    #[error("{0}")]
+    RegexSyntax(String),
+    #[error("invalid regex {pattern:?}: {why}")]
+    Regex { pattern: String, why: String },
+}
+
 #[derive(Debug, Clone)]
 pub enum Matcher {
     Equal(String, String),
@@ -103,32 +123,38 @@ pub enum Matcher {
 impl Matcher {
     /// Parses `name="value"`, `name!="value"`, `name=~"re"`, `name!~"re"`
     /// (value quoted with `"`, or bare).
-    pub fn parse(s: &str) -> Result<Matcher, String> {
+    pub fn parse(s: &str) -> Result<Matcher, MatcherError> {
         let s = s.trim();
         let name_end = s
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .ok_or_else(|| format!("{s:?}: expected name=\"value\" (operators = != =~ !~)"))?;
+            .ok_or_else(|| MatcherError::Shape(s.to_string()))?;
         let name = &s[..name_end];
         if !payload::valid_label_name(name) {
-            return Err(format!("{name:?} is not a valid label name"));
+            return Err(MatcherError::LabelName(name.to_string()));
         }
         let rest = s[name_end..].trim_start();
         let (op, value) = ["=~", "!~", "!=", "="]
             .iter()
             .find_map(|op| rest.strip_prefix(op).map(|v| (*op, v.trim())))
-            .ok_or_else(|| format!("{s:?}: expected one of the operators = != =~ !~ after the label name"))?;
+            .ok_or_else(|| MatcherError::Operator(s.to_string()))?;
         let value = if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
-            serde_json::from_str::<String>(value).map_err(|e| format!("{s:?}: bad quoted value: {e}"))?
+            serde_json::from_str::<String>(value).map_err(|e| MatcherError::Quoted {
+                matcher: s.to_string(),
+                why: e.to_string(),
+            })?
         } else if value.contains('"') {
-            return Err(format!("{s:?}: unbalanced quotes"));
+            return Err(MatcherError::Quotes(s.to_string()));
         } else {
             value.to_string()
         };
         // The pattern must be a regex on its own (errors point into what
         // the user wrote); only the anchored form is compiled.
         let re = |v: &str| match crate::error::regex_syntax_error(v) {
-            Some(why) => Err(why),
-            None => regex::Regex::new(&format!("^(?:{v})$")).map_err(|e| format!("invalid regex {v:?}: {e}")),
+            Some(why) => Err(MatcherError::RegexSyntax(why)),
+            None => regex::Regex::new(&format!("^(?:{v})$")).map_err(|e| MatcherError::Regex {
+                pattern: v.to_string(),
+                why: e.to_string(),
+            }),
         };
         Ok(match op {
             "=" => Matcher::Equal(name.into(), value),
@@ -382,9 +408,11 @@ fn compile_quiet(key: &str, r: &RuleConfig) -> Result<Option<quiet::QuietWindows
     let tz = r.timezone.as_deref().unwrap_or("local");
     quiet::QuietWindows::parse(&r.quiet, tz)
         .map(Some)
-        .map_err(|(i, e)| match i {
-            Some(i) => ConfigError::invalid(format!("{key}.quiet[{i}]"), format!("{:?}: {e}", r.quiet[i])),
-            None => ConfigError::invalid(format!("{key}.timezone"), e),
+        .map_err(|(place, e)| match place {
+            quiet::QuietPlace::Entry(i) => {
+                ConfigError::invalid(format!("{key}.quiet[{i}]"), format!("{:?}: {e}", r.quiet[i]))
+            }
+            quiet::QuietPlace::TimeZone => ConfigError::invalid(format!("{key}.timezone"), e),
         })
 }
 

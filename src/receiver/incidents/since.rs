@@ -8,13 +8,17 @@ use crate::receiver::journal::{self, Entry, JournalError};
 
 /// Parses `--since`: a duration ago (`2h`, `30m`, `7d`) or an RFC 3339
 /// timestamp. Returns Unix seconds.
-pub fn parse_since(s: &str, now: f64) -> Result<f64, String> {
+pub fn parse_since(s: &str, now: f64) -> Result<f64, SinceError> {
     if let Ok(d) = humantime::parse_duration(s) {
         return Ok(now - d.as_secs_f64());
     }
-    crate::time::parse_rfc3339(s)
-        .ok_or_else(|| format!("--since {s:?}: expected a duration (2h, 30m, 7d) or an RFC 3339 timestamp"))
+    crate::time::parse_rfc3339(s).ok_or_else(|| SinceError(s.to_string()))
 }
+
+/// A `--since` that is neither a duration nor a timestamp.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--since {0:?}: expected a duration (2h, 30m, 7d) or an RFC 3339 timestamp")]
+pub struct SinceError(pub String);
 
 /// Reads the journal entries at or after `since`.
 pub fn load(path: &Path, since: Option<f64>) -> Result<(Vec<Entry>, usize), JournalError> {

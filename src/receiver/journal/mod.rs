@@ -25,6 +25,11 @@ use crate::actions::OutcomeResult;
 pub enum JournalError {
     #[error("journal {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    /// A group commit failed: each submitter of the group gets the one error.
+    #[error("{0}")]
+    Group(std::sync::Arc<JournalError>),
+    #[error("the journal writer thread is gone")]
+    WriterGone,
 }
 
 /// One journal line.
@@ -430,7 +435,7 @@ pub struct Durable {
 struct Submission {
     bytes: Vec<u8>,
     last_seq: u64,
-    ack: tokio::sync::oneshot::Sender<Result<(), String>>,
+    ack: tokio::sync::oneshot::Sender<Result<(), JournalError>>,
 }
 
 /// Group commit: one thread owns the [`JournalWriter`]; submissions queued
@@ -475,9 +480,9 @@ impl Committer {
                             }
                         }
                         Err(e) => {
-                            let msg = e.to_string();
+                            let e = std::sync::Arc::new(e);
                             for s in group {
-                                let _ = s.ack.send(Err(msg.clone()));
+                                let _ = s.ack.send(Err(JournalError::Group(e.clone())));
                             }
                         }
                     }
@@ -491,7 +496,7 @@ impl Committer {
     }
 
     /// Queues entries; the returned receiver resolves once they are on disk.
-    pub fn submit(&self, entries: &[Entry]) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
+    pub fn submit(&self, entries: &[Entry]) -> tokio::sync::oneshot::Receiver<Result<(), JournalError>> {
         let mut bytes = Vec::with_capacity(entries.len() * 256);
         for e in entries {
             serde_json::to_writer(&mut bytes, e).expect("journal entries always serialize");
@@ -500,7 +505,7 @@ impl Committer {
         let (ack, rx) = tokio::sync::oneshot::channel();
         let last_seq = entries.last().map(|e| e.seq).unwrap_or(0);
         if let Err(std::sync::mpsc::SendError(s)) = self.tx.send(Submission { bytes, last_seq, ack }) {
-            let _ = s.ack.send(Err("journal writer thread is gone".into()));
+            let _ = s.ack.send(Err(JournalError::WriterGone));
         }
         rx
     }
