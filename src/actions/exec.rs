@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::template::{check_template, has_placeholders, render_field};
 use super::{Action, ActionEnv, ActionError, Alert, ConfigError, Context, Outcome, OutcomeResult, Subject, Verification};
 use crate::command::{self, Captured, Ended, RunAs};
+use crate::users::Users;
 
 /// `type = "exec"`: argv run without a shell.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -326,25 +327,12 @@ impl<'a> AccountId<'a> {
     }
 }
 
-/// The `(third, fourth)` fields of the first line whose first field is
-/// `name` (passwd: uid, gid) or whose third field is `id`.
-fn find_entry(text: &str, name: Option<&str>, id: Option<u32>) -> Option<(u32, Option<u32>)> {
-    text.lines().find_map(|line| {
-        let mut f = line.split(':');
-        let (entry, _pw, third) = (f.next()?, f.next()?, f.next()?.parse::<u32>().ok()?);
-        let fourth = f.next().and_then(|g| g.parse::<u32>().ok());
-        let hit = name.is_some_and(|n| n == entry) || id == Some(third);
-        hit.then_some((third, fourth))
+/// A passwd or group file as [`Users`] reads it; unreadable is an error.
+async fn read_accounts(path: &Path) -> Result<Users, AccountError> {
+    Users::try_read(path).await.map_err(|source| AccountError::Unreadable {
+        path: path.to_path_buf(),
+        source,
     })
-}
-
-async fn read_accounts(path: &Path) -> Result<String, AccountError> {
-    tokio::fs::read_to_string(path)
-        .await
-        .map_err(|source| AccountError::Unreadable {
-            path: path.to_path_buf(),
-            source,
-        })
 }
 
 impl Accounts {
@@ -356,8 +344,8 @@ impl Accounts {
             Some(id) => {
                 let passwd = read_accounts(&self.passwd_file).await?;
                 let found = match id {
-                    AccountId::Id(uid) => find_entry(&passwd, None, Some(uid)).or(Some((uid, None))),
-                    AccountId::Name(n) => find_entry(&passwd, Some(n), None),
+                    AccountId::Id(uid) => Some((uid, passwd.primary_gid_of(uid))),
+                    AccountId::Name(n) => passwd.uid(n).map(|uid| (uid, passwd.primary_gid(n))),
                 };
                 let Some((uid, gid)) = found else {
                     return Err(AccountError::UnknownUser {
@@ -372,9 +360,10 @@ impl Accounts {
             None => primary,
             Some(AccountId::Id(gid)) => Some(gid),
             Some(AccountId::Name(n)) => {
+                // A group file has the passwd shape: name, password, gid.
                 let groups = read_accounts(&self.group_file).await?;
-                match find_entry(&groups, Some(n), None) {
-                    Some((gid, _)) => Some(gid),
+                match groups.uid(n) {
+                    Some(gid) => Some(gid),
                     None => {
                         return Err(AccountError::UnknownGroup {
                             group: n.to_string(),
