@@ -23,12 +23,12 @@ fn snapshot() -> MetricSet {
     for i in 0..200 {
         let name = format!("unit{i}.service");
         let current = if i % 67 == 5 { "failed" } else { "active" };
-        for st in ACTIVE_STATES {
+        for st in &ACTIVE_STATES {
             let l = [
                 ("manager", "system"),
                 ("name", name.as_str()),
                 ("type", "service"),
-                ("state", st),
+                ("state", st.as_str()),
             ];
             m.gauge(
                 "hostmedic_systemd_unit_state",

@@ -16,7 +16,7 @@ use zbus::Connection;
 use super::target::{self, Manager, default_manager};
 use super::template::{check_literal, render_field};
 use super::{Action, ActionEnv, ActionError, Alert, ConfigError, Context, Outcome, OutcomeResult, Subject, Verification};
-use crate::systemd::{self as sd, ManagerTarget, UnitStatus};
+use crate::systemd::{self as sd, ActiveState, LoadState, ManagerTarget, UnitStatus};
 use crate::users::Users;
 
 /// `type = "systemd"`.
@@ -274,21 +274,21 @@ impl Action for SystemdAction {
                 Ok(st) => {
                     let ok = match op {
                         SystemdOp::Restart | SystemdOp::Start => {
-                            up.look((st.active_state == "active").then_some(st.n_restarts))
+                            up.look((st.active_state == ActiveState::Active).then_some(st.n_restarts))
                         }
                         // Down, and staying down: a stop that raced an
                         // automatic restart must not see the unit come back.
                         SystemdOp::Stop => {
-                            up.look(matches!(st.active_state.as_str(), "inactive" | "failed").then_some(st.n_restarts))
+                            up.look(st.active_state.is_down().then_some(st.n_restarts))
                         }
                         // An administrator's unit cannot be masked: the action
                         // disables it instead (see `perform`).
                         SystemdOp::Mask => {
-                            st.load_state == "masked"
+                            st.load_state == LoadState::Masked
                                 || unit_file_state(&conn, unit).await.is_ok_and(|s| s == "disabled")
                         }
-                        SystemdOp::Unmask => st.load_state != "masked",
-                        SystemdOp::ResetFailed => st.active_state != "failed",
+                        SystemdOp::Unmask => st.load_state != LoadState::Masked,
+                        SystemdOp::ResetFailed => st.active_state != ActiveState::Failed,
                         SystemdOp::Disable => match unit_file_state(&conn, unit).await {
                             Ok(s) => !s.starts_with("enabled"),
                             Err(_) => false,
@@ -320,7 +320,7 @@ pub(crate) async fn stop_quietly(manager: &Manager, unit: &str, env: &ActionEnv)
     if !st.is_installed() {
         return Err(UnitActionError::NotInstalled(manager.clone()));
     }
-    if matches!(st.active_state.as_str(), "inactive" | "failed") {
+    if st.active_state.is_down() {
         return Ok(format!("already {}", st.active_state));
     }
     let job = sd::stop_unit(&conn, unit).await?;
@@ -333,10 +333,10 @@ pub(crate) async fn stopped_state(
     manager: &Manager,
     unit: &str,
     env: &ActionEnv,
-) -> Result<Option<String>, UnitActionError> {
+) -> Result<Option<ActiveState>, UnitActionError> {
     let conn = connect(manager, env).await?;
     let st = sd::unit_status(&conn, unit).await?;
-    Ok((st.is_installed() && !matches!(st.active_state.as_str(), "inactive" | "failed")).then_some(st.active_state))
+    Ok((st.is_installed() && !st.active_state.is_down()).then_some(st.active_state))
 }
 
 fn user_flag(manager: &Manager) -> String {

@@ -24,6 +24,9 @@
 //! the unit helpers the actions use).
 
 pub mod proxies;
+pub mod state;
+
+pub use state::{ActiveState, LoadState};
 
 use std::collections::HashMap;
 use std::os::unix::net::UnixStream;
@@ -177,10 +180,8 @@ pub async fn unit_path(conn: &Connection, name: &str) -> Result<zbus::OwnedObjec
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnitStatus {
     pub name: String,
-    /// `loaded`, `not-found`, `masked`, `error`, …
-    pub load_state: String,
-    /// `active`, `inactive`, `failed`, `activating`, `deactivating`, `reloading`.
-    pub active_state: String,
+    pub load_state: LoadState,
+    pub active_state: ActiveState,
     pub sub_state: String,
     /// The type-specific `Result` (`success`, `exit-code`, …); `None` for
     /// types without one (targets, slices, devices).
@@ -199,7 +200,7 @@ impl UnitStatus {
     /// False when systemd has no unit file for it (`not-found`): such a unit
     /// can be neither started nor restarted.
     pub fn is_installed(&self) -> bool {
-        self.load_state != "not-found"
+        self.load_state != LoadState::NotFound
     }
 }
 
@@ -259,7 +260,7 @@ pub async fn unit_status(conn: &Connection, name: &str) -> Result<UnitStatus> {
         exec_main_status: None,
         active_enter_timestamp: u.active_enter_timestamp.filter(|t| *t > 0),
     };
-    if st.load_state == "not-found" {
+    if st.load_state == LoadState::NotFound {
         return Ok(st);
     }
     match unit_type(name) {

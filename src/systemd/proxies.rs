@@ -32,8 +32,8 @@ pub const TIMER_INTERFACE: &str = "org.freedesktop.systemd1.Timer";
 pub struct UnitEntry {
     pub name: String,
     pub description: String,
-    pub load_state: String,
-    pub active_state: String,
+    pub load_state: super::LoadState,
+    pub active_state: super::ActiveState,
     pub sub_state: String,
     /// Unit this one follows in state ("" when none).
     pub following: String,
@@ -170,8 +170,8 @@ pub trait Timer {
 #[zbus(signature = "a{sv}", rename_all = "PascalCase")]
 pub struct UnitProps {
     pub id: Option<String>,
-    pub load_state: Option<String>,
-    pub active_state: Option<String>,
+    pub load_state: Option<super::LoadState>,
+    pub active_state: Option<super::ActiveState>,
     pub sub_state: Option<String>,
     pub active_enter_timestamp: Option<u64>,
 }

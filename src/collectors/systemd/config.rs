@@ -7,13 +7,13 @@ use super::*;
 pub const DEFAULT_EXCLUDE: &str = r".+\.(device|mount|automount|scope|slice)";
 
 /// Active states exported one-hot by `hostmedic_systemd_unit_state`.
-pub const ACTIVE_STATES: [&str; 6] = [
-    "active",
-    "activating",
-    "deactivating",
-    "inactive",
-    "failed",
-    "reloading",
+pub const ACTIVE_STATES: [ActiveState; 6] = [
+    ActiveState::Active,
+    ActiveState::Activating,
+    ActiveState::Deactivating,
+    ActiveState::Inactive,
+    ActiveState::Failed,
+    ActiveState::Reloading,
 ];
 
 /// `unit_state_series`: which `hostmedic_systemd_unit_state` series a unit

@@ -156,8 +156,8 @@ pub(super) fn emit(out: &mut MetricSet, md: &ManagerData, series: UnitStateSerie
     }
     for name in &md.expected {
         let e = md.units.get(name).and_then(|d| d.entry.as_ref());
-        let present = e.is_some_and(|e| e.load_state != "not-found");
-        let active = e.is_some_and(|e| e.active_state == "active");
+        let present = e.is_some_and(|e| e.load_state != LoadState::NotFound);
+        let active = e.is_some_and(|e| e.active_state == ActiveState::Active);
         let l = [("manager", mgr), ("name", name.as_str())];
         out.gauge(EXPECTED_PRESENT, "", &l, if present { 1.0 } else { 0.0 });
         out.gauge(EXPECTED_ACTIVE, "", &l, if active { 1.0 } else { 0.0 });
@@ -168,15 +168,20 @@ pub(super) fn emit(out: &mut MetricSet, md: &ManagerData, series: UnitStateSerie
 fn emit_unit(out: &mut MetricSet, md: &ManagerData, name: &str, d: &UnitData, e: &UnitEntry, series: UnitStateSeries) {
     let mgr = md.label.as_str();
     let ty = unit_type(name);
-    for state in ACTIVE_STATES {
-        let v = if e.active_state == state { 1.0 } else { 0.0 };
+    for state in &ACTIVE_STATES {
+        let v = if e.active_state == *state { 1.0 } else { 0.0 };
         if series == UnitStateSeries::Current && v == 0.0 {
             continue;
         }
         out.gauge(
             UNIT_STATE,
             "",
-            &[("manager", mgr), ("name", name), ("type", ty), ("state", state)],
+            &[
+                ("manager", mgr),
+                ("name", name),
+                ("type", ty),
+                ("state", state.as_str()),
+            ],
             v,
         );
     }
@@ -193,7 +198,7 @@ fn emit_unit(out: &mut MetricSet, md: &ManagerData, name: &str, d: &UnitData, e:
         ],
         1.0,
     );
-    if e.load_state == "not-found" {
+    if e.load_state == LoadState::NotFound {
         return;
     }
     if let Some(us) = d.props.active_enter_usec {
@@ -231,7 +236,7 @@ fn emit_timer(out: &mut MetricSet, md: &ManagerData, timer: &str, target: &str, 
     );
     let t = md.units.get(target).or_else(|| md.triggered.get(target));
     let failed = t.is_some_and(|t| {
-        t.entry.as_ref().is_some_and(|e| e.active_state == "failed")
+        t.entry.as_ref().is_some_and(|e| e.active_state == ActiveState::Failed)
             || t.props.result.as_deref().is_some_and(|r| r != "success")
     });
     out.gauge(TIMER_FAILED, "", &l, if failed { 1.0 } else { 0.0 });

@@ -49,7 +49,7 @@ use serde::{Deserialize, Serialize};
 use crate::collector::{CollectError, Collector};
 use crate::error::{ConfigError, compile_regex};
 use crate::metrics::MetricSet;
-use crate::systemd::{self, Bus, ManagerTarget, SystemdError, UnitEntry, timed, unit_type};
+use crate::systemd::{self, ActiveState, Bus, LoadState, ManagerTarget, SystemdError, UnitEntry, timed, unit_type};
 use crate::users::Users;
 
 mod config;
@@ -255,7 +255,7 @@ impl SystemdCollector {
 
         let mut counts: BTreeMap<String, u64> = ACTIVE_STATES.iter().map(|s| (s.to_string(), 0)).collect();
         for u in &all {
-            *counts.entry(u.active_state.clone()).or_default() += 1;
+            *counts.entry(u.active_state.to_string()).or_default() += 1;
         }
         let mut by_name: HashMap<String, UnitEntry> = HashMap::with_capacity(all.len());
         let mut wanted: Vec<String> = Vec::new();
@@ -375,7 +375,7 @@ impl SystemdCollector {
                 out.insert(name, UnitData::default());
                 continue;
             };
-            if entry.load_state == "not-found" {
+            if entry.load_state == LoadState::NotFound {
                 out.insert(
                     name,
                     UnitData {
