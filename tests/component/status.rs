@@ -45,20 +45,17 @@ fn names(firing: &Value) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
-    let dir = receiver_dir(TOKEN);
-    let d = dir.path();
-    let sysfs = d.join("sys");
-    fake_hwmon(&sysfs, 101_000); // max 100 °C, crit 105 °C
-    let text = TestConfig::new()
+/// A receiver in `dir` reading the fake hwmon tree at `sysfs`, with a
+/// dry-run rule for WorkerDown and a notify-only one for Runaway.
+fn status_config(dir: &std::path::Path, sysfs: &std::path::Path) -> String {
+    TestConfig::new()
         .global(|g| {
-            g.path("sysfs_root", &sysfs);
+            g.path("sysfs_root", sysfs);
         })
         .disable(&UNUSED)
         .single_host("h1")
-        .receiver(d, |r| {
-            r.path("bearer_token_file", d.join("token"));
+        .receiver(dir, |r| {
+            r.path("bearer_token_file", dir.join("token"));
         })
         .rule(
             Rule::new("restart-worker", "WorkerDown")
@@ -70,21 +67,25 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
                 .set("mode", "notify-only")
                 .action(Action::systemd("restart", "{{ labels.unit }}")),
         )
-        .render();
-    let srv = InProcess::start(Config::parse(&text, "test").unwrap()).await;
+        .render()
+}
 
-    // Before the first collection the host part says so (in-process, no
-    // first collection at start runs: `serve` starts it, see
-    // tests/e2e/landing_browser.rs).
+/// Before the first collection the host part says so (in-process, no
+/// first collection at start runs: `serve` starts it, see
+/// tests/e2e/landing_browser.rs).
+async fn host_part_says_not_collected_yet(srv: &InProcess) {
     let (_, page) = get_with_token(&srv.url("/"), TOKEN).await;
     assert!(page.contains("not collected yet"), "{page}");
-    assert_eq!(status(&srv).await["host"], Value::Null);
+    assert_eq!(status(srv).await["host"], Value::Null);
+}
 
-    // One real scrape: the summary comes from its snapshot.
+/// One real scrape: the summary comes from its snapshot. Returns the
+/// fullest filesystem's mountpoint.
+async fn a_scrape_fills_the_host_summary(srv: &InProcess) -> String {
     let (code, metrics) = get(&srv.url("/metrics")).await;
     assert_eq!(code, 200);
     assert!(metrics.contains("hostmedic_hwmon_temp_celsius{"), "{metrics}");
-    let st = status(&srv).await;
+    let st = status(srv).await;
     let host = &st["host"];
     let t = &host["temperatures"][0];
     assert_eq!(
@@ -116,16 +117,24 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
         (load["load1_per_cpu"].as_f64().unwrap() - load1 / cpus).abs() < 1e-9,
         "{load}"
     );
+    mp.to_string()
+}
 
-    // Deliveries: a critical alert a rule targets, a warning no rule maps,
-    // and a heartbeat (never listed).
-    let worker = alert(
+/// The critical alert a rule targets (dry run).
+fn worker_down() -> Value {
+    alert(
         "WorkerDown",
         &[("severity", "critical"), ("unit", "worker.service"), ("instance", "h1")],
         "2026-11-01T10:00:00Z",
         "firing",
         "00aa11bb22cc33dd",
-    );
+    )
+}
+
+/// Deliveries: a critical alert a rule targets, a warning no rule maps,
+/// a heartbeat (never listed) and an alert whose rule waits for approval.
+/// The status lists them critical first; returns the pending approval's id.
+async fn deliveries_are_listed_critical_first(srv: &InProcess) -> String {
     let disk = alert(
         "DiskSlow",
         &[("severity", "warning"), ("instance", "h1")],
@@ -147,15 +156,14 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
         "firing",
         "22cc33dd44ee55ff",
     );
-    let url = srv.url("/api/v1/alerts");
     let (code, body) = post(
-        &url,
+        &srv.url("/api/v1/alerts"),
         Some(TOKEN),
-        &payload(vec![disk.clone(), worker.clone(), heartbeat, runaway]),
+        &payload(vec![disk, worker_down(), heartbeat, runaway]),
     )
     .await;
     assert_eq!(code, 200, "{body}");
-    let st = status(&srv).await;
+    let st = status(srv).await;
     assert_eq!(
         names(&st["firing"]),
         ["WorkerDown", "DiskSlow", "Runaway"],
@@ -174,13 +182,15 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
         st["pipeline"]
     );
     assert_eq!(st["pipeline"]["silent"], false);
-
-    let pending = st["pending_approvals"][0]["id"]
+    st["pending_approvals"][0]["id"]
         .as_str()
         .expect("Runaway waits")
-        .to_string();
-    // The landing page shows the same, to the same credentials (without
-    // them it hides what the status API protects: tests/component/security.rs).
+        .to_string()
+}
+
+/// The landing page shows the same, to the same credentials (without
+/// them it hides what the status API protects: tests/component/security.rs).
+async fn landing_page_shows_the_same(srv: &InProcess, mountpoint: &str, pending: &str) {
     let (_, page) = get_with_token(&srv.url("/"), TOKEN).await;
     for want in [
         "<h2 id=\"host\">Host</h2>",
@@ -188,7 +198,7 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
         "101.0 °C",
         "over max",
         "load per CPU",
-        &format!("<td>{}</td>", hostmedic::landing::html_escape(mp)),
+        &format!("<td>{}</td>", hostmedic::landing::html_escape(mountpoint)),
         "<h2 id=\"firing\">Alerts firing</h2>",
         "WorkerDown",
         "DiskSlow",
@@ -211,17 +221,20 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
         !page.contains(">HostmedicWatchdog<"),
         "the heartbeat is not an alert of the host"
     );
+}
 
-    // A resolution removes its alert, here and in the file.
-    let mut resolved = worker.clone();
+/// A resolution removes its alert, here, on the page and in the status
+/// file in `dir`.
+async fn a_resolution_removes_its_alert(srv: &InProcess, dir: &std::path::Path) {
+    let mut resolved = worker_down();
     resolved["status"] = "resolved".into();
     resolved["endsAt"] = "2026-11-01T10:05:00Z".into();
-    let (code, _) = post(&url, Some(TOKEN), &payload(vec![resolved])).await;
+    let (code, _) = post(&srv.url("/api/v1/alerts"), Some(TOKEN), &payload(vec![resolved])).await;
     assert_eq!(code, 200);
-    assert_eq!(names(&status(&srv).await["firing"]), ["DiskSlow", "Runaway"]);
+    assert_eq!(names(&status(srv).await["firing"]), ["DiskSlow", "Runaway"]);
     let (_, page) = get_with_token(&srv.url("/"), TOKEN).await;
     assert!(!page.contains("WorkerDown") && page.contains("DiskSlow"), "{page}");
-    let file = d.join("status.json");
+    let file = dir.join("status.json");
     eventually(
         Duration::from_secs(30),
         "the status file lists only DiskSlow",
@@ -232,6 +245,21 @@ async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
         },
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_and_landing_page_show_the_last_scrape_and_the_alerts_firing() {
+    let dir = receiver_dir(TOKEN);
+    let d = dir.path();
+    let sysfs = d.join("sys");
+    fake_hwmon(&sysfs, 101_000); // max 100 °C, crit 105 °C
+    let text = status_config(d, &sysfs);
+    let srv = InProcess::start(Config::parse(&text, "test").unwrap()).await;
+    host_part_says_not_collected_yet(&srv).await;
+    let mountpoint = a_scrape_fills_the_host_summary(&srv).await;
+    let pending = deliveries_are_listed_critical_first(&srv).await;
+    landing_page_shows_the_same(&srv, &mountpoint, &pending).await;
+    a_resolution_removes_its_alert(&srv, d).await;
     srv.stop().await;
 
     // The firing list is state: rebuilt from the journal after a restart.

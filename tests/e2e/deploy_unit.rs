@@ -290,30 +290,38 @@ fn cap_bits(hex: &str) -> Vec<u32> {
     (0..64).filter(|b| v & (1 << b) != 0).collect()
 }
 
-#[test]
-fn packaged_unit_runs_every_action_under_its_hardening() {
-    if !git_lfs::tools_present() && common::skip_or_fail("git and git-lfs are needed to prepare the repository") {
-        return;
+/// Polls `f` every 200 ms until it returns `Some`; fails after `within`
+/// with `what` and the unit's log.
+fn wait_some<T>(m: &SystemdMachine, within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}:\n{}", unit_log(m));
+        std::thread::sleep(Duration::from_millis(200));
     }
-    let work = tempfile::tempdir().unwrap();
-    let Some(deb) = build_deb(work.path()) else {
-        return;
-    };
-    let spec = Spec::new()
+}
+
+/// Waits for the last `Action` entry of `rule` (`what` names it when none comes).
+fn wait_action(m: &SystemdMachine, rule: &str, what: &str) -> (String, String, String) {
+    wait_some(m, Duration::from_secs(30), what, || actions_of(m, rule).pop())
+}
+
+/// The units the actions work on: one that fails once, another user's
+/// runaway, a vendor timer with its service.
+fn machine_spec() -> Spec {
+    Spec::new()
         .enabled_unit("flaky.service", FLAKY)
         .enabled_unit("runaway.service", RUNAWAY)
         .enabled_vendor_unit("cleanup.timer", TIMER)
-        .file("/usr/lib/systemd/system/cleanup.service", TIMER_SERVICE, 0o644);
-    let Some(m) = boot_or_skip(spec) else {
-        return;
-    };
-    m.wait_for(Duration::from_secs(20), "flaky.service failed", |m| {
-        m.show("flaky.service", "ActiveState") == "failed"
-    });
+        .file("/usr/lib/systemd/system/cleanup.service", TIMER_SERVICE, 0o644)
+}
 
-    // An LFS repository in the machine (git is not there: hostmedic reads
-    // repositories itself).
-    let repo = Repo::init_lfs(&work.path().join("repo"), &["*.bin"]);
+/// An LFS repository with two objects at /srv/repo in the machine (git is
+/// not there: hostmedic reads repositories itself).
+fn copy_lfs_repo(m: &SystemdMachine, work: &Path) {
+    let repo = Repo::init_lfs(&work.join("repo"), &["*.bin"]);
     repo.write("data/a.bin", &b"first LFS object\n".repeat(50));
     repo.write("data/b.bin", &b"second LFS object\n".repeat(80));
     repo.commit(&[".gitattributes", "data/a.bin", "data/b.bin"], "two objects");
@@ -329,25 +337,29 @@ fn packaged_unit_runs_every_action_under_its_hardening() {
         !m.exec(&["sh", "-c", "command -v git"]).status.success(),
         "git is in the rootfs"
     );
+}
 
-    // Install: the maintainer scripts enable and start the unit.
-    std::fs::copy(&deb, m.rootfs().join("root/hostmedic.deb")).unwrap();
-    run_ok(&m, &["dpkg", "-i", "/root/hostmedic.deb"]);
+/// `dpkg -i` (the maintainer scripts enable and start the unit), then the
+/// operator's edit of the conffile and a restart.
+fn install_and_configure(m: &SystemdMachine, deb: &Path) {
+    std::fs::copy(deb, m.rootfs().join("root/hostmedic.deb")).unwrap();
+    run_ok(m, &["dpkg", "-i", "/root/hostmedic.deb"]);
     assert_eq!(m.show("hostmedic.service", "UnitFileState"), "enabled");
-    wait_active(&m, "hostmedic started by the package");
+    wait_active(m, "hostmedic started by the package");
 
-    // The operator's edit of the conffile, then a restart.
     std::fs::write(m.rootfs().join("etc/hostmedic/webhook.token"), TOKEN).unwrap();
     std::fs::write(
         m.rootfs().join("etc/hostmedic/hostmedic.toml"),
         operator_config().render(),
     )
     .unwrap();
-    run_ok(&m, &["hostmedic", "check-config", "/etc/hostmedic/hostmedic.toml"]);
-    run_ok(&m, &["systemctl", "restart", "hostmedic"]);
-    wait_active(&m, "hostmedic restarted with the operator's configuration");
+    run_ok(m, &["hostmedic", "check-config", "/etc/hostmedic/hostmedic.toml"]);
+    run_ok(m, &["systemctl", "restart", "hostmedic"]);
+    wait_active(m, "hostmedic restarted with the operator's configuration");
+}
 
-    // The effective unit is the shipped one, hardening included.
+/// The effective unit is the shipped one, hardening included.
+fn effective_unit_is_the_shipped_one(m: &SystemdMachine) {
     assert_eq!(m.show("hostmedic.service", "DropInPaths"), "");
     // The packaged file (bookworm's merged /usr shows it as /lib/…).
     let fragment = m.show("hostmedic.service", "FragmentPath");
@@ -390,7 +402,11 @@ fn packaged_unit_runs_every_action_under_its_hardening() {
     effective.sort();
     wanted.sort();
     assert_eq!(effective, wanted);
-    // …and so is the running process: bounding set, no_new_privs, seccomp.
+}
+
+/// The running process is confined as the unit says: bounding set,
+/// no_new_privs, seccomp.
+fn running_process_is_confined(m: &SystemdMachine) {
     let host_pid = *m
         .cgroup_pids("system.slice/hostmedic.service")
         .first()
@@ -407,9 +423,11 @@ fn packaged_unit_runs_every_action_under_its_hardening() {
     assert_eq!(cap_bits(&field("CapBnd:")), vec![2, 5, 6, 7], "{status}");
     assert_eq!(field("NoNewPrivs:"), "1");
     assert_eq!(field("Seccomp:"), "2");
+}
 
-    // Reads units over the bus, scans the LFS repository.
-    let body = metrics(&m);
+/// /metrics: units read over the bus, the LFS repository scanned.
+fn metrics_show_units_and_the_lfs_repository(m: &SystemdMachine) {
+    let body = metrics(m);
     let state = |body: &str, unit: &str, s: &str| {
         sample(
             body,
@@ -427,7 +445,7 @@ fn packaged_unit_runs_every_action_under_its_hardening() {
     let lfs = ["repo=\"/srv/repo\""];
     let deadline = Instant::now() + Duration::from_secs(30);
     let body = loop {
-        let body = metrics(&m);
+        let body = metrics(m);
         if sample(&body, "hostmedic_git_lfs_objects", &lfs).is_some() || Instant::now() > deadline {
             break body;
         }
@@ -436,25 +454,29 @@ fn packaged_unit_runs_every_action_under_its_hardening() {
     assert_eq!(sample(&body, "hostmedic_git_lfs_repo_up", &lfs), Some(1.0), "{body}");
     assert_eq!(sample(&body, "hostmedic_git_lfs_objects", &lfs), Some(2.0), "{body}");
     common::promtool_check_metrics(&body);
+}
 
-    // Restarts a failed unit.
+/// Restarts a failed unit.
+fn restarts_a_failed_unit(m: &SystemdMachine) {
     post(
-        &m,
+        m,
         alert(
             "HostmedicUnitFailed",
             &[("manager", "system"), ("name", "flaky.service")],
             "0000000000000001",
         ),
     );
-    assert_eq!(wait_verify(&m, "restart-failed"), "verified");
+    assert_eq!(wait_verify(m, "restart-failed"), "verified");
     assert_eq!(m.show("flaky.service", "ActiveState"), "active");
+}
 
-    // Stops a timer and masks its service.
+/// Stops a timer and masks its service.
+fn stops_a_timer_and_masks_its_service(m: &SystemdMachine) {
     m.wait_for(Duration::from_secs(10), "cleanup.timer active", |m| {
         m.show("cleanup.timer", "ActiveState") == "active"
     });
     post(
-        &m,
+        m,
         alert(
             "HostmedicTimerServiceFailing",
             &[
@@ -465,11 +487,13 @@ fn packaged_unit_runs_every_action_under_its_hardening() {
             "0000000000000002",
         ),
     );
-    assert_eq!(wait_verify(&m, "timer-service-failing"), "verified");
+    assert_eq!(wait_verify(m, "timer-service-failing"), "verified");
     assert_eq!(m.show("cleanup.timer", "ActiveState"), "inactive");
     assert_eq!(m.show("cleanup.service", "UnitFileState"), "masked");
+}
 
-    // Kills an allowed runaway process of another user (CAP_KILL).
+/// Kills an allowed runaway process of another user (CAP_KILL).
+fn kills_an_allowed_runaway_of_another_user(m: &SystemdMachine) {
     let in_pid = m.show("runaway.service", "MainPID");
     let runaway_host = *m
         .cgroup_pids("system.slice/runaway.service")
@@ -479,36 +503,33 @@ fn packaged_unit_runs_every_action_under_its_hardening() {
         .unwrap()
         .start_time;
     post(
-        &m,
+        m,
         alert(
             "HostmedicRunawayProcess",
             &[("pid", &in_pid), ("start_time", &format!("{start}"))],
             "0000000000000003",
         ),
     );
-    assert_eq!(wait_verify(&m, "runaway-kill"), "verified");
+    assert_eq!(wait_verify(m, "runaway-kill"), "verified");
     assert!(
         std::fs::metadata(format!("/proc/{runaway_host}")).is_err() || m.show("runaway.service", "MainPID") != in_pid
     );
+}
 
-    // exec as nobody:nogroup from inside the sandbox (CAP_SETUID, CAP_SETGID).
-    post(&m, alert("DeployTestCheckpoint", &[], "0000000000000004"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let exec = loop {
-        if let Some(a) = actions_of(&m, "checkpoint-as-nobody").pop() {
-            break a;
-        }
-        assert!(Instant::now() < deadline, "exec action never ran");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+/// exec as nobody:nogroup from inside the sandbox (CAP_SETUID, CAP_SETGID).
+fn execs_as_nobody_from_the_sandbox(m: &SystemdMachine) {
+    post(m, alert("DeployTestCheckpoint", &[], "0000000000000004"));
+    let exec = wait_action(m, "checkpoint-as-nobody", "exec action never ran");
     assert_eq!(exec.1, "ok", "{exec:?}");
     assert!(
         exec.2
             .contains("uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)"),
         "{exec:?}"
     );
+}
 
-    // systemd-analyze security, online, for the unit as started here.
+/// systemd-analyze security, online, for the unit as started here.
+fn exposure_is_what_the_docs_say(m: &SystemdMachine) {
     let sec = String::from_utf8_lossy(
         &m.exec(&["systemd-analyze", "security", "--no-pager", "hostmedic.service"])
             .stdout,
@@ -528,11 +549,13 @@ fn packaged_unit_runs_every_action_under_its_hardening() {
         score <= 3.0,
         "exposure {overall} is worse than docs/deploy.md says:\n{sec}"
     );
+}
 
-    // `systemctl reload`: the operator adds a rule to the conffile; the same
-    // process (no restart) takes it, and what it had journaled still counts.
+/// `systemctl reload`: the operator adds a rule to the conffile; the same
+/// process (no restart) takes it, and what it had journaled still counts.
+fn reload_takes_an_added_rule_in_the_same_process(m: &SystemdMachine) {
     let pid_before = m.show("hostmedic.service", "MainPID");
-    let seq_before = journal_of(&m).last().map(|e| e.seq).unwrap_or(0);
+    let seq_before = journal_of(m).last().map(|e| e.seq).unwrap_or(0);
     let config = operator_config()
         .rule(
             Rule::new("added-by-reload", "DeployTestReloaded").action(
@@ -543,13 +566,11 @@ fn packaged_unit_runs_every_action_under_its_hardening() {
         )
         .render();
     std::fs::write(m.rootfs().join("etc/hostmedic/hostmedic.toml"), config).unwrap();
-    run_ok(&m, &["systemctl", "reload", "hostmedic"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !unit_log(&m).contains("configuration reloaded") {
-        assert!(Instant::now() < deadline, "no reload logged:\n{}", unit_log(&m));
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let body = metrics(&m);
+    run_ok(m, &["systemctl", "reload", "hostmedic"]);
+    wait_some(m, Duration::from_secs(30), "no reload logged", || {
+        unit_log(m).contains("configuration reloaded").then_some(())
+    });
+    let body = metrics(m);
     assert!(
         body.lines().any(|l| l == "hostmedic_config_last_reload_successful 1"),
         "reload not counted as successful"
@@ -559,20 +580,13 @@ fn packaged_unit_runs_every_action_under_its_hardening() {
         pid_before,
         "reload restarted the process"
     );
-    post(&m, alert("DeployTestReloaded", &[], "0000000000000005"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let added = loop {
-        if let Some(a) = actions_of(&m, "added-by-reload").pop() {
-            break a;
-        }
-        assert!(Instant::now() < deadline, "the reloaded rule never ran");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    post(m, alert("DeployTestReloaded", &[], "0000000000000005"));
+    let added = wait_action(m, "added-by-reload", "the reloaded rule never ran");
     assert_eq!(added.1, "ok", "{added:?}");
     assert!(added.2.contains("65534"), "{added:?}");
     // The journal goes on from where it was: nothing before the reload lost,
     // the reloaded rule's entries numbered after it.
-    let after = journal_of(&m);
+    let after = journal_of(m);
     assert!(
         after.iter().any(|e| e.seq == seq_before),
         "entries before the reload kept"
@@ -584,61 +598,57 @@ fn packaged_unit_runs_every_action_under_its_hardening() {
             .all(|e| e.seq > seq_before),
         "the sequence goes on after the reload"
     );
+}
 
-    // kill -9 in the middle of an action, under systemd: the default
-    // KillMode=control-group ends the exec with the main process; the unit
-    // comes back (Restart=on-failure) and journals the plan `interrupted`,
-    // its process group already ended.
-    post(&m, alert("DeployTestSlow", &[], "0000000000000006"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let pid = loop {
-        let j = journal_of(&m);
-        let id = j.iter().find_map(|e| match &e.event {
-            Event::Decision { id, rule, .. } if rule == "slow-exec" => Some(id.clone()),
-            _ => None,
-        });
-        let spawned = id.and_then(|id| {
-            j.iter().find_map(|e| match &e.event {
-                Event::Spawned { id: s, pid, .. } if *s == id => Some(*pid),
-                _ => None,
-            })
-        });
-        if let Some(pid) = spawned {
-            break pid;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the slow exec never started:\n{}",
-            unit_log(&m)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+/// The pid (in the machine) of the process `rule`'s first decision spawned,
+/// once the journal has it.
+fn spawned_pid(m: &SystemdMachine, rule: &str) -> Option<u32> {
+    let j = journal_of(m);
+    let id = j.iter().find_map(|e| match &e.event {
+        Event::Decision { id, rule: r, .. } if r == rule => Some(id.clone()),
+        _ => None,
+    })?;
+    j.iter().find_map(|e| match &e.event {
+        Event::Spawned { id: s, pid, .. } if *s == id => Some(*pid),
+        _ => None,
+    })
+}
+
+/// kill -9 in the middle of an action, under systemd: the default
+/// KillMode=control-group ends the exec with the main process; the unit
+/// comes back (Restart=on-failure) and journals the plan `interrupted`,
+/// its process group already ended.
+fn kill9_mid_action_is_journaled_interrupted(m: &SystemdMachine) {
+    post(m, alert("DeployTestSlow", &[], "0000000000000006"));
+    let pid = wait_some(m, Duration::from_secs(30), "the slow exec never started", || {
+        spawned_pid(m, "slow-exec")
+    });
     let alive = |pid: u32| m.exec(&["test", "-e", &format!("/proc/{pid}")]).status.success();
     assert!(alive(pid), "the exec runs");
     let main_before = m.show("hostmedic.service", "MainPID");
     run_ok(
-        &m,
+        m,
         &["systemctl", "kill", "--signal=SIGKILL", "--kill-whom=main", "hostmedic"],
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let detail = loop {
-        if let Some(a) = actions_of(&m, "slow-exec").into_iter().find(|a| a.1 == "interrupted") {
-            break a.2;
-        }
-        assert!(Instant::now() < deadline, "no interrupted outcome:\n{}", unit_log(&m));
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let detail = wait_some(m, Duration::from_secs(60), "no interrupted outcome", || {
+        actions_of(m, "slow-exec")
+            .into_iter()
+            .find(|a| a.1 == "interrupted")
+            .map(|a| a.2)
+    });
     assert_ne!(m.show("hostmedic.service", "MainPID"), main_before, "restarted");
     assert_ne!(m.show("hostmedic.service", "NRestarts"), "0");
     assert!(!alive(pid), "systemd ended the exec with the main process");
     assert!(detail.contains("had already ended"), "{detail}");
+}
 
-    // A clean stop writes the final checkpoint: it covers the whole journal.
-    run_ok(&m, &["systemctl", "stop", "hostmedic"]);
+/// A clean stop writes the final checkpoint: it covers the whole journal.
+fn clean_stop_checkpoints_the_whole_journal(m: &SystemdMachine) {
+    run_ok(m, &["systemctl", "stop", "hostmedic"]);
     assert_eq!(m.show("hostmedic.service", "ActiveState"), "inactive");
     assert_eq!(m.show("hostmedic.service", "Result"), "success");
     assert_eq!(m.show("hostmedic.service", "ExecMainStatus"), "0");
-    let entries = journal_of(&m);
+    let entries = journal_of(m);
     let last = entries.last().expect("journal entries");
     let last_action = entries
         .iter()
@@ -663,4 +673,34 @@ fn packaged_unit_runs_every_action_under_its_hardening() {
         written >= last_action,
         "checkpoint at {written}, last action at {last_action}"
     );
+}
+
+#[test]
+fn packaged_unit_runs_every_action_under_its_hardening() {
+    if !git_lfs::tools_present() && common::skip_or_fail("git and git-lfs are needed to prepare the repository") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let Some(deb) = build_deb(work.path()) else {
+        return;
+    };
+    let Some(m) = boot_or_skip(machine_spec()) else {
+        return;
+    };
+    m.wait_for(Duration::from_secs(20), "flaky.service failed", |m| {
+        m.show("flaky.service", "ActiveState") == "failed"
+    });
+    copy_lfs_repo(&m, work.path());
+    install_and_configure(&m, &deb);
+    effective_unit_is_the_shipped_one(&m);
+    running_process_is_confined(&m);
+    metrics_show_units_and_the_lfs_repository(&m);
+    restarts_a_failed_unit(&m);
+    stops_a_timer_and_masks_its_service(&m);
+    kills_an_allowed_runaway_of_another_user(&m);
+    execs_as_nobody_from_the_sandbox(&m);
+    exposure_is_what_the_docs_say(&m);
+    reload_takes_an_added_rule_in_the_same_process(&m);
+    kill9_mid_action_is_journaled_interrupted(&m);
+    clean_stop_checkpoints_the_whole_journal(&m);
 }
