@@ -38,7 +38,7 @@
 
 use crate::common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::alertmanager::{Alertmanager, WebhookTarget, free_port};
@@ -349,20 +349,22 @@ fn remediation(base: TestConfig) -> TestConfig {
         )
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_panel_query_returns_data_in_a_full_world() {
-    if !tools_present() && skip_or_fail("git and git-lfs are not installed") {
-        return;
-    }
-    if !Alertmanager::available() && skip_or_fail("prometheus-alertmanager is not installed") {
-        return;
-    }
-    let t0 = Instant::now();
-    // The slow parts boot in parallel.
-    let machine = tokio::task::spawn_blocking(systemd_world);
-    let engine = tokio::task::spawn_blocking(docker_world);
-    let scratch = tempfile::tempdir().unwrap();
-    let dir = scratch.path();
+/// The world's parts on this machine itself: the fake hwmon tree, the LFS
+/// repository, the watched paths and log file, the probes' servers and the
+/// two sleepers of the process watch (alive as long as this is).
+struct LocalWorld {
+    sysfs: PathBuf,
+    repo: Repo,
+    applog: PathBuf,
+    srv: HttpServer,
+    tls_srv: HttpServer,
+    nonce: String,
+    sleep_arg: String,
+    _sleepers: [Spawned; 2],
+}
+
+/// Lays out the [`LocalWorld`] in `dir`.
+async fn local_world(dir: &Path) -> LocalWorld {
     let sysfs = dir.join("sysfs");
     hot_sysfs(&sysfs);
     // The docker collector reads container memory from cgroup files under
@@ -380,37 +382,31 @@ async fn every_panel_query_returns_data_in_a_full_world() {
         None,
     ))
     .await;
-    let n = nonce();
-    let sleep_arg = format!("3600.{n}");
+    let nonce = nonce();
+    let sleep_arg = format!("3600.{nonce}");
     let _sleepers = [
         Spawned::new("sleep", &[&sleep_arg]),
         Spawned::new("sleep", &[&sleep_arg]),
     ];
+    LocalWorld {
+        sysfs,
+        repo,
+        applog,
+        srv,
+        tls_srv,
+        nonce,
+        sleep_arg,
+        _sleepers,
+    }
+}
 
-    let (Some(machine), Some(engine)) = (machine.await.unwrap(), engine.await.unwrap()) else {
-        return;
-    };
-    println!("systemd and docker up after {:.1}s", t0.elapsed().as_secs_f64());
-    // Started once the machine and the engine are up, not to slow them down.
-    let spin = alias(dir, &format!("spin{n}"), "/bin/sh");
-    let _runaway = Spawned::new(
-        "nice",
-        &["-n", "19", spin.to_str().unwrap(), "-c", "while :; do :; done"],
-    );
-
+/// hostmedic on the whole world, the real Alertmanager (shipped config) in
+/// front of its receiver, and Prometheus (short rules) scraping it and a
+/// second host whose hostmedic is down. Returns the stack and the down
+/// host's address.
+async fn start_stack(world: &World<'_>) -> (Stack, String) {
     let mut st = Stack::new("dashboards").await;
-    let world = World {
-        dir,
-        sysfs: &sysfs,
-        machine: &machine,
-        engine: &engine,
-        repo: &repo.dir,
-        probe_url: srv.url("/ok"),
-        tls_probe_url: tls_srv.url("/ok"),
-        watch_re: format!("^sleep {}$", regex::escape(&sleep_arg)),
-        applog: &applog,
-    };
-    let config = remediation(sources_config(&world, st.receiver())).render();
+    let config = remediation(sources_config(world, st.receiver())).render();
     st.start_hostmedic(&config);
     let hm = st.hostmedic().addr.to_string();
     // A second host in the fleet whose hostmedic is down: nothing listens.
@@ -427,8 +423,14 @@ async fn every_panel_query_returns_data_in_a_full_world() {
     let prom = Prometheus::start_with_short_rules(vec![hm.clone(), down.clone()], vec![am.addr()]).await;
     st.alertmanager = Some(am);
     st.prometheus = Some(prom);
+    (st, down)
+}
 
-    // Every collector has its source and succeeds.
+/// Waits until every collector has its source and succeeds, error lines
+/// appended to `applog` are counted, and every bad state the panels list
+/// is there, as the exporter sees it.
+async fn wait_for_the_world_to_settle(st: &Stack, applog: &Path) {
+    let hm = st.hostmedic().addr.to_string();
     st.wait_query(
         Duration::from_secs(30),
         &format!("count(hostmedic_collector_source_present{{instance=\"{hm}\"}} == 1)"),
@@ -450,11 +452,10 @@ async fn every_panel_query_returns_data_in_a_full_world() {
     .await;
     {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().append(true).open(&applog).unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(applog).unwrap();
         f.write_all(b"ERROR db timeout after 30s\nTraceback (most recent call last):\n")
             .unwrap();
     }
-    // The states the panels list, as the exporter sees them.
     for (q, what) in [
         (
             "hostmedic_logfile_matched_lines_total{pattern=\"error\"}",
@@ -502,13 +503,19 @@ async fn every_panel_query_returns_data_in_a_full_world() {
         println!("waiting for {what}");
         st.wait_query(Duration::from_secs(60), q, |v| v >= 1.0).await;
     }
-    println!("world settled after {:.1}s", t0.elapsed().as_secs_f64());
+}
 
-    // Every query returns data; a just-appeared counter needs a second
-    // sample before increase()/rate() see it, so retry briefly.
+/// Every panel query returns data, with `host` = All and with `host` = the
+/// live hostmedic, except the listed panels (plus the unit panels whose
+/// cgroup controller `machine` does not enable); what the panels show are
+/// labels the series carry.
+async fn every_panel_query_returns_data(st: &Stack, machine: &SystemdMachine) {
+    // A just-appeared counter needs a second sample before
+    // increase()/rate() see it, so retry briefly.
     let prom = st.prometheus.as_ref().unwrap();
+    let hm = st.hostmedic().addr.to_string();
     let live = grafana_regex_escape(&hm);
-    let gaps = unit_controller_gaps(&machine);
+    let gaps = unit_controller_gaps(machine);
     let may_all: Vec<(&str, &str)> = MAY_BE_EMPTY.iter().copied().chain(gaps.iter().copied()).collect();
     let may_live: Vec<(&str, &str)> = MAY_BE_EMPTY_LIVE_HOST
         .iter()
@@ -550,7 +557,51 @@ async fn every_panel_query_returns_data_in_a_full_world() {
     // What the panels show (legends, table columns) are labels the series carry.
     let missing = shown_labels_missing(prom, ".*", MAY_LACK).await;
     assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
 
+#[tokio::test(flavor = "multi_thread")]
+async fn every_panel_query_returns_data_in_a_full_world() {
+    if !tools_present() && skip_or_fail("git and git-lfs are not installed") {
+        return;
+    }
+    if !Alertmanager::available() && skip_or_fail("prometheus-alertmanager is not installed") {
+        return;
+    }
+    let t0 = Instant::now();
+    // The slow parts boot in parallel.
+    let machine = tokio::task::spawn_blocking(systemd_world);
+    let engine = tokio::task::spawn_blocking(docker_world);
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path();
+    let local = local_world(dir).await;
+    let (Some(machine), Some(engine)) = (machine.await.unwrap(), engine.await.unwrap()) else {
+        return;
+    };
+    println!("systemd and docker up after {:.1}s", t0.elapsed().as_secs_f64());
+    // Started once the machine and the engine are up, not to slow them down.
+    let spin = alias(dir, &format!("spin{}", local.nonce), "/bin/sh");
+    let _runaway = Spawned::new(
+        "nice",
+        &["-n", "19", spin.to_str().unwrap(), "-c", "while :; do :; done"],
+    );
+
+    let world = World {
+        dir,
+        sysfs: &local.sysfs,
+        machine: &machine,
+        engine: &engine,
+        repo: &local.repo.dir,
+        probe_url: local.srv.url("/ok"),
+        tls_probe_url: local.tls_srv.url("/ok"),
+        watch_re: format!("^sleep {}$", regex::escape(&local.sleep_arg)),
+        applog: &local.applog,
+    };
+    let (st, down) = start_stack(&world).await;
+    wait_for_the_world_to_settle(&st, &local.applog).await;
+    println!("world settled after {:.1}s", t0.elapsed().as_secs_f64());
+    every_panel_query_returns_data(&st, &machine).await;
+
+    let prom = st.prometheus.as_ref().unwrap();
     assert_unknown_host_filters_everything(prom).await;
     // The down host is seen as such.
     let up_down = prom.query_value(&format!("up{{instance=\"{down}\"}}")).await;

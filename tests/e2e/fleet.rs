@@ -359,25 +359,26 @@ fn fault_on_one_host_is_remediated_there_only_and_once_with_an_alertmanager_kill
     });
 }
 
-async fn fleet_scenario(lab: &Lab) {
-    let dir = tempfile::tempdir().unwrap();
-    let secrets = dir.path().join("secrets");
-    std::fs::create_dir_all(&secrets).unwrap();
-
-    // Three hosts, each with its own token.
+/// The three hosts, each with its own token (written to `secrets` for the
+/// Alertmanagers), ready.
+async fn start_hosts(lab: &Lab, dir: &Path, secrets: &Path) -> Vec<NsHostmedic> {
     let mut hosts = Vec::new();
     for (i, (name, addr)) in HOSTS.iter().enumerate() {
         let token = format!("token-{name}-{}", std::process::id());
         std::fs::write(secrets.join(format!("hostmedic-{name}.token")), &token).unwrap();
-        let h = NsHostmedic::start(&lab.hosts[i].netns, name, *addr, &dir.path().join(name), &token);
+        let h = NsHostmedic::start(&lab.hosts[i].netns, name, *addr, &dir.join(name), &token);
         hosts.push(h);
     }
     for h in &mut hosts {
         h.wait_ready().await;
     }
-    // A wrong token is refused: each host has its own.
+    hosts
+}
+
+/// A wrong token is refused: each host has its own.
+async fn web1_refuses_web2s_token(web1: &NsHostmedic) {
     let r = common::client()
-        .post(hosts[0].url("/api/v1/alerts"))
+        .post(web1.url("/api/v1/alerts"))
         .bearer_auth(format!("token-web-2-{}", std::process::id()))
         .header("content-type", "application/json")
         .body("{}")
@@ -385,39 +386,44 @@ async fn fleet_scenario(lab: &Lab) {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 401, "web-2's token must not open web-1");
+}
 
-    // The Alertmanager pair, clustered over the hub's loopback; the test
-    // also (mis)routes everything to web-3, whose guard must refuse web-2's alerts.
-    // Peer timeout 0: the second peer does not wait for the first one's
-    // notification to arrive by gossip, so both deliver (what a slow or
-    // partitioned gossip does in production) and hostmedic's de-duplication
-    // (fingerprint + startsAt) must keep each action to one run.
-    let am_yml = alertmanager_config(&secrets, "hostmedic-web-3");
-    let mut am1 = Alertmanager::start_config(&dir.path().join("am1"), &am_yml, Some(&[]), Duration::ZERO);
+/// The Alertmanager pair, clustered over the hub's loopback; the test
+/// also (mis)routes everything to web-3, whose guard must refuse web-2's alerts.
+/// Peer timeout 0: the second peer does not wait for the first one's
+/// notification to arrive by gossip, so both deliver (what a slow or
+/// partitioned gossip does in production) and hostmedic's de-duplication
+/// (fingerprint + startsAt) must keep each action to one run.
+async fn start_alertmanager_pair(dir: &Path, secrets: &Path) -> (Alertmanager, Alertmanager) {
+    let am_yml = alertmanager_config(secrets, "hostmedic-web-3");
+    let am1 = Alertmanager::start_config(&dir.join("am1"), &am_yml, Some(&[]), Duration::ZERO);
     let peers = vec![am1.cluster_addr().unwrap()];
-    let am2 = Alertmanager::start_config(&dir.path().join("am2"), &am_yml, Some(&peers), Duration::ZERO);
+    let am2 = Alertmanager::start_config(&dir.join("am2"), &am_yml, Some(&peers), Duration::ZERO);
     common::eventually(Duration::from_secs(30), "Alertmanager cluster of 2", || async {
         (am1.cluster_peers().await == 2 && am2.cluster_peers().await == 2).then_some(())
     })
     .await;
+    (am1, am2)
+}
 
-    let rules = shortened_rules_copy(&dir.path().join("rules"), Duration::from_secs(1));
-    let ams = vec![am1.addr(), am2.addr()];
-    let prom = Prometheus::start_config(&rules, |d, rules_dir| prometheus_config(d, rules_dir, &ams)).await;
+/// Prometheus with the shortened shipped rules, scraping all three hosts.
+async fn start_prometheus(dir: &Path, ams: &[String]) -> Prometheus {
+    let rules = shortened_rules_copy(&dir.join("rules"), Duration::from_secs(1));
+    let prom = Prometheus::start_config(&rules, |d, rules_dir| prometheus_config(d, rules_dir, ams)).await;
     prom.wait_scraped(3).await;
     let up = prom.query("up{job=\"hostmedic\"} == 1").await.expect("query up");
     assert_eq!(up.as_array().map(Vec::len), Some(3), "all three hosts scraped: {up}");
+    prom
+}
 
-    // Healthy fleet: nothing happens anywhere.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    for h in &hosts {
-        assert!(h.effects().is_empty(), "{} acted on a healthy fleet", h.name);
-    }
-
-    // ---- Phase 1: web-2's temp1 over its critical threshold.
+/// Phase 1: web-2's temp1 over its critical threshold. web-2 acts exactly
+/// once; web-1 and web-3 act never, web-3 journals only the misroute it
+/// refused (naming web-2), web-1 is sent nothing, and Prometheus sees the
+/// refusals counted.
+async fn phase1_web2_alone_acts_once(hosts: &[NsHostmedic], ams: &[&Alertmanager], prom: &Prometheus) {
     let (a, b, c) = (&hosts[0], &hosts[1], &hosts[2]);
     set_temp(&b.dir.join("sys"), "temp1", 106_000);
-    let dump = || summary(&hosts, &[&am1, &am2]);
+    let dump = || summary(hosts, ams);
     wait_for(Duration::from_secs(90), "web-2 remediated", dump, || {
         (!b.effects().is_empty()).then_some(())
     })
@@ -448,27 +454,12 @@ async fn fleet_scenario(lab: &Lab) {
             );
         }
     }
-    // The misroute reached web-3, whose guard refused it, naming web-2.
-    let c_refused: Vec<BTreeMap<String, String>> = c
-        .journal()
-        .into_iter()
-        .filter_map(|e| match e.event {
-            Event::RefusedForeign { alertname, names, .. } if alertname == CRIT_ALERT => Some(names),
-            _ => None,
-        })
-        .collect();
-    assert!(!c_refused.is_empty(), "web-3 journaled no refused_foreign\n{}", dump());
-    assert!(
-        c_refused
-            .iter()
-            .all(|n| n.get("instance").map(String::as_str) == Some("10.99.0.12:9877")),
-        "{c_refused:?}"
-    );
+    web3_refused_the_misroute_naming_web2(c, &dump);
     // web-1 was not sent anything about web-2.
     assert!(temperature_entries(&a.journal()).is_empty(), "{}", dump());
     // The refusals are counted, and Prometheus sees the counter.
     let refused = wait_for_metric(
-        &prom,
+        prom,
         "sum(hostmedic_actions_skipped_total{reason=\"foreign\",host=\"web-3\"})",
     )
     .await;
@@ -478,9 +469,32 @@ async fn fleet_scenario(lab: &Lab) {
         .await
         .unwrap_or(0.0);
     assert_eq!(a_foreign, 0.0, "web-1 refused something it was never sent");
+}
 
-    // ---- Phase 2: a second fault on web-2; one Alertmanager of the pair is
-    // killed (SIGKILL by PID) as soon as it holds the new alert.
+/// The misroute reached web-3, whose guard refused it, naming web-2.
+fn web3_refused_the_misroute_naming_web2(web3: &NsHostmedic, dump: &dyn Fn() -> String) {
+    let refused: Vec<BTreeMap<String, String>> = web3
+        .journal()
+        .into_iter()
+        .filter_map(|e| match e.event {
+            Event::RefusedForeign { alertname, names, .. } if alertname == CRIT_ALERT => Some(names),
+            _ => None,
+        })
+        .collect();
+    assert!(!refused.is_empty(), "web-3 journaled no refused_foreign\n{}", dump());
+    assert!(
+        refused
+            .iter()
+            .all(|n| n.get("instance").map(String::as_str) == Some("10.99.0.12:9877")),
+        "{refused:?}"
+    );
+}
+
+/// Phase 2: a second fault on web-2; one Alertmanager of the pair (`am1`)
+/// is killed (SIGKILL by PID) as soon as it holds the new alert. The
+/// survivor delivers it; each alert still runs exactly once, on web-2 only.
+async fn phase2_an_alertmanager_killed(hosts: &[NsHostmedic], am1: &mut Alertmanager, am2: &Alertmanager) {
+    let (a, b, c) = (&hosts[0], &hosts[1], &hosts[2]);
     set_temp(&b.dir.join("sys"), "temp2", 107_000);
     common::eventually(Duration::from_secs(60), "am1 holds the temp2 alert", || async {
         am1.alerts()
@@ -493,7 +507,7 @@ async fn fleet_scenario(lab: &Lab) {
     let killed = am1.pid();
     am1.kill();
     eprintln!("killed alertmanager am1 (pid {killed})");
-    let dump = || summary(&hosts, &[&am2]);
+    let dump = || summary(hosts, &[am2]);
     wait_for(
         Duration::from_secs(90),
         "web-2 remediated after losing am1",
@@ -519,29 +533,50 @@ async fn fleet_scenario(lab: &Lab) {
         "{}",
         dump()
     );
-    // For the record: how often the pair delivered the same alert to web-2
-    // (the cluster's notification log usually stops the second; hostmedic's
-    // fingerprint+startsAt de-duplication catches the rest).
-    let deliveries = b
-        .journal()
+    every_extra_delivery_is_a_duplicate(b, &dump);
+}
+
+/// For the record: how often the pair delivered the same alert to web-2
+/// (the cluster's notification log usually stops the second; hostmedic's
+/// fingerprint+startsAt de-duplication catches the rest). Whether the
+/// second peer of the pair delivers too depends on when the two flushed
+/// (seen: both, or only one, under load): every delivery beyond the two
+/// actions must have been journaled a duplicate.
+fn every_extra_delivery_is_a_duplicate(web2: &NsHostmedic, dump: &dyn Fn() -> String) {
+    let journal = web2.journal();
+    let deliveries = journal
         .iter()
         .filter(|e| matches!(&e.event, Event::Alert { alertname, .. } if alertname == CRIT_ALERT))
         .count();
-    let duplicates = b
-        .journal()
+    let duplicates = journal
         .iter()
         .filter(|e| matches!(&e.event, Event::Alert { alertname, duplicate: true, .. } if alertname == CRIT_ALERT))
         .count();
     eprintln!("web-2: {deliveries} deliveries of {CRIT_ALERT}, {duplicates} duplicate(s), 2 actions");
-    // Whether the second peer of the pair delivers too depends on when the
-    // two flushed (seen: both, or only one, under load): every delivery
-    // beyond the two actions must have been journaled a duplicate.
     assert_eq!(
         duplicates,
         deliveries - 2,
         "each delivery beyond the two actions is a duplicate\n{}",
-        summary(&hosts, &[&am2])
+        dump()
     );
+}
+
+async fn fleet_scenario(lab: &Lab) {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    let hosts = start_hosts(lab, dir.path(), &secrets).await;
+    web1_refuses_web2s_token(&hosts[0]).await;
+    let (mut am1, am2) = start_alertmanager_pair(dir.path(), &secrets).await;
+    let prom = start_prometheus(dir.path(), &[am1.addr(), am2.addr()]).await;
+
+    // Healthy fleet: nothing happens anywhere.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for h in &hosts {
+        assert!(h.effects().is_empty(), "{} acted on a healthy fleet", h.name);
+    }
+    phase1_web2_alone_acts_once(&hosts, &[&am1, &am2], &prom).await;
+    phase2_an_alertmanager_killed(&hosts, &mut am1, &am2).await;
     drop(prom);
     drop(am2);
     drop(am1);
