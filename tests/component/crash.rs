@@ -45,25 +45,18 @@ async fn post_firing(bin: &Binary, labels: serde_json::Value, fingerprint: &str)
     deliver_alerts(&bin.url("/api/v1/alerts"), TOKEN, vec![alert]).await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn kill9_mid_action_ends_interrupted_kills_the_surviving_group_and_verifies() {
-    let dir = receiver_dir(TOKEN);
-    let d = dir.path();
-    // The runaway the rule's second action would kill.
-    let runaway = Spawned::new("/bin/sleep", &["4242"]);
-    let script = format!(
-        "echo $$ > {d}/leader.pid; /bin/sleep 300 & echo $! > {d}/child.pid; wait",
-        d = d.display()
-    );
-    let cfg = TestConfig::new()
+/// A receiver in `dir` whose rule `unstick` runs `script` (10 min timeout)
+/// and then kills the `/bin/sleep 4242` runaway its alert names.
+fn unstick_config(dir: &std::path::Path, script: &str) -> std::path::PathBuf {
+    TestConfig::new()
         .disable(&["host", "hwmon"])
         .single_host("h1")
-        .receiver(d, |r| {
-            r.path("bearer_token_file", d.join("token")).set("cooldown", "0s");
+        .receiver(dir, |r| {
+            r.path("bearer_token_file", dir.join("token")).set("cooldown", "0s");
         })
         .rule(
             Rule::new("unstick", "Stuck")
-                .action(Action::exec(["/bin/sh", "-c", &script]).set("timeout", "10m"))
+                .action(Action::exec(["/bin/sh", "-c", script]).set("timeout", "10m"))
                 .action(
                     Action::new("kill")
                         .set("pid", "{{ labels.pid }}")
@@ -73,15 +66,16 @@ async fn kill9_mid_action_ends_interrupted_kills_the_surviving_group_and_verifie
                 .set("verify_timeout", "1s")
                 .set("budget_attempts", 3),
         )
-        .write(d.join("hostmedic.toml"));
-    let mut bin = Binary::start(&cfg, d);
-    let pid = runaway.pid().to_string();
-    post_firing(&bin, json!({"alertname": "Stuck", "pid": pid}), "5e1f5e1f5e1f5e1f").await;
+        .write(dir.join("hostmedic.toml"))
+}
 
-    // The exec is running and its start is journaled.
+/// The exec is running and its start is journaled; it leads its own
+/// process group, which its background child is in. Returns the leader's
+/// and the child's pids and the plan's id.
+async fn exec_runs_in_its_own_group(dir: &std::path::Path) -> (i32, i32, String) {
     let (leader, child, spawned) = eventually(Duration::from_secs(20), "exec running and journaled", || async {
-        let (l, c) = (read_pid(&d.join("leader.pid"))?, read_pid(&d.join("child.pid"))?);
-        let sp = journal_of(d).into_iter().find_map(|e| match e.event {
+        let (l, c) = (read_pid(&dir.join("leader.pid"))?, read_pid(&dir.join("child.pid"))?);
+        let sp = journal_of(dir).into_iter().find_map(|e| match e.event {
             Event::Spawned { id, pid, pgid, .. } => Some((id, pid, pgid)),
             _ => None,
         })?;
@@ -105,22 +99,19 @@ async fn kill9_mid_action_ends_interrupted_kills_the_surviving_group_and_verifie
         .parse()
         .unwrap();
     assert_eq!(pgrp, leader, "the background child is in the exec's group");
+    (leader, child, id)
+}
 
-    bin.signal_and_wait(nix::sys::signal::Signal::SIGKILL, Duration::from_secs(10))
-        .expect("hostmedic killed");
-    // Outside systemd nothing kills the group: both outlive hostmedic.
-    assert!(alive(leader) && alive(child), "the exec's group outlived hostmedic");
-    assert!(
-        !journal_of(d).iter().any(|e| matches!(&e.event, Event::Action { .. })),
-        "no outcome before the restart"
-    );
-
-    let bin = Binary::start(&cfg, d);
+/// After the restart: plan `id`'s first action ends `interrupted`, naming
+/// the group it killed (`leader`, `child`), the second never runs, the plan
+/// is verified not helped (the `runaway` is still there) and the survivors
+/// are gone.
+async fn restart_ends_the_plan_interrupted(dir: &std::path::Path, id: &str, (leader, child): (i32, i32), runaway: i32) {
     let entries = eventually(
         Duration::from_secs(20),
         "interrupted outcome and verification",
         || async {
-            let j = journal_of(d);
+            let j = journal_of(dir);
             j.iter()
                 .any(|e| matches!(&e.event, Event::Verify { id: v, .. } if *v == id))
                 .then_some(j)
@@ -161,17 +152,20 @@ async fn kill9_mid_action_ends_interrupted_kills_the_surviving_group_and_verifie
         })
         .unwrap();
     assert_eq!(verify.0, "not_helped", "the runaway is still there: {verify:?}");
-    assert!(alive(runaway.pid()));
+    assert!(alive(runaway));
     // The surviving group is gone (checked through /proc).
     assert!(!alive(leader) && !alive(child), "survivors killed");
+}
 
-    // The attempt stays spent.
+/// The attempt stays spent: in the status file in `dir`, and counted in
+/// `bin`'s /metrics.
+async fn the_attempt_stays_spent(dir: &std::path::Path, bin: &Binary) {
     let status = eventually(
         Duration::from_secs(10),
         "status with the interrupted outcome",
         || async {
             let v: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(d.join("status.json")).ok()?).ok()?;
+                serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).ok()?).ok()?;
             v["last_actions"]
                 .as_array()?
                 .iter()
@@ -188,17 +182,11 @@ async fn kill9_mid_action_ends_interrupted_kills_the_surviving_group_and_verifie
         metrics.contains(r#"hostmedic_actions_total{action="exec",result="interrupted"} 1"#),
         "{metrics}"
     );
+}
 
-    // A third start finds nothing acting any more.
-    drop(bin);
-    let bin = Binary::start(&cfg, d);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let again = journal_of(d)
-        .iter()
-        .filter(|e| matches!(&e.event, Event::Action { result, .. } if result == "interrupted"))
-        .count();
-    assert_eq!(again, 1, "{}", bin.log());
-
+/// `hostmedic incidents` on `cfg` shows the interruption of the group led
+/// by `leader`: markdown keeps each detail to one short line; JSON has it whole.
+fn incidents_show_the_interruption(cfg: &std::path::Path, leader: i32) {
     let out = std::process::Command::new(binary_path())
         .args(["--config", cfg.to_str().unwrap(), "incidents"])
         .output()
@@ -207,7 +195,6 @@ async fn kill9_mid_action_ends_interrupted_kills_the_surviving_group_and_verifie
     let md = String::from_utf8(out.stdout).unwrap();
     assert!(md.contains("**interrupted**"), "{md}");
     assert!(md.contains("killed"), "{md}");
-    // The markdown keeps each detail to one short line; JSON has it whole.
     let out = std::process::Command::new(binary_path())
         .args(["--config", cfg.to_str().unwrap(), "incidents", "--format", "json"])
         .output()
@@ -224,6 +211,47 @@ async fn kill9_mid_action_ends_interrupted_kills_the_surviving_group_and_verifie
     let detail = interrupted[0]["detail"].as_str().unwrap();
     assert!(detail.contains(&format!("process group {leader}")), "{detail}");
     assert!(detail.contains("killed"), "{detail}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill9_mid_action_ends_interrupted_kills_the_surviving_group_and_verifies() {
+    let dir = receiver_dir(TOKEN);
+    let d = dir.path();
+    // The runaway the rule's second action would kill.
+    let runaway = Spawned::new("/bin/sleep", &["4242"]);
+    let script = format!(
+        "echo $$ > {d}/leader.pid; /bin/sleep 300 & echo $! > {d}/child.pid; wait",
+        d = d.display()
+    );
+    let cfg = unstick_config(d, &script);
+    let mut bin = Binary::start(&cfg, d);
+    let pid = runaway.pid().to_string();
+    post_firing(&bin, json!({"alertname": "Stuck", "pid": pid}), "5e1f5e1f5e1f5e1f").await;
+    let (leader, child, id) = exec_runs_in_its_own_group(d).await;
+
+    bin.signal_and_wait(nix::sys::signal::Signal::SIGKILL, Duration::from_secs(10))
+        .expect("hostmedic killed");
+    // Outside systemd nothing kills the group: both outlive hostmedic.
+    assert!(alive(leader) && alive(child), "the exec's group outlived hostmedic");
+    assert!(
+        !journal_of(d).iter().any(|e| matches!(&e.event, Event::Action { .. })),
+        "no outcome before the restart"
+    );
+
+    let bin = Binary::start(&cfg, d);
+    restart_ends_the_plan_interrupted(d, &id, (leader, child), runaway.pid()).await;
+    the_attempt_stays_spent(d, &bin).await;
+
+    // A third start finds nothing acting any more.
+    drop(bin);
+    let bin = Binary::start(&cfg, d);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let again = journal_of(d)
+        .iter()
+        .filter(|e| matches!(&e.event, Event::Action { result, .. } if result == "interrupted"))
+        .count();
+    assert_eq!(again, 1, "{}", bin.log());
+    incidents_show_the_interruption(&cfg, leader);
 }
 
 /// Under systemd-like conditions the group is already gone when the next

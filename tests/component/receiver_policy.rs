@@ -366,17 +366,12 @@ fn started_at(e: &PrivateEngine, name: &str) -> String {
     e.inspect(name, "{{.State.StartedAt}}")
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn restart_dependents_restarts_network_sharers_and_compose_dependents_after_the_target() {
-    let Some(e) = PrivateEngine::start_or_skip() else {
-        return;
-    };
-    if !std::path::Path::new("/usr/bin/docker-compose").exists() && skip_or_fail("docker-compose is not installed") {
-        return;
-    }
-    let dir = receiver_dir(TOKEN);
-    let d = dir.path();
-    let project = d.join("pp");
+/// The Compose project `pp` (v1, see [`COMPOSE_FILE`]) brought up in a
+/// folder of `dir`, plus a container as Compose v2 labels a service with
+/// `depends_on: [a]`, and a target with a network sharer (`solo`,
+/// `solo-side`) for a rule without the opt-in.
+fn compose_world(e: &PrivateEngine, dir: &std::path::Path) {
+    let project = dir.join("pp");
     std::fs::create_dir_all(&project).unwrap();
     std::fs::write(project.join("docker-compose.yml"), COMPOSE_FILE).unwrap();
     let up = std::process::Command::new("/usr/bin/docker-compose")
@@ -396,7 +391,6 @@ async fn restart_dependents_restarts_network_sharers_and_compose_dependents_afte
         e.inspect("pp_c_1", r#"{{index .Config.Labels "com.docker.compose.depends_on"}}"#),
         ""
     );
-    // A container as Compose v2 labels a service with `depends_on: [a]`.
     e.run_detached(&[
         "--name",
         "pp-v2-1",
@@ -414,7 +408,6 @@ async fn restart_dependents_restarts_network_sharers_and_compose_dependents_afte
         "sleep",
         "3600",
     ]);
-    // The same kind of pair for a rule without the opt-in.
     for (name, network) in [("solo", "none"), ("solo-side", "container:solo")] {
         e.run_detached(&[
             "--name",
@@ -428,23 +421,25 @@ async fn restart_dependents_restarts_network_sharers_and_compose_dependents_afte
             "3600",
         ]);
     }
-    let names = ["pp_a_1", "pp_b_1", "pp_c_1", "pp-v2-1", "solo", "solo-side"];
-    let before: Vec<String> = names.iter().map(|n| started_at(&e, n)).collect();
+}
 
+/// A receiver in `dir` on engine `e`: pp_a_1 restarted with its dependents
+/// (and previewed in a dry run), solo restarted without them.
+fn dependents_config(e: &PrivateEngine, dir: &std::path::Path) -> String {
     let restart = |dependents: bool| {
         Action::new("docker")
             .set("op", "restart")
             .set("container", "{{ labels.container }}")
             .set("restart_dependents", dependents)
     };
-    let text = TestConfig::new()
+    TestConfig::new()
         .disable(&["host", "hwmon"])
         .single_host("h1")
         .section("docker", |s| {
             s.set("host", e.docker_host());
         })
-        .receiver(d, |r| {
-            r.path("bearer_token_file", d.join("token"));
+        .receiver(dir, |r| {
+            r.path("bearer_token_file", dir.join("token"));
         })
         .rule(
             Rule::new("with-dependents", "ContainerDown")
@@ -462,30 +457,14 @@ async fn restart_dependents_restarts_network_sharers_and_compose_dependents_afte
                 .strings("matchers", [r#"container="solo""#])
                 .action(restart(false)),
         )
-        .render();
-    let srv = InProcess::start(Config::parse(&text, "test").unwrap()).await;
-    let alerts = vec![
-        alert(
-            "ContainerDown",
-            &[("container", "pp_a_1")],
-            "2026-01-01T00:00:00Z",
-            "firing",
-            "1111111111111111",
-        ),
-        alert(
-            "ContainerDown",
-            &[("container", "solo")],
-            "2026-01-01T00:00:00Z",
-            "firing",
-            "2222222222222222",
-        ),
-    ];
-    let (code, body) = post(&srv.url("/api/v1/alerts"), Some(TOKEN), &payload(alerts)).await;
-    assert_eq!(code, 200, "{body}");
-    // Verification covers every container restarted: 3 + 1. The dry run
-    // (serialized with the real run on the same target) reports 3 lines.
+        .render()
+}
+
+/// Verification covers every container restarted: 3 + 1. The dry run
+/// (serialized with the real run on the same target) reports 3 lines.
+async fn every_restart_is_verified(dir: &std::path::Path) {
     let verified = eventually(Duration::from_secs(120), "four verifications and the dry run", || async {
-        let entries = journal_of(d);
+        let entries = journal_of(dir);
         let previewed = entries
             .iter()
             .filter(|e| matches!(&e.event, Event::Action { rule, result, .. } if rule == "preview" && result == "dry_run"))
@@ -501,9 +480,12 @@ async fn restart_dependents_restarts_network_sharers_and_compose_dependents_afte
     })
     .await;
     assert!(verified.iter().all(|(_, r)| r == "verified"), "{verified:?}");
+}
 
-    // One action result per container, the target first.
-    let restarted: Vec<(String, String, String, String)> = journal_of(d)
+/// One action result per container, the target first; the dry run lists
+/// the same dependents and says what it would run.
+fn one_result_per_container_the_target_first(dir: &std::path::Path) {
+    let restarted: Vec<(String, String, String, String)> = journal_of(dir)
         .into_iter()
         .filter_map(|e| match e.event {
             Event::Action {
@@ -523,7 +505,6 @@ async fn restart_dependents_restarts_network_sharers_and_compose_dependents_afte
             .map(|(_, d, _, _)| d.as_str())
             .collect()
     };
-    // The dry run lists the same dependents and says what it would run.
     let preview: Vec<&str> = restarted
         .iter()
         .filter(|(r, _, result, _)| r == "preview" && result == "dry_run")
@@ -547,6 +528,43 @@ async fn restart_dependents_restarts_network_sharers_and_compose_dependents_afte
     rest.sort();
     assert_eq!(rest, ["docker.restart docker:pp-v2-1", "docker.restart docker:pp_b_1"]);
     assert_eq!(of("alone"), ["docker.restart docker:solo"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_dependents_restarts_network_sharers_and_compose_dependents_after_the_target() {
+    let Some(e) = PrivateEngine::start_or_skip() else {
+        return;
+    };
+    if !std::path::Path::new("/usr/bin/docker-compose").exists() && skip_or_fail("docker-compose is not installed") {
+        return;
+    }
+    let dir = receiver_dir(TOKEN);
+    let d = dir.path();
+    compose_world(&e, d);
+    let names = ["pp_a_1", "pp_b_1", "pp_c_1", "pp-v2-1", "solo", "solo-side"];
+    let before: Vec<String> = names.iter().map(|n| started_at(&e, n)).collect();
+
+    let srv = InProcess::start(Config::parse(&dependents_config(&e, d), "test").unwrap()).await;
+    let alerts = vec![
+        alert(
+            "ContainerDown",
+            &[("container", "pp_a_1")],
+            "2026-01-01T00:00:00Z",
+            "firing",
+            "1111111111111111",
+        ),
+        alert(
+            "ContainerDown",
+            &[("container", "solo")],
+            "2026-01-01T00:00:00Z",
+            "firing",
+            "2222222222222222",
+        ),
+    ];
+    let (code, body) = post(&srv.url("/api/v1/alerts"), Some(TOKEN), &payload(alerts)).await;
+    assert_eq!(code, 200, "{body}");
+    every_restart_is_verified(d).await;
+    one_result_per_container_the_target_first(d);
 
     // The engine agrees: restarted are the target, its network sharer and
     // its Compose v2 dependent; not the v1 `depends_on` one, nor the
