@@ -122,11 +122,10 @@ async fn health_check_turns_healthy_then_unhealthy() {
     assert!(engine_streak >= streak);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn no_health_check_is_none_with_labels_policy_memory_and_filters() {
-    let Some(e) = PrivateEngine::start_or_skip() else {
-        return;
-    };
+/// `api` (no health check, a memory limit, a restart policy, Compose
+/// labels; its id is returned), `skip-me` for the exclude filter, `done`
+/// that exits 3 and `fresh` that is only created.
+fn start_policy_containers(e: &PrivateEngine) -> String {
     let id = e.run_detached(&[
         "--name",
         "api",
@@ -143,16 +142,15 @@ async fn no_health_check_is_none_with_labels_policy_memory_and_filters() {
     e.run_detached(&["--name", "skip-me", BUSYBOX_IMAGE, "sleep", "3600"]);
     e.run_detached(&["--name", "done", BUSYBOX_IMAGE, "sh", "-c", "exit 3"]);
     e.docker(&["create", "--name", "fresh", BUSYBOX_IMAGE, "true"]);
-    let c = collector(&e, |cfg| cfg.exclude = "^skip-".into());
-    let m = eventually(Duration::from_secs(20), "done exited", || async {
-        let m = scrape(&c).await;
-        (one_hot(&m, "hostmedic_docker_container_state", "state", "done").as_deref() == Some("exited")).then_some(m)
-    })
-    .await;
+    id
+}
 
-    // No health check: "none", never "unhealthy", and no streak series.
+/// `api` (container `id`): no health check reads "none", never "unhealthy",
+/// with no streak series; its labels, restart policy, memory and start
+/// time. Returns the start time.
+fn running_api_without_health_check(m: &MetricSet, id: &str) -> f64 {
     assert_eq!(
-        one_hot(&m, "hostmedic_docker_container_health", "health", "api").as_deref(),
+        one_hot(m, "hostmedic_docker_container_health", "health", "api").as_deref(),
         Some("none")
     );
     assert_eq!(
@@ -162,14 +160,14 @@ async fn no_health_check_is_none_with_labels_policy_memory_and_filters() {
         ),
         Some(0.0)
     );
-    assert_eq!(val(&m, "hostmedic_docker_container_health_failing_streak", "api"), None);
+    assert_eq!(val(m, "hostmedic_docker_container_health_failing_streak", "api"), None);
     assert_eq!(
-        one_hot(&m, "hostmedic_docker_container_state", "state", "api").as_deref(),
+        one_hot(m, "hostmedic_docker_container_state", "state", "api").as_deref(),
         Some("running")
     );
     let info = [
         ("container", "api"),
-        ("id", id.as_str()),
+        ("id", id),
         ("image", BUSYBOX_IMAGE),
         ("compose_project", "shop"),
         ("compose_service", "api"),
@@ -182,27 +180,31 @@ async fn no_health_check_is_none_with_labels_policy_memory_and_filters() {
         ),
         Some(1.0)
     );
-    assert_eq!(val(&m, "hostmedic_docker_container_restarts", "api"), Some(0.0));
+    assert_eq!(val(m, "hostmedic_docker_container_restarts", "api"), Some(0.0));
     assert_eq!(
-        val(&m, "hostmedic_docker_container_memory_limit_bytes", "api"),
+        val(m, "hostmedic_docker_container_memory_limit_bytes", "api"),
         Some(67108864.0)
     );
-    let usage = val(&m, "hostmedic_docker_container_memory_usage_bytes", "api").unwrap();
+    let usage = val(m, "hostmedic_docker_container_memory_usage_bytes", "api").unwrap();
     assert!(usage > 0.0 && usage < 67108864.0, "usage {usage}");
-    let started = val(&m, "hostmedic_docker_container_started_timestamp_seconds", "api").unwrap();
+    let started = val(m, "hostmedic_docker_container_started_timestamp_seconds", "api").unwrap();
     assert!((now() - 300.0..now() + 5.0).contains(&started), "started {started}");
     assert_eq!(
-        val(&m, "hostmedic_docker_container_finished_timestamp_seconds", "api"),
+        val(m, "hostmedic_docker_container_finished_timestamp_seconds", "api"),
         None
     );
+    started
+}
 
-    // Exited with its own code; stopped containers have no usage series and
-    // unlimited ones no limit series.
-    assert_eq!(val(&m, "hostmedic_docker_container_exit_code", "done"), Some(3.0));
-    assert_eq!(val(&m, "hostmedic_docker_container_oom_killed", "done"), Some(0.0));
-    assert!(val(&m, "hostmedic_docker_container_finished_timestamp_seconds", "done").unwrap() >= started - 5.0);
-    assert_eq!(val(&m, "hostmedic_docker_container_memory_usage_bytes", "done"), None);
-    assert_eq!(val(&m, "hostmedic_docker_container_memory_limit_bytes", "done"), None);
+/// `done` exited with its own code after `api_started`; stopped containers
+/// have no usage series and unlimited ones no limit series. `fresh` never
+/// started: state created, no timestamps. `skip-me` is excluded.
+fn stopped_created_and_excluded(m: &MetricSet, api_started: f64) {
+    assert_eq!(val(m, "hostmedic_docker_container_exit_code", "done"), Some(3.0));
+    assert_eq!(val(m, "hostmedic_docker_container_oom_killed", "done"), Some(0.0));
+    assert!(val(m, "hostmedic_docker_container_finished_timestamp_seconds", "done").unwrap() >= api_started - 5.0);
+    assert_eq!(val(m, "hostmedic_docker_container_memory_usage_bytes", "done"), None);
+    assert_eq!(val(m, "hostmedic_docker_container_memory_limit_bytes", "done"), None);
     assert_eq!(
         m.value(
             "hostmedic_docker_container_restart_policy",
@@ -217,36 +219,21 @@ async fn no_health_check_is_none_with_labels_policy_memory_and_filters() {
         ),
         Some(1.0)
     );
-    // Never started: state created, no timestamps.
     assert_eq!(
-        one_hot(&m, "hostmedic_docker_container_state", "state", "fresh").as_deref(),
+        one_hot(m, "hostmedic_docker_container_state", "state", "fresh").as_deref(),
         Some("created")
     );
     assert_eq!(
-        val(&m, "hostmedic_docker_container_started_timestamp_seconds", "fresh"),
+        val(m, "hostmedic_docker_container_started_timestamp_seconds", "fresh"),
         None
     );
+    assert_eq!(one_hot(m, "hostmedic_docker_container_state", "state", "skip-me"), None);
+}
 
-    // Excluded by the filter.
-    assert_eq!(
-        one_hot(&m, "hostmedic_docker_container_state", "state", "skip-me"),
-        None
-    );
-
-    // The engine's API version is the one we negotiated down to.
-    let api = e.docker(&["version", "-f", "{{.Server.APIVersion}}"]);
-    let version = e.docker(&["version", "-f", "{{.Server.Version}}"]);
-    assert_eq!(
-        m.value(
-            "hostmedic_docker_info",
-            &[("version", version.as_str()), ("api_version", api.as_str())]
-        ),
-        Some(1.0)
-    );
-
-    // Memory: the cgroup files (default) and the engine's one-shot stats
-    // (memory_source = "stats", and the fallback when the cgroup cannot be
-    // found, here through an empty procfs root) agree.
+/// Memory: the cgroup files (default, collector `c`) and the engine's
+/// one-shot stats (memory_source = "stats", and the fallback when the
+/// cgroup cannot be found, here through an empty procfs root) agree.
+async fn memory_sources_agree(e: &PrivateEngine, c: &DockerCollector) {
     let conn = hostmedic::docker::connect(&Config {
         host: e.docker_host(),
         ..Config::default()
@@ -254,7 +241,7 @@ async fn no_health_check_is_none_with_labels_policy_memory_and_filters() {
     .await
     .unwrap();
     let from_stats = conn.memory_usage("api").await.unwrap().unwrap() as f64;
-    let stats_cfg = collector(&e, |cfg| cfg.memory_source = MemorySource::Stats);
+    let stats_cfg = collector(e, |cfg| cfg.memory_source = MemorySource::Stats);
     let empty = tempfile::tempdir().unwrap();
     let global = GlobalConfig {
         procfs_root: empty.path().to_path_buf(),
@@ -269,7 +256,7 @@ async fn no_health_check_is_none_with_labels_policy_memory_and_filters() {
     )
     .unwrap();
     for (how, m) in [
-        ("cgroup", scrape(&c).await),
+        ("cgroup", scrape(c).await),
         ("stats", scrape(&stats_cfg).await),
         ("fallback", scrape(&fallback).await),
     ] {
@@ -279,6 +266,34 @@ async fn no_health_check_is_none_with_labels_policy_memory_and_filters() {
             "{how}: {v} vs one-shot stats {from_stats}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_health_check_is_none_with_labels_policy_memory_and_filters() {
+    let Some(e) = PrivateEngine::start_or_skip() else {
+        return;
+    };
+    let id = start_policy_containers(&e);
+    let c = collector(&e, |cfg| cfg.exclude = "^skip-".into());
+    let m = eventually(Duration::from_secs(20), "done exited", || async {
+        let m = scrape(&c).await;
+        (one_hot(&m, "hostmedic_docker_container_state", "state", "done").as_deref() == Some("exited")).then_some(m)
+    })
+    .await;
+    let started = running_api_without_health_check(&m, &id);
+    stopped_created_and_excluded(&m, started);
+
+    // The engine's API version is the one we negotiated down to.
+    let api = e.docker(&["version", "-f", "{{.Server.APIVersion}}"]);
+    let version = e.docker(&["version", "-f", "{{.Server.Version}}"]);
+    assert_eq!(
+        m.value(
+            "hostmedic_docker_info",
+            &[("version", version.as_str()), ("api_version", api.as_str())]
+        ),
+        Some(1.0)
+    );
+    memory_sources_agree(&e, &c).await;
 
     // include keeps only matching names.
     let only = collector(&e, |cfg| cfg.include = "^(api|done)$".into());

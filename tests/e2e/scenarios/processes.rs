@@ -59,23 +59,13 @@ impl Drop for Reaped {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn s4_runaway_process_is_reported_and_killed_only_after_approval() {
-    use std::os::unix::process::ExitStatusExt;
-    let mut st = Stack::new("S4").await;
-    let nonce = common::procs::nonce();
-    let script = st.path(&format!("train_{nonce}.py"));
-    // The runaway: ignores SIGTERM (so only the KILL after the grace period
-    // ends it) and spins.
-    std::fs::write(
-        &script,
-        "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True:\n    pass\n",
-    )
-    .unwrap();
+/// S4's receiver on `st`: the shipped default (tell the operator PID,
+/// command line, runtime) for the runaway `train_<nonce>.py`, and its kill
+/// allowed only once a person approves.
+fn s4_config(st: &Stack, nonce: &str) -> String {
     // Other busy processes on this machine (compilers…) route to no rule.
     let matcher = format!(r#"cmdline=~".*train_{nonce}\\.py.*""#);
-    let config = st
-        .receiver()
+    st.receiver()
         .disable(&["docker"])
         .section("processes", |p| {
             // The rules match on the command line: the opt-in label.
@@ -83,7 +73,6 @@ async fn s4_runaway_process_is_reported_and_killed_only_after_approval() {
                 .set("top_k", 10)
                 .set("cmdline_label", true);
         })
-        // The shipped default: tell the operator (PID, command line, runtime).
         .rule(
             Rule::new("runaway-notify", "HostmedicRunawayProcess")
                 .strings("matchers", [&matcher])
@@ -94,7 +83,6 @@ async fn s4_runaway_process_is_reported_and_killed_only_after_approval() {
                         .set("message", "{{ annotations.description }}"),
                 ),
         )
-        // Killing is allowed for this script only, and only once a person approves.
         .rule(
             Rule::new("runaway-train", "HostmedicRunawayProcess")
                 .strings("matchers", [&matcher])
@@ -107,19 +95,17 @@ async fn s4_runaway_process_is_reported_and_killed_only_after_approval() {
                         .set("grace", "2s"),
                 ),
         )
-        .render();
-    st.start_hostmedic(&config);
-    // `for:` 0s: nothing before the fault can make the rule true (no time
-    // window to wait out), so the alert fires at the first evaluation after it.
-    st.start_monitoring(Duration::ZERO, &[]).await;
+        .render()
+}
 
-    // Fault: the runaway starts. On a shared test machine (other builds,
-    // each session its own scheduler autogroup) a busy loop does not get a
-    // whole CPU by itself: it runs in its own session (`setsid`) whose
-    // autogroup gets nice -20, and nice -20 itself, so it really burns one
-    // CPU as in the field. nice execs, so the PID is python's.
+/// Starts the runaway `script`. On a shared test machine (other builds,
+/// each session its own scheduler autogroup) a busy loop does not get a
+/// whole CPU by itself: it runs in its own session (`setsid`) whose
+/// autogroup gets nice -20, and nice -20 itself, so it really burns one
+/// CPU as in the field. nice execs, so the PID is python's.
+fn spawn_runaway(script: &std::path::Path) -> Reaped {
     let mut cmd = Command::new("/usr/bin/nice");
-    cmd.args(["-n", "-20", "/usr/bin/python3"]).arg(&script);
+    cmd.args(["-n", "-20", "/usr/bin/python3"]).arg(script);
     // SAFETY: setsid(2) is async-signal-safe; nothing else runs in the child.
     #[allow(unsafe_code)]
     unsafe {
@@ -132,10 +118,11 @@ async fn s4_runaway_process_is_reported_and_killed_only_after_approval() {
     let its = std::fs::read_to_string(format!("/proc/{}/autogroup", runaway.pid)).unwrap_or_default();
     assert_ne!(own, its, "the runaway has its own autogroup");
     let _ = std::fs::write(format!("/proc/{}/autogroup", runaway.pid), "-20");
-    let sw = Stopwatch::fault_injected("S4");
-    let pid = runaway.pid.to_string();
+    runaway
+}
 
-    // Notify-only: the operator hears about it with PID, command line, runtime.
+/// Notify-only: the operator hears about it with PID, command line, runtime.
+async fn operator_is_told_pid_command_line_and_runtime(st: &Stack, pid: &str, nonce: &str) {
     let note = st
         .wait_for(Duration::from_secs(60), "runaway notification", |st| {
             st.sink.all().into_iter().find(|r| r.path.starts_with("/ntfy"))
@@ -143,9 +130,15 @@ async fn s4_runaway_process_is_reported_and_killed_only_after_approval() {
         .await;
     let v: serde_json::Value = serde_json::from_str(&note.body).unwrap();
     let msg = format!("{}\n{}", v["title"], v["message"]);
-    assert!(msg.contains(&pid), "PID in the notification: {msg}");
+    assert!(msg.contains(pid), "PID in the notification: {msg}");
     assert!(msg.contains(&format!("train_{nonce}.py")), "command line: {msg}");
     assert!(msg.contains("running for"), "runtime: {msg}");
+}
+
+/// The kill of `pid` waits for approval in the journal, and the approval
+/// request (Telegram) carries a pasteable command and the process's
+/// evidence. Returns the plan's id.
+async fn approval_is_asked_with_the_evidence(st: &Stack, pid: &str, nonce: &str) -> String {
     let id = st
         .wait_for(Duration::from_secs(10), "pending approval in the journal", |st| {
             st.journal().into_iter().find_map(|e| match e.event {
@@ -188,15 +181,17 @@ async fn s4_runaway_process_is_reported_and_killed_only_after_approval() {
         "{}",
         text.len()
     );
-    sw.remediated(&st).await; // the remediation for S4 by default is the notification
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(runaway.exited().is_none(), "nothing is killed without approval");
-    assert!(st.actions("runaway-train").is_empty());
+    id
+}
 
-    // A person approves: TERM (ignored), KILL after 2 s, verified gone.
+/// A person approves plan `id`: TERM (ignored), KILL after 2 s, verified
+/// gone; the action journaled once, ok, with its grace period.
+async fn approved_kill_runs_after_the_grace_period(st: &Stack, runaway: &Reaped, id: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let pid = runaway.pid;
     let out = Command::new(common::binary_path())
         .args(["--config", st.path("hostmedic.toml").to_str().unwrap()])
-        .args(["approve", &id, "--url", &st.hostmedic().url("")])
+        .args(["approve", id, "--url", &st.hostmedic().url("")])
         .output()
         .unwrap();
     assert!(
@@ -235,6 +230,36 @@ async fn s4_runaway_process_is_reported_and_killed_only_after_approval() {
             .iter()
             .any(|e| matches!(&e.event, Event::Approved { id: i, .. } if *i == id))
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s4_runaway_process_is_reported_and_killed_only_after_approval() {
+    let mut st = Stack::new("S4").await;
+    let nonce = common::procs::nonce();
+    let script = st.path(&format!("train_{nonce}.py"));
+    // The runaway: ignores SIGTERM (so only the KILL after the grace period
+    // ends it) and spins.
+    std::fs::write(
+        &script,
+        "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True:\n    pass\n",
+    )
+    .unwrap();
+    let config = s4_config(&st, &nonce);
+    st.start_hostmedic(&config);
+    // `for:` 0s: nothing before the fault can make the rule true (no time
+    // window to wait out), so the alert fires at the first evaluation after it.
+    st.start_monitoring(Duration::ZERO, &[]).await;
+
+    let runaway = spawn_runaway(&script);
+    let sw = Stopwatch::fault_injected("S4");
+    let pid = runaway.pid.to_string();
+    operator_is_told_pid_command_line_and_runtime(&st, &pid, &nonce).await;
+    let id = approval_is_asked_with_the_evidence(&st, &pid, &nonce).await;
+    sw.remediated(&st).await; // the remediation for S4 by default is the notification
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(runaway.exited().is_none(), "nothing is killed without approval");
+    assert!(st.actions("runaway-train").is_empty());
+    approved_kill_runs_after_the_grace_period(&st, &runaway, &id).await;
     st.assert_no_secrets();
 }
 
