@@ -101,6 +101,12 @@
 //!   docker collector and the actions.
 //! - [`systemd`]: D-Bus access to systemd (proxies, connections, unit
 //!   helpers), for the systemd collector and the actions.
+//! - [`du`]: disk use as `du` counts it (allocated blocks, hard links once,
+//!   one filesystem, bounded walks) and free bytes as `df` shows them, for
+//!   the disk_usage collector, the journal-vacuum action and the evidence.
+//! - [`journal_files`]: a journal directory's files, archived or active as
+//!   journald names them, measured through [`du`], for the journal-vacuum
+//!   action, the journal evidence and the disk_usage collector's defaults.
 //! - [`observed`]: what the background collectors last saw (a watched
 //!   path's size history, an LFS repository's over-limit objects), for the
 //!   evidence.
@@ -116,11 +122,13 @@ pub mod collectors;
 pub mod command;
 pub mod config;
 pub mod docker;
+pub mod du;
 pub mod error;
 pub mod evidence;
 pub mod hostsummary;
 pub mod http;
 pub mod invocation;
+pub mod journal_files;
 pub mod judge;
 pub mod landing;
 pub mod metrics;

@@ -55,6 +55,21 @@ impl fmt::Display for Target {
     }
 }
 
+/// Why `prog` (an absolute path) is not a program to run: missing, not a
+/// regular file, or not executable. Checked at config time.
+pub(crate) fn check_program(prog: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = prog.display();
+    let meta = std::fs::metadata(prog).map_err(|e| format!("{shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{shown} is not a regular file"));
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        return Err(format!("{shown} is not executable"));
+    }
+    Ok(())
+}
+
 /// `PATH` given to commands (the only variable besides `HOSTMEDIC_ALERT_*`).
 pub const EXEC_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -118,7 +133,6 @@ impl Action for ExecAction {
     /// existing executable file (not templated).
     fn validate(&self, key: &str, _: &Context<'_>) -> Result<(), ConfigError> {
         let a = self;
-        use std::os::unix::fs::PermissionsExt;
         let Some(prog) = a.argv.first() else {
             return Err(ConfigError::invalid(format!("{key}.argv"), "must not be empty"));
         };
@@ -129,13 +143,7 @@ impl Action for ExecAction {
         if !prog.starts_with('/') {
             return Err(ConfigError::invalid(k0, format!("{prog:?} must be an absolute path")));
         }
-        let meta = std::fs::metadata(prog).map_err(|e| ConfigError::invalid(&k0, format!("{prog}: {e}")))?;
-        if !meta.is_file() {
-            return Err(ConfigError::invalid(k0, format!("{prog} is not a regular file")));
-        }
-        if meta.permissions().mode() & 0o111 == 0 {
-            return Err(ConfigError::invalid(k0, format!("{prog} is not executable")));
-        }
+        check_program(Path::new(prog)).map_err(|why| ConfigError::invalid(k0, why))?;
         for (i, arg) in a.argv.iter().enumerate().skip(1) {
             check_template(&format!("{key}.argv[{i}]"), arg)?;
         }

@@ -2,7 +2,7 @@
 //! rule can ask for, how its target is taken from the alert and validated,
 //! how it runs, and how its effect is verified. One file per action holds
 //! all of that for its type ([`systemd`], [`docker`], [`kill`], [`exec`],
-//! [`notify`], [`shed`]) as one implementation of the [`Action`] trait; the
+//! [`notify`], [`shed`], [`journal_vacuum`]) as one implementation of the [`Action`] trait; the
 //! registry [`ACTIONS`] names them by their `type`.
 //!
 //! The receiver (routing, safety policy, journal) drives this module:
@@ -70,6 +70,7 @@ actions! {
     exec: ExecAction,
     notify: NotifyAction,
     shed: ShedLoadAction,
+    journal_vacuum: JournalVacuumAction,
 }
 
 /// Why an action could not be resolved or run.

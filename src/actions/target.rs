@@ -241,11 +241,16 @@ impl fmt::Display for Manager {
 /// ([`super::Action::subjects`]) or an alert's labels name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject {
-    Unit { manager: Manager, unit: String },
+    Unit {
+        manager: Manager,
+        unit: String,
+    },
     Container(String),
     Process(i32),
     Lfs(String),
     Path(String),
+    /// A journal directory (the files journald writes there).
+    Journal(String),
 }
 
 impl Subject {
@@ -257,6 +262,7 @@ impl Subject {
             Subject::Process(p) => format!("pid:{p}"),
             Subject::Lfs(r) => format!("lfs:{r}"),
             Subject::Path(w) => format!("path:{w}"),
+            Subject::Journal(d) => format!("journal:{d}"),
         }
     }
 }

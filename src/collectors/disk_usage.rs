@@ -14,8 +14,7 @@
 //! `hostmedic_disk_usage_scan_complete{root}` says so), counts a file with
 //! several hard links once, and keeps only `top` directories per root.
 
-use std::collections::{BTreeMap, HashSet};
-use std::os::unix::fs::MetadataExt;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -26,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::filesystems::{self, Mount};
 use crate::collector::{CollectError, Collector, scan_every};
+use crate::du;
 use crate::error::ConfigError;
 use crate::metrics::MetricSet;
 
@@ -63,7 +63,7 @@ impl Default for Config {
                 .to_vec(),
             depth: 2,
             top: 5,
-            journal_dirs: ["/var/log/journal", "/run/log/journal"].map(PathBuf::from).to_vec(),
+            journal_dirs: crate::journal_files::DEFAULT_DIRS.map(PathBuf::from).to_vec(),
             scan_interval: Duration::from_secs(15 * 60),
             scan_timeout: Duration::from_secs(120),
             max_entries: 2_000_000,
@@ -139,17 +139,7 @@ pub struct Report {
 /// `max_entries`. Returns the sums and whether the walk finished.
 fn walk(root: &Path, depth: usize, deadline: Instant, max_entries: u64) -> (BTreeMap<PathBuf, u64>, bool) {
     let mut sums: BTreeMap<PathBuf, u64> = BTreeMap::new();
-    let mut linked: HashSet<(u64, u64)> = HashSet::new();
-    let walker = walkdir::WalkDir::new(root).follow_links(false).same_file_system(true);
-    for (n, entry) in walker.into_iter().enumerate() {
-        if n as u64 >= max_entries || (n % 256 == 0 && Instant::now() > deadline) {
-            return (sums, false);
-        }
-        let Ok(entry) = entry else { continue };
-        let Ok(meta) = entry.metadata() else { continue };
-        if meta.is_dir() || (meta.nlink() > 1 && !linked.insert((meta.dev(), meta.ino()))) {
-            continue;
-        }
+    let complete = du::walk_files(root, deadline, max_entries, |entry, meta| {
         // The directory that holds the file, cut at `depth` below the root.
         let parent_depth = entry.depth().saturating_sub(1).min(depth);
         let dir: PathBuf = entry
@@ -158,9 +148,9 @@ fn walk(root: &Path, depth: usize, deadline: Instant, max_entries: u64) -> (BTre
             .nth(entry.depth() - parent_depth)
             .unwrap_or(root)
             .to_path_buf();
-        *sums.entry(dir).or_default() += meta.blocks() * 512;
-    }
-    (sums, true)
+        *sums.entry(dir).or_default() += du::allocated(meta);
+    });
+    (sums, complete)
 }
 
 /// The mount point `path` is reported at: the filesystem holding it (the

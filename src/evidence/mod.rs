@@ -4,10 +4,11 @@
 //! lines and its Result/ExecMainStatus/NRestarts, a container's last log
 //! lines, state and failing health-check output, a process's command line,
 //! user, runtime, CPU and owner, an LFS repository's offending objects with
-//! their paths, a watched path's size history.
+//! their paths, a watched path's size history, a journal directory's
+//! disk use and largest files.
 //!
 //! One file per subject kind ([`unit`](mod@unit), [`container`], [`process`], [`lfs`],
-//! [`path`]) reads it; this file decides what the subjects of an incident
+//! [`path`], [`journal`]) reads it; this file decides what the subjects of an incident
 //! are ([`subjects`]), captures them concurrently, each under
 //! `receiver.evidence.timeout`, and bounds the result: every string is
 //! redacted first ([`redact`]), then each item is cut to `max_item_bytes`
@@ -19,6 +20,7 @@
 
 pub mod config;
 pub mod container;
+pub mod journal;
 pub mod lfs;
 pub mod path;
 pub mod process;
@@ -83,7 +85,7 @@ pub struct Item {
     /// The subject as the journal names targets (`systemd:system:worker.service`,
     /// `docker:web`, `pid:4242`, `lfs:/srv/backup`, `path:app-wal`).
     pub subject: String,
-    /// `unit`, `container`, `process`, `lfs` or `path`.
+    /// `unit`, `container`, `process`, `lfs`, `path` or `journal`.
     pub kind: String,
     /// Named facts (`ActiveState`, `ExecMainStatus`, `OOMKilled`, `user`, …).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -298,6 +300,7 @@ impl Capture {
             }
             Subject::Lfs(r) => lfs::capture(observed, r),
             Subject::Path(w) => path::capture(observed, w),
+            Subject::Journal(d) => journal::capture(d).await,
         }
     }
 
@@ -341,6 +344,7 @@ fn kind(s: &Subject) -> &'static str {
         Subject::Process(_) => "process",
         Subject::Lfs(_) => "lfs",
         Subject::Path(_) => "path",
+        Subject::Journal(_) => "journal",
     }
 }
 
