@@ -50,10 +50,8 @@ fn ntfy_naming(st: &Stack, needle: &str) -> Option<(String, String)> {
 
 /// PromQL: `container`'s memory usage as a fraction of its limit.
 fn memory_ratio(container: &str) -> String {
-    format!(
-        "hostmedic_docker_container_memory_usage_bytes{{container=\"{container}\"}} \
-         / hostmedic_docker_container_memory_limit_bytes{{container=\"{container}\"}}"
-    )
+    let bytes = |what: &str| format!("hostmedic_docker_container_memory_{what}_bytes{{container=\"{container}\"}}");
+    format!("{} / {}", bytes("usage"), bytes("limit"))
 }
 
 /// The trading bot: marks its market feed up at start (the file its health

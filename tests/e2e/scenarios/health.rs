@@ -205,45 +205,8 @@ fn proc_state(pid: i32) -> String {
         .to_string()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn s7_hung_bot_is_restarted_by_its_command_and_critical_log_lines_are_reported() {
-    nix::sys::prctl::set_child_subreaper(true).expect("PR_SET_CHILD_SUBREAPER");
-    let mut st = Stack::new("S7").await;
-    let nonce = common::procs::nonce();
-    let port = common::alertmanager::free_port();
-    let bot = st.path(&format!("chatbot_{nonce}.py"));
-    let log = st.path("chatbot.log");
-    let pidfile = st.path("chatbot.pid");
-    let health = st.path("healthcheck.py");
-    let restart = st.path("restart-bot.sh");
-    std::fs::write(&bot, BOT).unwrap();
-    std::fs::write(&health, HEALTHCHECK).unwrap();
-    std::fs::write(&restart, restart_script(&bot, port, &log, &pidfile)).unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&restart, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let bots = Bots {
-        script: bot.clone(),
-        pidfile: pidfile.clone(),
-    };
-
-    // The bot is started the way the operator starts it: the restart command.
-    let out = Command::new(&restart).arg("first start").output().unwrap();
-    assert!(
-        out.status.success(),
-        "starting the bot: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let first = bots.pid().expect("the bot wrote its pidfile");
-
-    let health_url = format!("http://127.0.0.1:{port}/health");
-    let config = bot_config(&st, &nonce, &log, &health, &restart, &health_url);
-    st.start_hostmedic(&config);
-    // `for:` 1s, not 0s: a health check that misses its 1 s timeout once on
-    // a loaded machine must not count as the hang (two looks, not one).
-    st.start_monitoring(Duration::from_secs(1), &[]).await;
+/// Both probes of the bot (command and HTTP) succeed, as Prometheus sees it.
+async fn both_probes_succeed(st: &Stack) {
     for probe in ["bot-health", "bot-http"] {
         st.wait_query(
             Duration::from_secs(30),
@@ -252,21 +215,63 @@ async fn s7_hung_bot_is_restarted_by_its_command_and_critical_log_lines_are_repo
         )
         .await;
     }
+}
+
+/// The process watch sees exactly one bot.
+async fn one_bot_is_watched(st: &Stack) {
     st.wait_query(
         Duration::from_secs(30),
         "hostmedic_process_watch_processes{watch=\"chatbot\"}",
         |v| v == 1.0,
     )
     .await;
-    let started_before = st
-        .wait_query(
-            Duration::from_secs(30),
-            "hostmedic_process_watch_oldest_start_time_seconds{watch=\"chatbot\"}",
-            |v| v > 0.0,
-        )
-        .await;
+}
 
-    // The error log: the bot reports its starved event loop twice.
+/// The bot's files in `st`'s folder: its script, its log and pidfile, the
+/// health check and the operator's restart command (executable).
+struct BotFiles {
+    bot: PathBuf,
+    log: PathBuf,
+    pidfile: PathBuf,
+    health: PathBuf,
+    restart: PathBuf,
+}
+
+impl BotFiles {
+    /// Writes the bot `chatbot_<nonce>.py` listening on `port`.
+    fn write(st: &Stack, nonce: &str, port: u16) -> BotFiles {
+        use std::os::unix::fs::PermissionsExt;
+        let f = BotFiles {
+            bot: st.path(&format!("chatbot_{nonce}.py")),
+            log: st.path("chatbot.log"),
+            pidfile: st.path("chatbot.pid"),
+            health: st.path("healthcheck.py"),
+            restart: st.path("restart-bot.sh"),
+        };
+        std::fs::write(&f.bot, BOT).unwrap();
+        std::fs::write(&f.health, HEALTHCHECK).unwrap();
+        std::fs::write(&f.restart, restart_script(&f.bot, port, &f.log, &f.pidfile)).unwrap();
+        std::fs::set_permissions(&f.restart, std::fs::Permissions::from_mode(0o755)).unwrap();
+        f
+    }
+}
+
+/// The bot is started the way the operator starts it: the restart command.
+/// Returns its pid.
+fn first_start(files: &BotFiles, bots: &Bots) -> i32 {
+    let out = Command::new(&files.restart).arg("first start").output().unwrap();
+    assert!(
+        out.status.success(),
+        "starting the bot: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bots.pid().expect("the bot wrote its pidfile")
+}
+
+/// The error log: the bot (on `port`) reports its starved event loop
+/// twice; the lines are counted and the shipped map notifies, naming `log`.
+async fn critical_log_lines_are_reported(st: &Stack, port: u16, log: &Path) {
     for _ in 0..2 {
         let (code, _) = common::get(&format!("http://127.0.0.1:{port}/critical")).await;
         assert_eq!(code, 200);
@@ -292,16 +297,11 @@ async fn s7_hung_bot_is_restarted_by_its_command_and_critical_log_lines_are_repo
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("line count first: {msg}"));
     assert!(count >= 1.0, "{msg}");
+}
 
-    // Fault: the bot hangs. The process is still there; it answers nothing.
-    kill(Pid::from_raw(first), Signal::SIGSTOP).unwrap();
-    let sw = Stopwatch::fault_injected("S7");
-    // The signal is delivered asynchronously.
-    st.wait_for(Duration::from_secs(5), "the bot stopped", |_| {
-        proc_state(first).starts_with('T').then_some(())
-    })
-    .await;
-
+/// The scenario rule runs the operator's `restart` command with the probe
+/// label filled in, and it kills the hung bot `first`; returns its detail.
+async fn restart_command_kills_the_hung_bot(st: &Stack, restart: &Path, first: i32) -> String {
     let (action, target, result, detail) = st
         .wait_for(Duration::from_secs(90), "restart command run", |st| {
             st.actions("bot-restart").into_iter().find(|a| a.0 == "exec")
@@ -317,18 +317,12 @@ async fn s7_hung_bot_is_restarted_by_its_command_and_critical_log_lines_are_repo
         detail.contains(&format!("killed bot {first} (bot-health failing)")),
         "{detail}"
     );
+    detail
+}
 
-    // Healthy again, as Prometheus sees it (the last samples before the
-    // restart were failures: the alert had been firing on them).
-    for probe in ["bot-health", "bot-http"] {
-        st.wait_query(
-            Duration::from_secs(30),
-            &format!("hostmedic_probe_success{{probe=\"{probe}\"}}"),
-            |v| v == 1.0,
-        )
-        .await;
-    }
-    // A new bot process, seen by the watch; the hung one died of SIGKILL.
+/// A new bot process (the restart's `detail` names it), seen by the watch
+/// as started after `started_before`; the hung one (`first`) died of SIGKILL.
+async fn a_new_bot_replaces_the_hung_one(st: &Stack, bots: &Bots, first: i32, detail: &str, started_before: f64) {
     let new = bots.pid().expect("pidfile after the restart");
     assert_ne!(new, first, "a new bot process");
     assert!(detail.contains(&format!("started bot {new}")), "{detail}");
@@ -346,12 +340,53 @@ async fn s7_hung_bot_is_restarted_by_its_command_and_critical_log_lines_are_repo
         |v| v > started_before,
     )
     .await;
-    st.wait_query(
-        Duration::from_secs(30),
-        "hostmedic_process_watch_processes{watch=\"chatbot\"}",
-        |v| v == 1.0,
-    )
+    one_bot_is_watched(st).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s7_hung_bot_is_restarted_by_its_command_and_critical_log_lines_are_reported() {
+    nix::sys::prctl::set_child_subreaper(true).expect("PR_SET_CHILD_SUBREAPER");
+    let mut st = Stack::new("S7").await;
+    let nonce = common::procs::nonce();
+    let port = common::alertmanager::free_port();
+    let files = BotFiles::write(&st, &nonce, port);
+    let bots = Bots {
+        script: files.bot.clone(),
+        pidfile: files.pidfile.clone(),
+    };
+    let first = first_start(&files, &bots);
+
+    let health_url = format!("http://127.0.0.1:{port}/health");
+    let config = bot_config(&st, &nonce, &files.log, &files.health, &files.restart, &health_url);
+    st.start_hostmedic(&config);
+    // `for:` 1s, not 0s: a health check that misses its 1 s timeout once on
+    // a loaded machine must not count as the hang (two looks, not one).
+    st.start_monitoring(Duration::from_secs(1), &[]).await;
+    both_probes_succeed(&st).await;
+    one_bot_is_watched(&st).await;
+    let started_before = st
+        .wait_query(
+            Duration::from_secs(30),
+            "hostmedic_process_watch_oldest_start_time_seconds{watch=\"chatbot\"}",
+            |v| v > 0.0,
+        )
+        .await;
+    critical_log_lines_are_reported(&st, port, &files.log).await;
+
+    // Fault: the bot hangs. The process is still there; it answers nothing.
+    kill(Pid::from_raw(first), Signal::SIGSTOP).unwrap();
+    let sw = Stopwatch::fault_injected("S7");
+    // The signal is delivered asynchronously.
+    st.wait_for(Duration::from_secs(5), "the bot stopped", |_| {
+        proc_state(first).starts_with('T').then_some(())
+    })
     .await;
+    let detail = restart_command_kills_the_hung_bot(&st, &files.restart, first).await;
+
+    // Healthy again, as Prometheus sees it (the last samples before the
+    // restart were failures: the alert had been firing on them).
+    both_probes_succeed(&st).await;
+    a_new_bot_replaces_the_hung_one(&st, &bots, first, &detail, started_before).await;
     let (_, msg) = st
         .wait_for(Duration::from_secs(20), "restart notification", |st| {
             st.ntfy_messages()

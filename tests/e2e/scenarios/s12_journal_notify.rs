@@ -10,6 +10,7 @@
 
 use crate::common;
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -17,15 +18,12 @@ use common::config::{Action, Rule};
 use common::e2e::*;
 use hostmedic::receiver::journal::{Decision, Event};
 
-#[tokio::test(flavor = "multi_thread")]
-async fn s12_journal_status_markdown_and_three_channels_survive_kill9() {
-    let mut st = Stack::new("S12").await;
-    let sysfs = st.path("sys");
-    common::fake_hwmon(&sysfs, 71_000); // max 100 °C, crit 105 °C
-    let config = st
-        .receiver()
+/// S12's receiver on `st`: the fake hwmon tree at `sysfs`, and the
+/// temperature alert notifying ntfy, Telegram and the webhook.
+fn s12_config(st: &Stack, sysfs: &Path) -> String {
+    st.receiver()
         .global(|g| {
-            g.path("sysfs_root", &sysfs);
+            g.path("sysfs_root", sysfs);
         })
         .disable(&["docker"])
         .rule(
@@ -34,34 +32,28 @@ async fn s12_journal_status_markdown_and_three_channels_survive_kill9() {
                 .action(Action::new("notify").set("channel", "telegram"))
                 .action(Action::new("notify").set("channel", "webhook")),
         )
-        .render();
-    st.start_hostmedic(&config);
-    // `for:` 0s: nothing before the fault can make the rule true (no time
-    // window to wait out), so the alert fires at the first evaluation after it.
-    st.start_monitoring(Duration::ZERO, &[]).await;
-    st.wait_query(Duration::from_secs(30), "hostmedic_hwmon_temp_celsius", |v| v == 71.0)
-        .await;
+        .render()
+}
 
-    // Fault: 101.5 °C, over the chip's 100 °C high threshold.
-    common::fake_hwmon(&sysfs, 101_500);
-    let sw = Stopwatch::fault_injected("S12");
-    let n = st
-        .wait_for(
-            Duration::from_secs(60),
-            "ntfy, telegram and webhook notifications",
-            |st| {
-                let all = st.sink.all();
-                let ok = ["/ntfy", "/tg/", "/hook"]
-                    .iter()
-                    .all(|p| all.iter().any(|r| r.path.starts_with(p)));
-                ok.then_some(all.len())
-            },
-        )
-        .await;
-    sw.remediated(&st).await;
-    assert_eq!(n, 3, "one request per channel: {:#?}", st.sink.all());
+/// Waits until ntfy, Telegram and the webhook have each been sent a
+/// request; returns how many requests the sink has then.
+async fn wait_for_the_three_channels(st: &Stack) -> usize {
+    st.wait_for(
+        Duration::from_secs(60),
+        "ntfy, telegram and webhook notifications",
+        |st| {
+            let all = st.sink.all();
+            let ok = ["/ntfy", "/tg/", "/hook"]
+                .iter()
+                .all(|p| all.iter().any(|r| r.path.starts_with(p)));
+            ok.then_some(all.len())
+        },
+    )
+    .await
+}
 
-    // Request formats as the real services expect them.
+/// Request formats as the real services expect them.
+fn requests_are_each_services_format(st: &Stack) {
     let all = st.sink.all();
     let ntfy = all.iter().find(|r| r.path.starts_with("/ntfy")).unwrap();
     assert_eq!(ntfy.method, "POST");
@@ -85,8 +77,11 @@ async fn s12_journal_status_markdown_and_three_channels_survive_kill9() {
     let v: serde_json::Value = serde_json::from_str(&hook.body).expect("webhook JSON");
     assert_eq!(v["source"], "hostmedic");
     assert_eq!(v["alert"]["labels"]["chip"], "coretemp", "{v}");
+}
 
-    // Journal: the alert, the decision, three ok actions.
+/// Journal: the alert, the decision, three ok actions, in a gap-free
+/// sequence; the status JSON (written atomically) has caught up with it.
+async fn journal_and_status_have_the_alert_and_its_actions(st: &Stack) {
     let entries = st
         .wait_for(
             Duration::from_secs(10),
@@ -105,7 +100,6 @@ async fn s12_journal_status_markdown_and_three_channels_survive_kill9() {
     let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "gap-free sequence: {seqs:?}");
 
-    // Status JSON, written atomically.
     let status: serde_json::Value = st
         .wait_for(Duration::from_secs(10), "status.json with the last actions", |st| {
             let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(st.status_path()).ok()?).ok()?;
@@ -116,8 +110,12 @@ async fn s12_journal_status_markdown_and_three_channels_survive_kill9() {
         status["last_actions"].to_string().contains("cpu-temperature"),
         "{status}"
     );
+}
 
-    // kill -9: nothing acknowledged is lost; the restarted process appends on.
+/// kill -9: nothing acknowledged is lost; the restarted process appends
+/// on, journaling the resolved alert once the fault clears (the sensor
+/// under `sysfs` back to 64 °C).
+async fn kill9_loses_nothing_and_the_journal_goes_on(st: &mut Stack, sysfs: &Path) {
     let before = std::fs::read(st.journal_path()).unwrap();
     let mut hm = st.hostmedic.take().unwrap();
     hm.signal_and_wait(nix::sys::signal::Signal::SIGKILL, Duration::from_secs(5))
@@ -126,8 +124,7 @@ async fn s12_journal_status_markdown_and_three_channels_survive_kill9() {
     st.restart_hostmedic_same_port();
     let last_before = st.journal().last().unwrap().seq;
 
-    // The fault clears: the resolved alert reaches the restarted process.
-    common::fake_hwmon(&sysfs, 64_000);
+    common::fake_hwmon(sysfs, 64_000);
     st.wait_for(
         Duration::from_secs(60),
         "resolved alert journaled after the restart",
@@ -147,8 +144,11 @@ async fn s12_journal_status_markdown_and_three_channels_survive_kill9() {
         entries.windows(2).all(|w| w[1].seq == w[0].seq + 1),
         "sequence continues"
     );
+}
 
-    // Markdown and JSON renderings of the same journal.
+/// Markdown and JSON renderings of the same journal (`hostmedic
+/// incidents`), with the acting plan's timeline and no bot token.
+fn incidents_render_the_journal(st: &Stack) {
     let run = |fmt: &str| {
         let out = Command::new(common::binary_path())
             .args(["--config", st.path("hostmedic.toml").to_str().unwrap()])
@@ -188,6 +188,31 @@ async fn s12_journal_status_markdown_and_three_channels_survive_kill9() {
         assert!(timeline["stages"][stage].as_f64().is_some(), "no {stage}: {timeline}");
     }
     assert_eq!(timeline["succeeded"], true, "{timeline}");
-    st.assert_no_secrets();
     assert!(!md.contains(BOT_TOKEN) && !json.contains(BOT_TOKEN));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s12_journal_status_markdown_and_three_channels_survive_kill9() {
+    let mut st = Stack::new("S12").await;
+    let sysfs = st.path("sys");
+    common::fake_hwmon(&sysfs, 71_000); // max 100 °C, crit 105 °C
+    let config = s12_config(&st, &sysfs);
+    st.start_hostmedic(&config);
+    // `for:` 0s: nothing before the fault can make the rule true (no time
+    // window to wait out), so the alert fires at the first evaluation after it.
+    st.start_monitoring(Duration::ZERO, &[]).await;
+    st.wait_query(Duration::from_secs(30), "hostmedic_hwmon_temp_celsius", |v| v == 71.0)
+        .await;
+
+    // Fault: 101.5 °C, over the chip's 100 °C high threshold.
+    common::fake_hwmon(&sysfs, 101_500);
+    let sw = Stopwatch::fault_injected("S12");
+    let n = wait_for_the_three_channels(&st).await;
+    sw.remediated(&st).await;
+    assert_eq!(n, 3, "one request per channel: {:#?}", st.sink.all());
+    requests_are_each_services_format(&st);
+    journal_and_status_have_the_alert_and_its_actions(&st).await;
+    kill9_loses_nothing_and_the_journal_goes_on(&mut st, &sysfs).await;
+    incidents_render_the_journal(&st);
+    st.assert_no_secrets();
 }
