@@ -117,6 +117,11 @@ pub fn measure(dirs: &[PathBuf], deadline: Instant) -> Option<Usage> {
     Some(usage)
 }
 
+/// `1 archived file`, `3 archived files`.
+pub fn files(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
 impl Usage {
     /// `12.5MiB in 9 files, 10MiB of them in 8 archived files`.
     pub fn summary(&self) -> String {
@@ -126,11 +131,11 @@ impl Usage {
             " (walk cut short: at least)"
         };
         format!(
-            "{} in {} files, {} of them in {} archived files{cut}",
+            "{} in {}, {} of them in {}{cut}",
             ByteSize(self.bytes).human(),
-            self.files,
+            files(self.files, "file"),
             ByteSize(self.archived_bytes).human(),
-            self.archived_files
+            files(self.archived_files, "archived file")
         )
     }
 

@@ -178,10 +178,10 @@ fn journalctl_said(stdout: &Captured, stderr: &Captured) -> String {
         String::from_utf8_lossy(&stderr.kept)
     );
     let deleted = text.lines().filter(|l| l.starts_with("Deleted ")).count();
-    let mut said = format!("journalctl deleted {deleted} archived files");
+    let mut said = format!("journalctl deleted {}", journal_files::files(deleted, "archived file"));
     for l in text.lines().filter(|l| l.starts_with("Vacuuming done")) {
         said.push_str("; ");
-        said.push_str(l.trim());
+        said.push_str(l.trim().trim_end_matches('.'));
     }
     said
 }
@@ -537,7 +537,7 @@ mod tests {
         };
         assert_eq!(
             journalctl_said(&Captured::default(), &err),
-            "journalctl deleted 2 archived files; Vacuuming done, freed 16.0M of archived journals from /j."
+            "journalctl deleted 2 archived files; Vacuuming done, freed 16.0M of archived journals from /j"
         );
     }
 
@@ -571,7 +571,7 @@ mod tests {
         assert_eq!(o.result, OutcomeResult::DryRun, "{}", o.detail);
         assert!(o.detail.starts_with(&format!("would run {} --vacuum-size=1 --directory=", prog.display())), "{}", o.detail);
         assert!(
-            o.detail.contains("in 2 files") && o.detail.contains("in 1 archived files") && o.detail.contains("filesystem free"),
+            o.detail.contains("in 2 files") && o.detail.contains("in 1 archived file;") && o.detail.contains("filesystem free"),
             "{}",
             o.detail
         );

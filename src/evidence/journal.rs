@@ -21,6 +21,7 @@ pub async fn capture(dir: &str) -> Item {
     let mut item = Item::new(format!("journal:{dir}"), "journal");
     item.look_further = format!("journalctl --disk-usage --directory={dir}; ls -lS {dir}/*");
     let path = PathBuf::from(dir);
+    let root = path.clone();
     let measured =
         tokio::task::spawn_blocking(move || journal_files::measure(&[path], Instant::now() + WALK_WITHIN)).await;
     let u = match measured {
@@ -44,14 +45,14 @@ pub async fn capture(dir: &str) -> Item {
     }
     item.fact("filesystem free", u.free_human());
     item.section(
-        "largest files (largest first)",
+        &format!("largest files in {dir} (largest first)"),
         u.largest
             .iter()
             .map(|f| {
                 format!(
                     "{} {} ({}, written {})",
                     ByteSize(f.bytes).human(),
-                    f.path.display(),
+                    f.path.strip_prefix(&root).unwrap_or(&f.path).display(),
                     if f.archived { "archived" } else { "active" },
                     crate::time::rfc3339_seconds(f.modified)
                 )
@@ -78,7 +79,10 @@ mod tests {
         assert!(item.facts["disk use"].contains("in 2 files"), "{:?}", item.facts);
         assert!(item.facts.contains_key("oldest archived file written"));
         let lines = &item.sections[0].lines;
-        assert!(lines[0].contains("system@a-1-2.journal (archived"), "{lines:?}");
+        assert!(
+            lines[0].contains("B system@a-1-2.journal (archived"),
+            "relative to the directory: {lines:?}"
+        );
         assert!(lines[1].contains("system.journal (active"), "{lines:?}");
         let gone = capture(&format!("{dir}/missing")).await;
         assert!(gone.facts["disk use"].starts_with("absent"), "{:?}", gone.facts);

@@ -14,6 +14,7 @@
 use hostmedic_test_support as common;
 
 mod actions;
+mod actions_journal;
 mod actions_systemd;
 mod check_config;
 mod churn;

@@ -426,14 +426,7 @@ async fn heartbeat_settings_follow_a_reload_and_the_incident_log_tells_the_silen
     .await;
     assert_eq!(pipeline_events(d), [PipelineChange::Silent]);
 
-    let out = std::process::Command::new(binary_path())
-        .arg("--config")
-        .arg(&cfg)
-        .args(["incidents", "--since", "1h"])
-        .output()
-        .unwrap();
-    let md = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{md}");
+    let md = incidents_last_hour(&cfg);
     assert!(md.contains("**alert pipeline silent since"), "{md}");
     assert!(md.contains("Prometheus or Alertmanager down?"), "{md}");
     assert!(md.contains(" pipeline_silent notification to sink: sent"), "{md}");

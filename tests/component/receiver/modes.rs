@@ -98,14 +98,7 @@ async fn notify_only_waits_for_approval_via_api_and_cli() {
     assert!(by[1].starts_with("cli:"), "{by:?}");
 
     // The markdown incident log tells the story.
-    let out = std::process::Command::new(binary_path())
-        .args(["--config"])
-        .arg(&cfg)
-        .args(["incidents", "--since", "1h"])
-        .output()
-        .unwrap();
-    let md = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success());
+    let md = incidents_last_hour(&cfg);
     assert!(md.starts_with("# hostmedic incident log"), "{md}");
     assert!(md.contains("**Runaway** firing `pid=4242`"), "{md}");
     assert!(md.contains("waiting for approval"), "{md}");

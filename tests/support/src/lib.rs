@@ -285,6 +285,23 @@ impl Drop for Binary {
     }
 }
 
+/// `hostmedic --config <config> incidents --since 1h`: the markdown
+/// incident log an operator reads (panics, with stderr, when it fails).
+pub fn incidents_last_hour(config: &Path) -> String {
+    let out = Command::new(binary_path())
+        .arg("--config")
+        .arg(config)
+        .args(["incidents", "--since", "1h"])
+        .output()
+        .expect("run hostmedic incidents");
+    assert!(
+        out.status.success(),
+        "hostmedic incidents: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Polls `f` every 100 ms until it returns Some or `timeout` passes.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
 where
