@@ -258,10 +258,19 @@ async fn service_log_tells_decisions_outcomes_and_refusals_at_the_default_level(
         log.lines()
             .any(|l| l.contains(&format!("level={level}")) && parts.iter().all(|p| l.contains(p)))
     };
-    let log = eventually(Duration::from_secs(20), "the failed action's warning", || async {
-        let log = bin.log();
-        has(&log, "warn", &["remediation action", "rule=broken", "result=failed"]).then_some(log)
-    })
+    // The log is written by the service's own (non-blocking) writer: wait
+    // for its last two lines, the failed action's and the 415's (a snapshot
+    // taken at the first could miss the second, which failed once under load).
+    let log = eventually(
+        Duration::from_secs(20),
+        "the failed action's and the 415's warnings",
+        || async {
+            let log = bin.log();
+            (has(&log, "warn", &["remediation action", "rule=broken", "result=failed"])
+                && has(&log, "warn", &["request refused", "status=415"]))
+            .then_some(log)
+        },
+    )
     .await;
     let ids = decision_ids(
         &journal::read_from(&d.join("journal.jsonl"), 0).unwrap().0,
