@@ -407,8 +407,20 @@ pub async fn scan_every<F>(collector: &'static str, interval: Duration, shutdown
 where
     F: Fn() + Clone + Send + 'static,
 {
+    spawn_every(collector, interval, shutdown, move || {
+        tokio::task::spawn_blocking(scan.clone())
+    })
+    .await;
+}
+
+/// [`scan_every`] for a scan that starts its own task (an async one, with
+/// `tokio::spawn`): `start` is called once per interval and its task awaited.
+pub async fn spawn_every<F>(collector: &'static str, interval: Duration, shutdown: CancellationToken, start: F)
+where
+    F: Fn() -> tokio::task::JoinHandle<()> + Send + 'static,
+{
     loop {
-        let task = tokio::task::spawn_blocking(scan.clone());
+        let task = start();
         tokio::select! {
             _ = shutdown.cancelled() => return,
             res = task => if let Err(e) = res {

@@ -15,18 +15,28 @@
 //! cached between scrapes except the connection; after any engine error the
 //! connection is dropped and re-negotiated next scrape, so an engine that was
 //! stopped, upgraded or restarted is picked up again.
+//!
+//! Disk: each container's json-file log size (its inspect's `LogPath`, one
+//! `stat` on the blocking pool, at scrape time), and what the engine's disk
+//! use is made of (images, build cache, containers, volumes, with the
+//! reclaimable part of each), from `/system/df`. That request walks every
+//! layer and volume (minutes on a big host), so it never runs on a scrape: a
+//! background task makes it every `df_interval` and the scrapes export the
+//! last answer with its time.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
-use crate::collector::{CollectError, Collector, GlobalConfig};
+use crate::collector::{CollectError, Collector, GlobalConfig, spawn_every};
 use crate::docker::{
-    COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL, Connection, ContainerStatus, DockerError, HEALTHS, STATES, State,
+    COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL, Connection, ContainerStatus, DiskKind, DiskUsage, DockerError,
+    HEALTHS, STATES, State,
 };
 use crate::error::{ConfigError, compile_regex};
 use crate::metrics::MetricSet;
@@ -55,7 +65,15 @@ pub struct Config {
     /// stats only when those cannot be read) or `stats` (always the engine's
     /// one-shot stats, which on engine 20.10 take up to 1 s).
     pub memory_source: MemorySource,
+    /// How often the engine's disk use (`/system/df`) is read in the
+    /// background; `0s` turns it off. At least 10s otherwise.
+    #[serde(with = "humantime_serde")]
+    pub df_interval: Duration,
 }
+
+/// The deadline of one `/system/df` request: it walks every layer and
+/// volume, which takes minutes on a big host.
+pub const DF_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `docker.memory_source`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +93,7 @@ impl Default for Config {
             timeout: Duration::from_secs(3),
             concurrency: 16,
             memory_source: MemorySource::Cgroup,
+            df_interval: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -115,6 +134,12 @@ impl Config {
         if self.concurrency == 0 {
             return Err(ConfigError::invalid(format!("{key}.concurrency"), "must be at least 1"));
         }
+        if !self.df_interval.is_zero() && self.df_interval < Duration::from_secs(10) {
+            return Err(ConfigError::invalid(
+                format!("{key}.df_interval"),
+                "must be 0s (off) or at least 10s",
+            ));
+        }
         Ok(filters)
     }
 }
@@ -136,6 +161,15 @@ pub struct DockerCollector {
     include: Option<regex::Regex>,
     exclude: Option<regex::Regex>,
     conn: Mutex<Option<Connection>>,
+    /// The last `/system/df` answer.
+    disk: RwLock<Option<Arc<DiskReport>>>,
+}
+
+/// One `/system/df` answer and when it came (Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskReport {
+    pub usage: DiskUsage,
+    pub at: u64,
 }
 
 /// One container as read this scrape.
@@ -144,7 +178,13 @@ struct Sample {
     memory_usage: Option<u64>,
     /// Its cgroup's files (running containers, `memory_source = "cgroup"`).
     cgroup: Option<crate::cgroup::Usage>,
+    /// Size of its json-file log (`None`: another driver, or not readable
+    /// from here).
+    log_bytes: Option<u64>,
 }
+
+/// What the blocking pool reads for one container: its cgroup files, its log's size.
+type HostFiles = (Option<crate::cgroup::Usage>, Option<u64>);
 
 const STATE: &str = "hostmedic_docker_container_state";
 
@@ -171,7 +211,26 @@ impl DockerCollector {
             procfs: global.procfs_root.clone(),
             sysfs: global.sysfs_root.clone(),
             conn: Mutex::new(None),
+            disk: RwLock::new(None),
         })
+    }
+
+    /// Reads `/system/df` now and keeps the answer for the scrapes.
+    pub async fn scan_disk_usage(&self) -> Result<Arc<DiskReport>, DockerError> {
+        let conn = self.connection().await?;
+        let usage = match conn.disk_usage(DF_TIMEOUT).await {
+            Ok(u) => u,
+            Err(e) => {
+                self.forget_connection();
+                return Err(e);
+            }
+        };
+        let report = Arc::new(DiskReport {
+            usage,
+            at: crate::time::now() as u64,
+        });
+        *crate::sync::write(&self.disk) = Some(report.clone());
+        Ok(report)
     }
 
     /// Whether a container name passes the include/exclude filters.
@@ -251,27 +310,29 @@ impl DockerCollector {
         Ok(statuses)
     }
 
-    /// One sample per status, with the cgroup files of every running
-    /// container read in one blocking task (microseconds each) when
-    /// `memory_source = "cgroup"`.
+    /// One sample per status, with the files each container has on this
+    /// host read in one blocking task (microseconds each): the cgroup files
+    /// of every running container when `memory_source = "cgroup"`, and every
+    /// container's log size.
     async fn with_cgroups(&self, statuses: Vec<ContainerStatus>) -> Vec<Sample> {
-        let pids: Vec<Option<i64>> = statuses.iter().map(|s| s.pid.filter(|_| has_memory(s))).collect();
-        let from_cgroup: Vec<Option<crate::cgroup::Usage>> = if self.cfg.memory_source == MemorySource::Cgroup {
-            let (procfs, sysfs) = (self.procfs.clone(), self.sysfs.clone());
-            tokio::task::spawn_blocking(move || read_cgroups(&procfs, &sysfs, &pids))
-                .await
-                .unwrap_or_else(|_| Vec::new())
-        } else {
-            Vec::new()
-        };
-        let mut from_cgroup = from_cgroup.into_iter();
+        let cgroups = self.cfg.memory_source == MemorySource::Cgroup;
+        let wanted: Vec<(Option<i64>, Option<PathBuf>)> = statuses
+            .iter()
+            .map(|s| (s.pid.filter(|_| cgroups && has_memory(s)), s.log_path.clone()))
+            .collect();
+        let (procfs, sysfs) = (self.procfs.clone(), self.sysfs.clone());
+        let read: Vec<HostFiles> = tokio::task::spawn_blocking(move || read_host_files(&procfs, &sysfs, &wanted))
+            .await
+            .unwrap_or_else(|_| Vec::new());
+        let mut read = read.into_iter();
         statuses
             .into_iter()
             .map(|status| {
-                let cgroup = from_cgroup.next().flatten();
+                let (cgroup, log_bytes) = read.next().unwrap_or_default();
                 Sample {
                     memory_usage: cgroup.as_ref().and_then(|u| u.memory_working_set),
                     cgroup,
+                    log_bytes,
                     status,
                 }
             })
@@ -315,12 +376,20 @@ fn has_memory(s: &ContainerStatus) -> bool {
     matches!(s.state, State::Running | State::Paused)
 }
 
-/// The cgroup files of each container's main process (`None`: not running,
-/// or its cgroup cannot be read), under `<sysfs>/fs/cgroup`.
-fn read_cgroups(procfs: &Path, sysfs: &Path, pids: &[Option<i64>]) -> Vec<Option<crate::cgroup::Usage>> {
+/// Per container: the cgroup files of its main process (`None`: no pid
+/// given, or its cgroup cannot be read), under `<sysfs>/fs/cgroup`, and the
+/// size of its log file (`None`: no path, or it cannot be read from here,
+/// e.g. inside a container without the engine's data root).
+fn read_host_files(procfs: &Path, sysfs: &Path, wanted: &[(Option<i64>, Option<PathBuf>)]) -> Vec<HostFiles> {
     let h = crate::cgroup::Hierarchies::detect(&sysfs.join("fs/cgroup"));
-    pids.iter()
-        .map(|p| p.and_then(|pid| crate::cgroup::process_usage(procfs, &h, pid)))
+    wanted
+        .iter()
+        .map(|(pid, log)| {
+            (
+                pid.and_then(|pid| crate::cgroup::process_usage(procfs, &h, pid)),
+                log.as_ref().and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len()),
+            )
+        })
         .collect()
 }
 
@@ -343,7 +412,40 @@ fn write(out: &mut MetricSet, conn: &Connection, samples: &[Sample]) {
         write_state(out, &s.status);
         write_lifecycle(out, &s.status);
         write_memory(out, s);
+        if let Some(b) = s.log_bytes {
+            out.gauge(
+                "hostmedic_docker_container_log_bytes",
+                "Size of the container's json-file log (LogPath), read at scrape time; absent with another logging driver or when the file cannot be read from here.",
+                &[("container", s.status.name.as_str())],
+                b as f64,
+            );
+        }
     }
+}
+
+/// The last `/system/df` answer: bytes and reclaimable bytes per kind, and when.
+pub fn write_disk(out: &mut MetricSet, r: &DiskReport) {
+    for kind in DiskKind::ALL {
+        let k = r.usage.kind(kind);
+        out.gauge(
+            "hostmedic_docker_disk_usage_bytes",
+            "Disk used by the engine's images, build cache, containers (writable layers) or volumes, as docker system df counts it; read in the background every docker.df_interval.",
+            &[("kind", kind.as_str())],
+            k.bytes as f64,
+        );
+        out.gauge(
+            "hostmedic_docker_disk_reclaimable_bytes",
+            "The part of hostmedic_docker_disk_usage_bytes nothing uses (unused images, build cache not in use, stopped containers, unused volumes), as docker system df counts it.",
+            &[("kind", kind.as_str())],
+            k.reclaimable as f64,
+        );
+    }
+    out.gauge(
+        "hostmedic_docker_disk_usage_last_scan_timestamp_seconds",
+        "When the last /system/df answer came (Unix seconds).",
+        &[],
+        r.at as f64,
+    );
 }
 
 /// `container_info`: name, id, image and compose labels.
@@ -475,6 +577,10 @@ impl Collector for DockerCollector {
                 CollectError::Failed(e.to_string())
             }
         };
+        let disk = crate::sync::read(&self.disk).clone();
+        if let Some(r) = disk {
+            write_disk(out, &r);
+        }
         let conn = self.connection().await.map_err(to_collect_error)?;
         match self.read(&conn).await {
             Ok(samples) => {
@@ -508,6 +614,22 @@ impl Collector for DockerCollector {
             }
         }
     }
+
+    async fn background(self: Arc<Self>, shutdown: CancellationToken) {
+        let interval = self.cfg.df_interval;
+        if interval.is_zero() {
+            return;
+        }
+        spawn_every("docker", interval, shutdown, move || {
+            let me = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = me.scan_disk_usage().await {
+                    tracing::warn!(error = %e, "docker: /system/df failed; the last answer stays exported");
+                }
+            })
+        })
+        .await;
+    }
 }
 
 #[cfg(test)]
@@ -536,6 +658,8 @@ mod tests {
         assert!(bad("[docker]\ntimeout = \"500ms\"\n").contains("docker.timeout"));
         assert!(bad("[docker]\nhost = \"ssh://x\"\n").contains("docker.host"));
         assert!(bad("[docker]\nconcurrency = 0\n").contains("docker.concurrency"));
+        assert!(bad("[docker]\ndf_interval = \"2s\"\n").contains("docker.df_interval"));
+        crate::config::Config::parse("[docker]\ndf_interval = \"0s\"\n", "t").expect("0s turns it off");
         assert!(bad("[docker]\nsocket = \"/x\"\n").contains("socket"));
     }
 

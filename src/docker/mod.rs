@@ -10,14 +10,17 @@
 //!
 //! One file per topic: `error.rs` (what can go wrong, and which answers are
 //! races worth a retry), `connection.rs` (finding and connecting to the
-//! engine, and the operations), `status.rs` (what an inspect or a list says
+//! engine, and the operations), `disk.rs` (`/system/df`: what the engine's
+//! disk use is made of), `status.rs` (what an inspect or a list says
 //! about a container, as enums until printed).
 
 mod connection;
+mod disk;
 mod error;
 mod status;
 
 pub use connection::{Connection, Settings, check_host, connect, connect_to, resolve_host};
+pub use disk::{DfCache, DfContainer, DfImage, DfVolume, DiskKind, DiskUsage, KindUsage};
 pub use error::DockerError;
 pub use status::{ContainerStatus, HEALTHS, Health, HealthProbe, Listed, STATES, State, own_name, parse_time};
 

@@ -154,6 +154,9 @@ pub struct ContainerStatus {
     /// Host PID of the container's main process while it runs.
     pub pid: Option<i64>,
     pub labels: HashMap<String, String>,
+    /// The json-file log on the engine's host (`LogPath`); `None` with
+    /// another logging driver.
+    pub log_path: Option<std::path::PathBuf>,
 }
 
 impl ContainerStatus {
@@ -211,6 +214,7 @@ impl ContainerStatus {
             memory_limit: host.memory.filter(|m| *m > 0).map(|m| m as u64),
             pid: st.pid.filter(|p| *p > 0),
             labels: config.labels.unwrap_or_default(),
+            log_path: r.log_path.filter(|p| !p.is_empty()).map(std::path::PathBuf::from),
         }
     }
 

@@ -22,6 +22,7 @@ mod cli;
 mod collect_golden;
 mod crash;
 mod docker;
+mod docker_disk;
 mod evidence;
 mod exec_user;
 mod filesystems;

@@ -262,6 +262,48 @@ impl PrivateEngine {
         ])
     }
 
+    /// Builds `FROM scratch` plus one file of `bytes` pseudo-random bytes
+    /// (from `seed`) with BuildKit and tags it `tag`: an image layer and a
+    /// build cache record of about that size. Building the same tag again
+    /// with another seed leaves the first image dangling. Uses the docker.io
+    /// CLI (`/usr/bin/docker`, 20.10), whose `docker build` speaks BuildKit
+    /// itself; a newer CLI needs the buildx plugin for that.
+    pub fn build_blob_image(&self, tag: &str, bytes: usize, seed: u64) {
+        let ctx = self.root().join(format!("ctx-{seed}"));
+        std::fs::create_dir_all(&ctx).unwrap();
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let blob: Vec<u8> = (0..bytes)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        std::fs::write(ctx.join("blob"), blob).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY blob /blob\n").unwrap();
+        let cli = if Path::new("/usr/bin/docker").exists() {
+            "/usr/bin/docker"
+        } else {
+            "docker"
+        };
+        let out = Command::new(cli)
+            .env("DOCKER_HOST", self.docker_host())
+            .env("DOCKER_CONFIG", self.root().join("cli"))
+            .env("DOCKER_BUILDKIT", "1")
+            .args(["build", "-q", "-t", tag])
+            .arg(&ctx)
+            .stdin(Stdio::null())
+            .output()
+            .expect("docker build");
+        assert!(
+            out.status.success(),
+            "docker build of {tag} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let _ = std::fs::remove_dir_all(&ctx);
+    }
+
     /// `docker inspect -f <format> <container>`.
     pub fn inspect(&self, container: &str, format: &str) -> String {
         self.docker(&["inspect", "-f", format, container])
