@@ -4,7 +4,11 @@
 # private rootfs, tests/systemd-rootfs.sh) holding N_UNITS generated units.
 #
 #   sudo benches/systemd.sh            # N_UNITS=1000 RUNS=41 UNIT_KIND=oneshot
+#   sudo BIN=/tmp/hostmedic-before benches/systemd.sh   # that binary, no build
 #
+# BIN=path measures the given hostmedic binary (e.g. another commit's release
+# build, for before/after pairs against the same rootfs and script) instead
+# of building this tree.
 # Five exporters run side by side and are scraped in turn (hostmedic with
 # its default change-signal cache and per-unit resources on (reading the
 # machine's cgroup tree; per-unit pressure off, the default), the same with
@@ -34,9 +38,13 @@ CACHE=${HOSTMEDIC_TEST_CACHE:-/var/cache/hostmedic-test}
 [ "$(id -u)" -eq 0 ] || { echo "benches/systemd.sh: needs root" >&2; exit 2; }
 command -v "$NODE_EXPORTER" >/dev/null || { echo "$NODE_EXPORTER not installed" >&2; exit 2; }
 
-echo "== release build" >&2
-cargo build --release --quiet --bin hostmedic
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/hostmedic
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+if [ -z "${BIN:-}" ]; then
+  echo "== release build" >&2
+  cargo build --release --quiet --bin hostmedic
+  BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/hostmedic
+fi
+[ -x "$BIN" ] || { echo "benches/systemd.sh: $BIN is not an executable" >&2; exit 2; }
 
 # The same cached rootfs tarball the tests use (name: FNV-1a of the script).
 h=$((0xcbf29ce484222325))
@@ -199,7 +207,8 @@ per_unit_cpu=$(awk -v a="${CPU[0]}" -v b="${CPU[1]}" -v n="$hm_res_all" 'BEGIN {
 psi_unit=$(awk -v a="${MED[4]}" -v b="${MED[0]}" -v n="$hm_res_all" 'BEGIN {printf "%+.1f", (a - b) * 1000 / (n > 0 ? n : 1)}')
 psi_unit_cpu=$(awk -v a="${CPU[4]}" -v b="${CPU[0]}" -v n="$hm_res_all" 'BEGIN {printf "%+.1f", (a - b) * 1000 / (n > 0 ? n : 1)}')
 echo
-echo "systemd $(nsenter -t "$PID" -m -p -r systemctl --version | head -1 | cut -d' ' -f2-3), $N_UNITS generated units ($LOADED loaded), $RUNS scrapes each in turn, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "systemd $(nsenter -t "$PID" -m -p -r systemctl --version | head -1 | cut -d' ' -f2-3), $N_UNITS generated units ($LOADED loaded), $RUNS scrapes each in turn, $(nproc) CPUs, load $LOAD0 at start, $(cut -d' ' -f1-3 /proc/loadavg) at end"
+echo "$("$BIN" --version 2>&1 | head -1)"
 echo "$("$NODE_EXPORTER" --version 2>&1 | head -1)"
 printf '| exporter | median ms | p90 ms | min ms | exporter CPU ms/scrape | systemd+dbus CPU ms/scrape |\n|---|---|---|---|---|---|\n'
 for k in $K; do echo "${ROW[k]}"; done
