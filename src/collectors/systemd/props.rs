@@ -71,6 +71,69 @@ pub(super) fn wanted_props(ty: &str, cgroup: bool) -> Vec<(&'static str, &'stati
 
 /// Reads the properties `wanted_props` names for one unit: concurrent
 /// `Get`s, pipelined on one connection, each under `timeout`.
+/// One property (`Get`), under `timeout` and the connection's call limit.
+async fn get(
+    conn: &zbus::Connection,
+    path: &zbus::OwnedObjectPath,
+    iface: &'static str,
+    prop: &'static str,
+    timeout: Duration,
+    calls: &tokio::sync::Semaphore,
+) -> Result<zbus::OwnedVariant, SystemdError> {
+    // Closed only if the scrape is dropped; then nothing waits for us.
+    let _call = calls.acquire().await.ok();
+    let fut = async {
+        let reply = conn
+            .call_method(
+                Some(systemd::proxies::DESTINATION),
+                path,
+                Some("org.freedesktop.DBus.Properties"),
+                "Get",
+                &(iface, prop),
+            )
+            .await?;
+        reply.body().deserialize::<zbus::OwnedVariant>()
+    };
+    timed("Get", timeout, fut).await
+}
+
+/// `ExecMainCode` and `ExecMainStatus` of one service as a pair that
+/// belongs together. Two `Get`s are two moments: a main process can exit
+/// or the next one start between them, and a status read while the next
+/// attempt runs (0) beside the code of the exit after it would export a
+/// false `0` (seen under load). So the pair is read between two reads of
+/// `ExecMainExitTimestampMonotonic`, which every exit sets anew and every
+/// start zeroes: the same non-zero time before and after means no start or
+/// exit came between, and the pair is the last exit's. Otherwise the code
+/// is given as 0 ("no exit seen"), and the exit status falls back to the
+/// last one seen ([`super::encode::settle_exit_status`]). Costs one `Get`
+/// more while a main process runs (code 0: the pair is not used), two
+/// after an exit.
+async fn exec_main_pair(
+    conn: &zbus::Connection,
+    path: &zbus::OwnedObjectPath,
+    timeout: Duration,
+    calls: &tokio::sync::Semaphore,
+) -> Result<(Option<i32>, Option<i32>), SystemdError> {
+    use systemd::proxies::SERVICE_INTERFACE as S;
+    let exited_at = || async {
+        let v = get(conn, path, S, "ExecMainExitTimestampMonotonic", timeout, calls).await?;
+        Ok::<_, SystemdError>(u64::try_from(v).unwrap_or(0))
+    };
+    let before = exited_at().await?;
+    let (code, status) = futures::join!(
+        get(conn, path, S, "ExecMainCode", timeout, calls),
+        get(conn, path, S, "ExecMainStatus", timeout, calls)
+    );
+    let code = i32::try_from(code?).ok();
+    let status = i32::try_from(status?).ok();
+    if code.is_none_or(|c| c == 0) {
+        return Ok((code, status));
+    }
+    let consistent = before != 0 && exited_at().await? == before;
+    Ok((if consistent { code } else { Some(0) }, status))
+}
+
 /// At most this many property reads wait for replies at once on the one
 /// connection, whatever `max_concurrency` (units in flight) says: a service
 /// needs up to six `Get`s (five, plus `ControlGroup` with resources on), and
@@ -86,25 +149,24 @@ pub(super) async fn read_props(
     timeout: Duration,
     calls: &tokio::sync::Semaphore,
 ) -> Result<Props, SystemdError> {
-    let gets = wanted_props(ty, cgroup).into_iter().map(|(iface, prop)| async move {
-        // Closed only if the scrape is dropped; then nothing waits for us.
-        let _call = calls.acquire().await.ok();
-        let fut = async {
-            let reply = conn
-                .call_method(
-                    Some(systemd::proxies::DESTINATION),
-                    path,
-                    Some("org.freedesktop.DBus.Properties"),
-                    "Get",
-                    &(iface, prop),
-                )
-                .await?;
-            reply.body().deserialize::<zbus::OwnedVariant>()
-        };
-        timed("Get", timeout, fut).await.map(|v| (prop, v))
+    let wanted = wanted_props(ty, cgroup);
+    let exec_main = wanted.iter().any(|(_, p)| *p == "ExecMainCode");
+    let gets = wanted
+        .into_iter()
+        .filter(|(_, p)| !matches!(*p, "ExecMainCode" | "ExecMainStatus"))
+        .map(|(iface, prop)| async move { get(conn, path, iface, prop, timeout, calls).await.map(|v| (prop, v)) });
+    let (all, pair) = futures::join!(futures::future::join_all(gets), async {
+        if exec_main {
+            exec_main_pair(conn, path, timeout, calls).await.map(Some)
+        } else {
+            Ok(None)
+        }
     });
     let mut p = Props::default();
-    for r in futures::future::join_all(gets).await {
+    if let Some((code, status)) = pair? {
+        (p.exec_main_code, p.exec_main_status) = (code, status);
+    }
+    for r in all {
         let (prop, v) = r?;
         match prop {
             "ActiveEnterTimestamp" => p.active_enter_usec = u64::try_from(v).ok(),
