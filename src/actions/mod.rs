@@ -71,6 +71,7 @@ actions! {
     notify: NotifyAction,
     shed: ShedLoadAction,
     journal_vacuum: JournalVacuumAction,
+    docker_prune: DockerPruneAction,
 }
 
 /// Why an action could not be resolved or run.

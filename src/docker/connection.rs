@@ -104,7 +104,11 @@ impl Connection {
         self.docker.timeout()
     }
 
-    async fn run<T>(&self, what: String, fut: impl Future<Output = Result<T, BollardError>>) -> Result<T, DockerError> {
+    pub(super) async fn run<T>(
+        &self,
+        what: String,
+        fut: impl Future<Output = Result<T, BollardError>>,
+    ) -> Result<T, DockerError> {
         match deadline(&self.host, &what, self.timeout(), fut).await {
             // A 404 names the container, not the request.
             Err(DockerError::NotFound(_)) => Err(DockerError::NotFound(what)),

@@ -106,6 +106,14 @@ pub struct DfVolume {
     pub ref_count: i64,
 }
 
+/// What one prune request removed, as the engine reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub removed: usize,
+    /// `SpaceReclaimed`.
+    pub space_reclaimed: u64,
+}
+
 /// One answer of `/system/df`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DiskUsage {
@@ -334,6 +342,69 @@ impl Connection {
         .await?;
         DiskUsage::parse(&body)
             .map_err(|e| super::error::engine_err(&self.host, what, BollardError::JsonSerdeError { err: e }))
+    }
+
+    /// The engine's data root (`/info` `DockerRootDir`, e.g. `/var/lib/docker`):
+    /// where its images, containers, logs and volumes are.
+    pub async fn root_dir(&self) -> Result<std::path::PathBuf, DockerError> {
+        let info = self.run("/info".into(), self.docker.info()).await?;
+        info.docker_root_dir
+            .filter(|d| !d.is_empty())
+            .map(std::path::PathBuf::from)
+            .ok_or_else(|| DockerError::Invalid(format!("the engine at {} names no DockerRootDir in /info", self.host)))
+    }
+
+    /// `POST /images/prune?filters={"dangling":["true"]}`: untagged images no
+    /// container uses, as `docker image prune` (without `-a`), under `timeout`.
+    pub async fn prune_dangling_images(&self, timeout: std::time::Duration) -> Result<Pruned, DockerError> {
+        let filters = std::collections::HashMap::from([("dangling".to_string(), vec!["true".to_string()])]);
+        let opts = bollard::query_parameters::PruneImagesOptions { filters: Some(filters) };
+        let docker = self.docker.clone().with_timeout(timeout);
+        let r = super::error::deadline(&self.host, "image prune", timeout, docker.prune_images(Some(opts))).await?;
+        Ok(Pruned {
+            removed: r
+                .images_deleted
+                .map_or(0, |d| d.iter().filter(|i| i.deleted.is_some()).count()),
+            space_reclaimed: non_negative(r.space_reclaimed.unwrap_or(0)),
+        })
+    }
+
+    /// `POST /build/prune`: the build cache nothing uses, as `docker builder
+    /// prune` (without `-a`), under `timeout`.
+    pub async fn prune_build_cache(&self, timeout: std::time::Duration) -> Result<Pruned, DockerError> {
+        let docker = self.docker.clone().with_timeout(timeout);
+        let opts = bollard::query_parameters::PruneBuildOptions::default();
+        let r =
+            super::error::deadline(&self.host, "build cache prune", timeout, docker.prune_build(Some(opts))).await?;
+        Ok(Pruned {
+            removed: r.caches_deleted.map_or(0, |d| d.len()),
+            space_reclaimed: non_negative(r.space_reclaimed.unwrap_or(0)),
+        })
+    }
+
+    /// `POST /containers/prune`: every stopped container, under `timeout`.
+    pub async fn prune_stopped_containers(&self, timeout: std::time::Duration) -> Result<Pruned, DockerError> {
+        let docker = self.docker.clone().with_timeout(timeout);
+        let opts = bollard::query_parameters::PruneContainersOptions::default();
+        let r = super::error::deadline(
+            &self.host,
+            "container prune",
+            timeout,
+            docker.prune_containers(Some(opts)),
+        )
+        .await?;
+        Ok(Pruned {
+            removed: r.containers_deleted.map_or(0, |d| d.len()),
+            space_reclaimed: non_negative(r.space_reclaimed.unwrap_or(0)),
+        })
+    }
+
+    /// `DELETE /volumes/{name}` without force: the engine refuses (409) a
+    /// volume a container uses, running or not.
+    pub async fn remove_unused_volume(&self, name: &str) -> Result<(), DockerError> {
+        let opts = bollard::query_parameters::RemoveVolumeOptions { force: false };
+        self.run(format!("volume {name}"), self.docker.remove_volume(name, Some(opts)))
+            .await
     }
 
     /// One `GET` on a fresh HTTP/1.1 connection to the engine; the body of a

@@ -20,7 +20,7 @@ mod error;
 mod status;
 
 pub use connection::{Connection, Settings, check_host, connect, connect_to, resolve_host};
-pub use disk::{DfCache, DfContainer, DfImage, DfVolume, DiskKind, DiskUsage, KindUsage};
+pub use disk::{DfCache, DfContainer, DfImage, DfVolume, DiskKind, DiskUsage, KindUsage, Pruned};
 pub use error::DockerError;
 pub use status::{ContainerStatus, HEALTHS, Health, HealthProbe, Listed, STATES, State, own_name, parse_time};
 

@@ -207,3 +207,83 @@ async fn container_log_size_follows_the_log_file() {
     assert_eq!(log(&scrape(&c).await), Some(second));
     eprintln!("chatty's log: {first} then {second} bytes");
 }
+
+/// `docker-prune` on [`disk_world`] plus an unlisted unused volume: a dry
+/// run changes nothing; the run removes the dangling image, the build
+/// cache and the listed unused volume, keeps the listed volume in use, the
+/// unlisted one, the stopped container (no `containers = true`) and the
+/// running one, and says what it freed; verification sees it.
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_prune_frees_only_what_it_may() {
+    use hostmedic::actions::{ActionEnv, ActionSpec, Alert, Context, DockerPruneAction, OutcomeResult, Verification};
+    let Some(e) = PrivateEngine::start_or_skip() else {
+        return;
+    };
+    disk_world(&e);
+    e.docker(&["volume", "create", "unlisted"]);
+    let spec = ActionSpec::from(DockerPruneAction {
+        containers: false,
+        volumes: vec!["kept".into(), "mounted".into()],
+        timeout: Duration::from_secs(60),
+    });
+    let c = spec.compile("test.action", &Context::default()).expect("valid spec");
+    let env = |dry_run| ActionEnv {
+        docker_host: Some(e.docker_host()),
+        dry_run,
+        ..ActionEnv::default()
+    };
+    let dangling = || e.docker(&["image", "ls", "-q", "--filter", "dangling=true"]);
+    let volumes = || e.docker(&["volume", "ls", "-q"]);
+    assert_eq!(dangling().lines().count(), 1);
+
+    let t = c.resolve(&Alert::default()).unwrap();
+    let o = t.run(&Alert::default(), &env(true)).await;
+    eprintln!("dry run: {}", o.detail);
+    assert_eq!(o.result, OutcomeResult::DryRun, "{}", o.detail);
+    assert!(o.detail.contains("dangling images 1 (2.8MiB)"), "{}", o.detail);
+    assert!(
+        o.detail.contains("would prune (") && o.detail.contains("build cache records "),
+        "{}",
+        o.detail
+    );
+    assert!(o.detail.contains("volume kept (976.5KiB)"), "{}", o.detail);
+    assert!(
+        o.detail.contains("volume mounted kept: used by 1 container(s)"),
+        "{}",
+        o.detail
+    );
+    assert_eq!(dangling().lines().count(), 1, "a dry run removes nothing");
+    assert!(volumes().lines().any(|v| v == "kept"));
+
+    let t = c.resolve(&Alert::default()).unwrap();
+    let o = t.run(&Alert::default(), &env(false)).await;
+    eprintln!("run: {}", o.detail);
+    assert_eq!(o.result, OutcomeResult::Ok, "{}", o.detail);
+    // One image removed; its layer may be freed by the build cache prune
+    // that follows (BuildKit's cache holds it too), so no size here.
+    assert!(o.detail.contains(" (1), build cache "), "{}", o.detail);
+    assert!(o.detail.contains("volume kept 976.5KiB"), "{}", o.detail);
+    assert!(o.detail.contains("volume mounted kept (in use)"), "{}", o.detail);
+    assert!(o.detail.contains("filesystem free "), "{}", o.detail);
+    assert_eq!(
+        t.verify(&env(false), Duration::from_secs(5)).await,
+        Verification::Verified
+    );
+
+    assert_eq!(dangling(), "", "the dangling image is gone");
+    let cli = cli_df(&e);
+    let cache = cli.iter().find(|k| k.0 == "build_cache").unwrap();
+    assert_eq!((cache.1, cache.2), (0.0, 0.0), "the build cache is gone: {cli:?}");
+    let left: Vec<String> = volumes().lines().map(str::to_string).collect();
+    assert!(!left.contains(&"kept".to_string()), "{left:?}");
+    assert!(
+        left.contains(&"mounted".to_string()) && left.contains(&"unlisted".to_string()),
+        "{left:?}"
+    );
+    assert_eq!(e.inspect("stopped", "{{.State.Status}}"), "exited");
+    assert_eq!(e.inspect("sleeper", "{{.State.Status}}"), "running");
+    assert_eq!(
+        e.docker(&["image", "ls", "-q", "hostmedic-test/app:1"]).lines().count(),
+        1
+    );
+}
